@@ -1,0 +1,604 @@
+"""Application messages (APDUs) of the Secure-like protocol, defined with Construct.
+
+An APDU rides in the information field of I-frames, after the 3-byte LLC header
+(:mod:`protocol.link` adds and strips it). Layout, big-endian throughout::
+
+    request:  apdu_type=0x01 | invoke_id (u16) | command (u8) | request body
+    response: apdu_type=0x81 | invoke_id (u16) | command (u8) | status (u8) | response body
+
+A response whose status is not SUCCESS has an empty body. The body layouts are the
+``REQUEST_BODIES`` and ``RESPONSE_BODIES`` tables below: the single source of truth for every
+byte, which docs/protocol.md describes.
+
+Money is integer pence (signed 32-bit) and time whole seconds or minutes, as each field's
+name says: there is no floating point on the wire. Device time is seconds since
+1970-01-01T00:00:00Z as an unsigned 32-bit integer.
+
+This module does no I/O and keeps no state.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from construct import (
+    Adapter,
+    Bytes,
+    Construct,
+    ConstructError,
+    Flag,
+    GreedyBytes,
+    Int8ub,
+    Int16ub,
+    Int32sb,
+    Int32ub,
+    PascalString,
+    Pass,
+    Prefixed,
+    PrefixedArray,
+    Struct,
+    Terminated,
+)
+
+from protocol.errors import ApduError
+
+
+class ApduType(enum.IntEnum):
+    REQUEST = 0x01
+    RESPONSE = 0x81
+
+
+class Command(enum.IntEnum):
+    """What a request asks the device to do; the response carries the same code."""
+
+    # reads
+    READ_INSTANTANEOUS_PREPAY_VALUES = 0x01
+    READ_PREPAYMENT_CONFIGURATION = 0x02
+    READ_METER_BALANCE = 0x03
+    READ_SUPPLY_STATUS = 0x04
+    READ_FIRMWARE_VERSION = 0x05
+    READ_CLOCK = 0x06
+    READ_HAN_ENTRIES = 0x07
+    READ_LOAD_LIMIT_DATA = 0x08
+    READ_DEVICE_IDENTITY = 0x09
+    READ_DEVICE_DIRECTORY = 0x0A
+    READ_SCHEDULED_REQUESTS = 0x0B
+    # prepayment and money
+    SET_PAYMENT_MODE = 0x20
+    ADJUST_METER_BALANCE = 0x21
+    RESET_METER_BALANCE = 0x22
+    SET_PREPAYMENT_CONFIGURATION = 0x23
+    TOP_UP = 0x24
+    UPDATE_DEBT = 0x25
+    ACTIVATE_EMERGENCY_CREDIT = 0x26
+    # load limiting and supply
+    SET_LOAD_LIMIT_SETTINGS = 0x30
+    RESET_LOAD_LIMIT_COUNTER = 0x31
+    SET_SUPPLY_STATE = 0x32
+    # HAN
+    HAN_ADD_DEVICE = 0x40
+    HAN_REMOVE_DEVICE = 0x41
+    # firmware
+    FIRMWARE_BEGIN = 0x50
+    FIRMWARE_BLOCK = 0x51
+    FIRMWARE_VERIFY = 0x52
+    FIRMWARE_ACTIVATE = 0x53
+    # clock
+    SYNCHRONISE_CLOCK = 0x60
+    # future-dated execution: a whole request APDU held by the device until a device time
+    SCHEDULE_REQUEST = 0x70
+    CANCEL_SCHEDULED_REQUEST = 0x71
+    # emulator only, served by the management logical device: move virtual time forward
+    ADVANCE_DEVICE_TIME = 0x7E
+
+
+class Status(enum.IntEnum):
+    """The outcome of a request. Anything but SUCCESS means the device changed nothing."""
+
+    SUCCESS = 0x00
+    MALFORMED_REQUEST = 0x01
+    UNKNOWN_COMMAND = 0x02
+    NOT_SUPPORTED_BY_DEVICE = 0x03
+    VALUE_OUT_OF_RANGE = 0x04
+    NOT_PERMITTED_IN_PAYMENT_MODE = 0x05
+    NOT_PERMITTED_IN_STATE = 0x06
+    EXCEEDS_MAX_METER_BALANCE = 0x07
+    EMERGENCY_CREDIT_UNAVAILABLE = 0x08
+    UTRN_INVALID_CHECK_DIGIT = 0x10
+    UTRN_WRONG_METER = 0x11
+    UTRN_DUPLICATE = 0x12
+    UTRN_EXCEEDS_MAX_CREDIT = 0x13
+    UTRN_EXCEEDS_MAX_METER_BALANCE = 0x14
+    UTRN_ENTRY_LOCKED = 0x15
+    UTRN_MALFORMED = 0x16
+    HAN_DEVICE_NOT_FOUND = 0x20
+    HAN_TABLE_FULL = 0x21
+    FIRMWARE_UPDATE_IN_PROGRESS = 0x30
+    FIRMWARE_NO_TRANSFER = 0x31
+    FIRMWARE_BLOCK_OUT_OF_ORDER = 0x32
+    FIRMWARE_WRONG_MODEL = 0x33
+    FIRMWARE_BAD_HASH = 0x34
+    FIRMWARE_BAD_LENGTH = 0x35
+    FIRMWARE_BAD_HEADER = 0x36
+    FIRMWARE_NO_VERIFIED_IMAGE = 0x37
+    NOTHING_SCHEDULED = 0x40
+    DEVICE_BUSY = 0x7F
+
+
+class PaymentMode(enum.IntEnum):
+    CREDIT = 0
+    PREPAYMENT = 1
+
+
+class SupplyState(enum.IntEnum):
+    ENABLED = 0
+    DISABLED = 1
+    ARMED = 2
+
+
+class SupplyOffReason(enum.IntEnum):
+    NONE = 0
+    REMOTE = 1  # disabled by a request (SR 7.2)
+    NO_CREDIT = 2  # prepayment: available credit below the disablement threshold
+    LOAD_LIMIT = 3  # load limiting opened the switch
+
+
+class DeviceType(enum.IntEnum):
+    COMMS_HUB = 1
+    ELECTRICITY_METER = 2  # ESME
+    GAS_METER = 3  # GSME
+    MANAGEMENT = 4  # the link's management logical device (address 1)
+
+
+class DebtRegister(enum.IntEnum):
+    TIME_DEBT_1 = 1
+    TIME_DEBT_2 = 2
+    PAYMENT_DEBT = 3
+
+
+class DebtRecoveryPeriod(enum.IntEnum):
+    HOURLY = 1
+    DAILY = 2
+
+
+class HanEntryState(enum.IntEnum):
+    JOIN_WINDOW_OPEN = 1  # added, waiting for the device to join
+    JOINED = 2  # on the HAN
+
+
+class PrepaymentConfigurationField(enum.IntFlag):
+    """Bits of ``fields_present`` in SET_PREPAYMENT_CONFIGURATION: which values to apply."""
+
+    DEBT_RECOVERY_RATE_CAP = 0x0001
+    EMERGENCY_CREDIT_LIMIT = 0x0002
+    EMERGENCY_CREDIT_THRESHOLD = 0x0004
+    LOW_CREDIT_THRESHOLD = 0x0008
+    MAX_METER_BALANCE = 0x0010
+    MAX_CREDIT_THRESHOLD = 0x0020
+    DISABLEMENT_THRESHOLD = 0x0040
+
+
+#: The well-known server address of the management logical device, which answers
+#: READ_DEVICE_DIRECTORY for every device behind the link.
+MANAGEMENT_SERVER_ADDRESS = 0x01
+#: Client address the S1SP adapter uses.
+ADAPTER_CLIENT_ADDRESS = 0x10
+#: Largest number of bytes a FIRMWARE_BLOCK may carry.
+MAX_FIRMWARE_BLOCK_BYTES = 1024
+
+
+# --------------------------------------------------------------------------------------------
+# Field types
+# --------------------------------------------------------------------------------------------
+
+
+class EnumAdapter(Adapter):  # type: ignore[misc]
+    """A u8 on the wire, a Python IntEnum in memory (an unknown value is an ApduError)."""
+
+    def __init__(self, enum_class: type[enum.IntEnum]) -> None:
+        super().__init__(Int8ub)
+        self.enum_class = enum_class
+
+    def _decode(self, obj: int, context: Any, path: str) -> enum.IntEnum:
+        try:
+            return self.enum_class(obj)
+        except ValueError:
+            raise ApduError(f"{path}: {obj} is not a {self.enum_class.__name__}") from None
+
+    def _encode(self, obj: Any, context: Any, path: str) -> int:
+        if isinstance(obj, str):
+            return int(self.enum_class[obj])
+        return int(self.enum_class(obj))
+
+
+class FlagsAdapter(Adapter):  # type: ignore[misc]
+    """A u16 bit set on the wire, a Python IntFlag in memory."""
+
+    def __init__(self, flag_class: type[enum.IntFlag]) -> None:
+        super().__init__(Int16ub)
+        self.flag_class = flag_class
+
+    def _decode(self, obj: int, context: Any, path: str) -> enum.IntFlag:
+        return self.flag_class(obj)
+
+    def _encode(self, obj: Any, context: Any, path: str) -> int:
+        return int(obj)
+
+
+Pence = Int32sb
+Eui64 = Bytes(8)
+DeviceTimeSeconds = Int32ub
+ShortText = PascalString(Int8ub, "ascii")
+
+#: Parameters DUIS does not carry, appended by the S1SP from its Annex C table of defaults.
+#: On a switch to prepayment the device applies each to any parameter never configured.
+PREPAYMENT_DEFAULTS = Struct(
+    "emergency_credit_limit_pence" / Pence,
+    "emergency_credit_threshold_pence" / Pence,
+    "low_credit_threshold_pence" / Pence,
+    "max_meter_balance_pence" / Pence,
+    "max_credit_threshold_pence" / Pence,
+    "debt_recovery_rate_cap_pence" / Pence,
+    "low_emergency_credit_threshold_pence" / Pence,
+    "cut_off_grace_period_minutes" / Int16ub,
+    "keypad_lock_timeout_seconds" / Int16ub,
+    "non_disablement_calendar_id" / Int8ub,
+    "utrn_type" / Int8ub,
+)
+
+#: All prepayment parameters a device holds.
+PREPAYMENT_CONFIGURATION = Struct(
+    "payment_mode" / EnumAdapter(PaymentMode),
+    "disablement_threshold_pence" / Pence,
+    "suspend_debt_disabled" / Flag,
+    "suspend_debt_emergency" / Flag,
+    "emergency_credit_limit_pence" / Pence,
+    "emergency_credit_threshold_pence" / Pence,
+    "low_credit_threshold_pence" / Pence,
+    "max_meter_balance_pence" / Pence,
+    "max_credit_threshold_pence" / Pence,
+    "debt_recovery_rate_cap_pence" / Pence,
+    "low_emergency_credit_threshold_pence" / Pence,
+    "cut_off_grace_period_minutes" / Int16ub,
+    "keypad_lock_timeout_seconds" / Int16ub,
+    "non_disablement_calendar_id" / Int8ub,
+    "utrn_type" / Int8ub,
+)
+
+BALANCES = Struct(
+    "meter_balance_pence" / Pence,
+    "emergency_credit_balance_pence" / Pence,
+)
+
+INSTANTANEOUS_PREPAY_VALUES = Struct(
+    "payment_mode" / EnumAdapter(PaymentMode),
+    "meter_balance_pence" / Pence,
+    "emergency_credit_balance_pence" / Pence,
+    "emergency_credit_active" / Flag,
+    "accumulated_debt_pence" / Pence,
+    "time_debt_1_pence" / Pence,
+    "time_debt_2_pence" / Pence,
+    "payment_debt_pence" / Pence,
+    "supply_state" / EnumAdapter(SupplyState),
+    "supply_off_reason" / EnumAdapter(SupplyOffReason),
+)
+
+SUPPLY_STATUS = Struct(
+    "supply_state" / EnumAdapter(SupplyState),
+    "supply_off_reason" / EnumAdapter(SupplyOffReason),
+)
+
+LOAD_LIMIT_DATA = Struct(
+    "load_limit_power_threshold_w" / Int16ub,
+    "load_limit_period_seconds" / Int16ub,
+    "load_limit_restoration_period_seconds" / Int16ub,
+    "load_limit_counter" / Int32ub,
+    "load_limit_active" / Flag,
+)
+
+FIRMWARE_STATUS = Struct(
+    "running_version" / ShortText,
+    "pending_version" / ShortText,  # "" when no verified image waits for activation
+    "pending_activation_time_seconds" / DeviceTimeSeconds,  # 0: none scheduled
+    "transfer_in_progress" / Flag,
+)
+
+HAN_ENTRY = Struct(
+    "device_eui64" / Eui64,
+    "state" / EnumAdapter(HanEntryState),
+    "join_window_closes_at_seconds" / DeviceTimeSeconds,  # 0 once joined
+)
+
+DEVICE_IDENTITY = Struct(
+    "device_eui64" / Eui64,
+    "device_type" / EnumAdapter(DeviceType),
+    "server_address" / Int32ub,
+    "manufacturer" / ShortText,
+    "model" / ShortText,
+)
+
+DEBT_STATE = Struct(
+    "debt_register" / EnumAdapter(DebtRegister),
+    "debt_value_pence" / Pence,
+    "debt_recovery_rate_pence" / Pence,
+    "debt_recovery_period" / EnumAdapter(DebtRecoveryPeriod),
+    "debt_recovery_percentage" / Int8ub,
+)
+
+#: A request the device holds for future-dated execution; one per command code: scheduling a
+#: command again replaces the earlier entry.
+SCHEDULED_ENTRY = Struct(
+    "scheduled_command" / Int8ub,
+    "execution_time_seconds" / DeviceTimeSeconds,
+)
+
+EMPTY = Pass
+
+#: Request body layout for each command.
+REQUEST_BODIES: dict[Command, Construct] = {
+    Command.READ_INSTANTANEOUS_PREPAY_VALUES: EMPTY,
+    Command.READ_PREPAYMENT_CONFIGURATION: EMPTY,
+    Command.READ_METER_BALANCE: EMPTY,
+    Command.READ_SUPPLY_STATUS: EMPTY,
+    Command.READ_FIRMWARE_VERSION: EMPTY,
+    Command.READ_CLOCK: EMPTY,
+    Command.READ_HAN_ENTRIES: EMPTY,
+    Command.READ_LOAD_LIMIT_DATA: EMPTY,
+    Command.READ_DEVICE_IDENTITY: EMPTY,
+    Command.READ_DEVICE_DIRECTORY: EMPTY,
+    Command.SET_PAYMENT_MODE: Struct(
+        "payment_mode" / EnumAdapter(PaymentMode),
+        "disablement_threshold_pence" / Pence,
+        "suspend_debt_disabled" / Flag,
+        "suspend_debt_emergency" / Flag,
+        "defaults" / PREPAYMENT_DEFAULTS,
+    ),
+    Command.ADJUST_METER_BALANCE: Struct("adjustment_pence" / Pence),
+    Command.RESET_METER_BALANCE: EMPTY,
+    Command.SET_PREPAYMENT_CONFIGURATION: Struct(
+        "fields_present" / FlagsAdapter(PrepaymentConfigurationField),
+        "debt_recovery_rate_cap_pence" / Pence,
+        "emergency_credit_limit_pence" / Pence,
+        "emergency_credit_threshold_pence" / Pence,
+        "low_credit_threshold_pence" / Pence,
+        "max_meter_balance_pence" / Pence,
+        "max_credit_threshold_pence" / Pence,
+        "disablement_threshold_pence" / Pence,
+    ),
+    Command.TOP_UP: Struct("utrn" / Bytes(20)),  # 20 ASCII digits
+    Command.UPDATE_DEBT: Struct(
+        "debt_register" / EnumAdapter(DebtRegister),
+        "debt_adjustment_pence" / Pence,
+        "debt_recovery_rate_pence" / Pence,  # time debt: per period; ignored for payment debt
+        "debt_recovery_period" / EnumAdapter(DebtRecoveryPeriod),
+        "debt_recovery_percentage" / Int8ub,  # payment debt: share of each top-up, 0-100
+    ),
+    Command.ACTIVATE_EMERGENCY_CREDIT: EMPTY,
+    Command.SET_LOAD_LIMIT_SETTINGS: Struct(
+        "load_limit_power_threshold_w" / Int16ub,
+        "load_limit_period_seconds" / Int16ub,
+        "load_limit_restoration_period_seconds" / Int16ub,
+    ),
+    Command.RESET_LOAD_LIMIT_COUNTER: EMPTY,
+    Command.SET_SUPPLY_STATE: Struct("supply_state" / EnumAdapter(SupplyState)),
+    Command.HAN_ADD_DEVICE: Struct(
+        "device_eui64" / Eui64,
+        "join_window_minutes" / Int16ub,
+    ),
+    Command.HAN_REMOVE_DEVICE: Struct("device_eui64" / Eui64),
+    Command.FIRMWARE_BEGIN: Struct("image_size_bytes" / Int32ub),
+    Command.FIRMWARE_BLOCK: Struct(
+        "block_offset_bytes" / Int32ub,
+        "block_data" / Prefixed(Int16ub, GreedyBytes),
+    ),
+    Command.FIRMWARE_VERIFY: EMPTY,
+    Command.FIRMWARE_ACTIVATE: Struct(
+        "activation_time_seconds" / DeviceTimeSeconds,  # 0: now
+    ),
+    Command.SYNCHRONISE_CLOCK: Struct("device_time_seconds" / DeviceTimeSeconds),
+    Command.READ_SCHEDULED_REQUESTS: EMPTY,
+    Command.SCHEDULE_REQUEST: Struct(
+        "execution_time_seconds" / DeviceTimeSeconds,
+        "request" / Prefixed(Int16ub, GreedyBytes),  # a whole request APDU
+    ),
+    Command.CANCEL_SCHEDULED_REQUEST: Struct("scheduled_command" / Int8ub),
+    Command.ADVANCE_DEVICE_TIME: Struct("advance_seconds" / Int32ub),
+}
+
+#: Response body layout for each command (sent only with status SUCCESS).
+RESPONSE_BODIES: dict[Command, Construct] = {
+    Command.READ_INSTANTANEOUS_PREPAY_VALUES: INSTANTANEOUS_PREPAY_VALUES,
+    Command.READ_PREPAYMENT_CONFIGURATION: PREPAYMENT_CONFIGURATION,
+    Command.READ_METER_BALANCE: BALANCES,
+    Command.READ_SUPPLY_STATUS: SUPPLY_STATUS,
+    Command.READ_FIRMWARE_VERSION: FIRMWARE_STATUS,
+    Command.READ_CLOCK: Struct("device_time_seconds" / DeviceTimeSeconds),
+    Command.READ_HAN_ENTRIES: Struct("entries" / PrefixedArray(Int8ub, HAN_ENTRY)),
+    Command.READ_LOAD_LIMIT_DATA: LOAD_LIMIT_DATA,
+    Command.READ_DEVICE_IDENTITY: DEVICE_IDENTITY,
+    Command.READ_DEVICE_DIRECTORY: Struct("devices" / PrefixedArray(Int16ub, DEVICE_IDENTITY)),
+    Command.SET_PAYMENT_MODE: PREPAYMENT_CONFIGURATION,
+    Command.ADJUST_METER_BALANCE: Struct(
+        "adjustment_applied_pence" / Pence,
+        "meter_balance_pence" / Pence,
+    ),
+    Command.RESET_METER_BALANCE: Struct("meter_balance_pence" / Pence),
+    Command.SET_PREPAYMENT_CONFIGURATION: PREPAYMENT_CONFIGURATION,
+    Command.TOP_UP: Struct(
+        "credit_added_pence" / Pence,
+        "emergency_credit_repaid_pence" / Pence,
+        "debt_recovered_pence" / Pence,
+        "meter_balance_pence" / Pence,
+    ),
+    Command.UPDATE_DEBT: DEBT_STATE,
+    Command.ACTIVATE_EMERGENCY_CREDIT: BALANCES,
+    Command.SET_LOAD_LIMIT_SETTINGS: LOAD_LIMIT_DATA,
+    Command.RESET_LOAD_LIMIT_COUNTER: LOAD_LIMIT_DATA,
+    Command.SET_SUPPLY_STATE: SUPPLY_STATUS,
+    Command.HAN_ADD_DEVICE: HAN_ENTRY,
+    Command.HAN_REMOVE_DEVICE: Struct("device_eui64" / Eui64),
+    Command.FIRMWARE_BEGIN: FIRMWARE_STATUS,
+    Command.FIRMWARE_BLOCK: Struct("bytes_received" / Int32ub),
+    Command.FIRMWARE_VERIFY: FIRMWARE_STATUS,
+    Command.FIRMWARE_ACTIVATE: FIRMWARE_STATUS,
+    Command.SYNCHRONISE_CLOCK: Struct("device_time_seconds" / DeviceTimeSeconds),
+    Command.READ_SCHEDULED_REQUESTS: Struct("scheduled" / PrefixedArray(Int8ub, SCHEDULED_ENTRY)),
+    Command.SCHEDULE_REQUEST: SCHEDULED_ENTRY,
+    Command.CANCEL_SCHEDULED_REQUEST: Struct("cancelled" / Flag),
+    Command.ADVANCE_DEVICE_TIME: Struct("device_time_seconds" / DeviceTimeSeconds),
+}
+
+REQUEST_HEADER = Struct(
+    "apdu_type" / EnumAdapter(ApduType),
+    "invoke_id" / Int16ub,
+    "command" / Int8ub,
+)
+RESPONSE_STATUS = EnumAdapter(Status)
+HEADER_SIZE_BYTES = 4
+
+# --------------------------------------------------------------------------------------------
+# The Python view
+# --------------------------------------------------------------------------------------------
+
+Fields = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request to one device. ``fields`` are named as in :data:`REQUEST_BODIES`."""
+
+    command: Command
+    invoke_id: int
+    fields: Fields = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Response:
+    """A device's answer. ``fields`` are named as in :data:`RESPONSE_BODIES`; empty unless
+    ``status`` is SUCCESS."""
+
+    command: Command
+    invoke_id: int
+    status: Status
+    fields: Fields = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.SUCCESS
+
+
+def _plain(value: Any) -> Any:
+    """Construct Containers and ListContainers as plain dicts and lists, private keys dropped."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if not k.startswith("_")}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build_body(body: Construct, fields: Fields, what: str) -> bytes:
+    if body is EMPTY:
+        return b""
+    try:
+        return body.build(dict(fields))
+    except (ConstructError, KeyError, ValueError, TypeError) as error:
+        raise ApduError(f"cannot encode {what}: {error}") from error
+
+
+def encode_request(request: Request) -> bytes:
+    """The bytes of a request APDU. Raises :class:`ApduError` for a missing or out-of-range
+    field."""
+    command = Command(request.command)
+    head = bytes((ApduType.REQUEST,)) + _u16(request.invoke_id) + bytes((command,))
+    return head + _build_body(REQUEST_BODIES[command], request.fields, f"{command.name} request")
+
+
+def encode_response(response: Response) -> bytes:
+    """The bytes of a response APDU (the body only when the status is SUCCESS)."""
+    status = Status(response.status)
+    head = (bytes((ApduType.RESPONSE,)) + _u16(response.invoke_id)
+            + bytes((int(response.command), status)))
+    if status is not Status.SUCCESS:
+        return head
+    command = Command(response.command)
+    return head + _build_body(RESPONSE_BODIES[command], response.fields,
+                              f"{command.name} response")
+
+
+def _u16(value: int) -> bytes:
+    if not 0 <= value <= 0xFFFF:
+        raise ApduError(f"invoke_id {value} is outside 0..65535")
+    return value.to_bytes(2, "big")
+
+
+_TERMINATED_BODIES: dict[tuple[bool, Command], Construct] = {}
+
+
+def _parse_body(is_request: bool, command: Command, data: bytes) -> dict[str, Any]:
+    key = (is_request, command)
+    body = _TERMINATED_BODIES.get(key)
+    if body is None:
+        layout = (REQUEST_BODIES if is_request else RESPONSE_BODIES)[command]
+        body = _TERMINATED_BODIES[key] = Struct("body" / layout, Terminated)
+    kind = "request" if is_request else "response"
+    try:
+        parsed = body.parse(data)
+    except ApduError:
+        raise
+    except ConstructError as error:
+        raise ApduError(f"{command.name} {kind} body is malformed: {error}") from error
+    return _plain(parsed.body) or {}
+
+
+def decode_apdu(data: bytes) -> Request | Response:
+    """Parse one APDU. Raises :class:`ApduError` saying what is wrong: too short, unknown
+    type, unknown command, unknown status, a body of the wrong length or with a bad value."""
+    if len(data) < HEADER_SIZE_BYTES:
+        raise ApduError(f"APDU of {len(data)} bytes is shorter than its {HEADER_SIZE_BYTES}-byte"
+                        " header")
+    try:
+        apdu_type = ApduType(data[0])
+    except ValueError:
+        raise ApduError(f"APDU type 0x{data[0]:02X} is neither request (0x01) nor response"
+                        " (0x81)") from None
+    invoke_id = int.from_bytes(data[1:3], "big")
+    try:
+        command = Command(data[3])
+    except ValueError:
+        raise UnknownCommandError(data[3], invoke_id) from None
+    if apdu_type is ApduType.REQUEST:
+        return Request(command, invoke_id, _parse_body(True, command, data[4:]))
+    if len(data) < HEADER_SIZE_BYTES + 1:
+        raise ApduError("response APDU has no status byte")
+    try:
+        status = Status(data[4])
+    except ValueError:
+        raise ApduError(f"status 0x{data[4]:02X} is not a known status") from None
+    if status is not Status.SUCCESS:
+        if len(data) != HEADER_SIZE_BYTES + 1:
+            raise ApduError(f"{command.name} failure response carries a body")
+        return Response(command, invoke_id, status, {})
+    return Response(command, invoke_id, status, _parse_body(False, command, data[5:]))
+
+
+class UnknownCommandError(ApduError):
+    """A request named a command code this protocol does not define."""
+
+    def __init__(self, command_code: int, invoke_id: int) -> None:
+        super().__init__(f"command 0x{command_code:02X} is not a known command")
+        self.command_code = command_code
+        self.invoke_id = invoke_id
+
+
+def failure_response_bytes(data: bytes, error: ApduError) -> bytes:
+    """What a server answers to request bytes it could not decode: a response APDU with the
+    request's invoke id and command code (0 where unreadable), status UNKNOWN_COMMAND for an
+    unknown command code, else MALFORMED_REQUEST, and no body."""
+    invoke_id = int.from_bytes(data[1:3], "big") if len(data) >= 3 else 0
+    command_code = data[3] if len(data) >= 4 else 0
+    status = (Status.UNKNOWN_COMMAND if isinstance(error, UnknownCommandError)
+              else Status.MALFORMED_REQUEST)
+    return bytes((ApduType.RESPONSE,)) + _u16(invoke_id) + bytes((command_code, status))

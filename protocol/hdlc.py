@@ -1,0 +1,436 @@
+"""HDLC frame format type 3 (IEC 62056-46), the link layer of the Secure-like protocol.
+
+A frame on the wire::
+
+    7E | format (2) | destination address (1, 2 or 4) | source address (1, 2 or 4) |
+    control (1) | [HCS (2) | information (n)] | FCS (2) | 7E
+
+The Construct definition :data:`HDLC_FRAME` is the single source of truth for that layout.
+:func:`encode_frame` and :func:`decode_frame` are the fast paths used on the hot path: they
+never restate the layout, they cache what Construct built or parsed (headers, addresses,
+format fields, control bytes) and only compute the CRCs themselves. A cache miss, and every
+frame the fast path cannot classify, goes through Construct. Length and both CRCs are
+checked before any cached or parsed view of a frame is trusted.
+
+This module does no I/O. It does not know about sequence numbers or connections: that is
+:mod:`protocol.link`.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, NamedTuple
+
+from construct import (
+    BitsInteger,
+    BitStruct,
+    Bytes,
+    Checksum,
+    Const,
+    Construct,
+    ConstructError,
+    Flag,
+    If,
+    Int8ub,
+    Int16ul,
+    RawCopy,
+    Rebuild,
+    Struct,
+    Terminated,
+    this,
+)
+
+from protocol.crc import crc16_x25
+from protocol.errors import FrameError
+
+FLAG = 0x7E
+FLAG_BYTE = b"\x7e"
+#: The type nibble of the format field: frame format type 3.
+FRAME_FORMAT_TYPE = 0xA
+#: Largest value of the 11-bit frame length (format field through FCS).
+MAX_FRAME_LENGTH = 0x7FF
+#: Smallest whole frame on the wire: flags, format, two 1-byte addresses, control, FCS.
+MIN_FRAME_SIZE_BYTES = 9
+#: Largest whole frame on the wire: the 11-bit length plus the two flags.
+MAX_FRAME_SIZE_BYTES = MAX_FRAME_LENGTH + 2
+#: Bytes of CRC (HCS or FCS).
+CRC_SIZE_BYTES = 2
+#: The largest address each encoded size can carry (7 bits per byte).
+MAX_ADDRESS_BY_SIZE = {1: 0x7F, 2: 0x3FFF, 4: 0x0FFFFFFF}
+
+
+class FrameType(enum.IntEnum):
+    """Frame types named by the control field."""
+
+    I = 0  # noqa: E741  (the standard's name: information frame)
+    RR = 1
+    RNR = 2
+    SNRM = 3
+    UA = 4
+    DISC = 5
+    DM = 6
+    FRMR = 7
+    UI = 8
+
+
+#: Control byte with P/F and sequence numbers clear, for each frame type.
+CONTROL_BASE = {
+    FrameType.I: 0x00,
+    FrameType.RR: 0x01,
+    FrameType.RNR: 0x05,
+    FrameType.SNRM: 0x83,
+    FrameType.UA: 0x63,
+    FrameType.DISC: 0x43,
+    FrameType.DM: 0x0F,
+    FrameType.FRMR: 0x87,
+    FrameType.UI: 0x03,
+}
+_SUPERVISORY = (FrameType.RR, FrameType.RNR)
+
+
+# --------------------------------------------------------------------------------------------
+# Construct definitions: the layout, once.
+# --------------------------------------------------------------------------------------------
+
+
+class HdlcAddress(Construct):
+    """An HDLC address: 1, 2 or 4 bytes of 7 bits each, most significant first; the low bit
+    of the last byte is 1, of every other byte 0. Builds the shortest form that fits."""
+
+    def _parse(self, stream: Any, context: Any, path: str) -> int:
+        value = 0
+        for size in range(1, 5):
+            byte = stream.read(1)
+            if not byte:
+                raise FrameError(f"address runs past the end of the frame ({path})")
+            value = (value << 7) | (byte[0] >> 1)
+            if byte[0] & 1:
+                if size == 3:
+                    raise FrameError(f"a 3-byte address is not allowed ({path})")
+                return value
+        raise FrameError(f"address longer than 4 bytes ({path})")
+
+    def _build(self, obj: int, stream: Any, context: Any, path: str) -> int:
+        stream.write(encode_address(obj))
+        return obj
+
+    def _sizeof(self, context: Any, path: str) -> int:
+        raise FrameError("an HDLC address has no fixed size")
+
+
+def address_size_bytes(address: int) -> int:
+    """Bytes the shortest encoding of ``address`` takes (1, 2 or 4)."""
+    for size, largest in MAX_ADDRESS_BY_SIZE.items():
+        if 0 <= address <= largest:
+            return size
+    raise FrameError(f"address {address} is outside 0..{MAX_ADDRESS_BY_SIZE[4]}")
+
+
+def encode_address(address: int) -> bytes:
+    """The shortest wire form of ``address``."""
+    size = address_size_bytes(address)
+    groups = [(address >> (7 * (size - 1 - i))) & 0x7F for i in range(size)]
+    return bytes((g << 1) | (1 if i == size - 1 else 0) for i, g in enumerate(groups))
+
+
+#: The control byte: N(R) or modifier bits, poll/final, N(S) or modifier bits, frame class.
+CONTROL_FIELD = BitStruct(
+    "receive_sequence" / BitsInteger(3),
+    "poll_final" / Flag,
+    "send_sequence_or_modifier" / BitsInteger(3),
+    "not_information" / Flag,
+)
+
+
+def _frame_length(ctx: Any) -> int:
+    """Format field through FCS, for building (reads the sibling fields of the header)."""
+    header = ctx._  # the format BitStruct sits inside the header, inside the body
+    information = header._.information
+    return (
+        2
+        + address_size_bytes(header.destination_address)
+        + address_size_bytes(header.source_address)
+        + 1
+        + (CRC_SIZE_BYTES + len(information) if information else 0)
+        + CRC_SIZE_BYTES
+    )
+
+
+#: The two-byte format field: type 0xA, segmentation bit, 11-bit frame length.
+FORMAT_FIELD = BitStruct(
+    "frame_format_type" / Const(FRAME_FORMAT_TYPE, BitsInteger(4)),
+    "segmented" / Flag,
+    "frame_length" / Rebuild(BitsInteger(11), _frame_length),
+)
+
+#: Format, addresses and control: what the HCS covers.
+HDLC_HEADER = Struct(
+    "format" / FORMAT_FIELD,
+    "destination_address" / HdlcAddress(),
+    "source_address" / HdlcAddress(),
+    "control" / Int8ub,
+)
+
+
+def _information_length(ctx: Any) -> int:
+    header = ctx.header
+    length = header.value.format.frame_length - len(header.data) - CRC_SIZE_BYTES
+    if length == 0:
+        return 0
+    length -= CRC_SIZE_BYTES
+    if length <= 0:
+        raise FrameError(f"frame length {header.value.format.frame_length} leaves no room")
+    return length
+
+
+#: Everything between the flags except the FCS: what the FCS covers.
+HDLC_BODY = Struct(
+    "header" / RawCopy(HDLC_HEADER),
+    "hcs" / If(
+        lambda ctx: _information_length(ctx) > 0 if ctx._parsing else bool(ctx.information),
+        Checksum(Int16ul, crc16_x25, this.header.data),
+    ),
+    "information" / Bytes(
+        lambda ctx: _information_length(ctx) if ctx._parsing else len(ctx.information)
+    ),
+)
+
+#: A whole frame, flag to flag.
+HDLC_FRAME = Struct(
+    "opening_flag" / Const(FLAG_BYTE),
+    "body" / RawCopy(HDLC_BODY),
+    "fcs" / Checksum(Int16ul, crc16_x25, this.body.data),
+    "closing_flag" / Const(FLAG_BYTE),
+    Terminated,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# The Python view of a frame, and tables derived from the definitions above.
+# --------------------------------------------------------------------------------------------
+
+
+class Control(NamedTuple):
+    """A control byte, classified."""
+
+    frame_type: FrameType | None  # None: a control byte this protocol does not use
+    send_sequence: int  # N(S), I-frames only
+    receive_sequence: int  # N(R), I-frames and RR/RNR only
+    poll_final: bool
+
+
+def _classify_control(byte: int) -> Control:
+    bits = CONTROL_FIELD.parse(bytes((byte,)))
+    poll_final = bool(bits.poll_final)
+    if not bits.not_information:
+        return Control(FrameType.I, bits.send_sequence_or_modifier, bits.receive_sequence,
+                       poll_final)
+    base = byte & ~0x10  # clear P/F
+    for frame_type in _SUPERVISORY:
+        if base & 0x0F == CONTROL_BASE[frame_type]:
+            return Control(frame_type, 0, bits.receive_sequence, poll_final)
+    for frame_type, control in CONTROL_BASE.items():
+        if frame_type not in _SUPERVISORY and frame_type is not FrameType.I and base == control:
+            return Control(frame_type, 0, 0, poll_final)
+    return Control(None, 0, 0, poll_final)
+
+
+#: Every control byte classified once, through :data:`CONTROL_FIELD`.
+CONTROL_TABLE: tuple[Control, ...] = tuple(_classify_control(b) for b in range(256))
+
+
+def control_byte(frame_type: FrameType, *, send_sequence: int = 0, receive_sequence: int = 0,
+                 poll_final: bool = True) -> int:
+    """The control byte for a frame type, sequence numbers (0-7) and the P/F bit."""
+    if not (0 <= send_sequence <= 7 and 0 <= receive_sequence <= 7):
+        raise FrameError("sequence numbers run 0..7")
+    if frame_type is FrameType.I:
+        modifier, not_information, receive = send_sequence, False, receive_sequence
+    else:
+        base = CONTROL_BASE[frame_type]
+        modifier, not_information = (base >> 1) & 0x07, True
+        receive = receive_sequence if frame_type in _SUPERVISORY else base >> 5
+    return CONTROL_FIELD.build(dict(receive_sequence=receive, poll_final=poll_final,
+                                    send_sequence_or_modifier=modifier,
+                                    not_information=not_information))[0]
+
+
+class HdlcFrame(NamedTuple):
+    """One link frame. ``control`` is the raw byte; see :attr:`frame_type` and friends."""
+
+    destination_address: int
+    source_address: int
+    control: int
+    information: bytes = b""
+    segmented: bool = False
+
+    @property
+    def frame_type(self) -> FrameType | None:
+        return CONTROL_TABLE[self.control].frame_type
+
+    @property
+    def send_sequence(self) -> int:
+        return CONTROL_TABLE[self.control].send_sequence
+
+    @property
+    def receive_sequence(self) -> int:
+        return CONTROL_TABLE[self.control].receive_sequence
+
+    @property
+    def poll_final(self) -> bool:
+        return CONTROL_TABLE[self.control].poll_final
+
+    @classmethod
+    def make(cls, frame_type: FrameType, destination_address: int, source_address: int,
+             information: bytes = b"", *, send_sequence: int = 0, receive_sequence: int = 0,
+             poll_final: bool = True, segmented: bool = False) -> HdlcFrame:
+        """Build a frame from its parts, naming the frame type instead of the control byte."""
+        control = control_byte(frame_type, send_sequence=send_sequence,
+                               receive_sequence=receive_sequence, poll_final=poll_final)
+        return cls(destination_address, source_address, control, bytes(information), segmented)
+
+
+# --------------------------------------------------------------------------------------------
+# Construct-only codec (the reference), and the fast paths derived from it.
+# --------------------------------------------------------------------------------------------
+
+
+def build_frame_with_construct(frame: HdlcFrame) -> bytes:
+    """Encode through :data:`HDLC_FRAME` alone: slow, the reference the fast path matches."""
+    try:
+        return HDLC_FRAME.build(dict(body=dict(value=dict(
+            header=dict(value=dict(
+                format=dict(segmented=frame.segmented),
+                destination_address=frame.destination_address,
+                source_address=frame.source_address,
+                control=frame.control,
+            )),
+            information=frame.information,
+        ))))
+    except ConstructError as error:
+        raise FrameError(f"cannot encode frame: {error}") from error
+
+
+def parse_frame_with_construct(data: bytes) -> HdlcFrame:
+    """Decode one whole frame through :data:`HDLC_FRAME` alone (checks both CRCs)."""
+    try:
+        parsed = HDLC_FRAME.parse(data)
+    except ConstructError as error:
+        raise FrameError(f"not a valid frame: {error}") from error
+    header = parsed.body.value.header.value
+    return HdlcFrame(header.destination_address, header.source_address, header.control,
+                     parsed.body.value.information, header.format.segmented)
+
+
+#: Caches filled from Construct: each is cleared when it reaches this many entries.
+CACHE_LIMIT = 1 << 16
+# (destination, source, control, segmented, information length) -> (header bytes incl. the
+# opening flag and the HCS, CRC state after them)
+_header_cache: dict[tuple[int, int, int, bool, int], tuple[bytes, int]] = {}
+# the two format bytes -> (segmented, frame length)
+_format_cache: dict[bytes, tuple[bool, int]] = {}
+# the encoded address bytes -> address
+_address_cache: dict[bytes, int] = {}
+
+
+def _header_for(frame: HdlcFrame) -> tuple[bytes, int]:
+    """Header bytes built by Construct for a frame shaped like ``frame`` (cached)."""
+    key = (frame.destination_address, frame.source_address, frame.control, frame.segmented,
+           len(frame.information))
+    if len(_header_cache) >= CACHE_LIMIT:
+        _header_cache.clear()
+    whole = build_frame_with_construct(frame)
+    header_size = len(whole) - len(frame.information) - CRC_SIZE_BYTES - 1
+    if frame.information:
+        header = whole[:header_size]
+        entry = (header, crc16_x25(header[1:]))
+    else:  # no information: the frame is all header, nothing follows but the FCS
+        entry = (whole, -1)
+    _header_cache[key] = entry
+    return entry
+
+
+def encode_frame(frame: HdlcFrame) -> bytes:
+    """The wire bytes of ``frame``, flag to flag. Raises :class:`FrameError` if it cannot be
+    encoded (address out of range, information too long for the 11-bit length)."""
+    entry = _header_cache.get((frame.destination_address, frame.source_address, frame.control,
+                               frame.segmented, len(frame.information)))
+    if entry is None:
+        entry = _header_for(frame)
+    header, crc_state = entry
+    if crc_state < 0:
+        return header
+    information = frame.information
+    return b"".join((header, information,
+                     crc16_x25(information, crc_state).to_bytes(2, "little"), FLAG_BYTE))
+
+
+def _parse_format(format_bytes: bytes) -> tuple[bool, int]:
+    try:
+        parsed = FORMAT_FIELD.parse(format_bytes)
+    except ConstructError as error:
+        raise FrameError(f"format field {format_bytes.hex()} is not frame format type 3") from error
+    if len(_format_cache) >= CACHE_LIMIT:
+        _format_cache.clear()
+    entry = _format_cache[format_bytes] = (parsed.segmented, parsed.frame_length)
+    return entry
+
+
+def _parse_address(address_bytes: bytes) -> int:
+    value = HdlcAddress().parse(address_bytes)
+    if len(_address_cache) >= CACHE_LIMIT:
+        _address_cache.clear()
+    _address_cache[address_bytes] = value
+    return value
+
+
+def _address_end(data: bytes, start: int, stop: int) -> int:
+    """Index after the address starting at ``start`` (its last byte has the low bit set)."""
+    for end in range(start + 1, min(start + 5, stop) + 1):
+        if data[end - 1] & 1:
+            if end - start == 3:
+                raise FrameError("a 3-byte address is not allowed")
+            return end
+    raise FrameError("address has no final byte within 4 bytes")
+
+
+#: CRC-16/X.25 of a block followed by its own CRC (low byte first): the "good" residue.
+GOOD_FCS_RESIDUE = 0x0F47
+
+
+def decode_frame(data: bytes) -> HdlcFrame:
+    """Decode one whole frame, flag to flag. Checks flags, length, FCS and HCS before any of
+    the frame is interpreted; raises :class:`FrameError` saying what is wrong."""
+    size = len(data)
+    if size < MIN_FRAME_SIZE_BYTES or data[0] != FLAG or data[-1] != FLAG:
+        raise FrameError(f"a frame is at least {MIN_FRAME_SIZE_BYTES} bytes between two 7E flags")
+    format_bytes = data[1:3]
+    format_entry = _format_cache.get(format_bytes)
+    if format_entry is None:
+        format_entry = _parse_format(format_bytes)
+    segmented, frame_length = format_entry
+    if frame_length != size - 2:
+        raise FrameError(f"format field says {frame_length} bytes between the flags, "
+                         f"frame has {size - 2}")
+    if crc16_x25(data[1:-1]) != GOOD_FCS_RESIDUE:
+        raise FrameError("FCS does not match the frame")
+    destination_end = _address_end(data, 3, size - 3)
+    source_end = _address_end(data, destination_end, size - 3)
+    header_end = source_end + 1  # the control byte
+    if header_end + CRC_SIZE_BYTES == size - 1:
+        information = b""
+    elif header_end + 2 * CRC_SIZE_BYTES < size - 1:
+        if crc16_x25(data[1:header_end + CRC_SIZE_BYTES]) != GOOD_FCS_RESIDUE:
+            raise FrameError("HCS does not match the frame header")
+        information = data[header_end + CRC_SIZE_BYTES:-3]
+    else:
+        raise FrameError("frame length leaves no room for HCS and information")
+    destination_bytes = data[3:destination_end]
+    destination = _address_cache.get(destination_bytes)
+    if destination is None:
+        destination = _parse_address(destination_bytes)
+    source_bytes = data[destination_end:source_end]
+    source = _address_cache.get(source_bytes)
+    if source is None:
+        source = _parse_address(source_bytes)
+    return HdlcFrame(destination, source, data[source_end], information, segmented)
