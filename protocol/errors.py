@@ -20,3 +20,11 @@ class ApduError(ProtocolError):
 
 class LinkError(ProtocolError):
     """The link state machine was asked to do something its state does not allow."""
+
+
+class DeviceUnreachableError(LinkError):
+    """The link to the device could not be brought up or was lost (DUIS E20)."""
+
+
+class DeviceTimeoutError(LinkError):
+    """The device did not answer within the retries allowed (DUIS E21)."""
