@@ -17,3 +17,19 @@ class ProfileError(EmulatorError):
 
 class StateError(EmulatorError):
     """Saved device state cannot be restored, or an operation is impossible in this state."""
+
+
+class UtrnError(EmulatorError):
+    """A UTRN (top-up code) was refused before it touched any register."""
+
+
+class UtrnMalformedError(UtrnError):
+    """The UTRN is not 20 ASCII digits, or its token is outside the layout."""
+
+
+class UtrnCheckDigitError(UtrnError):
+    """The 20th digit is not the Verhoeff check digit of the first 19: a mistyped code."""
+
+
+class UtrnWrongMeterError(UtrnError):
+    """The token is well formed but was not made for this meter (or was altered)."""
