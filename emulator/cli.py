@@ -1,0 +1,410 @@
+"""The ``secure-emu`` command: serve emulated meters, send DUIS requests, watch the frames.
+
+Subcommands: ``serve``, ``send``, ``annex-c``, ``advance``, ``utrn`` and ``demo`` (see
+``secure-emu --help``). Every failure a user can cause (a missing file, an absent port, a bad
+argument) ends with one clear line on stderr and a non-zero exit status, never a traceback:
+exit 2 for usage errors, 1 for files, ports and devices. This module wires the parts together
+and must hold no protocol or device logic of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "main"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A failure to report on one line (exit status in ``exit_status``)."""
+
+    def __init__(self, message: str, exit_status: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (no usage dump)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise CliError(f"{self.prog}: {message} (see {self.prog} --help)", EXIT_USAGE)
+
+
+# --------------------------------------------------------------------------------------------
+# Argument parsing
+# --------------------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def _add_link_target(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--port", metavar="PORT_OR_URL",
+                        help="serial device, pty path or pyserial URL (e.g. /dev/ttyUSB0, "
+                             "/dev/pts/3, socket://127.0.0.1:4059)")
+    target.add_argument("--tcp", metavar="HOST:PORT", help="emulator served over TCP")
+    parser.add_argument("--baudrate", type=_positive_int, default=9600,
+                        help="serial baud rate (default 9600)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="secure-emu",
+                     description="Emulated SMETS1 Secure-cohort meters and the S1SP adapter.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_Parser)
+
+    serve = commands.add_parser("serve", help="serve the profile's devices on a port")
+    where = serve.add_mutually_exclusive_group(required=True)
+    where.add_argument("--pty", action="store_true",
+                       help="create a pty pair; the first line of output is the client path")
+    where.add_argument("--port", metavar="DEVICE_OR_URL", help="serve on a serial port or URL")
+    where.add_argument("--tcp", metavar="HOST:PORT",
+                       help="listen on TCP (port 0 picks a free port; printed first)")
+    serve.add_argument("--baudrate", type=_positive_int, default=9600)
+    serve.add_argument("--profile", type=Path, help="device profile (TOML); default built in")
+    serve.add_argument("--state", type=Path, help="state file: resumed if present, kept saved")
+    serve.add_argument("--trace", action="store_true", help="print every frame both ways")
+    serve.add_argument("--virtual-time", action="store_true",
+                       help="device time starts at the profile's start time and moves only "
+                            "on ADVANCE_DEVICE_TIME (secure-emu advance)")
+    serve.set_defaults(handler=_cmd_serve)
+
+    send = commands.add_parser("send", help="send DUIS request files through the S1SP adapter")
+    _add_link_target(send)
+    send.add_argument("requests", nargs="+", type=Path, metavar="REQUEST.xml")
+    send.add_argument("--annex-c", type=Path, metavar="FILE", help="Annex C defaults (TOML)")
+    send.add_argument("--trace", action="store_true", help="print every frame on stderr")
+    send.set_defaults(handler=_cmd_send)
+
+    annex_c = commands.add_parser("annex-c", help="print the Annex C defaults table")
+    annex_c.add_argument("--annex-c", type=Path, metavar="FILE",
+                         help="overrides (TOML) to apply to the built-in table")
+    annex_c.set_defaults(handler=_cmd_annex_c)
+
+    advance = commands.add_parser("advance", help="fast-forward device time")
+    _add_link_target(advance)
+    advance.add_argument("seconds", type=_positive_int, metavar="SECONDS")
+    advance.set_defaults(handler=_cmd_advance)
+
+    utrn = commands.add_parser("utrn", help="print a valid UTRN for a top-up")
+    utrn.add_argument("--meter", required=True, metavar="EUI",
+                      help="meter EUI-64, e.g. 00-DB-12-34-56-78-90-A1")
+    utrn.add_argument("--counter", required=True, type=_positive_int, metavar="N")
+    value = utrn.add_mutually_exclusive_group(required=True)
+    value.add_argument("--pence", type=_positive_int, metavar="X")
+    value.add_argument("--pounds", type=_positive_int, metavar="X")
+    utrn.set_defaults(handler=_cmd_utrn)
+
+    demo = commands.add_parser("demo", help="a scripted tour of the S1SR clauses over a pty")
+    demo.add_argument("--xml", action="store_true", help="also print each full DUIS XML")
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    try:
+        arguments = build_parser().parse_args(argv)
+        handler: Callable[[argparse.Namespace], int] = arguments.handler
+        return handler(arguments)
+    except CliError as error:
+        _print_error(str(error))
+        return error.exit_status
+    except KeyboardInterrupt:
+        _print_error("secure-emu: interrupted")
+        return 130
+    except BrokenPipeError:
+        return EXIT_FAILURE
+
+
+def _print_error(message: str) -> None:
+    print(message.splitlines()[0] if message else "secure-emu: failed", file=sys.stderr)
+
+
+def _out(text: str, stream: TextIO | None = None) -> None:
+    target = stream or sys.stdout
+    target.write(text + "\n")
+    target.flush()
+
+
+# --------------------------------------------------------------------------------------------
+# Shared pieces
+# --------------------------------------------------------------------------------------------
+
+
+def _trace_printer(stream: TextIO) -> Callable[[str, Any, int], None]:
+    from emulator.serve import format_trace_line, wall_clock_text
+
+    def trace(direction: str, frame: Any, now_ms: int) -> None:
+        _out(format_trace_line(direction, frame, timestamp=wall_clock_text()), stream)
+
+    return trace
+
+
+@contextlib.contextmanager
+def _client(arguments: argparse.Namespace, *, trace: bool = False) -> Iterator[Any]:
+    from protocol.client import DeviceClient
+    from protocol.transport import TransportError
+
+    options: dict[str, Any] = {}
+    if trace:
+        options["trace"] = _trace_printer(sys.stderr)
+    try:
+        client = DeviceClient.open(port=arguments.port, tcp=arguments.tcp,
+                                   baudrate=arguments.baudrate, **options)
+    except TransportError as error:
+        raise CliError(f"secure-emu: {error}") from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _read_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CliError(f"secure-emu: {what} {path} does not exist") from None
+    except OSError as error:
+        raise CliError(f"secure-emu: cannot read {what} {path}: {error.strerror}") from None
+
+
+def _load_annex_c(path: Path | None) -> Any:
+    from protocol.s1sp.annex_c import AnnexCTable
+
+    if path is None:
+        return None
+    if not path.exists():
+        raise CliError(f"secure-emu: Annex C file {path} does not exist")
+    try:
+        return AnnexCTable.load(path)
+    except (OSError, ValueError) as error:
+        raise CliError(f"secure-emu: Annex C file {path}: {error}") from None
+    except Exception as error:
+        raise CliError(f"secure-emu: Annex C file {path}: {error}") from None
+
+
+def _load_profile(path: Path | None) -> Any:
+    from emulator.errors import EmulatorError
+    from emulator.profile import Profile
+
+    if path is None:
+        return Profile.default()
+    if not path.exists():
+        raise CliError(f"secure-emu: profile {path} does not exist")
+    try:
+        return Profile.load(path)
+    except (EmulatorError, OSError, ValueError) as error:
+        raise CliError(f"secure-emu: profile {path}: {error}") from None
+
+
+def profile_start_time_seconds(profile: Any) -> int:
+    """The profile's start device time (virtual time starts there)."""
+    for name in ("start_device_time_seconds", "world_start_device_time_seconds"):
+        value = getattr(profile, name, None)
+        if isinstance(value, int):
+            return value
+    world = getattr(profile, "world", None)
+    value = getattr(world, "start_device_time_seconds", None)
+    if isinstance(value, int):
+        return value
+    raise CliError("secure-emu: the profile names no start device time for --virtual-time")
+
+
+def parse_eui64(text: str) -> bytes:
+    """``00-DB-12-34-56-78-90-A1`` (dashes, colons or none) as 8 bytes."""
+    try:
+        from emulator.profile import parse_eui64 as profile_parse_eui64
+    except ImportError:
+        profile_parse_eui64 = None
+    if profile_parse_eui64 is not None:
+        with contextlib.suppress(Exception):
+            return bytes(profile_parse_eui64(text))
+    digits = text.replace("-", "").replace(":", "")
+    if len(digits) != 16:
+        raise CliError(f"secure-emu: {text!r} is not an EUI-64 such as 00-DB-12-34-56-78-90-A1",
+                       EXIT_USAGE)
+    try:
+        return bytes.fromhex(digits)
+    except ValueError:
+        raise CliError(f"secure-emu: {text!r} is not an EUI-64 such as "
+                       "00-DB-12-34-56-78-90-A1", EXIT_USAGE) from None
+
+
+# --------------------------------------------------------------------------------------------
+# serve
+# --------------------------------------------------------------------------------------------
+
+
+def _cmd_serve(arguments: argparse.Namespace) -> int:
+    from emulator.clock import SystemClock, VirtualClock
+    from emulator.errors import EmulatorError
+    from emulator.serve import ServeLoop
+    from emulator.world import EmulatedWorld
+    from protocol.client import RealMonotonicClock
+    from protocol.transport import PtyPair, TcpListener, TransportError, parse_host_port
+
+    profile = _load_profile(arguments.profile)
+    clock: Any
+    if arguments.virtual_time:
+        clock = VirtualClock(profile_start_time_seconds(profile))
+    else:
+        clock = SystemClock()
+    try:
+        world = EmulatedWorld(profile, clock, state_path=arguments.state)
+    except (EmulatorError, OSError) as error:
+        raise CliError(f"secure-emu: cannot start the devices: {error}") from None
+
+    trace_line = (lambda line: _out(line)) if arguments.trace else None
+    loop = ServeLoop(world, RealMonotonicClock(),
+                     advance_interval_ms=None if arguments.virtual_time else 1000,
+                     trace_line=trace_line,
+                     log=lambda message: _out(f"secure-emu: {message}", sys.stderr))
+    try:
+        if arguments.pty:
+            pair = PtyPair()
+            loop.add_stream(pair.server, name="pty")
+            _out(pair.client_path)
+        elif arguments.tcp is not None:
+            host, port = parse_host_port(arguments.tcp)
+            listener = TcpListener(host, port)
+            loop.add_listener(listener)
+            _out(listener.address)
+        else:
+            from protocol.transport import SerialTransport
+            loop.add_stream(SerialTransport.open(arguments.port, baudrate=arguments.baudrate),
+                            name=arguments.port)
+            _out(arguments.port)
+    except TransportError as error:
+        raise CliError(f"secure-emu: {error}") from None
+
+    addresses = ", ".join(str(a) for a in sorted(world.server_addresses()))
+    _out(f"secure-emu: serving server addresses {addresses}; Ctrl-C or SIGTERM stops and "
+         "saves state", sys.stderr)
+    previous = _install_stop_handlers(loop.request_stop)
+    try:
+        loop.run()
+    finally:
+        _restore_handlers(previous)
+    _out("secure-emu: stopped" + (f"; state saved to {arguments.state}"
+                                 if arguments.state else ""), sys.stderr)
+    return EXIT_OK
+
+
+def _install_stop_handlers(stop: Callable[[], None]) -> dict[int, Any]:
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous
+
+    def handler(signum: int, frame: Any) -> None:
+        stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
+def _restore_handlers(previous: dict[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+# --------------------------------------------------------------------------------------------
+# send, advance, annex-c, utrn
+# --------------------------------------------------------------------------------------------
+
+
+def _cmd_send(arguments: argparse.Namespace) -> int:
+    from protocol.s1sp.adapter import S1spAdapter
+
+    documents = [(path, _read_file(path, "request file")) for path in arguments.requests]
+    annex_c = _load_annex_c(arguments.annex_c)
+    with _client(arguments, trace=arguments.trace) as client:
+        adapter = (S1spAdapter(client, annex_c=annex_c) if annex_c is not None
+                   else S1spAdapter(client))
+        for _, document in documents:
+            _out(adapter.submit(document))
+    return EXIT_OK
+
+
+def _cmd_advance(arguments: argparse.Namespace) -> int:
+    from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, Request
+    from protocol.errors import LinkError
+
+    with _client(arguments) as client:
+        try:
+            response = client.request(MANAGEMENT_SERVER_ADDRESS, Request(
+                Command.ADVANCE_DEVICE_TIME, 0, {"advance_seconds": arguments.seconds}))
+        except LinkError as error:
+            raise CliError(f"secure-emu: {error}") from None
+    if not response.ok:
+        raise CliError(f"secure-emu: the emulator refused to advance time: "
+                       f"{response.status.name}")
+    _out(f"device time now {response.fields['device_time_seconds']} "
+         f"({_iso(response.fields['device_time_seconds'])})")
+    return EXIT_OK
+
+
+def _iso(device_time_seconds: int) -> str:
+    import datetime
+
+    moment = datetime.datetime.fromtimestamp(device_time_seconds, tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _cmd_annex_c(arguments: argparse.Namespace) -> int:
+    from protocol.s1sp.annex_c import AnnexCTable, format_annex_c_table
+
+    table = _load_annex_c(arguments.annex_c)
+    if table is None:
+        table = AnnexCTable()
+    _out(format_annex_c_table(table))
+    return EXIT_OK
+
+
+def _cmd_utrn(arguments: argparse.Namespace) -> int:
+    from emulator.utrn import UtrnValueClass, make_utrn
+
+    meter_eui64 = parse_eui64(arguments.meter)
+    if arguments.pence is not None:
+        value_class, value = UtrnValueClass.PENNIES, arguments.pence
+    else:
+        value_class, value = UtrnValueClass.POUNDS, arguments.pounds
+    try:
+        _out(make_utrn(meter_eui64, arguments.counter, value_class, value))
+    except ValueError as error:
+        raise CliError(f"secure-emu: {error}", EXIT_USAGE) from None
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# demo
+# --------------------------------------------------------------------------------------------
+
+
+def _cmd_demo(arguments: argparse.Namespace) -> int:
+    from emulator.demo import run_demo
+
+    return run_demo(show_xml=arguments.xml, out=sys.stdout)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

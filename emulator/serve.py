@@ -1,0 +1,483 @@
+"""Serving emulated devices on a port: a sans-I/O core and a thin I/O shell around it.
+
+:class:`LinkServer` is the core, one per client byte stream (a pty, a serial port, one TCP
+connection): bytes in, bytes out, with the time passed in as ``now_ms``. It feeds a
+:class:`~protocol.stream.FrameStreamDecoder`, routes each frame by destination address to one
+:class:`~protocol.link.LinkStation` (``Role.SERVER``) per (server address, client address),
+hands every received APDU to the shared world (``world.handle_apdu``) and queues the answer on
+the station. Frames to addresses the world does not serve are ignored and counted.
+
+:class:`ServeLoop` is the shell: it waits on every transport and listener with
+:mod:`selectors`, gives each TCP connection its own :class:`LinkServer` over one shared world,
+runs link timers, calls ``world.advance()`` periodically so timers run while idle (not with a
+virtual clock: there time moves only when told), and on :meth:`ServeLoop.request_stop` (from
+Ctrl-C or SIGTERM) stops, closes its clients and saves the world state.
+
+Nothing a client sends may crash the server or stop it serving other clients: the decoder
+never raises, and anything that escapes a station or the world for one frame is counted in
+:class:`ServerCounters`, that station is dropped, and serving goes on. This module must never
+do port I/O except through :mod:`protocol.transport`, and never read a clock except the one
+it is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from protocol.apdu import ApduType, decode_apdu
+from protocol.errors import ProtocolError
+from protocol.hdlc import FrameType, HdlcFrame, encode_frame
+from protocol.link import ApduReceived, LinkParameters, LinkState, LinkStation, Role
+from protocol.stream import FrameStreamDecoder
+from protocol.transport import ByteTransport, TcpListener, TransportError
+
+__all__ = [
+    "DEFAULT_ADVANCE_INTERVAL_MS",
+    "DEFAULT_MAX_STATIONS",
+    "LinkServer",
+    "MonotonicClock",
+    "ServeLoop",
+    "ServerCounters",
+    "World",
+    "describe_frame",
+    "format_trace_line",
+    "wall_clock_text",
+]
+
+#: How often a serving loop on real time calls ``world.advance()`` while idle.
+DEFAULT_ADVANCE_INTERVAL_MS = 1000
+#: Link stations one LinkServer keeps; beyond it the least recently used is dropped.
+DEFAULT_MAX_STATIONS = 64
+#: Bytes read from a transport at a time.
+READ_CHUNK_BYTES = 65536
+#: Longest a serving loop sleeps without looking at its stop flag.
+MAX_WAIT_MS = 1000
+#: LLC headers that open the first segment of each APDU (see :mod:`protocol.link`).
+LLC_COMMAND = bytes.fromhex("E6E600")
+LLC_RESPONSE = bytes.fromhex("E6E700")
+
+
+class World(Protocol):
+    """What serving needs from :class:`emulator.world.EmulatedWorld`."""
+
+    def server_addresses(self) -> frozenset[int]: ...
+
+    def handle_apdu(self, server_address: int, apdu: bytes) -> bytes | None: ...
+
+    def advance(self) -> None: ...
+
+    def save(self) -> None: ...
+
+
+class MonotonicClock(Protocol):
+    """The part of an :mod:`emulator.clock` clock that link timers need."""
+
+    def monotonic_ms(self) -> int: ...
+
+
+#: ``(direction, frame, now_ms)`` for every frame in (``"rx"``) and out (``"tx"``).
+FrameTrace = Callable[[str, HdlcFrame, int], None]
+
+
+@dataclass
+class ServerCounters:
+    """What one LinkServer has seen, for diagnostics."""
+
+    frames_received: int = 0
+    frames_sent: int = 0
+    frames_to_unknown_address: int = 0
+    apdus_handled: int = 0
+    stations_dropped: int = 0
+    internal_errors: int = 0
+    last_internal_error: str = ""
+
+
+@dataclass
+class _StationEntry:
+    station: LinkStation
+    server_address: int
+    client_address: int
+
+
+class LinkServer:
+    """Sans-I/O: one client byte stream in, the bytes to send back out."""
+
+    def __init__(self, world: World, *, parameters: LinkParameters | None = None,
+                 max_stations: int = DEFAULT_MAX_STATIONS, trace: FrameTrace | None = None,
+                 station_factory: Callable[[int, int], LinkStation] | None = None) -> None:
+        self._world = world
+        self._parameters = parameters or LinkParameters()
+        self._max_stations = max_stations
+        self._trace = trace
+        self._decoder = FrameStreamDecoder()
+        self._stations: dict[tuple[int, int], _StationEntry] = {}
+        self._station_factory = station_factory or self._new_station
+        self.counters = ServerCounters()
+
+    def _new_station(self, server_address: int, client_address: int) -> LinkStation:
+        return LinkStation(Role.SERVER, server_address, client_address,
+                           parameters=self._parameters)
+
+    @property
+    def decoder(self) -> FrameStreamDecoder:
+        """The stream decoder, whose counters say what was discarded and why."""
+        return self._decoder
+
+    @property
+    def station_count(self) -> int:
+        return len(self._stations)
+
+    def receive_bytes(self, data: bytes, now_ms: int) -> bytes:
+        """Feed bytes from the client; return every byte to send back (possibly ``b""``)."""
+        out: list[bytes] = []
+        for frame in self._decoder.feed(data):
+            self.counters.frames_received += 1
+            self._handle_frame(frame, now_ms, out)
+        return b"".join(out)
+
+    def handle_timeout(self, now_ms: int) -> bytes:
+        """Run due link timers; return the bytes they produce."""
+        out: list[bytes] = []
+        for key, entry in list(self._stations.items()):
+            deadline = entry.station.next_timeout_ms()
+            if deadline is None or deadline > now_ms:
+                continue
+            try:
+                entry.station.handle_timeout(now_ms)
+                self._drain(entry, now_ms, out)
+            except Exception as error:  # one station must not stop the server
+                self._drop(key, error)
+        return b"".join(out)
+
+    def next_timeout_ms(self) -> int | None:
+        """Earliest link timer of any station, or ``None``."""
+        deadlines = [d for e in self._stations.values()
+                     if (d := e.station.next_timeout_ms()) is not None]
+        return min(deadlines, default=None)
+
+    def _handle_frame(self, frame: HdlcFrame, now_ms: int, out: list[bytes]) -> None:
+        if self._trace is not None:
+            self._trace("rx", frame, now_ms)
+        server_address = frame.destination_address
+        if server_address not in self._world.server_addresses():
+            self.counters.frames_to_unknown_address += 1
+            return
+        key = (server_address, frame.source_address)
+        try:
+            entry = self._entry(key)
+            events = entry.station.receive_frame(frame, now_ms)
+            for event in events:
+                if isinstance(event, ApduReceived):
+                    self.counters.apdus_handled += 1
+                    answer = self._world.handle_apdu(server_address, event.apdu)
+                    if answer is not None:
+                        entry.station.send_apdu(answer, now_ms)
+            self._drain(entry, now_ms, out)
+        except Exception as error:  # one station must not stop the server
+            self._drop(key, error)
+
+    def _entry(self, key: tuple[int, int]) -> _StationEntry:
+        entry = self._stations.pop(key, None)
+        if entry is None:
+            if len(self._stations) >= self._max_stations:
+                self._evict_one()
+            entry = _StationEntry(self._station_factory(*key), *key)
+        self._stations[key] = entry  # most recently used last
+        return entry
+
+    def _evict_one(self) -> None:
+        victim = next((k for k, e in self._stations.items()
+                       if e.station.state is LinkState.DISCONNECTED),
+                      next(iter(self._stations)))
+        del self._stations[victim]
+        self.counters.stations_dropped += 1
+
+    def _drain(self, entry: _StationEntry, now_ms: int, out: list[bytes]) -> None:
+        for frame in entry.station.frames_to_send():
+            if self._trace is not None:
+                self._trace("tx", frame, now_ms)
+            out.append(encode_frame(frame))
+            self.counters.frames_sent += 1
+
+    def _drop(self, key: tuple[int, int], error: Exception) -> None:
+        self._stations.pop(key, None)
+        self.counters.stations_dropped += 1
+        self.counters.internal_errors += 1
+        self.counters.last_internal_error = f"{type(error).__name__}: {error}"
+
+
+# --------------------------------------------------------------------------------------------
+# Trace formatting
+# --------------------------------------------------------------------------------------------
+
+
+def _describe_apdu(information: bytes) -> str:
+    for llc in (LLC_COMMAND, LLC_RESPONSE):
+        if information.startswith(llc):
+            apdu_bytes = information[len(llc):]
+            break
+    else:
+        return "continuation segment"
+    try:
+        apdu = decode_apdu(apdu_bytes)
+    except ProtocolError as error:
+        return f"APDU not decodable here ({error})"
+    fields = ", ".join(f"{name}={_short(value)}" for name, value in apdu.fields.items())
+    kind = "request" if apdu_bytes[0] == ApduType.REQUEST else "response"
+    status = getattr(apdu, "status", None)
+    status_text = f" {status.name}" if status is not None else ""
+    return f"{apdu.command.name} {kind}{status_text} invoke={apdu.invoke_id} {{{fields}}}"
+
+
+def _short(value: object) -> str:
+    if isinstance(value, bytes):
+        text = value.hex()
+        return text if len(text) <= 40 else f"{text[:40]}...({len(value)} bytes)"
+    if hasattr(value, "name") and isinstance(getattr(value, "name", None), str):
+        return str(value.name)  # type: ignore[attr-defined]
+    return repr(value)
+
+
+def describe_frame(frame: HdlcFrame) -> str:
+    """One line: frame type, addresses, sequence numbers, and the APDU when one is inside."""
+    frame_type = frame.frame_type
+    name = frame_type.name if frame_type is not None else f"control=0x{frame.control:02X}"
+    parts = [f"{name} dst={frame.destination_address} src={frame.source_address}"]
+    if frame_type is FrameType.I:
+        parts.append(f"N(S)={frame.send_sequence} N(R)={frame.receive_sequence}")
+    elif frame_type in (FrameType.RR, FrameType.RNR):
+        parts.append(f"N(R)={frame.receive_sequence}")
+    parts.append(f"P/F={int(frame.poll_final)}")
+    if frame.segmented:
+        parts.append("segmented")
+    if frame_type is FrameType.I and frame.information:
+        parts.append("| " + _describe_apdu(frame.information))
+    elif frame.information:
+        parts.append(f"| info {frame.information.hex()}")
+    return " ".join(parts)
+
+
+def wall_clock_text() -> str:
+    """Local wall time as HH:MM:SS.mmm, for trace lines."""
+    now_ns = time.time_ns()
+    return time.strftime("%H:%M:%S", time.localtime(now_ns // 1_000_000_000)) + (
+        f".{now_ns // 1_000_000 % 1000:03d}")
+
+
+def format_trace_line(direction: str, frame: HdlcFrame, *, timestamp: str, peer: str = "") -> str:
+    """``time peer rx|tx hex`` then the decoded frame on an indented second line."""
+    arrow = "<-" if direction == "rx" else "->"
+    who = f" {peer}" if peer else ""
+    wire_hex = encode_frame(frame).hex(" ")
+    return f"{timestamp}{who} {direction} {arrow} {wire_hex}\n    {describe_frame(frame)}"
+
+
+# --------------------------------------------------------------------------------------------
+# The I/O shell
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Client:
+    transport: ByteTransport
+    server: LinkServer
+    name: str
+    closes_with_loop: bool = True
+
+
+@dataclass
+class _LoopStats:
+    clients_accepted: int = 0
+    clients_closed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class ServeLoop:
+    """Serve one world on streams (pty, serial) and TCP listeners until told to stop."""
+
+    def __init__(self, world: World, link_clock: MonotonicClock, *,
+                 advance_interval_ms: int | None = DEFAULT_ADVANCE_INTERVAL_MS,
+                 parameters: LinkParameters | None = None,
+                 trace_line: Callable[[str], None] | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
+        self._world = world
+        self._clock = link_clock
+        self._advance_interval_ms = advance_interval_ms
+        self._parameters = parameters
+        self._trace_line = trace_line
+        self._log = log or (lambda message: None)
+        self._selector = selectors.DefaultSelector()
+        self._clients: dict[int, _Client] = {}
+        self._pollers: list[_Client] = []  # transports without a descriptor
+        self._listeners: dict[int, TcpListener] = {}
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._selector.register(self._wake_read, selectors.EVENT_READ)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._wake_closed = False
+        self.stats = _LoopStats()
+
+    def _make_server(self, name: str) -> LinkServer:
+        trace: FrameTrace | None = None
+        if self._trace_line is not None:
+            sink = self._trace_line
+
+            def trace(direction: str, frame: HdlcFrame, now_ms: int) -> None:
+                sink(format_trace_line(direction, frame, timestamp=wall_clock_text(), peer=name))
+        return LinkServer(self._world, parameters=self._parameters, trace=trace)
+
+    def add_stream(self, transport: ByteTransport, *, name: str = "port") -> LinkServer:
+        """Serve one byte stream (pty master, serial port). The loop closes it when done."""
+        client = _Client(transport, self._make_server(name), name)
+        fileno = getattr(transport, "fileno", None)
+        try:
+            fd = fileno() if fileno is not None else None
+        except OSError:
+            fd = None
+        if fd is None:
+            self._pollers.append(client)
+        else:
+            self._clients[fd] = client
+            self._selector.register(fd, selectors.EVENT_READ)
+        return client.server
+
+    def add_listener(self, listener: TcpListener) -> None:
+        """Accept TCP clients; each gets its own LinkServer over the shared world."""
+        self._listeners[listener.fileno()] = listener
+        self._selector.register(listener.fileno(), selectors.EVENT_READ)
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop soon; safe from a signal handler or another thread."""
+        self._stop.set()
+        with self._lock:
+            if not self._wake_closed:
+                with contextlib.suppress(OSError):
+                    os.write(self._wake_write, b"\0")
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        """Serve until :meth:`request_stop`; then close clients and save the world."""
+        next_advance_ms = self._next_advance(self._clock.monotonic_ms())
+        try:
+            while not self._stop.is_set():
+                now_ms = self._clock.monotonic_ms()
+                wait_ms = self._wait_ms(now_ms, next_advance_ms)
+                for key, _ in self._selector.select(wait_ms / 1000 if wait_ms else 0):
+                    self._on_ready(key.fd)
+                for client in list(self._pollers):
+                    self._read_from(client, poll_ms=min(wait_ms, 50))
+                now_ms = self._clock.monotonic_ms()
+                self._run_timers(now_ms)
+                if next_advance_ms is not None and now_ms >= next_advance_ms:
+                    self._advance_world()
+                    next_advance_ms = self._next_advance(now_ms)
+        finally:
+            self._shutdown()
+
+    def _next_advance(self, now_ms: int) -> int | None:
+        if self._advance_interval_ms is None:
+            return None
+        return now_ms + self._advance_interval_ms
+
+    def _wait_ms(self, now_ms: int, next_advance_ms: int | None) -> int:
+        deadlines = [now_ms + MAX_WAIT_MS]
+        if next_advance_ms is not None:
+            deadlines.append(next_advance_ms)
+        for client in self._all_clients():
+            deadline = client.server.next_timeout_ms()
+            if deadline is not None:
+                deadlines.append(deadline)
+        return max(0, min(deadlines) - now_ms)
+
+    def _all_clients(self) -> list[_Client]:
+        return [*self._clients.values(), *self._pollers]
+
+    def _on_ready(self, fd: int) -> None:
+        if fd == self._wake_read:
+            with contextlib.suppress(OSError):
+                os.read(self._wake_read, 4096)
+            return
+        listener = self._listeners.get(fd)
+        if listener is not None:
+            transport = listener.accept(0)
+            if transport is not None:
+                name = getattr(transport, "name", "tcp")
+                client = _Client(transport, self._make_server(name), name)
+                self._clients[transport.fileno()] = client
+                self._selector.register(transport.fileno(), selectors.EVENT_READ)
+                self.stats.clients_accepted += 1
+                self._log(f"client connected: {name}")
+            return
+        client = self._clients.get(fd)
+        if client is not None:
+            self._read_from(client, poll_ms=0)
+
+    def _read_from(self, client: _Client, *, poll_ms: int) -> None:
+        try:
+            data = client.transport.read(READ_CHUNK_BYTES, poll_ms)
+            if not data:
+                return
+            reply = client.server.receive_bytes(data, self._clock.monotonic_ms())
+            if reply:
+                client.transport.write(reply)
+        except TransportError as error:
+            self._close_client(client, f"{client.name}: {error}")
+
+    def _run_timers(self, now_ms: int) -> None:
+        for client in self._all_clients():
+            deadline = client.server.next_timeout_ms()
+            if deadline is None or deadline > now_ms:
+                continue
+            reply = client.server.handle_timeout(now_ms)
+            if reply:
+                try:
+                    client.transport.write(reply)
+                except TransportError as error:
+                    self._close_client(client, f"{client.name}: {error}")
+
+    def _advance_world(self) -> None:
+        try:
+            self._world.advance()
+        except Exception as error:  # keep serving; report it
+            self.stats.errors.append(f"world.advance failed: {error}")
+            self._log(f"world.advance failed: {error}")
+
+    def _close_client(self, client: _Client, reason: str) -> None:
+        self._log(f"client gone: {reason}")
+        self.stats.clients_closed += 1
+        if client in self._pollers:
+            self._pollers.remove(client)
+        for fd, known in list(self._clients.items()):
+            if known is client:
+                with contextlib.suppress(KeyError, ValueError):
+                    self._selector.unregister(fd)
+                del self._clients[fd]
+        client.transport.close()
+
+    def _shutdown(self) -> None:
+        for client in self._all_clients():
+            client.transport.close()
+        self._clients.clear()
+        self._pollers.clear()
+        for listener in self._listeners.values():
+            listener.close()
+        self._listeners.clear()
+        self._selector.close()
+        with self._lock:
+            self._wake_closed = True
+            for fd in (self._wake_read, self._wake_write):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._world.save()

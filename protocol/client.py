@@ -1,0 +1,341 @@
+"""A blocking request/response client for devices behind one link: the link-backed DeviceChannel.
+
+:class:`DeviceClient` implements ``protocol.s1sp.channel.DeviceChannel`` over a
+:class:`~protocol.transport.ByteTransport`: ``request(server_address, request) -> Response``.
+It keeps one :class:`~protocol.link.LinkStation` (``Role.CLIENT``) per server address,
+connected lazily on first use, decodes input with a
+:class:`~protocol.stream.FrameStreamDecoder`, numbers requests with its own invoke ids (the
+response handed back carries the caller's invoke id again), and waits for the matching
+response. Retransmission is the link's: the client sleeps in ``transport.read`` only until the
+link's ``next_timeout_ms`` and then calls ``handle_timeout``, on an injected clock.
+
+Errors, as DUIS sees them:
+
+- the link cannot be brought up (no UA to SNRM after the retries, DM, FRMR, port closed or
+  failing) -> :class:`~protocol.errors.DeviceUnreachableError` (E20);
+- the link is up but no response came after the retries
+  -> :class:`~protocol.errors.DeviceTimeoutError` (E21).
+
+As a backstop, if nothing at all arrives for ``(max_retransmissions + 2) *
+retransmit_timeout_ms`` while waiting, the wait ends with the same errors. A response whose
+invoke id or command does not match (a stale answer) is dropped and counted.
+
+A DeviceClient is not thread-safe: one caller at a time. This module does no port I/O of its
+own (that is :mod:`protocol.transport`) and must never sleep: it only waits in
+``transport.read``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from protocol.apdu import ADAPTER_CLIENT_ADDRESS, Request, Response, decode_apdu, encode_request
+from protocol.errors import (
+    ApduError,
+    DeviceTimeoutError,
+    DeviceUnreachableError,
+    ProtocolError,
+)
+from protocol.hdlc import HdlcFrame, encode_frame
+from protocol.link import (
+    ApduReceived,
+    Connected,
+    Disconnected,
+    LinkEvent,
+    LinkFailed,
+    LinkParameters,
+    LinkState,
+    LinkStation,
+    Role,
+)
+from protocol.stream import FrameStreamDecoder
+from protocol.transport import (
+    DEFAULT_BAUDRATE,
+    ByteTransport,
+    SerialTransport,
+    TransportError,
+    connect_tcp,
+    open_port,
+)
+
+__all__ = ["ClientCounters", "DeviceClient", "MonotonicClock", "RealMonotonicClock"]
+
+#: Bytes read from the transport at a time.
+READ_CHUNK_BYTES = 4096
+#: Longest :meth:`DeviceClient.close` waits for the devices to confirm a disconnect.
+CLOSE_WAIT_MS = 500
+
+
+class MonotonicClock(Protocol):
+    """Integer milliseconds that never go backwards (``emulator.clock`` clocks fit)."""
+
+    def monotonic_ms(self) -> int: ...
+
+
+class RealMonotonicClock:
+    """The operating system's monotonic clock in integer milliseconds."""
+
+    def monotonic_ms(self) -> int:
+        return time.monotonic_ns() // 1_000_000
+
+
+#: ``(direction, frame, now_ms)`` for every frame in (``"rx"``) and out (``"tx"``).
+FrameTrace = Callable[[str, HdlcFrame, int], None]
+
+
+@dataclasses.dataclass
+class ClientCounters:
+    """What the client has seen, for diagnostics and tests."""
+
+    requests_sent: int = 0
+    responses_received: int = 0
+    stale_responses_dropped: int = 0
+    undecodable_apdus: int = 0
+    frames_for_others: int = 0
+
+
+class _Outcome:
+    """What a wait for one station ended with."""
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.response: Response | None = None
+        self.failure: LinkFailed | Disconnected | None = None
+
+
+class DeviceClient:
+    """Requests to devices behind one link; implements ``DeviceChannel``."""
+
+    def __init__(self, transport: ByteTransport, *,
+                 client_address: int = ADAPTER_CLIENT_ADDRESS,
+                 clock: MonotonicClock | None = None,
+                 parameters: LinkParameters | None = None,
+                 retransmit_timeout_ms: int = 1000, max_retransmissions: int = 3,
+                 trace: FrameTrace | None = None, name: str | None = None) -> None:
+        self._transport = transport
+        self._client_address = client_address
+        self._clock = clock or RealMonotonicClock()
+        self._parameters = parameters or LinkParameters()
+        self._retransmit_timeout_ms = retransmit_timeout_ms
+        self._max_retransmissions = max_retransmissions
+        self._trace = trace
+        self._name = name or getattr(transport, "name", "the port")
+        self._decoder = FrameStreamDecoder()
+        self._stations: dict[int, LinkStation] = {}
+        self._next_invoke_id = 1
+        self._closed = False
+        self.counters = ClientCounters()
+
+    # ----------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, *, port: str | None = None, tcp: str | None = None,
+             baudrate: int = DEFAULT_BAUDRATE, **options: object) -> DeviceClient:
+        """A client on a serial device / pty path / pyserial URL (``port``) or a TCP
+        ``host:port`` (``tcp``). Raises :class:`~protocol.transport.TransportError` naming the
+        port when it cannot be opened."""
+        if (port is None) == (tcp is None):
+            raise ValueError("give exactly one of port= or tcp=")
+        transport: ByteTransport
+        if port is not None:
+            transport = open_port(port, baudrate=baudrate)
+            if isinstance(transport, SerialTransport):
+                transport.reset_input()
+            name = port
+        else:
+            assert tcp is not None
+            transport = connect_tcp(tcp)
+            name = f"tcp {tcp}"
+        return cls(transport, name=name, **options)  # type: ignore[arg-type]
+
+    def __enter__(self) -> DeviceClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def client_address(self) -> int:
+        return self._client_address
+
+    @property
+    def decoder(self) -> FrameStreamDecoder:
+        return self._decoder
+
+    # ----------------------------------------------------------------------------------------
+    def request(self, server_address: int, request: Request) -> Response:
+        """Send ``request`` to the device at ``server_address`` and return its response.
+
+        Raises DeviceUnreachableError (E20) or DeviceTimeoutError (E21); ApduError if the
+        request itself cannot be encoded."""
+        if self._closed:
+            raise DeviceUnreachableError(f"the client for {self._name} is closed")
+        invoke_id = self._take_invoke_id()
+        apdu = encode_request(dataclasses.replace(request, invoke_id=invoke_id))
+        station = self._connected_station(server_address)
+        station.send_apdu(apdu, self._clock.monotonic_ms())
+        self.counters.requests_sent += 1
+        outcome = self._wait(server_address, want_response=(invoke_id, request.command))
+        if outcome.response is not None:
+            self.counters.responses_received += 1
+            return dataclasses.replace(outcome.response, invoke_id=request.invoke_id)
+        self._stations.pop(server_address, None)
+        reason = outcome.failure.reason if outcome.failure is not None else "no answer"
+        if isinstance(outcome.failure, Disconnected):
+            raise DeviceUnreachableError(
+                f"the device at server address {server_address} on {self._name} dropped the "
+                f"link while answering {request.command.name}: {reason}")
+        raise DeviceTimeoutError(
+            f"no response from the device at server address {server_address} on "
+            f"{self._name} to {request.command.name} after {self._max_retransmissions} "
+            f"retransmissions ({reason})")
+
+    def close(self) -> None:
+        """Disconnect every link politely (best effort, briefly), then close the transport."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            now_ms = self._clock.monotonic_ms()
+            connected = [s for s in self._stations.values() if s.state is LinkState.CONNECTED]
+            for station in connected:
+                station.disconnect(now_ms)
+            if connected:
+                deadline_ms = now_ms + min(CLOSE_WAIT_MS, self._retransmit_timeout_ms)
+                self._flush()
+                while (any(s.state is not LinkState.DISCONNECTED for s in connected)
+                       and self._clock.monotonic_ms() < deadline_ms):
+                    data = self._transport.read(
+                        READ_CHUNK_BYTES, max(0, deadline_ms - self._clock.monotonic_ms()))
+                    if not data:
+                        break
+                    self._route(data, self._clock.monotonic_ms(), {})
+        except (ProtocolError, OSError):
+            pass  # closing anyway
+        finally:
+            self._stations.clear()
+            self._transport.close()
+
+    # ----------------------------------------------------------------------------------------
+    def _take_invoke_id(self) -> int:
+        invoke_id = self._next_invoke_id
+        self._next_invoke_id = invoke_id % 0xFFFF + 1  # 1..65535
+        return invoke_id
+
+    def _connected_station(self, server_address: int) -> LinkStation:
+        station = self._stations.get(server_address)
+        if station is not None and station.state is LinkState.CONNECTED:
+            return station
+        station = LinkStation(Role.CLIENT, self._client_address, server_address,
+                              parameters=self._parameters,
+                              retransmit_timeout_ms=self._retransmit_timeout_ms,
+                              max_retransmissions=self._max_retransmissions)
+        self._stations[server_address] = station
+        station.connect(self._clock.monotonic_ms())
+        outcome = self._wait(server_address, want_response=None)
+        if outcome.connected:
+            return station
+        self._stations.pop(server_address, None)
+        reason = outcome.failure.reason if outcome.failure is not None else "no answer"
+        raise DeviceUnreachableError(
+            f"cannot bring up the link to server address {server_address} on {self._name}: "
+            f"{reason}. Check the port, the device address and that the device is served")
+
+    def _backstop_ms(self) -> int:
+        return (self._max_retransmissions + 2) * self._retransmit_timeout_ms
+
+    def _wait(self, server_address: int, *, want_response: tuple[int, object] | None
+              ) -> _Outcome:
+        """Pump frames until the station connects (``want_response`` None), the wanted
+        response arrives, or the link gives up."""
+        outcome = _Outcome()
+        watch = {server_address: (outcome, want_response)}
+        last_activity_ms = self._clock.monotonic_ms()
+        while True:
+            self._flush()
+            if outcome.connected and want_response is None:
+                return outcome
+            if outcome.response is not None or outcome.failure is not None:
+                return outcome
+            now_ms = self._clock.monotonic_ms()
+            backstop_at_ms = last_activity_ms + self._backstop_ms()
+            if now_ms >= backstop_at_ms:
+                outcome.failure = LinkFailed(
+                    f"nothing received for {self._backstop_ms()} ms")
+                return outcome
+            wake_ms = min([backstop_at_ms, *self._timer_deadlines()])
+            try:
+                data = self._transport.read(READ_CHUNK_BYTES, max(0, wake_ms - now_ms))
+            except TransportError as error:
+                self._stations.clear()
+                raise DeviceUnreachableError(f"{self._name}: {error}") from error
+            now_ms = self._clock.monotonic_ms()
+            if data:
+                last_activity_ms = now_ms
+                self._route(data, now_ms, watch)
+            self._run_timers(now_ms, watch)
+
+    def _timer_deadlines(self) -> list[int]:
+        return [d for s in self._stations.values() if (d := s.next_timeout_ms()) is not None]
+
+    def _run_timers(self, now_ms: int,
+                    watch: dict[int, tuple[_Outcome, tuple[int, object] | None]]) -> None:
+        for address, station in list(self._stations.items()):
+            deadline = station.next_timeout_ms()
+            if deadline is not None and deadline <= now_ms:
+                self._on_events(address, station.handle_timeout(now_ms), watch)
+
+    def _route(self, data: bytes, now_ms: int,
+               watch: dict[int, tuple[_Outcome, tuple[int, object] | None]]) -> None:
+        for frame in self._decoder.feed(data):
+            if self._trace is not None:
+                self._trace("rx", frame, now_ms)
+            station = self._stations.get(frame.source_address)
+            if frame.destination_address != self._client_address or station is None:
+                self.counters.frames_for_others += 1
+                continue
+            self._on_events(frame.source_address, station.receive_frame(frame, now_ms), watch)
+
+    def _on_events(self, address: int, events: list[LinkEvent],
+                   watch: dict[int, tuple[_Outcome, tuple[int, object] | None]]) -> None:
+        entry = watch.get(address)
+        for event in events:
+            if isinstance(event, ApduReceived):
+                self._on_apdu(event.apdu, entry)
+            elif entry is None:
+                continue
+            elif isinstance(event, Connected):
+                entry[0].connected = True
+            elif isinstance(event, (LinkFailed, Disconnected)):
+                entry[0].failure = event
+
+    def _on_apdu(self, apdu_bytes: bytes,
+                 entry: tuple[_Outcome, tuple[int, object] | None] | None) -> None:
+        try:
+            apdu = decode_apdu(apdu_bytes)
+        except ApduError:
+            self.counters.undecodable_apdus += 1
+            return
+        wanted = entry[1] if entry is not None else None
+        if (entry is None or wanted is None or not isinstance(apdu, Response)
+                or (apdu.invoke_id, apdu.command) != wanted):
+            self.counters.stale_responses_dropped += 1
+            return
+        entry[0].response = apdu
+
+    def _flush(self) -> None:
+        chunks: list[bytes] = []
+        now_ms = self._clock.monotonic_ms()
+        for station in self._stations.values():
+            for frame in station.frames_to_send():
+                if self._trace is not None:
+                    self._trace("tx", frame, now_ms)
+                chunks.append(encode_frame(frame))
+        if chunks:
+            try:
+                self._transport.write(b"".join(chunks))
+            except TransportError as error:
+                self._stations.clear()
+                raise DeviceUnreachableError(f"{self._name}: {error}") from error
