@@ -1,0 +1,1038 @@
+"""One emulated Secure prepayment meter (ESME or GSME), sans-I/O.
+
+A :class:`Meter` holds the registers in whole pence, runs consumption, debt recovery, load
+limiting and the supply rules as device time is advanced, and answers the meter commands of
+:mod:`protocol.apdu`. Requests come in as :class:`protocol.apdu.Request`; answers go out as
+:class:`protocol.apdu.Response` whose fields are exactly ``RESPONSE_BODIES[command]``.
+
+Rules (decisions marked; constants and transition tables live in :mod:`emulator.meter_rules`):
+
+- Any request that fails changes nothing, except that a refused UTRN counts towards the UTRN
+  lockout (that count is the point of the lockout).
+- Consumption debits the meter balance down to 0, then the emergency-credit balance, then takes
+  the meter balance negative. Energy flows only while the supply is ENABLED; the standing
+  charge runs always. Sub-penny cost stays private (:mod:`emulator.consumption`).
+- Supply decisions are exact to the second: the meter computes the first whole second at which
+  the available credit (meter balance + EC balance) falls below the disablement threshold, so
+  advancing time in one step or many gives the same result.
+- Top-up (*decided*): allowed in both payment modes. The token value first repays used
+  emergency credit, then (prepayment) pays the payment-based debt its percentage of the rest,
+  and the remainder is credited: ``credit_added + emergency_credit_repaid + debt_recovered =
+  token value``. When used EC is fully repaid, EC ends (any unused EC headroom is withdrawn).
+- Debt (*decided*): recovered only in prepayment. Time debt recovers ``rate`` pence at each
+  UTC hour or day boundary; payment debt takes ``percentage``% (rounded down) of each top-up
+  left after EC repayment. All recovery together is capped per UTC day by the
+  debt-recovery-rate cap (0 = uncapped). ``accumulated_debt_pence`` is the sum of the three
+  debt registers (what is still owed).
+- Load limiting (ESME only): periods are aligned to device time (multiples of the period since
+  1970). At each period end, if the energy drawn in that period exceeds threshold x period
+  (average demand above the threshold) while ENABLED, the switch opens (DISABLED, LOAD_LIMIT),
+  the counter counts it, and after the restoration period the switch is ARMED (*decided*): the
+  customer presses the button (:meth:`Meter.press_button_to_enable`). Settings reset the period's
+  energy; threshold 0 turns load limiting off.
+- Prepayment parameters the profile does not set are *never configured*: they read back as 0
+  (max meter balance and max credit threshold as 2147483647, i.e. no limit) and take the
+  request's defaults on a switch to prepayment (S1SR 18.4).
+- Stored but not acted on: low-credit and low-EC thresholds (no alerts on this protocol), the
+  cut-off grace period, keypad lock timeout and UTRN type.
+
+This module must never read a clock, sleep or do I/O: time comes in as arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from emulator.consumption import (
+    SECONDS_PER_DAY,
+    CostAccumulator,
+    LoadProfile,
+    Tariff,
+)
+from emulator.errors import (
+    ProfileError,
+    StateError,
+    UtrnCheckDigitError,
+    UtrnError,
+    UtrnWrongMeterError,
+)
+from emulator.meter_rules import (
+    DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED,
+    DEFAULT_MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
+    LOAD_LIMIT_PERIOD_MAX_SECONDS,
+    LOAD_LIMIT_PERIOD_MIN_SECONDS,
+    NON_DISABLEMENT_CALENDARS,
+    SECONDS_PER_HOUR,
+    UTRN_LOCKOUT_BAD_ENTRIES,
+    UTRN_LOCKOUT_SECONDS,
+    UTRN_USED_COUNTER_WINDOW,
+    NonDisablementCalendar,
+    SupplyEvent,
+    supply_transition,
+)
+from emulator.utrn import parse_utrn
+from protocol.apdu import (
+    PREPAYMENT_DEFAULTS,
+    Command,
+    DebtRecoveryPeriod,
+    DebtRegister,
+    DeviceType,
+    PaymentMode,
+    PrepaymentConfigurationField,
+    Request,
+    Response,
+    Status,
+    SupplyOffReason,
+    SupplyState,
+)
+
+__all__ = ["PREPAYMENT_PARAMETERS", "Meter", "MeterConfig", "MeterRegisters"]
+
+INT32_MAX = 2**31 - 1
+INT32_MIN = -(2**31)
+
+#: Prepayment parameters that take the Annex C defaults on a switch to prepayment when never
+#: configured: exactly the fields of ``protocol.apdu.PREPAYMENT_DEFAULTS``.
+PREPAYMENT_PARAMETERS: tuple[str, ...] = tuple(
+    sub.name for sub in PREPAYMENT_DEFAULTS.subcons  # type: ignore[attr-defined]
+)
+#: Parameters that hold money (must be >= 0 when set).
+_PENCE_PARAMETERS = frozenset(p for p in PREPAYMENT_PARAMETERS if p.endswith("_pence"))
+#: What a never-configured parameter reads back as (anything not listed: 0).
+UNCONFIGURED_VALUES: dict[str, int] = {
+    "max_meter_balance_pence": INT32_MAX,
+    "max_credit_threshold_pence": INT32_MAX,
+}
+#: Upper bounds of the non-pence prepayment parameters (their wire field widths).
+_PARAMETER_MAXIMA: dict[str, int] = {
+    "cut_off_grace_period_minutes": 0xFFFF,
+    "keypad_lock_timeout_seconds": 0xFFFF,
+    "non_disablement_calendar_id": 0xFF,
+    "utrn_type": 0xFF,
+}
+#: SET_PREPAYMENT_CONFIGURATION bit -> register name.
+_CONFIGURATION_FIELDS: dict[PrepaymentConfigurationField, str] = {
+    PrepaymentConfigurationField.DEBT_RECOVERY_RATE_CAP: "debt_recovery_rate_cap_pence",
+    PrepaymentConfigurationField.EMERGENCY_CREDIT_LIMIT: "emergency_credit_limit_pence",
+    PrepaymentConfigurationField.EMERGENCY_CREDIT_THRESHOLD: "emergency_credit_threshold_pence",
+    PrepaymentConfigurationField.LOW_CREDIT_THRESHOLD: "low_credit_threshold_pence",
+    PrepaymentConfigurationField.MAX_METER_BALANCE: "max_meter_balance_pence",
+    PrepaymentConfigurationField.MAX_CREDIT_THRESHOLD: "max_credit_threshold_pence",
+    PrepaymentConfigurationField.DISABLEMENT_THRESHOLD: "disablement_threshold_pence",
+}
+_DEBT_PERIOD_SECONDS: dict[DebtRecoveryPeriod, int] = {
+    DebtRecoveryPeriod.HOURLY: SECONDS_PER_HOUR,
+    DebtRecoveryPeriod.DAILY: SECONDS_PER_DAY,
+}
+_TIME_DEBTS = (DebtRegister.TIME_DEBT_1, DebtRegister.TIME_DEBT_2)
+_LOAD_LIMIT_COMMANDS = frozenset({
+    Command.READ_LOAD_LIMIT_DATA,
+    Command.SET_LOAD_LIMIT_SETTINGS,
+    Command.RESET_LOAD_LIMIT_COUNTER,
+})
+_METER_TYPES = (DeviceType.ELECTRICITY_METER, DeviceType.GAS_METER)
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration (from a profile)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeterConfig:
+    """Everything a profile can set for one meter. Integers only; money in whole pence.
+
+    Profile keys (a TOML table for one device; every key optional):
+
+    - ``payment_mode``: "credit" | "prepayment" (or 0 | 1); default credit.
+    - ``meter_balance_pence``: signed starting balance; default 0.
+    - ``supply_state``: "enabled" | "disabled" | "armed"; default enabled.
+    - ``disablement_threshold_pence``, ``emergency_credit_limit_pence``,
+      ``emergency_credit_threshold_pence``, ``low_credit_threshold_pence``,
+      ``max_meter_balance_pence``, ``max_credit_threshold_pence``,
+      ``debt_recovery_rate_cap_pence``, ``low_emergency_credit_threshold_pence``,
+      ``cut_off_grace_period_minutes``, ``keypad_lock_timeout_seconds``,
+      ``non_disablement_calendar_id`` (0 none, 1 weekday evenings/nights and weekends),
+      ``utrn_type``: prepayment parameters; a key left out is *never configured* (S1SR 18.4).
+    - ``suspend_debt_disabled``, ``suspend_debt_emergency``: booleans; default false.
+    - ``time_debt_1_pence``, ``time_debt_1_recovery_rate_pence``,
+      ``time_debt_1_recovery_period`` ("hourly" | "daily"), the same for ``time_debt_2_*``,
+      ``payment_debt_pence``, ``payment_debt_recovery_percentage`` (0-100).
+    - ``unit_rate_millipence_per_kwh`` (default 24500 = 24.5 p/kWh),
+      ``standing_charge_millipence_per_day`` (default 53000 = 53 p/day).
+    - ``load_w`` (constant load, default 0) or ``load_profile`` (list of
+      ``[start_second_of_day, load_w]``, UTC), not both.
+    - ``max_load_limit_power_threshold_w`` (default 65535, S1SR 18.37),
+      ``load_limit_power_threshold_w`` (default 0 = off), ``load_limit_period_seconds``,
+      ``load_limit_restoration_period_seconds`` (30-3600, default 300). ESME only.
+    - ``utrn_lockout_bad_entries`` (default 5), ``utrn_lockout_seconds`` (default 1800).
+    """
+
+    eui64: bytes
+    device_type: DeviceType
+    payment_mode: PaymentMode = PaymentMode.CREDIT
+    meter_balance_pence: int = 0
+    supply_state: SupplyState = SupplyState.ENABLED
+    disablement_threshold_pence: int | None = None
+    suspend_debt_disabled: bool = False
+    suspend_debt_emergency: bool = False
+    emergency_credit_limit_pence: int | None = None
+    emergency_credit_threshold_pence: int | None = None
+    low_credit_threshold_pence: int | None = None
+    max_meter_balance_pence: int | None = None
+    max_credit_threshold_pence: int | None = None
+    debt_recovery_rate_cap_pence: int | None = None
+    low_emergency_credit_threshold_pence: int | None = None
+    cut_off_grace_period_minutes: int | None = None
+    keypad_lock_timeout_seconds: int | None = None
+    non_disablement_calendar_id: int | None = None
+    utrn_type: int | None = None
+    time_debt_1_pence: int = 0
+    time_debt_1_recovery_rate_pence: int = 0
+    time_debt_1_recovery_period: DebtRecoveryPeriod = DebtRecoveryPeriod.DAILY
+    time_debt_2_pence: int = 0
+    time_debt_2_recovery_rate_pence: int = 0
+    time_debt_2_recovery_period: DebtRecoveryPeriod = DebtRecoveryPeriod.DAILY
+    payment_debt_pence: int = 0
+    payment_debt_recovery_percentage: int = 0
+    unit_rate_millipence_per_kwh: int = 24_500
+    standing_charge_millipence_per_day: int = 53_000
+    load_profile: tuple[tuple[int, int], ...] = ((0, 0),)
+    max_load_limit_power_threshold_w: int = DEFAULT_MAX_LOAD_LIMIT_POWER_THRESHOLD_W
+    load_limit_power_threshold_w: int = 0
+    load_limit_period_seconds: int = 300
+    load_limit_restoration_period_seconds: int = 300
+    utrn_lockout_bad_entries: int = UTRN_LOCKOUT_BAD_ENTRIES
+    utrn_lockout_seconds: int = UTRN_LOCKOUT_SECONDS
+
+    #: Keys :meth:`from_mapping` accepts (the field names, plus ``load_w``).
+    PROFILE_KEYS: ClassVar[frozenset[str]]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.eui64, bytes) or len(self.eui64) != 8:
+            raise ProfileError(f"eui64 must be 8 bytes, got {self.eui64!r}")
+        if self.device_type not in _METER_TYPES:
+            raise ProfileError(f"device_type {self.device_type!r} is not a meter (ESME or GSME)")
+        for name in PREPAYMENT_PARAMETERS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if value < 0:
+                raise ProfileError(f"{name} = {value} must not be negative")
+            if value > _PARAMETER_MAXIMA.get(name, INT32_MAX):
+                raise ProfileError(f"{name} = {value} is above {_PARAMETER_MAXIMA.get(name)}")
+        calendar_id = self.non_disablement_calendar_id
+        if calendar_id is not None and calendar_id not in NON_DISABLEMENT_CALENDARS:
+            raise ProfileError(f"non_disablement_calendar_id = {calendar_id} is not one of "
+                               f"{sorted(NON_DISABLEMENT_CALENDARS)}")
+        for name in ("time_debt_1_pence", "time_debt_1_recovery_rate_pence", "time_debt_2_pence",
+                     "time_debt_2_recovery_rate_pence", "payment_debt_pence",
+                     "unit_rate_millipence_per_kwh", "standing_charge_millipence_per_day",
+                     "max_load_limit_power_threshold_w", "load_limit_power_threshold_w"):
+            if getattr(self, name) < 0:
+                raise ProfileError(f"{name} = {getattr(self, name)} must not be negative")
+        if not 0 <= self.payment_debt_recovery_percentage <= 100:
+            raise ProfileError("payment_debt_recovery_percentage must be 0-100, got "
+                               f"{self.payment_debt_recovery_percentage}")
+        if not INT32_MIN <= self.meter_balance_pence <= INT32_MAX:
+            raise ProfileError(f"meter_balance_pence = {self.meter_balance_pence} is outside int32")
+        try:
+            LoadProfile(self.load_profile)
+        except ValueError as error:
+            raise ProfileError(f"load_profile: {error}") from None
+        if self.max_load_limit_power_threshold_w > 0xFFFF:
+            raise ProfileError("max_load_limit_power_threshold_w must fit the 16-bit field "
+                               f"(<= 65535), got {self.max_load_limit_power_threshold_w}")
+        if self.load_limit_power_threshold_w > self.max_load_limit_power_threshold_w:
+            raise ProfileError(f"load_limit_power_threshold_w = {self.load_limit_power_threshold_w}"
+                               f" is above max_load_limit_power_threshold_w = "
+                               f"{self.max_load_limit_power_threshold_w}")
+        if self.device_type == DeviceType.GAS_METER and self.load_limit_power_threshold_w:
+            raise ProfileError("load_limit_power_threshold_w: a gas meter has no load limiting")
+        for name in ("load_limit_period_seconds", "load_limit_restoration_period_seconds"):
+            if not LOAD_LIMIT_PERIOD_MIN_SECONDS <= getattr(self, name) <= (
+                    LOAD_LIMIT_PERIOD_MAX_SECONDS):
+                raise ProfileError(f"{name} must be {LOAD_LIMIT_PERIOD_MIN_SECONDS}-"
+                                   f"{LOAD_LIMIT_PERIOD_MAX_SECONDS} s, got {getattr(self, name)}")
+        if self.utrn_lockout_bad_entries < 1 or self.utrn_lockout_seconds < 0:
+            raise ProfileError("utrn_lockout_bad_entries must be >= 1 and utrn_lockout_seconds "
+                               ">= 0")
+
+    @classmethod
+    def from_mapping(cls, table: Mapping[str, Any], *, eui64: bytes,
+                     device_type: DeviceType) -> MeterConfig:
+        """A config from one device's profile table (keys: see the class docstring).
+
+        Raises :class:`ProfileError` naming the key for an unknown key, a wrong type or a bad
+        value.
+        """
+        values: dict[str, Any] = {}
+        if "load_w" in table and "load_profile" in table:
+            raise ProfileError("give load_w (a constant load) or load_profile, not both")
+        for key, raw in table.items():
+            if key not in cls.PROFILE_KEYS:
+                raise ProfileError(f"unknown meter profile key {key!r}; known keys: "
+                                   f"{', '.join(sorted(cls.PROFILE_KEYS))}")
+            if key == "load_w":
+                values["load_profile"] = ((0, _profile_int(key, raw)),)
+            elif key == "load_profile":
+                values["load_profile"] = _profile_load(raw)
+            elif key in _ENUM_KEYS:
+                values[key] = _profile_enum(key, raw, _ENUM_KEYS[key])
+            elif key in _BOOL_KEYS:
+                if not isinstance(raw, bool):
+                    raise ProfileError(f"{key} must be true or false, got {raw!r}")
+                values[key] = raw
+            else:
+                values[key] = _profile_int(key, raw)
+        return cls(eui64=eui64, device_type=device_type, **values)
+
+
+_ENUM_KEYS: dict[str, type[enum.IntEnum]] = {
+    "payment_mode": PaymentMode,
+    "supply_state": SupplyState,
+    "time_debt_1_recovery_period": DebtRecoveryPeriod,
+    "time_debt_2_recovery_period": DebtRecoveryPeriod,
+}
+_BOOL_KEYS = frozenset({"suspend_debt_disabled", "suspend_debt_emergency"})
+MeterConfig.PROFILE_KEYS = frozenset(
+    {f.name for f in dataclasses.fields(MeterConfig)} - {"eui64", "device_type"} | {"load_w"})
+
+
+def _profile_int(key: str, raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise ProfileError(f"{key} must be a whole number, got {raw!r}")
+    return raw
+
+
+def _profile_enum(key: str, raw: Any, enum_class: type[enum.IntEnum]) -> Any:
+    try:
+        if isinstance(raw, str):
+            return enum_class[raw.upper()]
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return enum_class(raw)
+    except (KeyError, ValueError):
+        pass
+    raise ProfileError(f"{key} must be one of {', '.join(m.name.lower() for m in enum_class)}, "
+                       f"got {raw!r}")
+
+
+def _profile_load(raw: Any) -> tuple[tuple[int, int], ...]:
+    if not isinstance(raw, list | tuple) or not raw:
+        raise ProfileError("load_profile must be a list of [start_second_of_day, load_w] pairs")
+    pairs = []
+    for item in raw:
+        if not isinstance(item, list | tuple) or len(item) != 2:
+            raise ProfileError(f"load_profile entry {item!r} is not [start_second_of_day, load_w]")
+        pairs.append((_profile_int("load_profile", item[0]), _profile_int("load_profile", item[1])))
+    return tuple(pairs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Registers (the persisted state)
+# ---------------------------------------------------------------------------------------------
+
+
+def _new_debt(value_pence: int = 0, rate_pence: int = 0,
+              period: DebtRecoveryPeriod = DebtRecoveryPeriod.DAILY,
+              percentage: int = 0) -> dict[str, int]:
+    return {"debt_value_pence": value_pence, "debt_recovery_rate_pence": rate_pence,
+            "debt_recovery_period": int(period), "debt_recovery_percentage": percentage}
+
+
+@dataclass
+class MeterRegisters:
+    """Every value a meter changes, JSON-able as it stands (ints, bools, lists, dicts)."""
+
+    now_seconds: int
+    payment_mode: int
+    meter_balance_pence: int
+    supply_state: int
+    supply_off_reason: int
+    disablement_threshold_pence: int
+    suspend_debt_disabled: bool
+    suspend_debt_emergency: bool
+    prepayment_parameters: dict[str, int]
+    configured_parameters: list[str]
+    debts: dict[str, dict[str, int]]
+    load_profile: list[list[int]]
+    emergency_credit_active: bool = False
+    emergency_credit_balance_pence: int = 0
+    emergency_credit_granted_pence: int = 0
+    debt_recovered_today_pence: int = 0
+    debt_recovery_day: int = 0
+    debt_recovered_total_pence: int = 0
+    cost_remainder_units: int = 0
+    consumption_debited_pence: int = 0
+    energy_imported_ws: int = 0
+    load_limit_power_threshold_w: int = 0
+    load_limit_period_seconds: int = 300
+    load_limit_restoration_period_seconds: int = 300
+    load_limit_counter: int = 0
+    load_limit_period_energy_ws: int = 0
+    load_limit_restoration_ends_at_seconds: int = 0
+    utrn_used_counters: list[int] = field(default_factory=list)
+    utrn_bad_entries_in_a_row: int = 0
+    utrn_locked_until_seconds: int = 0
+
+
+_Handler = Callable[["Meter", Mapping[str, Any]], "tuple[Status, dict[str, Any]]"]
+
+
+class Meter:
+    """One ESME or GSME. Feed it requests and device time; read its registers."""
+
+    def __init__(self, config: MeterConfig, device_time_seconds: int) -> None:
+        self.config = config
+        parameters = {}
+        configured = []
+        for name in PREPAYMENT_PARAMETERS:
+            value = getattr(config, name)
+            if value is None:
+                value = UNCONFIGURED_VALUES.get(name, 0)
+            else:
+                configured.append(name)
+            parameters[name] = value
+        if config.disablement_threshold_pence is not None:
+            configured.append("disablement_threshold_pence")
+        debts = {
+            DebtRegister.TIME_DEBT_1.name: _new_debt(
+                config.time_debt_1_pence, config.time_debt_1_recovery_rate_pence,
+                config.time_debt_1_recovery_period),
+            DebtRegister.TIME_DEBT_2.name: _new_debt(
+                config.time_debt_2_pence, config.time_debt_2_recovery_rate_pence,
+                config.time_debt_2_recovery_period),
+            DebtRegister.PAYMENT_DEBT.name: _new_debt(
+                config.payment_debt_pence, percentage=config.payment_debt_recovery_percentage),
+        }
+        self._r = MeterRegisters(
+            now_seconds=device_time_seconds,
+            payment_mode=int(config.payment_mode),
+            meter_balance_pence=config.meter_balance_pence,
+            supply_state=int(config.supply_state),
+            supply_off_reason=int(SupplyOffReason.NONE if config.supply_state ==
+                                  SupplyState.ENABLED else SupplyOffReason.REMOTE),
+            disablement_threshold_pence=config.disablement_threshold_pence or 0,
+            suspend_debt_disabled=config.suspend_debt_disabled,
+            suspend_debt_emergency=config.suspend_debt_emergency,
+            prepayment_parameters=parameters,
+            configured_parameters=configured,
+            debts=debts,
+            load_profile=[list(pair) for pair in config.load_profile],
+            debt_recovery_day=device_time_seconds // SECONDS_PER_DAY,
+            load_limit_power_threshold_w=config.load_limit_power_threshold_w,
+            load_limit_period_seconds=config.load_limit_period_seconds,
+            load_limit_restoration_period_seconds=config.load_limit_restoration_period_seconds,
+        )
+        self._rebuild_caches()
+        self._evaluate_supply()
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """Every register, JSON-able; :meth:`from_state` restores it exactly."""
+        return dataclasses.asdict(self._r)
+
+    @classmethod
+    def from_state(cls, config: MeterConfig, state: Mapping[str, Any]) -> Meter:
+        """A meter with ``config`` and the registers of a saved ``state``.
+
+        Raises :class:`StateError` naming what is missing, unknown or of the wrong type.
+        """
+        names = {f.name: f for f in dataclasses.fields(MeterRegisters)}
+        unknown = set(state) - set(names)
+        if unknown:
+            raise StateError(f"saved meter state has unknown keys {sorted(unknown)}; it was "
+                             "written by another version: delete the state file to start afresh")
+        required = {n for n, f in names.items() if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING}
+        missing = required - set(state)
+        if missing:
+            raise StateError(f"saved meter state lacks {sorted(missing)}")
+        for name, value in state.items():
+            expected = type(getattr(_REGISTER_EXAMPLE, name))
+            if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
+                raise StateError(f"saved meter state: {name} should be {expected.__name__}, "
+                                 f"got {value!r}")
+        meter = cls.__new__(cls)
+        meter.config = config
+        try:
+            meter._r = MeterRegisters(**_deep_copy_json(dict(state)))
+            meter._rebuild_caches()
+        except (TypeError, ValueError, KeyError) as error:
+            raise StateError(f"saved meter state is inconsistent: {error}") from None
+        return meter
+
+    # -- public API ------------------------------------------------------------------------------
+
+    @property
+    def device_time_seconds(self) -> int:
+        return self._r.now_seconds
+
+    @property
+    def registers(self) -> MeterRegisters:
+        """The live registers (read them; change them only through requests)."""
+        return self._r
+
+    def handle_request(self, request: Request, device_time_seconds: int) -> Response:
+        """Advance to ``device_time_seconds`` and answer one request."""
+        self.advance_to(device_time_seconds)
+        command = request.command
+        handler = _HANDLERS.get(command)
+        if handler is None or (command in _LOAD_LIMIT_COMMANDS and not self._is_esme):
+            return Response(command, request.invoke_id, Status.NOT_SUPPORTED_BY_DEVICE)
+        try:
+            status, fields = handler(self, request.fields)
+        except (KeyError, TypeError, ValueError):
+            return Response(command, request.invoke_id, Status.MALFORMED_REQUEST)
+        if status is not Status.SUCCESS:
+            return Response(command, request.invoke_id, status)
+        return Response(command, request.invoke_id, status, fields)
+
+    def advance_to(self, device_time_seconds: int) -> None:
+        """Run consumption, debt recovery, load limiting and supply rules up to
+        ``device_time_seconds``. An earlier time is ignored: the meter never goes back."""
+        r = self._r
+        while r.now_seconds < device_time_seconds:
+            event = self.next_event_time_seconds()
+            step_end = device_time_seconds if event is None else min(event, device_time_seconds)
+            self._accrue(r.now_seconds, step_end)
+            r.now_seconds = step_end
+            self._run_events(step_end)
+
+    def next_event_time_seconds(self) -> int | None:
+        """The next device time after now at which something discrete happens (a debt tick,
+        a load-limit period end or restoration, credit crossing the disablement threshold, a
+        non-disablement boundary, a load-profile change), or None."""
+        r = self._r
+        now = r.now_seconds
+        candidates: list[int] = []
+        enabled = r.supply_state == SupplyState.ENABLED
+        if enabled:
+            change = self._profile.next_change_after(now)
+            if change is not None:
+                candidates.append(change)
+        if r.payment_mode == PaymentMode.PREPAYMENT:
+            boundary = self._calendar.next_boundary_after(now)
+            if boundary is not None:
+                candidates.append(boundary)
+            crossing = self._credit_crossing_time()
+            if crossing is not None:
+                candidates.append(crossing)
+            for register in _TIME_DEBTS:
+                debt = r.debts[register.name]
+                if debt["debt_value_pence"] > 0 and debt["debt_recovery_rate_pence"] > 0:
+                    period = _DEBT_PERIOD_SECONDS[DebtRecoveryPeriod(debt["debt_recovery_period"])]
+                    candidates.append((now // period + 1) * period)
+        if self._is_esme and r.load_limit_power_threshold_w > 0:
+            period = r.load_limit_period_seconds
+            candidates.append((now // period + 1) * period)
+        if r.load_limit_restoration_ends_at_seconds > now:
+            candidates.append(r.load_limit_restoration_ends_at_seconds)
+        return min(candidates) if candidates else None
+
+    def set_load_w(self, load_w: int, device_time_seconds: int | None = None) -> None:
+        """Make the simulated load a constant ``load_w`` from now (advancing to
+        ``device_time_seconds`` first when given, so the past is costed at the old load)."""
+        if device_time_seconds is not None:
+            self.advance_to(device_time_seconds)
+        self.set_load_profile(((0, load_w),))
+
+    def set_load_profile(self, segments: tuple[tuple[int, int], ...]) -> None:
+        """Replace the daily load shape from now: ``(start_second_of_day, load_w)`` pairs."""
+        profile = LoadProfile(tuple((int(s), int(w)) for s, w in segments))
+        self._r.load_profile = [list(pair) for pair in profile.segments]
+        self._profile = profile
+
+    def press_button_to_enable(self, device_time_seconds: int | None = None) -> SupplyState:
+        """The customer presses the button: an ARMED supply closes, if credit allows (in
+        prepayment, available credit at or above the disablement threshold or a
+        non-disablement period). Returns the supply state afterwards; anything but ARMED is
+        left as it is."""
+        if device_time_seconds is not None:
+            self.advance_to(device_time_seconds)
+        if self._credit_permits_supply():
+            self._apply(SupplyEvent.BUTTON_PRESSED)
+        return SupplyState(self._r.supply_state)
+
+    # -- time passing ------------------------------------------------------------------------------
+
+    def _rebuild_caches(self) -> None:
+        c = self.config
+        r = self._r
+        self._is_esme = c.device_type == DeviceType.ELECTRICITY_METER
+        self._tariff = Tariff(c.unit_rate_millipence_per_kwh, c.standing_charge_millipence_per_day)
+        self._profile = LoadProfile(tuple((int(s), int(w)) for s, w in r.load_profile))
+        self._accumulator = CostAccumulator(r.cost_remainder_units)
+        self._calendar_id = -1
+        self._calendar = NON_DISABLEMENT_CALENDARS[0]
+        _ = self._calendar_for_current_id()
+
+    def _calendar_for_current_id(self) -> NonDisablementCalendar:
+        calendar_id = self._r.prepayment_parameters["non_disablement_calendar_id"]
+        if calendar_id != self._calendar_id:
+            self._calendar = NON_DISABLEMENT_CALENDARS[calendar_id]
+            self._calendar_id = calendar_id
+        return self._calendar
+
+    def _accrue(self, from_seconds: int, to_seconds: int) -> None:
+        r = self._r
+        seconds = to_seconds - from_seconds
+        energy_ws = (self._profile.energy_ws(from_seconds, to_seconds)
+                     if r.supply_state == SupplyState.ENABLED else 0)
+        pence = self._accumulator.add(self._tariff.cost_units(energy_ws, seconds))
+        r.cost_remainder_units = self._accumulator.remainder_units
+        r.consumption_debited_pence += pence
+        r.energy_imported_ws += energy_ws
+        if r.load_limit_power_threshold_w > 0:
+            r.load_limit_period_energy_ws += energy_ws
+        self._debit(pence)
+
+    def _debit(self, pence: int) -> None:
+        """Take ``pence``: positive meter balance first, then EC, then balance goes negative."""
+        r = self._r
+        from_balance = min(pence, max(r.meter_balance_pence, 0))
+        rest = pence - from_balance
+        from_ec = min(rest, r.emergency_credit_balance_pence) if r.emergency_credit_active else 0
+        r.emergency_credit_balance_pence -= from_ec
+        r.meter_balance_pence -= from_balance + rest - from_ec
+
+    def _run_events(self, now: int) -> None:
+        r = self._r
+        if self._is_esme and r.load_limit_power_threshold_w > 0:
+            period = r.load_limit_period_seconds
+            if now % period == 0:
+                limit_ws = r.load_limit_power_threshold_w * period
+                if (r.supply_state == SupplyState.ENABLED
+                        and r.load_limit_period_energy_ws > limit_ws):
+                    self._apply(SupplyEvent.LOAD_LIMIT_TRIPPED)
+                    r.load_limit_counter += 1
+                    r.load_limit_restoration_ends_at_seconds = (
+                        now + r.load_limit_restoration_period_seconds)
+                r.load_limit_period_energy_ws = 0
+        if r.load_limit_restoration_ends_at_seconds and (
+                now >= r.load_limit_restoration_ends_at_seconds):
+            r.load_limit_restoration_ends_at_seconds = 0
+            self._apply(SupplyEvent.LOAD_LIMIT_RESTORED)
+        if r.payment_mode == PaymentMode.PREPAYMENT:
+            for register in _TIME_DEBTS:
+                debt = r.debts[register.name]
+                period = _DEBT_PERIOD_SECONDS[DebtRecoveryPeriod(debt["debt_recovery_period"])]
+                if now % period == 0:
+                    self._recover_time_debt(debt)
+        self._evaluate_supply()
+
+    def _recover_time_debt(self, debt: dict[str, int]) -> None:
+        r = self._r
+        if debt["debt_value_pence"] <= 0 or debt["debt_recovery_rate_pence"] <= 0:
+            return
+        if r.suspend_debt_disabled and r.supply_state == SupplyState.DISABLED:
+            return
+        if r.suspend_debt_emergency and r.emergency_credit_active:
+            return
+        wanted = min(debt["debt_recovery_rate_pence"], debt["debt_value_pence"])
+        recovered = min(wanted, self._debt_cap_left())
+        if recovered <= 0:
+            return
+        debt["debt_value_pence"] -= recovered
+        self._count_recovered(recovered)
+        self._debit(recovered)
+
+    def _debt_cap_left(self) -> int:
+        r = self._r
+        day = r.now_seconds // SECONDS_PER_DAY
+        recovered_today = r.debt_recovered_today_pence if day == r.debt_recovery_day else 0
+        cap = r.prepayment_parameters["debt_recovery_rate_cap_pence"]
+        if cap == 0 and DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED:
+            return INT32_MAX
+        return max(cap - recovered_today, 0)
+
+    def _count_recovered(self, pence: int) -> None:
+        r = self._r
+        day = r.now_seconds // SECONDS_PER_DAY
+        if day != r.debt_recovery_day:
+            r.debt_recovery_day = day
+            r.debt_recovered_today_pence = 0
+        r.debt_recovered_today_pence += pence
+        r.debt_recovered_total_pence += pence
+
+    # -- supply rules ------------------------------------------------------------------------------
+
+    def _available_credit_pence(self) -> int:
+        r = self._r
+        ec = r.emergency_credit_balance_pence if r.emergency_credit_active else 0
+        return r.meter_balance_pence + ec
+
+    def _credit_below_threshold(self) -> bool:
+        return self._available_credit_pence() < self._r.disablement_threshold_pence
+
+    def _credit_permits_supply(self) -> bool:
+        """In prepayment: credit at or above the disablement threshold, or a non-disablement
+        period. Always true in credit mode."""
+        if self._r.payment_mode != PaymentMode.PREPAYMENT:
+            return True
+        return (not self._credit_below_threshold()
+                or self._calendar_for_current_id().is_active(self._r.now_seconds))
+
+    def _credit_crossing_time(self) -> int | None:
+        """First whole second after now at which available credit drops below the
+        disablement threshold at the current rate (prepayment, supply not DISABLED)."""
+        r = self._r
+        if r.supply_state == SupplyState.DISABLED:
+            return None
+        if self._calendar_for_current_id().is_active(r.now_seconds):
+            return None  # the calendar boundary is an event of its own
+        needed_pence = self._available_credit_pence() - r.disablement_threshold_pence + 1
+        if needed_pence <= 0:
+            return None
+        load_w = self._profile.load_w_at(r.now_seconds) if (
+            r.supply_state == SupplyState.ENABLED) else 0
+        seconds = self._accumulator.seconds_until_pence(
+            needed_pence, self._tariff.cost_units(load_w, 1))
+        if seconds is None:
+            return None
+        return r.now_seconds + max(seconds, 1)
+
+    def _apply(self, event: SupplyEvent) -> bool:
+        r = self._r
+        target = supply_transition(PaymentMode(r.payment_mode), event, SupplyState(r.supply_state),
+                                   SupplyOffReason(r.supply_off_reason))
+        if target is None:
+            return False
+        r.supply_state, r.supply_off_reason = int(target[0]), int(target[1])
+        return True
+
+    def _evaluate_supply(self) -> None:
+        if self._r.payment_mode != PaymentMode.PREPAYMENT:
+            return
+        if not self._credit_below_threshold():
+            self._apply(SupplyEvent.CREDIT_RESTORED)
+        elif not self._calendar_for_current_id().is_active(self._r.now_seconds):
+            self._apply(SupplyEvent.CREDIT_EXHAUSTED)
+
+    # -- response bodies ---------------------------------------------------------------------------
+
+    def _prepayment_configuration(self) -> dict[str, Any]:
+        r = self._r
+        return {
+            "payment_mode": PaymentMode(r.payment_mode),
+            "disablement_threshold_pence": r.disablement_threshold_pence,
+            "suspend_debt_disabled": r.suspend_debt_disabled,
+            "suspend_debt_emergency": r.suspend_debt_emergency,
+            **{name: r.prepayment_parameters[name] for name in PREPAYMENT_PARAMETERS},
+        }
+
+    def _balances(self) -> dict[str, Any]:
+        return {"meter_balance_pence": self._r.meter_balance_pence,
+                "emergency_credit_balance_pence": self._r.emergency_credit_balance_pence}
+
+    def _supply_status(self) -> dict[str, Any]:
+        return {"supply_state": SupplyState(self._r.supply_state),
+                "supply_off_reason": SupplyOffReason(self._r.supply_off_reason)}
+
+    def _load_limit_data(self) -> dict[str, Any]:
+        r = self._r
+        return {
+            "load_limit_power_threshold_w": r.load_limit_power_threshold_w,
+            "load_limit_period_seconds": r.load_limit_period_seconds,
+            "load_limit_restoration_period_seconds": r.load_limit_restoration_period_seconds,
+            "load_limit_counter": r.load_limit_counter,
+            "load_limit_active": r.load_limit_restoration_ends_at_seconds > 0,
+        }
+
+    def _debt_state(self, register: DebtRegister) -> dict[str, Any]:
+        debt = self._r.debts[register.name]
+        return {"debt_register": register, **debt,
+                "debt_recovery_period": DebtRecoveryPeriod(debt["debt_recovery_period"])}
+
+    def _accumulated_debt_pence(self) -> int:
+        return sum(d["debt_value_pence"] for d in self._r.debts.values())
+
+    # -- request handlers (validate everything, then change) ---------------------------------------
+
+    def _read_instantaneous_prepay_values(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+        r = self._r
+        debts = r.debts
+        return Status.SUCCESS, {
+            "payment_mode": PaymentMode(r.payment_mode),
+            "meter_balance_pence": r.meter_balance_pence,
+            "emergency_credit_balance_pence": r.emergency_credit_balance_pence,
+            "emergency_credit_active": r.emergency_credit_active,
+            "accumulated_debt_pence": self._accumulated_debt_pence(),
+            "time_debt_1_pence": debts[DebtRegister.TIME_DEBT_1.name]["debt_value_pence"],
+            "time_debt_2_pence": debts[DebtRegister.TIME_DEBT_2.name]["debt_value_pence"],
+            "payment_debt_pence": debts[DebtRegister.PAYMENT_DEBT.name]["debt_value_pence"],
+            **self._supply_status(),
+        }
+
+    def _read_prepayment_configuration(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+        return Status.SUCCESS, self._prepayment_configuration()
+
+    def _read_meter_balance(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+        return Status.SUCCESS, self._balances()
+
+    def _read_supply_status(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+        return Status.SUCCESS, self._supply_status()
+
+    def _read_load_limit_data(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+        return Status.SUCCESS, self._load_limit_data()
+
+    def _set_payment_mode(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+        r = self._r
+        mode = PaymentMode(fields["payment_mode"])
+        if mode is PaymentMode.CREDIT:
+            if r.payment_mode == PaymentMode.PREPAYMENT:
+                self._end_emergency_credit_charging_used()
+                r.payment_mode = int(PaymentMode.CREDIT)
+                self._apply(SupplyEvent.MODE_TO_CREDIT)
+            return Status.SUCCESS, self._prepayment_configuration()
+        disablement_threshold_pence = int(fields["disablement_threshold_pence"])
+        defaults = fields["defaults"]
+        new_parameters = dict(r.prepayment_parameters)
+        for name in PREPAYMENT_PARAMETERS:
+            if name not in r.configured_parameters:
+                new_parameters[name] = int(defaults[name])
+        if not self._parameters_valid(new_parameters):
+            return Status.VALUE_OUT_OF_RANGE, {}
+        if r.payment_mode != PaymentMode.PREPAYMENT:
+            r.emergency_credit_active = False
+            r.emergency_credit_balance_pence = 0
+            r.emergency_credit_granted_pence = 0
+        r.prepayment_parameters = new_parameters
+        r.configured_parameters = sorted(
+            set(r.configured_parameters) | set(PREPAYMENT_PARAMETERS)
+            | {"disablement_threshold_pence"})
+        r.disablement_threshold_pence = disablement_threshold_pence
+        r.suspend_debt_disabled = bool(fields["suspend_debt_disabled"])
+        r.suspend_debt_emergency = bool(fields["suspend_debt_emergency"])
+        r.payment_mode = int(PaymentMode.PREPAYMENT)
+        self._evaluate_supply()
+        return Status.SUCCESS, self._prepayment_configuration()
+
+    @staticmethod
+    def _parameters_valid(parameters: Mapping[str, int]) -> bool:
+        for name, value in parameters.items():
+            if value < 0 or value > _PARAMETER_MAXIMA.get(name, INT32_MAX):
+                return False
+        return parameters["non_disablement_calendar_id"] in NON_DISABLEMENT_CALENDARS
+
+    def _end_emergency_credit_charging_used(self) -> None:
+        """EC ends: EC actually used is charged to the meter balance, headroom withdrawn."""
+        r = self._r
+        if r.emergency_credit_active:
+            used = r.emergency_credit_granted_pence - r.emergency_credit_balance_pence
+            r.meter_balance_pence -= used
+        r.emergency_credit_active = False
+        r.emergency_credit_balance_pence = 0
+        r.emergency_credit_granted_pence = 0
+
+    def _adjust_meter_balance(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+        r = self._r
+        adjustment_pence = int(fields["adjustment_pence"])
+        new_balance = r.meter_balance_pence + adjustment_pence
+        if not INT32_MIN <= new_balance <= INT32_MAX:
+            return Status.VALUE_OUT_OF_RANGE, {}
+        if adjustment_pence > 0 and new_balance > r.prepayment_parameters[
+                "max_meter_balance_pence"]:
+            return Status.EXCEEDS_MAX_METER_BALANCE, {}
+        r.meter_balance_pence = new_balance
+        self._evaluate_supply()
+        return Status.SUCCESS, {"adjustment_applied_pence": adjustment_pence,
+                                "meter_balance_pence": new_balance}
+
+    def _reset_meter_balance(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+        self._r.meter_balance_pence = 0
+        self._evaluate_supply()
+        return Status.SUCCESS, {"meter_balance_pence": 0}
+
+    def _set_prepayment_configuration(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+        r = self._r
+        present = PrepaymentConfigurationField(int(fields["fields_present"]))
+        new_parameters = dict(r.prepayment_parameters)
+        new_threshold = r.disablement_threshold_pence
+        touched = []
+        for flag, name in _CONFIGURATION_FIELDS.items():
+            if flag in present:
+                value = int(fields[name])
+                touched.append(name)
+                if name == "disablement_threshold_pence":
+                    new_threshold = value
+                else:
+                    new_parameters[name] = value
+        if not self._parameters_valid(new_parameters):
+            return Status.VALUE_OUT_OF_RANGE, {}
+        r.prepayment_parameters = new_parameters
+        r.disablement_threshold_pence = new_threshold
+        r.configured_parameters = sorted(set(r.configured_parameters) | set(touched))
+        self._evaluate_supply()
+        return Status.SUCCESS, self._prepayment_configuration()
+
+    def _top_up(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+        r = self._r
+        if r.utrn_locked_until_seconds > r.now_seconds:
+            return Status.UTRN_ENTRY_LOCKED, {}
+        status, result = self._check_top_up(fields["utrn"])
+        if status is not Status.SUCCESS:
+            r.utrn_bad_entries_in_a_row += 1
+            if r.utrn_bad_entries_in_a_row >= self.config.utrn_lockout_bad_entries:
+                r.utrn_bad_entries_in_a_row = 0
+                r.utrn_locked_until_seconds = r.now_seconds + self.config.utrn_lockout_seconds
+            return status, {}
+        counter, ec_repaid, debt_recovered, credit_added = result
+        r.utrn_bad_entries_in_a_row = 0
+        r.utrn_used_counters = sorted({*r.utrn_used_counters, counter})[
+            -UTRN_USED_COUNTER_WINDOW:]
+        if r.emergency_credit_active:
+            r.emergency_credit_balance_pence += ec_repaid
+            if r.emergency_credit_balance_pence >= r.emergency_credit_granted_pence:
+                self._end_emergency_credit_charging_used()
+        if debt_recovered:
+            r.debts[DebtRegister.PAYMENT_DEBT.name]["debt_value_pence"] -= debt_recovered
+            self._count_recovered(debt_recovered)
+        r.meter_balance_pence += credit_added
+        self._evaluate_supply()
+        return Status.SUCCESS, {"credit_added_pence": credit_added,
+                                "emergency_credit_repaid_pence": ec_repaid,
+                                "debt_recovered_pence": debt_recovered,
+                                "meter_balance_pence": r.meter_balance_pence}
+
+    def _check_top_up(self, utrn: Any) -> tuple[Status, tuple[int, int, int, int]]:
+        """Status and (counter, EC repaid, debt recovered, credit added); changes nothing."""
+        r = self._r
+        nothing = (0, 0, 0, 0)
+        try:
+            parsed = parse_utrn(utrn, self.config.eui64)
+        except UtrnCheckDigitError:
+            return Status.UTRN_INVALID_CHECK_DIGIT, nothing
+        except UtrnWrongMeterError:
+            return Status.UTRN_WRONG_METER, nothing
+        except UtrnError:
+            return Status.UTRN_MALFORMED, nothing
+        used = r.utrn_used_counters
+        if parsed.counter in used or (len(used) >= UTRN_USED_COUNTER_WINDOW
+                                      and parsed.counter <= used[0]):
+            return Status.UTRN_DUPLICATE, nothing
+        value_pence = parsed.value_pence
+        if value_pence > r.prepayment_parameters["max_credit_threshold_pence"]:
+            return Status.UTRN_EXCEEDS_MAX_CREDIT, nothing
+        ec_used = (r.emergency_credit_granted_pence - r.emergency_credit_balance_pence
+                   if r.emergency_credit_active else 0)
+        ec_repaid = min(value_pence, ec_used)
+        rest = value_pence - ec_repaid
+        debt_recovered = 0
+        if r.payment_mode == PaymentMode.PREPAYMENT:
+            payment_debt = r.debts[DebtRegister.PAYMENT_DEBT.name]
+            share = rest * payment_debt["debt_recovery_percentage"] // 100
+            debt_recovered = max(min(share, payment_debt["debt_value_pence"],
+                                     self._debt_cap_left()), 0)
+        credit_added = rest - debt_recovered
+        new_balance = r.meter_balance_pence + credit_added
+        if credit_added > 0 and new_balance > r.prepayment_parameters["max_meter_balance_pence"]:
+            return Status.UTRN_EXCEEDS_MAX_METER_BALANCE, nothing
+        return Status.SUCCESS, (parsed.counter, ec_repaid, debt_recovered, credit_added)
+
+    def _update_debt(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+        register = DebtRegister(fields["debt_register"])
+        debt = self._r.debts[register.name]
+        new_value = debt["debt_value_pence"] + int(fields["debt_adjustment_pence"])
+        rate_pence = int(fields["debt_recovery_rate_pence"])
+        period = DebtRecoveryPeriod(fields["debt_recovery_period"])
+        percentage = int(fields["debt_recovery_percentage"])
+        if not 0 <= new_value <= INT32_MAX or rate_pence < 0 or not 0 <= percentage <= 100:
+            return Status.VALUE_OUT_OF_RANGE, {}
+        debt["debt_value_pence"] = new_value
+        if register is DebtRegister.PAYMENT_DEBT:
+            debt["debt_recovery_percentage"] = percentage
+        else:
+            debt["debt_recovery_rate_pence"] = rate_pence
+            debt["debt_recovery_period"] = int(period)
+        return Status.SUCCESS, self._debt_state(register)
+
+    def _activate_emergency_credit(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+        r = self._r
+        if r.payment_mode != PaymentMode.PREPAYMENT:
+            return Status.NOT_PERMITTED_IN_PAYMENT_MODE, {}
+        limit_pence = r.prepayment_parameters["emergency_credit_limit_pence"]
+        if limit_pence == 0:
+            return Status.EMERGENCY_CREDIT_UNAVAILABLE, {}
+        if r.emergency_credit_active or (
+                r.meter_balance_pence >= r.prepayment_parameters[
+                    "emergency_credit_threshold_pence"]):
+            return Status.NOT_PERMITTED_IN_STATE, {}
+        r.emergency_credit_active = True
+        r.emergency_credit_balance_pence = limit_pence
+        r.emergency_credit_granted_pence = limit_pence
+        self._evaluate_supply()
+        return Status.SUCCESS, self._balances()
+
+    def _set_load_limit_settings(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+        r = self._r
+        threshold_w = int(fields["load_limit_power_threshold_w"])
+        period_seconds = int(fields["load_limit_period_seconds"])
+        restoration_seconds = int(fields["load_limit_restoration_period_seconds"])
+        if not 0 <= threshold_w <= self.config.max_load_limit_power_threshold_w:
+            return Status.VALUE_OUT_OF_RANGE, {}
+        for seconds in (period_seconds, restoration_seconds):
+            if not LOAD_LIMIT_PERIOD_MIN_SECONDS <= seconds <= LOAD_LIMIT_PERIOD_MAX_SECONDS:
+                return Status.VALUE_OUT_OF_RANGE, {}
+        r.load_limit_power_threshold_w = threshold_w
+        r.load_limit_period_seconds = period_seconds
+        r.load_limit_restoration_period_seconds = restoration_seconds
+        r.load_limit_period_energy_ws = 0
+        return Status.SUCCESS, self._load_limit_data()
+
+    def _reset_load_limit_counter(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+        self._r.load_limit_counter = 0
+        return Status.SUCCESS, self._load_limit_data()
+
+    def _set_supply_state(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+        r = self._r
+        requested = SupplyState(fields["supply_state"])
+        event = _SUPPLY_REQUEST_EVENTS[requested]
+        if event is not SupplyEvent.REMOTE_DISABLE and not self._credit_permits_supply():
+            return Status.NOT_PERMITTED_IN_STATE, {}
+        if not self._apply(event):
+            return Status.NOT_PERMITTED_IN_STATE, {}
+        if r.supply_off_reason != SupplyOffReason.LOAD_LIMIT:
+            r.load_limit_restoration_ends_at_seconds = 0
+        return Status.SUCCESS, self._supply_status()
+
+
+_SUPPLY_REQUEST_EVENTS: dict[SupplyState, SupplyEvent] = {
+    SupplyState.ENABLED: SupplyEvent.REMOTE_ENABLE,
+    SupplyState.DISABLED: SupplyEvent.REMOTE_DISABLE,
+    SupplyState.ARMED: SupplyEvent.REMOTE_ARM,
+}
+
+_HANDLERS: dict[Command, _Handler] = {
+    Command.READ_INSTANTANEOUS_PREPAY_VALUES: Meter._read_instantaneous_prepay_values,
+    Command.READ_PREPAYMENT_CONFIGURATION: Meter._read_prepayment_configuration,
+    Command.READ_METER_BALANCE: Meter._read_meter_balance,
+    Command.READ_SUPPLY_STATUS: Meter._read_supply_status,
+    Command.READ_LOAD_LIMIT_DATA: Meter._read_load_limit_data,
+    Command.SET_PAYMENT_MODE: Meter._set_payment_mode,
+    Command.ADJUST_METER_BALANCE: Meter._adjust_meter_balance,
+    Command.RESET_METER_BALANCE: Meter._reset_meter_balance,
+    Command.SET_PREPAYMENT_CONFIGURATION: Meter._set_prepayment_configuration,
+    Command.TOP_UP: Meter._top_up,
+    Command.UPDATE_DEBT: Meter._update_debt,
+    Command.ACTIVATE_EMERGENCY_CREDIT: Meter._activate_emergency_credit,
+    Command.SET_LOAD_LIMIT_SETTINGS: Meter._set_load_limit_settings,
+    Command.RESET_LOAD_LIMIT_COUNTER: Meter._reset_load_limit_counter,
+    Command.SET_SUPPLY_STATE: Meter._set_supply_state,
+}
+
+_REGISTER_EXAMPLE = Meter(MeterConfig(eui64=bytes(8), device_type=DeviceType.ELECTRICITY_METER),
+                          0)._r
+
+
+def _deep_copy_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _deep_copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy_json(v) for v in value]
+    return value
