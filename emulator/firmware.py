@@ -1,0 +1,536 @@
+"""Firmware images and the per-device firmware slot (SRs 11.1-11.3).
+
+**Image format** (``SEFW``, header format version 1), defined with Construct in
+:data:`IMAGE_HEADER`; every integer big-endian, every string ASCII, NUL-padded to its fixed
+width (a string filling its whole width has no NUL)::
+
+    offset size  field
+         0    4  magic                  b"SEFW"
+         4    1  header_format_version  1
+         5   32  manufacturer           e.g. "Secure Meters"
+        37   16  model                  e.g. "LIBERTY100"
+        53   16  version                e.g. "1.1.0"
+        69    4  payload_length_bytes   u32
+        73   32  payload_sha256         SHA-256 of the payload
+       105    n  payload                payload_length_bytes bytes, nothing after it
+
+Strings are printable ASCII (0x20-0x7E), not empty. :func:`verify_image` refuses an image with
+a typed :class:`FirmwareImageRefusedError` whose ``status`` is the protocol.apdu.Status the
+device answers: FIRMWARE_BAD_HEADER (magic, format version, strings), FIRMWARE_WRONG_MODEL
+(another manufacturer or model), FIRMWARE_BAD_LENGTH (truncated, or bytes after the payload),
+FIRMWARE_BAD_HASH. Checks run in that order.
+
+**Firmware slot**: :class:`FirmwareSlot`, one per device, sans-I/O. Device time comes in as
+arguments; the HAN's one-transfer-at-a-time rule (domain 18.63) comes in as a
+:class:`TransferLock`. Transitions::
+
+    FIRMWARE_BEGIN(size)      size 0 or > MAX_FIRMWARE_IMAGE_BYTES -> VALUE_OUT_OF_RANGE
+                              HAN lock held by another device      -> FIRMWARE_UPDATE_IN_PROGRESS
+                              else: (re)start the transfer, hold the lock
+    FIRMWARE_BLOCK(off, data) no transfer                          -> FIRMWARE_NO_TRANSFER
+                              empty, > MAX_FIRMWARE_BLOCK_BYTES, past the size
+                                                                   -> VALUE_OUT_OF_RANGE
+                              off == bytes received: append; an exact repeat of the previous
+                              block: accepted, nothing changes; else FIRMWARE_BLOCK_OUT_OF_ORDER
+    FIRMWARE_VERIFY           no transfer                          -> FIRMWARE_NO_TRANSFER
+                              fewer bytes than announced, or the image refused
+                                  -> its status; the transfer is discarded and the lock released
+                              else: the image becomes the pending one (replacing any earlier
+                              pending image and cancelling its scheduled activation); lock released
+    FIRMWARE_ACTIVATE(t)      no pending image                     -> FIRMWARE_NO_VERIFIED_IMAGE
+                              t == 0 or t <= device time: run it now; else at device time t
+    READ_FIRMWARE_VERSION     FIRMWARE_STATUS
+
+A failed VERIFY is the one refusal that changes state (the transfer is gone, the HAN is free):
+a head-end must start again with FIRMWARE_BEGIN. The running version changes only on
+activation; an activation scheduled for the future runs from :meth:`FirmwareSlot.advance_to`.
+
+This module never does I/O, never reads a clock, and never changes the running version except
+on activation.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from construct import Bytes, Const, ConstructError, Int8ub, Int32ub, PaddedString, Struct
+
+from emulator.errors import EmulatorError, StateError
+from protocol.apdu import MAX_FIRMWARE_BLOCK_BYTES, Command, Request, Response, Status
+
+__all__ = [
+    "FIRMWARE_COMMANDS",
+    "IMAGE_FORMAT_VERSION",
+    "IMAGE_HEADER",
+    "IMAGE_HEADER_SIZE_BYTES",
+    "IMAGE_MAGIC",
+    "MANUFACTURER_FIELD_BYTES",
+    "MAX_FIRMWARE_IMAGE_BYTES",
+    "MODEL_FIELD_BYTES",
+    "VERSION_FIELD_BYTES",
+    "FirmwareBadHashError",
+    "FirmwareBadHeaderError",
+    "FirmwareBadLengthError",
+    "FirmwareBuildError",
+    "FirmwareError",
+    "FirmwareImageRefusedError",
+    "FirmwareSlot",
+    "FirmwareWrongModelError",
+    "ImageHeader",
+    "TransferLock",
+    "build_image",
+    "parse_image_header",
+    "verify_image",
+]
+
+IMAGE_MAGIC = b"SEFW"
+IMAGE_FORMAT_VERSION = 1
+MANUFACTURER_FIELD_BYTES = 32
+MODEL_FIELD_BYTES = 16
+VERSION_FIELD_BYTES = 16
+#: Largest image a device accepts in FIRMWARE_BEGIN (1 MiB): room for any sample image while
+#: keeping a saved mid-transfer state file small.
+MAX_FIRMWARE_IMAGE_BYTES = 1024 * 1024
+
+IMAGE_HEADER = Struct(
+    "magic" / Const(IMAGE_MAGIC),
+    "header_format_version" / Int8ub,
+    "manufacturer" / PaddedString(MANUFACTURER_FIELD_BYTES, "ascii"),
+    "model" / PaddedString(MODEL_FIELD_BYTES, "ascii"),
+    "version" / PaddedString(VERSION_FIELD_BYTES, "ascii"),
+    "payload_length_bytes" / Int32ub,
+    "payload_sha256" / Bytes(32),
+)
+IMAGE_HEADER_SIZE_BYTES: int = IMAGE_HEADER.sizeof()
+
+#: The commands :meth:`FirmwareSlot.handle_request` answers.
+FIRMWARE_COMMANDS = frozenset({
+    Command.FIRMWARE_BEGIN,
+    Command.FIRMWARE_BLOCK,
+    Command.FIRMWARE_VERIFY,
+    Command.FIRMWARE_ACTIVATE,
+    Command.READ_FIRMWARE_VERSION,
+})
+
+_STATE_FORMAT = 1
+
+
+# --------------------------------------------------------------------------------------------
+# Errors (kept here because emulator/errors.py does not define them yet)
+# --------------------------------------------------------------------------------------------
+
+
+class FirmwareError(EmulatorError):
+    """Base class of the firmware errors."""
+
+
+class FirmwareBuildError(FirmwareError):
+    """build_image was given a field that does not fit the image header."""
+
+
+class FirmwareImageRefusedError(FirmwareError):
+    """An image was refused; ``status`` is what the device answers to FIRMWARE_VERIFY."""
+
+    status: Status = Status.FIRMWARE_BAD_HEADER
+
+
+class FirmwareBadHeaderError(FirmwareImageRefusedError):
+    """The bytes are not a SEFW image of a known header format version."""
+
+    status = Status.FIRMWARE_BAD_HEADER
+
+
+class FirmwareWrongModelError(FirmwareImageRefusedError):
+    """The image is for another manufacturer or model."""
+
+    status = Status.FIRMWARE_WRONG_MODEL
+
+
+class FirmwareBadLengthError(FirmwareImageRefusedError):
+    """The image is truncated, or has bytes after its payload."""
+
+    status = Status.FIRMWARE_BAD_LENGTH
+
+
+class FirmwareBadHashError(FirmwareImageRefusedError):
+    """The payload's SHA-256 is not the one in the header: the image is corrupt."""
+
+    status = Status.FIRMWARE_BAD_HASH
+
+
+# --------------------------------------------------------------------------------------------
+# Image format
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """The header of a SEFW firmware image."""
+
+    header_format_version: int
+    manufacturer: str
+    model: str
+    version: str
+    payload_length_bytes: int
+    payload_sha256: bytes
+
+
+def _is_printable_ascii(text: str) -> bool:
+    return all(0x20 <= ord(char) <= 0x7E for char in text)
+
+
+def _check_text_field(name: str, value: str, width_bytes: int) -> None:
+    if not isinstance(value, str) or not value:
+        raise FirmwareBuildError(f"{name} must be a non-empty string, not {value!r}")
+    if not _is_printable_ascii(value):
+        raise FirmwareBuildError(f"{name} {value!r} must be printable ASCII (0x20-0x7E)")
+    if len(value) > width_bytes:
+        raise FirmwareBuildError(
+            f"{name} {value!r} is {len(value)} characters; the header holds {width_bytes}")
+
+
+def build_image(manufacturer: str, model: str, version: str, payload: bytes) -> bytes:
+    """The bytes of a SEFW image carrying ``payload``. Raises :class:`FirmwareBuildError` for a
+    string that is empty, not printable ASCII or too long, or a payload over
+    MAX_FIRMWARE_IMAGE_BYTES with its header."""
+    _check_text_field("manufacturer", manufacturer, MANUFACTURER_FIELD_BYTES)
+    _check_text_field("model", model, MODEL_FIELD_BYTES)
+    _check_text_field("version", version, VERSION_FIELD_BYTES)
+    payload = bytes(payload)
+    if IMAGE_HEADER_SIZE_BYTES + len(payload) > MAX_FIRMWARE_IMAGE_BYTES:
+        raise FirmwareBuildError(
+            f"payload of {len(payload)} bytes makes an image over the"
+            f" {MAX_FIRMWARE_IMAGE_BYTES}-byte maximum")
+    header = IMAGE_HEADER.build({
+        "header_format_version": IMAGE_FORMAT_VERSION,
+        "manufacturer": manufacturer,
+        "model": model,
+        "version": version,
+        "payload_length_bytes": len(payload),
+        "payload_sha256": hashlib.sha256(payload).digest(),
+    })
+    return header + payload
+
+
+def parse_image_header(data: bytes) -> ImageHeader:
+    """The header of an image (the payload is not checked). Raises
+    :class:`FirmwareBadHeaderError` for a wrong magic, an unknown header format version or a
+    string that is not printable ASCII, and :class:`FirmwareBadLengthError` for bytes that start
+    like an image but stop before the header ends."""
+    data = bytes(data)
+    prefix = data[: len(IMAGE_MAGIC)]
+    if prefix != IMAGE_MAGIC[: len(prefix)] or not prefix:
+        raise FirmwareBadHeaderError(
+            f"image starts {prefix.hex() or 'with nothing'}, not the magic {IMAGE_MAGIC!r}:"
+            " this is not a SEFW firmware image")
+    if len(data) < IMAGE_HEADER_SIZE_BYTES:
+        raise FirmwareBadLengthError(
+            f"image of {len(data)} bytes is shorter than its {IMAGE_HEADER_SIZE_BYTES}-byte"
+            " header: it is truncated")
+    if data[len(IMAGE_MAGIC)] != IMAGE_FORMAT_VERSION:
+        raise FirmwareBadHeaderError(
+            f"header format version {data[len(IMAGE_MAGIC)]} is unknown; this device reads"
+            f" version {IMAGE_FORMAT_VERSION}")
+    try:
+        parsed = IMAGE_HEADER.parse(data[:IMAGE_HEADER_SIZE_BYTES])
+    except (ConstructError, UnicodeDecodeError) as error:
+        raise FirmwareBadHeaderError(f"image header is unreadable: {error}") from error
+    for name in ("manufacturer", "model", "version"):
+        value = parsed[name]
+        if not value or not _is_printable_ascii(value):
+            raise FirmwareBadHeaderError(
+                f"image header {name} {value!r} is not a non-empty printable ASCII string")
+    return ImageHeader(
+        header_format_version=parsed.header_format_version,
+        manufacturer=parsed.manufacturer,
+        model=parsed.model,
+        version=parsed.version,
+        payload_length_bytes=parsed.payload_length_bytes,
+        payload_sha256=bytes(parsed.payload_sha256),
+    )
+
+
+def verify_image(data: bytes, manufacturer: str, model: str) -> ImageHeader:
+    """The header of ``data`` once the whole image checks out for a device of ``manufacturer``
+    and ``model``: header, then manufacturer and model, then length, then SHA-256. Raises the
+    :class:`FirmwareImageRefusedError` subclass for the first check that fails."""
+    data = bytes(data)
+    header = parse_image_header(data)
+    if (header.manufacturer, header.model) != (manufacturer, model):
+        raise FirmwareWrongModelError(
+            f"image is for {header.manufacturer} {header.model}; this device is"
+            f" {manufacturer} {model}")
+    payload = data[IMAGE_HEADER_SIZE_BYTES:]
+    if len(payload) != header.payload_length_bytes:
+        how = "truncated" if len(payload) < header.payload_length_bytes else "overlong"
+        raise FirmwareBadLengthError(
+            f"image is {how}: the header announces {header.payload_length_bytes} payload bytes,"
+            f" the image carries {len(payload)}")
+    if hashlib.sha256(payload).digest() != header.payload_sha256:
+        raise FirmwareBadHashError(
+            f"payload SHA-256 {hashlib.sha256(payload).hexdigest()} is not the header's"
+            f" {header.payload_sha256.hex()}: the image is corrupt")
+    return header
+
+
+# --------------------------------------------------------------------------------------------
+# The firmware slot
+# --------------------------------------------------------------------------------------------
+
+
+class TransferLock(Protocol):
+    """One firmware transfer at a time per HAN; implemented by the HAN. ``acquire`` by the
+    device already holding the lock answers True."""
+
+    @property
+    def holder_eui64(self) -> bytes | None: ...
+
+    def acquire(self, eui64: bytes) -> bool: ...
+
+    def release(self, eui64: bytes) -> None: ...
+
+
+def _hold(transfer_lock: TransferLock, device_eui64: bytes) -> bool:
+    return transfer_lock.holder_eui64 == device_eui64 or transfer_lock.acquire(device_eui64)
+
+
+@dataclass
+class _Transfer:
+    image_size_bytes: int
+    received: bytearray
+    last_block_offset_bytes: int | None = None  # None until the first block
+
+
+class FirmwareSlot:
+    """The firmware of one device: running version, one transfer in progress, one verified image
+    waiting for activation. See the module docstring for every transition.
+
+    A device restored with :meth:`from_state` in the middle of a transfer must hold the HAN lock
+    again: the HAN re-acquires it for each slot whose :attr:`transfer_in_progress` is true (the
+    slot also re-acquires it on its next block or verify when it is free)."""
+
+    def __init__(self, manufacturer: str, model: str, running_version: str) -> None:
+        self.manufacturer = manufacturer
+        self.model = model
+        self.running_version = running_version
+        self.pending_version = ""
+        self.pending_activation_time_seconds = 0  # 0: none scheduled
+        self._transfer: _Transfer | None = None
+
+    # ---- reads -------------------------------------------------------------------------
+
+    @property
+    def transfer_in_progress(self) -> bool:
+        return self._transfer is not None
+
+    @property
+    def bytes_received(self) -> int:
+        return len(self._transfer.received) if self._transfer is not None else 0
+
+    def status_fields(self) -> dict[str, Any]:
+        """The FIRMWARE_STATUS fields of protocol.apdu."""
+        return {
+            "running_version": self.running_version,
+            "pending_version": self.pending_version,
+            "pending_activation_time_seconds": self.pending_activation_time_seconds,
+            "transfer_in_progress": self.transfer_in_progress,
+        }
+
+    # ---- requests ----------------------------------------------------------------------
+
+    def handle_request(self, request: Request, device_time_seconds: int,
+                       transfer_lock: TransferLock, device_eui64: bytes) -> Response:
+        """Answer one firmware request at ``device_time_seconds``. A command outside
+        :data:`FIRMWARE_COMMANDS` answers NOT_SUPPORTED_BY_DEVICE; missing or mistyped fields
+        answer MALFORMED_REQUEST. Never raises for anything the request carries."""
+        self.advance_to(device_time_seconds)
+        try:
+            command = Command(request.command)
+        except ValueError:
+            return Response(request.command, request.invoke_id, Status.UNKNOWN_COMMAND, {})
+        try:
+            if command is Command.FIRMWARE_BEGIN:
+                status, fields = self._begin(request.fields, transfer_lock, device_eui64)
+            elif command is Command.FIRMWARE_BLOCK:
+                status, fields = self._block(request.fields, transfer_lock, device_eui64)
+            elif command is Command.FIRMWARE_VERIFY:
+                status, fields = self._verify(transfer_lock, device_eui64)
+            elif command is Command.FIRMWARE_ACTIVATE:
+                status, fields = self._activate(request.fields, device_time_seconds)
+            elif command is Command.READ_FIRMWARE_VERSION:
+                status, fields = Status.SUCCESS, self.status_fields()
+            else:
+                status, fields = Status.NOT_SUPPORTED_BY_DEVICE, {}
+        except (KeyError, TypeError, ValueError):
+            status, fields = Status.MALFORMED_REQUEST, {}
+        if status is not Status.SUCCESS:
+            fields = {}
+        return Response(command, request.invoke_id, status, fields)
+
+    def _begin(self, fields: Mapping[str, Any], transfer_lock: TransferLock,
+               device_eui64: bytes) -> tuple[Status, dict[str, Any]]:
+        image_size_bytes = int(fields["image_size_bytes"])
+        if not 0 < image_size_bytes <= MAX_FIRMWARE_IMAGE_BYTES:
+            return Status.VALUE_OUT_OF_RANGE, {}
+        if not _hold(transfer_lock, device_eui64):
+            return Status.FIRMWARE_UPDATE_IN_PROGRESS, {}
+        self._transfer = _Transfer(image_size_bytes, bytearray())
+        return Status.SUCCESS, self.status_fields()
+
+    def _block(self, fields: Mapping[str, Any], transfer_lock: TransferLock,
+               device_eui64: bytes) -> tuple[Status, dict[str, Any]]:
+        block_offset_bytes = int(fields["block_offset_bytes"])
+        block_data = fields["block_data"]
+        if not isinstance(block_data, (bytes, bytearray, memoryview)):
+            raise TypeError("block_data must be bytes")
+        block_data = bytes(block_data)
+        transfer = self._transfer
+        if transfer is None:
+            return Status.FIRMWARE_NO_TRANSFER, {}
+        if not block_data or len(block_data) > MAX_FIRMWARE_BLOCK_BYTES:
+            return Status.VALUE_OUT_OF_RANGE, {}
+        received_bytes = len(transfer.received)
+        if block_offset_bytes == received_bytes:
+            if block_offset_bytes + len(block_data) > transfer.image_size_bytes:
+                return Status.VALUE_OUT_OF_RANGE, {}
+            if not _hold(transfer_lock, device_eui64):
+                return Status.FIRMWARE_UPDATE_IN_PROGRESS, {}
+            transfer.received += block_data
+            transfer.last_block_offset_bytes = block_offset_bytes
+        elif not (block_offset_bytes == transfer.last_block_offset_bytes
+                  and transfer.received[block_offset_bytes:] == block_data):
+            return Status.FIRMWARE_BLOCK_OUT_OF_ORDER, {}
+        return Status.SUCCESS, {"bytes_received": len(transfer.received)}
+
+    def _verify(self, transfer_lock: TransferLock,
+                device_eui64: bytes) -> tuple[Status, dict[str, Any]]:
+        transfer = self._transfer
+        if transfer is None:
+            return Status.FIRMWARE_NO_TRANSFER, {}
+        if not _hold(transfer_lock, device_eui64):
+            return Status.FIRMWARE_UPDATE_IN_PROGRESS, {}
+        self._transfer = None
+        transfer_lock.release(device_eui64)
+        if len(transfer.received) != transfer.image_size_bytes:
+            return Status.FIRMWARE_BAD_LENGTH, {}
+        try:
+            header = verify_image(bytes(transfer.received), self.manufacturer, self.model)
+        except FirmwareImageRefusedError as error:
+            return error.status, {}
+        self.pending_version = header.version
+        self.pending_activation_time_seconds = 0
+        return Status.SUCCESS, self.status_fields()
+
+    def _activate(self, fields: Mapping[str, Any],
+                  device_time_seconds: int) -> tuple[Status, dict[str, Any]]:
+        activation_time_seconds = int(fields["activation_time_seconds"])
+        if not self.pending_version:
+            return Status.FIRMWARE_NO_VERIFIED_IMAGE, {}
+        if activation_time_seconds == 0 or activation_time_seconds <= device_time_seconds:
+            self._run_pending()
+        else:
+            self.pending_activation_time_seconds = activation_time_seconds
+        return Status.SUCCESS, self.status_fields()
+
+    def _run_pending(self) -> None:
+        self.running_version = self.pending_version
+        self.pending_version = ""
+        self.pending_activation_time_seconds = 0
+
+    # ---- time --------------------------------------------------------------------------
+
+    def advance_to(self, device_time_seconds: int) -> None:
+        """Run a scheduled activation that is due at ``device_time_seconds``."""
+        due = self.pending_activation_time_seconds
+        if due and self.pending_version and device_time_seconds >= due:
+            self._run_pending()
+
+    def next_event_time_seconds(self) -> int | None:
+        """The device time of the scheduled activation, or None."""
+        return self.pending_activation_time_seconds or None
+
+    # ---- persistence -------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """A JSON-able snapshot; received image bytes in base64."""
+        transfer = self._transfer
+        return {
+            "state_format": _STATE_FORMAT,
+            "running_version": self.running_version,
+            "pending_version": self.pending_version,
+            "pending_activation_time_seconds": self.pending_activation_time_seconds,
+            "transfer": None if transfer is None else {
+                "image_size_bytes": transfer.image_size_bytes,
+                "received_base64": base64.b64encode(bytes(transfer.received)).decode("ascii"),
+                "last_block_offset_bytes": transfer.last_block_offset_bytes,
+            },
+        }
+
+    @classmethod
+    def from_state(cls, manufacturer: str, model: str,
+                   state: Mapping[str, Any]) -> FirmwareSlot:
+        """A slot restored from :meth:`to_state`. Raises :class:`emulator.errors.StateError`
+        naming the first key that is missing or wrong."""
+        try:
+            state_format = state["state_format"]
+            if state_format != _STATE_FORMAT:
+                raise StateError(f"firmware state_format {state_format!r} is not"
+                                 f" {_STATE_FORMAT}")
+            slot = cls(manufacturer, model, _text(state, "running_version"))
+            slot.pending_version = _text(state, "pending_version", allow_empty=True)
+            slot.pending_activation_time_seconds = _count(state, "pending_activation_time_seconds")
+            if slot.pending_activation_time_seconds and not slot.pending_version:
+                raise StateError("firmware pending_activation_time_seconds is set but no"
+                                 " pending_version")
+            transfer = state["transfer"]
+        except KeyError as error:
+            raise StateError(f"firmware state has no {error.args[0]!r}") from None
+        if transfer is not None:
+            slot._transfer = _transfer_from_state(transfer)
+        return slot
+
+
+def _text(state: Mapping[str, Any], key: str, allow_empty: bool = False) -> str:
+    value = state[key]
+    if not isinstance(value, str) or not (value or allow_empty):
+        raise StateError(f"firmware {key} must be a{'' if allow_empty else ' non-empty'}"
+                         f" string, not {value!r}")
+    return value
+
+
+def _count(state: Mapping[str, Any], key: str) -> int:
+    value = state[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise StateError(f"firmware {key} must be a whole number >= 0, not {value!r}")
+    return value
+
+
+def _transfer_from_state(transfer: Any) -> _Transfer:
+    if not isinstance(transfer, Mapping):
+        raise StateError(f"firmware transfer must be a table or null, not {transfer!r}")
+    try:
+        image_size_bytes = _count(transfer, "image_size_bytes")
+        encoded = transfer["received_base64"]
+        last_block_offset_bytes = transfer["last_block_offset_bytes"]
+    except KeyError as error:
+        raise StateError(f"firmware transfer has no {error.args[0]!r}") from None
+    try:
+        received = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, TypeError, ValueError) as error:
+        raise StateError(f"firmware transfer received_base64 is not base64: {error}") from None
+    if not 0 < image_size_bytes <= MAX_FIRMWARE_IMAGE_BYTES or len(received) > image_size_bytes:
+        raise StateError(f"firmware transfer holds {len(received)} of {image_size_bytes} bytes:"
+                         f" the size must be 1..{MAX_FIRMWARE_IMAGE_BYTES} and not below what"
+                         " was received")
+    if last_block_offset_bytes is not None and (
+            isinstance(last_block_offset_bytes, bool)
+            or not isinstance(last_block_offset_bytes, int)
+            or not 0 <= last_block_offset_bytes < len(received)):
+        raise StateError(f"firmware transfer last_block_offset_bytes {last_block_offset_bytes!r}"
+                         f" is not null or an offset below the {len(received)} bytes received")
+    return _Transfer(image_size_bytes, bytearray(received), last_block_offset_bytes)
