@@ -333,10 +333,10 @@ def _restore_handlers(previous: dict[int, Any]) -> None:
 
 
 def _cmd_send(arguments: argparse.Namespace) -> int:
-    from protocol.s1sp.adapter import S1spAdapter
-
     documents = [(path, _read_file(path, "request file")) for path in arguments.requests]
     annex_c = _load_annex_c(arguments.annex_c)
+    from protocol.s1sp.adapter import S1spAdapter
+
     with _client(arguments, trace=arguments.trace) as client:
         adapter = (S1spAdapter(client, annex_c=annex_c) if annex_c is not None
                    else S1spAdapter(client))

@@ -1,0 +1,280 @@
+"""The serving loop: LinkServer (sans-I/O) and ServeLoop over a real pty pair and TCP."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from emulator.serve import LinkServer, ServeLoop, describe_frame, format_trace_line
+from protocol.apdu import Command, Request, Response, Status, encode_request, encode_response
+from protocol.client import DeviceClient, RealMonotonicClock
+from protocol.hdlc import FrameType, HdlcFrame, encode_frame
+from protocol.transport import PtyPair, TcpListener, connect_tcp, open_port
+
+METER_ADDRESS = 16
+
+
+class FakeWorld:
+    """Answers READ_METER_BALANCE and ADJUST_METER_BALANCE for one meter; counts calls."""
+
+    def __init__(self) -> None:
+        self.meter_balance_pence = 500
+        self.handled: list[tuple[int, bytes]] = []
+        self.advanced = 0
+        self.saved = 0
+        self.lock = threading.Lock()
+
+    def server_addresses(self) -> frozenset[int]:
+        return frozenset({1, METER_ADDRESS})
+
+    def handle_apdu(self, server_address: int, apdu: bytes) -> bytes | None:
+        from protocol.apdu import decode_apdu
+
+        with self.lock:
+            self.handled.append((server_address, apdu))
+            request = decode_apdu(apdu)
+            assert isinstance(request, Request)
+            if request.command is Command.ADJUST_METER_BALANCE:
+                self.meter_balance_pence += request.fields["adjustment_pence"]
+                return encode_response(Response(
+                    request.command, request.invoke_id, Status.SUCCESS,
+                    {"adjustment_applied_pence": request.fields["adjustment_pence"],
+                     "meter_balance_pence": self.meter_balance_pence}))
+            return encode_response(Response(
+                Command.READ_METER_BALANCE, request.invoke_id, Status.SUCCESS,
+                {"meter_balance_pence": self.meter_balance_pence,
+                 "emergency_credit_balance_pence": 0}))
+
+    def advance(self) -> None:
+        self.advanced += 1
+
+    def save(self) -> None:
+        self.saved += 1
+
+
+def read_balance(client: DeviceClient) -> int:
+    response = client.request(METER_ADDRESS, Request(Command.READ_METER_BALANCE, 1))
+    return int(response.fields["meter_balance_pence"])
+
+
+def snrm(destination: int, source: int) -> bytes:
+    return encode_frame(HdlcFrame.make(FrameType.SNRM, destination, source))
+
+
+def test_frames_to_unknown_addresses_are_ignored() -> None:
+    server = LinkServer(FakeWorld())
+    assert server.receive_bytes(snrm(99, 0x10), 0) == b""
+    assert server.counters.frames_to_unknown_address == 1
+    assert server.station_count == 0
+
+
+def test_snrm_to_a_served_address_is_answered_with_ua() -> None:
+    server = LinkServer(FakeWorld())
+    reply = server.receive_bytes(snrm(METER_ADDRESS, 0x10), 0)
+    assert reply.startswith(b"\x7e") and reply.endswith(b"\x7e")
+    from protocol.hdlc import decode_frame
+
+    frame = decode_frame(reply)
+    assert frame.frame_type is FrameType.UA
+    assert (frame.destination_address, frame.source_address) == (0x10, METER_ADDRESS)
+
+
+def test_one_station_per_server_and_client_address_pair() -> None:
+    server = LinkServer(FakeWorld())
+    for client_address in (0x10, 0x11):
+        for server_address in (1, METER_ADDRESS):
+            server.receive_bytes(snrm(server_address, client_address), 0)
+    assert server.station_count == 4
+
+
+def test_station_table_is_bounded_against_a_flood_of_client_addresses() -> None:
+    server = LinkServer(FakeWorld(), max_stations=8)
+    for client_address in range(0x10, 0x10 + 100):
+        server.receive_bytes(snrm(METER_ADDRESS, client_address), 0)
+    assert server.station_count == 8
+
+
+def drive_one_request(server: LinkServer, client_address: int, request: Request,
+                      now_ms: int) -> Response:
+    """A bare client LinkStation against ``server``: connect, send, return the response."""
+    from protocol.apdu import decode_apdu
+    from protocol.hdlc import decode_frame
+    from protocol.link import ApduReceived, Connected, LinkStation, Role
+    from protocol.stream import FrameStreamDecoder
+
+    # a patient client: a decoder may hold a good frame until garbage before it is ruled out,
+    # so this client retransmits like a real one would
+    station = LinkStation(Role.CLIENT, client_address, METER_ADDRESS,
+                          retransmit_timeout_ms=100, max_retransmissions=60)
+    decoder = FrameStreamDecoder()
+    station.connect(now_ms)
+    sent_request = False
+    for _ in range(120):
+        wire = b"".join(encode_frame(f) for f in station.frames_to_send())
+        for frame in decoder.feed(server.receive_bytes(wire, now_ms)):
+            assert decode_frame(encode_frame(frame)) == frame
+            for event in station.receive_frame(frame, now_ms):
+                if isinstance(event, Connected) and not sent_request:
+                    station.send_apdu(encode_request(request), now_ms)
+                    sent_request = True
+                if isinstance(event, ApduReceived):
+                    answer = decode_apdu(event.apdu)
+                    assert isinstance(answer, Response)
+                    return answer
+        now_ms += 100
+        station.handle_timeout(now_ms)
+    raise AssertionError("no response")
+
+
+def test_link_server_answers_a_request_through_the_world() -> None:
+    world = FakeWorld()
+    response = drive_one_request(LinkServer(world), 0x10, Request(
+        Command.ADJUST_METER_BALANCE, 9, {"adjustment_pence": -120}), 0)
+    assert response.ok and response.invoke_id == 9
+    assert response.fields["meter_balance_pence"] == 380
+    assert len(world.handled) == 1
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(noise=st.lists(st.binary(max_size=300), max_size=8),
+       flagged=st.lists(st.sampled_from([b"\x7e", b"\x7e\xa0", b"\x7e\xa0\x0a\x20"]),
+                        max_size=4))
+def test_random_bytes_never_crash_the_server_or_stop_it_serving(
+        noise: list[bytes], flagged: list[bytes]) -> None:
+    world = FakeWorld()
+    server = LinkServer(world)
+    now_ms = 0
+    for chunk in [*noise, *flagged]:
+        server.receive_bytes(chunk, now_ms)
+        server.handle_timeout(now_ms)
+        now_ms += 10
+    # a well-behaved client on its own address is still served, balance as the world holds it
+    server.receive_bytes(b"\x7e" * 3, now_ms)
+    response = drive_one_request(server, 0x20, Request(Command.READ_METER_BALANCE, 3), now_ms)
+    assert response.ok
+    assert response.fields["meter_balance_pence"] == world.meter_balance_pence
+    assert server.counters.internal_errors == 0
+
+
+def test_describe_frame_shows_type_addresses_sequence_numbers_and_the_apdu() -> None:
+    information = bytes.fromhex("e6e600") + encode_request(
+        Request(Command.ADJUST_METER_BALANCE, 5, {"adjustment_pence": -42}))
+    frame = HdlcFrame.make(FrameType.I, METER_ADDRESS, 0x10, information,
+                           send_sequence=3, receive_sequence=2)
+    text = describe_frame(frame)
+    assert "I dst=16 src=16" in text
+    assert "N(S)=3 N(R)=2" in text
+    assert "ADJUST_METER_BALANCE request invoke=5" in text
+    assert "adjustment_pence=-42" in text
+
+
+def test_describe_frame_of_a_response_shows_the_status() -> None:
+    information = bytes.fromhex("e6e700") + encode_response(
+        Response(Command.TOP_UP, 8, Status.UTRN_DUPLICATE))
+    frame = HdlcFrame.make(FrameType.I, 0x10, METER_ADDRESS, information)
+    assert "TOP_UP response UTRN_DUPLICATE invoke=8" in describe_frame(frame)
+
+
+def test_trace_line_has_time_direction_hex_and_decoding() -> None:
+    frame = HdlcFrame.make(FrameType.RR, 0x10, METER_ADDRESS, receive_sequence=4)
+    line = format_trace_line("tx", frame, timestamp="12:00:00.000", peer="pty")
+    head, decoded = line.split("\n")
+    assert head.startswith("12:00:00.000 pty tx -> 7e ")
+    assert head.endswith(encode_frame(frame).hex(" "))
+    assert decoded.strip() == "RR dst=16 src=16 N(R)=4 P/F=1"
+
+
+# --------------------------------------------------------------------------------------------
+# ServeLoop over real ports
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tcp_loop() -> Iterator[tuple[ServeLoop, FakeWorld, str]]:
+    world = FakeWorld()
+    loop = ServeLoop(world, RealMonotonicClock(), advance_interval_ms=20)
+    listener = TcpListener("127.0.0.1", 0)
+    loop.add_listener(listener)
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    yield loop, world, listener.address
+    loop.request_stop()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_tcp_serves_many_clients_at_once_over_one_shared_world(tcp_loop) -> None:
+    loop, world, address = tcp_loop
+    clients = [DeviceClient(connect_tcp(address)) for _ in range(3)]
+    try:
+        for index, client in enumerate(clients):
+            client.request(METER_ADDRESS, Request(
+                Command.ADJUST_METER_BALANCE, 1, {"adjustment_pence": index + 1}))
+        # every client sees the shared balance: 500 + 1 + 2 + 3
+        assert [read_balance(c) for c in clients] == [506, 506, 506]
+    finally:
+        for client in clients:
+            client.close()
+    assert loop.stats.clients_accepted == 3
+
+
+def test_garbage_from_one_tcp_client_does_not_stop_another(tcp_loop) -> None:
+    _, _, address = tcp_loop
+    noisy = connect_tcp(address)
+    noisy.write(bytes(range(256)) * 8 + b"\x7e\xa0\xff" * 50)
+    client = DeviceClient(connect_tcp(address))
+    try:
+        assert read_balance(client) == 500
+    finally:
+        client.close()
+        noisy.close()
+
+
+def test_serve_loop_advances_the_world_while_idle_and_saves_on_stop() -> None:
+    world = FakeWorld()
+    loop = ServeLoop(world, RealMonotonicClock(), advance_interval_ms=10)
+    loop.add_listener(TcpListener())
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    import time
+
+    deadline = time.monotonic() + 5
+    while world.advanced < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)  # waiting for the real serving thread, not for device time
+    loop.request_stop()
+    thread.join(5)
+    assert world.advanced >= 2
+    assert world.saved == 1
+
+
+def test_serve_loop_without_advance_interval_never_advances_the_world() -> None:
+    world = FakeWorld()
+    loop = ServeLoop(world, RealMonotonicClock(), advance_interval_ms=None)
+    loop.request_stop()
+    loop.run()
+    assert world.advanced == 0
+    assert world.saved == 1
+
+
+def test_pty_serving_with_trace_prints_both_directions() -> None:
+    world = FakeWorld()
+    lines: list[str] = []
+    loop = ServeLoop(world, RealMonotonicClock(), advance_interval_ms=None,
+                     trace_line=lines.append)
+    pair = PtyPair()
+    loop.add_stream(pair.server, name="pty")
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        with DeviceClient(open_port(pair.client_path)) as client:
+            assert read_balance(client) == 500
+    finally:
+        loop.request_stop()
+        thread.join(5)
+    assert any(" rx <- " in line and "SNRM" in line for line in lines)
+    assert any(" tx -> " in line and "READ_METER_BALANCE response SUCCESS" in line
+               for line in lines)

@@ -1,0 +1,118 @@
+"""The secure-emu command line: exit codes, one-line messages, and each subcommand's output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emulator.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main
+from emulator.utrn import UtrnValueClass, parse_utrn
+
+ESME_EUI = "00-DB-12-34-56-78-90-A1"
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    status = main(argv)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_utrn_prints_a_valid_token_for_the_meter_in_pence(capsys) -> None:
+    status, out, _ = run_cli(["utrn", "--meter", ESME_EUI, "--counter", "7", "--pence", "1234"],
+                             capsys)
+    assert status == EXIT_OK
+    utrn = out.strip()
+    assert len(utrn) == 20 and utrn.isdigit()
+    parsed = parse_utrn(utrn, bytes.fromhex(ESME_EUI.replace("-", "")))
+    assert (parsed.counter, parsed.value_class, parsed.value) == (
+        7, UtrnValueClass.PENNIES, 1234)
+
+
+def test_utrn_in_pounds_uses_the_pounds_value_class(capsys) -> None:
+    status, out, _ = run_cli(["utrn", "--meter", ESME_EUI, "--counter", "8", "--pounds", "20"],
+                             capsys)
+    assert status == EXIT_OK
+    parsed = parse_utrn(out.strip(), bytes.fromhex(ESME_EUI.replace("-", "")))
+    assert parsed.value_pence == 2000
+
+
+def test_utrn_value_out_of_range_is_a_usage_error(capsys) -> None:
+    status, _, err = run_cli(["utrn", "--meter", ESME_EUI, "--counter", "1", "--pence", "9000"],
+                             capsys)
+    assert status == EXIT_USAGE
+    assert_one_line_error(err, "9000")
+
+
+def test_utrn_bad_eui_is_a_usage_error(capsys) -> None:
+    status, _, err = run_cli(["utrn", "--meter", "not-an-eui", "--counter", "1", "--pence", "1"],
+                             capsys)
+    assert status == EXIT_USAGE
+    assert_one_line_error(err, "not-an-eui")
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    ([], "COMMAND"),
+    (["frobnicate"], "frobnicate"),
+    (["serve"], "--pty"),
+    (["serve", "--pty", "--tcp", "127.0.0.1:0"], "not allowed"),
+    (["send", "request.xml"], "--port"),
+    (["advance", "--tcp", "127.0.0.1:1", "soon"], "soon"),
+    (["utrn", "--meter", ESME_EUI, "--counter", "1"], "--pence"),
+])
+def test_bad_usage_exits_2_with_one_line(capsys, argv: list[str], fragment: str) -> None:
+    status, _, err = run_cli(argv, capsys)
+    assert status == EXIT_USAGE
+    assert_one_line_error(err, fragment)
+
+
+def test_send_missing_request_file_names_it(capsys, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.xml"
+    status, _, err = run_cli(["send", "--tcp", "127.0.0.1:1", str(missing)], capsys)
+    assert status == EXIT_FAILURE
+    assert_one_line_error(err, str(missing), "does not exist")
+
+
+def test_send_to_an_absent_port_names_it(capsys, tmp_path: Path) -> None:
+    request = tmp_path / "r.xml"
+    request.write_text("<x/>")
+    status, _, err = run_cli(["send", "--port", "/dev/ttyABSENT9", str(request)], capsys)
+    assert status == EXIT_FAILURE
+    assert_one_line_error(err, "/dev/ttyABSENT9")
+
+
+def test_send_to_a_closed_tcp_port_names_it(capsys, tmp_path: Path) -> None:
+    from protocol.transport import TcpListener
+
+    with TcpListener() as listener:
+        address = listener.address
+    request = tmp_path / "r.xml"
+    request.write_text("<x/>")
+    status, _, err = run_cli(["send", "--tcp", address, str(request)], capsys)
+    assert status == EXIT_FAILURE
+    assert_one_line_error(err, address)
+
+
+def test_advance_to_an_absent_port_fails_with_one_line(capsys) -> None:
+    status, _, err = run_cli(["advance", "--port", "/dev/ttyABSENT9", "60"], capsys)
+    assert status == EXIT_FAILURE
+    assert_one_line_error(err, "/dev/ttyABSENT9")
+
+
+def test_console_script_entry_point_runs_as_a_module() -> None:
+    result = subprocess.run([sys.executable, "-m", "emulator.cli", "utrn", "--meter", ESME_EUI,
+                             "--counter", "1", "--pence", "1"], capture_output=True, text=True,
+                            timeout=30, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.strip()) == 20
