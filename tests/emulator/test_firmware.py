@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emulator.errors import StateError
 from emulator.firmware import (
@@ -16,6 +18,7 @@ from emulator.firmware import (
     FirmwareBadHeaderError,
     FirmwareBadLengthError,
     FirmwareBuildError,
+    FirmwareImageRefusedError,
     FirmwareSlot,
     FirmwareWrongModelError,
     build_image,
@@ -195,6 +198,19 @@ def test_refusals_carry_the_status_the_device_answers() -> None:
     assert FirmwareBadHashError.status is Status.FIRMWARE_BAD_HASH
 
 
+@settings(max_examples=300, deadline=None)
+@given(prefix_length=st.integers(0, 200), tail=st.binary(max_size=300))
+def test_any_bytes_are_either_a_good_image_or_refused_with_a_typed_error(
+        prefix_length: int, tail: bytes) -> None:
+    data = esme_image()[:prefix_length] + tail
+    try:
+        header = verify_image(data, MANUFACTURER, ESME_MODEL)
+    except FirmwareImageRefusedError as error:
+        assert error.status.name.startswith("FIRMWARE_")
+    else:
+        assert header.payload_length_bytes == len(data) - IMAGE_HEADER_SIZE_BYTES
+
+
 @pytest.mark.parametrize(("manufacturer", "model", "version"), [
     ("", ESME_MODEL, "1.1.0"),
     (MANUFACTURER, "A-MODEL-NAME-OVER-16", "1.1.0"),
@@ -326,6 +342,16 @@ def test_verify_before_every_byte_arrived_is_bad_length_and_discards_the_transfe
     assert esme.block(1024, image[1024:2048]).status is Status.FIRMWARE_NO_TRANSFER
 
 
+def test_verify_is_bad_length_when_fewer_bytes_than_announced_arrived_even_a_whole_image(
+        esme: Device) -> None:
+    image = esme_image()
+    assert esme.begin(len(image) + 10).ok
+    for offset in range(0, len(image), MAX_FIRMWARE_BLOCK_BYTES):
+        assert esme.block(offset, image[offset:offset + MAX_FIRMWARE_BLOCK_BYTES]).ok
+    assert esme.verify().status is Status.FIRMWARE_BAD_LENGTH
+    assert esme.slot.pending_version == ""
+
+
 # ---- one transfer per HAN ----------------------------------------------------------------
 
 
@@ -430,6 +456,41 @@ def test_empty_or_oversized_block_is_out_of_range(esme: Device) -> None:
 def test_block_or_verify_without_a_transfer_is_refused(esme: Device) -> None:
     assert esme.block(0, b"SEFW").status is Status.FIRMWARE_NO_TRANSFER
     assert esme.verify().status is Status.FIRMWARE_NO_TRANSFER
+
+
+_OPERATIONS = st.lists(st.one_of(
+    st.tuples(st.just("begin"), st.sampled_from([0, 1500, len(esme_image())])),
+    st.tuples(st.just("block"), st.integers(0, 4)),
+    st.tuples(st.just("corrupt_block"), st.integers(0, 4)),
+    st.just(("verify",)),
+    st.tuples(st.just("activate"), st.sampled_from([0, T0_SECONDS - 1, T0_SECONDS + 60])),
+), max_size=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(operations=_OPERATIONS)
+def test_any_request_sequence_answers_encodable_responses_and_changes_version_only_on_activate(
+        operations: list[tuple[Any, ...]]) -> None:
+    lock = HanLock()
+    esme = Device(FirmwareSlot(MANUFACTURER, ESME_MODEL, "1.0.0"), lock)
+    image = esme_image()
+    for operation in operations:
+        before = esme.slot.running_version
+        name = operation[0]
+        if name == "begin":
+            esme.begin(operation[1])
+        elif name in ("block", "corrupt_block"):
+            offset = operation[1] * MAX_FIRMWARE_BLOCK_BYTES
+            data = image[offset:offset + MAX_FIRMWARE_BLOCK_BYTES] or b"x"
+            esme.block(offset, bytes(len(data)) if name == "corrupt_block" else data)
+        elif name == "verify":
+            esme.verify()
+        else:
+            esme.activate(operation[1])
+        if name != "activate":
+            assert esme.slot.running_version == before
+        assert (lock.holder_eui64 == ESME_EUI64) is esme.slot.transfer_in_progress
+        assert esme.slot.bytes_received <= max(len(image), 1500)
 
 
 # ---- requests the slot does not answer ---------------------------------------------------
