@@ -1,0 +1,182 @@
+"""End to end: DeviceClient -> link -> port -> ServeLoop -> EmulatedWorld (real devices).
+
+Without ``--port`` each test serves the default profile itself (virtual device time) on a pty
+pair or TCP. With ``pytest --port /dev/ttyUSB0`` (or a pyserial URL, or ``tcp:HOST:PORT``) the
+same link-level tests run against that port instead; cases that need to control the emulator
+(virtual time, state) skip, and hardware-only cases run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from emulator.clock import VirtualClock
+from emulator.profile import Profile
+from emulator.serve import LinkServer, ServeLoop
+from emulator.world import EmulatedWorld
+from protocol.apdu import (
+    MANAGEMENT_SERVER_ADDRESS,
+    Command,
+    DeviceType,
+    Request,
+)
+from protocol.client import DeviceClient, RealMonotonicClock
+from protocol.transport import PtyPair, TcpListener, connect_tcp, open_port
+
+#: Start of virtual device time for the served world: 2026-01-05T00:00:00Z.
+START_DEVICE_TIME_SECONDS = 1_767_571_200
+
+
+def make_world() -> tuple[EmulatedWorld, VirtualClock]:
+    clock = VirtualClock(START_DEVICE_TIME_SECONDS)
+    return EmulatedWorld(Profile.default(), clock), clock
+
+
+def serve_in_thread(loop: ServeLoop) -> threading.Thread:
+    thread = threading.Thread(target=loop.run, name="serve", daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def served_pty() -> Iterator[tuple[str, EmulatedWorld]]:
+    world, _ = make_world()
+    loop = ServeLoop(world, RealMonotonicClock(), advance_interval_ms=None)
+    pair = PtyPair()
+    loop.add_stream(pair.server, name="pty")
+    thread = serve_in_thread(loop)
+    yield pair.client_path, world
+    loop.request_stop()
+    thread.join(5)
+
+
+def open_external(port: str) -> DeviceClient:
+    """A client on a --port value: ``tcp:HOST:PORT``, a device path or a pyserial URL."""
+    if port.startswith("tcp:"):
+        return DeviceClient.open(tcp=port[4:])
+    return DeviceClient.open(port=port)
+
+
+@pytest.fixture
+def client(external_port: str | None, request: pytest.FixtureRequest
+           ) -> Iterator[DeviceClient]:
+    """A client on --port when given, else on a pty this test serves."""
+    if external_port is None:
+        path, _ = request.getfixturevalue("served_pty")
+        device_client = DeviceClient(open_port(path))
+    else:
+        device_client = open_external(external_port)
+    yield device_client
+    device_client.close()
+
+
+@pytest.fixture
+def emulator_only(external_port: str | None) -> None:
+    if external_port is not None:
+        pytest.skip("controls the emulator's world directly; not possible against --port")
+
+
+@pytest.fixture
+def hardware_only(external_port: str | None) -> str:
+    if external_port is None:
+        pytest.skip("needs a real port: run with --port /dev/ttyUSB0 (or a URL)")
+    return external_port
+
+
+def directory(client: DeviceClient) -> list[dict]:
+    response = client.request(MANAGEMENT_SERVER_ADDRESS,
+                              Request(Command.READ_DEVICE_DIRECTORY, 1))
+    assert response.ok, response.status
+    return list(response.fields["devices"])
+
+
+def address_of(client: DeviceClient, device_type: DeviceType) -> int:
+    for device in directory(client):
+        if device["device_type"] is device_type:
+            return int(device["server_address"])
+    raise AssertionError(f"no {device_type.name} in the directory")
+
+
+def test_directory_lists_hub_and_meters_behind_one_link(client: DeviceClient) -> None:
+    types = {device["device_type"] for device in directory(client)}
+    assert {DeviceType.COMMS_HUB, DeviceType.ELECTRICITY_METER} <= types
+
+
+def test_meter_balance_read_round_trips_over_the_port(client: DeviceClient) -> None:
+    esme = address_of(client, DeviceType.ELECTRICITY_METER)
+    response = client.request(esme, Request(Command.READ_METER_BALANCE, 1))
+    assert response.ok
+    assert isinstance(response.fields["meter_balance_pence"], int)
+
+
+def test_adjust_meter_balance_is_applied_once_and_read_back(client: DeviceClient) -> None:
+    esme = address_of(client, DeviceType.ELECTRICITY_METER)
+    before = client.request(esme, Request(Command.READ_METER_BALANCE, 1))
+    adjusted = client.request(esme, Request(Command.ADJUST_METER_BALANCE, 2,
+                                            {"adjustment_pence": 123}))
+    assert adjusted.ok, adjusted.status
+    assert adjusted.fields["adjustment_applied_pence"] == 123
+    after = client.request(esme, Request(Command.READ_METER_BALANCE, 3))
+    assert adjusted.fields["meter_balance_pence"] == after.fields["meter_balance_pence"]
+    # consumption may debit between reads on real time; never more credit than was added
+    assert (after.fields["meter_balance_pence"]
+            <= before.fields["meter_balance_pence"] + 123)
+
+
+def test_advance_device_time_moves_virtual_time(emulator_only, client: DeviceClient) -> None:
+    response = client.request(MANAGEMENT_SERVER_ADDRESS, Request(
+        Command.ADVANCE_DEVICE_TIME, 1, {"advance_seconds": 3600}))
+    assert response.ok
+    assert response.fields["device_time_seconds"] >= START_DEVICE_TIME_SECONDS + 3600
+
+
+def test_many_tcp_clients_share_one_world(emulator_only) -> None:
+    world, _ = make_world()
+    loop = ServeLoop(world, RealMonotonicClock(), advance_interval_ms=None)
+    listener = TcpListener()
+    loop.add_listener(listener)
+    thread = serve_in_thread(loop)
+    clients = [DeviceClient(connect_tcp(listener.address), client_address=0x10 + i)
+               for i in range(3)]
+    try:
+        esme = address_of(clients[0], DeviceType.ELECTRICITY_METER)
+        start = clients[0].request(esme, Request(Command.READ_METER_BALANCE, 1))
+        for client in clients:
+            assert client.request(esme, Request(Command.ADJUST_METER_BALANCE, 1,
+                                                {"adjustment_pence": 10})).ok
+        end = clients[2].request(esme, Request(Command.READ_METER_BALANCE, 1))
+        assert (end.fields["meter_balance_pence"]
+                == start.fields["meter_balance_pence"] + 30)
+    finally:
+        for client in clients:
+            client.close()
+        loop.request_stop()
+        thread.join(5)
+
+
+def test_lossy_link_to_real_meter_applies_each_adjustment_exactly_once(
+        emulator_only, memory_link, manual_clock) -> None:
+    world, _ = make_world()
+    faults = dict(drop_chunk=0.2, duplicate_chunk=0.2, corrupt_byte=0.1, split=True)
+    transport = memory_link(LinkServer(world), to_server=dict(faults, seed=11),
+                            to_client=dict(faults, seed=12))
+    client = DeviceClient(transport, clock=manual_clock, retransmit_timeout_ms=200,
+                          max_retransmissions=10)
+    esme = address_of(client, DeviceType.ELECTRICITY_METER)
+    start = client.request(esme, Request(Command.READ_METER_BALANCE, 1))
+    total = 0
+    for pence in range(1, 21):
+        response = client.request(esme, Request(Command.ADJUST_METER_BALANCE, pence,
+                                                {"adjustment_pence": pence}))
+        assert response.ok and response.fields["adjustment_applied_pence"] == pence
+        total += pence
+    end = client.request(esme, Request(Command.READ_METER_BALANCE, 1))
+    assert end.fields["meter_balance_pence"] == start.fields["meter_balance_pence"] + total
+
+
+def test_real_port_answers_a_directory_read(hardware_only: str) -> None:
+    with open_external(hardware_only) as client:
+        assert directory(client)
