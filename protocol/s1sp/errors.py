@@ -1,0 +1,62 @@
+"""Typed errors of the S1SP adapter.
+
+Each carries the DUIS response code it becomes and a reason a user can act on. The adapter turns
+every one into a DUIS error response; none escapes :meth:`S1spAdapter.submit`.
+"""
+
+from __future__ import annotations
+
+from protocol.errors import ProtocolError
+
+#: Our one code for a request refused by an S1SR rule or by a device failure status
+#: (*decided*: DUIS has no code for it). The reason names the rule or the device Status.
+S1SR_REFUSAL_CODE = "E-S1SR"
+#: Our code for a request that is not valid DUIS input (*decided*): malformed or hostile XML,
+#: wrong namespace, missing element, value out of range, unknown Service Request.
+INVALID_REQUEST_CODE = "E-INVALID"
+
+
+class S1spError(ProtocolError):
+    """Base class: something the adapter answers with a DUIS error response."""
+
+    response_code: str = S1SR_REFUSAL_CODE
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidRequestError(S1spError, ValueError):
+    """The DUIS document is not a request we can act on; nothing was sent to a device."""
+
+    response_code = INVALID_REQUEST_CODE
+
+
+class InvalidCommandVariantError(S1spError):
+    """The CommandVariant is not one the Service Request allows (DUIS E12)."""
+
+    response_code = "E12"
+
+
+class UnknownDeviceError(S1spError):
+    """No device with that EUI-64 is behind the link (DUIS E19)."""
+
+    response_code = "E19"
+
+
+class WrongDeviceTypeError(S1spError):
+    """The Service Request is not valid for the target device's type (DUIS E11)."""
+
+    response_code = "E11"
+
+
+class S1srRefusalError(S1spError):
+    """An S1SR rule or the device refused the request (our code :data:`S1SR_REFUSAL_CODE`)."""
+
+    response_code = S1SR_REFUSAL_CODE
+
+
+class AnnexCError(S1spError, ValueError):
+    """An Annex C override file is unreadable, names an unknown key or holds a bad value."""
+
+    response_code = INVALID_REQUEST_CODE
