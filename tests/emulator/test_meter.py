@@ -880,3 +880,82 @@ def test_meter_state_with_a_wrong_type_is_refused_with_a_state_error() -> None:
     state = {**meter.to_state(), "meter_balance_pence": "12"}
     with pytest.raises(StateError, match="meter_balance_pence"):
         Meter.from_state(meter.config, state)
+
+
+# ---------------------------------------------------------------------------------------------
+# Over the wire, and odd corners
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_meter_command_round_trips_through_apdu_bytes() -> None:
+    from protocol.apdu import decode_apdu as decode
+    from protocol.apdu import encode_request
+
+    meter = prepay_meter(meter_balance_pence=0)
+    requests = [
+        Request(Command.SET_PAYMENT_MODE, 1, payment_mode_fields()),
+        Request(Command.ACTIVATE_EMERGENCY_CREDIT, 2),
+        Request(Command.TOP_UP, 3, {"utrn": make_utrn(EUI, 1, UtrnValueClass.POUNDS, 3).encode()}),
+        Request(Command.ADJUST_METER_BALANCE, 4, {"adjustment_pence": -12}),
+        Request(Command.UPDATE_DEBT, 5, debt_fields(DebtRegister.PAYMENT_DEBT, 40,
+                                                     percentage=10)),
+        Request(Command.SET_PREPAYMENT_CONFIGURATION, 6, {
+            "fields_present": PrepaymentConfigurationField.MAX_CREDIT_THRESHOLD,
+            "debt_recovery_rate_cap_pence": 0, "emergency_credit_limit_pence": 0,
+            "emergency_credit_threshold_pence": 0, "low_credit_threshold_pence": 0,
+            "max_meter_balance_pence": 0, "max_credit_threshold_pence": 9_000,
+            "disablement_threshold_pence": 0}),
+        Request(Command.SET_LOAD_LIMIT_SETTINGS, 7, load_limit_fields(4_000)),
+        Request(Command.RESET_LOAD_LIMIT_COUNTER, 8),
+        Request(Command.SET_SUPPLY_STATE, 9, {"supply_state": SupplyState.DISABLED}),
+        Request(Command.RESET_METER_BALANCE, 10),
+        Request(Command.READ_INSTANTANEOUS_PREPAY_VALUES, 11),
+        Request(Command.READ_PREPAYMENT_CONFIGURATION, 12),
+        Request(Command.READ_METER_BALANCE, 13),
+        Request(Command.READ_SUPPLY_STATUS, 14),
+        Request(Command.READ_LOAD_LIMIT_DATA, 15),
+    ]
+    for request in requests:
+        decoded = decode(encode_request(request))
+        assert isinstance(decoded, Request)
+        response = meter.handle_request(decoded, T0)
+        assert response.status is Status.SUCCESS, request.command
+        assert decode(encode_response(response)) == response
+    assert response.fields["load_limit_power_threshold_w"] == 4_000
+
+
+def test_leaving_prepayment_charges_used_emergency_credit_to_the_balance() -> None:
+    meter = prepay_meter(meter_balance_pence=0, load_w=1_000)
+    send(meter, Command.ACTIVATE_EMERGENCY_CREDIT)
+    meter.advance_to(T0 + 100 * 120)  # 120 p of EC used
+    send(meter, Command.SET_PAYMENT_MODE, **payment_mode_fields(PaymentMode.CREDIT))
+    assert send(meter, Command.READ_METER_BALANCE).fields == {
+        "meter_balance_pence": -120, "emergency_credit_balance_pence": 0}
+
+
+def test_pressing_the_button_on_an_enabled_or_remotely_disabled_supply_changes_nothing() -> None:
+    meter = make_meter()
+    assert meter.press_button_to_enable() is SupplyState.ENABLED
+    send(meter, Command.SET_SUPPLY_STATE, supply_state=SupplyState.DISABLED)
+    assert meter.press_button_to_enable() is SupplyState.DISABLED
+    assert supply(meter) == (SupplyState.DISABLED, SupplyOffReason.REMOTE)
+
+
+def test_remote_enable_during_load_limit_restoration_ends_the_restoration() -> None:
+    meter = make_meter(load_w=5_000)
+    send(meter, Command.SET_LOAD_LIMIT_SETTINGS, **load_limit_fields(1_000, 60, 600))
+    meter.advance_to(T0 + 60)
+    assert send(meter, Command.READ_LOAD_LIMIT_DATA).fields["load_limit_active"]
+    send(meter, Command.SET_SUPPLY_STATE, supply_state=SupplyState.ENABLED)
+    assert not send(meter, Command.READ_LOAD_LIMIT_DATA).fields["load_limit_active"]
+
+
+def test_every_profile_key_is_documented_in_the_meter_config_docstring() -> None:
+    doc = MeterConfig.__doc__ or ""
+    undocumented = [key for key in MeterConfig.PROFILE_KEYS
+                    if f"``{key}``" not in doc and key.replace("_2_", "_1_") not in doc]
+    assert undocumented == []
+
+
+def test_an_idle_credit_meter_has_no_next_event() -> None:
+    assert make_meter().next_event_time_seconds() is None
