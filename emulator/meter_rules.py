@@ -95,7 +95,7 @@ SUPPLY_TRANSITIONS: dict[_Key, _Target] = {
     **_both(SupplyEvent.REMOTE_ARM, _ARM, _ANY, (_ARM, None)),
     # the customer's button
     **_both(SupplyEvent.BUTTON_PRESSED, _ARM, _ANY, (_EN, _R.NONE)),
-    # load limiting (the world only raises these on an ESME)
+    # load limiting (raised only by an ESME: a GSME has no load limiting)
     **_both(SupplyEvent.LOAD_LIMIT_TRIPPED, _EN, _ANY, (_DIS, _R.LOAD_LIMIT)),
     **_both(SupplyEvent.LOAD_LIMIT_RESTORED, _DIS, _R.LOAD_LIMIT, (_ARM, None)),
     # prepayment credit rules
