@@ -21,6 +21,7 @@ __all__ = [
     "UTRN_USED_COUNTER_WINDOW",
     "NonDisablementCalendar",
     "SupplyEvent",
+    "format_supply_transitions",
     "supply_transition",
 ]
 
@@ -171,3 +172,14 @@ NON_DISABLEMENT_CALENDARS: dict[int, NonDisablementCalendar] = {
     1: NonDisablementCalendar("weekday evenings and nights, and weekends",
                               _weekday_evenings_and_weekends()),
 }
+
+
+def format_supply_transitions() -> str:
+    """The supply table as Markdown, for docs (one row per transition, in table order)."""
+    lines = ["| mode | event | from | off reason | to | off reason after |",
+             "|---|---|---|---|---|---|"]
+    for (mode, event, state, reason), (new_state, new_reason) in SUPPLY_TRANSITIONS.items():
+        lines.append(f"| {mode.name} | {event.name} | {state.name} | "
+                     f"{'any' if reason is None else reason.name} | {new_state.name} | "
+                     f"{'unchanged' if new_reason is None else new_reason.name} |")
+    return "\n".join(lines)

@@ -959,3 +959,22 @@ def test_every_profile_key_is_documented_in_the_meter_config_docstring() -> None
 
 def test_an_idle_credit_meter_has_no_next_event() -> None:
     assert make_meter().next_event_time_seconds() is None
+
+
+def test_load_limit_restoration_arms_only_a_supply_the_load_limit_opened() -> None:
+    from emulator.meter_rules import supply_transition
+
+    event = SupplyEvent.LOAD_LIMIT_RESTORED
+    assert supply_transition(PaymentMode.CREDIT, event, SupplyState.DISABLED,
+                             SupplyOffReason.LOAD_LIMIT) == (SupplyState.ARMED,
+                                                             SupplyOffReason.LOAD_LIMIT)
+    assert supply_transition(PaymentMode.CREDIT, event, SupplyState.DISABLED,
+                             SupplyOffReason.REMOTE) is None
+
+
+def test_supply_table_renders_one_markdown_row_per_transition() -> None:
+    from emulator.meter_rules import format_supply_transitions
+
+    rows = format_supply_transitions().splitlines()[2:]
+    assert len(rows) == len(SUPPLY_TRANSITIONS)
+    assert "| PREPAYMENT | CREDIT_EXHAUSTED | ENABLED | any | DISABLED | NO_CREDIT |" in rows
