@@ -359,7 +359,8 @@ class MeterRegisters:
     prepayment_parameters: dict[str, int]
     configured_parameters: list[str]
     debts: dict[str, dict[str, int]]
-    load_profile: list[list[int]]
+    #: set at run time by set_load_w / set_load_profile; empty: the config's load profile
+    load_profile_override: list[list[int]] = field(default_factory=list)
     emergency_credit_active: bool = False
     emergency_credit_balance_pence: int = 0
     emergency_credit_granted_pence: int = 0
@@ -422,7 +423,6 @@ class Meter:
             prepayment_parameters=parameters,
             configured_parameters=configured,
             debts=debts,
-            load_profile=[list(pair) for pair in config.load_profile],
             debt_recovery_day=device_time_seconds // SECONDS_PER_DAY,
             load_limit_power_threshold_w=config.load_limit_power_threshold_w,
             load_limit_period_seconds=config.load_limit_period_seconds,
@@ -543,9 +543,11 @@ class Meter:
         self.set_load_profile(((0, load_w),))
 
     def set_load_profile(self, segments: tuple[tuple[int, int], ...]) -> None:
-        """Replace the daily load shape from now: ``(start_second_of_day, load_w)`` pairs."""
+        """Replace the daily load shape from now: ``(start_second_of_day, load_w)`` pairs.
+        Kept in the saved state, so it outlives a restart; the profile's own load returns
+        only with a fresh meter."""
         profile = LoadProfile(tuple((int(s), int(w)) for s, w in segments))
-        self._r.load_profile = [list(pair) for pair in profile.segments]
+        self._r.load_profile_override = [list(pair) for pair in profile.segments]
         self._profile = profile
 
     def press_button_to_enable(self, device_time_seconds: int | None = None) -> SupplyState:
@@ -566,7 +568,8 @@ class Meter:
         r = self._r
         self._is_esme = c.device_type == DeviceType.ELECTRICITY_METER
         self._tariff = Tariff(c.unit_rate_millipence_per_kwh, c.standing_charge_millipence_per_day)
-        self._profile = LoadProfile(tuple((int(s), int(w)) for s, w in r.load_profile))
+        segments = r.load_profile_override or c.load_profile
+        self._profile = LoadProfile(tuple((int(s), int(w)) for s, w in segments))
         self._accumulator = CostAccumulator(r.cost_remainder_units)
         self._calendar_id = -1
         self._calendar = NON_DISABLEMENT_CALENDARS[0]

@@ -978,3 +978,17 @@ def test_supply_table_renders_one_markdown_row_per_transition() -> None:
     rows = format_supply_transitions().splitlines()[2:]
     assert len(rows) == len(SUPPLY_TRANSITIONS)
     assert "| PREPAYMENT | CREDIT_EXHAUSTED | ENABLED | any | DISABLED | NO_CREDIT |" in rows
+
+
+def test_restored_meter_takes_the_profile_load_unless_it_was_set_at_run_time() -> None:
+    meter = make_meter(load_w=1_000, unit_rate_millipence_per_kwh=36_000)
+    edited = MeterConfig.from_mapping({"load_w": 2_000, "unit_rate_millipence_per_kwh": 36_000,
+                                       "standing_charge_millipence_per_day": 0},
+                                      eui64=EUI, device_type=ESME)
+    restored = Meter.from_state(edited, meter.to_state())
+    restored.advance_to(T0 + 100)
+    assert balance(restored) == -2  # the edited profile's 2 kW
+    meter.set_load_w(3_000)
+    restored = Meter.from_state(edited, meter.to_state())
+    restored.advance_to(T0 + 100)
+    assert balance(restored) == -3  # the run-time 3 kW survives the restart
