@@ -31,11 +31,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from protocol.stream import FrameStreamDecoder
+
 from protocol.apdu import ApduType, decode_apdu
 from protocol.errors import ProtocolError
 from protocol.hdlc import FrameType, HdlcFrame, encode_frame
-from protocol.link import ApduReceived, LinkParameters, LinkState, LinkStation, Role
-from protocol.stream import FrameStreamDecoder
+from protocol.link import (
+    LLC_CLIENT_TO_SERVER,
+    LLC_SERVER_TO_CLIENT,
+    ApduReceived,
+    LinkParameters,
+    LinkState,
+    LinkStation,
+    Role,
+)
 from protocol.transport import ByteTransport, TcpListener, TransportError
 
 __all__ = [
@@ -59,9 +68,6 @@ DEFAULT_MAX_STATIONS = 64
 READ_CHUNK_BYTES = 65536
 #: Longest a serving loop sleeps without looking at its stop flag.
 MAX_WAIT_MS = 1000
-#: LLC headers that open the first segment of each APDU (see :mod:`protocol.link`).
-LLC_COMMAND = bytes.fromhex("E6E600")
-LLC_RESPONSE = bytes.fromhex("E6E700")
 
 
 class World(Protocol):
@@ -219,7 +225,7 @@ class LinkServer:
 
 
 def _describe_apdu(information: bytes) -> str:
-    for llc in (LLC_COMMAND, LLC_RESPONSE):
+    for llc in (LLC_CLIENT_TO_SERVER, LLC_SERVER_TO_CLIENT):
         if information.startswith(llc):
             apdu_bytes = information[len(llc):]
             break

@@ -12,11 +12,11 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from emulator.profile import Profile
+from emulator.world import EmulatedWorld
 
 from emulator.clock import VirtualClock
-from emulator.profile import Profile
 from emulator.serve import LinkServer, ServeLoop
-from emulator.world import EmulatedWorld
 from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
     Command,

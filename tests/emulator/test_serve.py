@@ -101,10 +101,11 @@ def test_station_table_is_bounded_against_a_flood_of_client_addresses() -> None:
 def drive_one_request(server: LinkServer, client_address: int, request: Request,
                       now_ms: int) -> Response:
     """A bare client LinkStation against ``server``: connect, send, return the response."""
+    from protocol.stream import FrameStreamDecoder
+
     from protocol.apdu import decode_apdu
     from protocol.hdlc import decode_frame
     from protocol.link import ApduReceived, Connected, LinkStation, Role
-    from protocol.stream import FrameStreamDecoder
 
     # a patient client: a decoder may hold a good frame until garbage before it is ruled out,
     # so this client retransmits like a real one would
