@@ -217,6 +217,7 @@ def test_tcp_serves_many_clients_at_once_over_one_shared_world(tcp_loop) -> None
                 Command.ADJUST_METER_BALANCE, 1, {"adjustment_pence": index + 1}))
         # every client sees the shared balance: 500 + 1 + 2 + 3
         assert [read_balance(c) for c in clients] == [506, 506, 506]
+        assert world.meter_balance_pence == 506
     finally:
         for client in clients:
             client.close()
