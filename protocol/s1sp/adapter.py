@@ -1,23 +1,204 @@
-"""The S1SP adapter (skeleton: signature fixed, behaviour landing next)."""
+"""The S1SP adapter: DUIS XML in, S1SR rules applied, APDUs through a DeviceChannel, DUIS back.
+
+``S1spAdapter(channel).submit(xml) -> response xml`` never raises for bad input: every problem
+becomes a DUIS error response (see :mod:`.responses` for the codes and the form). A request
+that is invalid (malformed or hostile XML, wrong namespace, missing element, value out of
+range, unknown SR) or refused by an S1SR check before sending leaves the devices untouched.
+
+Order of checks: parse (E-INVALID) -> CommandVariant (E12) -> target device resolution (E19,
+E20/E21 when the directory cannot be read) -> device type (E11) -> the SR's rules (E-S1SR,
+E-INVALID) and device exchanges (E20/E21, device refusals E-S1SR with the Status name).
+
+Device resolution: on first use the adapter sends READ_DEVICE_DIRECTORY to
+``MANAGEMENT_SERVER_ADDRESS`` and maps each EUI-64 to its server address and device type; an
+unknown EUI-64 triggers one refresh before the answer is E19. 11.1 is addressed to the DCC, not
+a device: its RequestID target is not resolved; each device of its DeviceIDList is.
+
+This module never talks to a port: only through the DeviceChannel it is given.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
+from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, DeviceType, Request, Status
+from protocol.errors import ApduError, DeviceTimeoutError, DeviceUnreachableError
 from protocol.s1sp.annex_c import AnnexCTable
 from protocol.s1sp.channel import DeviceChannel
+from protocol.s1sp.duis import (
+    SERVICE_REQUESTS,
+    DuisRequest,
+    format_eui64,
+    parse_duis_request,
+    parse_request_id_leniently,
+)
+from protocol.s1sp.errors import (
+    INTERNAL_ERROR_CODE,
+    DeviceCommunicationError,
+    InvalidCommandVariantError,
+    S1spError,
+    UnknownDeviceError,
+    WrongDeviceTypeError,
+)
+from protocol.s1sp.responses import ACKNOWLEDGED, SUCCESS, DuisResponse
+from protocol.s1sp.rules import VALID_DEVICE_TYPES, DeviceEntry, RuleContext, run_rules
+
+__all__ = ["S1spAdapter"]
+
+#: SRs addressed to the DCC rather than to the device named in the RequestID.
+NON_DEVICE_SERVICE_REQUESTS = frozenset({"11.1"})
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class S1spAdapter:
-    """DUIS XML in, APDUs through a DeviceChannel, DUIS XML back."""
+    """DUIS Service Requests in, device requests out, DUIS responses back."""
 
     def __init__(self, channel: DeviceChannel, *, annex_c: AnnexCTable | None = None,
                  response_clock: Callable[[], datetime] | None = None) -> None:
         self._channel = channel
         self._annex_c = annex_c or AnnexCTable()
-        self._response_clock = response_clock
+        self._clock = response_clock or _utc_now
+        self._directory: dict[bytes, DeviceEntry] | None = None
+        #: every (server_address, request) the last submitted request sent, oldest first
+        self.last_sent: list[tuple[int, Request]] = []
 
+    @property
+    def annex_c(self) -> AnnexCTable:
+        return self._annex_c
+
+    # ----------------------------------------------------------------------------------------
     def submit(self, xml: bytes | str) -> str:
-        """The DUIS response XML for one request document; never raises for bad input."""
-        raise NotImplementedError
+        """The final DUIS response (I0 or an error code) to one request document."""
+        return self._submit_document(xml).to_xml()
+
+    def submit_acknowledged(self, xml: bytes | str) -> list[str]:
+        """The I99 acknowledgement then the final response; only the final (error) response
+        when the request was not accepted for processing (invalid, E12)."""
+        request, early = self._parse(xml)
+        if early is not None:
+            return [early.to_xml()]
+        assert request is not None
+        acknowledgement = DuisResponse(
+            ACKNOWLEDGED, self._clock(), request.request_id, request.service_reference,
+            request.service_reference_variant)
+        return [acknowledgement.to_xml(), self._safe_submit_request(request).to_xml()]
+
+    def submit_request(self, request: DuisRequest) -> DuisResponse:
+        """Apply the S1SR rules to a parsed request; the typed response (never raises an
+        :class:`S1spError`)."""
+        self.last_sent = []
+        try:
+            return self._process(request)
+        except S1spError as error:
+            return self._error(request, error)
+
+    # ----------------------------------------------------------------------------------------
+    def _submit_document(self, xml: bytes | str) -> DuisResponse:
+        request, early = self._parse(xml)
+        if early is not None:
+            return early
+        assert request is not None
+        return self._safe_submit_request(request)
+
+    def _parse(self, xml: bytes | str) -> tuple[DuisRequest | None, DuisResponse | None]:
+        try:
+            request = parse_duis_request(xml)
+        except S1spError as error:
+            return None, DuisResponse(error.response_code, self._clock(),
+                                      request_id=parse_request_id_leniently(xml),
+                                      error_reason=error.reason)
+        except Exception as error:  # submit never raises for bad input
+            return None, DuisResponse(INTERNAL_ERROR_CODE, self._clock(),
+                                      error_reason=f"cannot read the request: {error!r}")
+        spec = SERVICE_REQUESTS[request.service_reference_variant]
+        if request.command_variant not in spec.command_variants:
+            error = InvalidCommandVariantError(
+                f"CommandVariant {request.command_variant} is not valid for SR "
+                f"{spec.service_reference_variant} {spec.name} (valid: "
+                f"{', '.join(str(v) for v in sorted(spec.command_variants))})")
+            return None, self._error(request, error)
+        return request, None
+
+    def _safe_submit_request(self, request: DuisRequest) -> DuisResponse:
+        try:
+            return self.submit_request(request)
+        except Exception as error:  # submit never raises
+            return DuisResponse(
+                INTERNAL_ERROR_CODE, self._clock(), request.request_id,
+                request.service_reference, request.service_reference_variant,
+                error_reason=f"the adapter failed while processing the request: {error!r}")
+
+    def _process(self, request: DuisRequest) -> DuisResponse:
+        spec = SERVICE_REQUESTS.get(request.service_reference_variant)
+        if spec is None:
+            raise S1spError(f"SR {request.service_reference_variant} is not supported")
+        if request.command_variant not in spec.command_variants:
+            raise InvalidCommandVariantError(
+                f"CommandVariant {request.command_variant} is not valid for SR "
+                f"{spec.service_reference_variant}")
+        if request.service_reference_variant in NON_DEVICE_SERVICE_REQUESTS:
+            device = DeviceEntry(request.request_id.target_eui64, DeviceType.MANAGEMENT,
+                                 MANAGEMENT_SERVER_ADDRESS)
+        else:
+            device = self.resolve_device(request.request_id.target_eui64)
+            valid = VALID_DEVICE_TYPES[request.service_reference_variant]
+            if device.device_type not in valid:
+                raise WrongDeviceTypeError(
+                    f"SR {spec.service_reference_variant} {spec.name} is not valid for device "
+                    f"{format_eui64(device.device_eui64)}, a {device.device_type.name} "
+                    f"(valid for: {', '.join(sorted(t.name for t in valid))})")
+        context = RuleContext(self._channel, device, self._annex_c, self._clock,
+                              self.resolve_device, sent=self.last_sent)
+        result = run_rules(context, request)
+        return DuisResponse(SUCCESS, self._clock(), request.request_id,
+                            request.service_reference, request.service_reference_variant,
+                            result_name=f"{spec.body_name}Response", result=tuple(result))
+
+    def _error(self, request: DuisRequest, error: S1spError) -> DuisResponse:
+        return DuisResponse(error.response_code, self._clock(), request.request_id,
+                            request.service_reference, request.service_reference_variant,
+                            error_reason=error.reason,
+                            device_status=getattr(error, "device_status", None))
+
+    # ----------------------------------------------------------------------------------------
+    def refresh_device_directory(self) -> dict[bytes, DeviceEntry]:
+        """Read the directory from the management logical device (E20/E21 on failure)."""
+        try:
+            response = self._channel.request(MANAGEMENT_SERVER_ADDRESS,
+                                             Request(Command.READ_DEVICE_DIRECTORY, 0, {}))
+        except DeviceTimeoutError as error:
+            raise DeviceCommunicationError(
+                f"no response to the device directory request: {error}", "E21") from None
+        except DeviceUnreachableError as error:
+            raise DeviceCommunicationError(
+                f"cannot reach the devices' management address: {error}", "E20") from None
+        except ApduError as error:
+            raise DeviceCommunicationError(
+                f"the device directory could not be read: {error}", "E20") from None
+        if response.status is not Status.SUCCESS:
+            raise DeviceCommunicationError(
+                f"the management device refused READ_DEVICE_DIRECTORY: {response.status.name}",
+                "E20")
+        directory = {}
+        for entry in response.fields.get("devices", []):
+            eui64 = bytes(entry["device_eui64"])
+            directory[eui64] = DeviceEntry(eui64, DeviceType(int(entry["device_type"])),
+                                           int(entry["server_address"]))
+        self._directory = directory
+        return dict(directory)
+
+    def resolve_device(self, eui64: bytes) -> DeviceEntry:
+        """The directory entry of ``eui64`` (one refresh on a miss, then E19)."""
+        if self._directory is None or eui64 not in self._directory:
+            self.refresh_device_directory()
+        assert self._directory is not None
+        entry = self._directory.get(eui64)
+        if entry is None or entry.device_type is DeviceType.MANAGEMENT:
+            raise UnknownDeviceError(
+                f"no device {format_eui64(eui64)} is behind this link (known: "
+                f"{', '.join(format_eui64(e) for e in self._directory) or 'none'})")
+        return entry

@@ -14,6 +14,8 @@ S1SR_REFUSAL_CODE = "E-S1SR"
 #: Our code for a request that is not valid DUIS input (*decided*): malformed or hostile XML,
 #: wrong namespace, missing element, value out of range, unknown Service Request.
 INVALID_REQUEST_CODE = "E-INVALID"
+#: Our code for a fault inside the adapter itself (*decided*); the reason says what failed.
+INTERNAL_ERROR_CODE = "E-INTERNAL"
 
 
 class S1spError(ProtocolError):
@@ -51,9 +53,24 @@ class WrongDeviceTypeError(S1spError):
 
 
 class S1srRefusalError(S1spError):
-    """An S1SR rule or the device refused the request (our code :data:`S1SR_REFUSAL_CODE`)."""
+    """An S1SR rule or the device refused the request (our code :data:`S1SR_REFUSAL_CODE`).
+
+    ``device_status`` names the device's ``protocol.apdu.Status`` when the device refused, and
+    is None when the S1SP refused by itself (nothing was sent)."""
 
     response_code = S1SR_REFUSAL_CODE
+
+    def __init__(self, reason: str, device_status: str | None = None) -> None:
+        super().__init__(reason)
+        self.device_status = device_status
+
+
+class DeviceCommunicationError(S1spError):
+    """The device could not be reached (E20) or did not answer (E21)."""
+
+    def __init__(self, reason: str, response_code: str) -> None:
+        super().__init__(reason)
+        self.response_code = response_code
 
 
 class AnnexCError(S1spError, ValueError):

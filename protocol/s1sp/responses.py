@@ -1,0 +1,134 @@
+"""DUIS response XML built from the adapter's typed :class:`DuisResponse`.
+
+Form (*decided* where DUIS leaves S1SP results open)::
+
+    <sr:Response xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4">
+      <sr:Header>
+        <sr:RequestID>originatorEUI:targetEUI:counter</sr:RequestID>
+        <sr:ResponseID>targetEUI:originatorEUI:counter</sr:ResponseID>
+        <sr:ResponseCode>I0</sr:ResponseCode>
+        <sr:ResponseDateTime>2026-11-29T05:25:12Z</sr:ResponseDateTime>
+      </sr:Header>
+      <sr:Body>
+        <sr:ResponseMessage>
+          <sr:ServiceReference>1.5</sr:ServiceReference>
+          <sr:ServiceReferenceVariant>1.5</sr:ServiceReferenceVariant>
+          <sr:UpdateMeterBalanceResponse> ...result elements... </sr:UpdateMeterBalanceResponse>
+        </sr:ResponseMessage>
+      </sr:Body>
+    </sr:Response>
+
+- The result element is ``<SR body name>Response``; its children use DUIS element names and
+  DUIS units (money = pence x 1000, JoinTimePeriod = minutes x 60, date-times UTC ``Z``).
+- An error response (any code but I0 / I99) has no result element; ResponseMessage carries
+  ``ErrorReason`` (words a user can act on) and, when the device refused, ``DeviceStatus``
+  (the ``protocol.apdu.Status`` name).
+- When the request was too broken to yield a RequestID, RequestID and ResponseID are omitted;
+  when it yielded no SR, ServiceReference and ServiceReferenceVariant are omitted.
+- Acknowledgement: :meth:`S1spAdapter.submit` returns the final response (I0 or an error
+  code); :meth:`S1spAdapter.submit_acknowledged` returns the I99 acknowledgement (no body
+  result) followed by that final response.
+
+Response codes: I99 acknowledged, I0 success, E11 SR not valid for the device type, E12 bad
+CommandVariant, E19 unknown device, E20 cannot communicate, E21 no response; and ours:
+``E-S1SR`` (:data:`~protocol.s1sp.errors.S1SR_REFUSAL_CODE`) refused by an S1SR rule or by the
+device, ``E-INVALID`` (:data:`~protocol.s1sp.errors.INVALID_REQUEST_CODE`) not a valid
+request, ``E-INTERNAL`` a fault inside the adapter.
+
+This module only builds text; it never parses untrusted input and never talks to a device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from xml.etree.ElementTree import Element, SubElement, register_namespace, tostring
+
+from protocol.s1sp.duis import DUIS_NAMESPACE, RequestId
+from protocol.s1sp.rules import ResultItem, ResultValue
+
+__all__ = [
+    "ACKNOWLEDGED",
+    "RESPONSE_SCHEMA_VERSION",
+    "SUCCESS",
+    "DuisResponse",
+    "format_response_date_time",
+]
+
+ACKNOWLEDGED = "I99"
+SUCCESS = "I0"
+RESPONSE_SCHEMA_VERSION = "5.4"
+
+register_namespace("sr", DUIS_NAMESPACE)
+
+
+def format_response_date_time(moment: datetime) -> str:
+    """UTC, whole seconds, ``Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class DuisResponse:
+    """One DUIS response, before it becomes XML."""
+
+    response_code: str
+    response_date_time: datetime
+    request_id: RequestId | None = None
+    service_reference: str | None = None
+    service_reference_variant: str | None = None
+    result_name: str | None = None
+    result: tuple[ResultItem, ...] = field(default_factory=tuple)
+    error_reason: str | None = None
+    device_status: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.response_code in (SUCCESS, ACKNOWLEDGED)
+
+    def result_value(self, name: str) -> ResultValue | None:
+        """The first top-level result element called ``name`` (None when absent)."""
+        for item_name, value in self.result:
+            if item_name == name:
+                return value
+        return None
+
+    def to_xml(self) -> str:
+        """The response document (UTF-8 XML declaration included)."""
+        root = Element(_tag("Response"), {"schemaVersion": RESPONSE_SCHEMA_VERSION})
+        header = SubElement(root, _tag("Header"))
+        if self.request_id is not None:
+            _leaf(header, "RequestID", str(self.request_id))
+            _leaf(header, "ResponseID", self.request_id.response_id())
+        _leaf(header, "ResponseCode", self.response_code)
+        _leaf(header, "ResponseDateTime", format_response_date_time(self.response_date_time))
+        message = SubElement(SubElement(root, _tag("Body")), _tag("ResponseMessage"))
+        if self.service_reference is not None:
+            _leaf(message, "ServiceReference", self.service_reference)
+        if self.service_reference_variant is not None:
+            _leaf(message, "ServiceReferenceVariant", self.service_reference_variant)
+        if self.error_reason is not None:
+            _leaf(message, "ErrorReason", self.error_reason)
+        if self.device_status is not None:
+            _leaf(message, "DeviceStatus", self.device_status)
+        if self.result_name is not None and self.ok:
+            _items(SubElement(message, _tag(self.result_name)), self.result)
+        text = tostring(root, encoding="unicode")
+        return '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n"
+
+
+def _tag(local: str) -> str:
+    return f"{{{DUIS_NAMESPACE}}}{local}"
+
+
+def _leaf(parent: Element, local: str, text: str) -> None:
+    SubElement(parent, _tag(local)).text = text
+
+
+def _items(parent: Element, items: tuple[ResultItem, ...] | list[ResultItem]) -> None:
+    for name, value in items:
+        if isinstance(value, list):
+            _items(SubElement(parent, _tag(name)), value)
+        elif isinstance(value, bool):
+            _leaf(parent, name, "true" if value else "false")
+        else:
+            _leaf(parent, name, str(value))

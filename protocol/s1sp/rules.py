@@ -1,0 +1,538 @@
+"""The S1SR rules: how each DUIS Service Request becomes device requests, and what comes back.
+
+One visible function per S1SR Section 18 clause (``rule_18_*``), each with a test named after
+it in tests/protocol/s1sp/. Handlers for the other SRs follow the same shape: check what can be
+checked before anything is sent (a refusal here leaves the device untouched), send through
+:class:`RuleContext`, and return the DUIS result items (money in DUIS units, pence x 1000).
+
+- 18.3 / 18.16 (SR 1.5): AdjustMeterBalance truncated to pence and applied; ResetMeterBalance
+  sets 0; the response carries the adjustment applied and the resulting balance (x 1000). A
+  device refusal (EXCEEDS_MAX_METER_BALANCE) is our S1SR refusal, reason = the Status name.
+- 18.4 / 18.27 (SR 1.6): DisablementThreshold truncated; SuspendDebt* passed; the Annex C
+  defaults appended (the device applies them to parameters never configured).
+- 18.5 / 18.8 (SR 2.5): the device refuses with EMERGENCY_CREDIT_UNAVAILABLE when ECL = 0;
+  otherwise the response shows the EC balance made available (x 1000).
+- 18.27 (SRs 1.6, 2.1): every threshold truncated to pence; the response returns the truncated
+  values under the request's element names.
+- 18.37 (SR 6.4.1): LoadLimitPowerThreshold above :data:`MAX_LOAD_LIMIT_POWER_THRESHOLD_W` is
+  refused here, nothing sent (never clamped).
+- 18.62 (SR 8.11): JoinTimePeriod seconds -> whole minutes rounded up before it is sent.
+- 18.63 (SR 11.1): each named device in turn: FIRMWARE_BEGIN, FIRMWARE_BLOCKs of at most
+  MAX_FIRMWARE_BLOCK_BYTES, FIRMWARE_VERIFY; a device answering FIRMWARE_UPDATE_IN_PROGRESS
+  (its HAN already busy) is refused alone; the others go ahead. Devices are handled one after
+  another, so a transfer this request finishes never blocks the next device.
+- Future-dated SRs (1.6, 2.1, 6.4.1, 11.3 with ExecutionDateTime): the whole request APDU is
+  sent inside SCHEDULE_REQUEST(execution_time_seconds, ...); the cancellation form
+  (3000-12-31) sends CANCEL_SCHEDULED_REQUEST for that command. 11.3 is scheduled the same way
+  (FIRMWARE_ACTIVATE(0) inside SCHEDULE_REQUEST) so that it can be cancelled the same way.
+
+This module never parses XML and never reaches a device except through its RuleContext.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from protocol.apdu import (
+    MAX_FIRMWARE_BLOCK_BYTES,
+    Command,
+    DebtRecoveryPeriod,
+    DebtRegister,
+    DeviceType,
+    PaymentMode,
+    PrepaymentConfigurationField,
+    Request,
+    Response,
+    Status,
+    SupplyOffReason,
+    SupplyState,
+    encode_request,
+)
+from protocol.errors import ApduError, DeviceTimeoutError, DeviceUnreachableError
+from protocol.s1sp.annex_c import AnnexCTable
+from protocol.s1sp.channel import DeviceChannel
+from protocol.s1sp.duis import (
+    PREPAY_CONFIGURATION_ELEMENTS,
+    DebtUpdate,
+    DuisRequest,
+    Execution,
+    FirmwareActivation,
+    FirmwareUpdate,
+    HanDeviceLogUpdate,
+    LoadLimitSettingsUpdate,
+    MeterBalanceUpdate,
+    PaymentModeUpdate,
+    PrepayConfigurationUpdate,
+    SrBody,
+    TopUp,
+    format_eui64,
+)
+from protocol.s1sp.errors import (
+    DeviceCommunicationError,
+    InvalidRequestError,
+    S1srRefusalError,
+    UnknownDeviceError,
+)
+from protocol.s1sp.units import (
+    datetime_to_device_seconds,
+    device_seconds_to_duis_date_time,
+    duis_money_to_pence,
+    join_time_period_seconds_to_minutes,
+    join_window_minutes_to_seconds,
+    pence_to_duis_money,
+)
+
+__all__ = [
+    "MAX_LOAD_LIMIT_POWER_THRESHOLD_W",
+    "VALID_DEVICE_TYPES",
+    "DeviceEntry",
+    "ResultItem",
+    "RuleContext",
+    "run_rules",
+]
+
+#: S1SR 18.37: the device profile's largest LoadLimitPowerThreshold (an unsigned 16-bit field
+#: on the Secure device). The one place this limit lives.
+MAX_LOAD_LIMIT_POWER_THRESHOLD_W = 0xFFFF
+#: Largest value of the device's 16-bit period fields (LoadLimitPeriod and
+#: LoadLimitRestorationPeriod, seconds).
+MAX_U16 = 0xFFFF
+
+#: A DUIS result element: (name, value); a list value is a nested element.
+ResultValue = str | int | bool | list["ResultItem"]
+ResultItem = tuple[str, ResultValue]
+
+_METERS = frozenset({DeviceType.ELECTRICITY_METER, DeviceType.GAS_METER})
+_ESME = frozenset({DeviceType.ELECTRICITY_METER})
+_HUB = frozenset({DeviceType.COMMS_HUB})
+_ANY_DEVICE = _METERS | _HUB
+
+#: The device types each SR variant is valid for (anything else is DUIS E11).
+VALID_DEVICE_TYPES: dict[str, frozenset[DeviceType]] = {
+    "1.5": _METERS, "1.6": _METERS, "2.1": _METERS, "2.2": _METERS, "2.3": _METERS,
+    "2.5": _METERS, "4.3": _METERS, "4.13": _METERS, "4.15": _ESME, "4.18": _METERS,
+    "6.4.1": _ESME, "6.4.2": _ESME, "6.11": _METERS, "7.1": _METERS, "7.2": _METERS,
+    "7.3": _METERS, "7.4": _METERS, "8.11": _HUB, "11.1": _ANY_DEVICE, "11.2": _ANY_DEVICE,
+    "11.3": _ANY_DEVICE,
+}
+
+
+@dataclass(frozen=True)
+class DeviceEntry:
+    """One device of the link's directory."""
+
+    device_eui64: bytes
+    device_type: DeviceType
+    server_address: int
+
+
+@dataclass
+class RuleContext:
+    """What a rule may use: the channel, the target device, the Annex C table, the clock."""
+
+    channel: DeviceChannel
+    device: DeviceEntry
+    annex_c: AnnexCTable
+    now: Callable[[], datetime]
+    resolve_device: Callable[[bytes], DeviceEntry]
+    #: every (server_address, request) sent, oldest first
+    sent: list[tuple[int, Request]] = field(default_factory=list)
+
+    def send_to(self, device: DeviceEntry, command: Command,
+                fields: Mapping[str, Any] | None = None) -> Response:
+        """Send one request; E20/E21 become :class:`DeviceCommunicationError`."""
+        request = Request(command, 0, dict(fields or {}))
+        try:
+            encode_request(request)
+        except ApduError as error:
+            raise InvalidRequestError(f"a value does not fit the device: {error}") from None
+        self.sent.append((device.server_address, request))
+        try:
+            return self.channel.request(device.server_address, request)
+        except DeviceTimeoutError as error:
+            raise DeviceCommunicationError(
+                f"no response from device {format_eui64(device.device_eui64)}: {error}",
+                "E21") from None
+        except DeviceUnreachableError as error:
+            raise DeviceCommunicationError(
+                f"cannot communicate with device {format_eui64(device.device_eui64)}: {error}",
+                "E20") from None
+
+    def send(self, command: Command, fields: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+        """Send to the target device; a failure status is an :class:`S1srRefusalError`."""
+        return _require_success(self.send_to(self.device, command, fields), self.device)
+
+    def send_possibly_future_dated(self, execution: Execution | None, command: Command,
+                                   fields: Mapping[str, Any] | None = None
+                                   ) -> tuple[Mapping[str, Any] | None, list[ResultItem]]:
+        """Send now, or schedule / cancel per ExecutionDateTime. Returns the device's fields
+        when sent now (else None) and result items describing the scheduling."""
+        if execution is None:
+            return self.send(command, fields), []
+        if execution.cancel:
+            self.send(Command.CANCEL_SCHEDULED_REQUEST, {"scheduled_command": int(command)})
+            return None, [("ExecutionDateTime", execution.text), ("Cancelled", True)]
+        inner = encode_request(Request(command, 0, dict(fields or {})))
+        assert execution.execution_time_seconds is not None
+        answer = self.send(Command.SCHEDULE_REQUEST, {
+            "execution_time_seconds": execution.execution_time_seconds, "request": inner})
+        return None, [("ExecutionDateTime", device_seconds_to_duis_date_time(
+            int(answer["execution_time_seconds"]))), ("Scheduled", True)]
+
+
+def _require_success(response: Response, device: DeviceEntry) -> Mapping[str, Any]:
+    if response.status is not Status.SUCCESS:
+        raise S1srRefusalError(
+            f"device {format_eui64(device.device_eui64)} refused {response.command.name}: "
+            f"{response.status.name}", device_status=response.status.name)
+    return response.fields
+
+
+def _money(pence: Any) -> int:
+    return pence_to_duis_money(int(pence))
+
+
+def _enum_name(value: Any, enum_class: type[Any]) -> str:
+    return str(enum_class(int(value)).name)
+
+
+# --------------------------------------------------------------------------------------------
+# Clause rules
+# --------------------------------------------------------------------------------------------
+
+
+def rule_18_3_meter_balance_adjustment(ctx: RuleContext, body: MeterBalanceUpdate
+                                       ) -> list[ResultItem]:
+    """18.3 + 18.16: adjust (truncated to pence) or reset; report applied and resulting."""
+    if body.reset_meter_balance:
+        answer = ctx.send(Command.RESET_METER_BALANCE)
+        return [("ResetMeterBalance", True),
+                ("MeterBalance", _money(answer["meter_balance_pence"]))]
+    assert body.adjust_meter_balance is not None
+    adjustment_pence = duis_money_to_pence(body.adjust_meter_balance, "AdjustMeterBalance")
+    answer = ctx.send(Command.ADJUST_METER_BALANCE, {"adjustment_pence": adjustment_pence})
+    return rule_18_16_values_returned_after_adjustment(answer)
+
+
+def rule_18_16_values_returned_after_adjustment(answer: Mapping[str, Any]) -> list[ResultItem]:
+    """18.16: the adjustment actually applied and the resulting balance, x 1000."""
+    return [("AdjustMeterBalance", _money(answer["adjustment_applied_pence"])),
+            ("MeterBalance", _money(answer["meter_balance_pence"]))]
+
+
+def rule_18_4_change_to_prepayment(ctx: RuleContext, body: PaymentModeUpdate
+                                   ) -> list[ResultItem]:
+    """18.4 (+ 18.27, Annex C): SET_PAYMENT_MODE with the truncated DisablementThreshold, the
+    SuspendDebt flags and the Annex C defaults appended."""
+    threshold_pence = rule_18_27_truncate_threshold(body.disablement_threshold,
+                                                    "DisablementThreshold")
+    fields = {
+        "payment_mode": PaymentMode.PREPAYMENT if body.to_prepayment else PaymentMode.CREDIT,
+        "disablement_threshold_pence": threshold_pence if body.to_prepayment else 0,
+        "suspend_debt_disabled": body.suspend_debt_disabled,
+        "suspend_debt_emergency": body.suspend_debt_emergency,
+        "defaults": ctx.annex_c.as_defaults_fields(),
+    }
+    _, scheduling = ctx.send_possibly_future_dated(body.execution, Command.SET_PAYMENT_MODE,
+                                                   fields)
+    if not body.to_prepayment:
+        return [("PaymentMode", "Credit"), *scheduling]
+    return [("PaymentMode", "Prepayment"),
+            ("SuspendDebtDisabled", body.suspend_debt_disabled),
+            ("SuspendDebtEmergency", body.suspend_debt_emergency),
+            ("DisablementThreshold", pence_to_duis_money(threshold_pence)),
+            *scheduling]
+
+
+def rule_18_27_truncate_threshold(value: int, element_name: str) -> int:
+    """18.27: a DUIS threshold truncated to whole pence (the response reports pence x 1000)."""
+    return duis_money_to_pence(value, element_name)
+
+
+def rule_18_27_prepay_configuration(ctx: RuleContext, body: PrepayConfigurationUpdate
+                                    ) -> list[ResultItem]:
+    """18.27 (SR 2.1): every threshold truncated; the response echoes the truncated values
+    under the request's element names."""
+    fields: dict[str, Any] = {name: 0 for name in PREPAY_CONFIGURATION_ELEMENTS.values()}
+    present = PrepaymentConfigurationField(0)
+    echoed: list[ResultItem] = []
+    for element_name, value in body.values:
+        pence = rule_18_27_truncate_threshold(value, element_name)
+        field_name = PREPAY_CONFIGURATION_ELEMENTS[element_name]
+        fields[field_name] = pence
+        present |= PrepaymentConfigurationField[field_name.removesuffix("_pence").upper()]
+        echoed.append((element_name, pence_to_duis_money(pence)))
+    fields["fields_present"] = present
+    _, scheduling = ctx.send_possibly_future_dated(
+        body.execution, Command.SET_PREPAYMENT_CONFIGURATION, fields)
+    return [*echoed, *scheduling]
+
+
+def rule_18_5_and_18_8_emergency_credit(ctx: RuleContext) -> list[ResultItem]:
+    """18.5: ECL = 0 -> the device refuses (EMERGENCY_CREDIT_UNAVAILABLE), our refusal code.
+    18.8: otherwise the EC balance made available, x 1000."""
+    answer = ctx.send(Command.ACTIVATE_EMERGENCY_CREDIT)
+    return [("EmergencyCreditBalance", _money(answer["emergency_credit_balance_pence"])),
+            ("MeterBalance", _money(answer["meter_balance_pence"]))]
+
+
+def rule_18_37_load_limit_power_threshold(ctx: RuleContext, body: LoadLimitSettingsUpdate
+                                          ) -> list[ResultItem]:
+    """18.37: a threshold above the device maximum is refused here, the meter untouched."""
+    threshold_w = body.load_limit_power_threshold_w
+    if threshold_w > MAX_LOAD_LIMIT_POWER_THRESHOLD_W:
+        raise S1srRefusalError(
+            f"S1SR 18.37: LoadLimitPowerThreshold {threshold_w} W is above the device maximum "
+            f"of {MAX_LOAD_LIMIT_POWER_THRESHOLD_W} W; nothing was sent to the meter")
+    if threshold_w < 0:
+        raise InvalidRequestError(f"LoadLimitPowerThreshold {threshold_w} W is negative")
+    for name, seconds in (("LoadLimitPeriod", body.load_limit_period_seconds),
+                          ("LoadLimitRestorationPeriod",
+                           body.load_limit_restoration_period_seconds)):
+        if not 0 <= seconds <= MAX_U16:
+            raise InvalidRequestError(f"{name} {seconds} s is outside 0..{MAX_U16}")
+    answer, scheduling = ctx.send_possibly_future_dated(
+        body.execution, Command.SET_LOAD_LIMIT_SETTINGS, {
+            "load_limit_power_threshold_w": threshold_w,
+            "load_limit_period_seconds": body.load_limit_period_seconds,
+            "load_limit_restoration_period_seconds": body.load_limit_restoration_period_seconds,
+        })
+    if answer is None:
+        return [("LoadLimitPowerThreshold", threshold_w),
+                ("LoadLimitPeriod", body.load_limit_period_seconds),
+                ("LoadLimitRestorationPeriod", body.load_limit_restoration_period_seconds),
+                *scheduling]
+    return _load_limit_items(answer)
+
+
+def rule_18_62_join_time_period(ctx: RuleContext, body: HanDeviceLogUpdate) -> list[ResultItem]:
+    """18.62: JoinTimePeriod seconds -> whole minutes rounded up before it reaches the hub."""
+    if not body.add:
+        answer = ctx.send(Command.HAN_REMOVE_DEVICE, {"device_eui64": body.device_eui64})
+        return [("DeviceID", format_eui64(bytes(answer["device_eui64"]))),
+                ("RequestType", "Remove")]
+    assert body.join_time_period_seconds is not None
+    minutes = join_time_period_seconds_to_minutes(body.join_time_period_seconds)
+    answer = ctx.send(Command.HAN_ADD_DEVICE, {"device_eui64": body.device_eui64,
+                                               "join_window_minutes": minutes})
+    items: list[ResultItem] = [("DeviceID", format_eui64(bytes(answer["device_eui64"]))),
+                               ("RequestType", "Add"),
+                               ("JoinTimePeriod", join_window_minutes_to_seconds(minutes))]
+    closes_at = int(answer["join_window_closes_at_seconds"])
+    if closes_at:
+        items.append(("JoinWindowEndDateTime", device_seconds_to_duis_date_time(closes_at)))
+    return items
+
+
+def rule_18_63_firmware_update(ctx: RuleContext, body: FirmwareUpdate) -> list[ResultItem]:
+    """18.63: per device: refused only where its HAN already has an update in progress."""
+    outcomes = [_firmware_update_one(ctx, eui64, body.firmware_image)
+                for eui64 in body.device_eui64s]
+    if not any(dict(items)["Outcome"] == "Accepted" for items in outcomes):
+        reasons = "; ".join(f"{dict(items)['DeviceID']}: {dict(items)['Reason']}"
+                            for items in outcomes)
+        statuses = [dict(items).get("DeviceStatus") for items in outcomes]
+        raise S1srRefusalError(
+            f"no device accepted the firmware update: {reasons}",
+            device_status=next((str(s) for s in statuses if s is not None), None))
+    device_items: list[ResultItem] = [("Device", items) for items in outcomes]
+    return [("FirmwareVersion", body.firmware_version), *device_items]
+
+
+def _firmware_update_one(ctx: RuleContext, eui64: bytes, image: bytes) -> list[ResultItem]:
+    items: list[ResultItem] = [("DeviceID", format_eui64(eui64))]
+    try:
+        device = ctx.resolve_device(eui64)
+    except UnknownDeviceError as error:
+        return [*items, ("Outcome", "Refused"), ("ResponseCode", "E19"),
+                ("Reason", error.reason)]
+    steps: list[tuple[Command, dict[str, Any]]] = [
+        (Command.FIRMWARE_BEGIN, {"image_size_bytes": len(image)})]
+    for offset in range(0, len(image), MAX_FIRMWARE_BLOCK_BYTES):
+        steps.append((Command.FIRMWARE_BLOCK, {
+            "block_offset_bytes": offset,
+            "block_data": image[offset:offset + MAX_FIRMWARE_BLOCK_BYTES]}))
+    steps.append((Command.FIRMWARE_VERIFY, {}))
+    answer: Mapping[str, Any] = {}
+    for command, fields in steps:
+        try:
+            response = ctx.send_to(device, command, fields)
+        except DeviceCommunicationError as error:
+            return [*items, ("Outcome", "Refused"), ("ResponseCode", error.response_code),
+                    ("Reason", error.reason)]
+        if response.status is not Status.SUCCESS:
+            reason = ("S1SR 18.63: a firmware update is already in progress on this device's HAN"
+                      if response.status is Status.FIRMWARE_UPDATE_IN_PROGRESS
+                      else f"device refused {command.name}: {response.status.name}")
+            return [*items, ("Outcome", "Refused"),
+                    ("ResponseCode", S1srRefusalError.response_code),
+                    ("DeviceStatus", response.status.name), ("Reason", reason)]
+        answer = response.fields
+    return [*items, ("Outcome", "Accepted"), ("ResponseCode", "I0"),
+            ("PendingFirmwareVersion", str(answer.get("pending_version", "")))]
+
+
+# --------------------------------------------------------------------------------------------
+# Other SRs
+# --------------------------------------------------------------------------------------------
+
+
+def _load_limit_items(answer: Mapping[str, Any]) -> list[ResultItem]:
+    return [("LoadLimitPowerThreshold", int(answer["load_limit_power_threshold_w"])),
+            ("LoadLimitPeriod", int(answer["load_limit_period_seconds"])),
+            ("LoadLimitRestorationPeriod", int(answer["load_limit_restoration_period_seconds"])),
+            ("LoadLimitCounter", int(answer["load_limit_counter"])),
+            ("LoadLimitActive", bool(answer["load_limit_active"]))]
+
+
+def _supply_items(answer: Mapping[str, Any]) -> list[ResultItem]:
+    return [("SupplyState", _enum_name(answer["supply_state"], SupplyState)),
+            ("SupplyOffReason", _enum_name(answer["supply_off_reason"], SupplyOffReason))]
+
+
+_CONFIGURATION_MONEY: tuple[tuple[str, str], ...] = (
+    ("DisablementThreshold", "disablement_threshold_pence"),
+    ("EmergencyCreditLimit", "emergency_credit_limit_pence"),
+    ("EmergencyCreditThreshold", "emergency_credit_threshold_pence"),
+    ("LowCreditThreshold", "low_credit_threshold_pence"),
+    ("MaxMeterBalance", "max_meter_balance_pence"),
+    ("MaxCreditThreshold", "max_credit_threshold_pence"),
+    ("DebtRecoveryRateCap", "debt_recovery_rate_cap_pence"),
+    ("LowEmergencyCreditThreshold", "low_emergency_credit_threshold_pence"),
+)
+
+
+def _top_up(ctx: RuleContext, body: TopUp) -> list[ResultItem]:
+    answer = ctx.send(Command.TOP_UP, {"utrn": body.utrn.encode("ascii")})
+    return [("CreditAdded", _money(answer["credit_added_pence"])),
+            ("EmergencyCreditRepaid", _money(answer["emergency_credit_repaid_pence"])),
+            ("DebtRecovered", _money(answer["debt_recovered_pence"])),
+            ("MeterBalance", _money(answer["meter_balance_pence"]))]
+
+
+def _update_debt(ctx: RuleContext, body: DebtUpdate) -> list[ResultItem]:
+    answer = ctx.send(Command.UPDATE_DEBT, {
+        "debt_register": body.debt_register,
+        "debt_adjustment_pence": duis_money_to_pence(body.debt_adjustment, "DebtAdjustment"),
+        "debt_recovery_rate_pence": duis_money_to_pence(body.debt_recovery_rate,
+                                                        "DebtRecoveryRate"),
+        "debt_recovery_period": body.debt_recovery_period,
+        "debt_recovery_percentage": body.debt_recovery_percentage,
+    })
+    return [("DebtRegister", _enum_name(answer["debt_register"], DebtRegister)),
+            ("DebtValue", _money(answer["debt_value_pence"])),
+            ("DebtRecoveryRate", _money(answer["debt_recovery_rate_pence"])),
+            ("DebtRecoveryPeriod", _enum_name(answer["debt_recovery_period"],
+                                              DebtRecoveryPeriod)),
+            ("DebtRecoveryPercentage", int(answer["debt_recovery_percentage"]))]
+
+
+def _read_instantaneous_prepay_values(ctx: RuleContext, body: SrBody) -> list[ResultItem]:
+    a = ctx.send(Command.READ_INSTANTANEOUS_PREPAY_VALUES)
+    return [("PaymentMode", _enum_name(a["payment_mode"], PaymentMode)),
+            ("MeterBalance", _money(a["meter_balance_pence"])),
+            ("EmergencyCreditBalance", _money(a["emergency_credit_balance_pence"])),
+            ("EmergencyCreditActive", bool(a["emergency_credit_active"])),
+            ("AccumulatedDebt", _money(a["accumulated_debt_pence"])),
+            ("TimeDebtRegister1", _money(a["time_debt_1_pence"])),
+            ("TimeDebtRegister2", _money(a["time_debt_2_pence"])),
+            ("PaymentDebtRegister", _money(a["payment_debt_pence"])),
+            *_supply_items(a)]
+
+
+def _read_prepayment_configuration(ctx: RuleContext, body: SrBody) -> list[ResultItem]:
+    a = ctx.send(Command.READ_PREPAYMENT_CONFIGURATION)
+    return [("PaymentMode", _enum_name(a["payment_mode"], PaymentMode)),
+            ("SuspendDebtDisabled", bool(a["suspend_debt_disabled"])),
+            ("SuspendDebtEmergency", bool(a["suspend_debt_emergency"])),
+            *((name, _money(a[key])) for name, key in _CONFIGURATION_MONEY),
+            ("CutOffGracePeriod", int(a["cut_off_grace_period_minutes"]) * 60),
+            ("KeypadLockTimeout", int(a["keypad_lock_timeout_seconds"])),
+            ("NonDisablementCalendarID", int(a["non_disablement_calendar_id"])),
+            ("UTRNType", int(a["utrn_type"]))]
+
+
+def _read_load_limit_data(ctx: RuleContext, body: SrBody) -> list[ResultItem]:
+    return _load_limit_items(ctx.send(Command.READ_LOAD_LIMIT_DATA))
+
+
+def _reset_load_limit_counter(ctx: RuleContext, body: SrBody) -> list[ResultItem]:
+    return _load_limit_items(ctx.send(Command.RESET_LOAD_LIMIT_COUNTER))
+
+
+def _read_meter_balance(ctx: RuleContext, body: SrBody) -> list[ResultItem]:
+    a = ctx.send(Command.READ_METER_BALANCE)
+    return [("MeterBalance", _money(a["meter_balance_pence"])),
+            ("EmergencyCreditBalance", _money(a["emergency_credit_balance_pence"]))]
+
+
+def _synchronise_clock(ctx: RuleContext, body: SrBody) -> list[ResultItem]:
+    a = ctx.send(Command.SYNCHRONISE_CLOCK,
+                 {"device_time_seconds": datetime_to_device_seconds(ctx.now())})
+    return [("DeviceDateTime", device_seconds_to_duis_date_time(int(a["device_time_seconds"])))]
+
+
+def _supply(state: SupplyState) -> Callable[[RuleContext, SrBody], list[ResultItem]]:
+    def handler(ctx: RuleContext, body: SrBody) -> list[ResultItem]:
+        return _supply_items(ctx.send(Command.SET_SUPPLY_STATE, {"supply_state": state}))
+    return handler
+
+
+def _read_supply_status(ctx: RuleContext, body: SrBody) -> list[ResultItem]:
+    return _supply_items(ctx.send(Command.READ_SUPPLY_STATUS))
+
+
+def _firmware_status_items(a: Mapping[str, Any]) -> list[ResultItem]:
+    items: list[ResultItem] = [("FirmwareVersion", str(a["running_version"])),
+                               ("PendingFirmwareVersion", str(a["pending_version"])),
+                               ("TransferInProgress", bool(a["transfer_in_progress"]))]
+    if int(a["pending_activation_time_seconds"]):
+        items.append(("PendingActivationDateTime", device_seconds_to_duis_date_time(
+            int(a["pending_activation_time_seconds"]))))
+    return items
+
+
+def _read_firmware_version(ctx: RuleContext, body: SrBody) -> list[ResultItem]:
+    return _firmware_status_items(ctx.send(Command.READ_FIRMWARE_VERSION))
+
+
+def _activate_firmware(ctx: RuleContext, body: FirmwareActivation) -> list[ResultItem]:
+    answer, scheduling = ctx.send_possibly_future_dated(
+        body.execution, Command.FIRMWARE_ACTIVATE, {"activation_time_seconds": 0})
+    return scheduling if answer is None else _firmware_status_items(answer)
+
+
+_Handler = Callable[[RuleContext, Any], list[ResultItem]]
+
+#: The handler for each SR variant.
+HANDLERS: dict[str, _Handler] = {
+    "1.5": rule_18_3_meter_balance_adjustment,
+    "1.6": rule_18_4_change_to_prepayment,
+    "2.1": rule_18_27_prepay_configuration,
+    "2.2": _top_up,
+    "2.3": _update_debt,
+    "2.5": lambda ctx, body: rule_18_5_and_18_8_emergency_credit(ctx),
+    "4.3": _read_instantaneous_prepay_values,
+    "4.13": _read_prepayment_configuration,
+    "4.15": _read_load_limit_data,
+    "4.18": _read_meter_balance,
+    "6.4.1": rule_18_37_load_limit_power_threshold,
+    "6.4.2": _reset_load_limit_counter,
+    "6.11": _synchronise_clock,
+    "7.1": _supply(SupplyState.ENABLED),
+    "7.2": _supply(SupplyState.DISABLED),
+    "7.3": _supply(SupplyState.ARMED),
+    "7.4": _read_supply_status,
+    "8.11": rule_18_62_join_time_period,
+    "11.1": rule_18_63_firmware_update,
+    "11.2": _read_firmware_version,
+    "11.3": _activate_firmware,
+}
+
+
+def run_rules(ctx: RuleContext, request: DuisRequest) -> list[ResultItem]:
+    """Apply the rules of ``request``'s SR against ``ctx.device``; the DUIS result items."""
+    return HANDLERS[request.service_reference_variant](ctx, request.body)

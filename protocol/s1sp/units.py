@@ -1,0 +1,144 @@
+"""Every conversion between DUIS units and device units, in one place (integer math only).
+
+- Money: DUIS carries signed integers in 1/100000 GBP (1/1000 penny) within the int32 range;
+  the device holds whole pence. ``pence = trunc(value / 1000)`` toward zero (Python's ``//``
+  floors negatives, so it is never used on a signed value here); a response reports
+  ``pence * 1000``.
+- JoinTimePeriod: DUIS seconds -> device whole minutes, ``ceil(seconds / 60)``, so a join
+  window is never shorter than asked and any positive period is at least 1 minute. *Decided*:
+  0 seconds is refused (a window that closes as it opens is meaningless; use RequestType Remove
+  to take a device off the HAN). Read-back reports ``minutes * 60``.
+- Date-times: DUIS ``xs:dateTime`` (UTC, ``Z`` or ``+00:00``; fractions of a second dropped)
+  -> device time, integer seconds since 1970-01-01T00:00:00Z in an unsigned 32-bit field. The
+  DUIS cancellation date 3000-12-31 is recognised by :func:`is_cancellation_date_time`.
+
+This module never uses floating point and never talks to a device.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from protocol.s1sp.errors import InvalidRequestError
+
+__all__ = [
+    "DEVICE_TIME_MAX_SECONDS",
+    "DUIS_MONEY_UNITS_PER_PENNY",
+    "INT32_MAX",
+    "INT32_MIN",
+    "JOIN_WINDOW_MAX_MINUTES",
+    "device_seconds_to_duis_date_time",
+    "duis_date_time_to_device_seconds",
+    "duis_money_to_pence",
+    "is_cancellation_date_time",
+    "join_time_period_seconds_to_minutes",
+    "join_window_minutes_to_seconds",
+    "parse_duis_integer",
+    "pence_to_duis_money",
+]
+
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+#: 1 penny = 1000 DUIS money units (1/100000 GBP).
+DUIS_MONEY_UNITS_PER_PENNY = 1000
+SECONDS_PER_MINUTE = 60
+#: The device's join window field is an unsigned 16-bit count of minutes.
+JOIN_WINDOW_MAX_MINUTES = 0xFFFF
+#: Device time is an unsigned 32-bit count of seconds.
+DEVICE_TIME_MAX_SECONDS = 0xFFFFFFFF
+#: The DUIS date meaning "cancel the future-dated request" (year, month, day).
+CANCELLATION_DATE = (3000, 12, 31)
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
+_DATE_TIME = re.compile(
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})T(?P<hour>[0-9]{2}):"
+    r"(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})(?:\.[0-9]+)?(?P<zone>Z|[+-]00:00)")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_duis_integer(text: str | None, element_name: str) -> int:
+    """The xs:integer in ``text``, or an :class:`InvalidRequestError` naming the element."""
+    stripped = (text or "").strip()
+    if not _INTEGER.fullmatch(stripped):
+        raise InvalidRequestError(f"{element_name} must be a whole number, not {stripped!r}")
+    return int(stripped)
+
+
+def duis_money_to_pence(value: int, element_name: str) -> int:
+    """DUIS money (1/100000 GBP, int32) -> whole pence, truncated toward zero."""
+    if not INT32_MIN <= value <= INT32_MAX:
+        raise InvalidRequestError(
+            f"{element_name} {value} is outside the DUIS int32 range "
+            f"{INT32_MIN}..{INT32_MAX}")
+    pence = abs(value) // DUIS_MONEY_UNITS_PER_PENNY
+    return pence if value >= 0 else -pence
+
+
+def pence_to_duis_money(pence: int) -> int:
+    """Whole pence -> DUIS money units (1/100000 GBP)."""
+    return pence * DUIS_MONEY_UNITS_PER_PENNY
+
+
+def join_time_period_seconds_to_minutes(join_time_period_seconds: int) -> int:
+    """DUIS JoinTimePeriod (s) -> device join window (whole minutes, rounded up)."""
+    if join_time_period_seconds <= 0:
+        raise InvalidRequestError(
+            f"JoinTimePeriod {join_time_period_seconds} s is not a positive number of seconds;"
+            " a join window must be at least 1 s (it opens for at least 1 minute)")
+    minutes = -(-join_time_period_seconds // SECONDS_PER_MINUTE)
+    if minutes > JOIN_WINDOW_MAX_MINUTES:
+        raise InvalidRequestError(
+            f"JoinTimePeriod {join_time_period_seconds} s is longer than the device's longest "
+            f"join window of {JOIN_WINDOW_MAX_MINUTES} minutes")
+    return minutes
+
+
+def join_window_minutes_to_seconds(join_window_minutes: int) -> int:
+    """Device join window (minutes) -> DUIS seconds."""
+    return join_window_minutes * SECONDS_PER_MINUTE
+
+
+def _parse_date_time(text: str | None, element_name: str) -> datetime:
+    stripped = (text or "").strip()
+    match = _DATE_TIME.fullmatch(stripped)
+    if match is None:
+        raise InvalidRequestError(
+            f"{element_name} {stripped!r} is not a UTC date-time such as "
+            "2030-01-15T09:00:00Z")
+    try:
+        return datetime(int(match["year"]), int(match["month"]), int(match["day"]),
+                        int(match["hour"]), int(match["minute"]), int(match["second"]),
+                        tzinfo=UTC)
+    except ValueError as error:
+        raise InvalidRequestError(f"{element_name} {stripped!r}: {error}") from None
+
+
+def is_cancellation_date_time(text: str | None, element_name: str = "ExecutionDateTime") -> bool:
+    """True for the DUIS cancellation form (3000-12-31 at any time)."""
+    moment = _parse_date_time(text, element_name)
+    return (moment.year, moment.month, moment.day) == CANCELLATION_DATE
+
+
+def duis_date_time_to_device_seconds(text: str | None,
+                                     element_name: str = "ExecutionDateTime") -> int:
+    """A DUIS UTC date-time -> device seconds since 1970 (fractions dropped)."""
+    moment = _parse_date_time(text, element_name)
+    seconds = (moment - _EPOCH).days * 86_400 + (moment - _EPOCH).seconds
+    if not 0 <= seconds <= DEVICE_TIME_MAX_SECONDS:
+        raise InvalidRequestError(
+            f"{element_name} {text!r} is outside the device clock's range "
+            "1970-01-01T00:00:00Z..2106-02-07T06:28:15Z")
+    return seconds
+
+
+def datetime_to_device_seconds(moment: datetime) -> int:
+    """An aware datetime -> device seconds (fractions dropped)."""
+    delta = moment.astimezone(UTC) - _EPOCH
+    return delta.days * 86_400 + delta.seconds
+
+
+def device_seconds_to_duis_date_time(device_time_seconds: int) -> str:
+    """Device seconds -> DUIS UTC date-time text."""
+    moment = datetime.fromtimestamp(device_time_seconds, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
