@@ -34,9 +34,11 @@ The wire behaviour, and the choices this module makes where the list left one op
   its response in that same answer. An APDU queued later goes out on the client's next RR poll.
 - Duplicates: a server receiving an I-frame whose N(S) is V(R)-1 (the client retransmitted
   after our answer was lost) does not deliver it again and resends its last answer unchanged.
-  An RR whose N(R) is V(S)-1 while our last I-frame is unacknowledged asks for that frame again.
-  Anything else behind the window (a stale copy) is ignored and counted. Sequence numbers are
-  mod 8, so a stale copy more than seven frames old cannot be told from a new one.
+  An RR whose N(R) is V(S)-1 asks for our unacknowledged I-frame again; with nothing
+  unacknowledged it is a stale copy and is ignored. Any other N(R) is out of range: FRMR
+  (reason Z). An I-frame with any other N(S) is out of sequence (stale) and is ignored. All
+  ignored frames are counted in :attr:`LinkCounters.stale_frames_ignored`. Sequence numbers
+  are mod 8, so a stale copy more than seven frames old cannot be told from a new one.
 - The client never sends FRMR: a frame it cannot use in its state (stale, unsolicited, out of
   sequence) is ignored and counted; its retransmission timer ends a dead link with
   :class:`LinkFailed`. DM gives :class:`Disconnected`, FRMR gives :class:`LinkFailed`.
@@ -55,7 +57,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from protocol.errors import LinkError
-from protocol.hdlc import CONTROL_TABLE, MAX_FRAME_LENGTH, FrameType, HdlcFrame
+from protocol.hdlc import CONTROL_TABLE, MAX_FRAME_LENGTH, FrameType, HdlcFrame, control_byte
 
 #: I-frame and RR sequence numbers are modulo this.
 SEQUENCE_MODULUS = 8
@@ -269,6 +271,17 @@ class Transition(NamedTuple):
     summary: str
 
 
+#: Every control byte a station sends (P/F always set), built once through
+#: :func:`protocol.hdlc.control_byte`: building it per frame costs about 9 us.
+_CONTROL_BYTES: dict[tuple[FrameType, int, int], int] = {
+    (frame_type, send_sequence, receive_sequence): control_byte(
+        frame_type, send_sequence=send_sequence, receive_sequence=receive_sequence)
+    for frame_type in FrameType
+    for send_sequence in range(SEQUENCE_MODULUS)
+    for receive_sequence in range(SEQUENCE_MODULUS)
+}
+
+
 def _next(sequence: int) -> int:
     return (sequence + 1) % SEQUENCE_MODULUS
 
@@ -434,9 +447,8 @@ class LinkStation:
     def _make(self, frame_type: FrameType, information: bytes = b"", *,
               send_sequence: int = 0, receive_sequence: int = 0,
               segmented: bool = False) -> HdlcFrame:
-        return HdlcFrame.make(frame_type, self.peer_address, self.local_address, information,
-                              send_sequence=send_sequence, receive_sequence=receive_sequence,
-                              poll_final=True, segmented=segmented)
+        control = _CONTROL_BYTES[(frame_type, send_sequence, receive_sequence)]
+        return HdlcFrame(self.peer_address, self.local_address, control, information, segmented)
 
     def _diagnose(self, message: str) -> None:
         self.counters.last_diagnostic = message
@@ -673,7 +685,7 @@ class LinkStation:
             if frame.poll_final:
                 self._answer(self._make(FrameType.RR, receive_sequence=self._receive_sequence))
             return []
-        self._answer_due = frame.poll_final
+        self._answer_due = self._answer_due or frame.poll_final
         return self._deliver(data)
 
     def _server_receive_ready(self, frame: HdlcFrame, now_ms: int) -> list[LinkEvent]:
