@@ -84,6 +84,11 @@ DIRECTORY_SESSION = [
     "read_device_directory_request", "read_device_directory_response_segment_1",
     "rr_for_next_segment", "read_device_directory_response_segment_2",
 ]
+#: The error frames (section 11.7).
+ERROR_EXAMPLES = [
+    "i_frame_while_disconnected", "dm_not_connected",
+    "i_frame_with_wrong_receive_sequence", "frmr_invalid_receive_sequence",
+]
 
 
 def frame(label: str) -> HdlcFrame:
@@ -110,7 +115,7 @@ def apdu_of(*labels: str) -> Request | Response:
 def test_doc_holds_every_worked_example_once_and_nothing_else() -> None:
     labels = [label for label, _ in DOC_FRAMES]
     assert len(labels) == len(set(labels)), "a label is used twice"
-    assert sorted(labels) == sorted(ESME_SESSION + DIRECTORY_SESSION)
+    assert sorted(labels) == sorted(ESME_SESSION + DIRECTORY_SESSION + ERROR_EXAMPLES)
 
 
 @pytest.mark.parametrize(("label", "data"), DOC_FRAMES, ids=[label for label, _ in DOC_FRAMES])
@@ -166,6 +171,10 @@ def test_doc_frames_carry_the_documented_types_sequence_numbers_and_segmentation
         "rr_for_next_segment": (FrameType.RR, 0, 1, True, False, MANAGEMENT, ADAPTER),
         "read_device_directory_response_segment_2":
             (FrameType.I, 1, 1, True, False, ADAPTER, MANAGEMENT),
+        "i_frame_while_disconnected": (FrameType.I, 0, 0, True, False, ESME, ADAPTER),
+        "dm_not_connected": (FrameType.DM, 0, 0, True, False, ADAPTER, ESME),
+        "i_frame_with_wrong_receive_sequence": (FrameType.I, 0, 3, True, False, ESME, ADAPTER),
+        "frmr_invalid_receive_sequence": (FrameType.FRMR, 0, 0, True, False, ADAPTER, ESME),
     }
     for label, want in expected.items():
         f = frame(label)
@@ -175,7 +184,8 @@ def test_doc_frames_carry_the_documented_types_sequence_numbers_and_segmentation
 
 
 def test_doc_frames_without_information_have_no_hcs() -> None:
-    for label in ("rr_after_segment_1", "disc", "ua_disc", "snrm_defaults", "rr_for_next_segment"):
+    for label in ("rr_after_segment_1", "disc", "ua_disc", "snrm_defaults", "rr_for_next_segment",
+                  "dm_not_connected"):
         data = FRAMES[label]
         assert len(data) == 9  # 7E, format 2, two 1-byte addresses, control, FCS 2, 7E
         assert decode_frame(data).information == b""
@@ -434,3 +444,22 @@ def test_link_stations_produce_the_documented_directory_exchange_with_a_segmente
     assert segment_2 == FRAMES["read_device_directory_response_segment_2"]
     events = client.receive_frame(decode_frame(segment_2), 0)
     assert [decode_apdu(e.apdu) for e in events] == [directory]
+
+
+def test_link_station_answers_the_documented_dm_and_frmr() -> None:
+    link = _link()
+    server = link.LinkStation(link.Role.SERVER, ESME, ADAPTER)  # type: ignore[attr-defined]
+    assert _serve(server, FRAMES["i_frame_while_disconnected"], 0, None) \
+        == FRAMES["dm_not_connected"]
+    assert _serve(server, FRAMES["snrm"], 0, None) == FRAMES["ua"]
+    assert _serve(server, FRAMES["i_frame_with_wrong_receive_sequence"], 0, None) \
+        == FRAMES["frmr_invalid_receive_sequence"]
+    assert frame("frmr_invalid_receive_sequence").information == bytes.fromhex("700008")
+    assert link.describe_frame_reject(  # type: ignore[attr-defined]
+        frame("frmr_invalid_receive_sequence").information).startswith("control byte 70 rejected")
+
+
+def test_server_state_table_in_the_doc_is_the_one_link_py_implements() -> None:
+    link = _link()
+    table = link.describe_transitions(link.Role.SERVER)  # type: ignore[attr-defined]
+    assert table in DOC_TEXT
