@@ -1,0 +1,406 @@
+"""``secure-emu demo``: a scripted tour of the S1SR Section 18 clauses, end to end over a pty.
+
+The default profile's devices are served on a pty pair by a background thread, on virtual
+device time; the S1SP adapter drives them through a :class:`~protocol.client.DeviceClient` on
+that pty with DUIS requests built here, and a readable transcript says, per step, what was
+asked (in DUIS units), what went on the wire (the request APDUs' key fields: pence, minutes,
+Annex C values) and what the response said (code and key values). Virtual time is moved on
+with ADVANCE_DEVICE_TIME where that shows something (join window expiry, consumption).
+
+This module holds no protocol or device logic: it only builds requests and prints what the
+real parts did. It must run in a few seconds and never touch a state file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from defusedxml.ElementTree import fromstring
+
+from protocol.apdu import (
+    MANAGEMENT_SERVER_ADDRESS,
+    Command,
+    DeviceType,
+    Request,
+    Response,
+)
+
+__all__ = ["DEMO_START_DEVICE_TIME_SECONDS", "DemoDevices", "build_duis_request", "run_demo"]
+
+DUIS_NAMESPACE = "http://www.dccinterface.co.uk/ServiceUserGateway"
+XMLDSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
+#: The DCC user sending the demo's requests.
+ORIGINATOR_EUI = "90-B3-D5-1F-30-01-00-00"
+#: A device added to the HAN join list that never joins, so its window visibly expires.
+NEVER_JOINING_EUI = "00-DB-12-34-56-78-90-EE"
+#: Virtual device time the demo starts at when the profile names none: 2026-01-05T08:00:00Z.
+DEMO_START_DEVICE_TIME_SECONDS = 1_767_600_000
+#: CommandVariant used: 1 non-critical, 4 critical, 8 for 11.1 (not sent to one device).
+_NON_CRITICAL, _CRITICAL, _NON_DEVICE = 1, 4, 8
+_CRITICAL_SRS = {"1.5", "1.6", "2.1", "2.3", "6.4.1", "7.1", "7.2", "7.3", "11.3"}
+
+
+def build_duis_request(variant: str, body_name: str, body_children: str, *, target_eui: str,
+                       counter: int) -> str:
+    """A DUIS request document (schemaVersion 5.1) with a dummy enveloped signature."""
+    if variant == "11.1":
+        command_variant = _NON_DEVICE
+    elif variant in _CRITICAL_SRS:
+        command_variant = _CRITICAL
+    else:
+        command_variant = _NON_CRITICAL
+    reference = ".".join(variant.split(".")[:2])
+    body = f"<sr:{body_name}>{body_children}</sr:{body_name}>" if body_children else (
+        f"<sr:{body_name}/>")
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<sr:Request xmlns:sr="{DUIS_NAMESPACE}" xmlns:ds="{XMLDSIG_NAMESPACE}" '
+        f'schemaVersion="5.1">\n'
+        f"  <sr:Header>\n"
+        f"    <sr:RequestID>{ORIGINATOR_EUI}:{target_eui}:{counter}</sr:RequestID>\n"
+        f"    <sr:CommandVariant>{command_variant}</sr:CommandVariant>\n"
+        f"    <sr:ServiceReference>{reference}</sr:ServiceReference>\n"
+        f"    <sr:ServiceReferenceVariant>{variant}</sr:ServiceReferenceVariant>\n"
+        f"  </sr:Header>\n"
+        f"  <sr:Body>{body}</sr:Body>\n"
+        f"  <ds:Signature><ds:SignedInfo/><ds:SignatureValue>ZGVtbw==</ds:SignatureValue>"
+        f"</ds:Signature>\n"
+        f"</sr:Request>\n")
+
+
+def _elements(**values: object) -> str:
+    return "".join(f"<sr:{name}>{value}</sr:{name}>" for name, value in values.items())
+
+
+# --------------------------------------------------------------------------------------------
+# Watching the wire and reading responses
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordingChannel:
+    """A DeviceChannel that records every request and response the adapter exchanges."""
+
+    inner: Any
+    exchanges: list[tuple[int, Request, Response]] = field(default_factory=list)
+
+    def request(self, server_address: int, request: Request) -> Response:
+        response: Response = self.inner.request(server_address, request)
+        self.exchanges.append((server_address, request, response))
+        return response
+
+
+def _value_text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.hex() if len(value) <= 8 else f"<{len(value)} bytes>"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_value_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_value_text(v) for v in value) + "]"
+    name = getattr(value, "name", None)
+    return name if isinstance(name, str) else str(value)
+
+
+def _wire_lines(exchanges: list[tuple[int, Request, Response]],
+                names: dict[int, str]) -> list[str]:
+    lines: list[str] = []
+    blocks: dict[int, int] = {}
+    for address, request, response in exchanges:
+        who = f"{names.get(address, 'device')}@{address}"
+        if request.command is Command.FIRMWARE_BLOCK:
+            blocks[address] = blocks.get(address, 0) + 1
+            continue
+        if request.command is Command.READ_DEVICE_DIRECTORY:
+            continue
+        fields = ", ".join(f"{k}={_value_text(v)}" for k, v in request.fields.items())
+        lines.append(f"wire -> {who} {request.command.name}" + (f" {fields}" if fields else "")
+                     + f"   <- {response.status.name}")
+    for address, count in blocks.items():
+        lines.append(f"wire -> {names.get(address, 'device')}@{address} FIRMWARE_BLOCK x{count}"
+                     " (1024-byte blocks, segmented on the link)")
+    return lines
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _response_lines(xml: str) -> list[str]:
+    try:
+        root = fromstring(xml.encode("utf-8"))
+    except Exception as error:  # the adapter's output; report rather than crash the demo
+        return [f"response: not readable XML ({error})"]
+    code = ""
+    leaves: list[str] = []
+    for node in root.iter():
+        name = _local(str(node.tag))
+        text = (node.text or "").strip()
+        if name == "ResponseCode":
+            code = text
+        if len(node) or not text or name in {"RequestID", "ResponseID", "ResponseCode",
+                                               "ResponseDateTime", "ServiceReference",
+                                               "ServiceReferenceVariant"}:
+            continue
+        leaves.append(f"{name}={text if len(text) <= 40 else text[:37] + '...'}")
+    return [f"response {code}: " + ("; ".join(leaves) if leaves else "(no values)")]
+
+
+# --------------------------------------------------------------------------------------------
+# The script
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoDevices:
+    """What READ_DEVICE_DIRECTORY said is behind the link."""
+
+    hub_address: int
+    hub_eui: str
+    esme_address: int
+    esme_eui: str
+    esme_eui64: bytes
+    esme_model: str
+    gsme_address: int | None
+    gsme_eui: str | None
+    names: dict[int, str]
+
+    @classmethod
+    def from_directory(cls, devices: list[dict[str, Any]]) -> DemoDevices:
+        def eui_text(raw: bytes) -> str:
+            return "-".join(f"{b:02X}" for b in raw)
+
+        by_type: dict[DeviceType, dict[str, Any]] = {}
+        names: dict[int, str] = {MANAGEMENT_SERVER_ADDRESS: "management"}
+        for device in devices:
+            by_type.setdefault(device["device_type"], device)
+            names[int(device["server_address"])] = {
+                DeviceType.COMMS_HUB: "hub", DeviceType.ELECTRICITY_METER: "ESME",
+                DeviceType.GAS_METER: "GSME"}.get(device["device_type"], "device")
+        hub = by_type[DeviceType.COMMS_HUB]
+        esme = by_type[DeviceType.ELECTRICITY_METER]
+        gsme = by_type.get(DeviceType.GAS_METER)
+        return cls(int(hub["server_address"]), eui_text(hub["device_eui64"]),
+                   int(esme["server_address"]), eui_text(esme["device_eui64"]),
+                   bytes(esme["device_eui64"]), str(esme["model"]),
+                   int(gsme["server_address"]) if gsme else None,
+                   eui_text(gsme["device_eui64"]) if gsme else None, names)
+
+
+class _Tour:
+    def __init__(self, client: Any, adapter: Any, channel: RecordingChannel, out: TextIO,
+                 show_xml: bool) -> None:
+        self.client = client
+        self.adapter = adapter
+        self.channel = channel
+        self.out = out
+        self.show_xml = show_xml
+        self.counter = 1000
+        self.step_number = 0
+        directory = client.request(MANAGEMENT_SERVER_ADDRESS,
+                                   Request(Command.READ_DEVICE_DIRECTORY, 1))
+        self.devices = DemoDevices.from_directory(list(directory.fields["devices"]))
+
+    def say(self, text: str = "") -> None:
+        self.out.write(text + "\n")
+
+    def step(self, clause: str, variant: str, body_name: str, asked: str, body_children: str = "",
+             *, target_eui: str | None = None) -> str:
+        self.step_number += 1
+        self.counter += 1
+        target = target_eui or self.devices.esme_eui
+        xml = build_duis_request(variant, body_name, body_children, target_eui=target,
+                                 counter=self.counter)
+        self.say(f"{self.step_number:2d}. [{clause}] SR {variant} {body_name}"
+                 f" -> {target}")
+        self.say(f"    asked: {asked}")
+        if self.show_xml:
+            self.say("    request XML:")
+            self.say("\n".join("      " + line for line in xml.strip().splitlines()))
+        self.channel.exchanges.clear()
+        response = self.adapter.submit(xml)
+        for line in _wire_lines(self.channel.exchanges, self.devices.names):
+            self.say(f"    {line}")
+        for line in _response_lines(response):
+            self.say(f"    {line}")
+        if self.show_xml:
+            self.say("    response XML:")
+            self.say("\n".join("      " + line for line in response.strip().splitlines()))
+        return response
+
+    def direct(self, server_address: int, command: Command, note: str,
+               **fields: Any) -> Response:
+        """A request straight on the link (no DUIS), shown as such."""
+        response: Response = self.client.request(server_address,
+                                                 Request(command, 1, fields))
+        shown = ", ".join(f"{k}={_value_text(v)}" for k, v in response.fields.items())
+        self.say(f"    link: {command.name} to {self.devices.names.get(server_address, '?')}"
+                 f"@{server_address} ({note}) <- {response.status.name}"
+                 + (f" {shown}" if shown else ""))
+        return response
+
+    def advance(self, seconds: int, why: str) -> None:
+        response = self.client.request(MANAGEMENT_SERVER_ADDRESS, Request(
+            Command.ADVANCE_DEVICE_TIME, 1, {"advance_seconds": seconds}))
+        self.say(f"    ... virtual device time +{seconds} s ({why}); now "
+                 f"{response.fields.get('device_time_seconds')}")
+
+
+def _script(tour: _Tour, make_utrn: Callable[..., str], build_image: Callable[..., bytes],
+            utrn_pounds_class: int) -> None:
+    devices = tour.devices
+    say = tour.say
+    say("Devices behind the link (READ_DEVICE_DIRECTORY at the management address "
+        f"{MANAGEMENT_SERVER_ADDRESS}):")
+    for address, name in sorted(devices.names.items()):
+        if address != MANAGEMENT_SERVER_ADDRESS:
+            eui = {devices.hub_address: devices.hub_eui, devices.esme_address: devices.esme_eui,
+                   devices.gsme_address: devices.gsme_eui}.get(address, "?")
+            say(f"    {name:<4} server address {address:<3} EUI-64 {eui}")
+    say()
+
+    tour.step("4.18", "4.18", "ReadMeterBalance", "the ESME's balance before we start")
+    tour.step("18.3 18.16", "1.5", "UpdateMeterBalance",
+              "AdjustMeterBalance +123456 (1/100000 GBP = 1234.56 p): truncated to 1234 p",
+              _elements(AdjustMeterBalance=123456))
+    tour.step("18.3 18.16", "1.5", "UpdateMeterBalance",
+              "AdjustMeterBalance -98765 (-987.65 p): truncated toward zero to -987 p",
+              _elements(AdjustMeterBalance=-98765))
+    tour.step("18.4", "1.6", "UpdatePaymentMode", "to Credit first, so the switch below shows",
+              "<sr:Credit/>")
+    tour.step("18.4 18.27", "1.6", "UpdatePaymentMode",
+              "to Prepayment, DisablementThreshold 556677 -> 556 p (556000 back); Annex C "
+              "defaults appended for parameters never configured",
+              "<sr:Prepayment>" + _elements(SuspendDebtDisabled="false",
+                                            SuspendDebtEmergency="true",
+                                            DisablementThreshold=556677) + "</sr:Prepayment>")
+    tour.step("18.27", "2.1", "UpdatePrepayConfiguration",
+              "LowCreditThreshold 100999 -> 100 p, EmergencyCreditLimit 500000 (500 p), "
+              "EmergencyCreditThreshold 200999 -> 200 p",
+              _elements(LowCreditThreshold=100999, EmergencyCreditLimit=500000,
+                        EmergencyCreditThreshold=200999))
+    tour.step("18.3", "1.5", "UpdateMeterBalance", "ResetMeterBalance: balance to 0",
+              "<sr:ResetMeterBalance/>")
+    tour.step("18.8", "2.5", "ActivateEmergencyCredit",
+              "balance 0 p is below the EC threshold: the full ECL (500 p) becomes available")
+    utrn = make_utrn(devices.esme_eui64, 1, utrn_pounds_class, 10)
+    tour.step("top-up", "2.2", "TopUpDevice",
+              f"UTRN {utrn} (generated: counter 1, GBP 10) repays emergency credit first",
+              _elements(UTRN=utrn))
+    tour.step("top-up", "2.2", "TopUpDevice", "the same UTRN again: refused as a duplicate",
+              _elements(UTRN=utrn))
+    tour.step("18.37", "6.4.1", "UpdateDeviceConfigurationLoadLimitingGeneralSettings",
+              "LoadLimitPowerThreshold 70000 W is above the device maximum 65535 W: refused "
+              "by the S1SP, nothing sent",
+              _elements(LoadLimitPowerThreshold=70000, LoadLimitPeriod=300,
+                        LoadLimitRestorationPeriod=600))
+    tour.step("18.37", "6.4.1", "UpdateDeviceConfigurationLoadLimitingGeneralSettings",
+              "LoadLimitPowerThreshold 5000 W, period 300 s, restoration 600 s: accepted",
+              _elements(LoadLimitPowerThreshold=5000, LoadLimitPeriod=300,
+                        LoadLimitRestorationPeriod=600))
+    tour.step("18.62", "8.11", "UpdateHANDeviceLog",
+              f"add {NEVER_JOINING_EUI} with JoinTimePeriod 90 s -> 2 whole minutes "
+              "(rounded up, never shorter)",
+              _elements(DeviceID=NEVER_JOINING_EUI, RequestType="Add", JoinTimePeriod=90),
+              target_eui=devices.hub_eui)
+    tour.advance(119, "119 s after opening, the 2-minute window is still open")
+    tour.direct(devices.hub_address, Command.READ_HAN_ENTRIES, "the join list")
+    tour.advance(1, "120 s: exactly 2 minutes, the window closes; that device never joined")
+    tour.direct(devices.hub_address, Command.READ_HAN_ENTRIES, "the entry is gone")
+
+    say()
+    _firmware(tour, build_image)
+    say()
+    tour.advance(86_400, "one day of consumption at the profile's load and tariff")
+    tour.step("4.18", "4.18", "ReadMeterBalance", "balance after a day of consumption")
+    tour.step("4.3", "4.3", "ReadInstantaneousPrepayValues", "every prepayment register")
+    tour.step("4.13", "4.13", "ReadPrepaymentConfiguration",
+              "the thresholds held, in pence x1000 (the Annex C defaults among them)")
+    tour.step("7.4", "7.4", "ReadSupplyStatus", "the supply switch")
+    tour.step("11.2", "11.2", "ReadFirmwareVersion", "running firmware after activation")
+
+
+def _firmware(tour: _Tour, build_image: Callable[..., bytes]) -> None:
+    devices = tour.devices
+    payload = bytes(range(256)) * 12  # 3 KiB: a few 1024-byte blocks
+    image = build_image("Secure Meters", devices.esme_model, "1.1.0", payload)
+    image_b64 = base64.b64encode(image).decode("ascii")
+    targets = " ".join(eui for eui in (devices.esme_eui, devices.gsme_eui) if eui)
+    tour.say("Firmware (S1SR 18.63: one transfer at a time per HAN). A transfer to the hub is "
+             "already running, started directly on the link:")
+    tour.direct(devices.hub_address, Command.FIRMWARE_BEGIN, "holds the HAN's transfer lock",
+                image_size_bytes=4096)
+    tour.step("18.63", "11.1", "UpdateFirmware",
+              f"image {devices.esme_model} 1.1.0 ({len(image)} bytes) to ESME and GSME while "
+              "their HAN is busy: refused for both",
+              _elements(FirmwareImage=image_b64, FirmwareVersion="1.1.0",
+                        DeviceIDList=targets))
+    tour.direct(devices.hub_address, Command.FIRMWARE_VERIFY,
+                "the hub's transfer ends (incomplete, so discarded): the lock is free")
+    tour.step("18.63", "11.1", "UpdateFirmware",
+              "the same 11.1 again: each device answers for itself (the GSME refuses an "
+              "image for another model)",
+              _elements(FirmwareImage=image_b64, FirmwareVersion="1.1.0",
+                        DeviceIDList=targets))
+    tour.step("11.3", "11.3", "ActivateFirmware", "activate the verified image on the ESME now",
+              _elements(FirmwareHash=hashlib.sha256(payload).hexdigest()))
+
+
+@contextmanager
+def _served_world() -> Iterator[str]:
+    """The default profile on a pty, served by a background thread; yields the client path."""
+    from emulator.clock import VirtualClock
+    from emulator.profile import Profile
+    from emulator.serve import ServeLoop
+    from emulator.world import EmulatedWorld
+    from protocol.client import RealMonotonicClock
+    from protocol.transport import PtyPair
+
+    profile = Profile.default()
+    start = _profile_start(profile)
+    world = EmulatedWorld(profile, VirtualClock(start))
+    loop = ServeLoop(world, RealMonotonicClock(), advance_interval_ms=None)
+    pair = PtyPair()
+    loop.add_stream(pair.server, name="demo pty")
+    thread = threading.Thread(target=loop.run, name="secure-emu demo server", daemon=True)
+    thread.start()
+    try:
+        yield pair.client_path
+    finally:
+        loop.request_stop()
+        thread.join(5)
+
+
+def _profile_start(profile: Any) -> int:
+    for holder in (profile, getattr(profile, "world", None)):
+        value = getattr(holder, "start_device_time_seconds", None)
+        if isinstance(value, int):
+            return value
+    return DEMO_START_DEVICE_TIME_SECONDS
+
+
+def run_demo(*, show_xml: bool = False, out: TextIO) -> int:
+    """Run the tour, printing the transcript on ``out``; returns the exit status (0)."""
+    from emulator.firmware import build_image
+    from emulator.utrn import UtrnValueClass, make_utrn
+    from protocol.client import DeviceClient
+    from protocol.s1sp.adapter import S1spAdapter
+    from protocol.transport import open_port
+
+    out.write("secure-emu demo: the default profile's devices on a pty, driven through the "
+              "S1SP adapter.\nDUIS money is in 1/100000 GBP (1000 = 1 p); the devices hold "
+              "whole pence.\n\n")
+    with _served_world() as path:
+        out.write(f"Serving on {path} (virtual device time).\n")
+        with DeviceClient(open_port(path), name=path) as client:
+            channel = RecordingChannel(client)
+            tour = _Tour(client, S1spAdapter(channel), channel, out, show_xml)
+            _script(tour, make_utrn, build_image, int(UtrnValueClass.POUNDS))
+    out.write("\nDemo finished.\n")
+    out.flush()
+    return 0
