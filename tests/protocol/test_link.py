@@ -512,6 +512,32 @@ def test_out_of_range_nr_is_answered_with_frmr_carrying_the_standard_three_bytes
                                                    FrameRejectReason.INVALID_RECEIVE_SEQUENCE)
 
 
+def test_new_i_frame_whose_nr_does_not_acknowledge_our_last_frame_gets_frmr_reason_z() -> None:
+    harness = connected_pair()
+    harness.server.receive_frame(
+        from_client(FrameType.I, LLC_CLIENT_TO_SERVER + b"q", ns=0, nr=3), 0)
+    [frmr] = harness.server.frames_to_send()
+    assert frmr.information[2] == FrameRejectReason.INVALID_RECEIVE_SEQUENCE
+    assert harness.server.counters.frame_rejects_sent == 1
+
+
+def test_i_frames_without_poll_are_taken_but_not_answered_until_a_poll() -> None:
+    server = connected_pair().server
+    events = server.receive_frame(from_client(
+        FrameType.I, LLC_CLIENT_TO_SERVER + b"ab", poll=False, segmented=True), 0)
+    assert events == [] and server.frames_to_send() == []
+    events = server.receive_frame(from_client(FrameType.I, b"cd", ns=1, poll=False), 0)
+    assert events == [ApduReceived(b"abcd")]
+    assert server.frames_to_send() == []
+    server.receive_frame(from_client(FrameType.RR, nr=0), 0)
+    [rr] = server.frames_to_send()
+    assert rr.frame_type is FrameType.RR and rr.receive_sequence == 2
+
+
+def test_frmr_information_of_the_wrong_size_is_still_described() -> None:
+    assert describe_frame_reject(b"") == "FRMR with 0-byte information "
+
+
 def test_unknown_control_byte_is_answered_with_frmr_reason_w() -> None:
     harness = connected_pair()
     frame = HdlcFrame(SERVER_ADDRESS, CLIENT_ADDRESS, UNKNOWN_CONTROL)
