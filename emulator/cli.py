@@ -194,11 +194,11 @@ def _load_annex_c(path: Path | None) -> Any:
         return None
     if not path.exists():
         raise CliError(f"secure-emu: Annex C file {path} does not exist")
+    from protocol.s1sp.errors import AnnexCError
+
     try:
         return AnnexCTable.load(path)
-    except (OSError, ValueError) as error:
-        raise CliError(f"secure-emu: Annex C file {path}: {error}") from None
-    except Exception as error:
+    except (AnnexCError, OSError, ValueError) as error:
         raise CliError(f"secure-emu: Annex C file {path}: {error}") from None
 
 

@@ -116,3 +116,27 @@ def test_console_script_entry_point_runs_as_a_module() -> None:
                             timeout=30, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.strip()) == 20
+
+
+def test_annex_c_prints_the_built_in_defaults_table(capsys) -> None:
+    status, out, _ = run_cli(["annex-c"], capsys)
+    assert status == EXIT_OK
+    assert "emergency_credit_limit_pence" in out
+    assert "cut_off_grace_period_minutes" in out
+
+
+def test_annex_c_shows_an_override_from_a_file(capsys, tmp_path: Path) -> None:
+    overrides = tmp_path / "annex_c.toml"
+    overrides.write_text("emergency_credit_limit_pence = 777\n")
+    status, out, _ = run_cli(["annex-c", "--annex-c", str(overrides)], capsys)
+    assert status == EXIT_OK
+    line = next(line for line in out.splitlines() if "emergency_credit_limit_pence" in line)
+    assert line.split()[1] == "777"
+
+
+def test_annex_c_unknown_key_is_one_line_naming_it(capsys, tmp_path: Path) -> None:
+    overrides = tmp_path / "annex_c.toml"
+    overrides.write_text("bogus_key = 1\n")
+    status, _, err = run_cli(["annex-c", "--annex-c", str(overrides)], capsys)
+    assert status == EXIT_FAILURE
+    assert_one_line_error(err, "bogus_key")
