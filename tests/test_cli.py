@@ -140,3 +140,118 @@ def test_annex_c_unknown_key_is_one_line_naming_it(capsys, tmp_path: Path) -> No
     status, _, err = run_cli(["annex-c", "--annex-c", str(overrides)], capsys)
     assert status == EXIT_FAILURE
     assert_one_line_error(err, "bogus_key")
+
+
+# --------------------------------------------------------------------------------------------
+# serve, send, advance and demo against real devices
+# --------------------------------------------------------------------------------------------
+
+
+def start_serve(*extra: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulator.cli", "serve", "--pty", "--virtual-time", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert process.stdout is not None
+    first_line = process.stdout.readline().strip()
+    return process, first_line
+
+
+def stop_serve(process: subprocess.Popen[str]) -> str:
+    process.terminate()  # SIGTERM: must stop cleanly and save state
+    try:
+        _, err = process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    assert process.returncode == 0, err
+    return err
+
+
+def esme_balance_pence(path: str) -> int:
+    from protocol.apdu import Command, Request
+    from protocol.client import DeviceClient
+
+    with DeviceClient.open(port=path) as client:
+        response = client.request(16, Request(Command.READ_METER_BALANCE, 1))
+    return int(response.fields["meter_balance_pence"])
+
+
+def test_serve_pty_prints_the_client_path_first_and_saves_state_on_sigterm(
+        tmp_path: Path) -> None:
+    from protocol.apdu import Command, Request
+    from protocol.client import DeviceClient
+
+    state = tmp_path / "state.json"
+    process, path = start_serve("--state", str(state))
+    try:
+        assert path.startswith("/dev/"), path
+        before = esme_balance_pence(path)
+        with DeviceClient.open(port=path) as client:
+            adjusted = client.request(16, Request(Command.ADJUST_METER_BALANCE, 1,
+                                                  {"adjustment_pence": 321}))
+        assert adjusted.fields["meter_balance_pence"] == before + 321
+    finally:
+        err = stop_serve(process)
+    assert "Traceback" not in err
+    assert state.exists()
+    # a restart from the saved state resumes the balance
+    process, path = start_serve("--state", str(state))
+    try:
+        assert esme_balance_pence(path) == before + 321
+    finally:
+        stop_serve(process)
+
+
+def test_send_prints_the_duis_response_of_each_request_file(capsys, tmp_path: Path) -> None:
+    from emulator.demo import build_duis_request
+
+    read = tmp_path / "read.xml"
+    read.write_text(build_duis_request("4.18", "ReadMeterBalance", "",
+                                       target_eui=ESME_EUI, counter=1))
+    adjust = tmp_path / "adjust.xml"
+    adjust.write_text(build_duis_request("1.5", "UpdateMeterBalance",
+                                         "<sr:AdjustMeterBalance>-98765</sr:AdjustMeterBalance>",
+                                         target_eui=ESME_EUI, counter=2))
+    process, path = start_serve()
+    try:
+        status, out, err = run_cli(["send", "--port", path, str(read), str(adjust)], capsys)
+    finally:
+        stop_serve(process)
+    assert status == EXIT_OK, err
+    assert out.count("<sr:Response") == 2 or out.count(":Response ") == 2, out
+    assert "-98000" in out  # 18.16: the truncated adjustment actually applied, x1000
+
+
+def test_send_with_trace_prints_frames_on_stderr_and_only_xml_on_stdout(
+        capsys, tmp_path: Path) -> None:
+    from emulator.demo import build_duis_request
+
+    read = tmp_path / "read.xml"
+    read.write_text(build_duis_request("4.18", "ReadMeterBalance", "",
+                                       target_eui=ESME_EUI, counter=1))
+    process, path = start_serve()
+    try:
+        status, out, err = run_cli(["send", "--port", path, "--trace", str(read)], capsys)
+    finally:
+        stop_serve(process)
+    assert status == EXIT_OK
+    assert "READ_METER_BALANCE request" in err and "SNRM" in err
+    assert out.lstrip().startswith("<")
+
+
+def test_advance_moves_virtual_device_time(capsys) -> None:
+    process, path = start_serve()
+    try:
+        status, out, _ = run_cli(["advance", "--port", path, "3600"], capsys)
+    finally:
+        stop_serve(process)
+    assert status == EXIT_OK
+    assert "device time now" in out and "2026-01-05T10:00:00Z" in out
+
+
+def test_demo_exits_0_and_prints_the_transcript(capsys) -> None:
+    status, out, err = run_cli(["demo"], capsys)
+    assert status == EXIT_OK, err
+    for expected in ("556000", "123000", "-98000", "70000", "Demo finished"):
+        assert expected in out, expected

@@ -266,10 +266,10 @@ def _script(tour: _Tour, make_utrn: Callable[..., str], build_image: Callable[..
 
     tour.step("4.18", "4.18", "ReadMeterBalance", "the ESME's balance before we start")
     tour.step("18.3 18.16", "1.5", "UpdateMeterBalance",
-              "AdjustMeterBalance +123456 (1/100000 GBP = 1234.56 p): truncated to 1234 p",
+              "AdjustMeterBalance +123456 (1/100000 GBP, i.e. 123.456 p): truncated to 123 p",
               _elements(AdjustMeterBalance=123456))
     tour.step("18.3 18.16", "1.5", "UpdateMeterBalance",
-              "AdjustMeterBalance -98765 (-987.65 p): truncated toward zero to -987 p",
+              "AdjustMeterBalance -98765 (-98.765 p): truncated toward zero to -98 p",
               _elements(AdjustMeterBalance=-98765))
     tour.step("18.4", "1.6", "UpdatePaymentMode", "to Credit first, so the switch below shows",
               "<sr:Credit/>")
