@@ -463,3 +463,17 @@ def test_server_state_table_in_the_doc_is_the_one_link_py_implements() -> None:
     link = _link()
     table = link.describe_transitions(link.Role.SERVER)  # type: ignore[attr-defined]
     assert table in DOC_TEXT
+
+
+def test_ua_states_the_agreed_lengths_from_the_servers_side_as_the_doc_says() -> None:
+    link = _link()
+    server = link.LinkStation(link.Role.SERVER, ESME, ADAPTER)  # type: ignore[attr-defined]
+    # the client may send 256 bytes and receive 64; the server's own limit is 128
+    proposal = link.encode_parameter_negotiation(  # type: ignore[attr-defined]
+        link.ParameterNegotiation(256, 64, 1, 1))  # type: ignore[attr-defined]
+    assert bytes.fromhex("05020100") in proposal and "(`05 02 01 00` = 256)" in DOC_TEXT
+    snrm = HdlcFrame.make(FrameType.SNRM, ESME, ADAPTER, proposal)
+    ua = decode_frame(_serve(server, encode_frame(snrm), 0, None))
+    agreed = link.decode_parameter_negotiation(ua.information)  # type: ignore[attr-defined]
+    assert (agreed.max_transmit_length_bytes, agreed.max_receive_length_bytes) == (64, 128)
+    assert (agreed.window_transmit, agreed.window_receive) == (1, 1)
