@@ -55,6 +55,7 @@ from protocol.errors import ApduError, DeviceTimeoutError, DeviceUnreachableErro
 from protocol.s1sp.annex_c import AnnexCTable
 from protocol.s1sp.channel import DeviceChannel
 from protocol.s1sp.duis import (
+    DEBT_REGISTERS,
     PREPAY_CONFIGURATION_ELEMENTS,
     DebtUpdate,
     DuisRequest,
@@ -196,7 +197,14 @@ def _money(pence: Any) -> int:
 
 
 def _enum_name(value: Any, enum_class: type[Any]) -> str:
-    return str(enum_class(int(value)).name)
+    """``NO_CREDIT`` -> ``NoCredit``: device enum names in DUIS's CamelCase style."""
+    name = str(enum_class(int(value)).name)
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+#: DUIS SupplyStatus values for the device's supply switch states.
+SUPPLY_STATUS_NAMES: dict[SupplyState, str] = {
+    SupplyState.ENABLED: "On", SupplyState.DISABLED: "Off", SupplyState.ARMED: "Armed"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,7 +397,7 @@ def _load_limit_items(answer: Mapping[str, Any]) -> list[ResultItem]:
 
 
 def _supply_items(answer: Mapping[str, Any]) -> list[ResultItem]:
-    return [("SupplyState", _enum_name(answer["supply_state"], SupplyState)),
+    return [("SupplyStatus", SUPPLY_STATUS_NAMES[SupplyState(int(answer["supply_state"]))]),
             ("SupplyOffReason", _enum_name(answer["supply_off_reason"], SupplyOffReason))]
 
 
@@ -422,7 +430,9 @@ def _update_debt(ctx: RuleContext, body: DebtUpdate) -> list[ResultItem]:
         "debt_recovery_period": body.debt_recovery_period,
         "debt_recovery_percentage": body.debt_recovery_percentage,
     })
-    return [("DebtRegister", _enum_name(answer["debt_register"], DebtRegister)),
+    register = DebtRegister(int(answer["debt_register"]))
+    return [("DebtRegister", next(name for name, value in DEBT_REGISTERS.items()
+                                  if value is register)),
             ("DebtValue", _money(answer["debt_value_pence"])),
             ("DebtRecoveryRate", _money(answer["debt_recovery_rate_pence"])),
             ("DebtRecoveryPeriod", _enum_name(answer["debt_recovery_period"],
