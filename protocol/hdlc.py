@@ -324,21 +324,66 @@ def parse_frame_with_construct(data: bytes) -> HdlcFrame:
 
 #: Caches filled from Construct: each is cleared when it reaches this many entries.
 CACHE_LIMIT = 1 << 16
-# (destination, source, control, segmented, information length) -> (header bytes incl. the
-# opening flag and the HCS, CRC state after them)
+#: CRC-16/X.25 of any block followed by its own CRC (low byte first): the "good" residue,
+#: so one CRC over header + HCS (or over the whole frame + FCS) checks it.
+GOOD_FCS_RESIDUE = crc16_x25(crc16_x25(b"").to_bytes(CRC_SIZE_BYTES, "little"))
+#: Smallest 11-bit frame length: format, two 1-byte addresses, control, FCS.
+MIN_FRAME_LENGTH = MIN_FRAME_SIZE_BYTES - 2
+
+
+class FrameVerdict(enum.IntEnum):
+    """Why :func:`decode_frame_at` returned no frame (its second value when the first is None).
+
+    ``NEED_MORE`` means nothing is wrong yet: the candidate is a prefix of a possible frame.
+    Every other verdict rejects the candidate starting at that flag."""
+
+    NEED_MORE = 0
+    BAD_FORMAT = -1  # format type is not 0xA, or an address is 3 or more than 4 bytes long
+    BAD_LENGTH = -2  # the 11-bit length cannot hold the header, FCS (and HCS + information)
+    BAD_HCS = -3  # header check sequence wrong
+    TRUNCATED = -4  # no closing flag where the length says the frame ends
+    BAD_FCS = -5  # frame check sequence wrong
+
+
+_NEED_MORE = FrameVerdict.NEED_MORE
+_BAD_FORMAT = FrameVerdict.BAD_FORMAT
+_BAD_LENGTH = FrameVerdict.BAD_LENGTH
+_BAD_HCS = FrameVerdict.BAD_HCS
+_TRUNCATED = FrameVerdict.TRUNCATED
+_BAD_FCS = FrameVerdict.BAD_FCS
+
+#: For each byte: True when :class:`HdlcAddress` accepts it as the last byte of an address.
+_FINAL_ADDRESS_BYTE: tuple[bool, ...]
+
+
+def _is_final_address_byte(byte: int) -> bool:
+    try:
+        HdlcAddress().parse(bytes((byte,)))
+    except (FrameError, ConstructError):
+        return False
+    return True
+
+
+_FINAL_ADDRESS_BYTE = tuple(_is_final_address_byte(b) for b in range(256))
+_MAX_ADDRESS_SIZE_BYTES = max(MAX_ADDRESS_BY_SIZE)
+
+# (destination, source, control, segmented, information length) -> (opening flag + header
+# [+ HCS], CRC state after them, or -1 when the frame has no information and is all header)
 _header_cache: dict[tuple[int, int, int, bool, int], tuple[bytes, int]] = {}
-# the two format bytes -> (segmented, frame length)
-_format_cache: dict[bytes, tuple[bool, int]] = {}
-# the encoded address bytes -> address
-_address_cache: dict[bytes, int] = {}
+# the two format bytes -> (segmented, frame length), or None: not frame format type 3
+_format_cache: dict[bytes, tuple[bool, int] | None] = {}
+# format..control of a frame without information -> (destination, source, control)
+_bare_header_cache: dict[bytes, tuple[int, int, int]] = {}
+# format..control + a correct HCS -> (destination, source, control)
+_checked_header_cache: dict[bytes, tuple[int, int, int]] = {}
+
+_new_tuple = tuple.__new__
 
 
 def _header_for(frame: HdlcFrame) -> tuple[bytes, int]:
     """Header bytes built by Construct for a frame shaped like ``frame`` (cached)."""
     key = (frame.destination_address, frame.source_address, frame.control, frame.segmented,
            len(frame.information))
-    if len(_header_cache) >= CACHE_LIMIT:
-        _header_cache.clear()
     whole = build_frame_with_construct(frame)
     header_size = len(whole) - len(frame.information) - CRC_SIZE_BYTES - 1
     if frame.information:
@@ -346,91 +391,159 @@ def _header_for(frame: HdlcFrame) -> tuple[bytes, int]:
         entry = (header, crc16_x25(header[1:]))
     else:  # no information: the frame is all header, nothing follows but the FCS
         entry = (whole, -1)
+    if len(_header_cache) >= CACHE_LIMIT:
+        _header_cache.clear()
     _header_cache[key] = entry
     return entry
 
 
-def encode_frame(frame: HdlcFrame) -> bytes:
+def encode_frame(frame: HdlcFrame, _cache_get: Any = _header_cache.get, _crc: Any = crc16_x25,
+                 _join: Any = b"".join) -> bytes:
     """The wire bytes of ``frame``, flag to flag. Raises :class:`FrameError` if it cannot be
     encoded (address out of range, information too long for the 11-bit length)."""
-    entry = _header_cache.get((frame.destination_address, frame.source_address, frame.control,
-                               frame.segmented, len(frame.information)))
+    information = frame[3]
+    entry = _cache_get((frame[0], frame[1], frame[2], frame[4], len(information)))
     if entry is None:
         entry = _header_for(frame)
     header, crc_state = entry
     if crc_state < 0:
         return header
-    information = frame.information
-    return b"".join((header, information,
-                     crc16_x25(information, crc_state).to_bytes(2, "little"), FLAG_BYTE))
+    return _join((header, information, _crc(information, crc_state).to_bytes(2, "little"),
+                  FLAG_BYTE))
 
 
-def _parse_format(format_bytes: bytes) -> tuple[bool, int]:
+def _parse_format(format_bytes: bytes) -> tuple[bool, int] | None:
+    """Format field through :data:`FORMAT_FIELD` (cached; None when not type 3)."""
     try:
         parsed = FORMAT_FIELD.parse(format_bytes)
-    except ConstructError as error:
-        raise FrameError(f"format field {format_bytes.hex()} is not frame format type 3") from error
-    if len(_format_cache) >= CACHE_LIMIT:
+        entry: tuple[bool, int] | None = (bool(parsed.segmented), int(parsed.frame_length))
+    except ConstructError:
+        entry = None
+    if len(_format_cache) >= CACHE_LIMIT:  # cannot happen: 65536 two-byte keys at most
         _format_cache.clear()
-    entry = _format_cache[format_bytes] = (parsed.segmented, parsed.frame_length)
+    _format_cache[format_bytes] = entry
     return entry
 
 
-def _parse_address(address_bytes: bytes) -> int:
-    value = HdlcAddress().parse(address_bytes)
-    if len(_address_cache) >= CACHE_LIMIT:
-        _address_cache.clear()
-    _address_cache[address_bytes] = value
-    return value
+def _parse_header(header_bytes: bytes, cache: dict[bytes, tuple[int, int, int]],
+                  key: bytes) -> tuple[int, int, int]:
+    """Addresses and control through :data:`HDLC_HEADER` (the caller checked its CRC)."""
+    parsed = HDLC_HEADER.parse(header_bytes)
+    entry = (int(parsed.destination_address), int(parsed.source_address), int(parsed.control))
+    if len(cache) >= CACHE_LIMIT:
+        cache.clear()
+    cache[key] = entry
+    return entry
 
 
-def _address_end(data: bytes, start: int, stop: int) -> int:
-    """Index after the address starting at ``start`` (its last byte has the low bit set)."""
-    for end in range(start + 1, min(start + 5, stop) + 1):
-        if data[end - 1] & 1:
-            if end - start == 3:
-                raise FrameError("a 3-byte address is not allowed")
-            return end
-    raise FrameError("address has no final byte within 4 bytes")
+def _address_end(data: bytes, start: int, limit: int) -> int:
+    """Index after the address starting at ``data[start]``, which must end before ``limit``;
+    or a :class:`FrameVerdict` (negative or zero) when it does not."""
+    available = len(data)
+    final = _FINAL_ADDRESS_BYTE
+    for index in range(start, start + _MAX_ADDRESS_SIZE_BYTES):
+        if index >= limit:
+            return _BAD_LENGTH
+        if index >= available:
+            return _NEED_MORE
+        if final[data[index]]:
+            size = index + 1 - start
+            return index + 1 if size in MAX_ADDRESS_BY_SIZE else _BAD_FORMAT
+    return _BAD_FORMAT
 
 
-#: CRC-16/X.25 of a block followed by its own CRC (low byte first): the "good" residue.
-GOOD_FCS_RESIDUE = 0x0F47
+def decode_frame_at(data: bytes, start: int = 0) -> tuple[HdlcFrame | None, int]:
+    """Try the frame whose opening flag is ``data[start]`` (the caller found the flag).
+
+    Returns ``(frame, stop)`` for a complete frame whose length, HCS, closing flag and FCS
+    all check, ``stop`` being the index after its closing flag; else ``(None, verdict)``
+    with a :class:`FrameVerdict`: ``NEED_MORE`` when ``data`` ends inside a candidate that
+    is still possible, or the reason to reject it. Rejects as early as the bytes allow (bad
+    format, length or HCS long before the frame's end), so garbage is not waited for.
+    Header fields come from caches filled by Construct, keyed by bytes whose CRC checked."""
+    available = len(data)
+    if available - start < 3:
+        return None, _NEED_MORE
+    format_bytes = data[start + 1:start + 3]
+    format_entry = _format_cache.get(format_bytes, False)
+    if format_entry is False:
+        format_entry = _parse_format(format_bytes)
+    if format_entry is None:
+        return None, _BAD_FORMAT
+    segmented, frame_length = format_entry
+    if frame_length < MIN_FRAME_LENGTH:
+        return None, _BAD_LENGTH
+    stop = start + frame_length + 2
+    fcs_start = stop - 3
+    final = _FINAL_ADDRESS_BYTE
+    # the addresses: the common 1-byte form inline, the others through _address_end
+    index = start + 3
+    if index < available and final[data[index]]:
+        index += 1
+    else:
+        index = _address_end(data, index, fcs_start - 2)
+        if index <= 0:
+            return None, index
+    if index < available and final[data[index]]:
+        index += 1
+    else:
+        index = _address_end(data, index, fcs_start - 1)
+        if index <= 0:
+            return None, index
+    header_end = index + 1  # after the control byte
+    information_size = fcs_start - header_end
+    if information_size > CRC_SIZE_BYTES:  # HCS and at least one byte of information
+        information_start = header_end + CRC_SIZE_BYTES
+        if information_start > available:
+            return None, _NEED_MORE
+        key = data[start + 1:information_start]
+        header = _checked_header_cache.get(key)
+        if header is None:
+            if crc16_x25(key) != GOOD_FCS_RESIDUE:
+                return None, _BAD_HCS
+            header = _parse_header(key[:-CRC_SIZE_BYTES], _checked_header_cache, key)
+        if stop > available:
+            return None, _NEED_MORE
+        if data[stop - 1] != FLAG:
+            return None, _TRUNCATED
+        if crc16_x25(data[start + 1:stop - 1]) != GOOD_FCS_RESIDUE:
+            return None, _BAD_FCS
+        return _new_tuple(HdlcFrame, (*header, data[information_start:fcs_start],
+                                      segmented)), stop
+    if information_size:
+        return None, _BAD_LENGTH  # one or two bytes: no room for an HCS and information
+    if stop > available:
+        return None, _NEED_MORE
+    if data[stop - 1] != FLAG:
+        return None, _TRUNCATED
+    if crc16_x25(data[start + 1:stop - 1]) != GOOD_FCS_RESIDUE:
+        return None, _BAD_FCS
+    key = data[start + 1:header_end]
+    header = _bare_header_cache.get(key)
+    if header is None:
+        header = _parse_header(key, _bare_header_cache, key)
+    return _new_tuple(HdlcFrame, (*header, b"", segmented)), stop
+
+
+_DECODE_ERRORS = {
+    FrameVerdict.NEED_MORE: "the frame ends before its length field says it does",
+    FrameVerdict.BAD_FORMAT: "not HDLC frame format type 3 (format field or address encoding)",
+    FrameVerdict.BAD_LENGTH: "the length field cannot be right for this header",
+    FrameVerdict.BAD_HCS: "HCS does not match the frame header",
+    FrameVerdict.TRUNCATED: "no closing 7E flag where the length field says the frame ends",
+    FrameVerdict.BAD_FCS: "FCS does not match the frame",
+}
 
 
 def decode_frame(data: bytes) -> HdlcFrame:
-    """Decode one whole frame, flag to flag. Checks flags, length, FCS and HCS before any of
-    the frame is interpreted; raises :class:`FrameError` saying what is wrong."""
-    size = len(data)
-    if size < MIN_FRAME_SIZE_BYTES or data[0] != FLAG or data[-1] != FLAG:
+    """Decode one whole frame, flag to flag. Checks flags, length, HCS and FCS before any of
+    the frame is trusted; raises :class:`FrameError` saying what is wrong."""
+    if len(data) < MIN_FRAME_SIZE_BYTES or data[0] != FLAG:
         raise FrameError(f"a frame is at least {MIN_FRAME_SIZE_BYTES} bytes between two 7E flags")
-    format_bytes = data[1:3]
-    format_entry = _format_cache.get(format_bytes)
-    if format_entry is None:
-        format_entry = _parse_format(format_bytes)
-    segmented, frame_length = format_entry
-    if frame_length != size - 2:
-        raise FrameError(f"format field says {frame_length} bytes between the flags, "
-                         f"frame has {size - 2}")
-    if crc16_x25(data[1:-1]) != GOOD_FCS_RESIDUE:
-        raise FrameError("FCS does not match the frame")
-    destination_end = _address_end(data, 3, size - 3)
-    source_end = _address_end(data, destination_end, size - 3)
-    header_end = source_end + 1  # the control byte
-    if header_end + CRC_SIZE_BYTES == size - 1:
-        information = b""
-    elif header_end + 2 * CRC_SIZE_BYTES < size - 1:
-        if crc16_x25(data[1:header_end + CRC_SIZE_BYTES]) != GOOD_FCS_RESIDUE:
-            raise FrameError("HCS does not match the frame header")
-        information = data[header_end + CRC_SIZE_BYTES:-3]
-    else:
-        raise FrameError("frame length leaves no room for HCS and information")
-    destination_bytes = data[3:destination_end]
-    destination = _address_cache.get(destination_bytes)
-    if destination is None:
-        destination = _parse_address(destination_bytes)
-    source_bytes = data[destination_end:source_end]
-    source = _address_cache.get(source_bytes)
-    if source is None:
-        source = _parse_address(source_bytes)
-    return HdlcFrame(destination, source, data[source_end], information, segmented)
+    frame, stop = decode_frame_at(data)
+    if frame is None:
+        raise FrameError(f"{_DECODE_ERRORS[FrameVerdict(stop)]} ({len(data)} bytes)")
+    if stop != len(data):
+        raise FrameError(f"the length field says {stop - 2} bytes between the flags, "
+                         f"frame has {len(data) - 2}")
+    return frame
