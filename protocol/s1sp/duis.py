@@ -64,6 +64,7 @@ from protocol.apdu import DebtRecoveryPeriod, DebtRegister
 from protocol.s1sp.errors import InvalidRequestError
 from protocol.s1sp.units import (
     duis_date_time_to_device_seconds,
+    duis_money_to_pence,
     is_cancellation_date_time,
     parse_duis_integer,
 )
@@ -334,6 +335,14 @@ def _text(element: Element, name: str, where: str) -> str:
     return (node.text or "").strip()
 
 
+def _money(text: str | None, name: str) -> int:
+    """A DUIS money value (1/100000 GBP): an integer within int32, checked at parse time so
+    that nothing is sent for an out-of-range value."""
+    value = parse_duis_integer(text, name)
+    duis_money_to_pence(value, name)  # raises InvalidRequestError outside int32
+    return value
+
+
 def _optional_integer(element: Element, name: str, where: str, default: int) -> int:
     node = _find(element, name, required=False, where=where)
     return default if node is None else parse_duis_integer(node.text, name)
@@ -375,7 +384,7 @@ def _meter_balance(body: Element, where: str) -> SrBody:
         raise InvalidRequestError(
             f"{where} must hold exactly one of AdjustMeterBalance or ResetMeterBalance")
     if adjust is not None:
-        return MeterBalanceUpdate(parse_duis_integer(adjust.text, "AdjustMeterBalance"))
+        return MeterBalanceUpdate(_money(adjust.text, "AdjustMeterBalance"))
     return MeterBalanceUpdate(None, reset_meter_balance=True)
 
 
@@ -390,8 +399,8 @@ def _payment_mode(body: Element, where: str) -> SrBody:
     inner = f"{where}/Prepayment"
     return PaymentModeUpdate(
         True,
-        disablement_threshold=parse_duis_integer(
-            _text(prepayment, "DisablementThreshold", inner), "DisablementThreshold"),
+        disablement_threshold=_money(_text(prepayment, "DisablementThreshold", inner),
+                                     "DisablementThreshold"),
         suspend_debt_disabled=_boolean(prepayment, "SuspendDebtDisabled", inner),
         suspend_debt_emergency=_boolean(prepayment, "SuspendDebtEmergency", inner),
         execution=execution)
@@ -404,7 +413,7 @@ def _prepay_configuration(body: Element, where: str) -> SrBody:
         if namespace == DUIS_NAMESPACE and local in PREPAY_CONFIGURATION_ELEMENTS:
             if any(name == local for name, _ in values):
                 raise InvalidRequestError(f"{where} has more than one {local} element")
-            values.append((local, parse_duis_integer(node.text, local)))
+            values.append((local, _money(node.text, local)))
     if not values:
         raise InvalidRequestError(
             f"{where} sets nothing: give at least one of "
@@ -435,8 +444,8 @@ def _debt(body: Element, where: str) -> SrBody:
         raise InvalidRequestError(f"DebtRecoveryPercentage {percentage} is outside 0..100")
     return DebtUpdate(
         DEBT_REGISTERS[register_text],
-        parse_duis_integer(_text(body, "DebtAdjustment", where), "DebtAdjustment"),
-        _optional_integer(body, "DebtRecoveryRate", where, 0),
+        _money(_text(body, "DebtAdjustment", where), "DebtAdjustment"),
+        _money(str(_optional_integer(body, "DebtRecoveryRate", where, 0)), "DebtRecoveryRate"),
         DEBT_RECOVERY_PERIODS[period_text],
         percentage)
 
