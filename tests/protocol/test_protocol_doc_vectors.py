@@ -213,11 +213,11 @@ def test_snrm_and_ua_propose_and_agree_128_bytes_and_window_1() -> None:
         assert frame(label).information == negotiation, label
 
 
-def test_read_meter_balance_vectors_carry_1234_pence() -> None:
+def test_read_meter_balance_vectors_carry_1250_pence() -> None:
     assert apdu_of("read_meter_balance_request") == Request(Command.READ_METER_BALANCE, 1, {})
     response = apdu_of("read_meter_balance_response")
     assert response == Response(Command.READ_METER_BALANCE, 1, Status.SUCCESS, {
-        "meter_balance_pence": 1234, "emergency_credit_balance_pence": 0})
+        "meter_balance_pence": 1250, "emergency_credit_balance_pence": 0})
 
 
 def test_adjust_meter_balance_vectors_take_250_pence_off_in_twos_complement() -> None:
@@ -226,7 +226,7 @@ def test_adjust_meter_balance_vectors_take_250_pence_off_in_twos_complement() ->
     assert frame("adjust_meter_balance_request").information.endswith(bytes.fromhex("FFFFFF06"))
     response = apdu_of("adjust_meter_balance_response")
     assert response == Response(Command.ADJUST_METER_BALANCE, 2, Status.SUCCESS, {
-        "adjustment_applied_pence": -250, "meter_balance_pence": 984})
+        "adjustment_applied_pence": -250, "meter_balance_pence": 1000})
 
 
 def test_refused_adjustment_vector_is_a_five_byte_status_only_response() -> None:
