@@ -75,9 +75,12 @@ class FakeDevice:
 class FakeWorld:
     """Devices by server address; ``handle_apdu`` is what InProcessChannel drives."""
 
-    def __init__(self, esme_config: dict[str, Any] | None = None) -> None:
+    def __init__(self, esme_config: dict[str, Any] | None = None, *,
+                 gas_meter_on_its_own_han: bool = False) -> None:
         self.now_seconds = START_SECONDS
         self.han_lock = HanLock()
+        #: the gas meter's HAN lock: the shared one unless it is on a HAN of its own
+        self.gas_han_lock = HanLock() if gas_meter_on_its_own_han else self.han_lock
         self.reachable = True
         self.received: list[tuple[int, Request]] = []
         esme = Meter(MeterConfig(eui64=ESME_EUI64, device_type=DeviceType.ELECTRICITY_METER,
@@ -142,8 +145,8 @@ class FakeWorld:
             return Response(command, invoke_id, Status.SUCCESS,
                             {"device_time_seconds": device.clock_seconds})
         if command.name.startswith("FIRMWARE") or command is Command.READ_FIRMWARE_VERSION:
-            return device.firmware.handle_request(request, self.now_seconds, self.han_lock,
-                                                  device.eui64)
+            lock = self.gas_han_lock if device.address == GSME_ADDRESS else self.han_lock
+            return device.firmware.handle_request(request, self.now_seconds, lock, device.eui64)
         if command is Command.HAN_ADD_DEVICE and device.meter is None:
             closes = self.now_seconds + 60 * request.fields["join_window_minutes"]
             device.han[request.fields["device_eui64"]] = (HanEntryState.JOIN_WINDOW_OPEN, closes)
