@@ -1,0 +1,263 @@
+"""The comms hub and its HAN: the join list (in whole minutes) and the one-transfer lock.
+
+A :class:`Han` is the hub's join list plus the firmware :class:`emulator.firmware.TransferLock`
+shared by the hub and every meter on it (S1SR 18.63: one firmware transfer at a time per HAN).
+Join list rules (S1SR 18.62; *decided* values are the constants below):
+
+    HAN_ADD_DEVICE(eui, N)   N == 0 or N > MAX_JOIN_WINDOW_MINUTES   -> VALUE_OUT_OF_RANGE
+                             eui is the hub itself                    -> VALUE_OUT_OF_RANGE
+                             eui already JOINED                       -> SUCCESS, entry unchanged
+                             eui waiting to join                      -> window reopened for N min
+                             table holds HAN_TABLE_MAX_ENTRIES others -> HAN_TABLE_FULL
+                             else: entry JOIN_WINDOW_OPEN, closes at now + N * 60 s
+    device joins at t        entry open and t < closes_at             -> JOINED (True)
+                             anything else                            -> refused (False)
+    time reaches closes_at   an entry still waiting is dropped (so a join at exactly
+                             N * 60 s after opening fails, one at N * 60 - 1 s succeeds)
+    HAN_REMOVE_DEVICE(eui)   not in the table                         -> HAN_DEVICE_NOT_FOUND
+    READ_HAN_ENTRIES         every entry, in the order added
+
+A :class:`CommsHub` is a device: its identity, its own firmware slot, and one HAN.
+
+This module never reads a clock and never does I/O: device time comes in as arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from emulator.errors import StateError
+from emulator.firmware import FIRMWARE_COMMANDS, FirmwareSlot
+from protocol.apdu import Command, HanEntryState, Request, Response, Status
+
+__all__ = [
+    "HAN_COMMANDS",
+    "HAN_TABLE_MAX_ENTRIES",
+    "MAX_JOIN_WINDOW_MINUTES",
+    "SECONDS_PER_MINUTE",
+    "CommsHub",
+    "Han",
+    "HanEntry",
+]
+
+#: Longest join window a hub accepts (*decided*: one hour, the longest DUIS JoinTimePeriod).
+MAX_JOIN_WINDOW_MINUTES = 60
+#: Entries the join list holds, joined or waiting (*decided*).
+HAN_TABLE_MAX_ENTRIES = 8
+SECONDS_PER_MINUTE = 60
+#: The commands :meth:`Han.handle_request` answers.
+HAN_COMMANDS = frozenset({Command.HAN_ADD_DEVICE, Command.HAN_REMOVE_DEVICE,
+                          Command.READ_HAN_ENTRIES})
+
+
+@dataclass
+class HanEntry:
+    """One row of the join list."""
+
+    device_eui64: bytes
+    state: HanEntryState
+    #: Device time the join window closes; 0 once joined.
+    join_window_closes_at_seconds: int = 0
+
+    def fields(self) -> dict[str, Any]:
+        """The HAN_ENTRY fields of protocol.apdu."""
+        return {"device_eui64": self.device_eui64, "state": self.state,
+                "join_window_closes_at_seconds": self.join_window_closes_at_seconds}
+
+
+class Han:
+    """A hub's join list and the HAN's firmware transfer lock."""
+
+    def __init__(self, hub_eui64: bytes) -> None:
+        self.hub_eui64 = hub_eui64
+        self._entries: dict[bytes, HanEntry] = {}
+        self._lock_holder_eui64: bytes | None = None
+
+    # ---- the join list -----------------------------------------------------------------
+
+    @property
+    def entries(self) -> tuple[HanEntry, ...]:
+        return tuple(self._entries.values())
+
+    def entry(self, eui64: bytes) -> HanEntry | None:
+        return self._entries.get(eui64)
+
+    def is_joined(self, eui64: bytes) -> bool:
+        entry = self._entries.get(eui64)
+        return entry is not None and entry.state is HanEntryState.JOINED
+
+    def add_joined(self, eui64: bytes) -> None:
+        """Put a device on the HAN directly (a profile's ``on_han = true``)."""
+        self._entries[eui64] = HanEntry(eui64, HanEntryState.JOINED, 0)
+
+    def add_device(self, eui64: bytes, join_window_minutes: int,
+                   now_seconds: int) -> tuple[Status, HanEntry | None]:
+        """Open a join window of ``join_window_minutes`` whole minutes from ``now_seconds``."""
+        self.advance_to(now_seconds)
+        if not 0 < join_window_minutes <= MAX_JOIN_WINDOW_MINUTES or eui64 == self.hub_eui64:
+            return Status.VALUE_OUT_OF_RANGE, None
+        existing = self._entries.get(eui64)
+        if existing is not None and existing.state is HanEntryState.JOINED:
+            return Status.SUCCESS, existing
+        if existing is None and len(self._entries) >= HAN_TABLE_MAX_ENTRIES:
+            return Status.HAN_TABLE_FULL, None
+        entry = HanEntry(eui64, HanEntryState.JOIN_WINDOW_OPEN,
+                         now_seconds + join_window_minutes * SECONDS_PER_MINUTE)
+        self._entries[eui64] = entry
+        return Status.SUCCESS, entry
+
+    def remove_device(self, eui64: bytes) -> Status:
+        if self._entries.pop(eui64, None) is None:
+            return Status.HAN_DEVICE_NOT_FOUND
+        return Status.SUCCESS
+
+    def join(self, eui64: bytes, now_seconds: int) -> bool:
+        """A device tries to join at ``now_seconds``: True if its window was still open."""
+        self.advance_to(now_seconds)
+        entry = self._entries.get(eui64)
+        if entry is None or entry.state is not HanEntryState.JOIN_WINDOW_OPEN:
+            return False
+        entry.state = HanEntryState.JOINED
+        entry.join_window_closes_at_seconds = 0
+        return True
+
+    def advance_to(self, now_seconds: int) -> None:
+        """Drop every entry whose window has closed (closes_at <= now) before it joined."""
+        for eui64, entry in list(self._entries.items()):
+            if (entry.state is HanEntryState.JOIN_WINDOW_OPEN
+                    and entry.join_window_closes_at_seconds <= now_seconds):
+                del self._entries[eui64]
+
+    def next_event_time_seconds(self) -> int | None:
+        """The next time a join window closes, or None."""
+        closing = [e.join_window_closes_at_seconds for e in self._entries.values()
+                   if e.state is HanEntryState.JOIN_WINDOW_OPEN]
+        return min(closing) if closing else None
+
+    def handle_request(self, request: Request, now_seconds: int) -> Response:
+        """Answer HAN_ADD_DEVICE, HAN_REMOVE_DEVICE or READ_HAN_ENTRIES."""
+        command = request.command
+        self.advance_to(now_seconds)
+        try:
+            if command is Command.HAN_ADD_DEVICE:
+                status, entry = self.add_device(_eui64_field(request.fields["device_eui64"]),
+                                                int(request.fields["join_window_minutes"]),
+                                                now_seconds)
+                fields = entry.fields() if entry is not None else {}
+            elif command is Command.HAN_REMOVE_DEVICE:
+                eui64 = _eui64_field(request.fields["device_eui64"])
+                status = self.remove_device(eui64)
+                fields = {"device_eui64": eui64}
+            elif command is Command.READ_HAN_ENTRIES:
+                status = Status.SUCCESS
+                fields = {"entries": [entry.fields() for entry in self._entries.values()]}
+            else:
+                status, fields = Status.NOT_SUPPORTED_BY_DEVICE, {}
+        except (KeyError, TypeError, ValueError):
+            status, fields = Status.MALFORMED_REQUEST, {}
+        return Response(command, request.invoke_id, status,
+                        fields if status is Status.SUCCESS else {})
+
+    # ---- TransferLock (S1SR 18.63) -----------------------------------------------------
+
+    @property
+    def holder_eui64(self) -> bytes | None:
+        return self._lock_holder_eui64
+
+    def acquire(self, eui64: bytes) -> bool:
+        """Take the HAN's one firmware transfer; True if free or already held by ``eui64``."""
+        if self._lock_holder_eui64 is None:
+            self._lock_holder_eui64 = eui64
+        return self._lock_holder_eui64 == eui64
+
+    def release(self, eui64: bytes) -> None:
+        """Give the transfer up (only its holder can)."""
+        if self._lock_holder_eui64 == eui64:
+            self._lock_holder_eui64 = None
+
+    # ---- persistence -------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "entries": [{"device_eui64": e.device_eui64.hex(), "state": e.state.name,
+                         "join_window_closes_at_seconds": e.join_window_closes_at_seconds}
+                        for e in self._entries.values()],
+            "transfer_lock_holder_eui64": (None if self._lock_holder_eui64 is None
+                                           else self._lock_holder_eui64.hex()),
+        }
+
+    @classmethod
+    def from_state(cls, hub_eui64: bytes, state: Mapping[str, Any]) -> Han:
+        """A HAN restored from :meth:`to_state`; :class:`StateError` names what is wrong."""
+        han = cls(hub_eui64)
+        try:
+            for raw in state["entries"]:
+                eui64 = _eui64_hex(raw["device_eui64"])
+                closes_at = raw["join_window_closes_at_seconds"]
+                if isinstance(closes_at, bool) or not isinstance(closes_at, int) or closes_at < 0:
+                    raise StateError(f"HAN entry join_window_closes_at_seconds {closes_at!r} is "
+                                     "not a whole number >= 0")
+                state_name = raw["state"]
+                if state_name not in HanEntryState.__members__:
+                    raise StateError(f"HAN entry state {state_name!r} is not one of "
+                                     f"{', '.join(HanEntryState.__members__)}")
+                han._entries[eui64] = HanEntry(eui64, HanEntryState[state_name], closes_at)
+            holder = state["transfer_lock_holder_eui64"]
+            han._lock_holder_eui64 = None if holder is None else _eui64_hex(holder)
+        except KeyError as error:
+            raise StateError(f"saved HAN state of hub {hub_eui64.hex()} lacks "
+                             f"{error.args[0]!r}") from None
+        except TypeError as error:
+            raise StateError(f"saved HAN state of hub {hub_eui64.hex()} is malformed: "
+                             f"{error}") from None
+        if len(han._entries) > HAN_TABLE_MAX_ENTRIES:
+            raise StateError(f"saved HAN state of hub {hub_eui64.hex()} holds "
+                             f"{len(han._entries)} entries, more than {HAN_TABLE_MAX_ENTRIES}")
+        return han
+
+
+class CommsHub:
+    """A comms hub device: its firmware slot and its HAN (which is also its TransferLock)."""
+
+    def __init__(self, eui64: bytes, firmware: FirmwareSlot, han: Han | None = None) -> None:
+        self.eui64 = eui64
+        self.firmware = firmware
+        self.han = han if han is not None else Han(eui64)
+
+    def handle_request(self, request: Request, now_seconds: int) -> Response:
+        """HAN commands go to the HAN; firmware commands to the hub's own slot, under the HAN's
+        lock; anything else is NOT_SUPPORTED_BY_DEVICE."""
+        if request.command in HAN_COMMANDS:
+            return self.han.handle_request(request, now_seconds)
+        if request.command in FIRMWARE_COMMANDS:
+            return self.firmware.handle_request(request, now_seconds, self.han, self.eui64)
+        return Response(request.command, request.invoke_id, Status.NOT_SUPPORTED_BY_DEVICE)
+
+    def advance_to(self, now_seconds: int) -> None:
+        self.han.advance_to(now_seconds)
+        self.firmware.advance_to(now_seconds)
+
+    def next_event_time_seconds(self) -> int | None:
+        times = [t for t in (self.han.next_event_time_seconds(),
+                             self.firmware.next_event_time_seconds()) if t is not None]
+        return min(times) if times else None
+
+
+def _eui64_field(value: Any) -> bytes:
+    if not isinstance(value, (bytes, bytearray)) or len(value) != 8:
+        raise ValueError(f"device_eui64 must be 8 bytes, got {value!r}")
+    return bytes(value)
+
+
+def _eui64_hex(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise StateError(f"saved EUI-64 {text!r} is not hex text")
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        raise StateError(f"saved EUI-64 {text!r} is not hex text") from None
+    if len(value) != 8:
+        raise StateError(f"saved EUI-64 {text!r} is not 8 bytes")
+    return value
