@@ -1,0 +1,227 @@
+"""S1spAdapter and InProcessChannel: response envelopes and IDs, E-codes, device resolution,
+the acknowledgement form, and that submit never raises."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from xml.etree.ElementTree import fromstring
+
+import pytest
+
+from protocol.apdu import (
+    MANAGEMENT_SERVER_ADDRESS,
+    Command,
+    Request,
+    Response,
+    Status,
+    encode_response,
+)
+from protocol.errors import DeviceTimeoutError, DeviceUnreachableError
+from protocol.s1sp.adapter import S1spAdapter
+from protocol.s1sp.channel import InProcessChannel
+from protocol.s1sp.duis import DUIS_NAMESPACE, SERVICE_REQUESTS, parse_duis_request
+from protocol.s1sp.errors import INTERNAL_ERROR_CODE
+from tests.protocol.s1sp.conftest import (
+    ESME_ADDRESS,
+    FIXTURES,
+    GSME_ADDRESS,
+    START,
+    FakeWorld,
+    fixture_xml,
+)
+
+NS = {"sr": DUIS_NAMESPACE}
+
+
+def _header(xml: str, name: str) -> str | None:
+    return fromstring(xml).findtext(f"sr:Header/sr:{name}", namespaces=NS)
+
+
+def _message(xml: str, name: str) -> str | None:
+    return fromstring(xml).findtext(f"sr:Body/sr:ResponseMessage/sr:{name}", namespaces=NS)
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.xml")), ids=lambda path: path.stem)
+def test_every_fixture_gets_a_parseable_response_with_the_right_ids(
+        path: Path, adapter: S1spAdapter) -> None:
+    request = parse_duis_request(path.read_bytes())
+    xml = adapter.submit(path.read_bytes())
+    root = fromstring(xml)
+    assert root.tag == f"{{{DUIS_NAMESPACE}}}Response"
+    originator, target, counter = str(request.request_id).split(":")
+    assert _header(xml, "RequestID") == f"{originator}:{target}:{counter}"
+    assert _header(xml, "ResponseID") == f"{target}:{originator}:{counter}"
+    assert _header(xml, "ResponseDateTime") == "2030-03-17T17:46:40Z"
+    assert _message(xml, "ServiceReference") == request.service_reference
+    assert _message(xml, "ServiceReferenceVariant") == request.service_reference_variant
+    assert _header(xml, "ResponseCode") in {"I0", "E-S1SR"}
+    if _header(xml, "ResponseCode") == "I0":
+        spec = SERVICE_REQUESTS[request.service_reference_variant]
+        assert root.find(f"sr:Body/sr:ResponseMessage/sr:{spec.body_name}Response", NS) \
+            is not None
+
+
+def test_reads_return_money_in_duis_units() -> None:
+    world = FakeWorld({"meter_balance_pence": 1234})
+    adapter = S1spAdapter(InProcessChannel(world.handle_apdu), response_clock=lambda: START)
+    response = adapter.submit_request(parse_duis_request(fixture_xml("4.18_read_meter_balance")))
+    assert response.response_code == "I0"
+    assert response.result_value("MeterBalance") == 1234000
+
+
+def test_unknown_target_device_is_e19_after_one_directory_refresh(world: FakeWorld,
+                                                                  adapter: S1spAdapter) -> None:
+    adapter.submit(fixture_xml("7.4_read_supply_status"))  # directory read once
+    text = fixture_xml("7.4_read_supply_status").decode().replace(
+        "00-DB-12-34-56-78-90-A0:", "00-DB-12-34-56-78-90-FF:")
+    world.received.clear()
+    xml = adapter.submit(text)
+    assert _header(xml, "ResponseCode") == "E19"
+    assert "00-DB-12-34-56-78-90-FF" in (_message(xml, "ErrorReason") or "")
+    assert [request.command for _, request in world.received] == [Command.READ_DEVICE_DIRECTORY]
+
+
+def test_a_device_that_appears_later_is_found_by_the_refresh(world: FakeWorld,
+                                                             adapter: S1spAdapter) -> None:
+    gas_meter = world.devices.pop(GSME_ADDRESS)
+    adapter.submit(fixture_xml("7.4_read_supply_status"))  # directory read without the GSME
+    world.devices[GSME_ADDRESS] = gas_meter
+    world.received.clear()
+    xml = adapter.submit(fixture_xml("2.1_prepay_configuration_gas"))
+    assert _header(xml, "ResponseCode") == "I0"
+    assert [request.command for _, request in world.received] == [
+        Command.READ_DEVICE_DIRECTORY, Command.SET_PREPAYMENT_CONFIGURATION]
+
+
+def test_sr_not_valid_for_the_device_type_is_e11_and_nothing_sent(
+        world: FakeWorld, adapter: S1spAdapter) -> None:
+    text = fixture_xml("1.5_adjust_meter_balance").decode().replace(
+        "00-DB-12-34-56-78-90-A0:", "00-DB-12-34-56-78-90-A2:")  # the comms hub
+    xml = adapter.submit(text)
+    assert _header(xml, "ResponseCode") == "E11"
+    assert "COMMS_HUB" in (_message(xml, "ErrorReason") or "")
+    assert world.sent_commands() == []
+
+
+def test_invalid_command_variant_is_e12_and_nothing_sent(world: FakeWorld,
+                                                         adapter: S1spAdapter) -> None:
+    text = fixture_xml("1.5_adjust_meter_balance").decode().replace(
+        "<sr:CommandVariant>4<", "<sr:CommandVariant>1<")
+    xml = adapter.submit(text)
+    assert _header(xml, "ResponseCode") == "E12"
+    assert "CommandVariant 1" in (_message(xml, "ErrorReason") or "")
+    assert world.received == []
+
+
+def test_device_that_does_not_answer_at_all_is_e20(world: FakeWorld,
+                                                   adapter: S1spAdapter) -> None:
+    world.reachable = False
+    xml = adapter.submit(fixture_xml("4.18_read_meter_balance"))
+    assert _header(xml, "ResponseCode") == "E20"
+
+
+class _ScriptedChannel:
+    """Answers the directory, then raises what it is told for device requests."""
+
+    def __init__(self, world: FakeWorld, error: Exception) -> None:
+        self._inner = InProcessChannel(world.handle_apdu)
+        self._error = error
+
+    def request(self, server_address: int, request: Request) -> Response:
+        if server_address == MANAGEMENT_SERVER_ADDRESS:
+            return self._inner.request(server_address, request)
+        raise self._error
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    (DeviceTimeoutError("no answer after 3 retries"), "E21"),
+    (DeviceUnreachableError("no UA to SNRM"), "E20"),
+])
+def test_link_errors_become_e21_and_e20(world: FakeWorld, error: Exception, code: str) -> None:
+    adapter = S1spAdapter(_ScriptedChannel(world, error), response_clock=lambda: START)
+    xml = adapter.submit(fixture_xml("7.1_enable_supply"))
+    assert _header(xml, "ResponseCode") == code
+    assert str(error) in (_message(xml, "ErrorReason") or "")
+
+
+def test_directory_unreachable_is_e20() -> None:
+    def nobody(address: int, apdu: bytes) -> bytes | None:
+        return None
+    adapter = S1spAdapter(InProcessChannel(nobody), response_clock=lambda: START)
+    assert _header(adapter.submit(fixture_xml("7.4_read_supply_status")),
+                   "ResponseCode") == "E20"
+
+
+def test_acknowledged_form_returns_i99_then_the_result(adapter: S1spAdapter) -> None:
+    first, second = adapter.submit_acknowledged(fixture_xml("7.4_read_supply_status"))
+    assert _header(first, "ResponseCode") == "I99"
+    assert _header(first, "ResponseID") == _header(second, "ResponseID")
+    assert _header(second, "ResponseCode") == "I0"
+
+
+def test_acknowledged_form_of_an_invalid_request_is_the_error_alone(
+        adapter: S1spAdapter) -> None:
+    responses = adapter.submit_acknowledged(b"<not-duis/>")
+    assert len(responses) == 1
+    assert _header(responses[0], "ResponseCode") == "E-INVALID"
+
+
+def test_submit_never_raises_even_when_the_channel_fails_unexpectedly(
+        world: FakeWorld) -> None:
+    adapter = S1spAdapter(_ScriptedChannel(world, RuntimeError("boom")),
+                          response_clock=lambda: START)
+    xml = adapter.submit(fixture_xml("7.1_enable_supply"))
+    assert _header(xml, "ResponseCode") == INTERNAL_ERROR_CODE
+    assert "boom" in (_message(xml, "ErrorReason") or "")
+
+
+def test_response_clock_defaults_to_utc_now(world: FakeWorld) -> None:
+    adapter = S1spAdapter(InProcessChannel(world.handle_apdu))
+    stamp = _header(adapter.submit(fixture_xml("7.4_read_supply_status")), "ResponseDateTime")
+    assert stamp is not None and stamp.endswith("Z")
+    assert datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").year >= 2024
+
+
+def test_synchronise_clock_sets_the_device_to_the_adapter_clock(world: FakeWorld,
+                                                                 adapter: S1spAdapter) -> None:
+    xml = adapter.submit(fixture_xml("6.11_synchronise_clock"))
+    assert world.devices[ESME_ADDRESS].clock_seconds == int(START.timestamp())
+    assert fromstring(xml).findtext(
+        "sr:Body/sr:ResponseMessage/sr:SynchroniseClockResponse/sr:DeviceDateTime",
+        namespaces=NS) == "2030-03-17T17:46:40Z"
+
+
+# --- InProcessChannel -------------------------------------------------------------------------
+
+def test_in_process_channel_numbers_requests_and_returns_the_callers_invoke_id(
+        world: FakeWorld) -> None:
+    channel = InProcessChannel(world.handle_apdu)
+    first = channel.request(ESME_ADDRESS, Request(Command.READ_METER_BALANCE, 77))
+    second = channel.request(ESME_ADDRESS, Request(Command.READ_METER_BALANCE, 77))
+    assert first.invoke_id == second.invoke_id == 77
+    assert [apdu[1:3] for _, apdu, _ in channel.exchanges] == [b"\x00\x01", b"\x00\x02"]
+    assert channel.exchanges[0][1] == bytes.fromhex("01000103")
+
+
+def test_in_process_channel_rejects_a_mismatched_invoke_id_or_command() -> None:
+    def stale(address: int, apdu: bytes) -> bytes:
+        return encode_response(Response(Command.READ_METER_BALANCE, 999, Status.SUCCESS, {
+            "meter_balance_pence": 0, "emergency_credit_balance_pence": 0}))
+    with pytest.raises(DeviceUnreachableError, match="invoke id 999"):
+        InProcessChannel(stale).request(ESME_ADDRESS, Request(Command.READ_METER_BALANCE, 0))
+
+    def wrong_command(address: int, apdu: bytes) -> bytes:
+        return bytes.fromhex("81") + apdu[1:3] + bytes((Command.READ_SUPPLY_STATUS, 0, 0, 0))
+    with pytest.raises(DeviceUnreachableError, match="READ_SUPPLY_STATUS"):
+        InProcessChannel(wrong_command).request(ESME_ADDRESS,
+                                                Request(Command.READ_METER_BALANCE, 0))
+
+
+def test_in_process_channel_turns_garbage_and_silence_into_unreachable() -> None:
+    with pytest.raises(DeviceUnreachableError, match="cannot be decoded"):
+        InProcessChannel(lambda address, apdu: b"\x81").request(
+            ESME_ADDRESS, Request(Command.READ_METER_BALANCE, 0))
+    with pytest.raises(DeviceUnreachableError, match="no device answers"):
+        InProcessChannel(lambda address, apdu: None).request(
+            ESME_ADDRESS, Request(Command.READ_METER_BALANCE, 0))
