@@ -35,9 +35,9 @@ from protocol.s1sp.channel import InProcessChannel
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "duis"
 
-ESME_EUI64 = bytes.fromhex("00DB1234567890A0")
-GSME_EUI64 = bytes.fromhex("00DB1234567890A1")
-HUB_EUI64 = bytes.fromhex("00DB1234567890A2")
+ESME_EUI64 = bytes.fromhex("00DB1234567890A1")
+GSME_EUI64 = bytes.fromhex("00DB1234567890A2")
+HUB_EUI64 = bytes.fromhex("00DB1234567890A0")
 ESME_ADDRESS, GSME_ADDRESS, HUB_ADDRESS = 0x11, 0x12, 0x13
 START_SECONDS = 1_900_000_000  # 2030-03-17
 START = datetime.fromtimestamp(START_SECONDS, tz=UTC)

@@ -74,7 +74,7 @@ def test_unknown_target_device_is_e19_after_one_directory_refresh(world: FakeWor
                                                                   adapter: S1spAdapter) -> None:
     adapter.submit(fixture_xml("7.4_read_supply_status"))  # directory read once
     text = fixture_xml("7.4_read_supply_status").decode().replace(
-        "00-DB-12-34-56-78-90-A0:", "00-DB-12-34-56-78-90-FF:")
+        "00-DB-12-34-56-78-90-A1:", "00-DB-12-34-56-78-90-FF:")
     world.received.clear()
     xml = adapter.submit(text)
     assert _header(xml, "ResponseCode") == "E19"
@@ -97,7 +97,7 @@ def test_a_device_that_appears_later_is_found_by_the_refresh(world: FakeWorld,
 def test_sr_not_valid_for_the_device_type_is_e11_and_nothing_sent(
         world: FakeWorld, adapter: S1spAdapter) -> None:
     text = fixture_xml("1.5_adjust_meter_balance").decode().replace(
-        "00-DB-12-34-56-78-90-A0:", "00-DB-12-34-56-78-90-A2:")  # the comms hub
+        "00-DB-12-34-56-78-90-A1:", "00-DB-12-34-56-78-90-A0:")  # the comms hub
     xml = adapter.submit(text)
     assert _header(xml, "ResponseCode") == "E11"
     assert "COMMS_HUB" in (_message(xml, "ErrorReason") or "")

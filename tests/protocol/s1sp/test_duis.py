@@ -87,7 +87,7 @@ def test_other_bodies_parse_to_their_typed_objects() -> None:
     firmware = parse_duis_request(fixture_xml("11.1_update_firmware")).body
     assert isinstance(firmware, FirmwareUpdate)
     assert firmware.firmware_image[:4] == b"SEFW"
-    assert firmware.device_eui64s == (ESME_EUI64, bytes.fromhex("00DB1234567890A1"))
+    assert firmware.device_eui64s == (ESME_EUI64, bytes.fromhex("00DB1234567890A2"))
     assert isinstance(parse_duis_request(fixture_xml("11.3_activate_firmware")).body,
                       FirmwareActivation)
     assert parse_duis_request(fixture_xml("7.4_read_supply_status")).body == EmptyBody()
@@ -102,11 +102,11 @@ def test_signature_is_optional_and_ignored() -> None:
 
 def test_firmware_device_list_accepts_device_id_children() -> None:
     text = fixture_xml("11.1_update_firmware").decode().replace(
-        "<sr:DeviceIDList>00-DB-12-34-56-78-90-A0 00-DB-12-34-56-78-90-A1</sr:DeviceIDList>",
-        "<sr:DeviceIDList><sr:DeviceID>00-DB-12-34-56-78-90-A1</sr:DeviceID></sr:DeviceIDList>")
+        "<sr:DeviceIDList>00-DB-12-34-56-78-90-A1 00-DB-12-34-56-78-90-A2</sr:DeviceIDList>",
+        "<sr:DeviceIDList><sr:DeviceID>00-DB-12-34-56-78-90-A2</sr:DeviceID></sr:DeviceIDList>")
     body = parse_duis_request(text).body
     assert isinstance(body, FirmwareUpdate)
-    assert body.device_eui64s == (bytes.fromhex("00DB1234567890A1"),)
+    assert body.device_eui64s == (bytes.fromhex("00DB1234567890A2"),)
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,7 +138,7 @@ BAD_INPUTS: dict[str, tuple[str | bytes, str]] = {
     "missing_request_id": (_PREPAY.replace("<sr:RequestID>", "<sr:RequestIdentifier>")
                            .replace("</sr:RequestID>", "</sr:RequestIdentifier>"),
                            "missing its RequestID"),
-    "bad_request_id": (_PREPAY.replace("00-DB-12-34-56-78-90-A0:", "00-DB-12:"),
+    "bad_request_id": (_PREPAY.replace("00-DB-12-34-56-78-90-A1:", "00-DB-12:"),
                        "not an EUI-64"),
     "missing_disablement_threshold": (
         _PREPAY.replace("<sr:DisablementThreshold>556677</sr:DisablementThreshold>", ""),
@@ -182,6 +182,6 @@ def test_error_response_keeps_the_request_id_when_it_could_be_read(
     xml = adapter.submit(BAD_INPUTS["value_above_int32"][0])
     root = fromstring(xml)
     assert root.findtext("sr:Header/sr:RequestID", namespaces=NS) == \
-        "90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:1004"
+        "90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A1:1004"
     assert root.findtext("sr:Header/sr:ResponseID", namespaces=NS) == \
-        "00-DB-12-34-56-78-90-A0:90-B3-D5-1F-30-01-00-00:1004"
+        "00-DB-12-34-56-78-90-A1:90-B3-D5-1F-30-01-00-00:1004"

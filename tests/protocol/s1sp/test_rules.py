@@ -238,7 +238,7 @@ def test_18_37_threshold_of_exactly_65535_is_sent_unclamped() -> None:
 def test_6_4_1_to_a_gas_meter_is_e11() -> None:
     world = FakeWorld()
     xml = _adapter(world).submit(_with_value(
-        "6.4.1_load_limit_settings", "00-DB-12-34-56-78-90-A0:", "00-DB-12-34-56-78-90-A1:"))
+        "6.4.1_load_limit_settings", "00-DB-12-34-56-78-90-A1:", "00-DB-12-34-56-78-90-A2:"))
     assert _code(xml) == "E11"
     assert world.sent_commands() == []
 
@@ -279,7 +279,7 @@ def test_18_63_refused_only_for_the_device_whose_han_has_an_update_in_progress()
     devices = fromstring(xml).findall(
         "sr:Body/sr:ResponseMessage/sr:UpdateFirmwareResponse/sr:Device", NS)
     outcomes = {d.findtext("sr:DeviceID", namespaces=NS): d for d in devices}
-    gsme, esme = outcomes["00-DB-12-34-56-78-90-A1"], outcomes["00-DB-12-34-56-78-90-A0"]
+    gsme, esme = outcomes["00-DB-12-34-56-78-90-A2"], outcomes["00-DB-12-34-56-78-90-A1"]
     assert gsme.findtext("sr:Outcome", namespaces=NS) == "Refused"
     assert gsme.findtext("sr:ResponseCode", namespaces=NS) == S1SR_REFUSAL_CODE
     assert gsme.findtext("sr:DeviceStatus", namespaces=NS) == "FIRMWARE_UPDATE_IN_PROGRESS"
@@ -313,14 +313,14 @@ def test_18_63_every_device_refused_is_our_refusal_code_with_per_device_reasons(
     assert _code(xml) == S1SR_REFUSAL_CODE
     assert _message(xml, "DeviceStatus") == "FIRMWARE_UPDATE_IN_PROGRESS"
     reason = _message(xml, "ErrorReason") or ""
-    assert "00-DB-12-34-56-78-90-A0" in reason and "00-DB-12-34-56-78-90-A1" in reason
+    assert "00-DB-12-34-56-78-90-A1" in reason and "00-DB-12-34-56-78-90-A2" in reason
     assert _sent(world, Command.FIRMWARE_BLOCK) == []
 
 
 def test_18_63_unknown_device_in_the_list_is_refused_alone_with_e19() -> None:
     world = FakeWorld()
     xml = _adapter(world).submit(_with_value(
-        "11.1_update_firmware", "00-DB-12-34-56-78-90-A1</sr:DeviceIDList>",
+        "11.1_update_firmware", "00-DB-12-34-56-78-90-A2</sr:DeviceIDList>",
         "00-DB-12-34-56-78-90-FF</sr:DeviceIDList>"))
     assert _code(xml) == "I0"
     devices = fromstring(xml).findall(
