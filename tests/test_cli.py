@@ -203,6 +203,29 @@ def test_serve_pty_prints_the_client_path_first_and_saves_state_on_sigterm(
         stop_serve(process)
 
 
+def test_serve_tcp_port_0_prints_the_bound_address_first_and_traces_frames() -> None:
+    from protocol.apdu import Command, Request
+    from protocol.client import DeviceClient
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulator.cli", "serve", "--tcp", "127.0.0.1:0", "--trace",
+         "--virtual-time"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert process.stdout is not None
+    try:
+        address = process.stdout.readline().strip()
+        host, _, port = address.rpartition(":")
+        assert host == "127.0.0.1" and int(port) > 0
+        with DeviceClient.open(tcp=address) as client:
+            assert client.request(16, Request(Command.READ_METER_BALANCE, 1)).ok
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert " rx <- 7e " in out and "SNRM" in out
+    assert "READ_METER_BALANCE response SUCCESS" in out
+
+
 def test_send_prints_the_duis_response_of_each_request_file(capsys, tmp_path: Path) -> None:
     from emulator.demo import build_duis_request
 
@@ -253,5 +276,18 @@ def test_advance_moves_virtual_device_time(capsys) -> None:
 def test_demo_exits_0_and_prints_the_transcript(capsys) -> None:
     status, out, err = run_cli(["demo"], capsys)
     assert status == EXIT_OK, err
-    for expected in ("556000", "123000", "-98000", "70000", "Demo finished"):
+    for expected in (
+        "AdjustMeterBalance=123000",  # 18.3/18.16: +123456 applied as 123 p
+        "adjustment_pence=-98", "AdjustMeterBalance=-98000",  # truncated toward zero
+        "disablement_threshold_pence=556", "DisablementThreshold=556000",  # 18.27
+        "defaults={emergency_credit_limit_pence=",  # Annex C on the wire
+        "EmergencyCreditBalance=500000",  # 18.8
+        "UTRN_DUPLICATE",
+        "LoadLimitPowerThreshold 70000 W", "wire: nothing sent",  # 18.37
+        "load_limit_power_threshold_w=5000",
+        "join_window_minutes=2",  # 18.62
+        "FIRMWARE_UPDATE_IN_PROGRESS", "Outcome=Accepted",  # 18.63
+        "Demo finished",
+    ):
         assert expected in out, expected
+    assert "Traceback" not in out + err

@@ -98,7 +98,9 @@ class RecordingChannel:
 
 def _value_text(value: object) -> str:
     if isinstance(value, bytes):
-        return value.hex() if len(value) <= 8 else f"<{len(value)} bytes>"
+        if len(value) == 8:  # an EUI-64
+            return "-".join(f"{byte:02X}" for byte in value)
+        return value.hex() if len(value) < 8 else f"<{len(value)} bytes>"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}={_value_text(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list):
@@ -109,22 +111,56 @@ def _value_text(value: object) -> str:
 
 def _wire_lines(exchanges: list[tuple[int, Request, Response]],
                 names: dict[int, str]) -> list[str]:
+    """One line per request APDU, runs of FIRMWARE_BLOCK to one device folded into one."""
     lines: list[str] = []
-    blocks: dict[int, int] = {}
+    block_run: tuple[int, int, int] | None = None  # address, blocks, bytes
+
+    def close_run() -> None:
+        nonlocal block_run
+        if block_run is not None:
+            address, count, size = block_run
+            lines.append(f"wire -> {names.get(address, 'device')}@{address} FIRMWARE_BLOCK x{count}"
+                         f" ({size} bytes in blocks of up to 1024, segmented on the link)")
+            block_run = None
+
     for address, request, response in exchanges:
-        who = f"{names.get(address, 'device')}@{address}"
         if request.command is Command.FIRMWARE_BLOCK:
-            blocks[address] = blocks.get(address, 0) + 1
+            size = len(request.fields.get("block_data", b""))
+            if block_run is not None and block_run[0] == address:
+                block_run = (address, block_run[1] + 1, block_run[2] + size)
+            else:
+                close_run()
+                block_run = (address, 1, size)
             continue
+        close_run()
         if request.command is Command.READ_DEVICE_DIRECTORY:
             continue
+        who = f"{names.get(address, 'device')}@{address}"
         fields = ", ".join(f"{k}={_value_text(v)}" for k, v in request.fields.items())
         lines.append(f"wire -> {who} {request.command.name}" + (f" {fields}" if fields else "")
                      + f"   <- {response.status.name}")
-    for address, count in blocks.items():
-        lines.append(f"wire -> {names.get(address, 'device')}@{address} FIRMWARE_BLOCK x{count}"
-                     " (1024-byte blocks, segmented on the link)")
-    return lines
+    close_run()
+    return lines or ["wire: nothing sent to any device"]
+
+
+def _pretty(xml: str) -> str:
+    """The adapter's response indented for reading (unchanged if it cannot be parsed)."""
+    from xml.etree.ElementTree import indent, register_namespace, tostring
+
+    try:
+        root = fromstring(xml.encode("utf-8"))
+    except Exception:
+        return xml
+    register_namespace("sr", DUIS_NAMESPACE)
+    indent(root, space="  ")
+    return tostring(root, encoding="unicode")
+
+
+def _iso(device_time_seconds: int) -> str:
+    import datetime
+
+    moment = datetime.datetime.fromtimestamp(device_time_seconds, tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _local(tag: str) -> str:
@@ -147,7 +183,8 @@ def _response_lines(xml: str) -> list[str]:
                                                "ResponseDateTime", "ServiceReference",
                                                "ServiceReferenceVariant"}:
             continue
-        leaves.append(f"{name}={text if len(text) <= 40 else text[:37] + '...'}")
+        limit = 160 if name in {"ErrorReason", "Reason"} else 40
+        leaves.append(f"{name}={text if len(text) <= limit else text[:limit - 3] + '...'}")
     return [f"response {code}: " + ("; ".join(leaves) if leaves else "(no values)")]
 
 
@@ -224,6 +261,8 @@ class _Tour:
             self.say("\n".join("      " + line for line in xml.strip().splitlines()))
         self.channel.exchanges.clear()
         response = self.adapter.submit(xml)
+        if self.show_xml:
+            response = _pretty(response)
         for line in _wire_lines(self.channel.exchanges, self.devices.names):
             self.say(f"    {line}")
         for line in _response_lines(response):
@@ -248,7 +287,7 @@ class _Tour:
         response = self.client.request(MANAGEMENT_SERVER_ADDRESS, Request(
             Command.ADVANCE_DEVICE_TIME, 1, {"advance_seconds": seconds}))
         self.say(f"    ... virtual device time +{seconds} s ({why}); now "
-                 f"{response.fields.get('device_time_seconds')}")
+                 f"{_iso(int(response.fields['device_time_seconds']))}")
 
 
 def _script(tour: _Tour, make_utrn: Callable[..., str], build_image: Callable[..., bytes],
@@ -279,15 +318,20 @@ def _script(tour: _Tour, make_utrn: Callable[..., str], build_image: Callable[..
               "<sr:Prepayment>" + _elements(SuspendDebtDisabled="false",
                                             SuspendDebtEmergency="true",
                                             DisablementThreshold=556677) + "</sr:Prepayment>")
+    tour.step("18.4", "4.18", "ReadMeterBalance",
+              "the balance carried over the switch unchanged; emergency credit not active")
     tour.step("18.27", "2.1", "UpdatePrepayConfiguration",
               "LowCreditThreshold 100999 -> 100 p, EmergencyCreditLimit 500000 (500 p), "
-              "EmergencyCreditThreshold 200999 -> 200 p",
+              "EmergencyCreditThreshold 200999 -> 200 p, DisablementThreshold 0 (so the "
+              "supply stays on below)",
               _elements(LowCreditThreshold=100999, EmergencyCreditLimit=500000,
-                        EmergencyCreditThreshold=200999))
+                        EmergencyCreditThreshold=200999, DisablementThreshold=0))
     tour.step("18.3", "1.5", "UpdateMeterBalance", "ResetMeterBalance: balance to 0",
               "<sr:ResetMeterBalance/>")
     tour.step("18.8", "2.5", "ActivateEmergencyCredit",
               "balance 0 p is below the EC threshold: the full ECL (500 p) becomes available")
+    tour.advance(6 * 3600, "six hours of consumption, paid from emergency credit")
+    tour.step("18.8", "4.18", "ReadMeterBalance", "what is left of the emergency credit")
     utrn = make_utrn(devices.esme_eui64, 1, utrn_pounds_class, 10)
     tour.step("top-up", "2.2", "TopUpDevice",
               f"UTRN {utrn} (generated: counter 1, GBP 10) repays emergency credit first",
