@@ -40,7 +40,13 @@ from construct import (
     this,
 )
 
-from protocol.crc import crc16_x25
+from protocol.crc import (
+    CRC16_X25_KERNEL_GOOD_RESIDUE,
+    CRC16_X25_KERNEL_INIT,
+    CRC16_X25_KERNEL_TABLE,
+    crc16_x25,
+    crc16_x25_kernel,
+)
 from protocol.errors import FrameError
 
 FLAG = 0x7E
@@ -378,6 +384,23 @@ _bare_header_cache: dict[bytes, tuple[int, int, int]] = {}
 _checked_header_cache: dict[bytes, tuple[int, int, int]] = {}
 
 _new_tuple = tuple.__new__
+_kernel = crc16_x25_kernel
+_KERNEL_INIT = CRC16_X25_KERNEL_INIT
+_KERNEL_TABLE = CRC16_X25_KERNEL_TABLE
+_KERNEL_GOOD = CRC16_X25_KERNEL_GOOD_RESIDUE
+
+
+def _can_start_format(byte: int) -> bool:
+    try:
+        FORMAT_FIELD.parse(bytes((byte, 0)))
+    except ConstructError:
+        return False
+    return True
+
+
+#: For each byte: True when :data:`FORMAT_FIELD` accepts it as the first byte of a format
+#: field. A 7E followed by any other byte cannot open a frame.
+CAN_START_FORMAT_FIELD: tuple[bool, ...] = tuple(_can_start_format(b) for b in range(256))
 
 
 def _header_for(frame: HdlcFrame) -> tuple[bytes, int]:
@@ -452,6 +475,15 @@ def _address_end(data: bytes, start: int, limit: int) -> int:
     return _BAD_FORMAT
 
 
+#: Opening flag, format (2), 1-byte destination and source, control: the header most
+#: frames have. The 2 bytes after it are the HCS (or, with no information, the FCS).
+_SHORT_HEADER_END = 6
+# format..control + the CRC after it, for 1-byte addresses, once the whole frame checked ->
+# (frame size, the frame without information or None, (destination, source, control),
+# segmented)
+_short_frame_cache: dict[bytes, tuple[int, HdlcFrame | None, tuple[int, int, int], bool]] = {}
+
+
 def decode_frame_at(data: bytes, start: int = 0) -> tuple[HdlcFrame | None, int]:
     """Try the frame whose opening flag is ``data[start]`` (the caller found the flag).
 
@@ -461,6 +493,27 @@ def decode_frame_at(data: bytes, start: int = 0) -> tuple[HdlcFrame | None, int]
     is still possible, or the reason to reject it. Rejects as early as the bytes allow (bad
     format, length or HCS long before the frame's end), so garbage is not waited for.
     Header fields come from caches filled by Construct, keyed by bytes whose CRC checked."""
+    # fast path: 1-byte addresses and a header (with its CRC) seen and checked before
+    key_end = start + _SHORT_HEADER_END + CRC_SIZE_BYTES
+    if key_end <= len(data):
+        entry = _short_frame_cache.get(data[start + 1:key_end])
+        if entry is not None:
+            stop = start + entry[0]
+            if stop > len(data):
+                return None, _NEED_MORE
+            if data[stop - 1] != FLAG:
+                return None, _TRUNCATED
+            bare_frame = entry[1]
+            if bare_frame is not None:  # no information: the key held the FCS
+                return bare_frame, stop
+            if _kernel(data[start + 1:stop - 1], _KERNEL_INIT, _KERNEL_TABLE) != _KERNEL_GOOD:
+                return None, _BAD_FCS
+            return _new_tuple(HdlcFrame, (*entry[2], data[key_end:stop - 3], entry[3])), stop
+    return _decode_frame_at_checked(data, start)
+
+
+def _decode_frame_at_checked(data: bytes, start: int) -> tuple[HdlcFrame | None, int]:
+    """:func:`decode_frame_at` for every frame: each field checked, header caches filled."""
     available = len(data)
     if available - start < 3:
         return None, _NEED_MORE
@@ -475,21 +528,12 @@ def decode_frame_at(data: bytes, start: int = 0) -> tuple[HdlcFrame | None, int]
         return None, _BAD_LENGTH
     stop = start + frame_length + 2
     fcs_start = stop - 3
-    final = _FINAL_ADDRESS_BYTE
-    # the addresses: the common 1-byte form inline, the others through _address_end
-    index = start + 3
-    if index < available and final[data[index]]:
-        index += 1
-    else:
-        index = _address_end(data, index, fcs_start - 2)
-        if index <= 0:
-            return None, index
-    if index < available and final[data[index]]:
-        index += 1
-    else:
-        index = _address_end(data, index, fcs_start - 1)
-        if index <= 0:
-            return None, index
+    index = _address_end(data, start + 3, fcs_start - 2)
+    if index <= 0:
+        return None, index
+    index = _address_end(data, index, fcs_start - 1)
+    if index <= 0:
+        return None, index
     header_end = index + 1  # after the control byte
     information_size = fcs_start - header_end
     if information_size > CRC_SIZE_BYTES:  # HCS and at least one byte of information
@@ -499,15 +543,17 @@ def decode_frame_at(data: bytes, start: int = 0) -> tuple[HdlcFrame | None, int]
         key = data[start + 1:information_start]
         header = _checked_header_cache.get(key)
         if header is None:
-            if crc16_x25(key) != GOOD_FCS_RESIDUE:
+            if _kernel(key, _KERNEL_INIT, _KERNEL_TABLE) != _KERNEL_GOOD:
                 return None, _BAD_HCS
             header = _parse_header(key[:-CRC_SIZE_BYTES], _checked_header_cache, key)
         if stop > available:
             return None, _NEED_MORE
         if data[stop - 1] != FLAG:
             return None, _TRUNCATED
-        if crc16_x25(data[start + 1:stop - 1]) != GOOD_FCS_RESIDUE:
+        if _kernel(data[start + 1:stop - 1], _KERNEL_INIT, _KERNEL_TABLE) != _KERNEL_GOOD:
             return None, _BAD_FCS
+        if header_end == start + _SHORT_HEADER_END:
+            _remember_short_frame(key, (frame_length + 2, None, header, segmented))
         return _new_tuple(HdlcFrame, (*header, data[information_start:fcs_start],
                                       segmented)), stop
     if information_size:
@@ -516,13 +562,25 @@ def decode_frame_at(data: bytes, start: int = 0) -> tuple[HdlcFrame | None, int]
         return None, _NEED_MORE
     if data[stop - 1] != FLAG:
         return None, _TRUNCATED
-    if crc16_x25(data[start + 1:stop - 1]) != GOOD_FCS_RESIDUE:
+    if _kernel(data[start + 1:stop - 1], _KERNEL_INIT, _KERNEL_TABLE) != _KERNEL_GOOD:
         return None, _BAD_FCS
     key = data[start + 1:header_end]
     header = _bare_header_cache.get(key)
     if header is None:
         header = _parse_header(key, _bare_header_cache, key)
-    return _new_tuple(HdlcFrame, (*header, b"", segmented)), stop
+    frame = _new_tuple(HdlcFrame, (*header, b"", segmented))
+    if header_end == start + _SHORT_HEADER_END:
+        _remember_short_frame(data[start + 1:stop - 1], (frame_length + 2, frame, header,
+                                                          segmented))
+    return frame, stop
+
+
+def _remember_short_frame(key: bytes,
+                          entry: tuple[int, HdlcFrame | None, tuple[int, int, int], bool]
+                          ) -> None:
+    if len(_short_frame_cache) >= CACHE_LIMIT:
+        _short_frame_cache.clear()
+    _short_frame_cache[key] = entry
 
 
 _DECODE_ERRORS = {
