@@ -1,0 +1,196 @@
+"""The state file: atomic replacement, version, devices fingerprint; a restart resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from emulator.clock import SystemClock, VirtualClock
+from emulator.errors import StateError
+from emulator.persistence import STATE_FORMAT_VERSION, encode_state, load_state, write_atomically
+from emulator.profile import Profile
+from emulator.utrn import UtrnValueClass, make_utrn
+from emulator.world import EmulatedWorld
+from protocol.apdu import (
+    Command,
+    DebtRecoveryPeriod,
+    DebtRegister,
+    HanEntryState,
+    Request,
+    Status,
+)
+
+DEVICES = [{"type": "esme", "eui64": "00-DB-12-34-56-78-90-A1", "server_address": 16}]
+HUB = bytes.fromhex("00DB1234567890A0")
+ESME = bytes.fromhex("00DB1234567890A1")
+GSME = bytes.fromhex("00DB1234567890A2")
+FIRMWARE_IMAGES = Path(__file__).resolve().parents[2] / "firmware_images"
+
+
+def test_write_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    write_atomically(path, b"one")
+    write_atomically(path, b"two")
+    assert path.read_bytes() == b"two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_failed_write_leaves_the_old_file_intact(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "state.json"
+    write_atomically(path, b"old state")
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(StateError, match="unchanged"):
+        write_atomically(path, b"new state")
+    assert path.read_bytes() == b"old state"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_write_into_a_missing_directory_is_a_state_error(tmp_path: Path) -> None:
+    with pytest.raises(StateError, match="cannot write"):
+        write_atomically(tmp_path / "nowhere" / "state.json", b"x")
+
+
+def test_load_of_a_missing_file_is_none(tmp_path: Path) -> None:
+    assert load_state(tmp_path / "absent.json", DEVICES) is None
+
+
+def test_load_returns_the_world_state_written(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    write_atomically(path, encode_state(DEVICES, {"now_seconds": 5}))
+    assert json.loads(path.read_text())["state_format_version"] == STATE_FORMAT_VERSION
+    assert load_state(path, DEVICES) == {"now_seconds": 5}
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"{not json", "not JSON"),
+    (b"[]", "not a secure-emu state file"),
+    (json.dumps({"state_format_version": 99, "devices": DEVICES, "world": {}}).encode(),
+     "state_format_version 99"),
+    (json.dumps({"state_format_version": STATE_FORMAT_VERSION, "devices": DEVICES}).encode(),
+     "no world state"),
+])
+def test_unreadable_state_file_is_a_state_error(tmp_path: Path, content: bytes,
+                                                message: str) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    with pytest.raises(StateError, match=message):
+        load_state(path, DEVICES)
+
+
+def test_state_written_for_other_devices_is_a_state_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    other = [dict(DEVICES[0], server_address=17)]
+    write_atomically(path, encode_state(other, {}))
+    with pytest.raises(StateError, match="other devices"):
+        load_state(path, DEVICES)
+
+
+def test_world_refuses_a_state_file_of_another_profile(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    profile = Profile.default()
+    world = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds),
+                          state_path=path)
+    world.save()
+    text = (Path(__file__).resolve().parents[2] / "emulator" / "default_profile.toml").read_text()
+    other = Profile.from_toml_bytes(text.replace("server_address = 17", "server_address = 18")
+                                    .encode())
+    with pytest.raises(StateError, match="other devices"):
+        EmulatedWorld(other, VirtualClock(other.start_device_time_seconds), state_path=path)
+
+
+# ---- a restart resumes exactly -----------------------------------------------------------
+
+
+def _request(world: EmulatedWorld, address: int, command: Command, fields: dict | None = None,
+             ) -> object:
+    response = world.handle_request(address, Request(command, 1, fields or {}))
+    assert response.ok, response
+    return response
+
+
+def test_restart_from_the_state_file_resumes_balances_debts_utrns_han_and_firmware(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    profile = Profile.default()
+    clock = VirtualClock(profile.start_device_time_seconds)
+    world = EmulatedWorld(profile, clock, state_path=path)
+    utrn = make_utrn(ESME, 7, UtrnValueClass.POUNDS, 10).encode("ascii")
+    _request(world, 16, Command.TOP_UP, {"utrn": utrn})
+    _request(world, 16, Command.UPDATE_DEBT, {
+        "debt_register": DebtRegister.TIME_DEBT_2, "debt_adjustment_pence": 700,
+        "debt_recovery_rate_pence": 5, "debt_recovery_period": DebtRecoveryPeriod.HOURLY,
+        "debt_recovery_percentage": 0})
+    image = (FIRMWARE_IMAGES / "esme_liberty100_1.1.0.sefw").read_bytes()
+    _request(world, 16, Command.FIRMWARE_BEGIN, {"image_size_bytes": len(image)})
+    _request(world, 16, Command.FIRMWARE_BLOCK, {"block_offset_bytes": 0,
+                                                  "block_data": image[:1024]})
+    clock.advance_seconds(3 * 3600 + 17)
+    _request(world, 2, Command.HAN_ADD_DEVICE, {"device_eui64": bytes(7) + b"\x09",
+                                                "join_window_minutes": 10})
+    before = world.handle_request(16, Request(Command.READ_INSTANTANEOUS_PREPAY_VALUES, 2))
+    saved = path.read_bytes()
+
+    # a new process: same profile, a fresh clock back at the profile's start time
+    restarted = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds),
+                              state_path=path)
+    assert restarted.now_seconds == world.now_seconds
+    assert restarted.to_state() == world.to_state()
+    after = restarted.handle_request(16, Request(Command.READ_INSTANTANEOUS_PREPAY_VALUES, 2))
+    assert after == before
+    assert after.fields["time_debt_2_pence"] == 700 - 3 * 5
+    # the UTRN counter is remembered: the same code is a duplicate after the restart
+    duplicate = restarted.handle_request(16, Request(Command.TOP_UP, 3, {"utrn": utrn}))
+    assert duplicate.status is Status.UTRN_DUPLICATE
+    entries = restarted.hub().han.entries
+    assert [e.state for e in entries] == [HanEntryState.JOINED, HanEntryState.JOINED,
+                                          HanEntryState.JOIN_WINDOW_OPEN]
+    # the transfer continues where it stopped, and still holds the HAN
+    assert restarted.hub().han.holder_eui64 == ESME
+    block = restarted.handle_request(16, Request(Command.FIRMWARE_BLOCK, 4, {
+        "block_offset_bytes": 1024, "block_data": image[1024:2048]}))
+    assert block.fields == {"bytes_received": 2048}
+    gsme_begin = restarted.handle_request(17, Request(Command.FIRMWARE_BEGIN, 5,
+                                                      {"image_size_bytes": 100}))
+    assert gsme_begin.status is Status.FIRMWARE_UPDATE_IN_PROGRESS
+    assert saved != path.read_bytes()
+
+
+def test_state_is_saved_before_the_answer_leaves(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    profile = Profile.default()
+    world = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds),
+                          state_path=path)
+    assert not path.exists()  # nothing changed yet
+    world.handle_request(16, Request(Command.ADJUST_METER_BALANCE, 1, {"adjustment_pence": 250}))
+    saved = json.loads(path.read_text())
+    esme_state = saved["world"]["devices"][ESME.hex()]["meter"]
+    assert esme_state["meter_balance_pence"] == 1250 + 250
+
+
+def test_restart_with_a_system_clock_keeps_the_fast_forward_offset(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    profile = Profile.default()
+    clock = SystemClock()
+    world = EmulatedWorld(profile, clock, state_path=path)
+    response = world.handle_request(1, Request(Command.ADVANCE_DEVICE_TIME, 1,
+                                               {"advance_seconds": 86_400}))
+    assert response.ok
+    new_clock = SystemClock()
+    EmulatedWorld(profile, new_clock, state_path=path)
+    assert new_clock.offset_seconds == 86_400
+
+
+def test_corrupt_world_state_is_a_state_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    profile = Profile.default()
+    write_atomically(path, encode_state(profile.device_fingerprint(), {"now_seconds": 1}))
+    with pytest.raises(StateError, match=str(path)):
+        EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds), state_path=path)
