@@ -213,7 +213,10 @@ def _load_profile(path: Path | None) -> Any:
     try:
         return Profile.load(path)
     except (EmulatorError, OSError, ValueError) as error:
-        raise CliError(f"secure-emu: profile {path}: {error}") from None
+        message = str(error)
+        if str(path) not in message:
+            message = f"profile {path}: {message}"
+        raise CliError(f"secure-emu: {message}") from None
 
 
 def profile_start_time_seconds(profile: Any) -> int:
@@ -289,8 +292,8 @@ def _cmd_serve(arguments: argparse.Namespace) -> int:
             loop.add_listener(listener)
             _out(listener.address)
         else:
-            from protocol.transport import SerialTransport
-            loop.add_stream(SerialTransport.open(arguments.port, baudrate=arguments.baudrate),
+            from protocol.transport import open_port
+            loop.add_stream(open_port(arguments.port, baudrate=arguments.baudrate),
                             name=arguments.port)
             _out(arguments.port)
     except TransportError as error:

@@ -262,7 +262,8 @@ class SerialTransport:
             port = serial.serial_for_url(url, baudrate=baudrate, timeout=0,
                                          write_timeout=_seconds(DEFAULT_WRITE_TIMEOUT_MS))
         except (serial.SerialException, ValueError, OSError) as error:
-            raise TransportError(f"cannot open port {url!r}: {error}") from error
+            hint = " (is it a serial port?)" if "ioctl" in str(error) else ""
+            raise TransportError(f"cannot open port {url!r}: {error}{hint}") from error
         return cls(port)
 
     def fileno(self) -> int:

@@ -226,6 +226,49 @@ def test_serve_tcp_port_0_prints_the_bound_address_first_and_traces_frames() -> 
     assert "READ_METER_BALANCE response SUCCESS" in out
 
 
+def test_serve_port_serves_on_a_serial_device_path() -> None:
+    """A bench rig's ``serve --port /dev/ttyUSB0``, with a pty slave standing in for the
+    serial device and the test talking through the pty master."""
+    from protocol.apdu import Command, Request
+    from protocol.client import DeviceClient
+    from protocol.transport import PtyPair
+
+    pair = PtyPair()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emulator.cli", "serve", "--port", pair.client_path,
+         "--virtual-time"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert process.stdout is not None
+    try:
+        assert process.stdout.readline().strip() == pair.client_path
+        client = DeviceClient(pair.server, retransmit_timeout_ms=500, max_retransmissions=6)
+        assert client.request(16, Request(Command.READ_METER_BALANCE, 1)).ok
+    finally:
+        stop_serve(process)
+        pair.close()
+
+
+def test_serve_on_an_absent_port_fails_with_one_line(capsys) -> None:
+    status, _, err = run_cli(["serve", "--port", "/dev/ttyABSENT9"], capsys)
+    assert status == EXIT_FAILURE
+    assert_one_line_error(err, "/dev/ttyABSENT9")
+
+
+def test_serve_with_a_missing_profile_names_it(capsys, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    status, _, err = run_cli(["serve", "--pty", "--profile", str(missing)], capsys)
+    assert status == EXIT_FAILURE
+    assert_one_line_error(err, str(missing))
+
+
+def test_serve_with_a_bad_profile_says_what_is_wrong(capsys, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[world]\nstart_device_time = 'yesterday'\n")
+    status, _, err = run_cli(["serve", "--pty", "--profile", str(bad)], capsys)
+    assert status == EXIT_FAILURE
+    assert_one_line_error(err, str(bad))
+
+
 def test_send_prints_the_duis_response_of_each_request_file(capsys, tmp_path: Path) -> None:
     from emulator.demo import build_duis_request
 
