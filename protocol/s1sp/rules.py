@@ -146,13 +146,12 @@ class RuleContext:
                 fields: Mapping[str, Any] | None = None) -> Response:
         """Send one request; E20/E21 become :class:`DeviceCommunicationError`."""
         request = Request(command, 0, dict(fields or {}))
-        try:
-            encode_request(request)
-        except ApduError as error:
-            raise InvalidRequestError(f"a value does not fit the device: {error}") from None
         self.sent.append((device.server_address, request))
         try:
             return self.channel.request(device.server_address, request)
+        except ApduError as error:
+            raise InvalidRequestError(
+                f"a value does not fit the device's {command.name} request: {error}") from None
         except DeviceTimeoutError as error:
             raise DeviceCommunicationError(
                 f"no response from device {format_eui64(device.device_eui64)}: {error}",
@@ -176,7 +175,11 @@ class RuleContext:
         if execution.cancel:
             self.send(Command.CANCEL_SCHEDULED_REQUEST, {"scheduled_command": int(command)})
             return None, [("ExecutionDateTime", execution.text), ("Cancelled", True)]
-        inner = encode_request(Request(command, 0, dict(fields or {})))
+        try:
+            inner = encode_request(Request(command, 0, dict(fields or {})))
+        except ApduError as error:
+            raise InvalidRequestError(
+                f"a value does not fit the device's {command.name} request: {error}") from None
         assert execution.execution_time_seconds is not None
         answer = self.send(Command.SCHEDULE_REQUEST, {
             "execution_time_seconds": execution.execution_time_seconds, "request": inner})
@@ -244,10 +247,12 @@ def rule_18_4_change_to_prepayment(ctx: RuleContext, body: PaymentModeUpdate
         "suspend_debt_emergency": body.suspend_debt_emergency,
         "defaults": ctx.annex_c.as_defaults_fields(),
     }
-    _, scheduling = ctx.send_possibly_future_dated(body.execution, Command.SET_PAYMENT_MODE,
-                                                   fields)
+    answer, scheduling = ctx.send_possibly_future_dated(
+        body.execution, Command.SET_PAYMENT_MODE, fields)
     if not body.to_prepayment:
         return [("PaymentMode", "Credit"), *scheduling]
+    if answer is not None:  # applied now: report what the device holds
+        threshold_pence = int(answer["disablement_threshold_pence"])
     return [("PaymentMode", "Prepayment"),
             ("SuspendDebtDisabled", body.suspend_debt_disabled),
             ("SuspendDebtEmergency", body.suspend_debt_emergency),

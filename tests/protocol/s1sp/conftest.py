@@ -160,14 +160,7 @@ class FakeWorld:
                             {"device_eui64": request.fields["device_eui64"]})
         if device.meter is None:
             return Response(command, invoke_id, Status.NOT_SUPPORTED_BY_DEVICE)
-        response = device.meter.handle_request(request, self.now_seconds)
-        if command is Command.SET_PAYMENT_MODE and response.ok:
-            # emulator.meter answers SET_PAYMENT_MODE with the supply status rather than the
-            # PREPAYMENT_CONFIGURATION protocol.apdu defines; answer what the protocol says.
-            configuration = device.meter.handle_request(
-                Request(Command.READ_PREPAYMENT_CONFIGURATION, invoke_id), self.now_seconds)
-            response = Response(command, invoke_id, Status.SUCCESS, configuration.fields)
-        return response
+        return device.meter.handle_request(request, self.now_seconds)
 
     def sent_commands(self) -> list[Command]:
         return [request.command for _, request in self.received
