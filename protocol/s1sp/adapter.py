@@ -20,7 +20,7 @@ This module never talks to a port: only through the DeviceChannel it is given.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, DeviceType, Request, Status
 from protocol.errors import ApduError, DeviceTimeoutError, DeviceUnreachableError
@@ -51,7 +51,7 @@ NON_DEVICE_SERVICE_REQUESTS = frozenset({"11.1"})
 
 
 def _utc_now() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(timezone.utc)
 
 
 class S1spAdapter:

@@ -20,9 +20,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from protocol.s1sp.errors import AnnexCError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the tomli backport (a dependency there)
+    import tomli as tomllib  # type: ignore[no-redef]
 
 __all__ = ["ANNEX_C_FIELD_RANGES", "AnnexCTable", "format_annex_c_table"]
 

@@ -41,7 +41,7 @@ This module only builds text; it never parses untrusted input and never talks to
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from xml.etree.ElementTree import Element, SubElement, register_namespace, tostring
 
 from protocol.s1sp.duis import DUIS_NAMESPACE, RequestId
@@ -64,7 +64,7 @@ register_namespace("sr", DUIS_NAMESPACE)
 
 def format_response_date_time(moment: datetime) -> str:
     """UTC, whole seconds, ``Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

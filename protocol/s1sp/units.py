@@ -18,7 +18,7 @@ This module never uses floating point and never talks to a device.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from protocol.s1sp.errors import InvalidRequestError
 
@@ -54,7 +54,7 @@ _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
 _DATE_TIME = re.compile(
     r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})T(?P<hour>[0-9]{2}):"
     r"(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})(?:\.[0-9]+)?(?P<zone>Z|[+-]00:00)")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def parse_duis_integer(text: str | None, element_name: str) -> int:
@@ -109,7 +109,7 @@ def _parse_date_time(text: str | None, element_name: str) -> datetime:
     try:
         return datetime(int(match["year"]), int(match["month"]), int(match["day"]),
                         int(match["hour"]), int(match["minute"]), int(match["second"]),
-                        tzinfo=UTC)
+                        tzinfo=timezone.utc)
     except ValueError as error:
         raise InvalidRequestError(f"{element_name} {stripped!r}: {error}") from None
 
@@ -134,11 +134,11 @@ def duis_date_time_to_device_seconds(text: str | None,
 
 def datetime_to_device_seconds(moment: datetime) -> int:
     """An aware datetime -> device seconds (fractions dropped)."""
-    delta = moment.astimezone(UTC) - _EPOCH
+    delta = moment.astimezone(timezone.utc) - _EPOCH
     return delta.days * 86_400 + delta.seconds
 
 
 def device_seconds_to_duis_date_time(device_time_seconds: int) -> str:
     """Device seconds -> DUIS UTC date-time text."""
-    moment = datetime.fromtimestamp(device_time_seconds, tz=UTC)
+    moment = datetime.fromtimestamp(device_time_seconds, tz=timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -9,7 +9,7 @@ It stands in for ``emulator.world.EmulatedWorld`` until that lands; time is virt
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ GSME_EUI64 = bytes.fromhex("00DB1234567890A2")
 HUB_EUI64 = bytes.fromhex("00DB1234567890A0")
 ESME_ADDRESS, GSME_ADDRESS, HUB_ADDRESS = 0x11, 0x12, 0x13
 START_SECONDS = 1_900_000_000  # 2030-03-17
-START = datetime.fromtimestamp(START_SECONDS, tz=UTC)
+START = datetime.fromtimestamp(START_SECONDS, tz=timezone.utc)
 
 
 class HanLock:

@@ -3,7 +3,7 @@ prepayment ESME A1, GSME A2), on a VirtualClock: no wall clock, no sleeping."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from xml.etree.ElementTree import fromstring
 
@@ -33,7 +33,7 @@ class Rig:
         self.adapter = S1spAdapter(self.channel, response_clock=self._now)
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock.device_time_seconds(), tz=UTC)
+        return datetime.fromtimestamp(self.clock.device_time_seconds(), tz=timezone.utc)
 
     def submit(self, xml: bytes | str) -> str:
         return self.adapter.submit(xml)
