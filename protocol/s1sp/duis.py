@@ -343,6 +343,11 @@ def _money(text: str | None, name: str) -> int:
     return value
 
 
+def _optional_money(element: Element, name: str, where: str) -> int:
+    node = _find(element, name, required=False, where=where)
+    return 0 if node is None else _money(node.text, name)
+
+
 def _optional_integer(element: Element, name: str, where: str, default: int) -> int:
     node = _find(element, name, required=False, where=where)
     return default if node is None else parse_duis_integer(node.text, name)
@@ -445,7 +450,7 @@ def _debt(body: Element, where: str) -> SrBody:
     return DebtUpdate(
         DEBT_REGISTERS[register_text],
         _money(_text(body, "DebtAdjustment", where), "DebtAdjustment"),
-        _money(str(_optional_integer(body, "DebtRecoveryRate", where, 0)), "DebtRecoveryRate"),
+        _optional_money(body, "DebtRecoveryRate", where),
         DEBT_RECOVERY_PERIODS[period_text],
         percentage)
 
