@@ -31,8 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from protocol.stream import FrameStreamDecoder
-
 from protocol.apdu import ApduType, decode_apdu
 from protocol.errors import ProtocolError
 from protocol.hdlc import FrameType, HdlcFrame, encode_frame
@@ -45,6 +43,7 @@ from protocol.link import (
     LinkStation,
     Role,
 )
+from protocol.stream import FrameStreamDecoder
 from protocol.transport import ByteTransport, TcpListener, TransportError
 
 __all__ = [
@@ -439,7 +438,7 @@ class ServeLoop:
             if reply:
                 client.transport.write(reply)
         except TransportError as error:
-            self._close_client(client, f"{client.name}: {error}")
+            self._close_client(client, str(error))
 
     def _run_timers(self, now_ms: int) -> None:
         for client in self._all_clients():
@@ -451,7 +450,7 @@ class ServeLoop:
                 try:
                     client.transport.write(reply)
                 except TransportError as error:
-                    self._close_client(client, f"{client.name}: {error}")
+                    self._close_client(client, str(error))
 
     def _advance_world(self) -> None:
         try:

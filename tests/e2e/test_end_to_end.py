@@ -12,11 +12,11 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from emulator.profile import Profile
-from emulator.world import EmulatedWorld
 
 from emulator.clock import VirtualClock
+from emulator.profile import Profile
 from emulator.serve import LinkServer, ServeLoop
+from emulator.world import EmulatedWorld
 from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
     Command,
@@ -180,3 +180,26 @@ def test_lossy_link_to_real_meter_applies_each_adjustment_exactly_once(
 def test_real_port_answers_a_directory_read(hardware_only: str) -> None:
     with open_external(hardware_only) as client:
         assert directory(client)
+
+
+def test_lossy_link_applies_each_top_up_exactly_once(
+        emulator_only, memory_link, manual_clock) -> None:
+    """A top-up delivered twice would come back UTRN_DUPLICATE: every one must succeed."""
+    from emulator.utrn import UtrnValueClass, make_utrn
+
+    world, _ = make_world()
+    faults = dict(drop_chunk=0.2, duplicate_chunk=0.25, corrupt_byte=0.1, split=True)
+    transport = memory_link(LinkServer(world), to_server=dict(faults, seed=21),
+                            to_client=dict(faults, seed=22))
+    client = DeviceClient(transport, clock=manual_clock, retransmit_timeout_ms=200,
+                          max_retransmissions=10)
+    esme = next(d for d in directory(client)
+                if d["device_type"] is DeviceType.ELECTRICITY_METER)
+    address, eui64 = int(esme["server_address"]), bytes(esme["device_eui64"])
+    for counter in range(1, 9):
+        utrn = make_utrn(eui64, counter, UtrnValueClass.PENNIES, 50)
+        response = client.request(address, Request(Command.TOP_UP, counter,
+                                                    {"utrn": utrn.encode("ascii")}))
+        assert response.ok, response.status
+        assert response.fields["credit_added_pence"] + response.fields[
+            "debt_recovered_pence"] + response.fields["emergency_credit_repaid_pence"] == 50
