@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, DeviceType, Request, Status
-from protocol.errors import ApduError, DeviceTimeoutError, DeviceUnreachableError
+from protocol.errors import ApduError, DeviceTimeoutError, DeviceUnreachableError, LinkError
 from protocol.s1sp.annex_c import AnnexCTable
 from protocol.s1sp.channel import DeviceChannel
 from protocol.s1sp.duis import (
@@ -176,7 +176,7 @@ class S1spAdapter:
         except DeviceUnreachableError as error:
             raise DeviceCommunicationError(
                 f"cannot reach the devices' management address: {error}", "E20") from None
-        except ApduError as error:
+        except (ApduError, LinkError) as error:
             raise DeviceCommunicationError(
                 f"the device directory could not be read: {error}", "E20") from None
         if response.status is not Status.SUCCESS:

@@ -51,7 +51,7 @@ from protocol.apdu import (
     SupplyState,
     encode_request,
 )
-from protocol.errors import ApduError, DeviceTimeoutError, DeviceUnreachableError
+from protocol.errors import ApduError, DeviceTimeoutError, DeviceUnreachableError, LinkError
 from protocol.s1sp.annex_c import AnnexCTable
 from protocol.s1sp.channel import DeviceChannel
 from protocol.s1sp.duis import (
@@ -159,6 +159,10 @@ class RuleContext:
         except DeviceUnreachableError as error:
             raise DeviceCommunicationError(
                 f"cannot communicate with device {format_eui64(device.device_eui64)}: {error}",
+                "E20") from None
+        except LinkError as error:
+            raise DeviceCommunicationError(
+                f"the link to device {format_eui64(device.device_eui64)} failed: {error}",
                 "E20") from None
 
     def send(self, command: Command, fields: Mapping[str, Any] | None = None) -> Mapping[str, Any]:

@@ -17,7 +17,7 @@ from protocol.apdu import (
     Status,
     encode_response,
 )
-from protocol.errors import DeviceTimeoutError, DeviceUnreachableError
+from protocol.errors import DeviceTimeoutError, DeviceUnreachableError, LinkError
 from protocol.s1sp.adapter import S1spAdapter
 from protocol.s1sp.channel import InProcessChannel
 from protocol.s1sp.duis import DUIS_NAMESPACE, SERVICE_REQUESTS, parse_duis_request
@@ -137,6 +137,7 @@ class _ScriptedChannel:
 @pytest.mark.parametrize(("error", "code"), [
     (DeviceTimeoutError("no answer after 3 retries"), "E21"),
     (DeviceUnreachableError("no UA to SNRM"), "E20"),
+    (LinkError("FRMR received"), "E20"),
 ])
 def test_link_errors_become_e21_and_e20(world: FakeWorld, error: Exception, code: str) -> None:
     adapter = S1spAdapter(_ScriptedChannel(world, error), response_clock=lambda: START)
