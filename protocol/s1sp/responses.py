@@ -42,7 +42,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from xml.etree.ElementTree import Element, SubElement, register_namespace, tostring
+from xml.etree.ElementTree import Element, ParseError, SubElement, register_namespace, tostring
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as safe_fromstring
 
 from protocol.s1sp.duis import DUIS_NAMESPACE, RequestId
 from protocol.s1sp.rules import ResultItem, ResultValue
@@ -92,6 +95,43 @@ class DuisResponse:
                 return value
         return None
 
+    @classmethod
+    def from_xml(cls, xml: bytes | str) -> DuisResponse:
+        """Read back a response this module wrote (for head-end test code). Leaf values come
+        back as text; nested elements as lists. Raises ValueError for anything else."""
+        try:
+            root = safe_fromstring(xml, forbid_dtd=True)
+        except (ParseError, DefusedXmlException) as error:
+            raise ValueError(f"not a DUIS response document: {error}") from None
+        if root.tag != _tag("Response"):
+            raise ValueError(f"root element is {root.tag}, not {_tag('Response')}")
+
+        def text(path: str) -> str | None:
+            return root.findtext(path, namespaces={"sr": DUIS_NAMESPACE})
+
+        code = text("sr:Header/sr:ResponseCode")
+        stamp = text("sr:Header/sr:ResponseDateTime")
+        if code is None or stamp is None:
+            raise ValueError("response has no ResponseCode or ResponseDateTime")
+        request_id_text = text("sr:Header/sr:RequestID")
+        message = root.find("sr:Body/sr:ResponseMessage", {"sr": DUIS_NAMESPACE})
+        known = {_tag(name) for name in ("ServiceReference", "ServiceReferenceVariant",
+                                         "ErrorReason", "DeviceStatus")}
+        result_element = None if message is None else next(
+            (child for child in message if child.tag not in known), None)
+        return cls(
+            response_code=code,
+            response_date_time=datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(
+                tzinfo=timezone.utc),
+            request_id=None if request_id_text is None else RequestId.parse(request_id_text),
+            service_reference=text("sr:Body/sr:ResponseMessage/sr:ServiceReference"),
+            service_reference_variant=text(
+                "sr:Body/sr:ResponseMessage/sr:ServiceReferenceVariant"),
+            result_name=None if result_element is None else _local_name(result_element.tag),
+            result=() if result_element is None else tuple(_read_items(result_element)),
+            error_reason=text("sr:Body/sr:ResponseMessage/sr:ErrorReason"),
+            device_status=text("sr:Body/sr:ResponseMessage/sr:DeviceStatus"))
+
     def to_xml(self) -> str:
         """The response document (UTF-8 XML declaration included)."""
         root = Element(_tag("Response"), {"schemaVersion": RESPONSE_SCHEMA_VERSION})
@@ -122,6 +162,20 @@ def _tag(local: str) -> str:
 
 def _leaf(parent: Element, local: str, text: str) -> None:
     SubElement(parent, _tag(local)).text = text
+
+
+def _local_name(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _read_items(parent: Element) -> list[ResultItem]:
+    items: list[ResultItem] = []
+    for child in parent:
+        if len(child):
+            items.append((_local_name(child.tag), _read_items(child)))
+        else:
+            items.append((_local_name(child.tag), child.text or ""))
+    return items
 
 
 def _items(parent: Element, items: tuple[ResultItem, ...] | list[ResultItem]) -> None:

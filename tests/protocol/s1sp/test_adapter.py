@@ -22,6 +22,7 @@ from protocol.s1sp.adapter import S1spAdapter
 from protocol.s1sp.channel import InProcessChannel
 from protocol.s1sp.duis import DUIS_NAMESPACE, SERVICE_REQUESTS, parse_duis_request
 from protocol.s1sp.errors import INTERNAL_ERROR_CODE
+from protocol.s1sp.responses import DuisResponse
 from tests.protocol.s1sp.conftest import (
     ESME_ADDRESS,
     FIXTURES,
@@ -226,3 +227,26 @@ def test_in_process_channel_turns_garbage_and_silence_into_unreachable() -> None
     with pytest.raises(DeviceUnreachableError, match="no device answers"):
         InProcessChannel(lambda address, apdu: None).request(
             ESME_ADDRESS, Request(Command.READ_METER_BALANCE, 0))
+
+
+# --- DuisResponse -----------------------------------------------------------------------------
+
+def test_response_xml_reads_back_into_the_same_typed_response(adapter: S1spAdapter) -> None:
+    request = parse_duis_request(fixture_xml("11.1_update_firmware"))
+    response = adapter.submit_request(request)
+    again = DuisResponse.from_xml(response.to_xml())
+    assert again.response_code == response.response_code == "I0"
+    assert again.request_id == request.request_id
+    assert again.response_date_time == START
+    assert again.result_name == "UpdateFirmwareResponse"
+    devices = [value for name, value in again.result if name == "Device"]
+    assert [dict(device)["Outcome"] for device in devices] == ["Accepted", "Refused"]
+
+
+def test_error_response_reads_back_with_reason_and_device_status(adapter: S1spAdapter) -> None:
+    again = DuisResponse.from_xml(adapter.submit(fixture_xml("1.6_prepayment_cancellation")))
+    assert again.response_code == "E-S1SR"
+    assert again.device_status == "NOTHING_SCHEDULED"
+    assert again.result == () and again.result_name is None
+    with pytest.raises(ValueError, match="not a DUIS response"):
+        DuisResponse.from_xml("<unclosed")
