@@ -1,0 +1,235 @@
+"""FrameStreamDecoder: frames out of any chunking, resynchronisation after every kind of damage,
+bounded memory, and discard counters that say what was thrown away and why."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocol.crc import crc16_x25
+from protocol.hdlc import MAX_FRAME_SIZE_BYTES, FrameType, HdlcFrame, encode_frame
+from protocol.stream import FrameStreamDecoder, StreamCounters
+
+CLIENT, SERVER = 0x10, 0x01
+
+SNRM = bytes.fromhex("7ea0070321930f017e")
+GOOD_FRAMES = [
+    HdlcFrame.make(FrameType.SNRM, SERVER, CLIENT),
+    HdlcFrame.make(FrameType.UA, CLIENT, SERVER, bytes.fromhex("818012050180060180")),
+    HdlcFrame.make(FrameType.I, SERVER, CLIENT, bytes(range(50)), send_sequence=1),
+    HdlcFrame.make(FrameType.RR, CLIENT, SERVER, receive_sequence=2),
+    HdlcFrame.make(FrameType.I, 0x1234, CLIENT, b"\x7e" * 20, segmented=True),
+    HdlcFrame.make(FrameType.I, 0x0ABCDEF, 0x3FFF, bytes(300)),
+    HdlcFrame.make(FrameType.DISC, SERVER, CLIENT),
+]
+GOOD_WIRE = [encode_frame(frame) for frame in GOOD_FRAMES]
+GARBAGE = bytes.fromhex("00ff11a0a8e6e60013")
+GARBAGE_WITH_FLAGS = bytes.fromhex("7e7ea07e00a8ff7ea7ff0321")
+
+
+def with_fcs(body: bytes) -> bytes:
+    return b"\x7e" + body + crc16_x25(body).to_bytes(2, "little") + b"\x7e"
+
+
+def information_frame(payload: bytes) -> bytes:
+    return encode_frame(HdlcFrame.make(FrameType.I, SERVER, CLIENT, payload))
+
+
+# Damaged frames, each a candidate the decoder must reject for one reason
+BAD_FCS = bytearray(information_frame(bytes(40)))
+BAD_FCS[20] ^= 0x40
+BAD_FCS = bytes(BAD_FCS)
+_body = bytearray(information_frame(bytes(40))[1:-3])
+_body[5] ^= 0x01  # HCS
+BAD_HCS = with_fcs(bytes(_body))
+TRUNCATED = information_frame(bytes(60))[:30]
+BAD_LENGTH = with_fcs(bytes.fromhex("a005032193"))
+BAD_FORMAT = with_fcs(bytes.fromhex("b007032193"))
+
+
+# ------------------------------------------------------------------------------ arrival
+
+
+def whole(data: bytes) -> Iterator[bytes]:
+    yield data
+
+
+def one_byte_at_a_time(data: bytes) -> Iterator[bytes]:
+    for index in range(len(data)):
+        yield data[index:index + 1]
+
+
+def random_chunks(data: bytes, seed: int = 7, largest: int = 40) -> Iterator[bytes]:
+    rng = random.Random(seed)
+    index = 0
+    while index < len(data):
+        size = rng.randint(1, largest)
+        yield data[index:index + size]
+        index += size
+
+
+ARRIVALS: dict[str, Callable[[bytes], Iterator[bytes]]] = {
+    "whole": whole,
+    "one-byte-at-a-time": one_byte_at_a_time,
+    "random-chunks": random_chunks,
+    "random-chunks-large": lambda data: random_chunks(data, seed=11, largest=512),
+}
+
+
+def decode_all(chunks: Iterator[bytes], decoder: FrameStreamDecoder | None = None
+               ) -> tuple[list[HdlcFrame], FrameStreamDecoder]:
+    decoder = decoder or FrameStreamDecoder()
+    frames: list[HdlcFrame] = []
+    for chunk in chunks:
+        frames.extend(decoder.feed(chunk))
+        assert decoder.pending_bytes < MAX_FRAME_SIZE_BYTES
+    return frames, decoder
+
+
+def placements(garbage: bytes) -> dict[str, bytes]:
+    return {
+        "before": garbage + b"".join(GOOD_WIRE),
+        "inside": garbage.join(GOOD_WIRE),
+        "after": b"".join(GOOD_WIRE) + garbage,
+        "everywhere": garbage + garbage.join(GOOD_WIRE) + garbage,
+    }
+
+
+# ------------------------------------------------------------------------------ recovery
+
+
+@pytest.mark.parametrize("arrival", list(ARRIVALS))
+def test_back_to_back_frames_are_all_decoded_however_the_bytes_arrive(arrival: str) -> None:
+    frames, decoder = decode_all(ARRIVALS[arrival](b"".join(GOOD_WIRE)))
+    assert frames == GOOD_FRAMES
+    assert decoder.counters == StreamCounters(frames_decoded=len(GOOD_FRAMES))
+    assert decoder.pending_bytes == 1  # the last closing flag, which may open a next frame
+
+
+def test_frames_survive_a_split_in_two_at_every_offset() -> None:
+    wire = b"".join(GOOD_WIRE[:4]) + GARBAGE_WITH_FLAGS + GOOD_WIRE[4]
+    for offset in range(len(wire) + 1):
+        frames, decoder = decode_all(iter((wire[:offset], wire[offset:])))
+        assert frames == GOOD_FRAMES[:5], offset
+        assert decoder.counters.garbage_bytes == len(GARBAGE_WITH_FLAGS), offset
+
+
+@pytest.mark.parametrize("arrival", list(ARRIVALS))
+@pytest.mark.parametrize("garbage", [GARBAGE, GARBAGE_WITH_FLAGS],
+                         ids=["garbage", "garbage-with-7e"])
+@pytest.mark.parametrize("placement", ["before", "inside", "after", "everywhere"])
+def test_garbage_anywhere_costs_no_frame_and_is_counted(arrival: str, garbage: bytes,
+                                                        placement: str) -> None:
+    wire = placements(garbage)[placement]
+    frames, decoder = decode_all(ARRIVALS[arrival](wire))
+    assert frames == GOOD_FRAMES
+    garbage_sent = len(wire) - sum(len(w) for w in GOOD_WIRE)
+    # garbage at the very end may still be held, as the prefix of a possible frame
+    assert decoder.counters.garbage_bytes + decoder.pending_bytes - 1 <= garbage_sent
+    assert decoder.counters.garbage_bytes >= garbage_sent - decoder.pending_bytes
+
+
+@pytest.mark.parametrize("arrival", list(ARRIVALS))
+def test_each_kind_of_damage_is_counted_and_the_next_frame_kept(arrival: str) -> None:
+    good = GOOD_WIRE
+    wire = b"".join([good[0], b"\x00\x01", BAD_FCS, good[1], BAD_HCS, good[2], BAD_LENGTH,
+                     b"\x7e\x7e", BAD_FORMAT, good[4], TRUNCATED, good[3], good[5]])
+    frames, decoder = decode_all(ARRIVALS[arrival](wire))
+    assert frames == [GOOD_FRAMES[i] for i in (0, 1, 2, 4, 3, 5)]
+    assert decoder.counters == StreamCounters(
+        frames_decoded=6,
+        garbage_bytes=2 + len(BAD_FCS) + len(BAD_HCS) + len(TRUNCATED) + len(BAD_LENGTH) + 2
+        + len(BAD_FORMAT),
+        bad_format=1, bad_length=1, bad_hcs=1, bad_fcs=1, truncated=1)
+    assert decoder.counters.candidates_rejected == 5
+
+
+def test_a_flag_inside_garbage_does_not_swallow_the_following_frame() -> None:
+    # garbage "7E A0" makes the frame's own flag look like the second format byte
+    frames, decoder = decode_all(iter([b"\x7e\xa0" + SNRM]))
+    assert frames == [GOOD_FRAMES[0]]
+    assert decoder.counters.garbage_bytes == 2
+
+
+def test_a_truncated_frame_holds_the_next_frame_only_until_its_length_has_arrived() -> None:
+    decoder = FrameStreamDecoder()
+    cut = information_frame(bytes(200))[:20]  # correct HCS: a real frame, cut short
+    assert decoder.feed(cut + SNRM) == []  # still possibly the 200-byte frame's middle
+    frames = decoder.feed(bytes(200))
+    assert frames == [GOOD_FRAMES[0]]
+    assert decoder.counters.truncated == 1
+
+
+def test_frames_sharing_one_flag_are_all_decoded() -> None:
+    wire = GOOD_WIRE[0] + GOOD_WIRE[1][1:] + GOOD_WIRE[2][1:] + GOOD_WIRE[3][1:]
+    for arrival in ARRIVALS.values():
+        frames, decoder = decode_all(arrival(wire))
+        assert frames == GOOD_FRAMES[:4]
+        assert decoder.counters.candidates_rejected == decoder.counters.garbage_bytes == 0
+
+
+def test_surplus_fill_flags_are_garbage_but_not_bad_frames() -> None:
+    # three flags of fill before the first frame's own, two between the frames
+    frames, decoder = decode_all(iter([b"\x7e\x7e\x7e" + SNRM + b"\x7e\x7e" + SNRM]))
+    assert frames == [GOOD_FRAMES[0]] * 2
+    assert decoder.counters == StreamCounters(frames_decoded=2, garbage_bytes=5)
+
+
+def test_bytearray_and_memoryview_chunks_are_accepted() -> None:
+    decoder = FrameStreamDecoder()
+    assert decoder.feed(bytearray(SNRM[:4])) == []
+    assert decoder.feed(memoryview(SNRM[4:])) == [GOOD_FRAMES[0]]
+
+
+# ------------------------------------------------------------------------------ memory
+
+
+def test_a_frame_claiming_the_largest_length_is_held_below_one_maximum_frame() -> None:
+    largest_information = MAX_FRAME_SIZE_BYTES - len(information_frame(b"\x00")) + 1
+    cut = information_frame(bytes(largest_information))[:40]
+    decoder = FrameStreamDecoder()
+    decoder.feed(cut)
+    largest = 0
+    for _ in range(MAX_FRAME_SIZE_BYTES):
+        decoder.feed(b"\x00")
+        largest = max(largest, decoder.pending_bytes)
+    assert largest == MAX_FRAME_SIZE_BYTES - 1
+    assert decoder.pending_bytes == 0
+    assert decoder.counters.truncated == 1
+
+
+def test_megabytes_of_noise_in_64_kib_chunks_never_grow_the_buffer() -> None:
+    rng = random.Random(3)
+    decoder = FrameStreamDecoder()
+    for _ in range(16):
+        assert decoder.feed(rng.randbytes(64 * 1024)) == []
+        assert decoder.pending_bytes < MAX_FRAME_SIZE_BYTES
+    assert decoder.counters.garbage_bytes + decoder.pending_bytes == 16 * 64 * 1024
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=3000), seed=st.integers(0, 2**16), largest=st.integers(1, 700))
+def test_arbitrary_bytes_never_raise_and_memory_stays_bounded(data: bytes, seed: int,
+                                                             largest: int) -> None:
+    frames, decoder = decode_all(random_chunks(data, seed, largest))
+    assert decoder.counters.frames_decoded == len(frames)
+    assert decoder.counters.garbage_bytes <= len(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(range(len(GOOD_FRAMES))),
+                          st.binary(max_size=40)), max_size=12),
+       st.integers(0, 2**16), st.integers(1, 300))
+def test_frames_interleaved_with_noise_are_all_recovered(
+        pieces: list[tuple[int, bytes]], seed: int, largest: int) -> None:
+    wire = b"".join(noise + GOOD_WIRE[index] for index, noise in pieces)
+    trailer = bytes(MAX_FRAME_SIZE_BYTES)  # completes (and so rules out) any held candidate
+    frames, decoder = decode_all(random_chunks(wire + trailer, seed, largest))
+    assert frames == [GOOD_FRAMES[index] for index, _ in pieces]
+    assert decoder.pending_bytes == 0
+    noise_bytes = sum(len(noise) for _, noise in pieces)
+    assert decoder.counters.garbage_bytes == noise_bytes + len(trailer)
