@@ -596,9 +596,18 @@ _DECODE_ERRORS = {
 def decode_frame(data: bytes) -> HdlcFrame:
     """Decode one whole frame, flag to flag. Checks flags, length, HCS and FCS before any of
     the frame is trusted; raises :class:`FrameError` saying what is wrong."""
-    if len(data) < MIN_FRAME_SIZE_BYTES or data[0] != FLAG:
+    size = len(data)
+    if size < MIN_FRAME_SIZE_BYTES or data[0] != FLAG:
         raise FrameError(f"a frame is at least {MIN_FRAME_SIZE_BYTES} bytes between two 7E flags")
-    frame, stop = decode_frame_at(data)
+    # the fast path of decode_frame_at, inline: a header (with its CRC) seen and checked before
+    entry = _short_frame_cache.get(data[1:_SHORT_HEADER_END + CRC_SIZE_BYTES])
+    if entry is not None and entry[0] == size and data[-1] == FLAG:
+        if entry[1] is not None:
+            return entry[1]
+        if _kernel(data[1:-1], _KERNEL_INIT, _KERNEL_TABLE) == _KERNEL_GOOD:
+            return _new_tuple(HdlcFrame, (*entry[2], data[_SHORT_HEADER_END + CRC_SIZE_BYTES:-3],
+                                          entry[3]))
+    frame, stop = _decode_frame_at_checked(data, 0)
     if frame is None:
         raise FrameError(f"{_DECODE_ERRORS[FrameVerdict(stop)]} ({len(data)} bytes)")
     if stop != len(data):
