@@ -478,10 +478,12 @@ def _address_end(data: bytes, start: int, limit: int) -> int:
 #: Opening flag, format (2), 1-byte destination and source, control: the header most
 #: frames have. The 2 bytes after it are the HCS (or, with no information, the FCS).
 _SHORT_HEADER_END = 6
+_SHORT_KEY_END = _SHORT_HEADER_END + CRC_SIZE_BYTES
 # format..control + the CRC after it, for 1-byte addresses, once the whole frame checked ->
-# (frame size, the frame without information or None, (destination, source, control),
+# (frame size, the frame if it has no information else None, destination, source, control,
 # segmented)
-_short_frame_cache: dict[bytes, tuple[int, HdlcFrame | None, tuple[int, int, int], bool]] = {}
+_ShortFrameEntry = tuple[int, HdlcFrame | None, int, int, int, bool]
+_short_frame_cache: dict[bytes, _ShortFrameEntry] = {}
 
 
 def decode_frame_at(data: bytes, start: int = 0) -> tuple[HdlcFrame | None, int]:
@@ -494,21 +496,23 @@ def decode_frame_at(data: bytes, start: int = 0) -> tuple[HdlcFrame | None, int]
     format, length or HCS long before the frame's end), so garbage is not waited for.
     Header fields come from caches filled by Construct, keyed by bytes whose CRC checked."""
     # fast path: 1-byte addresses and a header (with its CRC) seen and checked before
-    key_end = start + _SHORT_HEADER_END + CRC_SIZE_BYTES
-    if key_end <= len(data):
+    key_end = start + _SHORT_KEY_END
+    available = len(data)
+    if key_end <= available:
         entry = _short_frame_cache.get(data[start + 1:key_end])
         if entry is not None:
-            stop = start + entry[0]
-            if stop > len(data):
+            frame_size, bare_frame, destination, source, control, segmented = entry
+            stop = start + frame_size
+            if stop > available:
                 return None, _NEED_MORE
             if data[stop - 1] != FLAG:
                 return None, _TRUNCATED
-            bare_frame = entry[1]
             if bare_frame is not None:  # no information: the key held the FCS
                 return bare_frame, stop
             if _kernel(data[start + 1:stop - 1], _KERNEL_INIT, _KERNEL_TABLE) != _KERNEL_GOOD:
                 return None, _BAD_FCS
-            return _new_tuple(HdlcFrame, (*entry[2], data[key_end:stop - 3], entry[3])), stop
+            return _new_tuple(HdlcFrame, (destination, source, control,
+                                          data[key_end:stop - 3], segmented)), stop
     return _decode_frame_at_checked(data, start)
 
 
@@ -553,7 +557,7 @@ def _decode_frame_at_checked(data: bytes, start: int) -> tuple[HdlcFrame | None,
         if _kernel(data[start + 1:stop - 1], _KERNEL_INIT, _KERNEL_TABLE) != _KERNEL_GOOD:
             return None, _BAD_FCS
         if header_end == start + _SHORT_HEADER_END:
-            _remember_short_frame(key, (frame_length + 2, None, header, segmented))
+            _remember_short_frame(key, (frame_length + 2, None, *header, segmented))
         return _new_tuple(HdlcFrame, (*header, data[information_start:fcs_start],
                                       segmented)), stop
     if information_size:
@@ -570,14 +574,12 @@ def _decode_frame_at_checked(data: bytes, start: int) -> tuple[HdlcFrame | None,
         header = _parse_header(key, _bare_header_cache, key)
     frame = _new_tuple(HdlcFrame, (*header, b"", segmented))
     if header_end == start + _SHORT_HEADER_END:
-        _remember_short_frame(data[start + 1:stop - 1], (frame_length + 2, frame, header,
+        _remember_short_frame(data[start + 1:stop - 1], (frame_length + 2, frame, *header,
                                                           segmented))
     return frame, stop
 
 
-def _remember_short_frame(key: bytes,
-                          entry: tuple[int, HdlcFrame | None, tuple[int, int, int], bool]
-                          ) -> None:
+def _remember_short_frame(key: bytes, entry: _ShortFrameEntry) -> None:
     if len(_short_frame_cache) >= CACHE_LIMIT:
         _short_frame_cache.clear()
     _short_frame_cache[key] = entry
@@ -600,13 +602,14 @@ def decode_frame(data: bytes) -> HdlcFrame:
     if size < MIN_FRAME_SIZE_BYTES or data[0] != FLAG:
         raise FrameError(f"a frame is at least {MIN_FRAME_SIZE_BYTES} bytes between two 7E flags")
     # the fast path of decode_frame_at, inline: a header (with its CRC) seen and checked before
-    entry = _short_frame_cache.get(data[1:_SHORT_HEADER_END + CRC_SIZE_BYTES])
+    entry = _short_frame_cache.get(data[1:_SHORT_KEY_END])
     if entry is not None and entry[0] == size and data[-1] == FLAG:
-        if entry[1] is not None:
-            return entry[1]
+        _, bare_frame, destination, source, control, segmented = entry
+        if bare_frame is not None:
+            return bare_frame
         if _kernel(data[1:-1], _KERNEL_INIT, _KERNEL_TABLE) == _KERNEL_GOOD:
-            return _new_tuple(HdlcFrame, (*entry[2], data[_SHORT_HEADER_END + CRC_SIZE_BYTES:-3],
-                                          entry[3]))
+            return _new_tuple(HdlcFrame, (destination, source, control,
+                                          data[_SHORT_KEY_END:-3], segmented))
     frame, stop = _decode_frame_at_checked(data, 0)
     if frame is None:
         raise FrameError(f"{_DECODE_ERRORS[FrameVerdict(stop)]} ({len(data)} bytes)")

@@ -127,13 +127,13 @@ class FrameStreamDecoder:
             position = flag + 1
             if flag == closing_flag:
                 if stop != _BAD_FORMAT:
-                    reason = _COUNTER_BY_VERDICT[FrameVerdict(stop)]
+                    reason = _COUNTER_BY_VERDICT[stop]
                     setattr(counters, reason, getattr(counters, reason) + 1)
                 continue
             garbage_bytes += 1
             if stop == _BAD_FORMAT and buffer[position] == FLAG:
                 continue  # a surplus fill flag, not a candidate
-            reason = _COUNTER_BY_VERDICT[FrameVerdict(stop)]
+            reason = _COUNTER_BY_VERDICT[stop]
             setattr(counters, reason, getattr(counters, reason) + 1)
         self._pending = buffer[position:] if position < size else b""
         self._pending_opens_on_closing_flag = position == closing_flag and position < size
