@@ -6,11 +6,16 @@ A frame on the wire::
     control (1) | [HCS (2) | information (n)] | FCS (2) | 7E
 
 The Construct definition :data:`HDLC_FRAME` is the single source of truth for that layout.
-:func:`encode_frame` and :func:`decode_frame` are the fast paths used on the hot path: they
-never restate the layout, they cache what Construct built or parsed (headers, addresses,
-format fields, control bytes) and only compute the CRCs themselves. A cache miss, and every
-frame the fast path cannot classify, goes through Construct. Length and both CRCs are
-checked before any cached or parsed view of a frame is trusted.
+:func:`encode_frame`, :func:`decode_frame` and :func:`decode_frame_at` (one candidate frame in
+place inside a larger buffer, for :mod:`protocol.stream`) are the fast paths used on the hot
+path. They never restate the layout: they keep what Construct built or parsed (whole headers
+with their HCS, format fields, addresses, control bytes; tables of which bytes end an address
+or can start a format field) and compute only CRCs themselves, through crcmod's C kernel. A
+cache miss, and every frame the fast path cannot classify, goes through Construct. Caches on
+the decode side are keyed by bytes whose CRC has been checked, and a frame's length, closing
+flag and FCS are checked before any cached or parsed view of it is trusted. No compiled
+Construct parser is used: the interpreted one never runs on bytes whose CRC is unchecked
+except the two-byte format field, whose every value it handles.
 
 This module does no I/O. It does not know about sequence numbers or connections: that is
 :mod:`protocol.link`.
@@ -475,9 +480,10 @@ def _address_end(data: bytes, start: int, limit: int) -> int:
     return _BAD_FORMAT
 
 
-#: Opening flag, format (2), 1-byte destination and source, control: the header most
-#: frames have. The 2 bytes after it are the HCS (or, with no information, the FCS).
-_SHORT_HEADER_END = 6
+#: Where the header most frames have ends: opening flag, format, 1-byte destination and
+#: source, control (measured on the smallest frame Construct builds). The 2 bytes after it
+#: are the HCS or, with no information, the FCS.
+_SHORT_HEADER_END = len(build_frame_with_construct(HdlcFrame(0, 0, 0))) - CRC_SIZE_BYTES - 1
 _SHORT_KEY_END = _SHORT_HEADER_END + CRC_SIZE_BYTES
 # format..control + the CRC after it, for 1-byte addresses, once the whole frame checked ->
 # (frame size, the frame if it has no information else None, destination, source, control,
