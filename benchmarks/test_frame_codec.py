@@ -3,7 +3,10 @@ Construct reference, at 8, 64 and 256 bytes of information (one benchmark group 
 
 - ``floor``: plain ``struct`` + crcmod for the same bytes, written here and only here (it
   restates the layout by hand, which the product must never do);
-- ``pymodbus-rtu``: pymodbus 3.x ``FramerRTU`` encode/decode of a PDU of the same size;
+- ``pymodbus-rtu``: pymodbus 3.x ``FramerRTU.encode`` / ``FramerRTU.decode`` of a PDU of the
+  same size (framing only, like ours: the peer);
+- ``pymodbus-rtu+pdu``: ``FramerRTU.buildFrame`` / ``FramerRTU.handleFrame``, which also
+  encode / decode the register PDU object (shown for context, not the like-for-like peer);
 - ``construct``: :func:`build_frame_with_construct` / :func:`parse_frame_with_construct`;
 - ``ours``: :func:`encode_frame` / :func:`decode_frame`.
 
@@ -19,6 +22,7 @@ from typing import Any
 import pytest
 from pymodbus.framer import FramerRTU
 from pymodbus.pdu import DecodePDU
+from pymodbus.pdu.register_message import ReadHoldingRegistersResponse
 
 from protocol.crc import crc16_x25
 from protocol.hdlc import (
@@ -80,7 +84,20 @@ def modbus_pdu_of(size_bytes: int) -> bytes:
     return bytes((0x03, size_bytes - 2)) + information_of(size_bytes - 2)
 
 
+def modbus_response_of(size_bytes: int) -> ReadHoldingRegistersResponse:
+    """The same PDU as :func:`modbus_pdu_of`, as pymodbus's message object."""
+    data = information_of(size_bytes - 2)
+    registers = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
+    return ReadHoldingRegistersResponse(registers=registers, dev_id=_MODBUS_DEVICE_ID)
+
+
 # ---------------------------------------------------------------------------- cases
+
+
+def _rtu_handle_frame(rtu_wire: bytes) -> int:
+    used_bytes, message = _RTU.handleFrame(rtu_wire, _MODBUS_DEVICE_ID, 0)
+    assert message is not None
+    return used_bytes
 
 
 def _encode_cases(size_bytes: int) -> dict[str, tuple[Callable[..., Any], tuple[Any, ...], Any]]:
@@ -90,6 +107,7 @@ def _encode_cases(size_bytes: int) -> dict[str, tuple[Callable[..., Any], tuple[
     return {
         "floor": (floor_encode, (SERVER, CLIENT, frame.control, frame.information), wire),
         "pymodbus-rtu": (_RTU.encode, (pdu, _MODBUS_DEVICE_ID, 0), None),
+        "pymodbus-rtu+pdu": (_RTU.buildFrame, (modbus_response_of(size_bytes),), None),
         "construct": (build_frame_with_construct, (frame,), wire),
         "ours": (encode_frame, (frame,), wire),
     }
@@ -103,12 +121,13 @@ def _decode_cases(size_bytes: int) -> dict[str, tuple[Callable[..., Any], tuple[
     return {
         "floor": (floor_decode, (wire,), (SERVER, CLIENT, frame.control, frame.information)),
         "pymodbus-rtu": (_RTU.decode, (rtu_wire,), (len(rtu_wire), _MODBUS_DEVICE_ID, 0, pdu)),
+        "pymodbus-rtu+pdu": (_rtu_handle_frame, (rtu_wire,), len(rtu_wire)),
         "construct": (parse_frame_with_construct, (wire,), frame),
         "ours": (decode_frame, (wire,), frame),
     }
 
 
-CODECS = ("floor", "pymodbus-rtu", "construct", "ours")
+CODECS = ("floor", "pymodbus-rtu", "pymodbus-rtu+pdu", "construct", "ours")
 
 
 @pytest.mark.parametrize("size_bytes", INFORMATION_SIZES_BYTES)

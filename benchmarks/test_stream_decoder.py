@@ -2,9 +2,10 @@
 in random chunks of 1 to 512 bytes (fixed seed), against a plain resynchronising decoder
 written here (``bytes.find`` + ``struct`` + crcmod, 1-byte addresses only: the floor).
 
-MB/s (10**6 bytes per second of the mean round) lands in each result's extra_info as
-``megabytes_per_second``; ``pytest benchmarks --benchmark-only -k stream`` prints it in the
-terminal summary (benchmarks/conftest.py).
+MB/s (10**6 bytes per second) of the mean and of the best round land in each result's
+extra_info as ``megabytes_per_second`` and ``best_megabytes_per_second``;
+``pytest benchmarks --benchmark-only -k stream`` prints both in the terminal summary
+(benchmarks/conftest.py).
 """
 
 from __future__ import annotations
@@ -117,8 +118,11 @@ def test_stream_decoder_throughput(record_environment: Any,
     stats = getattr(benchmark, "stats", None)
     if stats is not None:  # None under --benchmark-disable
         megabytes_per_second = STREAM_SIZE_BYTES / stats.stats.mean / 1e6
+        best_megabytes_per_second = STREAM_SIZE_BYTES / stats.stats.min / 1e6
         benchmark.extra_info["megabytes_per_second"] = round(megabytes_per_second, 1)
-        record_throughput(f"stream decoder, {decoder}", megabytes_per_second)
+        benchmark.extra_info["best_megabytes_per_second"] = round(best_megabytes_per_second, 1)
+        record_throughput(f"stream decoder, {decoder} (mean round)", megabytes_per_second)
+        record_throughput(f"stream decoder, {decoder} (best round)", best_megabytes_per_second)
 
 
 def test_ours_decodes_exactly_the_frames_sent() -> None:
