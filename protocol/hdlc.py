@@ -601,21 +601,51 @@ _DECODE_ERRORS = {
 }
 
 
+def _whole_frame_good_crcs() -> tuple[int, ...]:
+    """For each frame size, the CRC register after a whole good frame, flags included.
+
+    The register after ``7E | body + FCS | 7E`` is a bijection of the register after
+    ``body + FCS`` alone (the CRC is affine in its start state, and fixed bytes map states
+    one to one), so it equals this per-size value exactly when the FCS residue is good:
+    one CRC over the frame as received, with no slice. Built by stepping zero bytes through
+    the kernel, and checked against real frames below."""
+    after_flag = _kernel(FLAG_BYTE, _KERNEL_INIT, _KERNEL_TABLE)
+    zeros_state = after_flag ^ _KERNEL_INIT  # what the opening flag adds, carried along
+    good_crcs = [-1] * (MAX_FRAME_SIZE_BYTES + 1)
+    for size in range(2, MAX_FRAME_SIZE_BYTES + 1):  # the body + FCS is size - 2 bytes
+        if size >= MIN_FRAME_SIZE_BYTES:
+            good_crcs[size] = _kernel(FLAG_BYTE, _KERNEL_GOOD ^ zeros_state, _KERNEL_TABLE)
+        zeros_state = _kernel(b"\x00", zeros_state, _KERNEL_TABLE)
+    return tuple(good_crcs)
+
+
+def _check_whole_frame_good_crcs(good_crcs: tuple[int, ...]) -> tuple[int, ...]:
+    for information_size in (0, 1, 200):  # the derivation above, against real frames
+        wire = build_frame_with_construct(HdlcFrame(1, 2, 3, bytes(information_size)))
+        if _kernel(wire, _KERNEL_INIT, _KERNEL_TABLE) != good_crcs[len(wire)]:
+            raise RuntimeError("whole-frame CRC table does not match a frame Construct built")
+    return good_crcs
+
+
+_WHOLE_FRAME_GOOD_CRC = _check_whole_frame_good_crcs(_whole_frame_good_crcs())
+
+
 def decode_frame(data: bytes) -> HdlcFrame:
     """Decode one whole frame, flag to flag. Checks flags, length, HCS and FCS before any of
     the frame is trusted; raises :class:`FrameError` saying what is wrong."""
-    size = len(data)
-    if size < MIN_FRAME_SIZE_BYTES or data[0] != FLAG:
-        raise FrameError(f"a frame is at least {MIN_FRAME_SIZE_BYTES} bytes between two 7E flags")
-    # the fast path of decode_frame_at, inline: a header (with its CRC) seen and checked before
+    # the fast path of decode_frame_at, inline: a header (with its CRC) seen and checked
+    # before, then flags, size and one CRC over the whole frame as received
     entry = _short_frame_cache.get(data[1:_SHORT_KEY_END])
-    if entry is not None and entry[0] == size and data[-1] == FLAG:
-        _, bare_frame, destination, source, control, segmented = entry
-        if bare_frame is not None:
-            return bare_frame
-        if _kernel(data[1:-1], _KERNEL_INIT, _KERNEL_TABLE) == _KERNEL_GOOD:
+    if entry is not None:
+        size, bare_frame, destination, source, control, segmented = entry
+        if (size == len(data) and data[0] == FLAG and data[-1] == FLAG
+                and _kernel(data, _KERNEL_INIT, _KERNEL_TABLE) == _WHOLE_FRAME_GOOD_CRC[size]):
+            if bare_frame is not None:
+                return bare_frame
             return _new_tuple(HdlcFrame, (destination, source, control,
                                           data[_SHORT_KEY_END:-3], segmented))
+    if len(data) < MIN_FRAME_SIZE_BYTES or data[0] != FLAG:
+        raise FrameError(f"a frame is at least {MIN_FRAME_SIZE_BYTES} bytes between two 7E flags")
     frame, stop = _decode_frame_at_checked(data, 0)
     if frame is None:
         raise FrameError(f"{_DECODE_ERRORS[FrameVerdict(stop)]} ({len(data)} bytes)")
