@@ -18,6 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from emulator.errors import EmulatorError
+from protocol.errors import ProtocolError
+
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "main"]
 
 EXIT_OK = 0
@@ -128,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as error:
         _print_error(str(error))
         return error.exit_status
+    except (ProtocolError, EmulatorError) as error:
+        _print_error(f"secure-emu: {error}")
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         _print_error("secure-emu: interrupted")
         return 130
@@ -317,7 +323,12 @@ def _install_stop_handlers(stop: Callable[[], None]) -> dict[int, Any]:
     if threading.current_thread() is not threading.main_thread():
         return previous
 
+    signals_seen: list[int] = []
+
     def handler(signum: int, frame: Any) -> None:
+        signals_seen.append(signum)
+        if len(signals_seen) > 1:  # the loop did not stop on the first: give up at once
+            raise KeyboardInterrupt
         stop()
 
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -116,8 +116,10 @@ class LinkServer:
 
     def __init__(self, world: World, *, parameters: LinkParameters | None = None,
                  max_stations: int = DEFAULT_MAX_STATIONS, trace: FrameTrace | None = None,
-                 station_factory: Callable[[int, int], LinkStation] | None = None) -> None:
+                 station_factory: Callable[[int, int], LinkStation] | None = None,
+                 on_error: Callable[[str], None] | None = None) -> None:
         self._world = world
+        self._on_error = on_error
         self._parameters = parameters or LinkParameters()
         self._max_stations = max_stations
         self._trace = trace
@@ -216,6 +218,9 @@ class LinkServer:
         self.counters.stations_dropped += 1
         self.counters.internal_errors += 1
         self.counters.last_internal_error = f"{type(error).__name__}: {error}"
+        if self._on_error is not None:
+            self._on_error(f"dropped the link of client {key[1]} to server address {key[0]} "
+                           f"after an internal error: {self.counters.last_internal_error}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,7 +343,8 @@ class ServeLoop:
 
             def trace(direction: str, frame: HdlcFrame, now_ms: int) -> None:
                 sink(format_trace_line(direction, frame, timestamp=wall_clock_text(), peer=name))
-        return LinkServer(self._world, parameters=self._parameters, trace=trace)
+        return LinkServer(self._world, parameters=self._parameters, trace=trace,
+                          on_error=self._log)
 
     def add_stream(self, transport: ByteTransport, *, name: str = "port") -> LinkServer:
         """Serve one byte stream (pty master, serial port). The loop closes it when done."""

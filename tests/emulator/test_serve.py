@@ -101,11 +101,10 @@ def test_station_table_is_bounded_against_a_flood_of_client_addresses() -> None:
 def drive_one_request(server: LinkServer, client_address: int, request: Request,
                       now_ms: int) -> Response:
     """A bare client LinkStation against ``server``: connect, send, return the response."""
-    from protocol.stream import FrameStreamDecoder
-
     from protocol.apdu import decode_apdu
     from protocol.hdlc import decode_frame
     from protocol.link import ApduReceived, Connected, LinkStation, Role
+    from protocol.stream import FrameStreamDecoder
 
     # a patient client: a decoder may hold a good frame until garbage before it is ruled out,
     # so this client retransmits like a real one would
@@ -280,3 +279,19 @@ def test_pty_serving_with_trace_prints_both_directions() -> None:
     assert any(" rx <- " in line and "SNRM" in line for line in lines)
     assert any(" tx -> " in line and "READ_METER_BALANCE response SUCCESS" in line
                for line in lines)
+
+
+class BrokenWorld(FakeWorld):
+    def handle_apdu(self, server_address: int, apdu: bytes) -> bytes | None:
+        raise RuntimeError("device model bug")
+
+
+def test_an_error_inside_the_world_drops_that_link_reports_it_and_serving_goes_on() -> None:
+    reports: list[str] = []
+    server = LinkServer(BrokenWorld(), on_error=reports.append)
+    with pytest.raises(AssertionError, match="no response"):
+        drive_one_request(server, 0x10, Request(Command.READ_METER_BALANCE, 1), 0)
+    assert server.counters.internal_errors >= 1
+    assert "device model bug" in reports[0] and "server address 16" in reports[0]
+    # the same LinkServer still answers link frames afterwards
+    assert server.receive_bytes(snrm(METER_ADDRESS, 0x30), 10**6)
