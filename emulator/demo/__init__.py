@@ -30,6 +30,7 @@ from protocol.apdu import (
     Request,
     Response,
 )
+from protocol.errors import ProtocolError
 
 __all__ = ["DEMO_START_DEVICE_TIME_SECONDS", "DemoDevices", "build_duis_request", "run_demo"]
 
@@ -429,7 +430,8 @@ def _profile_start(profile: Any) -> int:
 
 
 def run_demo(*, show_xml: bool = False, out: TextIO) -> int:
-    """Run the tour, printing the transcript on ``out``; returns the exit status (0)."""
+    """Run the tour, printing the transcript on ``out``; returns the exit status: 0, or 1 if
+    a device could not be reached (the transcript says after which step)."""
     from emulator.firmware import build_image
     from emulator.utrn import UtrnValueClass, make_utrn
     from protocol.client import DeviceClient
@@ -443,8 +445,15 @@ def run_demo(*, show_xml: bool = False, out: TextIO) -> int:
         out.write(f"Serving on {path} (virtual device time).\n")
         with DeviceClient(open_port(path), name=path) as client:
             channel = RecordingChannel(client)
-            tour = _Tour(client, S1spAdapter(channel), channel, out, show_xml)
-            _script(tour, make_utrn, build_image, int(UtrnValueClass.POUNDS))
+            tour: _Tour | None = None
+            try:
+                tour = _Tour(client, S1spAdapter(channel), channel, out, show_xml)
+                _script(tour, make_utrn, build_image, int(UtrnValueClass.POUNDS))
+            except ProtocolError as error:
+                step = tour.step_number if tour is not None else 0
+                out.write(f"\nDemo stopped after step {step}: {error}\n")
+                out.flush()
+                return 1
     out.write("\nDemo finished.\n")
     out.flush()
     return 0
