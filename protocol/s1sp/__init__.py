@@ -1,7 +1,24 @@
 """The S1SP adapter: DUIS Service Requests in, Secure-like APDUs out, DUIS responses back.
 
-Public entry points: :class:`protocol.s1sp.adapter.S1spAdapter`,
-:class:`protocol.s1sp.channel.DeviceChannel` / :class:`~protocol.s1sp.channel.InProcessChannel`
-and :class:`protocol.s1sp.annex_c.AnnexCTable`. This package never talks to a port itself: every
-device exchange goes through a ``DeviceChannel``.
+Public entry points: :class:`S1spAdapter` (``submit(xml) -> xml``, ``submit_request``),
+:class:`DeviceChannel` / :class:`InProcessChannel`, :class:`AnnexCTable`,
+:func:`parse_duis_request` / :class:`DuisRequest` and :class:`DuisResponse`. This package never
+talks to a port itself: every device exchange goes through a ``DeviceChannel``.
 """
+
+from protocol.s1sp.adapter import S1spAdapter
+from protocol.s1sp.annex_c import AnnexCTable, format_annex_c_table
+from protocol.s1sp.channel import DeviceChannel, InProcessChannel
+from protocol.s1sp.duis import DuisRequest, parse_duis_request
+from protocol.s1sp.responses import DuisResponse
+
+__all__ = [
+    "AnnexCTable",
+    "DeviceChannel",
+    "DuisRequest",
+    "DuisResponse",
+    "InProcessChannel",
+    "S1spAdapter",
+    "format_annex_c_table",
+    "parse_duis_request",
+]
