@@ -32,7 +32,14 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from protocol.apdu import ADAPTER_CLIENT_ADDRESS, Request, Response, decode_apdu, encode_request
+from protocol.apdu import (
+    ADAPTER_CLIENT_ADDRESS,
+    Command,
+    Request,
+    Response,
+    decode_apdu,
+    encode_request,
+)
 from protocol.errors import (
     ApduError,
     DeviceTimeoutError,
@@ -65,6 +72,10 @@ __all__ = ["ClientCounters", "DeviceClient", "MonotonicClock", "RealMonotonicClo
 
 #: Bytes read from the transport at a time.
 READ_CHUNK_BYTES = 4096
+#: Commands that change nothing on the device: sent again on a fresh link if the device
+#: answered the first try with DM (it had lost the link, e.g. restarted).
+READ_ONLY_COMMANDS = frozenset(command for command in Command
+                               if command.name.startswith("READ_"))
 #: Longest :meth:`DeviceClient.close` waits for the devices to confirm a disconnect.
 CLOSE_WAIT_MS = 500
 
@@ -172,25 +183,35 @@ class DeviceClient:
         request itself cannot be encoded."""
         if self._closed:
             raise DeviceUnreachableError(f"the client for {self._name} is closed")
+        # A device that lost the link (restarted) answers DM; a read is safe to send again on
+        # a fresh link, anything that changes state is not (it may have been applied).
+        attempts = 2 if request.command in READ_ONLY_COMMANDS else 1
+        for attempt in range(1, attempts + 1):
+            outcome = self._exchange(server_address, request)
+            if outcome.response is not None:
+                self.counters.responses_received += 1
+                return dataclasses.replace(outcome.response, invoke_id=request.invoke_id)
+            self._stations.pop(server_address, None)
+            if not isinstance(outcome.failure, Disconnected) or attempt == attempts:
+                break
+        reason = outcome.failure.reason if outcome.failure is not None else "no answer"
+        if isinstance(outcome.failure, Disconnected):
+            raise DeviceUnreachableError(
+                f"the device at server address {server_address} on {self._name} dropped the "
+                f"link while answering {request.command.name}: {reason}; the next request "
+                "reconnects")
+        raise DeviceTimeoutError(
+            f"no response from the device at server address {server_address} on "
+            f"{self._name} to {request.command.name} after {self._max_retransmissions} "
+            f"retransmissions ({reason})")
+
+    def _exchange(self, server_address: int, request: Request) -> _Outcome:
         invoke_id = self._take_invoke_id()
         apdu = encode_request(dataclasses.replace(request, invoke_id=invoke_id))
         station = self._connected_station(server_address)
         station.send_apdu(apdu, self._clock.monotonic_ms())
         self.counters.requests_sent += 1
-        outcome = self._wait(server_address, want_response=(invoke_id, request.command))
-        if outcome.response is not None:
-            self.counters.responses_received += 1
-            return dataclasses.replace(outcome.response, invoke_id=request.invoke_id)
-        self._stations.pop(server_address, None)
-        reason = outcome.failure.reason if outcome.failure is not None else "no answer"
-        if isinstance(outcome.failure, Disconnected):
-            raise DeviceUnreachableError(
-                f"the device at server address {server_address} on {self._name} dropped the "
-                f"link while answering {request.command.name}: {reason}")
-        raise DeviceTimeoutError(
-            f"no response from the device at server address {server_address} on "
-            f"{self._name} to {request.command.name} after {self._max_retransmissions} "
-            f"retransmissions ({reason})")
+        return self._wait(server_address, want_response=(invoke_id, request.command))
 
     def close(self) -> None:
         """Disconnect every link politely (best effort, briefly), then close the transport."""

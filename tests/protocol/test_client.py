@@ -198,3 +198,28 @@ def test_open_absent_port_names_it() -> None:
 def test_client_uses_the_adapter_client_address_by_default(memory_link, manual_clock) -> None:
     client = DeviceClient(memory_link(LinkServer(CountingMeter())), clock=manual_clock)
     assert client.client_address == ADAPTER_CLIENT_ADDRESS
+
+
+def test_after_the_device_restarts_a_read_reconnects_and_succeeds(
+        memory_link, manual_clock) -> None:
+    world = CountingMeter()
+    transport = memory_link(LinkServer(world))
+    client = DeviceClient(transport, clock=manual_clock)
+    assert client.request(METER_ADDRESS, Request(Command.READ_METER_BALANCE, 1)).ok
+    transport.server = LinkServer(world)  # a restarted device: no link, answers DM
+    response = client.request(METER_ADDRESS, Request(Command.READ_METER_BALANCE, 1))
+    assert response.fields["meter_balance_pence"] == 1000
+
+
+def test_after_the_device_restarts_a_money_command_is_not_resent_blindly(
+        memory_link, manual_clock) -> None:
+    world = CountingMeter()
+    transport = memory_link(LinkServer(world))
+    client = DeviceClient(transport, clock=manual_clock)
+    assert client.request(METER_ADDRESS, adjust(5)).ok
+    transport.server = LinkServer(world)
+    with pytest.raises(DeviceUnreachableError, match="next request reconnects"):
+        client.request(METER_ADDRESS, adjust(7))
+    assert world.adjustments_applied == [5]
+    assert client.request(METER_ADDRESS, adjust(7)).ok
+    assert world.adjustments_applied == [5, 7]
