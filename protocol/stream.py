@@ -40,8 +40,8 @@ class StreamCounters:
     ``garbage_bytes`` counts every received byte that is not part of a decoded frame (noise,
     the bytes of rejected candidates, surplus fill flags). Each other counter counts rejected
     candidates, that is 7E flags followed by something other than a 7E, by reason. A frame's
-    closing flag tried as the opening flag of a following frame is not counted when no frame
-    format follows it."""
+    closing flag, tried as the opening flag of a following frame (shared flag), is counted
+    only when what follows it had a valid format field and was rejected for another reason."""
 
     frames_decoded: int = 0
     garbage_bytes: int = 0
