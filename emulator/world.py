@@ -91,6 +91,8 @@ MAX_ADVANCE_SECONDS = 366 * 24 * 60 * 60
 #: Scheduled outcomes kept per device (the oldest is dropped).
 MAX_SCHEDULED_OUTCOMES = 32
 MAX_DEVICE_TIME_SECONDS = 0xFFFF_FFFF
+#: Rounds of due events run at one second before moving on (each round can make more due).
+_MAX_ROUNDS_PER_SECOND = 8
 
 _SCHEDULER_COMMANDS = frozenset({Command.SCHEDULE_REQUEST, Command.CANCEL_SCHEDULED_REQUEST,
                                  Command.READ_SCHEDULED_REQUESTS})
@@ -322,12 +324,17 @@ class EmulatedWorld:
     def advance(self) -> None:
         """Run every device to the clock's device time, event by event in time order."""
         target = max(self._clock.device_time_seconds(), self._now_seconds)
+        last_run_at: int | None = None
         while True:
             event = self._next_event_time()
             if event is None or event > target:
                 break
-            self._step_to(max(event, self._now_seconds))
+            when = max(event, self._now_seconds)
+            if when == last_run_at:
+                break  # everything due at this second has run; never spin on a stale event
+            self._step_to(when)
             self._run_due_now()
+            last_run_at = when
         self._step_to(target)
 
     def _next_event_time(self) -> int | None:
@@ -357,13 +364,21 @@ class EmulatedWorld:
                 device.hub.han.advance_to(now_seconds)
 
     def _run_due_now(self) -> None:
-        """Join attempts, then scheduled requests, due at or before now."""
+        """Join attempts, then scheduled requests, due at or before now; again while one of
+        them made something else due now (a scheduled HAN_ADD_DEVICE with no join delay)."""
+        for _ in range(_MAX_ROUNDS_PER_SECOND):
+            if not self._run_due_round():
+                return
+
+    def _run_due_round(self) -> bool:
+        ran = False
         now = self._now_seconds
         for eui64, (when, hub_eui64) in sorted(self._join_attempts.items(),
                                                 key=lambda item: (item[1][0], item[0])):
             if when <= now:
                 del self._join_attempts[eui64]
                 self._han_of_hub(hub_eui64).join(eui64, now)
+                ran = True
         for device in self.devices:
             clock = self._device_clock(device)
             for command in sorted(device.schedule):
@@ -371,6 +386,8 @@ class EmulatedWorld:
                 if entry.execution_time_seconds <= clock:
                     del device.schedule[command]
                     self._run_scheduled(device, entry)
+                    ran = True
+        return ran
 
     def _device_clock(self, device: EmulatedDevice) -> int:
         return min(max(self._now_seconds + device.clock_offset_seconds, 0),
