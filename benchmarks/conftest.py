@@ -11,6 +11,7 @@ import platform
 from collections.abc import Callable
 
 import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
 
 from protocol.crc import CRC_BACKEND
 
@@ -23,7 +24,7 @@ ENVIRONMENT = {
 
 
 @pytest.fixture
-def record_environment(benchmark):  # type: ignore[no-untyped-def]  # pytest-benchmark fixture
+def record_environment(benchmark: BenchmarkFixture) -> BenchmarkFixture:
     """The benchmark fixture with the interpreter and CRC backend in its extra_info."""
     benchmark.extra_info.update(ENVIRONMENT)
     return benchmark
