@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.errors import ProfileError
+from emulator.hub import HAN_TABLE_MAX_ENTRIES
 from emulator.meter import MeterConfig
 from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, DeviceType
 
@@ -355,3 +356,9 @@ def _check_world(devices: tuple[DeviceProfile, ...], where: str) -> None:
             raise ProfileError(f"{where}: {device.describe()}: hub: "
                                f"{format_eui64(device.hub_eui64)} is not a comms_hub of this "
                                "profile")
+    for hub in devices:
+        on_han = [d for d in devices if d.hub_eui64 == hub.eui64 and d.on_han]
+        if len(on_han) > HAN_TABLE_MAX_ENTRIES:
+            raise ProfileError(f"{where}: {hub.describe()}: {len(on_han)} meters start on its "
+                               f"HAN (on_han = true) but its join list holds "
+                               f"{HAN_TABLE_MAX_ENTRIES}")

@@ -86,8 +86,10 @@ __all__ = [
     "ScheduledRequest",
 ]
 
-#: Longest ADVANCE_DEVICE_TIME one request may ask for (366 days): longer runs take many steps.
-MAX_ADVANCE_SECONDS = 366 * 24 * 60 * 60
+#: Longest ADVANCE_DEVICE_TIME one request may ask for (31 days, *decided*): the answer must
+#: come back within link timeouts, and a meter with 30 s load-limit periods steps every period
+#: (about 0.4 s for 31 days on a 2-core box). Send several requests to go further.
+MAX_ADVANCE_SECONDS = 31 * 24 * 60 * 60
 #: Scheduled outcomes kept per device (the oldest is dropped).
 MAX_SCHEDULED_OUTCOMES = 32
 MAX_DEVICE_TIME_SECONDS = 0xFFFF_FFFF

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from emulator.errors import ProfileError
+from emulator.hub import HAN_TABLE_MAX_ENTRIES
 from emulator.profile import (
     Profile,
     format_eui64,
@@ -159,3 +160,14 @@ def test_hub_with_meter_keys_is_a_profile_error(tmp_path: Path) -> None:
 def test_profile_without_devices_is_a_profile_error() -> None:
     with pytest.raises(ProfileError, match="no devices"):
         Profile.from_toml_bytes(b'[world]\nstart_device_time = "2026-01-05T09:00:00Z"\n')
+
+
+def test_more_meters_on_a_han_than_its_join_list_holds_is_a_profile_error() -> None:
+    head, meter = MINIMAL.format(extra="").split("[[devices]]\ntype = \"esme\"")
+    meters = []
+    for index in range(HAN_TABLE_MAX_ENTRIES + 1):
+        meters.append(("[[devices]]\ntype = \"esme\"" + meter)
+                      .replace("90-A1", f"91-{index:02X}")
+                      .replace("server_address = 16", f"server_address = {16 + index}"))
+    with pytest.raises(ProfileError, match="join list holds"):
+        Profile.from_toml_bytes((head + "".join(meters)).encode())
