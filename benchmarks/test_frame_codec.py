@@ -23,6 +23,7 @@ import pytest
 from pymodbus.framer import FramerRTU
 from pymodbus.pdu import DecodePDU
 from pymodbus.pdu.register_message import ReadHoldingRegistersResponse
+from pytest_benchmark.fixture import BenchmarkFixture
 
 from protocol.crc import crc16_x25
 from protocol.hdlc import (
@@ -132,7 +133,8 @@ CODECS = ("floor", "pymodbus-rtu", "pymodbus-rtu+pdu", "construct", "ours")
 
 @pytest.mark.parametrize("size_bytes", INFORMATION_SIZES_BYTES)
 @pytest.mark.parametrize("codec", CODECS)
-def test_encode_one_frame(record_environment: Any, codec: str, size_bytes: int) -> None:
+def test_encode_one_frame(record_environment: BenchmarkFixture, codec: str,
+                          size_bytes: int) -> None:
     function, arguments, expected = _encode_cases(size_bytes)[codec]
     record_environment.group = f"encode {size_bytes:>3} B"
     record_environment.extra_info.update(codec=codec, information_bytes=size_bytes)
@@ -145,7 +147,8 @@ def test_encode_one_frame(record_environment: Any, codec: str, size_bytes: int) 
 
 @pytest.mark.parametrize("size_bytes", INFORMATION_SIZES_BYTES)
 @pytest.mark.parametrize("codec", CODECS)
-def test_decode_one_frame(record_environment: Any, codec: str, size_bytes: int) -> None:
+def test_decode_one_frame(record_environment: BenchmarkFixture, codec: str,
+                          size_bytes: int) -> None:
     function, arguments, expected = _decode_cases(size_bytes)[codec]
     record_environment.group = f"decode {size_bytes:>3} B"
     record_environment.extra_info.update(codec=codec, information_bytes=size_bytes)

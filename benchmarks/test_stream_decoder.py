@@ -13,9 +13,9 @@ from __future__ import annotations
 import random
 import struct
 from collections.abc import Callable
-from typing import Any
 
 import pytest
+from pytest_benchmark.fixture import BenchmarkFixture
 
 from protocol.crc import crc16_x25
 from protocol.hdlc import FrameType, HdlcFrame, encode_frame
@@ -105,7 +105,7 @@ DECODERS: dict[str, Callable[[list[bytes]], int]] = {"floor": floor, "ours": our
 
 
 @pytest.mark.parametrize("decoder", list(DECODERS))
-def test_stream_decoder_throughput(record_environment: Any,
+def test_stream_decoder_throughput(record_environment: BenchmarkFixture,
                                    record_throughput: Callable[[str, float], None],
                                    decoder: str) -> None:
     benchmark = record_environment
