@@ -300,6 +300,8 @@ class EmulatedWorld:
             response = self._management(request)
         else:
             response = self._route(self._by_address[server_address], request)
+            # a SYNCHRONISE_CLOCK may have made scheduled work or an activation due already
+            self._step_to(self._now_seconds)
             self._run_due_now()
         self._persist_if_changed()
         return response
@@ -324,7 +326,10 @@ class EmulatedWorld:
     # ---- time --------------------------------------------------------------------------
 
     def advance(self) -> None:
-        """Run every device to the clock's device time, event by event in time order."""
+        """Run every device to the clock's device time, event by event in time order.
+
+        This does not write the state file: what time alone changes is recomputed from the
+        saved state on a restart (the next request, or :meth:`save`, writes it)."""
         target = max(self._clock.device_time_seconds(), self._now_seconds)
         last_run_at: int | None = None
         while True:

@@ -426,3 +426,13 @@ def test_a_scheduled_add_with_no_join_delay_joins_at_that_second_within_a_long_a
     clock.advance_seconds(600)  # far past the window: the join must have run at now + 10
     world.advance()
     assert world.hub().han.is_joined(GSME)
+
+
+def test_synchronising_a_clock_past_a_scheduled_time_runs_it_at_once(world_and_clock) -> None:
+    world, clock = world_and_clock
+    now = clock.device_time_seconds()
+    schedule(world, 17, now + 3600, Command.READ_SUPPLY_STATUS)
+    ask(world, 17, Command.SYNCHRONISE_CLOCK, {"device_time_seconds": now + 7200})
+    (outcome,) = world.scheduled_outcomes(GSME)
+    assert outcome.response.ok
+    assert world.now_seconds == now  # world time did not move; only the GSME's clock
