@@ -194,3 +194,32 @@ def test_corrupt_world_state_is_a_state_error_naming_the_file(tmp_path: Path) ->
     write_atomically(path, encode_state(profile.device_fingerprint(), {"now_seconds": 1}))
     with pytest.raises(StateError, match=str(path)):
         EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds), state_path=path)
+
+
+def test_restart_resumes_schedules_clock_offsets_and_pending_joins(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    profile = Profile.default()
+    clock = VirtualClock(profile.start_device_time_seconds)
+    world = EmulatedWorld(profile, clock, state_path=path)
+    now = clock.device_time_seconds()
+    _request(world, 16, Command.SYNCHRONISE_CLOCK, {"device_time_seconds": now + 40})
+    embedded = bytes.fromhex("01 0005 21 00000064")  # ADJUST_METER_BALANCE by 100 p
+    _request(world, 16, Command.SCHEDULE_REQUEST, {"execution_time_seconds": now + 100,
+                                                   "request": embedded})
+    _request(world, 2, Command.HAN_REMOVE_DEVICE, {"device_eui64": GSME})
+    _request(world, 2, Command.HAN_ADD_DEVICE, {"device_eui64": GSME, "join_window_minutes": 1})
+
+    restarted_clock = VirtualClock(profile.start_device_time_seconds)
+    restarted = EmulatedWorld(profile, restarted_clock, state_path=path)
+    assert restarted.device_clock_seconds(ESME) == now + 40
+    assert restarted.pending_join_attempts() == {GSME: now + 30}
+    restarted_clock.advance_seconds(30)
+    restarted.advance()
+    assert restarted.hub().han.is_joined(GSME)
+    assert restarted.scheduled_outcomes(ESME) == ()
+    # the schedule runs on the ESME's clock, 40 s ahead: at world time now + 60
+    restarted_clock.advance_seconds(30)
+    restarted.advance()
+    (outcome,) = restarted.scheduled_outcomes(ESME)
+    assert outcome.response.fields["adjustment_applied_pence"] == 100
+    assert outcome.execution_time_seconds == now + 100
