@@ -454,9 +454,13 @@ def _parse_format(format_bytes: bytes) -> tuple[bool, int] | None:
 
 
 def _parse_header(header_bytes: bytes, cache: dict[bytes, tuple[int, int, int]],
-                  key: bytes) -> tuple[int, int, int]:
-    """Addresses and control through :data:`HDLC_HEADER` (the caller checked its CRC)."""
-    parsed = HDLC_HEADER.parse(header_bytes)
+                  key: bytes) -> tuple[int, int, int] | None:
+    """Addresses and control through :data:`HDLC_HEADER` (the caller checked its CRC); None
+    if Construct refuses a header the fast path's own checks let through (never expected)."""
+    try:
+        parsed = HDLC_HEADER.parse(header_bytes)
+    except (ConstructError, FrameError):
+        return None
     entry = (int(parsed.destination_address), int(parsed.source_address), int(parsed.control))
     if len(cache) >= CACHE_LIMIT:
         cache.clear()
@@ -556,6 +560,8 @@ def _decode_frame_at_checked(data: bytes, start: int) -> tuple[HdlcFrame | None,
             if _kernel(key, _KERNEL_INIT, _KERNEL_TABLE) != _KERNEL_GOOD:
                 return None, _BAD_HCS
             header = _parse_header(key[:-CRC_SIZE_BYTES], _checked_header_cache, key)
+            if header is None:
+                return None, _BAD_FORMAT
         if stop > available:
             return None, _NEED_MORE
         if data[stop - 1] != FLAG:
@@ -578,6 +584,8 @@ def _decode_frame_at_checked(data: bytes, start: int) -> tuple[HdlcFrame | None,
     header = _bare_header_cache.get(key)
     if header is None:
         header = _parse_header(key, _bare_header_cache, key)
+        if header is None:
+            return None, _BAD_FORMAT
     frame = _new_tuple(HdlcFrame, (*header, b"", segmented))
     if header_end == start + _SHORT_HEADER_END:
         _remember_short_frame(data[start + 1:stop - 1], (frame_length + 2, frame, *header,
