@@ -21,21 +21,26 @@ names used (confirmed in DCC templates unless marked *decided*):
 1.5        UpdateMeterBalance: AdjustMeterBalance (money) | ResetMeterBalance (empty)
 1.6        UpdatePaymentMode: ExecutionDateTime?, Prepayment {SuspendDebtDisabled,
            SuspendDebtEmergency, DisablementThreshold} | Credit
-2.1        UpdatePrepayConfiguration: ExecutionDateTime?, any of DebtRecoveryRateCap,
-           EmergencyCreditLimit, EmergencyCreditThreshold, LowCreditThreshold,
-           MaxMeterBalance, MaxCreditThreshold, DisablementThreshold (*decided* names)
+2.1        UpdatePrepayConfiguration {UpdatePrepayConfigElectricity | ...Gas}:
+           ExecutionDateTime?, any of DebtRecoveryRateCap, EmergencyCreditLimit,
+           EmergencyCreditThreshold, LowCreditThreshold, and (*decided*) MaxMeterBalance,
+           MaxCreditThreshold, DisablementThreshold; the non-disablement calendar is ignored
+           (the Annex C calendar id stands)
 2.2        TopUpDevice: UTRN (20 digits)
-2.3        UpdateDebt (*decided*): DebtRegister (TimeDebtRegister1 | TimeDebtRegister2 |
-           PaymentDebtRegister), DebtAdjustment (money), DebtRecoveryRate (money, default 0),
-           DebtRecoveryPeriod (Hourly | Daily, default Daily), DebtRecoveryPercentage (0-100,
-           default 0)
+2.3        UpdateDebt: any of TimeDebtRegister1, TimeDebtRegister2, PaymentDebtRegister
+           (money adjustments), ElecDebtRecovery1/2 or GasDebtRecovery1/2 {DebtRecoveryRate,
+           DebtRecoveryRatePriceScale, DebtRecoveryRatePeriod DAILY | HOURLY},
+           DebtRecoveryPerPayment
 2.5        ActivateEmergencyCredit (empty)
 4.3/4.13/  ReadInstantaneousPrepayValues, ReadPrepaymentConfiguration, ReadLoadLimitData,
 4.15/4.18  ReadMeterBalance (empty)
 6.4.1      UpdateDeviceConfigurationLoadLimitingGeneralSettings: ExecutionDateTime?,
-           LoadLimitPowerThreshold (W), LoadLimitPeriod (s), LoadLimitRestorationPeriod (s)
+           LoadLimitPowerThreshold (W), LoadLimitPeriod (s), LoadLimitRestorationPeriod (s);
+           LoadLimitSupplyState is accepted and ignored (the Secure device always opens the
+           switch, then arms it after the restoration period)
 6.4.2      UpdateDeviceConfigurationLoadLimitingCounterReset (*decided*, empty)
-6.11       SynchroniseClock (children ignored: the S1SP sets the device to its own UTC time)
+6.11       SynchroniseClock {CurrentDateTime, TolerancePeriod}: accepted, not used; the S1SP
+           sets the device to its own UTC time (its response clock) when it sends the request
 7.1-7.4    EnableSupply, DisableSupply, ArmSupply, ReadSupplyStatus (empty)
 8.11       UpdateHANDeviceLog: DeviceID, RequestType (Add | Remove), JoinTimePeriod (s, Add)
 11.1       UpdateFirmware: FirmwareImage (base64), FirmwareVersion, DeviceIDList (EUI-64s
@@ -73,6 +78,8 @@ __all__ = [
     "DUIS_NAMESPACE",
     "MAX_REQUEST_BYTES",
     "SERVICE_REQUESTS",
+    "DebtRecovery",
+    "DebtRegisterUpdate",
     "DebtUpdate",
     "DuisRequest",
     "EmptyBody",
@@ -217,27 +224,50 @@ class TopUp:
     utrn: str
 
 
-#: 2.3 DebtRegister text -> register.
+#: 2.3: register element -> (device register, recovery wrapper suffix or None).
 DEBT_REGISTERS: dict[str, DebtRegister] = {
     "TimeDebtRegister1": DebtRegister.TIME_DEBT_1,
     "TimeDebtRegister2": DebtRegister.TIME_DEBT_2,
     "PaymentDebtRegister": DebtRegister.PAYMENT_DEBT,
 }
+#: 2.3: the recovery wrapper of each time-debt register (prefixed Elec or Gas in DUIS).
+DEBT_RECOVERY_WRAPPERS: dict[DebtRegister, tuple[str, str]] = {
+    DebtRegister.TIME_DEBT_1: ("ElecDebtRecovery1", "GasDebtRecovery1"),
+    DebtRegister.TIME_DEBT_2: ("ElecDebtRecovery2", "GasDebtRecovery2"),
+}
 DEBT_RECOVERY_PERIODS: dict[str, DebtRecoveryPeriod] = {
-    "Hourly": DebtRecoveryPeriod.HOURLY,
-    "Daily": DebtRecoveryPeriod.DAILY,
+    "HOURLY": DebtRecoveryPeriod.HOURLY,
+    "DAILY": DebtRecoveryPeriod.DAILY,
 }
 
 
 @dataclass(frozen=True)
-class DebtUpdate:
-    """2.3: adjust one debt register and its recovery."""
+class DebtRecovery:
+    """A time-debt register's recovery: DebtRecoveryRate x 10^DebtRecoveryRatePriceScale GBP
+    per DebtRecoveryRatePeriod (see :func:`.units.debt_recovery_rate_to_pence`)."""
+
+    debt_recovery_rate: int
+    debt_recovery_rate_price_scale: int
+    debt_recovery_period: DebtRecoveryPeriod
+
+
+@dataclass(frozen=True)
+class DebtRegisterUpdate:
+    """One debt register of a 2.3: its adjustment (DUIS money, 0 when only its recovery is
+    given) and its recovery settings (time debt: ``recovery``; payment debt:
+    ``debt_recovery_per_payment`` in hundredths of a percent)."""
 
     debt_register: DebtRegister
-    debt_adjustment: int  # DUIS money
-    debt_recovery_rate: int = 0  # DUIS money
-    debt_recovery_period: DebtRecoveryPeriod = DebtRecoveryPeriod.DAILY
-    debt_recovery_percentage: int = 0
+    debt_adjustment: int = 0
+    recovery: DebtRecovery | None = None
+    debt_recovery_per_payment: int | None = None
+
+
+@dataclass(frozen=True)
+class DebtUpdate:
+    """2.3: the registers named, in register order."""
+
+    registers: tuple[DebtRegisterUpdate, ...]
 
 
 @dataclass(frozen=True)
@@ -433,26 +463,47 @@ def _top_up(body: Element, where: str) -> SrBody:
     return TopUp(utrn)
 
 
-def _debt(body: Element, where: str) -> SrBody:
-    register_text = _text(body, "DebtRegister", where)
-    if register_text not in DEBT_REGISTERS:
+def _debt_recovery(body: Element, register: DebtRegister, where: str) -> DebtRecovery | None:
+    wrappers = [node for name in DEBT_RECOVERY_WRAPPERS[register]
+                for node in _find_all(body, name)]
+    if not wrappers:
+        return None
+    if len(wrappers) > 1:
         raise InvalidRequestError(
-            f"DebtRegister {register_text!r} is not one of {', '.join(DEBT_REGISTERS)}")
-    period_node = _find(body, "DebtRecoveryPeriod", required=False, where=where)
-    period_text = "Daily" if period_node is None else (period_node.text or "").strip()
+            f"{where} has more than one recovery element for {register.name}")
+    inner = f"{where}/{_local(wrappers[0].tag)[1]}"
+    period_text = _text(wrappers[0], "DebtRecoveryRatePeriod", inner).upper()
     if period_text not in DEBT_RECOVERY_PERIODS:
         raise InvalidRequestError(
-            f"DebtRecoveryPeriod {period_text!r} is not one of "
-            f"{', '.join(DEBT_RECOVERY_PERIODS)}")
-    percentage = _optional_integer(body, "DebtRecoveryPercentage", where, 0)
-    if not 0 <= percentage <= 100:
-        raise InvalidRequestError(f"DebtRecoveryPercentage {percentage} is outside 0..100")
-    return DebtUpdate(
-        DEBT_REGISTERS[register_text],
-        _money(_text(body, "DebtAdjustment", where), "DebtAdjustment"),
-        _optional_money(body, "DebtRecoveryRate", where),
-        DEBT_RECOVERY_PERIODS[period_text],
-        percentage)
+            f"DebtRecoveryRatePeriod {period_text!r} is not DAILY or HOURLY")
+    return DebtRecovery(
+        parse_duis_integer(_text(wrappers[0], "DebtRecoveryRate", inner), "DebtRecoveryRate"),
+        _optional_integer(wrappers[0], "DebtRecoveryRatePriceScale", inner, 0),
+        DEBT_RECOVERY_PERIODS[period_text])
+
+
+def _debt(body: Element, where: str) -> SrBody:
+    updates: list[DebtRegisterUpdate] = []
+    for name, register in DEBT_REGISTERS.items():
+        node = _find(body, name, required=False, where=where)
+        adjustment = 0 if node is None else _money(node.text, name)
+        if register is DebtRegister.PAYMENT_DEBT:
+            per_payment_node = _find(body, "DebtRecoveryPerPayment", required=False,
+                                     where=where)
+            per_payment = (None if per_payment_node is None else parse_duis_integer(
+                per_payment_node.text, "DebtRecoveryPerPayment"))
+            if node is not None or per_payment is not None:
+                updates.append(DebtRegisterUpdate(register, adjustment,
+                                                  debt_recovery_per_payment=per_payment))
+            continue
+        recovery = _debt_recovery(body, register, where)
+        if node is not None or recovery is not None:
+            updates.append(DebtRegisterUpdate(register, adjustment, recovery=recovery))
+    if not updates:
+        raise InvalidRequestError(
+            f"{where} names no debt register: give TimeDebtRegister1, TimeDebtRegister2, "
+            "PaymentDebtRegister or their recovery settings")
+    return DebtUpdate(tuple(updates))
 
 
 def _load_limit_settings(body: Element, where: str) -> SrBody:
@@ -515,6 +566,7 @@ def _firmware_activation(body: Element, where: str) -> SrBody:
 # --------------------------------------------------------------------------------------------
 
 #: DUIS CommandVariants: 1-3 non-critical SRs to a device, 4-6 critical ones, 8 non-device.
+#: Which SRs are critical follows the GBCS use cases (SME.C.C) behind them.
 NON_CRITICAL_VARIANTS = frozenset({1, 2, 3})
 CRITICAL_VARIANTS = frozenset({4, 5, 6})
 NON_DEVICE_VARIANTS = frozenset({8})
@@ -559,7 +611,7 @@ _SPECS: tuple[ServiceRequestSpec, ...] = (
     _spec("2.2", "Top Up Device", ("TopUpDevice",), NON_CRITICAL_VARIANTS, _top_up),
     _spec("2.3", "Update Debt", ("UpdateDebt",), CRITICAL_VARIANTS, _debt),
     _spec("2.5", "Activate Emergency Credit", ("ActivateEmergencyCredit",),
-          NON_CRITICAL_VARIANTS),
+          CRITICAL_VARIANTS),
     _spec("4.3", "Read Instantaneous Prepay Values", ("ReadInstantaneousPrepayValues",),
           NON_CRITICAL_VARIANTS),
     _spec("4.13", "Read Prepayment Configuration", ("ReadPrepaymentConfiguration",),
@@ -574,7 +626,7 @@ _SPECS: tuple[ServiceRequestSpec, ...] = (
     _spec("6.4.2", "Update Device Configuration (Load Limiting Counter Reset)",
           ("UpdateDeviceConfigurationLoadLimitingCounterReset",
            "ResetLoadLimitingCounter"), NON_CRITICAL_VARIANTS | CRITICAL_VARIANTS),
-    _spec("6.11", "Synchronise Clock", ("SynchroniseClock",), NON_CRITICAL_VARIANTS),
+    _spec("6.11", "Synchronise Clock", ("SynchroniseClock",), CRITICAL_VARIANTS),
     _spec("7.1", "Enable Supply", ("EnableSupply",), CRITICAL_VARIANTS),
     _spec("7.2", "Disable Supply", ("DisableSupply",), CRITICAL_VARIANTS),
     _spec("7.3", "Arm Supply", ("ArmSupply",), CRITICAL_VARIANTS),

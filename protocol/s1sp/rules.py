@@ -79,6 +79,8 @@ from protocol.s1sp.errors import (
 )
 from protocol.s1sp.units import (
     datetime_to_device_seconds,
+    debt_recovery_per_payment_to_percentage,
+    debt_recovery_rate_to_pence,
     device_seconds_to_duis_date_time,
     duis_money_to_pence,
     join_time_period_seconds_to_minutes,
@@ -431,22 +433,60 @@ def _top_up(ctx: RuleContext, body: TopUp) -> list[ResultItem]:
 
 
 def _update_debt(ctx: RuleContext, body: DebtUpdate) -> list[ResultItem]:
-    answer = ctx.send(Command.UPDATE_DEBT, {
-        "debt_register": body.debt_register,
-        "debt_adjustment_pence": duis_money_to_pence(body.debt_adjustment, "DebtAdjustment"),
-        "debt_recovery_rate_pence": duis_money_to_pence(body.debt_recovery_rate,
-                                                        "DebtRecoveryRate"),
-        "debt_recovery_period": body.debt_recovery_period,
-        "debt_recovery_percentage": body.debt_recovery_percentage,
-    })
-    register = DebtRegister(int(answer["debt_register"]))
-    return [("DebtRegister", next(name for name, value in DEBT_REGISTERS.items()
-                                  if value is register)),
-            ("DebtValue", _money(answer["debt_value_pence"])),
-            ("DebtRecoveryRate", _money(answer["debt_recovery_rate_pence"])),
-            ("DebtRecoveryPeriod", _enum_name(answer["debt_recovery_period"],
-                                              DebtRecoveryPeriod)),
-            ("DebtRecoveryPercentage", int(answer["debt_recovery_percentage"]))]
+    """2.3: one UPDATE_DEBT per register named. The Secure device sets a register's recovery
+    together with its adjustment, so a register without its recovery settings is refused here
+    (rather than zeroing the device's rate), before anything is sent. Registers are sent in
+    order; if the device refuses one, those before it stay applied (the reason says which)."""
+    fields_list: list[tuple[str, dict[str, Any]]] = []
+    for update in body.registers:
+        name = _DEBT_REGISTER_NAMES[update.debt_register]
+        rate_pence, period, percentage = 0, DebtRecoveryPeriod.DAILY, 0
+        if update.debt_register is DebtRegister.PAYMENT_DEBT:
+            if update.debt_recovery_per_payment is None:
+                raise S1srRefusalError(
+                    f"{name} needs DebtRecoveryPerPayment: the Secure device sets the register "
+                    "and its recovery together; nothing was sent")
+            percentage = debt_recovery_per_payment_to_percentage(update.debt_recovery_per_payment)
+        else:
+            if update.recovery is None:
+                raise S1srRefusalError(
+                    f"{name} needs its ElecDebtRecovery/GasDebtRecovery settings: the Secure "
+                    "device sets the register and its recovery together; nothing was sent")
+            rate_pence = debt_recovery_rate_to_pence(
+                update.recovery.debt_recovery_rate, update.recovery.debt_recovery_rate_price_scale)
+            period = update.recovery.debt_recovery_period
+        fields_list.append((name, {
+            "debt_register": update.debt_register,
+            "debt_adjustment_pence": duis_money_to_pence(update.debt_adjustment, name),
+            "debt_recovery_rate_pence": rate_pence,
+            "debt_recovery_period": period,
+            "debt_recovery_percentage": percentage,
+        }))
+    items: list[ResultItem] = []
+    for name, fields in fields_list:
+        try:
+            answer = ctx.send(Command.UPDATE_DEBT, fields)
+        except S1srRefusalError as error:
+            applied = ", ".join(item_name for item_name, _ in items) or "none"
+            raise S1srRefusalError(f"{name}: {error.reason} (already applied: {applied})",
+                                   device_status=error.device_status) from None
+        register_items: list[ResultItem] = [
+            ("DebtValue", _money(answer["debt_value_pence"]))]
+        if answer["debt_register"] == DebtRegister.PAYMENT_DEBT:
+            register_items.append(("DebtRecoveryPerPayment",
+                                   int(answer["debt_recovery_percentage"]) * 100))
+        else:
+            register_items += [
+                ("DebtRecoveryRate", int(answer["debt_recovery_rate_pence"])),
+                ("DebtRecoveryRatePriceScale", -2),
+                ("DebtRecoveryRatePeriod", DebtRecoveryPeriod(
+                    int(answer["debt_recovery_period"])).name)]
+        items.append((name, register_items))
+    return items
+
+
+_DEBT_REGISTER_NAMES: dict[DebtRegister, str] = {
+    register: name for name, register in DEBT_REGISTERS.items()}
 
 
 def _read_instantaneous_prepay_values(ctx: RuleContext, body: SrBody) -> list[ResultItem]:

@@ -8,6 +8,10 @@
   window is never shorter than asked and any positive period is at least 1 minute. *Decided*:
   0 seconds is refused (a window that closes as it opens is meaningless; use RequestType Remove
   to take a device off the HAN). Read-back reports ``minutes * 60``.
+- Debt recovery (SR 2.3, *decided*): DebtRecoveryRate x 10^DebtRecoveryRatePriceScale is in
+  GBP per period, so ``pence = rate x 10^(scale + 2)``, truncated toward zero;
+  DebtRecoveryPerPayment is in hundredths of a percent, so the device's whole percentage is
+  ``trunc(value / 100)`` (0-100).
 - Date-times: DUIS ``xs:dateTime`` (UTC, ``Z`` or ``+00:00``; fractions of a second dropped)
   -> device time, integer seconds since 1970-01-01T00:00:00Z in an unsigned 32-bit field. The
   DUIS cancellation date 3000-12-31 is recognised by :func:`is_cancellation_date_time`.
@@ -28,6 +32,8 @@ __all__ = [
     "INT32_MAX",
     "INT32_MIN",
     "JOIN_WINDOW_MAX_MINUTES",
+    "debt_recovery_per_payment_to_percentage",
+    "debt_recovery_rate_to_pence",
     "device_seconds_to_duis_date_time",
     "duis_date_time_to_device_seconds",
     "duis_money_to_pence",
@@ -92,6 +98,38 @@ def join_time_period_seconds_to_minutes(join_time_period_seconds: int) -> int:
             f"JoinTimePeriod {join_time_period_seconds} s is longer than the device's longest "
             f"join window of {JOIN_WINDOW_MAX_MINUTES} minutes")
     return minutes
+
+
+#: Allowed DebtRecoveryRatePriceScale values.
+DEBT_RECOVERY_PRICE_SCALE_RANGE = (-8, 8)
+
+
+def debt_recovery_rate_to_pence(debt_recovery_rate: int, price_scale: int) -> int:
+    """DebtRecoveryRate x 10^price_scale GBP -> whole pence, truncated toward zero."""
+    lowest, highest = DEBT_RECOVERY_PRICE_SCALE_RANGE
+    if not lowest <= price_scale <= highest:
+        raise InvalidRequestError(
+            f"DebtRecoveryRatePriceScale {price_scale} is outside {lowest}..{highest}")
+    exponent = price_scale + 2
+    if exponent >= 0:
+        pence = abs(debt_recovery_rate) * 10**exponent
+    else:
+        pence = abs(debt_recovery_rate) // 10**-exponent
+    pence = pence if debt_recovery_rate >= 0 else -pence
+    if not 0 <= pence <= INT32_MAX:
+        raise InvalidRequestError(
+            f"DebtRecoveryRate {debt_recovery_rate} x 10^{price_scale} GBP is {pence} pence, "
+            f"outside 0..{INT32_MAX}")
+    return pence
+
+
+def debt_recovery_per_payment_to_percentage(hundredths_of_percent: int) -> int:
+    """DebtRecoveryPerPayment (hundredths of a percent) -> whole percent, truncated."""
+    if not 0 <= hundredths_of_percent <= 10_000:
+        raise InvalidRequestError(
+            f"DebtRecoveryPerPayment {hundredths_of_percent} is outside 0..10000 "
+            "(hundredths of a percent)")
+    return hundredths_of_percent // 100
 
 
 def join_window_minutes_to_seconds(join_window_minutes: int) -> int:

@@ -14,6 +14,8 @@ from protocol.s1sp.duis import (
     DUIS_NAMESPACE,
     MAX_REQUEST_BYTES,
     SERVICE_REQUESTS,
+    DebtRecovery,
+    DebtRegisterUpdate,
     DebtUpdate,
     EmptyBody,
     FirmwareActivation,
@@ -78,8 +80,10 @@ def test_other_bodies_parse_to_their_typed_objects() -> None:
     assert isinstance(conf, PrepayConfigurationUpdate)
     assert dict(conf.values)["DisablementThreshold"] == 556677
     assert isinstance(parse_duis_request(fixture_xml("2.2_top_up_device")).body, TopUp)
-    assert parse_duis_request(fixture_xml("2.3_update_debt")).body == DebtUpdate(
-        DebtRegister.TIME_DEBT_1, 5000999, 100500, DebtRecoveryPeriod.DAILY, 0)
+    assert parse_duis_request(fixture_xml("2.3_update_debt")).body == DebtUpdate((
+        DebtRegisterUpdate(DebtRegister.TIME_DEBT_1, 5000999,
+                           recovery=DebtRecovery(35, -2, DebtRecoveryPeriod.DAILY)),
+        DebtRegisterUpdate(DebtRegister.PAYMENT_DEBT, -250500, debt_recovery_per_payment=1250)))
     assert parse_duis_request(fixture_xml("6.4.1_load_limit_settings")).body == \
         LoadLimitSettingsUpdate(6000, 1800, 600)
     assert parse_duis_request(fixture_xml("8.11_add_han_device")).body == HanDeviceLogUpdate(

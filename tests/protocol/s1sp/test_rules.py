@@ -212,6 +212,45 @@ def test_18_8_activation_reports_the_emergency_credit_made_available_x1000() -> 
     assert _result(xml, "MeterBalance") == "50000"
 
 
+# --- 2.3 debt (decided units) -----------------------------------------------------------------
+
+def test_2_3_each_register_named_is_updated_with_its_recovery_in_device_units() -> None:
+    world = FakeWorld({"payment_debt_pence": 1000, "payment_mode": PaymentMode.PREPAYMENT})
+    xml = _adapter(world).submit(fixture_xml("2.3_update_debt"))
+    assert _code(xml) == "I0"
+    debts = world.esme.registers.debts
+    assert debts["TIME_DEBT_1"]["debt_value_pence"] == 5000  # 5000999 truncated
+    assert debts["TIME_DEBT_1"]["debt_recovery_rate_pence"] == 35  # 35 x 10^-2 GBP
+    assert debts["PAYMENT_DEBT"]["debt_value_pence"] == 1000 - 250  # -250500 truncated
+    assert debts["PAYMENT_DEBT"]["debt_recovery_percentage"] == 12  # 1250 hundredths of %
+    root = fromstring(xml)
+    register = "sr:Body/sr:ResponseMessage/sr:UpdateDebtResponse/sr:TimeDebtRegister1"
+    assert root.findtext(f"{register}/sr:DebtValue", namespaces=NS) == "5000000"
+    assert root.findtext(f"{register}/sr:DebtRecoveryRate", namespaces=NS) == "35"
+    assert root.findtext(f"{register}/sr:DebtRecoveryRatePriceScale", namespaces=NS) == "-2"
+    payment = "sr:Body/sr:ResponseMessage/sr:UpdateDebtResponse/sr:PaymentDebtRegister"
+    assert root.findtext(f"{payment}/sr:DebtRecoveryPerPayment", namespaces=NS) == "1200"
+
+
+def test_2_3_time_register_without_its_recovery_is_refused_before_sending() -> None:
+    world = FakeWorld()
+    text = fixture_xml("2.3_update_debt").decode()
+    start, end = text.index("<sr:ElecDebtRecovery1>"), text.index("</sr:ElecDebtRecovery1>")
+    xml = _adapter(world).submit(text[:start] + text[end + len("</sr:ElecDebtRecovery1>"):])
+    assert _code(xml) == S1SR_REFUSAL_CODE
+    assert "ElecDebtRecovery" in (_message(xml, "ErrorReason") or "")
+    assert _sent(world, Command.UPDATE_DEBT) == []
+
+
+def test_2_3_device_refusal_names_what_was_already_applied() -> None:
+    world = FakeWorld({"payment_debt_pence": 100})  # -250 p would take it below zero
+    xml = _adapter(world).submit(fixture_xml("2.3_update_debt"))
+    assert _code(xml) == S1SR_REFUSAL_CODE
+    assert _message(xml, "DeviceStatus") == "VALUE_OUT_OF_RANGE"
+    assert "already applied: TimeDebtRegister1" in (_message(xml, "ErrorReason") or "")
+    assert world.esme.registers.debts["PAYMENT_DEBT"]["debt_value_pence"] == 100
+
+
 # --- 18.37 ------------------------------------------------------------------------------------
 
 def test_18_37_load_limit_power_threshold_above_65535_refused_meter_untouched() -> None:

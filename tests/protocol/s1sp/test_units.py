@@ -8,6 +8,8 @@ from protocol.s1sp.errors import InvalidRequestError
 from protocol.s1sp.units import (
     INT32_MAX,
     INT32_MIN,
+    debt_recovery_per_payment_to_percentage,
+    debt_recovery_rate_to_pence,
     duis_date_time_to_device_seconds,
     duis_money_to_pence,
     is_cancellation_date_time,
@@ -53,6 +55,26 @@ def test_join_time_period_zero_or_negative_is_refused(seconds: int) -> None:
 def test_join_time_period_longer_than_the_device_field_is_refused() -> None:
     with pytest.raises(InvalidRequestError, match="longest join window"):
         join_time_period_seconds_to_minutes(0xFFFF * 60 + 1)
+
+
+@pytest.mark.parametrize(("rate", "scale", "pence"), [
+    (35, -2, 35), (3, -1, 30), (15, 0, 1500), (7, -3, 0), (19, -3, 1), (0, 5, 0)])
+def test_debt_recovery_rate_is_gbp_times_ten_to_the_scale_in_whole_pence(
+        rate: int, scale: int, pence: int) -> None:
+    assert debt_recovery_rate_to_pence(rate, scale) == pence
+
+
+@pytest.mark.parametrize(("rate", "scale"), [(-1, 0), (1, 9), (1, -9), (2**31, 0)])
+def test_debt_recovery_rate_outside_the_device_range_is_refused(rate: int, scale: int) -> None:
+    with pytest.raises(InvalidRequestError, match="DebtRecoveryRate"):
+        debt_recovery_rate_to_pence(rate, scale)
+
+
+def test_debt_recovery_per_payment_is_hundredths_of_a_percent_truncated() -> None:
+    assert debt_recovery_per_payment_to_percentage(1250) == 12
+    assert debt_recovery_per_payment_to_percentage(10000) == 100
+    with pytest.raises(InvalidRequestError, match="DebtRecoveryPerPayment"):
+        debt_recovery_per_payment_to_percentage(10001)
 
 
 def test_execution_date_time_becomes_device_seconds_dropping_fractions() -> None:
