@@ -32,16 +32,17 @@ names used (confirmed in DCC templates unless marked *decided*):
            DebtRecoveryRatePriceScale, DebtRecoveryRatePeriod DAILY | HOURLY},
            DebtRecoveryPerPayment
 2.5        ActivateEmergencyCredit (empty)
-4.3/4.13/  ReadInstantaneousPrepayValues, ReadPrepaymentConfiguration, ReadLoadLimitData,
-4.15/4.18  ReadMeterBalance (empty)
+4.3/4.15/  ReadInstantaneousPrepayValues, ReadLoadLimitData, ReadMeterBalance (empty);
+4.18       4.13 ReadPrepaymentConfiguration (*decided*; ReadPrepayConfiguration accepted too)
 6.4.1      UpdateDeviceConfigurationLoadLimitingGeneralSettings: ExecutionDateTime?,
            LoadLimitPowerThreshold (W), LoadLimitPeriod (s), LoadLimitRestorationPeriod (s);
            LoadLimitSupplyState is accepted and ignored (the Secure device always opens the
            switch, then arms it after the restoration period)
-6.4.2      UpdateDeviceConfigurationLoadLimitingCounterReset (*decided*, empty)
+6.4.2      UpdateDeviceConfigurationLoadLimitingCounterReset (empty)
 6.11       SynchroniseClock {CurrentDateTime, TolerancePeriod}: accepted, not used; the S1SP
            sets the device to its own UTC time (its response clock) when it sends the request
-7.1-7.4    EnableSupply, DisableSupply, ArmSupply, ReadSupplyStatus (empty)
+7.1-7.4    EnableSupply, DisableSupply, ArmSupply, ReadSupplyStatus (empty; 7.2 and 7.3
+           names *decided* by analogy)
 8.11       UpdateHANDeviceLog: DeviceID, RequestType (Add | Remove), JoinTimePeriod (s, Add)
 11.1       UpdateFirmware: FirmwareImage (base64), FirmwareVersion, DeviceIDList (EUI-64s
            separated by white space, or DeviceID children)
@@ -614,7 +615,8 @@ _SPECS: tuple[ServiceRequestSpec, ...] = (
           CRITICAL_VARIANTS),
     _spec("4.3", "Read Instantaneous Prepay Values", ("ReadInstantaneousPrepayValues",),
           NON_CRITICAL_VARIANTS),
-    _spec("4.13", "Read Prepayment Configuration", ("ReadPrepaymentConfiguration",),
+    _spec("4.13", "Read Prepayment Configuration",
+          ("ReadPrepaymentConfiguration", "ReadPrepayConfiguration"),
           NON_CRITICAL_VARIANTS),
     _spec("4.15", "Read Load Limit Data", ("ReadLoadLimitData", "ReadLoadLimitDataCounter"),
           NON_CRITICAL_VARIANTS),
