@@ -567,7 +567,9 @@ def _firmware_activation(body: Element, where: str) -> SrBody:
 # --------------------------------------------------------------------------------------------
 
 #: DUIS CommandVariants: 1-3 non-critical SRs to a device, 4-6 critical ones, 8 non-device.
-#: Which SRs are critical follows the GBCS use cases (SME.C.C) behind them.
+#: Which SRs are critical follows the GBCS use cases (SME.C.C) behind them. *Decided*
+#: tolerance: 2.5 (ECS09) and 6.11 (ECS70) are critical in GBCS, but CommandVariants 1-3 are
+#: accepted for them too; 6.4.2 likewise accepts 1-6.
 NON_CRITICAL_VARIANTS = frozenset({1, 2, 3})
 CRITICAL_VARIANTS = frozenset({4, 5, 6})
 NON_DEVICE_VARIANTS = frozenset({8})
@@ -612,7 +614,7 @@ _SPECS: tuple[ServiceRequestSpec, ...] = (
     _spec("2.2", "Top Up Device", ("TopUpDevice",), NON_CRITICAL_VARIANTS, _top_up),
     _spec("2.3", "Update Debt", ("UpdateDebt",), CRITICAL_VARIANTS, _debt),
     _spec("2.5", "Activate Emergency Credit", ("ActivateEmergencyCredit",),
-          CRITICAL_VARIANTS),
+          CRITICAL_VARIANTS | NON_CRITICAL_VARIANTS),
     _spec("4.3", "Read Instantaneous Prepay Values", ("ReadInstantaneousPrepayValues",),
           NON_CRITICAL_VARIANTS),
     _spec("4.13", "Read Prepayment Configuration",
@@ -628,7 +630,8 @@ _SPECS: tuple[ServiceRequestSpec, ...] = (
     _spec("6.4.2", "Update Device Configuration (Load Limiting Counter Reset)",
           ("UpdateDeviceConfigurationLoadLimitingCounterReset",
            "ResetLoadLimitingCounter"), NON_CRITICAL_VARIANTS | CRITICAL_VARIANTS),
-    _spec("6.11", "Synchronise Clock", ("SynchroniseClock",), CRITICAL_VARIANTS),
+    _spec("6.11", "Synchronise Clock", ("SynchroniseClock",),
+          CRITICAL_VARIANTS | NON_CRITICAL_VARIANTS),
     _spec("7.1", "Enable Supply", ("EnableSupply",), CRITICAL_VARIANTS),
     _spec("7.2", "Disable Supply", ("DisableSupply",), CRITICAL_VARIANTS),
     _spec("7.3", "Arm Supply", ("ArmSupply",), CRITICAL_VARIANTS),
