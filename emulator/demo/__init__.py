@@ -44,7 +44,7 @@ NEVER_JOINING_EUI = "00-DB-12-34-56-78-90-EE"
 DEMO_START_DEVICE_TIME_SECONDS = 1_767_600_000
 #: CommandVariant used: 1 non-critical, 4 critical, 8 for 11.1 (not sent to one device).
 _NON_CRITICAL, _CRITICAL, _NON_DEVICE = 1, 4, 8
-_CRITICAL_SRS = {"1.5", "1.6", "2.1", "2.3", "6.4.1", "7.1", "7.2", "7.3", "11.3"}
+_CRITICAL_SRS = {"1.5", "1.6", "2.1", "2.3", "2.5", "6.4.1", "6.11", "7.1", "7.2", "7.3", "11.3"}
 
 
 def build_duis_request(variant: str, body_name: str, body_children: str, *, target_eui: str,
@@ -178,9 +178,10 @@ def _response_lines(xml: str) -> list[str]:
     for node in root.iter():
         name = _local(str(node.tag))
         text = (node.text or "").strip()
-        if name == "ResponseCode":
+        if name == "ResponseCode" and not code:  # the header's; per-device ones are values
             code = text
-        if len(node) or not text or name in {"RequestID", "ResponseID", "ResponseCode",
+            continue
+        if len(node) or not text or name in {"RequestID", "ResponseID",
                                                "ResponseDateTime", "ServiceReference",
                                                "ServiceReferenceVariant"}:
             continue
