@@ -360,20 +360,29 @@ def _cmd_send(arguments: argparse.Namespace) -> int:
 
 
 def _cmd_advance(arguments: argparse.Namespace) -> int:
+    from emulator.world import MAX_ADVANCE_SECONDS
     from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, Request
     from protocol.errors import LinkError
 
+    remaining_seconds: int = arguments.seconds
+    device_time_seconds: int | None = None
     with _client(arguments) as client:
-        try:
-            response = client.request(MANAGEMENT_SERVER_ADDRESS, Request(
-                Command.ADVANCE_DEVICE_TIME, 0, {"advance_seconds": arguments.seconds}))
-        except LinkError as error:
-            raise CliError(f"secure-emu: {error}") from None
-    if not response.ok:
-        raise CliError(f"secure-emu: the emulator refused to advance time: "
-                       f"{response.status.name}")
-    _out(f"device time now {response.fields['device_time_seconds']} "
-         f"({_iso(response.fields['device_time_seconds'])})")
+        while remaining_seconds > 0 or device_time_seconds is None:
+            step_seconds = min(remaining_seconds, MAX_ADVANCE_SECONDS)
+            try:
+                response = client.request(MANAGEMENT_SERVER_ADDRESS, Request(
+                    Command.ADVANCE_DEVICE_TIME, 0, {"advance_seconds": step_seconds}))
+            except LinkError as error:
+                raise CliError(f"secure-emu: {error}") from None
+            if not response.ok:
+                raise CliError(f"secure-emu: the emulator refused to advance time: "
+                               f"{response.status.name}")
+            remaining_seconds -= step_seconds
+            device_time_seconds = response.fields["device_time_seconds"]
+            if remaining_seconds > 0:  # long advances go in steps the link can wait for
+                print(f"device time {_iso(device_time_seconds)}, {remaining_seconds} s to go",
+                      file=sys.stderr, flush=True)
+    _out(f"device time now {device_time_seconds} ({_iso(device_time_seconds)})")
     return EXIT_OK
 
 

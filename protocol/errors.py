@@ -28,3 +28,11 @@ class DeviceUnreachableError(LinkError):
 
 class DeviceTimeoutError(LinkError):
     """The device did not answer within the retries allowed (DUIS E21)."""
+
+
+class TransportError(ProtocolError):
+    """A port could not be opened, read or written (absent device, refused connection...)."""
+
+
+class TransportClosedError(TransportError):
+    """The peer closed the connection or the port went away."""

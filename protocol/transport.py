@@ -39,7 +39,7 @@ from typing import Protocol, runtime_checkable
 
 import serial
 
-from protocol.errors import ProtocolError
+from protocol.errors import TransportClosedError, TransportError
 
 __all__ = [
     "DEFAULT_BAUDRATE",
@@ -63,14 +63,6 @@ DEFAULT_BAUDRATE = 9600
 DEFAULT_WRITE_TIMEOUT_MS = 2000
 #: Linux major device numbers of Unix98 pty slaves (/dev/pts/N).
 _PTY_SLAVE_MAJORS = range(136, 144)
-
-
-class TransportError(ProtocolError):
-    """A port could not be opened, read or written (absent device, refused connection...)."""
-
-
-class TransportClosedError(TransportError):
-    """The peer closed the connection or the port went away."""
 
 
 @runtime_checkable

@@ -316,6 +316,17 @@ def test_advance_moves_virtual_device_time(capsys) -> None:
     assert "device time now" in out and "2026-01-05T10:00:00Z" in out
 
 
+def test_advance_longer_than_one_request_allows_goes_in_steps_with_progress(capsys) -> None:
+    process, path = start_serve()
+    try:
+        status, out, err = run_cli(["advance", "--port", path, str(40 * 86400)], capsys)
+    finally:
+        stop_serve(process)
+    assert status == EXIT_OK, err
+    assert "s to go" in err  # progress between the steps
+    assert "2026-02-14T09:00:00Z" in out  # 40 days after the profile's start
+
+
 def test_demo_exits_0_and_prints_the_transcript(capsys) -> None:
     status, out, err = run_cli(["demo"], capsys)
     assert status == EXIT_OK, err
