@@ -250,11 +250,8 @@ def _classify_control(byte: int) -> Control:
 CONTROL_TABLE: tuple[Control, ...] = tuple(_classify_control(b) for b in range(256))
 
 
-def control_byte(frame_type: FrameType, *, send_sequence: int = 0, receive_sequence: int = 0,
-                 poll_final: bool = True) -> int:
-    """The control byte for a frame type, sequence numbers (0-7) and the P/F bit."""
-    if not (0 <= send_sequence <= 7 and 0 <= receive_sequence <= 7):
-        raise FrameError("sequence numbers run 0..7")
+def _build_control_byte(frame_type: FrameType, send_sequence: int, receive_sequence: int,
+                        poll_final: bool) -> int:
     if frame_type is FrameType.I:
         modifier, not_information, receive = send_sequence, False, receive_sequence
     else:
@@ -264,6 +261,26 @@ def control_byte(frame_type: FrameType, *, send_sequence: int = 0, receive_seque
     return CONTROL_FIELD.build(dict(receive_sequence=receive, poll_final=poll_final,
                                     send_sequence_or_modifier=modifier,
                                     not_information=not_information))[0]
+
+
+#: (frame type, N(S), N(R), P/F) -> control byte, every combination built once through
+#: :data:`CONTROL_FIELD` (N(S) only matters for I-frames, N(R) for I, RR and RNR).
+_CONTROL_BYTES: dict[tuple[FrameType, int, int, bool], int] = {
+    (frame_type, send, receive, poll_final): _build_control_byte(frame_type, send, receive,
+                                                                 poll_final)
+    for frame_type in FrameType for send in range(8) for receive in range(8)
+    for poll_final in (False, True)
+}
+
+
+def control_byte(frame_type: FrameType, *, send_sequence: int = 0, receive_sequence: int = 0,
+                 poll_final: bool = True) -> int:
+    """The control byte for a frame type, sequence numbers (0-7) and the P/F bit."""
+    byte = _CONTROL_BYTES.get((frame_type, send_sequence, receive_sequence, bool(poll_final)))
+    if byte is None:
+        raise FrameError(f"no control byte for {frame_type!r} with N(S)={send_sequence}, "
+                         f"N(R)={receive_sequence}: sequence numbers run 0..7")
+    return byte
 
 
 class HdlcFrame(NamedTuple):
