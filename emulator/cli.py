@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="overrides (TOML) to apply to the built-in table")
     annex_c.set_defaults(handler=_cmd_annex_c)
 
+    profile = commands.add_parser(
+        "profile", help="print the built-in device profile (TOML), to copy and edit")
+    profile.set_defaults(handler=_cmd_profile)
+
     advance = commands.add_parser("advance", help="fast-forward device time")
     _add_link_target(advance)
     advance.add_argument("seconds", type=_positive_int, metavar="SECONDS")
@@ -400,6 +404,13 @@ def _cmd_annex_c(arguments: argparse.Namespace) -> int:
     if table is None:
         table = AnnexCTable()
     _out(format_annex_c_table(table))
+    return EXIT_OK
+
+
+def _cmd_profile(arguments: argparse.Namespace) -> int:
+    from emulator.profile import default_profile_text
+
+    _out(default_profile_text().rstrip("\n"))
     return EXIT_OK
 
 

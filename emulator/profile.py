@@ -61,6 +61,7 @@ __all__ = [
     "MAX_SERVER_ADDRESS",
     "DeviceProfile",
     "Profile",
+    "default_profile_text",
     "format_eui64",
     "parse_eui64",
 ]
@@ -138,6 +139,13 @@ def parse_utc_time_seconds(value: Any) -> int:
 # --------------------------------------------------------------------------------------------
 
 
+def default_profile_text() -> str:
+    """The built-in profile's TOML text, comments included (``secure-emu profile`` prints it
+    as a starting point for a profile of one's own)."""
+    resource = importlib.resources.files("emulator") / "default_profile.toml"
+    return resource.read_text(encoding="utf-8")
+
+
 @dataclass(frozen=True)
 class DeviceProfile:
     """One device of a profile."""
@@ -193,8 +201,8 @@ class Profile:
     def default(cls) -> Profile:
         """The built-in profile (``emulator/default_profile.toml``): a comms hub at address 2,
         a prepayment ESME at 16 and a GSME at 17, both on the hub's HAN."""
-        resource = importlib.resources.files("emulator") / "default_profile.toml"
-        return cls.from_toml_bytes(resource.read_bytes(), source="<default profile>")
+        return cls.from_toml_bytes(default_profile_text().encode("utf-8"),
+                                   source="<default profile>")
 
     @classmethod
     def from_toml_bytes(cls, data: bytes, *, source: str = "<profile>") -> Profile:

@@ -125,6 +125,17 @@ def test_annex_c_prints_the_built_in_defaults_table(capsys) -> None:
     assert "cut_off_grace_period_minutes" in out
 
 
+def test_profile_prints_the_built_in_profile_which_loads_back_unchanged(
+        capsys, tmp_path: Path) -> None:
+    from emulator.profile import Profile
+
+    status, out, _ = run_cli(["profile"], capsys)
+    assert status == EXIT_OK
+    copy = tmp_path / "mine.toml"
+    copy.write_text(out)
+    assert Profile.load(copy).devices == Profile.default().devices
+
+
 def test_annex_c_shows_an_override_from_a_file(capsys, tmp_path: Path) -> None:
     overrides = tmp_path / "annex_c.toml"
     overrides.write_text("emergency_credit_limit_pence = 777\n")
