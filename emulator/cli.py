@@ -243,23 +243,13 @@ def profile_start_time_seconds(profile: Any) -> int:
 
 
 def parse_eui64(text: str) -> bytes:
-    """``00-DB-12-34-56-78-90-A1`` (dashes, colons or none) as 8 bytes."""
+    """``00-DB-12-34-56-78-90-A1`` (dashes, colons or none) as 8 bytes; a usage error else."""
+    from protocol.eui64 import parse_eui64 as parse
+
     try:
-        from emulator.profile import parse_eui64 as profile_parse_eui64
-    except ImportError:
-        profile_parse_eui64 = None
-    if profile_parse_eui64 is not None:
-        with contextlib.suppress(Exception):
-            return bytes(profile_parse_eui64(text))
-    digits = text.replace("-", "").replace(":", "")
-    if len(digits) != 16:
-        raise CliError(f"secure-emu: {text!r} is not an EUI-64 such as 00-DB-12-34-56-78-90-A1",
-                       EXIT_USAGE)
-    try:
-        return bytes.fromhex(digits)
-    except ValueError:
-        raise CliError(f"secure-emu: {text!r} is not an EUI-64 such as "
-                       "00-DB-12-34-56-78-90-A1", EXIT_USAGE) from None
+        return parse(text)
+    except ValueError as error:
+        raise CliError(f"secure-emu: {error}", EXIT_USAGE) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,7 +38,6 @@ from __future__ import annotations
 import calendar
 import datetime
 import importlib.resources
-import re
 import sys
 import types
 from collections.abc import Mapping
@@ -49,6 +48,7 @@ from typing import Any
 from emulator.errors import ProfileError
 from emulator.hub import HAN_TABLE_MAX_ENTRIES
 from emulator.meter import MeterConfig
+from protocol import eui64 as eui64_text
 from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, DeviceType
 
 if sys.version_info >= (3, 11):
@@ -84,7 +84,6 @@ _DEVICE_KEYS = frozenset({
     "on_han", "join_delay_seconds", "joins_han", "meter",
 })
 _HUB_ONLY_ABSENT = frozenset({"hub", "on_han", "join_delay_seconds", "joins_han", "meter"})
-_EUI64_PATTERN = re.compile(r"^[0-9A-Fa-f]{2}([-:]?)[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]{2}){6}$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -93,19 +92,14 @@ _EUI64_PATTERN = re.compile(r"^[0-9A-Fa-f]{2}([-:]?)[0-9A-Fa-f]{2}(\1[0-9A-Fa-f]
 
 
 def parse_eui64(text: str) -> bytes:
-    """``00-DB-12-34-56-78-90-A0`` (dashes, colons or no separators; any case) as 8 bytes.
+    """``00-DB-12-34-56-78-90-A0`` as 8 bytes; anything else is a :class:`ProfileError`."""
+    try:
+        return eui64_text.parse_eui64(text)
+    except ValueError as error:
+        raise ProfileError(str(error)) from None
 
-    Raises :class:`ProfileError` for anything else."""
-    if not isinstance(text, str) or not _EUI64_PATTERN.match(text.strip()):
-        raise ProfileError(f"{text!r} is not an EUI-64 such as 00-DB-12-34-56-78-90-A0")
-    return bytes.fromhex(re.sub(r"[-:]", "", text.strip()))
 
-
-def format_eui64(eui64: bytes) -> str:
-    """8 bytes as ``00-DB-12-34-56-78-90-A0``."""
-    if len(eui64) != 8:
-        raise ValueError(f"an EUI-64 is 8 bytes, got {len(eui64)}")
-    return "-".join(f"{byte:02X}" for byte in eui64)
+format_eui64 = eui64_text.format_eui64
 
 
 def parse_utc_time_seconds(value: Any) -> int:

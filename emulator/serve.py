@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from protocol.apdu import ApduType, decode_apdu
+from protocol.apdu import ApduType, decode_apdu, describe_fields
 from protocol.errors import ProtocolError
 from protocol.hdlc import FrameType, HdlcFrame, encode_frame
 from protocol.link import (
@@ -239,20 +239,11 @@ def _describe_apdu(information: bytes) -> str:
         apdu = decode_apdu(apdu_bytes)
     except ProtocolError as error:
         return f"APDU not decodable here ({error})"
-    fields = ", ".join(f"{name}={_short(value)}" for name, value in apdu.fields.items())
+    fields = describe_fields(apdu.fields)
     kind = "request" if apdu_bytes[0] == ApduType.REQUEST else "response"
     status = getattr(apdu, "status", None)
     status_text = f" {status.name}" if status is not None else ""
     return f"{apdu.command.name} {kind}{status_text} invoke={apdu.invoke_id} {{{fields}}}"
-
-
-def _short(value: object) -> str:
-    if isinstance(value, bytes):
-        text = value.hex()
-        return text if len(text) <= 40 else f"{text[:40]}...({len(value)} bytes)"
-    if hasattr(value, "name") and isinstance(getattr(value, "name", None), str):
-        return str(value.name)  # type: ignore[attr-defined]
-    return repr(value)
 
 
 def describe_frame(frame: HdlcFrame) -> str:

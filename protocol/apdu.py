@@ -44,6 +44,7 @@ from construct import (
 )
 
 from protocol.errors import ApduError
+from protocol.eui64 import format_eui64
 
 
 class ApduType(enum.IntEnum):
@@ -488,6 +489,31 @@ class Response:
     @property
     def ok(self) -> bool:
         return self.status is Status.SUCCESS
+
+
+def describe_fields(fields: Fields) -> str:
+    """APDU fields as one readable line for traces and transcripts: enums by name, EUI-64s
+    (fields named ``*_eui64``) in their dashed text form, short printable ASCII as text,
+    other bytes as hex (long ones
+    shortened), nested records and lists in braces and brackets."""
+    return ", ".join(f"{name}={_describe_value(name, value)}" for name, value in fields.items())
+
+
+def _describe_value(name: str, value: Any) -> str:
+    if isinstance(value, bytes):
+        if name.endswith("eui64") and len(value) == 8:
+            return format_eui64(value)
+        if value and len(value) <= 32 and value.isascii() and value.decode().isprintable():
+            return repr(value.decode())  # e.g. a UTRN's digits
+        text = value.hex()
+        return text if len(value) <= 20 else f"{text[:40]}...({len(value)} bytes)"
+    if isinstance(value, Mapping):
+        return "{" + describe_fields(value) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_describe_value(name, item) for item in value) + "]"
+    if isinstance(value, enum.Enum):
+        return str(value.name)
+    return str(value)
 
 
 def _plain(value: Any) -> Any:

@@ -29,8 +29,10 @@ from protocol.apdu import (
     DeviceType,
     Request,
     Response,
+    describe_fields,
 )
 from protocol.errors import ProtocolError
+from protocol.eui64 import format_eui64
 
 __all__ = ["DEMO_START_DEVICE_TIME_SECONDS", "DemoDevices", "build_duis_request", "run_demo"]
 
@@ -97,19 +99,6 @@ class RecordingChannel:
         return response
 
 
-def _value_text(value: object) -> str:
-    if isinstance(value, bytes):
-        if len(value) == 8:  # an EUI-64
-            return "-".join(f"{byte:02X}" for byte in value)
-        return value.hex() if len(value) < 8 else f"<{len(value)} bytes>"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={_value_text(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_value_text(v) for v in value) + "]"
-    name = getattr(value, "name", None)
-    return name if isinstance(name, str) else str(value)
-
-
 def _wire_lines(exchanges: list[tuple[int, Request, Response]],
                 names: dict[int, str]) -> list[str]:
     """One line per request APDU, runs of FIRMWARE_BLOCK to one device folded into one."""
@@ -137,7 +126,7 @@ def _wire_lines(exchanges: list[tuple[int, Request, Response]],
         if request.command is Command.READ_DEVICE_DIRECTORY:
             continue
         who = f"{names.get(address, 'device')}@{address}"
-        fields = ", ".join(f"{k}={_value_text(v)}" for k, v in request.fields.items())
+        fields = describe_fields(request.fields)
         lines.append(f"wire -> {who} {request.command.name}" + (f" {fields}" if fields else "")
                      + f"   <- {response.status.name}")
     close_run()
@@ -211,9 +200,6 @@ class DemoDevices:
 
     @classmethod
     def from_directory(cls, devices: list[dict[str, Any]]) -> DemoDevices:
-        def eui_text(raw: bytes) -> str:
-            return "-".join(f"{b:02X}" for b in raw)
-
         by_type: dict[DeviceType, dict[str, Any]] = {}
         names: dict[int, str] = {MANAGEMENT_SERVER_ADDRESS: "management"}
         for device in devices:
@@ -224,11 +210,11 @@ class DemoDevices:
         hub = by_type[DeviceType.COMMS_HUB]
         esme = by_type[DeviceType.ELECTRICITY_METER]
         gsme = by_type.get(DeviceType.GAS_METER)
-        return cls(int(hub["server_address"]), eui_text(hub["device_eui64"]),
-                   int(esme["server_address"]), eui_text(esme["device_eui64"]),
+        return cls(int(hub["server_address"]), format_eui64(hub["device_eui64"]),
+                   int(esme["server_address"]), format_eui64(esme["device_eui64"]),
                    bytes(esme["device_eui64"]), str(esme["model"]),
                    int(gsme["server_address"]) if gsme else None,
-                   eui_text(gsme["device_eui64"]) if gsme else None, names)
+                   format_eui64(gsme["device_eui64"]) if gsme else None, names)
 
 
 class _Tour:
@@ -279,7 +265,7 @@ class _Tour:
         """A request straight on the link (no DUIS), shown as such."""
         response: Response = self.client.request(server_address,
                                                  Request(command, 1, fields))
-        shown = ", ".join(f"{k}={_value_text(v)}" for k, v in response.fields.items())
+        shown = describe_fields(response.fields)
         self.say(f"    link: {command.name} to {self.devices.names.get(server_address, '?')}"
                  f"@{server_address} ({note}) <- {response.status.name}"
                  + (f" {shown}" if shown else ""))

@@ -66,7 +66,9 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
+from protocol import eui64 as eui64_text
 from protocol.apdu import DebtRecoveryPeriod, DebtRegister
+from protocol.eui64 import format_eui64
 from protocol.s1sp.errors import InvalidRequestError
 from protocol.s1sp.units import (
     duis_date_time_to_device_seconds,
@@ -106,7 +108,6 @@ XMLDSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
 #: Largest request document accepted, in bytes (UTF-8 when given as text).
 MAX_REQUEST_BYTES = 1024 * 1024
 
-_EUI64 = re.compile(r"[0-9A-Fa-f]{2}(?:-?[0-9A-Fa-f]{2}){7}")
 _UTRN = re.compile(r"[0-9]{20}")
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
@@ -117,17 +118,12 @@ _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 
 def parse_eui64(text: str | None, element_name: str) -> bytes:
-    """``90-B3-D5-1F-30-01-00-00`` (separators optional) -> 8 bytes."""
-    stripped = (text or "").strip()
-    if not _EUI64.fullmatch(stripped):
-        raise InvalidRequestError(
-            f"{element_name} {stripped!r} is not an EUI-64 such as 00-DB-12-34-56-78-90-A0")
-    return bytes.fromhex(stripped.replace("-", ""))
-
-
-def format_eui64(eui64: bytes) -> str:
-    """8 bytes -> ``00-DB-12-34-56-78-90-A0``."""
-    return "-".join(f"{byte:02X}" for byte in eui64)
+    """``90-B3-D5-1F-30-01-00-00`` -> 8 bytes; anything else is an InvalidRequestError."""
+    try:
+        return eui64_text.parse_eui64(text or "")
+    except ValueError:
+        raise InvalidRequestError(f"{element_name} {(text or '').strip()!r} is not an EUI-64 "
+                                  "such as 00-DB-12-34-56-78-90-A0") from None
 
 
 @dataclass(frozen=True)
