@@ -1,180 +1,147 @@
-"""A small device world for the S1SP adapter tests: real emulator meters and firmware slots
-behind a management directory, a hub with a join list, and future-dated scheduling, all driven
-through real APDU bytes by :class:`protocol.s1sp.channel.InProcessChannel`.
+"""The S1SP adapter tests drive the real :class:`emulator.world.EmulatedWorld` (the built-in
+profile: hub A0, ESME A1, GSME A2) on a :class:`emulator.clock.VirtualClock`, through real APDU
+bytes over :class:`protocol.s1sp.channel.InProcessChannel`.
 
-It stands in for ``emulator.world.EmulatedWorld`` until that lands; time is virtual
-(``world.now_seconds``), never the wall clock.
+A :class:`Rig` can give the ESME a meter table of its own, or put the GSME on a second
+hub's HAN. The only stand-in is :class:`Link`, a tap between channel and world that can make one
+address silent or hide it from the directory (behaviours no real device offers on demand).
+Time is virtual; nothing here reads the wall clock or sleeps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from emulator.firmware import FirmwareSlot
+from emulator.clock import VirtualClock
 from emulator.meter import Meter, MeterConfig
+from emulator.profile import DeviceProfile, Profile
+from emulator.world import EmulatedWorld
 from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
     Command,
-    DeviceType,
-    HanEntryState,
     Request,
     Response,
-    Status,
     decode_apdu,
     encode_response,
-    failure_response_bytes,
 )
-from protocol.errors import ApduError
 from protocol.s1sp.adapter import S1spAdapter
+from protocol.s1sp.annex_c import AnnexCTable
 from protocol.s1sp.channel import InProcessChannel
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "duis"
 
+DEFAULT_PROFILE = Profile.default()
+HUB_EUI64 = bytes.fromhex("00DB1234567890A0")
 ESME_EUI64 = bytes.fromhex("00DB1234567890A1")
 GSME_EUI64 = bytes.fromhex("00DB1234567890A2")
-HUB_EUI64 = bytes.fromhex("00DB1234567890A0")
-ESME_ADDRESS, GSME_ADDRESS, HUB_ADDRESS = 0x11, 0x12, 0x13
-START_SECONDS = 1_900_000_000  # 2030-03-17
+#: a second comms hub, present only with ``gas_meter_on_its_own_han``
+SECOND_HUB_EUI64 = bytes.fromhex("00DB1234567890A4")
+SECOND_HUB_ADDRESS = 3
+HUB_ADDRESS = DEFAULT_PROFILE.device(HUB_EUI64).server_address
+ESME_ADDRESS = DEFAULT_PROFILE.device(ESME_EUI64).server_address
+GSME_ADDRESS = DEFAULT_PROFILE.device(GSME_EUI64).server_address
+START_SECONDS = DEFAULT_PROFILE.start_device_time_seconds  # 2026-01-05T09:00:00Z
 START = datetime.fromtimestamp(START_SECONDS, tz=timezone.utc)
 
 
-class HanLock:
-    """One firmware transfer at a time per HAN."""
-
-    def __init__(self) -> None:
-        self.holder_eui64: bytes | None = None
-
-    def acquire(self, eui64: bytes) -> bool:
-        if self.holder_eui64 in (None, eui64):
-            self.holder_eui64 = eui64
-            return True
-        return False
-
-    def release(self, eui64: bytes) -> None:
-        if self.holder_eui64 == eui64:
-            self.holder_eui64 = None
-
-
-@dataclass
-class FakeDevice:
-    eui64: bytes
-    device_type: DeviceType
-    address: int
-    firmware: FirmwareSlot
-    meter: Meter | None = None
-    han: dict[bytes, tuple[HanEntryState, int]] = field(default_factory=dict)
-    scheduled: dict[int, tuple[int, bytes]] = field(default_factory=dict)
-    clock_seconds: int | None = None
+def _profile(esme_meter: Mapping[str, Any] | None, gas_meter_on_its_own_han: bool) -> Profile:
+    devices: list[DeviceProfile] = list(DEFAULT_PROFILE.devices)
+    for index, device in enumerate(devices):
+        if device.eui64 == ESME_EUI64 and esme_meter is not None:
+            devices[index] = replace(device, meter_table=dict(esme_meter),
+                                     meter_config=MeterConfig.from_mapping(
+                                         esme_meter, eui64=ESME_EUI64,
+                                         device_type=device.device_type))
+        if device.eui64 == GSME_EUI64 and gas_meter_on_its_own_han:
+            devices[index] = replace(device, hub_eui64=SECOND_HUB_EUI64)
+    if gas_meter_on_its_own_han:
+        devices.append(replace(DEFAULT_PROFILE.device(HUB_EUI64), eui64=SECOND_HUB_EUI64,
+                               server_address=SECOND_HUB_ADDRESS))
+    return replace(DEFAULT_PROFILE, devices=tuple(devices), source="<s1sp test profile>")
 
 
-class FakeWorld:
-    """Devices by server address; ``handle_apdu`` is what InProcessChannel drives."""
+class Link:
+    """Passes APDUs to the world; an address in ``silent`` answers nothing, one in ``hidden``
+    answers nothing and is left out of the device directory."""
 
-    def __init__(self, esme_config: dict[str, Any] | None = None, *,
+    def __init__(self, world: EmulatedWorld) -> None:
+        self.world = world
+        self.silent: set[int] = set()
+        self.hidden: set[int] = set()
+
+    def __call__(self, server_address: int, apdu: bytes) -> bytes | None:
+        if server_address in self.silent | self.hidden:
+            return None
+        answer = self.world.handle_apdu(server_address, apdu)
+        if server_address != MANAGEMENT_SERVER_ADDRESS or not self.hidden or answer is None:
+            return answer
+        response = decode_apdu(answer)
+        if not isinstance(response, Response) or response.command is not \
+                Command.READ_DEVICE_DIRECTORY or not response.ok:
+            return answer
+        devices = [d for d in response.fields["devices"]
+                   if d["server_address"] not in self.hidden]
+        return encode_response(Response(response.command, response.invoke_id, response.status,
+                                        {"devices": devices}))
+
+
+class Rig:
+    """A real world on a virtual clock, the channel into it and an adapter on that channel
+    whose response clock is the world's device time.
+
+    ``esme_meter`` replaces the ESME's whole ``[devices.meter]`` table (MeterConfig keys; a
+    prepayment parameter left out is never configured); ``gas_meter_on_its_own_han`` adds hub
+    A4 at address 3 and puts the GSME on its HAN."""
+
+    def __init__(self, esme_meter: Mapping[str, Any] | None = None, *,
+                 annex_c: AnnexCTable | None = None,
                  gas_meter_on_its_own_han: bool = False) -> None:
-        self.now_seconds = START_SECONDS
-        self.han_lock = HanLock()
-        #: the gas meter's HAN lock: the shared one unless it is on a HAN of its own
-        self.gas_han_lock = HanLock() if gas_meter_on_its_own_han else self.han_lock
-        self.reachable = True
-        self.received: list[tuple[int, Request]] = []
-        esme = Meter(MeterConfig(eui64=ESME_EUI64, device_type=DeviceType.ELECTRICITY_METER,
-                                 **(esme_config or {})), START_SECONDS)
-        gsme = Meter(MeterConfig(eui64=GSME_EUI64, device_type=DeviceType.GAS_METER),
-                     START_SECONDS)
-        self.devices = {
-            ESME_ADDRESS: FakeDevice(ESME_EUI64, DeviceType.ELECTRICITY_METER, ESME_ADDRESS,
-                                     FirmwareSlot("Secure Meters", "LIBERTY100", "1.0.0"), esme),
-            GSME_ADDRESS: FakeDevice(GSME_EUI64, DeviceType.GAS_METER, GSME_ADDRESS,
-                                     FirmwareSlot("Secure Meters", "SECURE-GSME", "2.0.0"), gsme),
-            HUB_ADDRESS: FakeDevice(HUB_EUI64, DeviceType.COMMS_HUB, HUB_ADDRESS,
-                                    FirmwareSlot("Secure Meters", "SECURE-CHF", "3.0.0")),
-        }
+        profile = _profile(esme_meter, gas_meter_on_its_own_han)
+        self.clock = VirtualClock(profile.start_device_time_seconds)
+        self.world = EmulatedWorld(profile, self.clock)
+        self.link = Link(self.world)
+        self.channel = InProcessChannel(self.link)
+        self.adapter = S1spAdapter(self.channel, annex_c=annex_c, response_clock=self.now)
 
     @property
     def esme(self) -> Meter:
-        meter = self.devices[ESME_ADDRESS].meter
-        assert meter is not None
-        return meter
+        return self.world.meter(ESME_EUI64)
 
-    def handle_apdu(self, server_address: int, apdu: bytes) -> bytes | None:
-        if not self.reachable:
-            return None
-        try:
-            request = decode_apdu(apdu)
-        except ApduError as error:
-            return failure_response_bytes(apdu, error)
-        assert isinstance(request, Request)
-        self.received.append((server_address, request))
-        if server_address == MANAGEMENT_SERVER_ADDRESS:
-            response = self._management(request)
-        elif server_address in self.devices:
-            response = self._device(self.devices[server_address], request)
-        else:
-            return None
-        return encode_response(response)
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.device_time_seconds(), tz=timezone.utc)
 
-    def _management(self, request: Request) -> Response:
-        if request.command is not Command.READ_DEVICE_DIRECTORY:
-            return Response(request.command, request.invoke_id, Status.NOT_SUPPORTED_BY_DEVICE)
-        devices = [{"device_eui64": d.eui64, "device_type": d.device_type,
-                    "server_address": d.address, "manufacturer": "Secure Meters",
-                    "model": d.firmware.model} for d in self.devices.values()]
-        return Response(request.command, request.invoke_id, Status.SUCCESS,
-                        {"devices": devices})
+    def submit(self, xml: bytes | str) -> str:
+        return self.adapter.submit(xml)
 
-    def _device(self, device: FakeDevice, request: Request) -> Response:
-        command, invoke_id = request.command, request.invoke_id
-        if command is Command.SCHEDULE_REQUEST:
-            inner = request.fields["request"]
-            device.scheduled[inner[3]] = (request.fields["execution_time_seconds"], inner)
-            return Response(command, invoke_id, Status.SUCCESS, {
-                "scheduled_command": inner[3],
-                "execution_time_seconds": request.fields["execution_time_seconds"]})
-        if command is Command.CANCEL_SCHEDULED_REQUEST:
-            if device.scheduled.pop(request.fields["scheduled_command"], None) is None:
-                return Response(command, invoke_id, Status.NOTHING_SCHEDULED)
-            return Response(command, invoke_id, Status.SUCCESS, {"cancelled": True})
-        if command is Command.SYNCHRONISE_CLOCK:
-            device.clock_seconds = request.fields["device_time_seconds"]
-            return Response(command, invoke_id, Status.SUCCESS,
-                            {"device_time_seconds": device.clock_seconds})
-        if command.name.startswith("FIRMWARE") or command is Command.READ_FIRMWARE_VERSION:
-            lock = self.gas_han_lock if device.address == GSME_ADDRESS else self.han_lock
-            return device.firmware.handle_request(request, self.now_seconds, lock, device.eui64)
-        if command is Command.HAN_ADD_DEVICE and device.meter is None:
-            closes = self.now_seconds + 60 * request.fields["join_window_minutes"]
-            device.han[request.fields["device_eui64"]] = (HanEntryState.JOIN_WINDOW_OPEN, closes)
-            return Response(command, invoke_id, Status.SUCCESS, {
-                "device_eui64": request.fields["device_eui64"],
-                "state": HanEntryState.JOIN_WINDOW_OPEN, "join_window_closes_at_seconds": closes})
-        if command is Command.HAN_REMOVE_DEVICE and device.meter is None:
-            if device.han.pop(request.fields["device_eui64"], None) is None:
-                return Response(command, invoke_id, Status.HAN_DEVICE_NOT_FOUND)
-            return Response(command, invoke_id, Status.SUCCESS,
-                            {"device_eui64": request.fields["device_eui64"]})
-        if device.meter is None:
-            return Response(command, invoke_id, Status.NOT_SUPPORTED_BY_DEVICE)
-        return device.meter.handle_request(request, self.now_seconds)
+    def requests(self) -> list[tuple[int, Request]]:
+        """Every request the channel has sent, decoded, oldest first."""
+        decoded = [(address, decode_apdu(apdu)) for address, apdu, _ in self.channel.exchanges]
+        return [(address, request) for address, request in decoded
+                if isinstance(request, Request)]
+
+    def sent(self, command: Command) -> list[Request]:
+        return [request for _, request in self.requests() if request.command is command]
 
     def sent_commands(self) -> list[Command]:
-        return [request.command for _, request in self.received
-                if request.command is not Command.READ_DEVICE_DIRECTORY]
+        """Commands sent to devices (the management device's directory reads left out)."""
+        return [request.command for address, request in self.requests()
+                if address != MANAGEMENT_SERVER_ADDRESS]
 
 
 @pytest.fixture
-def world() -> FakeWorld:
-    return FakeWorld()
+def rig() -> Rig:
+    return Rig()
 
 
 @pytest.fixture
-def adapter(world: FakeWorld) -> S1spAdapter:
-    return S1spAdapter(InProcessChannel(world.handle_apdu), response_clock=lambda: START)
+def adapter(rig: Rig) -> S1spAdapter:
+    return rig.adapter
 
 
 def fixture_xml(name: str) -> bytes:

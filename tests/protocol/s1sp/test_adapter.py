@@ -3,7 +3,7 @@ the acknowledgement form, and that submit never raises."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from xml.etree.ElementTree import fromstring
 
@@ -25,10 +25,12 @@ from protocol.s1sp.errors import INTERNAL_ERROR_CODE
 from protocol.s1sp.responses import DuisResponse
 from tests.protocol.s1sp.conftest import (
     ESME_ADDRESS,
+    ESME_EUI64,
     FIXTURES,
     GSME_ADDRESS,
     START,
-    FakeWorld,
+    START_SECONDS,
+    Rig,
     fixture_xml,
 )
 
@@ -53,7 +55,7 @@ def test_every_fixture_gets_a_parseable_response_with_the_right_ids(
     originator, target, counter = str(request.request_id).split(":")
     assert _header(xml, "RequestID") == f"{originator}:{target}:{counter}"
     assert _header(xml, "ResponseID") == f"{target}:{originator}:{counter}"
-    assert _header(xml, "ResponseDateTime") == "2030-03-17T17:46:40Z"
+    assert _header(xml, "ResponseDateTime") == "2026-01-05T09:00:00Z"  # the world's time
     assert _message(xml, "ServiceReference") == request.service_reference
     assert _message(xml, "ServiceReferenceVariant") == request.service_reference_variant
     assert _header(xml, "ResponseCode") in {"I0", "E-S1SR"}
@@ -64,69 +66,70 @@ def test_every_fixture_gets_a_parseable_response_with_the_right_ids(
 
 
 def test_reads_return_money_in_duis_units() -> None:
-    world = FakeWorld({"meter_balance_pence": 1234})
-    adapter = S1spAdapter(InProcessChannel(world.handle_apdu), response_clock=lambda: START)
-    response = adapter.submit_request(parse_duis_request(fixture_xml("4.18_read_meter_balance")))
+    rig = Rig({"meter_balance_pence": 1234})
+    response = rig.adapter.submit_request(
+        parse_duis_request(fixture_xml("4.18_read_meter_balance")))
     assert response.response_code == "I0"
+    assert rig.esme.registers.meter_balance_pence == 1234
     assert response.result_value("MeterBalance") == 1234000
 
 
-def test_unknown_target_device_is_e19_after_one_directory_refresh(world: FakeWorld,
-                                                                  adapter: S1spAdapter) -> None:
-    adapter.submit(fixture_xml("7.4_read_supply_status"))  # directory read once
+def test_unknown_target_device_is_e19_after_one_directory_refresh(rig: Rig) -> None:
+    rig.submit(fixture_xml("7.4_read_supply_status"))  # directory read once
     text = fixture_xml("7.4_read_supply_status").decode().replace(
         "00-DB-12-34-56-78-90-A1:", "00-DB-12-34-56-78-90-FF:")
-    world.received.clear()
-    xml = adapter.submit(text)
+    rig.channel.exchanges.clear()
+    xml = rig.submit(text)
     assert _header(xml, "ResponseCode") == "E19"
     assert "00-DB-12-34-56-78-90-FF" in (_message(xml, "ErrorReason") or "")
-    assert [request.command for _, request in world.received] == [Command.READ_DEVICE_DIRECTORY]
+    assert [request.command for _, request in rig.requests()] == [
+        Command.READ_DEVICE_DIRECTORY]
 
 
-def test_a_device_that_appears_later_is_found_by_the_refresh(world: FakeWorld,
-                                                             adapter: S1spAdapter) -> None:
-    gas_meter = world.devices.pop(GSME_ADDRESS)
-    adapter.submit(fixture_xml("7.4_read_supply_status"))  # directory read without the GSME
-    world.devices[GSME_ADDRESS] = gas_meter
-    world.received.clear()
-    xml = adapter.submit(fixture_xml("2.1_prepay_configuration_gas"))
+def test_a_device_that_appears_later_is_found_by_the_refresh(rig: Rig) -> None:
+    rig.link.hidden.add(GSME_ADDRESS)
+    rig.submit(fixture_xml("7.4_read_supply_status"))  # directory read without the GSME
+    rig.link.hidden.clear()
+    rig.channel.exchanges.clear()
+    xml = rig.submit(fixture_xml("2.1_prepay_configuration_gas"))
     assert _header(xml, "ResponseCode") == "I0"
-    assert [request.command for _, request in world.received] == [
+    assert [request.command for _, request in rig.requests()] == [
         Command.READ_DEVICE_DIRECTORY, Command.SET_PREPAYMENT_CONFIGURATION]
 
 
-def test_sr_not_valid_for_the_device_type_is_e11_and_nothing_sent(
-        world: FakeWorld, adapter: S1spAdapter) -> None:
+def test_sr_not_valid_for_the_device_type_is_e11_and_nothing_sent(rig: Rig) -> None:
     text = fixture_xml("1.5_adjust_meter_balance").decode().replace(
         "00-DB-12-34-56-78-90-A1:", "00-DB-12-34-56-78-90-A0:")  # the comms hub
-    xml = adapter.submit(text)
+    xml = rig.submit(text)
     assert _header(xml, "ResponseCode") == "E11"
     assert "COMMS_HUB" in (_message(xml, "ErrorReason") or "")
-    assert world.sent_commands() == []
+    assert rig.sent_commands() == []
 
 
-def test_invalid_command_variant_is_e12_and_nothing_sent(world: FakeWorld,
-                                                         adapter: S1spAdapter) -> None:
+def test_invalid_command_variant_is_e12_and_nothing_sent(rig: Rig) -> None:
     text = fixture_xml("1.5_adjust_meter_balance").decode().replace(
         "<sr:CommandVariant>4<", "<sr:CommandVariant>1<")
-    xml = adapter.submit(text)
+    xml = rig.submit(text)
     assert _header(xml, "ResponseCode") == "E12"
     assert "CommandVariant 1" in (_message(xml, "ErrorReason") or "")
-    assert world.received == []
+    assert rig.channel.exchanges == []
 
 
-def test_device_that_does_not_answer_at_all_is_e20(world: FakeWorld,
-                                                   adapter: S1spAdapter) -> None:
-    world.reachable = False
-    xml = adapter.submit(fixture_xml("4.18_read_meter_balance"))
+def test_device_that_does_not_answer_at_all_is_e20(rig: Rig) -> None:
+    rig.link.silent.add(ESME_ADDRESS)  # the directory still lists it
+    before = rig.esme.registers.meter_balance_pence
+    xml = rig.submit(fixture_xml("1.5_adjust_meter_balance"))
     assert _header(xml, "ResponseCode") == "E20"
+    assert [request.command for address, request in rig.requests()
+            if address == ESME_ADDRESS] == [Command.ADJUST_METER_BALANCE]
+    assert rig.esme.registers.meter_balance_pence == before
 
 
 class _ScriptedChannel:
     """Answers the directory, then raises what it is told for device requests."""
 
-    def __init__(self, world: FakeWorld, error: Exception) -> None:
-        self._inner = InProcessChannel(world.handle_apdu)
+    def __init__(self, rig: Rig, error: Exception) -> None:
+        self._inner = InProcessChannel(rig.world.handle_apdu)
         self._error = error
 
     def request(self, server_address: int, request: Request) -> Response:
@@ -140,8 +143,8 @@ class _ScriptedChannel:
     (DeviceUnreachableError("no UA to SNRM"), "E20"),
     (LinkError("FRMR received"), "E20"),
 ])
-def test_link_errors_become_e21_and_e20(world: FakeWorld, error: Exception, code: str) -> None:
-    adapter = S1spAdapter(_ScriptedChannel(world, error), response_clock=lambda: START)
+def test_link_errors_become_e21_and_e20(rig: Rig, error: Exception, code: str) -> None:
+    adapter = S1spAdapter(_ScriptedChannel(rig, error), response_clock=rig.now)
     xml = adapter.submit(fixture_xml("7.1_enable_supply"))
     assert _header(xml, "ResponseCode") == code
     assert str(error) in (_message(xml, "ErrorReason") or "")
@@ -169,39 +172,41 @@ def test_acknowledged_form_of_an_invalid_request_is_the_error_alone(
     assert _header(responses[0], "ResponseCode") == "E-INVALID"
 
 
-def test_submit_never_raises_even_when_the_channel_fails_unexpectedly(
-        world: FakeWorld) -> None:
-    adapter = S1spAdapter(_ScriptedChannel(world, RuntimeError("boom")),
-                          response_clock=lambda: START)
+def test_submit_never_raises_even_when_the_channel_fails_unexpectedly(rig: Rig) -> None:
+    adapter = S1spAdapter(_ScriptedChannel(rig, RuntimeError("boom")), response_clock=rig.now)
     xml = adapter.submit(fixture_xml("7.1_enable_supply"))
     assert _header(xml, "ResponseCode") == INTERNAL_ERROR_CODE
     assert "boom" in (_message(xml, "ErrorReason") or "")
 
 
-def test_response_clock_defaults_to_utc_now(world: FakeWorld) -> None:
-    adapter = S1spAdapter(InProcessChannel(world.handle_apdu))
+def test_response_clock_defaults_to_utc_now(rig: Rig) -> None:
+    adapter = S1spAdapter(rig.channel)
     stamp = _header(adapter.submit(fixture_xml("7.4_read_supply_status")), "ResponseDateTime")
     assert stamp is not None and stamp.endswith("Z")
     assert datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").year >= 2024
 
 
-def test_synchronise_clock_sets_the_device_to_the_adapter_clock(world: FakeWorld,
-                                                                 adapter: S1spAdapter) -> None:
+def test_synchronise_clock_sets_the_device_to_the_adapter_clock(rig: Rig) -> None:
+    adapter_now = START + timedelta(minutes=90)  # the adapter's clock is ahead of the ESME's
+    adapter = S1spAdapter(rig.channel, response_clock=lambda: adapter_now)
+    assert rig.world.device_clock_seconds(ESME_EUI64) == START_SECONDS
     xml = adapter.submit(fixture_xml("6.11_synchronise_clock"))
-    assert world.devices[ESME_ADDRESS].clock_seconds == int(START.timestamp())
+    assert rig.world.device_clock_seconds(ESME_EUI64) == START_SECONDS + 90 * 60
+    assert rig.world.now_seconds == START_SECONDS  # world device time is not moved
     assert fromstring(xml).findtext(
         "sr:Body/sr:ResponseMessage/sr:SynchroniseClockResponse/sr:DeviceDateTime",
-        namespaces=NS) == "2030-03-17T17:46:40Z"
+        namespaces=NS) == "2026-01-05T10:30:00Z"
 
 
 # --- InProcessChannel -------------------------------------------------------------------------
 
 def test_in_process_channel_numbers_requests_and_returns_the_callers_invoke_id(
-        world: FakeWorld) -> None:
-    channel = InProcessChannel(world.handle_apdu)
+        rig: Rig) -> None:
+    channel = InProcessChannel(rig.world.handle_apdu)
     first = channel.request(ESME_ADDRESS, Request(Command.READ_METER_BALANCE, 77))
     second = channel.request(ESME_ADDRESS, Request(Command.READ_METER_BALANCE, 77))
     assert first.invoke_id == second.invoke_id == 77
+    assert first.fields["meter_balance_pence"] == rig.esme.registers.meter_balance_pence
     assert [apdu[1:3] for _, apdu, _ in channel.exchanges] == [b"\x00\x01", b"\x00\x02"]
     assert channel.exchanges[0][1] == bytes.fromhex("01000103")
 

@@ -29,7 +29,7 @@ from protocol.s1sp.duis import (
     parse_duis_request,
 )
 from protocol.s1sp.errors import INVALID_REQUEST_CODE, InvalidRequestError
-from tests.protocol.s1sp.conftest import ESME_EUI64, FIXTURES, FakeWorld, fixture_xml
+from tests.protocol.s1sp.conftest import ESME_EUI64, FIXTURES, Rig, fixture_xml
 
 NS = {"sr": DUIS_NAMESPACE}
 FIXTURE_FILES = sorted(FIXTURES.glob("*.xml"))
@@ -166,13 +166,13 @@ BAD_INPUTS: dict[str, tuple[str | bytes, str]] = {
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_is_an_error_response_and_nothing_is_sent(
-        case: str, world: FakeWorld, adapter: S1spAdapter) -> None:
+        case: str, rig: Rig, adapter: S1spAdapter) -> None:
     document, reason_part = BAD_INPUTS[case]
     xml = adapter.submit(document)
     code, reason = _code_and_reason(xml)
     assert code == INVALID_REQUEST_CODE
     assert reason_part in reason
-    assert world.received == []
+    assert rig.channel.exchanges == []
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.s1sp.adapter import S1spAdapter
-from protocol.s1sp.channel import InProcessChannel
 from protocol.s1sp.duis import DUIS_NAMESPACE
 from protocol.s1sp.units import (
     INT32_MAX,
@@ -18,7 +17,7 @@ from protocol.s1sp.units import (
     duis_money_to_pence,
     join_time_period_seconds_to_minutes,
 )
-from tests.protocol.s1sp.conftest import FIXTURES, START, FakeWorld
+from tests.protocol.s1sp.conftest import FIXTURES, Rig
 
 NS = {"sr": DUIS_NAMESPACE}
 KNOWN_CODES = {"I0", "E11", "E12", "E19", "E20", "E21", "E-S1SR", "E-INVALID"}
@@ -48,10 +47,9 @@ def _answer_code(adapter: S1spAdapter, document: str | bytes) -> str:
 @settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=300))
 def test_random_bytes_get_an_invalid_request_response_and_nothing_is_sent(data: bytes) -> None:
-    world = FakeWorld()
-    adapter = S1spAdapter(InProcessChannel(world.handle_apdu), response_clock=lambda: START)
-    assert _answer_code(adapter, data) == "E-INVALID"
-    assert world.received == []
+    rig = Rig()
+    assert _answer_code(rig.adapter, data) == "E-INVALID"
+    assert rig.channel.exchanges == []
 
 
 @settings(max_examples=200, deadline=None)
@@ -62,6 +60,4 @@ def test_damaged_fixtures_always_get_a_well_formed_duis_response(text: str,
     length = data.draw(st.integers(0, 40))
     insert = data.draw(st.text(alphabet="<>/&;:-0123456789AZaz \"'=!", max_size=8))
     damaged = text[:start] + insert + text[start + length:]
-    world = FakeWorld()
-    adapter = S1spAdapter(InProcessChannel(world.handle_apdu), response_clock=lambda: START)
-    assert _answer_code(adapter, damaged) in KNOWN_CODES
+    assert _answer_code(Rig().adapter, damaged) in KNOWN_CODES

@@ -15,27 +15,23 @@ from protocol.apdu import (
     Request,
     decode_apdu,
 )
-from protocol.s1sp.adapter import S1spAdapter
 from protocol.s1sp.annex_c import AnnexCTable
-from protocol.s1sp.channel import InProcessChannel
 from protocol.s1sp.duis import DUIS_NAMESPACE
 from protocol.s1sp.errors import S1SR_REFUSAL_CODE
 from protocol.s1sp.rules import MAX_LOAD_LIMIT_POWER_THRESHOLD_W
 from tests.protocol.s1sp.conftest import (
     ESME_ADDRESS,
+    ESME_EUI64,
     GSME_ADDRESS,
+    GSME_EUI64,
     HUB_ADDRESS,
-    START,
-    FakeWorld,
+    SECOND_HUB_ADDRESS,
+    START_SECONDS,
+    Rig,
     fixture_xml,
 )
 
 NS = {"sr": DUIS_NAMESPACE}
-
-
-def _adapter(world: FakeWorld, annex_c: AnnexCTable | None = None) -> S1spAdapter:
-    return S1spAdapter(InProcessChannel(world.handle_apdu), annex_c=annex_c,
-                       response_clock=lambda: START)
 
 
 def _result(xml: str, name: str) -> str | None:
@@ -56,59 +52,62 @@ def _with_value(fixture: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-def _sent(world: FakeWorld, command: Command) -> list[Request]:
-    return [request for _, request in world.received if request.command is command]
+def _hold_the_han(rig: Rig, hub_address: int) -> None:
+    """Start a firmware transfer to a hub: the transfer holds that hub's HAN (18.63)."""
+    begin = rig.world.handle_request(hub_address, Request(
+        Command.FIRMWARE_BEGIN, 0, {"image_size_bytes": 100}))
+    assert begin.ok
 
 
 # --- 18.3 / 18.16 -----------------------------------------------------------------------------
 
 def test_18_3_adjust_meter_balance_is_truncated_to_pence_and_added() -> None:
-    world = FakeWorld({"meter_balance_pence": 100})
-    xml = _adapter(world).submit(fixture_xml("1.5_adjust_meter_balance"))  # 1234567
+    rig = Rig({"meter_balance_pence": 100})
+    xml = rig.submit(fixture_xml("1.5_adjust_meter_balance"))  # 1234567
     assert _code(xml) == "I0"
-    assert _sent(world, Command.ADJUST_METER_BALANCE)[0].fields["adjustment_pence"] == 1234
-    assert world.esme.registers.meter_balance_pence == 1334
+    assert rig.sent(Command.ADJUST_METER_BALANCE)[0].fields["adjustment_pence"] == 1234
+    assert rig.esme.registers.meter_balance_pence == 1334
 
 
 def test_18_3_negative_adjustment_is_truncated_toward_zero_and_taken() -> None:
-    world = FakeWorld({"meter_balance_pence": 100})
-    xml = _adapter(world).submit(fixture_xml("1.5_adjust_meter_balance_negative"))  # -1999
+    rig = Rig({"meter_balance_pence": 100})
+    xml = rig.submit(fixture_xml("1.5_adjust_meter_balance_negative"))  # -1999
     assert _code(xml) == "I0"
-    assert world.esme.registers.meter_balance_pence == 99
+    assert rig.esme.registers.meter_balance_pence == 99
     assert _result(xml, "AdjustMeterBalance") == "-1000"
 
 
 def test_18_3_reset_meter_balance_sets_zero() -> None:
-    world = FakeWorld({"meter_balance_pence": -250})
-    xml = _adapter(world).submit(fixture_xml("1.5_reset_meter_balance"))
-    assert world.esme.registers.meter_balance_pence == 0
+    rig = Rig({"meter_balance_pence": -250})
+    xml = rig.submit(fixture_xml("1.5_reset_meter_balance"))
+    assert rig.esme.registers.meter_balance_pence == 0
     assert _result(xml, "MeterBalance") == "0"
 
 
 def test_18_3_adjustment_above_max_meter_balance_is_refused_with_nothing_changed() -> None:
-    world = FakeWorld({"meter_balance_pence": 900, "max_meter_balance_pence": 1000})
-    xml = _adapter(world).submit(_with_value("1.5_adjust_meter_balance", ">1234567<",
+    rig = Rig({"meter_balance_pence": 900, "max_meter_balance_pence": 1000})
+    xml = rig.submit(_with_value("1.5_adjust_meter_balance", ">1234567<",
                                              ">200000<"))
     assert _code(xml) == S1SR_REFUSAL_CODE
     assert _message(xml, "DeviceStatus") == "EXCEEDS_MAX_METER_BALANCE"
     assert "EXCEEDS_MAX_METER_BALANCE" in (_message(xml, "ErrorReason") or "")
-    assert world.esme.registers.meter_balance_pence == 900
+    assert rig.esme.registers.meter_balance_pence == 900
 
 
 def test_18_16_response_carries_adjustment_applied_and_resulting_balance_x1000() -> None:
-    world = FakeWorld({"meter_balance_pence": 100})
-    xml = _adapter(world).submit(fixture_xml("1.5_adjust_meter_balance"))  # asked 1234567
+    rig = Rig({"meter_balance_pence": 100})
+    xml = rig.submit(fixture_xml("1.5_adjust_meter_balance"))  # asked 1234567
     assert _result(xml, "AdjustMeterBalance") == "1234000"
     assert _result(xml, "MeterBalance") == "1334000"
-    assert world.esme.registers.meter_balance_pence * 1000 == 1334000
+    assert rig.esme.registers.meter_balance_pence * 1000 == 1334000
 
 
 # --- 18.4 / 18.27 / Annex C -------------------------------------------------------------------
 
 def test_18_4_change_to_prepayment_carries_balance_and_stores_flags() -> None:
-    world = FakeWorld({"meter_balance_pence": 1234})
-    xml = _adapter(world).submit(fixture_xml("1.6_prepayment"))
-    registers = world.esme.registers
+    rig = Rig({"meter_balance_pence": 1234})
+    xml = rig.submit(fixture_xml("1.6_prepayment"))
+    registers = rig.esme.registers
     assert _code(xml) == "I0"
     assert registers.payment_mode == PaymentMode.PREPAYMENT
     assert registers.meter_balance_pence == 1234
@@ -119,21 +118,20 @@ def test_18_4_change_to_prepayment_carries_balance_and_stores_flags() -> None:
 
 
 def test_18_4_annex_c_defaults_are_appended_and_fill_only_never_configured_parameters() -> None:
-    world = FakeWorld({"emergency_credit_limit_pence": 300})
     annex_c = AnnexCTable(emergency_credit_limit_pence=700, low_credit_threshold_pence=250)
-    _adapter(world, annex_c).submit(fixture_xml("1.6_prepayment"))
-    sent = _sent(world, Command.SET_PAYMENT_MODE)[0]
+    rig = Rig({"emergency_credit_limit_pence": 300}, annex_c=annex_c)
+    rig.submit(fixture_xml("1.6_prepayment"))
+    sent = rig.sent(Command.SET_PAYMENT_MODE)[0]
     assert sent.fields["defaults"] == annex_c.as_defaults_fields()
-    parameters = world.esme.registers.prepayment_parameters
+    parameters = rig.esme.registers.prepayment_parameters
     assert parameters["emergency_credit_limit_pence"] == 300  # configured: kept
     assert parameters["low_credit_threshold_pence"] == 250  # never configured: Annex C
 
 
 def test_18_4_annex_c_defaults_are_visible_in_the_request_bytes() -> None:
-    world = FakeWorld()
-    channel = InProcessChannel(world.handle_apdu)
-    S1spAdapter(channel, response_clock=lambda: START).submit(fixture_xml("1.6_prepayment"))
-    apdu = next(request for address, request, _ in channel.exchanges
+    rig = Rig()
+    rig.submit(fixture_xml("1.6_prepayment"))
+    apdu = next(request for address, request, _ in rig.channel.exchanges
                 if address == ESME_ADDRESS and request[3] == Command.SET_PAYMENT_MODE)
     defaults = AnnexCTable()
     # payment mode, threshold 556 p, flags, then the defaults: ECL 500 p first
@@ -144,15 +142,15 @@ def test_18_4_annex_c_defaults_are_visible_in_the_request_bytes() -> None:
 
 
 def test_18_27_disablement_threshold_556677_returns_556000() -> None:
-    world = FakeWorld()
-    xml = _adapter(world).submit(fixture_xml("1.6_prepayment"))
-    assert world.esme.registers.disablement_threshold_pence == 556
+    rig = Rig()
+    xml = rig.submit(fixture_xml("1.6_prepayment"))
+    assert rig.esme.registers.disablement_threshold_pence == 556
     assert _result(xml, "DisablementThreshold") == "556000"
 
 
 def test_18_27_prepay_configuration_thresholds_truncated_under_request_names() -> None:
-    world = FakeWorld()
-    xml = _adapter(world).submit(fixture_xml("2.1_prepay_configuration_electricity"))
+    rig = Rig()
+    xml = rig.submit(fixture_xml("2.1_prepay_configuration_electricity"))
     assert _code(xml) == "I0"
     expected = {"DebtRecoveryRateCap": 250, "EmergencyCreditLimit": 1000,
                 "EmergencyCreditThreshold": 200, "LowCreditThreshold": 300,
@@ -160,54 +158,56 @@ def test_18_27_prepay_configuration_thresholds_truncated_under_request_names() -
                 "DisablementThreshold": 556}
     for name, pence in expected.items():
         assert _result(xml, name) == str(pence * 1000)
-    parameters = world.esme.registers.prepayment_parameters
+    parameters = rig.esme.registers.prepayment_parameters
     assert parameters["emergency_credit_limit_pence"] == 1000
     assert parameters["debt_recovery_rate_cap_pence"] == 250
-    assert world.esme.registers.disablement_threshold_pence == 556
-    sent = _sent(world, Command.SET_PREPAYMENT_CONFIGURATION)[0]
+    assert rig.esme.registers.disablement_threshold_pence == 556
+    sent = rig.sent(Command.SET_PREPAYMENT_CONFIGURATION)[0]
     assert sent.fields["fields_present"] == PrepaymentConfigurationField(0x7F)
 
 
 def test_18_27_prepay_configuration_to_gas_meter_reaches_the_gas_meter() -> None:
-    world = FakeWorld()
-    xml = _adapter(world).submit(fixture_xml("2.1_prepay_configuration_gas"))
+    rig = Rig()
+    xml = rig.submit(fixture_xml("2.1_prepay_configuration_gas"))
     assert _code(xml) == "I0"
-    assert [address for address, request in world.received
+    assert [address for address, request in rig.requests()
             if request.command is Command.SET_PREPAYMENT_CONFIGURATION] == [GSME_ADDRESS]
+    assert rig.world.meter(GSME_EUI64).registers.disablement_threshold_pence == 556
+    assert rig.esme.registers.disablement_threshold_pence == 0  # the ESME is untouched
 
 
 def test_18_27_only_the_thresholds_given_are_marked_present() -> None:
-    world = FakeWorld({"emergency_credit_limit_pence": 400})
+    rig = Rig({"emergency_credit_limit_pence": 400})
     text = fixture_xml("2.1_prepay_configuration_electricity").decode()
     start = text.index("<sr:DebtRecoveryRateCap>")
     end = text.index("<sr:DisablementThreshold>")
-    xml = _adapter(world).submit(text[:start] + text[end:])
+    xml = rig.submit(text[:start] + text[end:])
     assert _code(xml) == "I0"
-    sent = _sent(world, Command.SET_PREPAYMENT_CONFIGURATION)[0]
+    sent = rig.sent(Command.SET_PREPAYMENT_CONFIGURATION)[0]
     assert sent.fields["fields_present"] == PrepaymentConfigurationField.DISABLEMENT_THRESHOLD
-    assert world.esme.registers.prepayment_parameters["emergency_credit_limit_pence"] == 400
+    assert rig.esme.registers.prepayment_parameters["emergency_credit_limit_pence"] == 400
 
 
 # --- 18.5 / 18.8 ------------------------------------------------------------------------------
 
-_PREPAY_BELOW_ECT = {"payment_mode": PaymentMode.PREPAYMENT, "meter_balance_pence": 50,
+_PREPAY_BELOW_ECT = {"payment_mode": "prepayment", "meter_balance_pence": 50,
                      "emergency_credit_threshold_pence": 100, "disablement_threshold_pence": 0}
 
 
 def test_18_5_emergency_credit_limit_zero_fails_2_5_with_our_refusal_code() -> None:
-    world = FakeWorld({**_PREPAY_BELOW_ECT, "emergency_credit_limit_pence": 0})
-    xml = _adapter(world).submit(fixture_xml("2.5_activate_emergency_credit"))
+    rig = Rig({**_PREPAY_BELOW_ECT, "emergency_credit_limit_pence": 0})
+    xml = rig.submit(fixture_xml("2.5_activate_emergency_credit"))
     assert _code(xml) == S1SR_REFUSAL_CODE
     assert _message(xml, "DeviceStatus") == "EMERGENCY_CREDIT_UNAVAILABLE"
-    assert world.esme.registers.emergency_credit_balance_pence == 0
-    assert world.esme.registers.emergency_credit_active is False
+    assert rig.esme.registers.emergency_credit_balance_pence == 0
+    assert rig.esme.registers.emergency_credit_active is False
 
 
 def test_18_8_activation_reports_the_emergency_credit_made_available_x1000() -> None:
-    world = FakeWorld({**_PREPAY_BELOW_ECT, "emergency_credit_limit_pence": 500})
-    xml = _adapter(world).submit(fixture_xml("2.5_activate_emergency_credit"))
+    rig = Rig({**_PREPAY_BELOW_ECT, "emergency_credit_limit_pence": 500})
+    xml = rig.submit(fixture_xml("2.5_activate_emergency_credit"))
     assert _code(xml) == "I0"
-    assert world.esme.registers.emergency_credit_balance_pence == 500
+    assert rig.esme.registers.emergency_credit_balance_pence == 500
     assert _result(xml, "EmergencyCreditBalance") == "500000"
     assert _result(xml, "MeterBalance") == "50000"
 
@@ -215,10 +215,10 @@ def test_18_8_activation_reports_the_emergency_credit_made_available_x1000() -> 
 # --- 2.3 debt (decided units) -----------------------------------------------------------------
 
 def test_2_3_each_register_named_is_updated_with_its_recovery_in_device_units() -> None:
-    world = FakeWorld({"payment_debt_pence": 1000, "payment_mode": PaymentMode.PREPAYMENT})
-    xml = _adapter(world).submit(fixture_xml("2.3_update_debt"))
+    rig = Rig({"payment_debt_pence": 1000, "payment_mode": "prepayment"})
+    xml = rig.submit(fixture_xml("2.3_update_debt"))
     assert _code(xml) == "I0"
-    debts = world.esme.registers.debts
+    debts = rig.esme.registers.debts
     assert debts["TIME_DEBT_1"]["debt_value_pence"] == 5000  # 5000999 truncated
     assert debts["TIME_DEBT_1"]["debt_recovery_rate_pence"] == 35  # 35 x 10^-2 GBP
     assert debts["PAYMENT_DEBT"]["debt_value_pence"] == 1000 - 250  # -250500 truncated
@@ -233,53 +233,53 @@ def test_2_3_each_register_named_is_updated_with_its_recovery_in_device_units() 
 
 
 def test_2_3_time_register_without_its_recovery_is_refused_before_sending() -> None:
-    world = FakeWorld()
+    rig = Rig()
     text = fixture_xml("2.3_update_debt").decode()
     start, end = text.index("<sr:ElecDebtRecovery1>"), text.index("</sr:ElecDebtRecovery1>")
-    xml = _adapter(world).submit(text[:start] + text[end + len("</sr:ElecDebtRecovery1>"):])
+    xml = rig.submit(text[:start] + text[end + len("</sr:ElecDebtRecovery1>"):])
     assert _code(xml) == S1SR_REFUSAL_CODE
     assert "ElecDebtRecovery" in (_message(xml, "ErrorReason") or "")
-    assert _sent(world, Command.UPDATE_DEBT) == []
+    assert rig.sent(Command.UPDATE_DEBT) == []
 
 
 def test_2_3_device_refusal_names_what_was_already_applied() -> None:
-    world = FakeWorld({"payment_debt_pence": 100})  # -250 p would take it below zero
-    xml = _adapter(world).submit(fixture_xml("2.3_update_debt"))
+    rig = Rig({"payment_debt_pence": 100})  # -250 p would take it below zero
+    xml = rig.submit(fixture_xml("2.3_update_debt"))
     assert _code(xml) == S1SR_REFUSAL_CODE
     assert _message(xml, "DeviceStatus") == "VALUE_OUT_OF_RANGE"
     assert "already applied: TimeDebtRegister1" in (_message(xml, "ErrorReason") or "")
-    assert world.esme.registers.debts["PAYMENT_DEBT"]["debt_value_pence"] == 100
+    assert rig.esme.registers.debts["PAYMENT_DEBT"]["debt_value_pence"] == 100
 
 
 # --- 18.37 ------------------------------------------------------------------------------------
 
 def test_18_37_load_limit_power_threshold_above_65535_refused_meter_untouched() -> None:
-    world = FakeWorld()
-    before = world.esme.registers.load_limit_power_threshold_w
-    xml = _adapter(world).submit(fixture_xml("6.4.1_load_limit_settings_above_maximum"))
+    rig = Rig()
+    before = rig.esme.registers.load_limit_power_threshold_w
+    xml = rig.submit(fixture_xml("6.4.1_load_limit_settings_above_maximum"))
     assert MAX_LOAD_LIMIT_POWER_THRESHOLD_W == 65535
     assert _code(xml) == S1SR_REFUSAL_CODE
     assert "65536 W is above the device maximum of 65535 W" in (_message(xml, "ErrorReason")
                                                                 or "")
     assert _message(xml, "DeviceStatus") is None
-    assert _sent(world, Command.SET_LOAD_LIMIT_SETTINGS) == []
-    assert world.esme.registers.load_limit_power_threshold_w == before
+    assert rig.sent(Command.SET_LOAD_LIMIT_SETTINGS) == []
+    assert rig.esme.registers.load_limit_power_threshold_w == before
 
 
 def test_18_37_threshold_of_exactly_65535_is_sent_unclamped() -> None:
-    world = FakeWorld()
-    xml = _adapter(world).submit(_with_value("6.4.1_load_limit_settings", ">6000<", ">65535<"))
+    rig = Rig()
+    xml = rig.submit(_with_value("6.4.1_load_limit_settings", ">6000<", ">65535<"))
     assert _code(xml) == "I0"
-    assert world.esme.registers.load_limit_power_threshold_w == 65535
+    assert rig.esme.registers.load_limit_power_threshold_w == 65535
     assert _result(xml, "LoadLimitPowerThreshold") == "65535"
 
 
 def test_6_4_1_to_a_gas_meter_is_e11() -> None:
-    world = FakeWorld()
-    xml = _adapter(world).submit(_with_value(
+    rig = Rig()
+    xml = rig.submit(_with_value(
         "6.4.1_load_limit_settings", "00-DB-12-34-56-78-90-A1:", "00-DB-12-34-56-78-90-A2:"))
     assert _code(xml) == "E11"
-    assert world.sent_commands() == []
+    assert rig.sent_commands() == []
 
 
 # --- 18.62 ------------------------------------------------------------------------------------
@@ -288,32 +288,35 @@ def test_6_4_1_to_a_gas_meter_is_e11() -> None:
                                                                    (3600, 60)])
 def test_18_62_join_time_period_seconds_reach_the_hub_as_minutes_rounded_up(
         join_time_period_seconds: int, minutes: int) -> None:
-    world = FakeWorld()
-    xml = _adapter(world).submit(_with_value(
+    rig = Rig()
+    xml = rig.submit(_with_value(
         "8.11_add_han_device", "<sr:JoinTimePeriod>90<",
         f"<sr:JoinTimePeriod>{join_time_period_seconds}<"))
     assert _code(xml) == "I0"
-    sent = _sent(world, Command.HAN_ADD_DEVICE)[0]
+    sent = rig.sent(Command.HAN_ADD_DEVICE)[0]
     assert sent.fields["join_window_minutes"] == minutes
     assert _result(xml, "JoinTimePeriod") == str(minutes * 60)
-    entry = world.devices[HUB_ADDRESS].han[bytes.fromhex("00DB1234567890A3")]
-    assert entry[1] == world.now_seconds + minutes * 60
+    entries = rig.channel.request(HUB_ADDRESS, Request(Command.READ_HAN_ENTRIES, 0))
+    added = [entry for entry in entries.fields["entries"]
+             if entry["device_eui64"] == bytes.fromhex("00DB1234567890A3")]
+    assert [entry["join_window_closes_at_seconds"] for entry in added] == [
+        START_SECONDS + minutes * 60]
 
 
 def test_18_62_join_time_period_zero_is_refused_before_sending() -> None:
-    world = FakeWorld()
-    xml = _adapter(world).submit(_with_value("8.11_add_han_device", "<sr:JoinTimePeriod>90<",
+    rig = Rig()
+    xml = rig.submit(_with_value("8.11_add_han_device", "<sr:JoinTimePeriod>90<",
                                              "<sr:JoinTimePeriod>0<"))
     assert _code(xml) == "E-INVALID"
-    assert _sent(world, Command.HAN_ADD_DEVICE) == []
+    assert rig.sent(Command.HAN_ADD_DEVICE) == []
 
 
 # --- 18.63 ------------------------------------------------------------------------------------
 
 def test_18_63_refused_only_for_the_device_whose_han_has_an_update_in_progress() -> None:
-    world = FakeWorld(gas_meter_on_its_own_han=True)
-    world.gas_han_lock.acquire(b"\x01" * 8)  # another device's transfer is under way there
-    xml = _adapter(world).submit(fixture_xml("11.1_update_firmware"))  # ESME and GSME
+    rig = Rig(gas_meter_on_its_own_han=True)
+    _hold_the_han(rig, SECOND_HUB_ADDRESS)  # the GSME's hub is taking a firmware update
+    xml = rig.submit(fixture_xml("11.1_update_firmware"))  # ESME and GSME
     assert _code(xml) == "I0"
     devices = fromstring(xml).findall(
         "sr:Body/sr:ResponseMessage/sr:UpdateFirmwareResponse/sr:Device", NS)
@@ -324,41 +327,44 @@ def test_18_63_refused_only_for_the_device_whose_han_has_an_update_in_progress()
     assert gsme.findtext("sr:DeviceStatus", namespaces=NS) == "FIRMWARE_UPDATE_IN_PROGRESS"
     assert "18.63" in (gsme.findtext("sr:Reason", namespaces=NS) or "")
     assert esme.findtext("sr:Outcome", namespaces=NS) == "Accepted"
-    assert world.devices[ESME_ADDRESS].firmware.pending_version == "1.1.0"
-    assert world.devices[GSME_ADDRESS].firmware.pending_version == ""
-    assert [request.command for address, request in world.received
+    assert rig.world.device_by_eui64(ESME_EUI64).firmware.pending_version == "1.1.0"
+    assert rig.world.device_by_eui64(GSME_EUI64).firmware.pending_version == ""
+    assert [request.command for address, request in rig.requests()
             if address == GSME_ADDRESS] == [Command.FIRMWARE_BEGIN]
 
 
 def test_18_63_others_go_ahead_in_blocks_of_at_most_max_firmware_block_bytes() -> None:
-    world = FakeWorld()
-    xml = _adapter(world).submit(fixture_xml("11.1_update_firmware"))
+    rig = Rig()
+    xml = rig.submit(fixture_xml("11.1_update_firmware"))
     assert _code(xml) == "I0"
-    esme_requests = [request for address, request in world.received if address == ESME_ADDRESS]
+    esme_requests = [request for address, request in rig.requests() if address == ESME_ADDRESS]
     commands = [request.command for request in esme_requests]
     assert commands[0] is Command.FIRMWARE_BEGIN and commands[-1] is Command.FIRMWARE_VERIFY
     blocks = [request for request in esme_requests if request.command is Command.FIRMWARE_BLOCK]
     assert len(blocks) == 4  # 3105 bytes
     assert all(len(block.fields["block_data"]) <= MAX_FIRMWARE_BLOCK_BYTES for block in blocks)
     assert b"".join(block.fields["block_data"] for block in blocks)[:4] == b"SEFW"
-    assert world.devices[ESME_ADDRESS].firmware.pending_version == "1.1.0"
-    assert world.devices[ESME_ADDRESS].firmware.running_version == "1.0.0"
+    firmware = rig.world.device_by_eui64(ESME_EUI64).firmware
+    assert (firmware.running_version, firmware.pending_version) == ("1.0.0", "1.1.0")
 
 
 def test_18_63_every_device_refused_is_our_refusal_code_with_per_device_reasons() -> None:
-    world = FakeWorld()
-    world.han_lock.acquire(b"\x01" * 8)  # some other device holds the HAN
-    xml = _adapter(world).submit(fixture_xml("11.1_update_firmware"))
+    rig = Rig()
+    _hold_the_han(rig, HUB_ADDRESS)  # the hub itself is taking a firmware update
+    xml = rig.submit(fixture_xml("11.1_update_firmware"))
     assert _code(xml) == S1SR_REFUSAL_CODE
     assert _message(xml, "DeviceStatus") == "FIRMWARE_UPDATE_IN_PROGRESS"
     reason = _message(xml, "ErrorReason") or ""
     assert "00-DB-12-34-56-78-90-A1" in reason and "00-DB-12-34-56-78-90-A2" in reason
-    assert _sent(world, Command.FIRMWARE_BLOCK) == []
+    assert rig.sent(Command.FIRMWARE_BLOCK) == []
+    for eui64 in (ESME_EUI64, GSME_EUI64):
+        firmware = rig.world.device_by_eui64(eui64).firmware
+        assert (firmware.pending_version, firmware.transfer_in_progress) == ("", False)
 
 
 def test_18_63_unknown_device_in_the_list_is_refused_alone_with_e19() -> None:
-    world = FakeWorld()
-    xml = _adapter(world).submit(_with_value(
+    rig = Rig()
+    xml = rig.submit(_with_value(
         "11.1_update_firmware", "00-DB-12-34-56-78-90-A2</sr:DeviceIDList>",
         "00-DB-12-34-56-78-90-FF</sr:DeviceIDList>"))
     assert _code(xml) == "I0"
@@ -377,20 +383,42 @@ def test_18_63_unknown_device_in_the_list_is_refused_alone_with_e19() -> None:
 ])
 def test_future_dated_request_is_sent_whole_inside_schedule_request(
         fixture: str, command: Command) -> None:
-    world = FakeWorld()
-    xml = _adapter(world).submit(fixture_xml(fixture))
+    rig = Rig()
+    esme = rig.world.device_by_eui64(ESME_EUI64)
+    meter_before, firmware_before = rig.esme.to_state(), esme.firmware.to_state()
+    xml = rig.submit(fixture_xml(fixture))
     assert _code(xml) == "I0"
-    assert _sent(world, command) == []
-    scheduled = _sent(world, Command.SCHEDULE_REQUEST)[0]
+    assert rig.sent(command) == []
+    scheduled = rig.sent(Command.SCHEDULE_REQUEST)[0]
     assert scheduled.fields["execution_time_seconds"] == 1894698000
     inner = decode_apdu(scheduled.fields["request"])
     assert isinstance(inner, Request) and inner.command is command
     assert _result(xml, "ExecutionDateTime") == "2030-01-15T09:00:00Z"
-    assert world.esme.registers.payment_mode == PaymentMode.CREDIT
+    assert esme.schedule[command].execution_time_seconds == 1894698000
+    assert (rig.esme.to_state(), esme.firmware.to_state()) == (meter_before, firmware_before)
+
+
+def test_future_dated_load_limit_settings_apply_at_the_execution_time() -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value("6.4.1_load_limit_settings_future_dated",
+                                 "2030-01-15T09:00:00Z", "2026-01-05T10:00:00Z"))
+    assert _code(xml) == "I0"
+    assert rig.esme.registers.load_limit_power_threshold_w == 0
+    rig.clock.advance_ms(3600 * 1000)
+    xml = rig.submit(fixture_xml("4.15_read_load_limit_data"))
+    assert rig.esme.registers.load_limit_power_threshold_w == 6000
+    assert _result(xml, "LoadLimitPowerThreshold") == "6000"
+    outcomes = rig.world.scheduled_outcomes(ESME_EUI64)
+    assert [(o.execution_time_seconds, o.response.ok) for o in outcomes] == [
+        (START_SECONDS + 3600, True)]
 
 
 def test_future_dated_1_6_still_returns_the_truncated_threshold() -> None:
-    xml = _adapter(FakeWorld()).submit(fixture_xml("1.6_prepayment_future_dated"))
+    rig = Rig()
+    xml = rig.submit(fixture_xml("1.6_prepayment_future_dated"))
+    assert rig.esme.registers.disablement_threshold_pence == 0  # not yet
+    scheduled = decode_apdu(rig.sent(Command.SCHEDULE_REQUEST)[0].fields["request"])
+    assert scheduled.fields["disablement_threshold_pence"] == 556
     assert _result(xml, "DisablementThreshold") == "556000"
 
 
@@ -401,19 +429,21 @@ def test_future_dated_1_6_still_returns_the_truncated_threshold() -> None:
 ])
 def test_cancellation_form_sends_cancel_scheduled_request_for_that_command(
         scheduled_fixture: str, cancel_fixture: str, command: Command) -> None:
-    world = FakeWorld()
-    adapter = _adapter(world)
-    adapter.submit(fixture_xml(scheduled_fixture))
-    assert command in world.devices[ESME_ADDRESS].scheduled
-    xml = adapter.submit(fixture_xml(cancel_fixture))
+    rig = Rig()
+    rig.submit(fixture_xml(scheduled_fixture))
+    esme = rig.world.device_by_eui64(ESME_EUI64)
+    assert command in esme.schedule
+    xml = rig.submit(fixture_xml(cancel_fixture))
     assert _code(xml) == "I0"
-    cancel = _sent(world, Command.CANCEL_SCHEDULED_REQUEST)[0]
+    cancel = rig.sent(Command.CANCEL_SCHEDULED_REQUEST)[0]
     assert cancel.fields["scheduled_command"] == command
-    assert world.devices[ESME_ADDRESS].scheduled == {}
+    assert esme.schedule == {}
     assert _result(xml, "Cancelled") == "true"
 
 
 def test_cancelling_when_nothing_is_scheduled_is_our_refusal_code() -> None:
-    xml = _adapter(FakeWorld()).submit(fixture_xml("1.6_prepayment_cancellation"))
+    rig = Rig()
+    xml = rig.submit(fixture_xml("1.6_prepayment_cancellation"))
+    assert rig.world.device_by_eui64(ESME_EUI64).schedule == {}
     assert _code(xml) == S1SR_REFUSAL_CODE
     assert _message(xml, "DeviceStatus") == "NOTHING_SCHEDULED"
