@@ -30,7 +30,14 @@ from typing import Any
 
 from emulator.errors import StateError
 from emulator.firmware import FIRMWARE_COMMANDS, FirmwareSlot
-from protocol.apdu import Command, HanEntryState, Request, Response, Status
+from protocol.apdu import (
+    MAX_JOIN_WINDOW_MINUTES,
+    Command,
+    HanEntryState,
+    Request,
+    Response,
+    Status,
+)
 
 __all__ = [
     "HAN_COMMANDS",
@@ -43,7 +50,6 @@ __all__ = [
 ]
 
 #: Longest join window a hub accepts (*decided*: one hour, the longest DUIS JoinTimePeriod).
-MAX_JOIN_WINDOW_MINUTES = 60
 #: Entries the join list holds, joined or waiting (*decided*).
 HAN_TABLE_MAX_ENTRIES = 8
 SECONDS_PER_MINUTE = 60

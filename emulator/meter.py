@@ -76,6 +76,7 @@ from emulator.meter_rules import (
 )
 from emulator.utrn import parse_utrn
 from protocol.apdu import (
+    MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
     PREPAYMENT_DEFAULTS,
     Command,
     DebtRecoveryPeriod,
@@ -244,9 +245,10 @@ class MeterConfig:
             LoadProfile(self.load_profile)
         except ValueError as error:
             raise ProfileError(f"load_profile: {error}") from None
-        if self.max_load_limit_power_threshold_w > 0xFFFF:
+        if self.max_load_limit_power_threshold_w > MAX_LOAD_LIMIT_POWER_THRESHOLD_W:
             raise ProfileError("max_load_limit_power_threshold_w must fit the 16-bit field "
-                               f"(<= 65535), got {self.max_load_limit_power_threshold_w}")
+                               f"(<= {MAX_LOAD_LIMIT_POWER_THRESHOLD_W}), "
+                               f"got {self.max_load_limit_power_threshold_w}")
         if self.load_limit_power_threshold_w > self.max_load_limit_power_threshold_w:
             raise ProfileError(f"load_limit_power_threshold_w = {self.load_limit_power_threshold_w}"
                                f" is above max_load_limit_power_threshold_w = "

@@ -10,7 +10,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from protocol.apdu import PaymentMode, SupplyOffReason, SupplyState
+from protocol.apdu import (
+    MAX_LOAD_LIMIT_PERIOD_SECONDS,
+    MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
+    MIN_LOAD_LIMIT_PERIOD_SECONDS,
+    PaymentMode,
+    SupplyOffReason,
+    SupplyState,
+)
 
 __all__ = [
     "DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED",
@@ -40,10 +47,10 @@ UTRN_USED_COUNTER_WINDOW = 64
 #: day (time-based ticks plus payment-based shares of top-ups). A cap of 0 means uncapped.
 DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED = True
 #: The S1SR 18.37 device-profile constant: the threshold is an unsigned 16-bit field.
-DEFAULT_MAX_LOAD_LIMIT_POWER_THRESHOLD_W = 65_535
+DEFAULT_MAX_LOAD_LIMIT_POWER_THRESHOLD_W = MAX_LOAD_LIMIT_POWER_THRESHOLD_W
 #: Load-limit period and restoration period bounds, seconds.
-LOAD_LIMIT_PERIOD_MIN_SECONDS = 30
-LOAD_LIMIT_PERIOD_MAX_SECONDS = 3_600
+LOAD_LIMIT_PERIOD_MIN_SECONDS = MIN_LOAD_LIMIT_PERIOD_SECONDS
+LOAD_LIMIT_PERIOD_MAX_SECONDS = MAX_LOAD_LIMIT_PERIOD_SECONDS
 
 
 # ---------------------------------------------------------------------------------------------

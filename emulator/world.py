@@ -492,10 +492,13 @@ class EmulatedWorld:
             return _refuse(request, Status.NOT_SUPPORTED_BY_DEVICE)
         if execution_time_seconds <= self._device_clock(device):
             return _refuse(request, Status.VALUE_OUT_OF_RANGE)
+        replaced = device.schedule.get(decoded.command)
         device.schedule[decoded.command] = ScheduledRequest(decoded.command,
                                                             execution_time_seconds, embedded)
         return _ok(request, {"scheduled_command": int(decoded.command),
-                             "execution_time_seconds": execution_time_seconds})
+                             "execution_time_seconds": execution_time_seconds,
+                             "replaced_execution_time_seconds":
+                                 replaced.execution_time_seconds if replaced else 0})
 
     def _run_scheduled(self, device: EmulatedDevice, entry: ScheduledRequest) -> None:
         decoded = decode_apdu(entry.request_apdu)

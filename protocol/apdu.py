@@ -190,6 +190,16 @@ ADAPTER_CLIENT_ADDRESS = 0x10
 #: Largest number of bytes a FIRMWARE_BLOCK may carry.
 MAX_FIRMWARE_BLOCK_BYTES = 1024
 
+# Device limits of the Secure profile, shared by the emulated devices and the S1SP so that each
+# is written once.
+#: S1SR 18.37: the device holds the load-limit threshold in an unsigned 16-bit field.
+MAX_LOAD_LIMIT_POWER_THRESHOLD_W = 0xFFFF
+#: LoadLimitPeriod and LoadLimitRestorationPeriod the device accepts, inclusive.
+MIN_LOAD_LIMIT_PERIOD_SECONDS = 30
+MAX_LOAD_LIMIT_PERIOD_SECONDS = 3600
+#: Longest HAN join window the hub accepts, whole minutes (decided).
+MAX_JOIN_WINDOW_MINUTES = 60
+
 
 # --------------------------------------------------------------------------------------------
 # Field types
@@ -447,7 +457,12 @@ RESPONSE_BODIES: dict[Command, Construct] = {
     Command.FIRMWARE_ACTIVATE: FIRMWARE_STATUS,
     Command.SYNCHRONISE_CLOCK: Struct("device_time_seconds" / DeviceTimeSeconds),
     Command.READ_SCHEDULED_REQUESTS: Struct("scheduled" / PrefixedArray(Int8ub, SCHEDULED_ENTRY)),
-    Command.SCHEDULE_REQUEST: SCHEDULED_ENTRY,
+    Command.SCHEDULE_REQUEST: Struct(
+        "scheduled_command" / Int8ub,
+        "execution_time_seconds" / DeviceTimeSeconds,
+        # the entry for the same command this one replaced; 0: none was pending
+        "replaced_execution_time_seconds" / DeviceTimeSeconds,
+    ),
     Command.CANCEL_SCHEDULED_REQUEST: Struct("cancelled" / Flag),
     Command.ADVANCE_DEVICE_TIME: Struct("device_time_seconds" / DeviceTimeSeconds),
 }

@@ -38,6 +38,7 @@ from typing import Any
 
 from protocol.apdu import (
     MAX_FIRMWARE_BLOCK_BYTES,
+    MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
     Command,
     DebtRecoveryPeriod,
     DebtRegister,
@@ -99,7 +100,6 @@ __all__ = [
 
 #: S1SR 18.37: the device profile's largest LoadLimitPowerThreshold (an unsigned 16-bit field
 #: on the Secure device). The one place this limit lives.
-MAX_LOAD_LIMIT_POWER_THRESHOLD_W = 0xFFFF
 #: Largest value of the device's 16-bit period fields (LoadLimitPeriod and
 #: LoadLimitRestorationPeriod, seconds).
 MAX_U16 = 0xFFFF

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
+from protocol.apdu import MAX_JOIN_WINDOW_MINUTES
 from protocol.s1sp.errors import InvalidRequestError
 
 __all__ = [
@@ -49,8 +50,8 @@ INT32_MAX = 2**31 - 1
 #: 1 penny = 1000 DUIS money units (1/100000 GBP).
 DUIS_MONEY_UNITS_PER_PENNY = 1000
 SECONDS_PER_MINUTE = 60
-#: The device's join window field is an unsigned 16-bit count of minutes.
-JOIN_WINDOW_MAX_MINUTES = 0xFFFF
+#: The longest join window the hub accepts, whole minutes.
+JOIN_WINDOW_MAX_MINUTES = MAX_JOIN_WINDOW_MINUTES
 #: Device time is an unsigned 32-bit count of seconds.
 DEVICE_TIME_MAX_SECONDS = 0xFFFFFFFF
 #: The DUIS date meaning "cancel the future-dated request" (year, month, day).

@@ -294,7 +294,8 @@ def test_scheduled_request_runs_at_its_time_as_if_it_arrived_then(world_and_cloc
     at = clock.device_time_seconds() + 600
     accepted = schedule(world, 16, at, Command.ADJUST_METER_BALANCE, {"adjustment_pence": 500})
     assert accepted.fields == {"scheduled_command": Command.ADJUST_METER_BALANCE,
-                               "execution_time_seconds": at}
+                               "execution_time_seconds": at,
+                               "replaced_execution_time_seconds": 0}
     clock.advance_seconds(599)
     world.advance()
     assert world.scheduled_outcomes(ESME) == ()
@@ -327,9 +328,11 @@ def test_scheduled_request_sees_the_meter_as_at_its_time_within_a_long_advance(
 def test_scheduling_the_same_command_again_replaces_it(world_and_clock) -> None:
     world, clock = world_and_clock
     now = clock.device_time_seconds()
-    schedule(world, 16, now + 100, Command.READ_METER_BALANCE)
+    first = schedule(world, 16, now + 100, Command.READ_METER_BALANCE)
+    assert first.fields["replaced_execution_time_seconds"] == 0
     schedule(world, 16, now + 50, Command.READ_SUPPLY_STATUS)
-    schedule(world, 16, now + 200, Command.READ_METER_BALANCE)
+    again = schedule(world, 16, now + 200, Command.READ_METER_BALANCE)
+    assert again.fields["replaced_execution_time_seconds"] == now + 100  # said, not silent
     listed = ask(world, 16, Command.READ_SCHEDULED_REQUESTS).fields["scheduled"]
     assert listed == [
         {"scheduled_command": Command.READ_SUPPLY_STATUS, "execution_time_seconds": now + 50},

@@ -9,6 +9,7 @@ from xml.etree.ElementTree import fromstring
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocol.apdu import MAX_JOIN_WINDOW_MINUTES
 from protocol.s1sp.adapter import S1spAdapter
 from protocol.s1sp.duis import DUIS_NAMESPACE
 from protocol.s1sp.units import (
@@ -31,7 +32,7 @@ def test_money_is_exact_truncation_toward_zero(duis_value: int) -> None:
     assert abs(pence * 1000) <= abs(duis_value) < abs(pence * 1000) + 1000
 
 
-@given(st.integers(1, 0xFFFF * 60))
+@given(st.integers(1, MAX_JOIN_WINDOW_MINUTES * 60))
 def test_join_window_is_the_shortest_whole_minutes_not_shorter_than_asked(seconds: int) -> None:
     minutes = join_time_period_seconds_to_minutes(seconds)
     assert (minutes - 1) * 60 < seconds <= minutes * 60

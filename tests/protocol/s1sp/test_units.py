@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from protocol.apdu import MAX_JOIN_WINDOW_MINUTES
 from protocol.s1sp.errors import InvalidRequestError
 from protocol.s1sp.units import (
     INT32_MAX,
@@ -39,7 +40,7 @@ def test_response_money_is_pence_times_1000() -> None:
 
 
 @pytest.mark.parametrize(("seconds", "minutes"), [
-    (1, 1), (59, 1), (60, 1), (61, 2), (90, 2), (3600, 60), (3601, 61),
+    (1, 1), (59, 1), (60, 1), (61, 2), (90, 2), (3600, 60),
 ])
 def test_join_time_period_rounds_up_to_whole_minutes(seconds: int, minutes: int) -> None:
     assert join_time_period_seconds_to_minutes(seconds) == minutes
@@ -52,9 +53,11 @@ def test_join_time_period_zero_or_negative_is_refused(seconds: int) -> None:
         join_time_period_seconds_to_minutes(seconds)
 
 
-def test_join_time_period_longer_than_the_device_field_is_refused() -> None:
-    with pytest.raises(InvalidRequestError, match="longest join window"):
-        join_time_period_seconds_to_minutes(0xFFFF * 60 + 1)
+def test_join_time_period_longer_than_the_hubs_longest_window_is_refused_before_sending(
+        ) -> None:
+    # 3601 s would round up to 61 minutes, one more than the hub accepts
+    with pytest.raises(InvalidRequestError, match="longest join window of 60 minutes"):
+        join_time_period_seconds_to_minutes(MAX_JOIN_WINDOW_MINUTES * 60 + 1)
 
 
 @pytest.mark.parametrize(("rate", "scale", "pence"), [
