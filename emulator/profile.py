@@ -57,10 +57,12 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = [
+    "BUILT_IN_PROFILES",
     "DEFAULT_JOIN_DELAY_SECONDS",
     "MAX_SERVER_ADDRESS",
     "DeviceProfile",
     "Profile",
+    "built_in_profile_text",
     "default_profile_text",
     "format_eui64",
     "parse_eui64",
@@ -133,11 +135,24 @@ def parse_utc_time_seconds(value: Any) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def default_profile_text() -> str:
-    """The built-in profile's TOML text, comments included (``secure-emu profile`` prints it
-    as a starting point for a profile of one's own)."""
-    resource = importlib.resources.files("emulator") / "default_profile.toml"
+#: Profiles shipped with the package, by the name ``--profile`` accepts: the default, and one
+#: whose device IDs match the DCC's published DUIS request templates.
+BUILT_IN_PROFILES = {
+    "default": "default_profile.toml",
+    "dcc-duis-templates": "dcc_duis_templates_profile.toml",
+}
+
+
+def built_in_profile_text(name: str) -> str:
+    """A built-in profile's TOML text, comments included."""
+    resource = importlib.resources.files("emulator") / BUILT_IN_PROFILES[name]
     return resource.read_text(encoding="utf-8")
+
+
+def default_profile_text() -> str:
+    """The default profile's TOML text, comments included (``secure-emu profile`` prints it
+    as a starting point for a profile of one's own)."""
+    return built_in_profile_text("default")
 
 
 @dataclass(frozen=True)
@@ -185,9 +200,13 @@ class Profile:
 
     @classmethod
     def load(cls, path: Path | str) -> Profile:
-        """Read a TOML profile. Raises :class:`ProfileError` naming the file, the device and
-        the key for anything wrong (OSError if the file cannot be read)."""
+        """Read a TOML profile, or a built-in one by name (:data:`BUILT_IN_PROFILES`) when no
+        such file exists. Raises :class:`ProfileError` naming the file, the device and the key
+        for anything wrong (OSError if the file cannot be read)."""
         path = Path(path)
+        if not path.exists() and str(path) in BUILT_IN_PROFILES:
+            return cls.from_toml_bytes(built_in_profile_text(str(path)).encode("utf-8"),
+                                       source=f"<built-in profile {path}>")
         data = path.read_bytes()
         return cls.from_toml_bytes(data, source=str(path))
 

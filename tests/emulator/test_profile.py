@@ -171,3 +171,21 @@ def test_more_meters_on_a_han_than_its_join_list_holds_is_a_profile_error() -> N
                       .replace("server_address = 16", f"server_address = {16 + index}"))
     with pytest.raises(ProfileError, match="join list holds"):
         Profile.from_toml_bytes((head + "".join(meters)).encode())
+
+
+def test_built_in_dcc_duis_templates_profile_loads_by_name_with_the_templates_device_ids(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no file of that name here: the built-in one is taken
+    profile = Profile.load("dcc-duis-templates")
+    kinds = {format_eui64(device.eui64): device.device_type for device in profile.devices}
+    assert kinds == {"00-DB-12-34-56-78-90-A0": DeviceType.ELECTRICITY_METER,
+                     "00-DB-12-34-56-78-90-A1": DeviceType.GAS_METER,
+                     "00-DB-12-34-56-78-90-A2": DeviceType.COMMS_HUB}
+
+
+def test_a_file_named_like_a_built_in_profile_is_read_as_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default").write_text("not = [valid")
+    with pytest.raises(ProfileError, match="default"):
+        Profile.load("default")
