@@ -40,10 +40,23 @@ arguments; the HAN's one-transfer-at-a-time rule (domain 18.63) comes in as a
     FIRMWARE_ACTIVATE(t)      no pending image                     -> FIRMWARE_NO_VERIFIED_IMAGE
                               t == 0 or t <= device time: run it now; else at device time t
     READ_FIRMWARE_VERSION     FIRMWARE_STATUS
+    device time reaches       an idle transfer is abandoned (below); a scheduled activation runs
 
 A failed VERIFY is the one refusal that changes state (the transfer is gone, the HAN is free):
 a head-end must start again with FIRMWARE_BEGIN. The running version changes only on
 activation; an activation scheduled for the future runs from :meth:`FirmwareSlot.advance_to`.
+
+**Idle transfers are abandoned** (*decided*): a transfer with no accepted FIRMWARE_BEGIN or
+FIRMWARE_BLOCK for :data:`FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS` (600 s) of device time is
+abandoned at exactly ``last activity + 600 s``: the received bytes are discarded, the HAN lock is
+released, the running and pending firmware are untouched (a block arriving at that second finds
+FIRMWARE_NO_TRANSFER). Refused requests and reads are not activity. Otherwise a head-end that
+stopped mid-transfer would hold the HAN's one transfer (18.63) forever. The deadline is a slot
+event (:meth:`FirmwareSlot.next_event_time_seconds`), so a world running time in event order
+abandons the transfer at that very second; the last activity time is saved with the transfer,
+so a restart keeps the same deadline. Times are on the device's clock, like activation times:
+a SYNCHRONISE_CLOCK past the deadline abandons the transfer at once; one setting the clock back
+delays the deadline by as much.
 
 This module never does I/O, never reads a clock, and never changes the running version except
 on activation.
@@ -55,7 +68,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from construct import Bytes, Const, ConstructError, Int8ub, Int32ub, PaddedString, Struct
@@ -65,6 +78,7 @@ from protocol.apdu import MAX_FIRMWARE_BLOCK_BYTES, Command, Request, Response, 
 
 __all__ = [
     "FIRMWARE_COMMANDS",
+    "FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS",
     "IMAGE_FORMAT_VERSION",
     "IMAGE_HEADER",
     "IMAGE_HEADER_SIZE_BYTES",
@@ -96,6 +110,10 @@ VERSION_FIELD_BYTES = 16
 #: Largest image a device accepts in FIRMWARE_BEGIN (1 MiB): room for any sample image while
 #: keeping a saved mid-transfer state file small.
 MAX_FIRMWARE_IMAGE_BYTES = 1024 * 1024
+#: Device seconds without an accepted FIRMWARE_BEGIN or FIRMWARE_BLOCK after which a transfer is
+#: abandoned and the HAN lock released (*decided*: 10 minutes, far beyond any retry a head-end
+#: makes between two blocks, short enough that a dead head-end does not block the HAN for long).
+FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS = 600
 
 IMAGE_HEADER = Struct(
     "magic" / Const(IMAGE_MAGIC),
@@ -117,7 +135,10 @@ FIRMWARE_COMMANDS = frozenset({
     Command.READ_FIRMWARE_VERSION,
 })
 
-_STATE_FORMAT = 1
+#: Version 2 adds the transfer's ``last_activity_time_seconds``; a version 1 transfer has none
+#: and is treated as idle since time 0 (abandoned on the first step of time after a restart).
+_STATE_FORMAT = 2
+_READABLE_STATE_FORMATS = frozenset({1, 2})
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,7 +324,26 @@ def _hold(transfer_lock: TransferLock, device_eui64: bytes) -> bool:
 class _Transfer:
     image_size_bytes: int
     received: bytearray
+    #: Device time of the last accepted BEGIN or BLOCK.
+    last_activity_time_seconds: int
     last_block_offset_bytes: int | None = None  # None until the first block
+    #: base64 of ``received[:_encoded_bytes]`` (a multiple of 3 bytes), so saving the state
+    #: after each block encodes only the new bytes (``received`` only ever grows).
+    _encoded_base64: str = field(default="", repr=False, compare=False)
+    _encoded_bytes: int = field(default=0, repr=False, compare=False)
+
+    @property
+    def expires_at_seconds(self) -> int:
+        return self.last_activity_time_seconds + FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS
+
+    def received_base64(self) -> str:
+        aligned_bytes = len(self.received) - len(self.received) % 3
+        if aligned_bytes > self._encoded_bytes:
+            self._encoded_base64 += base64.b64encode(
+                self.received[self._encoded_bytes:aligned_bytes]).decode("ascii")
+            self._encoded_bytes = aligned_bytes
+        return self._encoded_base64 + base64.b64encode(
+            self.received[aligned_bytes:]).decode("ascii")
 
 
 class FirmwareSlot:
@@ -312,7 +352,11 @@ class FirmwareSlot:
 
     A device restored with :meth:`from_state` in the middle of a transfer must hold the HAN lock
     again: the HAN re-acquires it for each slot whose :attr:`transfer_in_progress` is true (the
-    slot also re-acquires it on its next block or verify when it is free)."""
+    slot also re-acquires it on its next block or verify when it is free).
+
+    Every method that lets time pass (:meth:`handle_request`, :meth:`advance_to`) takes the HAN's
+    :class:`TransferLock` and the device's EUI-64, since an idle transfer abandoned then gives the
+    lock back."""
 
     def __init__(self, manufacturer: str, model: str, running_version: str) -> None:
         self.manufacturer = manufacturer
@@ -348,16 +392,18 @@ class FirmwareSlot:
         """Answer one firmware request at ``device_time_seconds``. A command outside
         :data:`FIRMWARE_COMMANDS` answers NOT_SUPPORTED_BY_DEVICE; missing or mistyped fields
         answer MALFORMED_REQUEST. Never raises for anything the request carries."""
-        self.advance_to(device_time_seconds)
+        self.advance_to(device_time_seconds, transfer_lock, device_eui64)
         try:
             command = Command(request.command)
         except ValueError:
             return Response(request.command, request.invoke_id, Status.UNKNOWN_COMMAND, {})
         try:
             if command is Command.FIRMWARE_BEGIN:
-                status, fields = self._begin(request.fields, transfer_lock, device_eui64)
+                status, fields = self._begin(request.fields, device_time_seconds,
+                                             transfer_lock, device_eui64)
             elif command is Command.FIRMWARE_BLOCK:
-                status, fields = self._block(request.fields, transfer_lock, device_eui64)
+                status, fields = self._block(request.fields, device_time_seconds,
+                                             transfer_lock, device_eui64)
             elif command is Command.FIRMWARE_VERIFY:
                 status, fields = self._verify(transfer_lock, device_eui64)
             elif command is Command.FIRMWARE_ACTIVATE:
@@ -372,18 +418,18 @@ class FirmwareSlot:
             fields = {}
         return Response(command, request.invoke_id, status, fields)
 
-    def _begin(self, fields: Mapping[str, Any], transfer_lock: TransferLock,
-               device_eui64: bytes) -> tuple[Status, dict[str, Any]]:
+    def _begin(self, fields: Mapping[str, Any], device_time_seconds: int,
+               transfer_lock: TransferLock, device_eui64: bytes) -> tuple[Status, dict[str, Any]]:
         image_size_bytes = int(fields["image_size_bytes"])
         if not 0 < image_size_bytes <= MAX_FIRMWARE_IMAGE_BYTES:
             return Status.VALUE_OUT_OF_RANGE, {}
         if not _hold(transfer_lock, device_eui64):
             return Status.FIRMWARE_UPDATE_IN_PROGRESS, {}
-        self._transfer = _Transfer(image_size_bytes, bytearray())
+        self._transfer = _Transfer(image_size_bytes, bytearray(), device_time_seconds)
         return Status.SUCCESS, self.status_fields()
 
-    def _block(self, fields: Mapping[str, Any], transfer_lock: TransferLock,
-               device_eui64: bytes) -> tuple[Status, dict[str, Any]]:
+    def _block(self, fields: Mapping[str, Any], device_time_seconds: int,
+               transfer_lock: TransferLock, device_eui64: bytes) -> tuple[Status, dict[str, Any]]:
         block_offset_bytes = int(fields["block_offset_bytes"])
         block_data = fields["block_data"]
         if not isinstance(block_data, (bytes, bytearray, memoryview)):
@@ -405,6 +451,7 @@ class FirmwareSlot:
         elif not (block_offset_bytes == transfer.last_block_offset_bytes
                   and transfer.received[block_offset_bytes:] == block_data):
             return Status.FIRMWARE_BLOCK_OUT_OF_ORDER, {}
+        transfer.last_activity_time_seconds = device_time_seconds
         return Status.SUCCESS, {"bytes_received": len(transfer.received)}
 
     def _verify(self, transfer_lock: TransferLock,
@@ -444,15 +491,27 @@ class FirmwareSlot:
 
     # ---- time --------------------------------------------------------------------------
 
-    def advance_to(self, device_time_seconds: int) -> None:
-        """Run a scheduled activation that is due at ``device_time_seconds``."""
+    def advance_to(self, device_time_seconds: int, transfer_lock: TransferLock,
+                   device_eui64: bytes) -> None:
+        """Run what is due at ``device_time_seconds``: abandon a transfer idle since
+        FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS or more (releasing ``device_eui64``'s hold on
+        ``transfer_lock``), and run a scheduled activation."""
+        transfer = self._transfer
+        if transfer is not None and device_time_seconds >= transfer.expires_at_seconds:
+            self._transfer = None
+            transfer_lock.release(device_eui64)
         due = self.pending_activation_time_seconds
         if due and self.pending_version and device_time_seconds >= due:
             self._run_pending()
 
     def next_event_time_seconds(self) -> int | None:
-        """The device time of the scheduled activation, or None."""
-        return self.pending_activation_time_seconds or None
+        """The earliest device time something happens by itself (an idle transfer abandoned,
+        a scheduled activation), or None."""
+        times = [t for t in (
+            self.pending_activation_time_seconds or None,
+            self._transfer.expires_at_seconds if self._transfer is not None else None,
+        ) if t is not None]
+        return min(times) if times else None
 
     # ---- persistence -------------------------------------------------------------------
 
@@ -466,8 +525,9 @@ class FirmwareSlot:
             "pending_activation_time_seconds": self.pending_activation_time_seconds,
             "transfer": None if transfer is None else {
                 "image_size_bytes": transfer.image_size_bytes,
-                "received_base64": base64.b64encode(bytes(transfer.received)).decode("ascii"),
+                "received_base64": transfer.received_base64(),
                 "last_block_offset_bytes": transfer.last_block_offset_bytes,
+                "last_activity_time_seconds": transfer.last_activity_time_seconds,
             },
         }
 
@@ -478,9 +538,9 @@ class FirmwareSlot:
         naming the first key that is missing or wrong."""
         try:
             state_format = state["state_format"]
-            if state_format != _STATE_FORMAT:
-                raise StateError(f"firmware state_format {state_format!r} is not"
-                                 f" {_STATE_FORMAT}")
+            if isinstance(state_format, bool) or state_format not in _READABLE_STATE_FORMATS:
+                raise StateError(f"firmware state_format {state_format!r} is not one of"
+                                 f" {sorted(_READABLE_STATE_FORMATS)}")
             slot = cls(manufacturer, model, _text(state, "running_version"))
             slot.pending_version = _text(state, "pending_version", allow_empty=True)
             slot.pending_activation_time_seconds = _count(state, "pending_activation_time_seconds")
@@ -491,7 +551,7 @@ class FirmwareSlot:
         except KeyError as error:
             raise StateError(f"firmware state has no {error.args[0]!r}") from None
         if transfer is not None:
-            slot._transfer = _transfer_from_state(transfer)
+            slot._transfer = _transfer_from_state(transfer, state_format)
         return slot
 
 
@@ -510,13 +570,15 @@ def _count(state: Mapping[str, Any], key: str) -> int:
     return value
 
 
-def _transfer_from_state(transfer: Any) -> _Transfer:
+def _transfer_from_state(transfer: Any, state_format: int) -> _Transfer:
     if not isinstance(transfer, Mapping):
         raise StateError(f"firmware transfer must be a table or null, not {transfer!r}")
     try:
         image_size_bytes = _count(transfer, "image_size_bytes")
         encoded = transfer["received_base64"]
         last_block_offset_bytes = transfer["last_block_offset_bytes"]
+        last_activity_time_seconds = (0 if state_format == 1
+                                      else _count(transfer, "last_activity_time_seconds"))
     except KeyError as error:
         raise StateError(f"firmware transfer has no {error.args[0]!r}") from None
     try:
@@ -533,4 +595,5 @@ def _transfer_from_state(transfer: Any) -> _Transfer:
             or not 0 <= last_block_offset_bytes < len(received)):
         raise StateError(f"firmware transfer last_block_offset_bytes {last_block_offset_bytes!r}"
                          f" is not null or an offset below the {len(received)} bytes received")
-    return _Transfer(image_size_bytes, bytearray(received), last_block_offset_bytes)
+    return _Transfer(image_size_bytes, bytearray(received), last_activity_time_seconds,
+                     last_block_offset_bytes)

@@ -243,7 +243,7 @@ class CommsHub:
 
     def advance_to(self, now_seconds: int) -> None:
         self.han.advance_to(now_seconds)
-        self.firmware.advance_to(now_seconds)
+        self.firmware.advance_to(now_seconds, self.han, self.eui64)
 
     def next_event_time_seconds(self) -> int | None:
         times = [t for t in (self.han.next_event_time_seconds(),

@@ -40,10 +40,11 @@ and its response is kept in the device's log of scheduled outcomes (the last
 
 Joining: when a meter of this world is added to a hub's join list, it tries to join
 ``join_delay_seconds`` later (profile), unless its profile says ``joins_han = false``.
-Events due at the same second run in this order: firmware activations and closing join windows,
-then join attempts, then scheduled requests (by server address, then command code). Every
-device is reachable on the link whether or not it is on a HAN (*decided*); the firmware lock a
-meter uses is that of the hub its profile names.
+Events due at the same second run in this order: firmware activations, abandoned idle firmware
+transfers (emulator/firmware.py) and closing join windows, then join attempts, then scheduled
+requests (by server address, then command code). Every device is reachable on the link
+whether or not it is on a HAN (*decided*); the firmware lock a meter uses is that of the hub
+its profile names.
 
 This module does no I/O except through :mod:`emulator.persistence`, and reads time only from
 the injected clock.
@@ -277,8 +278,9 @@ class EmulatedWorld:
 
         Undecodable bytes get ``failure_response_bytes``; the world is run to the clock's time
         first, and its state is saved (if a state path was given and anything changed) before
-        the answer is returned. Never raises for any bytes; raises :class:`StateError` only if
-        the state file cannot be written (then nothing is answered)."""
+        the answer is returned. Never raises for any bytes;
+        raises :class:`StateError` only if the state file cannot be written (then nothing is
+        answered)."""
         if server_address not in self.server_addresses():
             return None
         data = bytes(apdu)
@@ -351,22 +353,24 @@ class EmulatedWorld:
                 closing = device.hub.han.next_event_time_seconds()
                 if closing is not None:
                     times.append(closing)
-            activation = device.firmware.next_event_time_seconds()
-            if activation is not None:
-                times.append(activation - device.clock_offset_seconds)
+            firmware_event = device.firmware.next_event_time_seconds()  # on the device clock
+            if firmware_event is not None:
+                times.append(firmware_event - device.clock_offset_seconds)
             times.extend(entry.execution_time_seconds - device.clock_offset_seconds
                          for entry in device.schedule.values())
         return min(times) if times else None
 
     def _step_to(self, now_seconds: int) -> None:
-        """Run every device's own time forward (meters, firmware activations, join windows)."""
+        """Run every device's own time forward (meters, firmware activations and idle
+        transfers, join windows)."""
         if now_seconds < self._now_seconds:
             return
         self._now_seconds = now_seconds
         for device in self._devices.values():
             if device.meter is not None:
                 device.meter.advance_to(now_seconds)
-            device.firmware.advance_to(self._device_clock(device))
+            device.firmware.advance_to(self._device_clock(device), self._lock_for(device),
+                                       device.eui64)
             if device.hub is not None:
                 device.hub.han.advance_to(now_seconds)
 

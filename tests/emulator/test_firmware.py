@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from typing import Any
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from emulator.errors import StateError
 from emulator.firmware import (
+    FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS,
     IMAGE_HEADER_SIZE_BYTES,
     MAX_FIRMWARE_IMAGE_BYTES,
     FirmwareBadHashError,
@@ -85,12 +87,13 @@ class Device:
         assert decoded.fields == dict(response.fields)
         return response
 
-    def begin(self, image_size_bytes: int) -> Response:
-        return self.ask(Command.FIRMWARE_BEGIN, {"image_size_bytes": image_size_bytes})
+    def begin(self, image_size_bytes: int, now_seconds: int = T0_SECONDS) -> Response:
+        return self.ask(Command.FIRMWARE_BEGIN, {"image_size_bytes": image_size_bytes},
+                        now_seconds)
 
-    def block(self, offset_bytes: int, data: bytes) -> Response:
+    def block(self, offset_bytes: int, data: bytes, now_seconds: int = T0_SECONDS) -> Response:
         return self.ask(Command.FIRMWARE_BLOCK,
-                        {"block_offset_bytes": offset_bytes, "block_data": data})
+                        {"block_offset_bytes": offset_bytes, "block_data": data}, now_seconds)
 
     def send(self, image: bytes) -> None:
         assert self.begin(len(image)).ok
@@ -102,6 +105,9 @@ class Device:
 
     def verify(self) -> Response:
         return self.ask(Command.FIRMWARE_VERIFY)
+
+    def advance(self, now_seconds: int) -> None:
+        self.slot.advance_to(now_seconds, self.lock, self.eui64)
 
     def activate(self, activation_time_seconds: int, now_seconds: int = T0_SECONDS) -> Response:
         return self.ask(Command.FIRMWARE_ACTIVATE,
@@ -261,9 +267,9 @@ def test_activation_at_a_future_device_time_leaves_the_version_unchanged_until_t
     assert scheduled.fields["running_version"] == "1.0.0"
     assert scheduled.fields["pending_activation_time_seconds"] == at_seconds
     assert esme.slot.next_event_time_seconds() == at_seconds
-    esme.slot.advance_to(at_seconds - 1)
+    esme.advance(at_seconds - 1)
     assert esme.read(at_seconds - 1)["running_version"] == "1.0.0"
-    esme.slot.advance_to(at_seconds)
+    esme.advance(at_seconds)
     assert esme.slot.running_version == "1.1.0"
     assert esme.slot.next_event_time_seconds() is None
 
@@ -299,7 +305,7 @@ def test_a_newly_verified_image_replaces_the_pending_one_and_cancels_its_schedul
     verified = esme.verify()
     assert verified.fields["pending_version"] == "1.2.0"
     assert verified.fields["pending_activation_time_seconds"] == 0
-    esme.slot.advance_to(T0_SECONDS + 600)
+    esme.advance(T0_SECONDS + 600)
     assert esme.slot.running_version == "1.0.0"
 
 
@@ -328,7 +334,7 @@ def test_a_refused_image_leaves_an_earlier_pending_image_and_its_schedule(
     esme.send(esme_image("1.2.0", model="LIBERTY200"))
     assert esme.verify().status is Status.FIRMWARE_WRONG_MODEL
     assert esme.read()["pending_version"] == "1.1.0"
-    esme.slot.advance_to(T0_SECONDS + 600)
+    esme.advance(T0_SECONDS + 600)
     assert esme.slot.running_version == "1.1.0"
 
 
@@ -402,6 +408,105 @@ def test_begin_with_a_size_of_zero_or_over_the_maximum_is_out_of_range_and_takes
         esme: Device, lock: HanLock, image_size_bytes: int) -> None:
     assert esme.begin(image_size_bytes).status is Status.VALUE_OUT_OF_RANGE
     assert lock.holder_eui64 is None and not esme.slot.transfer_in_progress
+
+
+# ---- idle transfers are abandoned ----------------------------------------------------------
+
+IDLE_SECONDS = FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS
+
+
+def test_idle_timeout_is_ten_minutes() -> None:
+    assert FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS == 600
+
+
+def test_an_interrupted_transfer_no_longer_blocks_the_han_thirty_days_later(
+        esme: Device, lock: HanLock) -> None:
+    gsme = Device(FirmwareSlot(MANUFACTURER, "SECURE-GSME", "2.0.0"), lock, GSME_EUI64)
+    image = esme_image()
+    assert esme.begin(len(image)).ok
+    assert esme.block(0, image[:1024]).ok
+    assert esme.block(1024, image[1024:2048]).ok
+    later = T0_SECONDS + 30 * 86_400
+    esme.advance(later)
+    assert gsme.begin(2605, now_seconds=later).ok
+    assert lock.holder_eui64 == GSME_EUI64
+    assert esme.read(later) == {"running_version": "1.0.0", "pending_version": "",
+                                "pending_activation_time_seconds": 0,
+                                "transfer_in_progress": False}
+    assert esme.block(2048, image[2048:3072], later).status is Status.FIRMWARE_NO_TRANSFER
+
+
+def test_an_idle_transfer_is_abandoned_exactly_the_timeout_after_its_last_accepted_block(
+        esme: Device, lock: HanLock) -> None:
+    image = esme_image()
+    assert esme.begin(len(image)).ok
+    assert esme.slot.next_event_time_seconds() == T0_SECONDS + IDLE_SECONDS
+    last_block_at = T0_SECONDS + IDLE_SECONDS - 1
+    assert esme.block(0, image[:1024], last_block_at).ok  # activity: the deadline moves
+    deadline = last_block_at + IDLE_SECONDS
+    assert esme.slot.next_event_time_seconds() == deadline
+    esme.advance(deadline - 1)
+    assert esme.slot.transfer_in_progress and lock.holder_eui64 == ESME_EUI64
+    esme.advance(deadline)
+    assert not esme.slot.transfer_in_progress and lock.holder_eui64 is None
+    assert esme.slot.next_event_time_seconds() is None
+
+
+def test_a_block_arriving_at_the_deadline_finds_no_transfer(esme: Device, lock: HanLock) -> None:
+    image = esme_image()
+    assert esme.begin(len(image)).ok
+    late = esme.block(0, image[:1024], T0_SECONDS + IDLE_SECONDS)
+    assert late.status is Status.FIRMWARE_NO_TRANSFER
+    assert lock.holder_eui64 is None
+
+
+def test_refused_blocks_and_reads_do_not_keep_a_transfer_alive(
+        esme: Device, lock: HanLock) -> None:
+    image = esme_image()
+    assert esme.begin(len(image)).ok
+    assert esme.block(0, image[:1024]).ok
+    nearly = T0_SECONDS + IDLE_SECONDS - 1
+    out_of_order = esme.block(4096, image[:1024], nearly)
+    assert out_of_order.status is Status.FIRMWARE_BLOCK_OUT_OF_ORDER
+    assert esme.read(nearly)["transfer_in_progress"] is True
+    assert esme.slot.next_event_time_seconds() == T0_SECONDS + IDLE_SECONDS
+    esme.advance(T0_SECONDS + IDLE_SECONDS)
+    assert not esme.slot.transfer_in_progress and lock.holder_eui64 is None
+
+
+def test_an_accepted_repeat_of_the_last_block_keeps_the_transfer_alive(esme: Device) -> None:
+    image = esme_image()
+    assert esme.begin(len(image)).ok
+    assert esme.block(0, image[:1024]).ok
+    repeat_at = T0_SECONDS + 300
+    assert esme.block(0, image[:1024], repeat_at).ok
+    assert esme.slot.next_event_time_seconds() == repeat_at + IDLE_SECONDS
+
+
+def test_abandoning_a_transfer_keeps_the_pending_image_and_its_scheduled_activation(
+        esme: Device, lock: HanLock) -> None:
+    esme.send(esme_image("1.1.0"))
+    assert esme.verify().ok
+    activation_at = T0_SECONDS + 3600
+    assert esme.activate(activation_at).ok
+    assert esme.begin(len(esme_image("1.2.0"))).ok
+    assert esme.slot.next_event_time_seconds() == T0_SECONDS + IDLE_SECONDS
+    esme.advance(T0_SECONDS + IDLE_SECONDS)
+    assert esme.read(T0_SECONDS + IDLE_SECONDS) == {
+        "running_version": "1.0.0", "pending_version": "1.1.0",
+        "pending_activation_time_seconds": activation_at, "transfer_in_progress": False}
+    assert lock.holder_eui64 is None
+    assert esme.slot.next_event_time_seconds() == activation_at
+
+
+def test_abandoning_a_transfer_never_releases_a_lock_another_device_holds(
+        esme: Device, lock: HanLock) -> None:
+    assert esme.begin(100).ok
+    lock.release(ESME_EUI64)
+    assert lock.acquire(GSME_EUI64)  # e.g. the HAN was restored with another holder
+    esme.advance(T0_SECONDS + IDLE_SECONDS)
+    assert not esme.slot.transfer_in_progress
+    assert lock.holder_eui64 == GSME_EUI64
 
 
 # ---- blocks ------------------------------------------------------------------------------
@@ -538,6 +643,53 @@ def test_restored_transfer_takes_the_han_lock_again_when_it_is_free(esme: Device
     assert fresh_lock.holder_eui64 == ESME_EUI64
 
 
+def test_state_round_trip_keeps_the_idle_deadline_of_a_transfer(
+        esme: Device, lock: HanLock) -> None:
+    image = esme_image()
+    assert esme.begin(len(image)).ok
+    last_block_at = T0_SECONDS + 50
+    assert esme.block(0, image[:1024], last_block_at).ok
+    state = json.loads(json.dumps(esme.slot.to_state()))
+    assert state["transfer"]["last_activity_time_seconds"] == last_block_at
+    restored = Device(FirmwareSlot.from_state(MANUFACTURER, ESME_MODEL, state), lock)
+    assert restored.slot.next_event_time_seconds() == last_block_at + IDLE_SECONDS
+    restored.advance(last_block_at + IDLE_SECONDS - 1)
+    assert restored.slot.transfer_in_progress and lock.holder_eui64 == ESME_EUI64
+    restored.advance(last_block_at + IDLE_SECONDS)
+    assert not restored.slot.transfer_in_progress and lock.holder_eui64 is None
+
+
+def test_a_transfer_saved_by_state_format_1_is_abandoned_on_the_first_step_of_time(
+        esme: Device, lock: HanLock) -> None:
+    image = esme_image()
+    assert esme.begin(len(image)).ok
+    assert esme.block(0, image[:1024]).ok
+    state = esme.slot.to_state()
+    state["state_format"] = 1
+    del state["transfer"]["last_activity_time_seconds"]
+    restored = Device(FirmwareSlot.from_state(MANUFACTURER, ESME_MODEL, state), lock)
+    assert restored.slot.transfer_in_progress
+    restored.advance(T0_SECONDS)
+    assert not restored.slot.transfer_in_progress and lock.holder_eui64 is None
+    assert restored.slot.running_version == "1.0.0"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=MAX_FIRMWARE_BLOCK_BYTES), min_size=1,
+                max_size=12))
+def test_saved_transfer_holds_the_base64_of_every_byte_received_however_blocks_split(
+        block_sizes: list[int]) -> None:
+    data = bytes(i * 7 % 251 for i in range(sum(block_sizes)))
+    device = Device(FirmwareSlot(MANUFACTURER, ESME_MODEL, "1.0.0"), HanLock())
+    assert device.begin(len(data)).ok
+    offset = 0
+    for size in block_sizes:
+        assert device.block(offset, data[offset:offset + size]).ok
+        offset += size
+        saved = device.slot.to_state()["transfer"]["received_base64"]
+        assert saved == base64.b64encode(data[:offset]).decode("ascii")
+
+
 def test_state_round_trip_keeps_a_pending_activation(esme: Device) -> None:
     esme.send(esme_image())
     assert esme.verify().ok
@@ -546,7 +698,7 @@ def test_state_round_trip_keeps_a_pending_activation(esme: Device) -> None:
     restored = _round_trip(esme.slot)
     assert restored.next_event_time_seconds() == at_seconds
     assert restored.running_version == "1.0.0" and restored.pending_version == "1.1.0"
-    restored.advance_to(at_seconds)
+    restored.advance_to(at_seconds, HanLock(), ESME_EUI64)
     assert restored.running_version == "1.1.0"
 
 
@@ -555,9 +707,12 @@ def test_state_round_trip_keeps_a_pending_activation(esme: Device) -> None:
     ("state_format", 99, "state_format"),
     ("pending_activation_time_seconds", -1, "pending_activation_time_seconds"),
     ("transfer", {"image_size_bytes": 10, "received_base64": "***",
-                  "last_block_offset_bytes": None}, "base64"),
+                  "last_block_offset_bytes": None, "last_activity_time_seconds": 0}, "base64"),
     ("transfer", {"image_size_bytes": 2, "received_base64": "AAAA",
-                  "last_block_offset_bytes": 0}, "3 of 2"),
+                  "last_block_offset_bytes": 0, "last_activity_time_seconds": 0}, "3 of 2"),
+    ("transfer", {"image_size_bytes": 2, "received_base64": "",
+                  "last_block_offset_bytes": None, "last_activity_time_seconds": -5},
+     "last_activity_time_seconds"),
 ])
 def test_corrupt_state_is_refused_with_the_key_named(
         esme: Device, key: str, value: Any, message: str) -> None:

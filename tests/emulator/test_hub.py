@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from emulator.errors import StateError
-from emulator.firmware import FirmwareSlot
+from emulator.firmware import FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS, FirmwareSlot
 from emulator.hub import (
     HAN_TABLE_MAX_ENTRIES,
     MAX_JOIN_WINDOW_MINUTES,
@@ -160,6 +160,20 @@ def test_hub_firmware_transfer_blocks_a_meter_transfer_on_the_same_han() -> None
     meter_slot = FirmwareSlot("Secure Meters", "LIBERTY100", "1.0.0")
     refused = meter_slot.handle_request(begin, T0, hub.han, METER)
     assert refused.status is Status.FIRMWARE_UPDATE_IN_PROGRESS
+
+
+def test_an_idle_hub_transfer_is_a_hub_event_and_frees_the_han_when_the_hub_reaches_it() -> None:
+    hub = CommsHub(HUB, FirmwareSlot("Secure Meters", "SECURE-CHF", "3.0.0"))
+    begin = Request(Command.FIRMWARE_BEGIN, 1, {"image_size_bytes": 2205})
+    assert hub.handle_request(begin, T0).ok
+    deadline = T0 + FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS
+    assert hub.next_event_time_seconds() == deadline
+    hub.advance_to(deadline - 1)
+    assert hub.han.holder_eui64 == HUB
+    hub.advance_to(deadline)
+    assert hub.han.holder_eui64 is None and not hub.firmware.transfer_in_progress
+    meter_slot = FirmwareSlot("Secure Meters", "LIBERTY100", "1.0.0")
+    assert meter_slot.handle_request(begin, deadline, hub.han, METER).ok
 
 
 def test_hub_answers_meter_commands_not_supported() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from emulator.clock import SystemClock, VirtualClock
 from emulator.errors import StateError
+from emulator.firmware import FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS
 from emulator.persistence import STATE_FORMAT_VERSION, encode_state, load_state, write_atomically
 from emulator.profile import Profile
 from emulator.utrn import UtrnValueClass, make_utrn
@@ -128,11 +129,11 @@ def test_restart_from_the_state_file_resumes_balances_debts_utrns_han_and_firmwa
         "debt_register": DebtRegister.TIME_DEBT_2, "debt_adjustment_pence": 700,
         "debt_recovery_rate_pence": 5, "debt_recovery_period": DebtRecoveryPeriod.HOURLY,
         "debt_recovery_percentage": 0})
+    clock.advance_seconds(3 * 3600 + 17)
     image = (FIRMWARE_IMAGES / "esme_liberty100_1.1.0.sefw").read_bytes()
     _request(world, 16, Command.FIRMWARE_BEGIN, {"image_size_bytes": len(image)})
     _request(world, 16, Command.FIRMWARE_BLOCK, {"block_offset_bytes": 0,
                                                   "block_data": image[:1024]})
-    clock.advance_seconds(3 * 3600 + 17)
     _request(world, 2, Command.HAN_ADD_DEVICE, {"device_eui64": bytes(7) + b"\x09",
                                                 "join_window_minutes": 10})
     before = world.handle_request(16, Request(Command.READ_INSTANTANEOUS_PREPAY_VALUES, 2))
@@ -161,6 +162,53 @@ def test_restart_from_the_state_file_resumes_balances_debts_utrns_han_and_firmwa
                                                       {"image_size_bytes": 100}))
     assert gsme_begin.status is Status.FIRMWARE_UPDATE_IN_PROGRESS
     assert saved != path.read_bytes()
+
+
+def _start_esme_transfer(world: EmulatedWorld) -> bytes:
+    image = (FIRMWARE_IMAGES / "esme_liberty100_1.1.0.sefw").read_bytes()
+    _request(world, 16, Command.FIRMWARE_BEGIN, {"image_size_bytes": len(image)})
+    _request(world, 16, Command.FIRMWARE_BLOCK, {"block_offset_bytes": 0,
+                                                  "block_data": image[:1024]})
+    return image
+
+
+def _gsme_begin(world: EmulatedWorld) -> Status:
+    return world.handle_request(17, Request(Command.FIRMWARE_BEGIN, 9,
+                                            {"image_size_bytes": 100})).status
+
+
+def test_restart_mid_transfer_keeps_the_han_lock_and_the_idle_deadline(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    profile = Profile.default()
+    clock = VirtualClock(profile.start_device_time_seconds)
+    world = EmulatedWorld(profile, clock, state_path=path)
+    clock.advance_seconds(100)
+    _start_esme_transfer(world)
+    last_activity = world.now_seconds
+
+    restarted_clock = VirtualClock(profile.start_device_time_seconds)
+    restarted = EmulatedWorld(profile, restarted_clock, state_path=path)
+    assert restarted.hub().han.holder_eui64 == ESME
+    restarted_clock.advance_seconds(last_activity + FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS - 1
+                                    - restarted_clock.device_time_seconds())
+    assert _gsme_begin(restarted) is Status.FIRMWARE_UPDATE_IN_PROGRESS
+    restarted_clock.advance_seconds(1)
+    assert _gsme_begin(restarted) is Status.SUCCESS
+    assert restarted.hub().han.holder_eui64 == GSME
+
+
+def test_a_transfer_that_went_idle_while_the_emulator_was_stopped_is_abandoned_on_restart(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    profile = Profile.default()
+    world = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds),
+                          state_path=path)
+    _start_esme_transfer(world)
+    an_hour_later = VirtualClock(world.now_seconds + 3600)
+    restarted = EmulatedWorld(profile, an_hour_later, state_path=path)
+    assert restarted.hub().han.holder_eui64 is None
+    assert not restarted.device_by_eui64(ESME).firmware.transfer_in_progress
+    assert _gsme_begin(restarted) is Status.SUCCESS
 
 
 def test_state_is_saved_before_the_answer_leaves(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from emulator.clock import VirtualClock
 from emulator.errors import EmulatorError
+from emulator.firmware import FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS
 from emulator.profile import Profile
 from emulator.world import MAX_ADVANCE_SECONDS, EmulatedWorld
 from protocol.apdu import (
@@ -267,6 +268,46 @@ def test_one_firmware_transfer_at_a_time_across_the_han(world_and_clock) -> None
             "block_offset_bytes": offset, "block_data": image[offset:offset + 1024]}).ok
     assert ask(world, 16, Command.FIRMWARE_VERIFY).fields["pending_version"] == "1.1.0"
     assert ask(world, 17, Command.FIRMWARE_BEGIN, {"image_size_bytes": 100}).ok
+
+
+def _send_two_blocks(world: EmulatedWorld, address: int, image: bytes) -> None:
+    assert ask(world, address, Command.FIRMWARE_BEGIN, {"image_size_bytes": len(image)}).ok
+    for offset in (0, 1024):
+        assert ask(world, address, Command.FIRMWARE_BLOCK, {
+            "block_offset_bytes": offset, "block_data": image[offset:offset + 1024]}).ok
+
+
+def test_an_interrupted_transfer_does_not_hold_the_han_after_thirty_days(
+        world_and_clock) -> None:
+    world, _ = world_and_clock
+    image = (FIRMWARE_IMAGES / "esme_liberty100_1.1.0.sefw").read_bytes()
+    _send_two_blocks(world, 16, image)
+    assert ask(world, MANAGEMENT_SERVER_ADDRESS, Command.ADVANCE_DEVICE_TIME,
+               {"advance_seconds": 30 * 86_400}).ok
+    assert ask(world, 17, Command.FIRMWARE_BEGIN, {"image_size_bytes": 100}).ok
+    esme_firmware = ask(world, 16, Command.READ_FIRMWARE_VERSION).fields
+    assert esme_firmware["running_version"] == "1.0.0"
+    assert esme_firmware["transfer_in_progress"] is False
+
+
+@pytest.mark.parametrize(("gsme_begins_after_seconds", "expected"), [
+    (FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS - 1, Status.FIRMWARE_UPDATE_IN_PROGRESS),
+    (FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS, Status.SUCCESS),
+])
+def test_an_idle_transfer_frees_the_han_at_exactly_its_deadline_on_the_devices_clock(
+        gsme_begins_after_seconds: int, expected: Status) -> None:
+    world, clock = make_world()
+    start = clock.device_time_seconds()
+    assert ask(world, 16, Command.SYNCHRONISE_CLOCK,
+               {"device_time_seconds": start + 5_000}).ok  # the ESME's clock runs ahead
+    image = (FIRMWARE_IMAGES / "esme_liberty100_1.1.0.sefw").read_bytes()
+    _send_two_blocks(world, 16, image)
+    assert schedule(world, 17, start + gsme_begins_after_seconds, Command.FIRMWARE_BEGIN,
+                    {"image_size_bytes": 100}).ok
+    clock.advance_seconds(3_600)  # one long step: the world runs its events in time order
+    world.advance()
+    (outcome,) = world.scheduled_outcomes(GSME)
+    assert outcome.response.status is expected
 
 
 def test_firmware_activation_at_a_future_time_runs_when_time_gets_there(
