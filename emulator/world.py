@@ -4,6 +4,9 @@
 ESMEs, GSMEs) plus the management logical device at ``MANAGEMENT_SERVER_ADDRESS`` (1), routes
 each request to the part of a device that answers it, runs device time forward in event order,
 and saves its whole state (through :mod:`emulator.persistence`) before any answer leaves.
+The READ_* commands change nothing, so they are answered without building or writing the state
+(what time alone changed is recomputed from the saved state on a restart); any other request
+that changed the state has it written atomically before its answer is returned.
 
 Routing on a device (hub or meter)::
 
@@ -103,6 +106,9 @@ _SCHEDULER_COMMANDS = frozenset({Command.SCHEDULE_REQUEST, Command.CANCEL_SCHEDU
 _NOT_SCHEDULABLE = frozenset({Command.SCHEDULE_REQUEST, Command.CANCEL_SCHEDULED_REQUEST,
                               Command.READ_DEVICE_DIRECTORY, Command.ADVANCE_DEVICE_TIME})
 _MANAGEMENT_ONLY = frozenset({Command.READ_DEVICE_DIRECTORY, Command.ADVANCE_DEVICE_TIME})
+#: Commands that only report: answering one changes no state, so nothing is saved after it
+#: (every READ_* command; a new one must stay side-effect free or leave this set).
+_READ_ONLY_COMMANDS = frozenset(c for c in Command if c.name.startswith("READ_"))
 _MANAGEMENT_IDENTITY = {
     "device_eui64": bytes(8),
     "device_type": DeviceType.MANAGEMENT,
@@ -277,8 +283,8 @@ class EmulatedWorld:
         """Answer one request APDU for ``server_address``; None if no device has that address.
 
         Undecodable bytes get ``failure_response_bytes``; the world is run to the clock's time
-        first, and its state is saved (if a state path was given and anything changed) before
-        the answer is returned. Never raises for any bytes;
+        first, and its state is saved (if a state path was given, the request is not a READ_*
+        one, and anything changed) before the answer is returned. Never raises for any bytes;
         raises :class:`StateError` only if the state file cannot be written (then nothing is
         answered)."""
         if server_address not in self.server_addresses():
@@ -305,7 +311,8 @@ class EmulatedWorld:
             # a SYNCHRONISE_CLOCK may have made scheduled work or an activation due already
             self._step_to(self._now_seconds)
             self._run_due_now()
-        self._persist_if_changed()
+        if request.command not in _READ_ONLY_COMMANDS:
+            self._persist_if_changed()
         return response
 
     def attempt_join(self, eui64: bytes) -> bool:

@@ -211,6 +211,41 @@ def test_a_transfer_that_went_idle_while_the_emulator_was_stopped_is_abandoned_o
     assert _gsme_begin(restarted) is Status.SUCCESS
 
 
+_READS = [(16, Command.READ_INSTANTANEOUS_PREPAY_VALUES), (16, Command.READ_METER_BALANCE),
+          (16, Command.READ_PREPAYMENT_CONFIGURATION), (16, Command.READ_SUPPLY_STATUS),
+          (16, Command.READ_LOAD_LIMIT_DATA), (16, Command.READ_FIRMWARE_VERSION),
+          (16, Command.READ_CLOCK), (16, Command.READ_DEVICE_IDENTITY),
+          (16, Command.READ_SCHEDULED_REQUESTS), (2, Command.READ_HAN_ENTRIES),
+          (1, Command.READ_DEVICE_DIRECTORY), (1, Command.READ_CLOCK)]
+
+
+def test_a_read_writes_no_state_while_a_change_is_written_before_its_answer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "state.json"
+    profile = Profile.default()
+    clock = VirtualClock(profile.start_device_time_seconds)
+    world = EmulatedWorld(profile, clock, state_path=path)
+    writes: list[bytes] = []
+    monkeypatch.setattr("emulator.world.write_atomically",
+                        lambda target, data: (writes.append(data), write_atomically(target, data)))
+    clock.advance_seconds(3600)  # the meters ran: a read now sees a changed balance
+    for address, command in _READS:
+        assert world.handle_request(address, Request(command, 1)).ok, command
+    assert writes == []
+    adjusted = world.handle_request(16, Request(Command.ADJUST_METER_BALANCE, 2,
+                                                {"adjustment_pence": 250}))
+    assert adjusted.ok and len(writes) == 1
+    saved = json.loads(path.read_bytes())["world"]["devices"][ESME.hex()]["meter"]
+    assert saved["meter_balance_pence"] == adjusted.fields["meter_balance_pence"]
+    # a refusal that changes state (a failed verify discards the transfer) is written too
+    _request(world, 16, Command.FIRMWARE_BEGIN, {"image_size_bytes": 500})
+    assert len(writes) == 2
+    failed = world.handle_request(16, Request(Command.FIRMWARE_VERIFY, 3))
+    assert failed.status is Status.FIRMWARE_BAD_LENGTH and len(writes) == 3
+    assert json.loads(path.read_bytes())["world"]["devices"][ESME.hex()]["firmware"][
+        "transfer"] is None
+
+
 def test_state_is_saved_before_the_answer_leaves(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     profile = Profile.default()
