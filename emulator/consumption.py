@@ -10,7 +10,6 @@ This module must never use floats, read a clock or touch meter registers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
@@ -69,14 +68,6 @@ class LoadProfile:
                 raise ValueError(f"load profile start {start} s is outside 0..86399")
             if load_w < 0:
                 raise ValueError(f"load {load_w} W must not be negative")
-
-    @classmethod
-    def constant(cls, load_w: int) -> LoadProfile:
-        return cls(((0, load_w),))
-
-    @classmethod
-    def from_pairs(cls, pairs: Iterable[Sequence[int]]) -> LoadProfile:
-        return cls(tuple((int(start), int(load_w)) for start, load_w in pairs))
 
     @property
     def is_constant(self) -> bool:

@@ -101,8 +101,6 @@ INT32_MIN = -(2**31)
 PREPAYMENT_PARAMETERS: tuple[str, ...] = tuple(
     sub.name for sub in PREPAYMENT_DEFAULTS.subcons  # type: ignore[attr-defined]
 )
-#: Parameters that hold money (must be >= 0 when set).
-_PENCE_PARAMETERS = frozenset(p for p in PREPAYMENT_PARAMETERS if p.endswith("_pence"))
 #: What a never-configured parameter reads back as (anything not listed: 0).
 UNCONFIGURED_VALUES: dict[str, int] = {
     "max_meter_balance_pence": INT32_MAX,
