@@ -11,8 +11,11 @@ E-INVALID) and device exchanges (E20/E21, device refusals E-S1SR with the Status
 
 Device resolution: on first use the adapter sends READ_DEVICE_DIRECTORY to
 ``MANAGEMENT_SERVER_ADDRESS`` and maps each EUI-64 to its server address and device type; an
-unknown EUI-64 triggers one refresh before the answer is E19. 11.1 is addressed to the DCC, not
-a device: its RequestID target is not resolved; each device of its DeviceIDList is.
+unknown EUI-64 triggers a refresh before the answer is E19, at most one refresh per submitted
+request (an 11.1 naming many unknown devices costs one directory read, not one each). 11.1 is
+addressed to the DCC, not a device: its RequestID target is not resolved; each device of its
+DeviceIDList is. An 11.1 that no device accepted keeps its per-device outcomes in the error
+response's body.
 
 This module never talks to a port: only through the DeviceChannel it is given.
 """
@@ -63,6 +66,8 @@ class S1spAdapter:
         self._annex_c = annex_c or AnnexCTable()
         self._clock = response_clock or _utc_now
         self._directory: dict[bytes, DeviceEntry] | None = None
+        #: whether the directory was read during the request being processed
+        self._directory_read_this_request = False
         #: every (server_address, request) the last submitted request sent, oldest first
         self.last_sent: list[tuple[int, Request]] = []
 
@@ -91,6 +96,7 @@ class S1spAdapter:
         """Apply the S1SR rules to a parsed request; the typed response (never raises an
         :class:`S1spError`)."""
         self.last_sent = []
+        self._directory_read_this_request = False
         try:
             return self._process(request)
         except S1spError as error:
@@ -159,8 +165,13 @@ class S1spAdapter:
                             result_name=f"{spec.body_name}Response", result=tuple(result))
 
     def _error(self, request: DuisRequest, error: S1spError) -> DuisResponse:
+        result_items = getattr(error, "result_items", ())
+        spec = SERVICE_REQUESTS.get(request.service_reference_variant)
+        result_name = (f"{spec.body_name}Response" if result_items and spec is not None
+                       else None)
         return DuisResponse(error.response_code, self._clock(), request.request_id,
                             request.service_reference, request.service_reference_variant,
+                            result_name=result_name, result=tuple(result_items),
                             error_reason=error.reason,
                             device_status=getattr(error, "device_status", None))
 
@@ -189,11 +200,14 @@ class S1spAdapter:
             directory[eui64] = DeviceEntry(eui64, DeviceType(int(entry["device_type"])),
                                            int(entry["server_address"]))
         self._directory = directory
+        self._directory_read_this_request = True
         return dict(directory)
 
     def resolve_device(self, eui64: bytes) -> DeviceEntry:
-        """The directory entry of ``eui64`` (one refresh on a miss, then E19)."""
-        if self._directory is None or eui64 not in self._directory:
+        """The directory entry of ``eui64`` (a refresh on a miss unless the directory was
+        already read for this request, then E19)."""
+        if self._directory is None or (eui64 not in self._directory
+                                       and not self._directory_read_this_request):
             self.refresh_device_directory()
         assert self._directory is not None
         entry = self._directory.get(eui64)

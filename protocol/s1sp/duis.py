@@ -39,13 +39,18 @@ names used (confirmed in DCC templates unless marked *decided*):
            LoadLimitSupplyState is accepted and ignored (the Secure device always opens the
            switch, then arms it after the restoration period)
 6.4.2      UpdateDeviceConfigurationLoadLimitingCounterReset (empty)
-6.11       SynchroniseClock {CurrentDateTime, TolerancePeriod}: accepted, not used; the S1SP
-           sets the device to its own UTC time (its response clock) when it sends the request
+6.11       SynchroniseClock {CurrentDateTime, TolerancePeriod}: accepted, not used (*decided*):
+           the S1SP, standing for the DCC as the trusted time source, sets the device to its
+           own "now" (its response clock: the emulator's clock when ``secure-emu send`` talks
+           to an emulator) when it sends the request. CurrentDateTime is the requester's
+           belief, often a template's stale date; setting the device to it would move the
+           clock back to whenever the file was written
 7.1-7.4    EnableSupply, DisableSupply, ArmSupply, ReadSupplyStatus (empty; 7.2 and 7.3
            names *decided* by analogy)
 8.11       UpdateHANDeviceLog: DeviceID, RequestType (Add | Remove), JoinTimePeriod (s, Add)
 11.1       UpdateFirmware: FirmwareImage (base64), FirmwareVersion, DeviceIDList (EUI-64s
-           separated by white space, or DeviceID children)
+           separated by white space, or DeviceID children; at most
+           :data:`MAX_FIRMWARE_DEVICE_IDS`, *decided*)
 11.2       ReadFirmwareVersion (empty)
 11.3       ActivateFirmware: ExecutionDateTime?, FirmwareHash (hex, kept, not checked)
 =========  ==================================================================================
@@ -79,6 +84,7 @@ from protocol.s1sp.units import (
 
 __all__ = [
     "DUIS_NAMESPACE",
+    "MAX_FIRMWARE_DEVICE_IDS",
     "MAX_REQUEST_BYTES",
     "SERVICE_REQUESTS",
     "DebtRecovery",
@@ -107,6 +113,9 @@ DUIS_NAMESPACE = "http://www.dccinterface.co.uk/ServiceUserGateway"
 XMLDSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
 #: Largest request document accepted, in bytes (UTF-8 when given as text).
 MAX_REQUEST_BYTES = 1024 * 1024
+#: Most devices one 11.1 DeviceIDList may name (*decided*: each is a whole image transfer, one
+#: after another, on one link; more is E-INVALID).
+MAX_FIRMWARE_DEVICE_IDS = 64
 
 _UTRN = re.compile(r"[0-9]{20}")
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
@@ -537,6 +546,10 @@ def _firmware_update(body: Element, where: str) -> SrBody:
     nested = _find_all(list_node, "DeviceID")
     texts = ([node.text or "" for node in nested] if nested
              else (list_node.text or "").split())
+    if len(texts) > MAX_FIRMWARE_DEVICE_IDS:
+        raise InvalidRequestError(
+            f"DeviceIDList names {len(texts)} devices; at most {MAX_FIRMWARE_DEVICE_IDS} are "
+            "accepted in one request: split it into several")
     devices = tuple(parse_eui64(text, "DeviceIDList entry") for text in texts)
     if not devices:
         raise InvalidRequestError("DeviceIDList names no device")
@@ -651,7 +664,12 @@ SERVICE_REQUESTS: dict[str, ServiceRequestSpec] = {
 
 
 def _load_root(xml: bytes | str) -> Element:
-    data = xml.encode("utf-8") if isinstance(xml, str) else bytes(xml)
+    try:
+        data = xml.encode("utf-8") if isinstance(xml, str) else bytes(xml)
+    except (UnicodeError, TypeError, ValueError) as error:
+        raise InvalidRequestError(
+            f"request cannot be read as UTF-8 text: {error} (a lone surrogate or a character "
+            "that is not Unicode text)") from None
     if len(data) > MAX_REQUEST_BYTES:
         raise InvalidRequestError(
             f"request of {len(data)} bytes is larger than the {MAX_REQUEST_BYTES}-byte limit")

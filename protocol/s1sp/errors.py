@@ -6,6 +6,8 @@ every one into a DUIS error response; none escapes :meth:`S1spAdapter.submit`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from protocol.errors import ProtocolError
 
 #: Our one code for a request refused by an S1SR rule or by a device failure status
@@ -63,6 +65,19 @@ class S1srRefusalError(S1spError):
     def __init__(self, reason: str, device_status: str | None = None) -> None:
         super().__init__(reason)
         self.device_status = device_status
+
+
+class FirmwareUpdateRefusedError(S1srRefusalError):
+    """No device of an 11.1 accepted the update. ``response_code`` is the devices' shared
+    E19/E20/E21 code when they all failed alike, else :data:`S1SR_REFUSAL_CODE`;
+    ``result_items`` (the DUIS result items, per-device outcomes included) stay in the error
+    response's body."""
+
+    def __init__(self, reason: str, *, response_code: str, device_status: str | None,
+                 result_items: tuple[tuple[str, Any], ...]) -> None:
+        super().__init__(reason, device_status=device_status)
+        self.response_code = response_code
+        self.result_items = result_items
 
 
 class DeviceCommunicationError(S1spError):

@@ -20,7 +20,8 @@ Form (*decided* where DUIS leaves S1SP results open)::
 
 - The result element is ``<SR body name>Response``; its children use DUIS element names and
   DUIS units (money = pence x 1000, JoinTimePeriod = minutes x 60, date-times UTC ``Z``).
-- An error response (any code but I0 / I99) has no result element; ResponseMessage carries
+- An error response (any code but I0 / I99) has no result element, except an 11.1 that no
+  device accepted, which keeps its per-device outcomes; ResponseMessage carries
   ``ErrorReason`` (words a user can act on) and, when the device refused, ``DeviceStatus``
   (the ``protocol.apdu.Status`` name).
 - When the request was too broken to yield a RequestID, RequestID and ResponseID are omitted;
@@ -150,7 +151,7 @@ class DuisResponse:
             _leaf(message, "ErrorReason", self.error_reason)
         if self.device_status is not None:
             _leaf(message, "DeviceStatus", self.device_status)
-        if self.result_name is not None and self.ok:
+        if self.result_name is not None and (self.ok or self.result):
             _items(SubElement(message, _tag(self.result_name)), self.result)
         text = tostring(root, encoding="unicode")
         return '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n"

@@ -14,23 +14,45 @@ checked before anything is sent (a refusal here leaves the device untouched), se
   otherwise the response shows the EC balance made available (x 1000).
 - 18.27 (SRs 1.6, 2.1): every threshold truncated to pence; the response returns the truncated
   values under the request's element names.
+- 18.27, *decided* addition (SR 2.1): a non-zero DebtRecoveryRateCap that truncates to 0 pence
+  (e.g. 30, i.e. 0.03 p) is refused here, nothing sent: the device reads a cap of 0 as "no cap"
+  (emulator/meter_rules.py DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED), the opposite of the small cap
+  asked for. A DebtRecoveryRateCap of exactly 0 is sent (it means "no cap").
 - 18.37 (SR 6.4.1): LoadLimitPowerThreshold above :data:`MAX_LOAD_LIMIT_POWER_THRESHOLD_W` is
-  refused here, nothing sent (never clamped).
-- 18.62 (SR 8.11): JoinTimePeriod seconds -> whole minutes rounded up before it is sent.
+  refused here, nothing sent (never clamped). LoadLimitPeriod and LoadLimitRestorationPeriod
+  outside MIN/MAX_LOAD_LIMIT_PERIOD_SECONDS are E-INVALID, nothing sent or scheduled (a
+  future-dated one would otherwise be acknowledged and fail later, on the device).
+- 18.62 (SR 8.11): JoinTimePeriod seconds -> whole minutes rounded up before it is sent. A
+  device already JOINED (the hub answers state JOINED, no window) is reported as
+  ``AlreadyJoined`` true, with no JoinTimePeriod: no window was opened.
 - 18.63 (SR 11.1): each named device in turn: FIRMWARE_BEGIN, FIRMWARE_BLOCKs of at most
   MAX_FIRMWARE_BLOCK_BYTES, FIRMWARE_VERIFY; a device answering FIRMWARE_UPDATE_IN_PROGRESS
   (its HAN already busy) is refused alone; the others go ahead. Devices are handled one after
-  another, so a transfer this request finishes never blocks the next device.
+  another, so a transfer this request finishes never blocks the next device. When a step after
+  a successful FIRMWARE_BEGIN fails (link error or refusal), a FIRMWARE_VERIFY is sent
+  best-effort, its outcome ignored: a short VERIFY discards the transfer and frees the HAN lock.
+  The response's FirmwareVersion is the image's own version as the device read it from the
+  header (VERIFY's pending_version); a request FirmwareVersion that differs is reported as
+  RequestedFirmwareVersion. An image that is not SEFW (FIRMWARE_BAD_HEADER, e.g. a real GBCS
+  image) is refused with a reason pointing to firmware_images/README.md. When every device is
+  refused, the header code is the devices' shared E19/E20/E21 code (E-S1SR otherwise) and the
+  per-device list stays in the body.
 - Future-dated SRs (1.6, 2.1, 6.4.1, 11.3 with ExecutionDateTime): the whole request APDU is
   sent inside SCHEDULE_REQUEST(execution_time_seconds, ...); the cancellation form
   (3000-12-31) sends CANCEL_SCHEDULED_REQUEST for that command. 11.3 is scheduled the same way
-  (FIRMWARE_ACTIVATE(0) inside SCHEDULE_REQUEST) so that it can be cancelled the same way.
+  (FIRMWARE_ACTIVATE(0) inside SCHEDULE_REQUEST) so that it can be cancelled the same way;
+  before scheduling it, READ_FIRMWARE_VERSION is read and a device with no verified image
+  pending is refused as the immediate 11.3 is (FIRMWARE_NO_VERIFIED_IMAGE). A device answering
+  SCHEDULE_REQUEST with VALUE_OUT_OF_RANGE is asked READ_CLOCK so that the reason names the
+  ExecutionDateTime and the device's clock. When the device says the request replaced an
+  earlier one for the same command, the result carries ``ReplacedExecutionDateTime``.
 
 This module never parses XML and never reaches a device except through its RuleContext.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,11 +60,14 @@ from typing import Any
 
 from protocol.apdu import (
     MAX_FIRMWARE_BLOCK_BYTES,
+    MAX_LOAD_LIMIT_PERIOD_SECONDS,
     MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
+    MIN_LOAD_LIMIT_PERIOD_SECONDS,
     Command,
     DebtRecoveryPeriod,
     DebtRegister,
     DeviceType,
+    HanEntryState,
     PaymentMode,
     PrepaymentConfigurationField,
     Request,
@@ -74,7 +99,9 @@ from protocol.s1sp.duis import (
 )
 from protocol.s1sp.errors import (
     DeviceCommunicationError,
+    FirmwareUpdateRefusedError,
     InvalidRequestError,
+    S1spError,
     S1srRefusalError,
     UnknownDeviceError,
 )
@@ -98,11 +125,10 @@ __all__ = [
     "run_rules",
 ]
 
-#: S1SR 18.37: the device profile's largest LoadLimitPowerThreshold (an unsigned 16-bit field
-#: on the Secure device). The one place this limit lives.
-#: Largest value of the device's 16-bit period fields (LoadLimitPeriod and
-#: LoadLimitRestorationPeriod, seconds).
-MAX_U16 = 0xFFFF
+#: Where a user finds what firmware images the emulated devices take.
+FIRMWARE_IMAGES_README = "firmware_images/README.md"
+#: Per-device codes that, shared by every device of a refused 11.1, become its header code.
+_SHARED_FIRMWARE_CODES = frozenset({"E19", "E20", "E21"})
 
 #: A DUIS result element: (name, value); a list value is a nested element.
 ResultValue = str | int | bool | list["ResultItem"]
@@ -187,10 +213,37 @@ class RuleContext:
             raise InvalidRequestError(
                 f"a value does not fit the device's {command.name} request: {error}") from None
         assert execution.execution_time_seconds is not None
-        answer = self.send(Command.SCHEDULE_REQUEST, {
+        response = self.send_to(self.device, Command.SCHEDULE_REQUEST, {
             "execution_time_seconds": execution.execution_time_seconds, "request": inner})
-        return None, [("ExecutionDateTime", device_seconds_to_duis_date_time(
+        if response.status is Status.VALUE_OUT_OF_RANGE:
+            raise self._not_after_device_clock(execution, command)
+        answer = _require_success(response, self.device)
+        items: list[ResultItem] = [("ExecutionDateTime", device_seconds_to_duis_date_time(
             int(answer["execution_time_seconds"]))), ("Scheduled", True)]
+        replaced_seconds = int(answer.get("replaced_execution_time_seconds", 0))
+        if replaced_seconds:
+            items.append(("ReplacedExecutionDateTime",
+                          device_seconds_to_duis_date_time(replaced_seconds)))
+        return None, items
+
+    def _not_after_device_clock(self, execution: Execution, command: Command
+                                ) -> S1srRefusalError:
+        """The refusal of a SCHEDULE_REQUEST answered VALUE_OUT_OF_RANGE: the device's clock
+        (READ_CLOCK) named beside the ExecutionDateTime when the device tells it."""
+        device_text = format_eui64(self.device.device_eui64)
+        clock_text = "unknown (READ_CLOCK was not answered)"
+        try:
+            clock = self.send_to(self.device, Command.READ_CLOCK)
+            if clock.ok:
+                clock_text = device_seconds_to_duis_date_time(
+                    int(clock.fields["device_time_seconds"]))
+        except S1spError:
+            pass
+        return S1srRefusalError(
+            f"device {device_text} refused to schedule {command.name}: ExecutionDateTime "
+            f"{execution.text} is not after the device's clock ({clock_text}); give a later "
+            "ExecutionDateTime, or synchronise the device clock (SR 6.11)",
+            device_status=Status.VALUE_OUT_OF_RANGE.name)
 
 
 def _require_success(response: Response, device: DeviceEntry) -> Mapping[str, Any]:
@@ -280,6 +333,11 @@ def rule_18_27_prepay_configuration(ctx: RuleContext, body: PrepayConfigurationU
     echoed: list[ResultItem] = []
     for element_name, value in body.values:
         pence = rule_18_27_truncate_threshold(value, element_name)
+        if element_name == "DebtRecoveryRateCap" and value != 0 and pence == 0:
+            raise S1srRefusalError(
+                f"S1SR 18.27: DebtRecoveryRateCap {value} (1/100000 GBP) truncates to 0 pence, "
+                "which the device reads as no cap at all, the opposite of the small cap asked "
+                "for; give at least 1000 (1 p), or 0 for no cap; nothing was sent")
         field_name = PREPAY_CONFIGURATION_ELEMENTS[element_name]
         fields[field_name] = pence
         present |= PrepaymentConfigurationField[field_name.removesuffix("_pence").upper()]
@@ -311,8 +369,11 @@ def rule_18_37_load_limit_power_threshold(ctx: RuleContext, body: LoadLimitSetti
     for name, seconds in (("LoadLimitPeriod", body.load_limit_period_seconds),
                           ("LoadLimitRestorationPeriod",
                            body.load_limit_restoration_period_seconds)):
-        if not 0 <= seconds <= MAX_U16:
-            raise InvalidRequestError(f"{name} {seconds} s is outside 0..{MAX_U16}")
+        if not MIN_LOAD_LIMIT_PERIOD_SECONDS <= seconds <= MAX_LOAD_LIMIT_PERIOD_SECONDS:
+            raise InvalidRequestError(
+                f"{name} {seconds} s is outside the {MIN_LOAD_LIMIT_PERIOD_SECONDS}.."
+                f"{MAX_LOAD_LIMIT_PERIOD_SECONDS} s the device accepts; nothing was sent or "
+                "scheduled")
     answer, scheduling = ctx.send_possibly_future_dated(
         body.execution, Command.SET_LOAD_LIMIT_SETTINGS, {
             "load_limit_power_threshold_w": threshold_w,
@@ -338,9 +399,12 @@ def rule_18_62_join_time_period(ctx: RuleContext, body: HanDeviceLogUpdate) -> l
     answer = ctx.send(Command.HAN_ADD_DEVICE, {"device_eui64": body.device_eui64,
                                                "join_window_minutes": minutes})
     items: list[ResultItem] = [("DeviceID", format_eui64(bytes(answer["device_eui64"]))),
-                               ("RequestType", "Add"),
-                               ("JoinTimePeriod", join_window_minutes_to_seconds(minutes))]
+                               ("RequestType", "Add")]
     closes_at = int(answer["join_window_closes_at_seconds"])
+    if int(answer["state"]) == HanEntryState.JOINED and not closes_at:
+        # already on the HAN: the hub opened no window, so no JoinTimePeriod is echoed
+        return [*items, ("AlreadyJoined", True)]
+    items.append(("JoinTimePeriod", join_window_minutes_to_seconds(minutes)))
     if closes_at:
         items.append(("JoinWindowEndDateTime", device_seconds_to_duis_date_time(closes_at)))
     return items
@@ -350,15 +414,40 @@ def rule_18_63_firmware_update(ctx: RuleContext, body: FirmwareUpdate) -> list[R
     """18.63: per device: refused only where its HAN already has an update in progress."""
     outcomes = [_firmware_update_one(ctx, eui64, body.firmware_image)
                 for eui64 in body.device_eui64s]
-    if not any(dict(items)["Outcome"] == "Accepted" for items in outcomes):
+    image_versions = [str(dict(items)["PendingFirmwareVersion"]) for items in outcomes
+                      if dict(items)["Outcome"] == "Accepted"]
+    image_version = image_versions[0] if image_versions else ""
+    version_items: list[ResultItem] = [("FirmwareVersion", image_version or body.firmware_version)]
+    if image_version and body.firmware_version and body.firmware_version != image_version:
+        version_items += [
+            ("RequestedFirmwareVersion", body.firmware_version),
+            ("FirmwareVersionNote", f"the image header says {image_version}, not the "
+                                    f"request's FirmwareVersion {body.firmware_version}")]
+    device_items: list[ResultItem] = [("Device", items) for items in outcomes]
+    if not image_versions:
         reasons = "; ".join(f"{dict(items)['DeviceID']}: {dict(items)['Reason']}"
                             for items in outcomes)
+        codes = {str(dict(items)["ResponseCode"]) for items in outcomes}
+        shared_code = next(iter(codes)) if len(codes) == 1 else ""
         statuses = [dict(items).get("DeviceStatus") for items in outcomes]
-        raise S1srRefusalError(
+        raise FirmwareUpdateRefusedError(
             f"no device accepted the firmware update: {reasons}",
-            device_status=next((str(s) for s in statuses if s is not None), None))
-    device_items: list[ResultItem] = [("Device", items) for items in outcomes]
-    return [("FirmwareVersion", body.firmware_version), *device_items]
+            response_code=(shared_code if shared_code in _SHARED_FIRMWARE_CODES
+                           else S1srRefusalError.response_code),
+            device_status=next((str(s) for s in statuses if s is not None), None),
+            result_items=(*version_items, *device_items))
+    return [*version_items, *device_items]
+
+
+def _firmware_refusal_reason(command: Command, status: Status) -> str:
+    if status is Status.FIRMWARE_UPDATE_IN_PROGRESS:
+        return "S1SR 18.63: a firmware update is already in progress on this device's HAN"
+    reason = f"device refused {command.name}: {status.name}"
+    if status is Status.FIRMWARE_BAD_HEADER:
+        reason += (" (the image is not a SEFW image: the emulated devices take SEFW images "
+                   f"only, not GBCS ones; see {FIRMWARE_IMAGES_README} for the format and "
+                   "sample images)")
+    return reason
 
 
 def _firmware_update_one(ctx: RuleContext, eui64: bytes, image: bytes) -> list[ResultItem]:
@@ -367,6 +456,9 @@ def _firmware_update_one(ctx: RuleContext, eui64: bytes, image: bytes) -> list[R
         device = ctx.resolve_device(eui64)
     except UnknownDeviceError as error:
         return [*items, ("Outcome", "Refused"), ("ResponseCode", "E19"),
+                ("Reason", error.reason)]
+    except DeviceCommunicationError as error:
+        return [*items, ("Outcome", "Refused"), ("ResponseCode", error.response_code),
                 ("Reason", error.reason)]
     steps: list[tuple[Command, dict[str, Any]]] = [
         (Command.FIRMWARE_BEGIN, {"image_size_bytes": len(image)})]
@@ -377,21 +469,31 @@ def _firmware_update_one(ctx: RuleContext, eui64: bytes, image: bytes) -> list[R
     steps.append((Command.FIRMWARE_VERIFY, {}))
     answer: Mapping[str, Any] = {}
     for command, fields in steps:
+        began = command is not Command.FIRMWARE_BEGIN  # BEGIN was accepted before this step
         try:
             response = ctx.send_to(device, command, fields)
         except DeviceCommunicationError as error:
+            if began:
+                _discard_transfer(ctx, device)
             return [*items, ("Outcome", "Refused"), ("ResponseCode", error.response_code),
                     ("Reason", error.reason)]
         if response.status is not Status.SUCCESS:
-            reason = ("S1SR 18.63: a firmware update is already in progress on this device's HAN"
-                      if response.status is Status.FIRMWARE_UPDATE_IN_PROGRESS
-                      else f"device refused {command.name}: {response.status.name}")
+            if began and command is not Command.FIRMWARE_VERIFY:
+                _discard_transfer(ctx, device)  # a refused VERIFY has discarded it already
             return [*items, ("Outcome", "Refused"),
                     ("ResponseCode", S1srRefusalError.response_code),
-                    ("DeviceStatus", response.status.name), ("Reason", reason)]
+                    ("DeviceStatus", response.status.name),
+                    ("Reason", _firmware_refusal_reason(command, response.status))]
         answer = response.fields
     return [*items, ("Outcome", "Accepted"), ("ResponseCode", "I0"),
             ("PendingFirmwareVersion", str(answer.get("pending_version", "")))]
+
+
+def _discard_transfer(ctx: RuleContext, device: DeviceEntry) -> None:
+    """Best effort: a FIRMWARE_VERIFY after a failed step, so that the device discards the
+    unfinished transfer and frees its HAN's lock (18.63). Its outcome is ignored."""
+    with contextlib.suppress(S1spError):
+        ctx.send_to(device, Command.FIRMWARE_VERIFY)
 
 
 # --------------------------------------------------------------------------------------------
@@ -559,6 +661,15 @@ def _read_firmware_version(ctx: RuleContext, body: SrBody) -> list[ResultItem]:
 
 
 def _activate_firmware(ctx: RuleContext, body: FirmwareActivation) -> list[ResultItem]:
+    if body.execution is not None and not body.execution.cancel:
+        # scheduling needs a verified image now, as activating now does
+        status = ctx.send(Command.READ_FIRMWARE_VERSION)
+        if not str(status["pending_version"]):
+            raise S1srRefusalError(
+                f"device {format_eui64(ctx.device.device_eui64)} has no verified firmware image "
+                "pending (send 11.1 UpdateFirmware first), so FIRMWARE_ACTIVATE cannot be "
+                f"scheduled for {body.execution.text}: FIRMWARE_NO_VERIFIED_IMAGE; nothing was "
+                "scheduled", device_status=Status.FIRMWARE_NO_VERIFIED_IMAGE.name)
     answer, scheduling = ctx.send_possibly_future_dated(
         body.execution, Command.FIRMWARE_ACTIVATE, {"activation_time_seconds": 0})
     return scheduling if answer is None else _firmware_status_items(answer)

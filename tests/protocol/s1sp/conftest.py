@@ -68,15 +68,22 @@ def _profile(esme_meter: Mapping[str, Any] | None, gas_meter_on_its_own_han: boo
 
 class Link:
     """Passes APDUs to the world; an address in ``silent`` answers nothing, one in ``hidden``
-    answers nothing and is left out of the device directory."""
+    answers nothing and is left out of the device directory; each (address, command) in
+    ``lose_once`` loses the next such request (it never reaches the device) and is then
+    forgotten."""
 
     def __init__(self, world: EmulatedWorld) -> None:
         self.world = world
         self.silent: set[int] = set()
         self.hidden: set[int] = set()
+        self.lose_once: set[tuple[int, Command]] = set()
 
     def __call__(self, server_address: int, apdu: bytes) -> bytes | None:
         if server_address in self.silent | self.hidden:
+            return None
+        key = (server_address, Command(apdu[3]))
+        if key in self.lose_once:
+            self.lose_once.discard(key)
             return None
         answer = self.world.handle_apdu(server_address, apdu)
         if server_address != MANAGEMENT_SERVER_ADDRESS or not self.hidden or answer is None:

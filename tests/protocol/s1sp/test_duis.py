@@ -12,6 +12,7 @@ from protocol.apdu import DebtRecoveryPeriod, DebtRegister
 from protocol.s1sp.adapter import S1spAdapter
 from protocol.s1sp.duis import (
     DUIS_NAMESPACE,
+    MAX_FIRMWARE_DEVICE_IDS,
     MAX_REQUEST_BYTES,
     SERVICE_REQUESTS,
     DebtRecovery,
@@ -159,6 +160,14 @@ BAD_INPUTS: dict[str, tuple[str | bytes, str]] = {
                                "does not match ServiceReferenceVariant"),
     "external_entity": (EXTERNAL_ENTITY, "DTD or entities"),
     "entity_expansion_billion_laughs": (BILLION_LAUGHS, "DTD or entities"),
+    "lone_surrogate_in_a_str_request": (_PREPAY.replace(">556677<", ">\ud800<"),
+                                        "cannot be read as UTF-8"),
+    "device_id_list_longer_than_its_maximum": (
+        fixture_xml("11.1_update_firmware").decode().replace(
+            "00-DB-12-34-56-78-90-A1 00-DB-12-34-56-78-90-A2",
+            " ".join(f"00-DB-12-34-56-78-{i // 256:02X}-{i % 256:02X}"
+                     for i in range(MAX_FIRMWARE_DEVICE_IDS + 1))),
+        f"at most {MAX_FIRMWARE_DEVICE_IDS}"),
     "oversized_document": (_PREPAY.replace("</sr:Request>", "<!--" + "x" * MAX_REQUEST_BYTES
                                            + "--></sr:Request>"), "larger than"),
 }

@@ -9,6 +9,8 @@ import pytest
 
 from protocol.apdu import (
     MAX_FIRMWARE_BLOCK_BYTES,
+    MAX_LOAD_LIMIT_PERIOD_SECONDS,
+    MIN_LOAD_LIMIT_PERIOD_SECONDS,
     Command,
     PaymentMode,
     PrepaymentConfigurationField,
@@ -57,6 +59,12 @@ def _hold_the_han(rig: Rig, hub_address: int) -> None:
     begin = rig.world.handle_request(hub_address, Request(
         Command.FIRMWARE_BEGIN, 0, {"image_size_bytes": 100}))
     assert begin.ok
+
+
+def _verify_an_image(rig: Rig) -> None:
+    """Give the ESME (and GSME) a verified image pending activation, as 11.1 does."""
+    assert _code(rig.submit(fixture_xml("11.1_update_firmware"))) == "I0"
+    assert rig.world.device_by_eui64(ESME_EUI64).firmware.pending_version == "1.1.0"
 
 
 # --- 18.3 / 18.16 -----------------------------------------------------------------------------
@@ -384,6 +392,8 @@ def test_18_63_unknown_device_in_the_list_is_refused_alone_with_e19() -> None:
 def test_future_dated_request_is_sent_whole_inside_schedule_request(
         fixture: str, command: Command) -> None:
     rig = Rig()
+    if command is Command.FIRMWARE_ACTIVATE:
+        _verify_an_image(rig)
     esme = rig.world.device_by_eui64(ESME_EUI64)
     meter_before, firmware_before = rig.esme.to_state(), esme.firmware.to_state()
     xml = rig.submit(fixture_xml(fixture))
@@ -430,6 +440,8 @@ def test_future_dated_1_6_still_returns_the_truncated_threshold() -> None:
 def test_cancellation_form_sends_cancel_scheduled_request_for_that_command(
         scheduled_fixture: str, cancel_fixture: str, command: Command) -> None:
     rig = Rig()
+    if command is Command.FIRMWARE_ACTIVATE:
+        _verify_an_image(rig)
     rig.submit(fixture_xml(scheduled_fixture))
     esme = rig.world.device_by_eui64(ESME_EUI64)
     assert command in esme.schedule
@@ -447,3 +459,155 @@ def test_cancelling_when_nothing_is_scheduled_is_our_refusal_code() -> None:
     assert rig.world.device_by_eui64(ESME_EUI64).schedule == {}
     assert _code(xml) == S1SR_REFUSAL_CODE
     assert _message(xml, "DeviceStatus") == "NOTHING_SCHEDULED"
+
+
+# --- review and field-trial fixes ---------------------------------------------------------------
+
+def _devices(xml: str) -> list[dict[str, str | None]]:
+    found = fromstring(xml).findall(
+        "sr:Body/sr:ResponseMessage/sr:UpdateFirmwareResponse/sr:Device", NS)
+    return [{child.tag.rpartition("}")[2]: child.text for child in device} for device in found]
+
+
+def test_18_63_a_step_lost_after_begin_is_followed_by_a_verify_that_frees_the_han() -> None:
+    rig = Rig()
+    rig.link.lose_once.add((ESME_ADDRESS, Command.FIRMWARE_BLOCK))
+    xml = rig.submit(_with_value("11.1_update_firmware",
+                                 "00-DB-12-34-56-78-90-A1 00-DB-12-34-56-78-90-A2",
+                                 "00-DB-12-34-56-78-90-A1"))
+    assert _code(xml) == "E20"
+    esme_commands = [request.command for address, request in rig.requests()
+                     if address == ESME_ADDRESS]
+    assert esme_commands == [Command.FIRMWARE_BEGIN, Command.FIRMWARE_BLOCK,
+                             Command.FIRMWARE_VERIFY]
+    assert rig.world.device_by_eui64(ESME_EUI64).firmware.transfer_in_progress is False
+    _hold_the_han(rig, GSME_ADDRESS)  # the HAN is free again for another device's transfer
+
+
+def test_18_63_image_version_is_reported_and_a_different_request_version_noted() -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value("11.1_update_firmware", "<sr:FirmwareVersion>1.1.0<",
+                                 "<sr:FirmwareVersion>9.9.9<"))
+    assert _code(xml) == "I0"
+    assert _result(xml, "FirmwareVersion") == "1.1.0"  # what the image header says
+    assert _result(xml, "RequestedFirmwareVersion") == "9.9.9"
+    assert "1.1.0" in (_result(xml, "FirmwareVersionNote") or "")
+
+
+def test_18_63_a_non_sefw_image_is_refused_with_a_pointer_to_the_image_format() -> None:
+    import base64
+    import re
+
+    rig = Rig()
+    text = fixture_xml("11.1_update_firmware").decode()
+    gbcs_like = base64.b64encode(bytes.fromhex("0000012f") + bytes(300)).decode()
+    xml = rig.submit(re.sub(r"<sr:FirmwareImage>[^<]*<",
+                            f"<sr:FirmwareImage>{gbcs_like}<", text))
+    assert _code(xml) == S1SR_REFUSAL_CODE
+    reason = _message(xml, "ErrorReason") or ""
+    assert "FIRMWARE_BAD_HEADER" in reason
+    assert "SEFW" in reason and "firmware_images/README.md" in reason
+
+
+def test_18_63_every_device_unknown_is_e19_in_the_header_with_the_device_list_kept() -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value("11.1_update_firmware",
+                                 "00-DB-12-34-56-78-90-A1 00-DB-12-34-56-78-90-A2",
+                                 "00-DB-12-34-56-78-90-FE 00-DB-12-34-56-78-90-FF"))
+    assert _code(xml) == "E19"
+    assert [(d["DeviceID"], d["ResponseCode"]) for d in _devices(xml)] == [
+        ("00-DB-12-34-56-78-90-FE", "E19"), ("00-DB-12-34-56-78-90-FF", "E19")]
+
+
+def test_18_63_refusals_of_different_kinds_stay_our_refusal_code_with_the_list_kept() -> None:
+    rig = Rig()
+    _hold_the_han(rig, HUB_ADDRESS)
+    xml = rig.submit(_with_value("11.1_update_firmware", "00-DB-12-34-56-78-90-A2<",
+                                 "00-DB-12-34-56-78-90-FF<"))
+    assert _code(xml) == S1SR_REFUSAL_CODE
+    assert [d["ResponseCode"] for d in _devices(xml)] == [S1SR_REFUSAL_CODE, "E19"]
+
+
+def test_18_63_unknown_device_ids_cost_one_directory_read_per_request() -> None:
+    rig = Rig()
+    unknown = " ".join(f"00-DB-12-34-56-78-91-{i:02X}" for i in range(10))
+    xml = rig.submit(_with_value("11.1_update_firmware",
+                                 "00-DB-12-34-56-78-90-A1 00-DB-12-34-56-78-90-A2",
+                                 f"00-DB-12-34-56-78-90-A1 {unknown}"))
+    assert _code(xml) == "I0"
+    directory_reads = [request for _, request in rig.requests()
+                       if request.command is Command.READ_DEVICE_DIRECTORY]
+    assert len(directory_reads) == 1
+    assert [d["ResponseCode"] for d in _devices(xml)] == ["I0"] + ["E19"] * 10
+
+
+def test_future_dated_request_replacing_an_earlier_one_reports_its_execution_time() -> None:
+    rig = Rig()
+    first = rig.submit(_with_value("6.4.1_load_limit_settings_future_dated",
+                                   "2030-01-15T09:00:00Z", "2029-06-01T00:00:00Z"))
+    assert _result(first, "ReplacedExecutionDateTime") is None
+    xml = rig.submit(fixture_xml("6.4.1_load_limit_settings_future_dated"))
+    assert _code(xml) == "I0"
+    assert _result(xml, "ReplacedExecutionDateTime") == "2029-06-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(("element", "seconds"), [
+    ("LoadLimitPeriod", MIN_LOAD_LIMIT_PERIOD_SECONDS - 1),
+    ("LoadLimitPeriod", MAX_LOAD_LIMIT_PERIOD_SECONDS + 1),
+    ("LoadLimitRestorationPeriod", MAX_LOAD_LIMIT_PERIOD_SECONDS + 1),
+])
+def test_6_4_1_future_dated_period_outside_the_device_range_is_invalid_and_not_scheduled(
+        element: str, seconds: int) -> None:
+    rig = Rig()
+    old = {"LoadLimitPeriod": ">1800<", "LoadLimitRestorationPeriod": ">600<"}[element]
+    xml = rig.submit(_with_value("6.4.1_load_limit_settings_future_dated", old, f">{seconds}<"))
+    assert _code(xml) == "E-INVALID"
+    assert f"{element} {seconds} s is outside" in (_message(xml, "ErrorReason") or "")
+    assert rig.sent_commands() == []
+    assert rig.world.device_by_eui64(ESME_EUI64).schedule == {}
+
+
+def test_future_dated_request_not_after_the_device_clock_names_both_times() -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value("6.4.1_load_limit_settings_future_dated",
+                                 "2030-01-15T09:00:00Z", "2020-01-01T00:00:00Z"))
+    assert _code(xml) == S1SR_REFUSAL_CODE
+    reason = _message(xml, "ErrorReason") or ""
+    assert "ExecutionDateTime 2020-01-01T00:00:00Z is not after the device's clock" in reason
+    assert "2026-01-05T09:00:00Z" in reason  # the ESME's clock, read with READ_CLOCK
+    assert _message(xml, "DeviceStatus") == "VALUE_OUT_OF_RANGE"
+
+
+def test_2_1_debt_recovery_rate_cap_truncating_to_zero_pence_is_refused_unsent() -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value("2.1_prepay_configuration_electricity", ">250999<", ">30<"))
+    assert _code(xml) == S1SR_REFUSAL_CODE
+    assert "DebtRecoveryRateCap 30" in (_message(xml, "ErrorReason") or "")
+    assert "no cap" in (_message(xml, "ErrorReason") or "")
+    assert rig.sent_commands() == []
+
+
+def test_2_1_debt_recovery_rate_cap_of_zero_still_means_no_cap_and_is_sent() -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value("2.1_prepay_configuration_electricity", ">250999<", ">0<"))
+    assert _code(xml) == "I0"
+    assert rig.esme.registers.prepayment_parameters["debt_recovery_rate_cap_pence"] == 0
+
+
+def test_11_3_future_dated_without_a_verified_image_is_refused_and_not_scheduled() -> None:
+    rig = Rig()
+    xml = rig.submit(fixture_xml("11.3_activate_firmware_future_dated"))
+    assert _code(xml) == S1SR_REFUSAL_CODE
+    assert _message(xml, "DeviceStatus") == "FIRMWARE_NO_VERIFIED_IMAGE"
+    assert rig.sent(Command.SCHEDULE_REQUEST) == []
+    assert rig.world.device_by_eui64(ESME_EUI64).schedule == {}
+
+
+def test_18_62_add_of_a_device_already_joined_says_so_and_echoes_no_join_time() -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value("8.11_add_han_device", "00-DB-12-34-56-78-90-A3",
+                                 "00-DB-12-34-56-78-90-A1"))  # the ESME, on the HAN already
+    assert _code(xml) == "I0"
+    assert _result(xml, "AlreadyJoined") == "true"
+    assert _result(xml, "JoinTimePeriod") is None
+    assert _result(xml, "JoinWindowEndDateTime") is None
