@@ -13,6 +13,13 @@ runs link timers, calls ``world.advance()`` periodically so timers run while idl
 virtual clock: there time moves only when told), and on :meth:`ServeLoop.request_stop` (from
 Ctrl-C or SIGTERM) stops, closes its clients and saves the world state.
 
+Stopping is prompt: the stop wakes the selector, and :meth:`ServeLoop.stop_from_signal` (what a
+signal handler calls) also abandons a write in progress. A write to a client that does not
+read (a pty nobody reads: the transport waits up to its write timeout, 2 s, for room) would
+otherwise hold the stop that long. Once stopping, nothing more is written to clients.
+A client closing its end is logged as ``client disconnected``; other transport failures as
+``client gone`` with the reason.
+
 Nothing a client sends may crash the server or stop it serving other clients: the decoder
 never raises, and anything that escapes a station or the world for one frame is counted in
 :class:`ServerCounters`, that station is dropped, and serving goes on. This module must never
@@ -44,7 +51,7 @@ from protocol.link import (
     Role,
 )
 from protocol.stream import FrameStreamDecoder
-from protocol.transport import ByteTransport, TcpListener, TransportError
+from protocol.transport import ByteTransport, TcpListener, TransportClosedError, TransportError
 
 __all__ = [
     "DEFAULT_ADVANCE_INTERVAL_MS",
@@ -52,6 +59,7 @@ __all__ = [
     "LinkServer",
     "MonotonicClock",
     "ServeLoop",
+    "ServeStoppedError",
     "ServerCounters",
     "World",
     "describe_frame",
@@ -67,6 +75,10 @@ DEFAULT_MAX_STATIONS = 64
 READ_CHUNK_BYTES = 65536
 #: Longest a serving loop sleeps without looking at its stop flag.
 MAX_WAIT_MS = 1000
+
+
+class ServeStoppedError(Exception):
+    """Raised by :meth:`ServeLoop.stop_from_signal` into a write in progress, to abandon it."""
 
 
 class World(Protocol):
@@ -325,6 +337,7 @@ class ServeLoop:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._wake_closed = False
+        self._writing = False  # inside a transport write, which a stop may abandon
         self.stats = _LoopStats()
 
     def _make_server(self, name: str) -> LinkServer:
@@ -364,6 +377,13 @@ class ServeLoop:
             if not self._wake_closed:
                 with contextlib.suppress(OSError):
                     os.write(self._wake_write, b"\0")
+
+    def stop_from_signal(self) -> None:
+        """:meth:`request_stop`, for a signal handler: a write in progress at that moment is
+        abandoned (ServeStoppedError is raised into it) so that the loop stops at once."""
+        self.request_stop()
+        if self._writing:
+            raise ServeStoppedError
 
     @property
     def stopping(self) -> bool:
@@ -432,8 +452,27 @@ class ServeLoop:
             if not data:
                 return
             reply = client.server.receive_bytes(data, self._clock.monotonic_ms())
-            if reply:
-                client.transport.write(reply)
+        except TransportClosedError:
+            self._close_client(client, None)
+            return
+        except TransportError as error:
+            self._close_client(client, str(error))
+            return
+        if reply:
+            self._write(client, reply)
+
+    def _write(self, client: _Client, data: bytes) -> None:
+        """Write to a client unless stopping; a stop from a signal abandons the write."""
+        if self._stop.is_set():
+            return
+        try:
+            self._writing = True
+            try:
+                client.transport.write(data)
+            finally:
+                self._writing = False
+        except ServeStoppedError:
+            self._writing = False
         except TransportError as error:
             self._close_client(client, str(error))
 
@@ -444,10 +483,7 @@ class ServeLoop:
                 continue
             reply = client.server.handle_timeout(now_ms)
             if reply:
-                try:
-                    client.transport.write(reply)
-                except TransportError as error:
-                    self._close_client(client, str(error))
+                self._write(client, reply)
 
     def _advance_world(self) -> None:
         try:
@@ -456,8 +492,12 @@ class ServeLoop:
             self.stats.errors.append(f"world.advance failed: {error}")
             self._log(f"world.advance failed: {error}")
 
-    def _close_client(self, client: _Client, reason: str) -> None:
-        self._log(f"client gone: {reason}")
+    def _close_client(self, client: _Client, reason: str | None) -> None:
+        """Forget a client; ``reason`` None means it closed its end (a normal disconnect)."""
+        if client not in self._all_clients():
+            return
+        self._log(f"client disconnected: {client.name}" if reason is None
+                  else f"client gone: {reason}")
         self.stats.clients_closed += 1
         if client in self._pollers:
             self._pollers.remove(client)

@@ -295,3 +295,73 @@ def test_an_error_inside_the_world_drops_that_link_reports_it_and_serving_goes_o
     assert "device model bug" in reports[0] and "server address 16" in reports[0]
     # the same LinkServer still answers link frames afterwards
     assert server.receive_bytes(snrm(METER_ADDRESS, 0x30), 10**6)
+
+
+class _NeverReadClient:
+    """A stream transport (no descriptor: polled) whose client sends one SNRM and never reads
+    the answer: writing the answer is where a stop from a signal arrives."""
+
+    def __init__(self, loop: ServeLoop) -> None:
+        self.loop = loop
+        self.pending = snrm(METER_ADDRESS, 0x10)
+        self.writes_abandoned = 0
+        self.closed = False
+
+    def read(self, max_bytes: int, timeout_ms: int) -> bytes:
+        data, self.pending = self.pending, b""
+        return data
+
+    def write(self, data: bytes) -> None:
+        # the transport waits for room the client never makes; SIGTERM arrives meanwhile
+        self.writes_abandoned += 1
+        self.loop.stop_from_signal()
+        raise AssertionError("the write went on after the stop")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_stop_from_a_signal_abandons_a_write_the_client_never_reads() -> None:
+    world = FakeWorld()
+    loop = ServeLoop(world, RealMonotonicClock(), advance_interval_ms=None)
+    client = _NeverReadClient(loop)
+    loop.add_stream(client, name="stalled")  # type: ignore[arg-type]
+    loop.run()  # returns once stopped: the write was abandoned, not waited out
+    assert client.writes_abandoned == 1
+    assert client.closed and world.saved == 1
+
+
+def test_nothing_more_is_written_to_clients_once_stopping() -> None:
+    world = FakeWorld()
+    loop = ServeLoop(world, RealMonotonicClock(), advance_interval_ms=None)
+    client = _NeverReadClient(loop)
+    loop.add_stream(client, name="stalled")  # type: ignore[arg-type]
+    loop.request_stop()
+    server = loop._all_clients()[0]
+    loop._read_from(server, poll_ms=0)  # an answer produced while stopping is not written
+    assert client.writes_abandoned == 0
+    loop.run()
+
+
+def test_a_client_closing_its_connection_is_logged_as_a_disconnect_not_a_failure() -> None:
+    import time
+
+    world = FakeWorld()
+    messages: list[str] = []
+    loop = ServeLoop(world, RealMonotonicClock(), advance_interval_ms=None,
+                     log=messages.append)
+    loop.add_listener(listener := TcpListener())
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        with DeviceClient(connect_tcp(listener.address)) as client:
+            assert read_balance(client) == 500
+        deadline = time.monotonic() + 5
+        while loop.stats.clients_closed == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # waiting for the serving thread to see the close
+    finally:
+        loop.request_stop()
+        thread.join(5)
+    closes = [m for m in messages if not m.startswith("client connected")]
+    assert closes and closes[0].startswith("client disconnected: tcp 127.0.0.1:"), messages
+    assert not any("client gone" in m for m in messages)
