@@ -1,7 +1,15 @@
 """The ``secure-emu`` command: serve emulated meters, send DUIS requests, watch the frames.
 
-Subcommands: ``serve``, ``send``, ``annex-c``, ``advance``, ``utrn`` and ``demo`` (see
-``secure-emu --help``). Every failure a user can cause (a missing file, an absent port, a bad
+Subcommands: ``serve``, ``send``, ``annex-c``, ``profile``, ``advance``, ``utrn`` and ``demo``
+(see ``secure-emu --help``).
+
+``send``'s notion of "now" (each response's ResponseDateTime, and the time a 6.11
+SynchroniseClock sets) comes from the emulator when one is there: the management device's
+READ_CLOCK, read once at start and advanced by the elapsed monotonic time, so that with
+``serve --virtual-time`` a 6.11 never moves a meter to the host's wall clock. A link whose
+management device does not tell the time (a real device) falls back to the wall clock.
+
+Every failure a user can cause (a missing file, an absent port, a bad
 argument) ends with one clear line on stderr and a non-zero exit status, never a traceback:
 exit 2 for usage errors, 1 for files, ports and devices. This module wires the parts together
 and must hold no protocol or device logic of its own.
@@ -14,14 +22,17 @@ import contextlib
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
 from emulator.errors import EmulatorError
 from protocol.errors import ProtocolError
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "emulator_response_clock", "main",
+           "pretty_xml"]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -82,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--tcp", metavar="HOST:PORT",
                        help="listen on TCP (port 0 picks a free port; printed first)")
     serve.add_argument("--baudrate", type=_positive_int, default=9600)
-    serve.add_argument("--profile", type=Path, help="device profile (TOML); default built in")
+    serve.add_argument("--profile", type=Path,
+                       help="device profile (TOML file), or a built-in one by name: "
+                            "default, dcc-duis-templates")
     serve.add_argument("--state", type=Path, help="state file: resumed if present, kept saved")
     serve.add_argument("--trace", action="store_true", help="print every frame both ways")
     serve.add_argument("--virtual-time", action="store_true",
@@ -95,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("requests", nargs="+", type=Path, metavar="REQUEST.xml")
     send.add_argument("--annex-c", type=Path, metavar="FILE", help="Annex C defaults (TOML)")
     send.add_argument("--trace", action="store_true", help="print every frame on stderr")
+    send.add_argument("--pretty", action="store_true",
+                      help="print each response XML indented, one element a line")
     send.set_defaults(handler=_cmd_send)
 
     annex_c = commands.add_parser("annex-c", help="print the Annex C defaults table")
@@ -214,12 +229,13 @@ def _load_annex_c(path: Path | None) -> Any:
 
 def _load_profile(path: Path | None) -> Any:
     from emulator.errors import EmulatorError
-    from emulator.profile import Profile
+    from emulator.profile import BUILT_IN_PROFILES, Profile
 
     if path is None:
         return Profile.default()
-    if not path.exists():
-        raise CliError(f"secure-emu: profile {path} does not exist")
+    if not path.exists() and str(path) not in BUILT_IN_PROFILES:
+        raise CliError(f"secure-emu: profile {path} does not exist (nor is it a built-in "
+                       f"profile: {', '.join(BUILT_IN_PROFILES)})")
     try:
         return Profile.load(path)
     except (EmulatorError, OSError, ValueError) as error:
@@ -300,9 +316,10 @@ def _cmd_serve(arguments: argparse.Namespace) -> int:
         raise CliError(f"secure-emu: {error}") from None
 
     addresses = ", ".join(str(a) for a in sorted(world.server_addresses()))
-    _out(f"secure-emu: serving server addresses {addresses}; Ctrl-C or SIGTERM stops and "
-         "saves state", sys.stderr)
-    previous = _install_stop_handlers(loop.request_stop)
+    stopping = ("Ctrl-C or SIGTERM stops and saves state to " + str(arguments.state)
+                if arguments.state else "Ctrl-C or SIGTERM stops")
+    _out(f"secure-emu: serving server addresses {addresses}; {stopping}", sys.stderr)
+    previous = _install_stop_handlers(loop.stop_from_signal)
     try:
         loop.run()
     finally:
@@ -346,11 +363,47 @@ def _cmd_send(arguments: argparse.Namespace) -> int:
     from protocol.s1sp.adapter import S1spAdapter
 
     with _client(arguments, trace=arguments.trace) as client:
-        adapter = (S1spAdapter(client, annex_c=annex_c) if annex_c is not None
-                   else S1spAdapter(client))
+        adapter = S1spAdapter(client, annex_c=annex_c,
+                              response_clock=emulator_response_clock(client))
         for _, document in documents:
-            _out(adapter.submit(document))
+            response = adapter.submit(document)
+            _out(pretty_xml(response) if arguments.pretty else response.rstrip("\n"))
     return EXIT_OK
+
+
+def emulator_response_clock(channel: Any, *,
+                            monotonic_ns: Callable[[], int] = time.monotonic_ns,
+                            wall_clock: Callable[[], datetime] | None = None
+                            ) -> Callable[[], datetime]:
+    """The adapter's "now": the emulator's device time (READ_CLOCK on the management device,
+    read once here) advanced by the monotonic time elapsed since; the wall clock (UTC) when
+    the management device does not answer READ_CLOCK (a real device, or none there)."""
+    from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, Request
+
+    fallback = wall_clock or (lambda: datetime.now(timezone.utc))
+    try:
+        response = channel.request(MANAGEMENT_SERVER_ADDRESS, Request(Command.READ_CLOCK, 0))
+    except ProtocolError:
+        return fallback
+    if not response.ok or "device_time_seconds" not in response.fields:
+        return fallback
+    start_seconds = int(response.fields["device_time_seconds"])
+    start_ns = monotonic_ns()
+
+    def now() -> datetime:
+        elapsed_seconds = (monotonic_ns() - start_ns) // 1_000_000_000
+        return datetime.fromtimestamp(start_seconds + elapsed_seconds, tz=timezone.utc)
+
+    return now
+
+
+def pretty_xml(document: str) -> str:
+    """A response document indented two spaces a level (its text unchanged otherwise)."""
+    from defusedxml.minidom import parseString
+
+    parsed = parseString(document.encode("utf-8"))
+    lines = parsed.toprettyxml(indent="  ", encoding="UTF-8").decode("utf-8").splitlines()
+    return "\n".join(line for line in lines if line.strip())
 
 
 def _cmd_advance(arguments: argparse.Namespace) -> int:

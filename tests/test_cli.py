@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -356,3 +357,140 @@ def test_demo_exits_0_and_prints_the_transcript(capsys) -> None:
     ):
         assert expected in out, expected
     assert "Traceback" not in out + err
+
+
+# --------------------------------------------------------------------------------------------
+# send's clock, --pretty, and serve's startup, profile names and prompt stop
+# --------------------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "duis"
+
+
+def test_send_on_virtual_time_synchronises_the_meter_to_emulator_time_not_the_wall_clock(
+        capsys) -> None:
+    from protocol.apdu import Command, Request
+    from protocol.client import DeviceClient
+
+    process, path = start_serve()  # virtual time: the profile starts 2026-01-05T09:00:00Z
+    try:
+        status, out, err = run_cli(
+            ["send", "--port", path, str(FIXTURES / "6.11_synchronise_clock.xml")], capsys)
+        with DeviceClient.open(port=path) as client:
+            clock = client.request(16, Request(Command.READ_CLOCK, 1))
+    finally:
+        stop_serve(process)
+    assert status == EXIT_OK, err
+    assert "<sr:ResponseCode>I0<" in out
+    assert "<sr:DeviceDateTime>2026-01-05T09:00:" in out
+    assert "<sr:ResponseDateTime>2026-01-05T09:00:" in out
+    assert abs(clock.fields["device_time_seconds"] - 1767603600) < 60
+
+
+def _world_channel() -> tuple[object, object]:
+    from emulator.clock import VirtualClock
+    from emulator.profile import Profile
+    from emulator.world import EmulatedWorld
+    from protocol.s1sp.channel import InProcessChannel
+
+    profile = Profile.default()
+    world = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds))
+    return world, InProcessChannel(world.handle_apdu)
+
+
+def test_send_clock_is_the_emulator_clock_advanced_by_elapsed_monotonic_time() -> None:
+    from datetime import datetime, timezone
+
+    from emulator.cli import emulator_response_clock
+
+    _, channel = _world_channel()
+    monotonic = [10_000_000_000]
+    now = emulator_response_clock(channel, monotonic_ns=lambda: monotonic[0])
+    assert now() == datetime(2026, 1, 5, 9, 0, 0, tzinfo=timezone.utc)
+    monotonic[0] += 90_500_000_000  # 90.5 s later
+    assert now() == datetime(2026, 1, 5, 9, 1, 30, tzinfo=timezone.utc)
+
+
+def test_send_clock_falls_back_to_the_wall_clock_when_no_management_device_answers() -> None:
+    from datetime import datetime, timezone
+
+    from emulator.cli import emulator_response_clock
+    from protocol.s1sp.channel import InProcessChannel
+
+    wall = datetime(2031, 7, 1, 12, 0, 0, tzinfo=timezone.utc)
+    now = emulator_response_clock(InProcessChannel(lambda address, apdu: None),
+                                  wall_clock=lambda: wall)
+    assert now() == wall
+
+
+def test_send_pretty_prints_each_response_indented(capsys) -> None:
+    process, path = start_serve()
+    try:
+        status, out, err = run_cli(["send", "--port", path, "--pretty",
+                                    str(FIXTURES / "4.18_read_meter_balance.xml")], capsys)
+    finally:
+        stop_serve(process)
+    assert status == EXIT_OK, err
+    lines = out.splitlines()
+    assert lines[0].startswith("<?xml")
+    assert "  <sr:Header>" in lines
+    assert any(line.startswith("    <sr:ResponseCode>I0</sr:ResponseCode>") for line in lines)
+
+
+def test_serve_startup_line_promises_saving_state_only_with_a_state_file(
+        tmp_path: Path) -> None:
+    process, _ = start_serve()
+    without_state = stop_serve(process)
+    state = tmp_path / "state.json"
+    process, _ = start_serve("--state", str(state))
+    with_state = stop_serve(process)
+    assert "Ctrl-C or SIGTERM stops" in without_state
+    assert "saves state" not in without_state
+    assert f"stops and saves state to {state}" in with_state
+
+
+def test_serve_accepts_a_built_in_profile_by_name() -> None:
+    process, path = start_serve("--profile", "dcc-duis-templates")
+    err = stop_serve(process)
+    assert path.startswith("/dev/"), path + err
+    assert "serving server addresses" in err
+
+
+def _unread_bytes(fd: int) -> int:
+    import fcntl
+    import struct
+    import termios
+
+    return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
+
+
+def test_serve_stops_promptly_on_sigterm_while_a_pty_client_never_reads() -> None:
+    import time
+    import tty
+
+    from protocol.hdlc import FrameType, HdlcFrame, encode_frame
+
+    process, path = start_serve()
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        tty.setraw(fd)
+        snrms = encode_frame(HdlcFrame.make(FrameType.SNRM, 16, 0x10)) * 50
+        # send SNRMs and never read the UAs until the pty's buffer stays full: from then on
+        # the server's every write waits for room (2 s) -- that is when SIGTERM comes
+        last_unread, unchanged_since = -1, time.monotonic()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(BlockingIOError):
+                os.write(fd, snrms)
+            unread = _unread_bytes(fd)
+            if unread != last_unread:
+                last_unread, unchanged_since = unread, time.monotonic()
+            elif unread and time.monotonic() - unchanged_since > 0.2:
+                break
+            time.sleep(0.005)  # waiting for the server process, not for device time
+        started = time.monotonic()
+        err = stop_serve(process)
+        stopped_after_seconds = time.monotonic() - started
+    finally:
+        os.close(fd)
+    assert "stopped" in err
+    assert stopped_after_seconds < 1.0  # a stalled write waits up to 2 s unless abandoned
