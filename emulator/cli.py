@@ -297,30 +297,32 @@ def _cmd_serve(arguments: argparse.Namespace) -> int:
                      advance_interval_ms=None if arguments.virtual_time else 1000,
                      trace_line=trace_line,
                      log=lambda message: _out(f"secure-emu: {message}", sys.stderr))
-    try:
-        if arguments.pty:
-            pair = PtyPair()
-            loop.add_stream(pair.server, name="pty")
-            _out(pair.client_path)
-        elif arguments.tcp is not None:
-            host, port = parse_host_port(arguments.tcp)
-            listener = TcpListener(host, port)
-            loop.add_listener(listener)
-            _out(listener.address)
-        else:
-            from protocol.transport import open_port
-            loop.add_stream(open_port(arguments.port, baudrate=arguments.baudrate),
-                            name=arguments.port)
-            _out(arguments.port)
-    except TransportError as error:
-        raise CliError(f"secure-emu: {error}") from None
-
-    addresses = ", ".join(str(a) for a in sorted(world.server_addresses()))
-    stopping = ("Ctrl-C or SIGTERM stops and saves state to " + str(arguments.state)
-                if arguments.state else "Ctrl-C or SIGTERM stops")
-    _out(f"secure-emu: serving server addresses {addresses}; {stopping}", sys.stderr)
+    # Handlers go in before the port is announced: a client (or a test) may send SIGTERM the
+    # moment it reads the first line, and that must still stop cleanly with state saved.
     previous = _install_stop_handlers(loop.stop_from_signal)
     try:
+        try:
+            if arguments.pty:
+                pair = PtyPair()
+                loop.add_stream(pair.server, name="pty")
+                _out(pair.client_path)
+            elif arguments.tcp is not None:
+                host, port = parse_host_port(arguments.tcp)
+                listener = TcpListener(host, port)
+                loop.add_listener(listener)
+                _out(listener.address)
+            else:
+                from protocol.transport import open_port
+                loop.add_stream(open_port(arguments.port, baudrate=arguments.baudrate),
+                                name=arguments.port)
+                _out(arguments.port)
+        except TransportError as error:
+            raise CliError(f"secure-emu: {error}") from None
+
+        addresses = ", ".join(str(a) for a in sorted(world.server_addresses()))
+        stopping = ("Ctrl-C or SIGTERM stops and saves state to " + str(arguments.state)
+                    if arguments.state else "Ctrl-C or SIGTERM stops")
+        _out(f"secure-emu: serving server addresses {addresses}; {stopping}", sys.stderr)
         loop.run()
     finally:
         _restore_handlers(previous)
