@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -157,14 +158,21 @@ def test_many_tcp_clients_share_one_world(emulator_only) -> None:
         thread.join(5)
 
 
+def lossy_client(memory_link: Any, manual_clock: Any, *, duplicate_chunk: float,
+                 seeds: tuple[int, int]) -> DeviceClient:
+    """A client talking to real devices over a link that drops, duplicates, corrupts and
+    splits chunks both ways (fixed seeds), retransmitting on the manual clock."""
+    world, _ = make_world()
+    faults = dict(drop_chunk=0.2, duplicate_chunk=duplicate_chunk, corrupt_byte=0.1, split=True)
+    transport = memory_link(LinkServer(world), to_server=dict(faults, seed=seeds[0]),
+                            to_client=dict(faults, seed=seeds[1]))
+    return DeviceClient(transport, clock=manual_clock, retransmit_timeout_ms=200,
+                        max_retransmissions=10)
+
+
 def test_lossy_link_to_real_meter_applies_each_adjustment_exactly_once(
         emulator_only, memory_link, manual_clock) -> None:
-    world, _ = make_world()
-    faults = dict(drop_chunk=0.2, duplicate_chunk=0.2, corrupt_byte=0.1, split=True)
-    transport = memory_link(LinkServer(world), to_server=dict(faults, seed=11),
-                            to_client=dict(faults, seed=12))
-    client = DeviceClient(transport, clock=manual_clock, retransmit_timeout_ms=200,
-                          max_retransmissions=10)
+    client = lossy_client(memory_link, manual_clock, duplicate_chunk=0.2, seeds=(11, 12))
     esme = address_of(client, DeviceType.ELECTRICITY_METER)
     start = client.request(esme, Request(Command.READ_METER_BALANCE, 1))
     total = 0
@@ -187,12 +195,7 @@ def test_lossy_link_applies_each_top_up_exactly_once(
     """A top-up delivered twice would come back UTRN_DUPLICATE: every one must succeed."""
     from emulator.utrn import UtrnValueClass, make_utrn
 
-    world, _ = make_world()
-    faults = dict(drop_chunk=0.2, duplicate_chunk=0.25, corrupt_byte=0.1, split=True)
-    transport = memory_link(LinkServer(world), to_server=dict(faults, seed=21),
-                            to_client=dict(faults, seed=22))
-    client = DeviceClient(transport, clock=manual_clock, retransmit_timeout_ms=200,
-                          max_retransmissions=10)
+    client = lossy_client(memory_link, manual_clock, duplicate_chunk=0.25, seeds=(21, 22))
     esme = next(d for d in directory(client)
                 if d["device_type"] is DeviceType.ELECTRICITY_METER)
     address, eui64 = int(esme["server_address"]), bytes(esme["device_eui64"])
