@@ -1,11 +1,12 @@
-"""docs/protocol.md section 11.6 is what the running emulator sends, byte for byte.
+"""docs/protocol.md section 11's worked examples are what the running emulator sends.
 
-The directory examples (one frame, then segmented at a negotiated 64 bytes) are checked both
-ways against the real server: the doc's client frames, fed to a :class:`emulator.serve.LinkServer`
-over an :class:`emulator.world.EmulatedWorld` of the built-in profile on a virtual clock, get
-exactly the doc's server frames back; and the emulator's own client station, configured as the
-doc says, sends exactly the doc's client frames and reassembles the doc's segments into the
-directory the doc describes. No port, no wall clock.
+Every exchange of section 11 is replayed against the real server: the doc's client frames, fed
+to a :class:`emulator.serve.LinkServer` over an :class:`emulator.world.EmulatedWorld` of the
+built-in profile on a virtual clock (no time passed), get exactly the doc's server frames back.
+The directory examples of 11.6 (one frame, then segmented at a negotiated 64 bytes) are also
+checked the other way: the emulator's own client station, configured as the doc says, sends
+exactly the doc's client frames and reassembles the doc's segments into the directory the doc
+describes. No port, no wall clock.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from protocol.link import ApduReceived, LinkParameters, LinkStation, Role
 from protocol.stream import FrameStreamDecoder
 
 DOC_TEXT = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text("utf-8")
-SECTION = DOC_TEXT.split("### 11.6 ", 1)[1].split("\n### ", 1)[0]
+EXAMPLES = DOC_TEXT.split("\n## 11. Worked examples", 1)[1].split("\n## ", 1)[0]
+SECTION = EXAMPLES.split("### 11.6 ", 1)[1].split("\n### ", 1)[0]
 ADAPTER = 0x10
 MANAGEMENT = 1
 
@@ -39,6 +41,7 @@ def _doc_frames(text: str) -> dict[str, bytes]:
 
 
 FRAMES = _doc_frames(SECTION)
+ALL_FRAMES = _doc_frames(EXAMPLES)
 
 
 def _emulator() -> LinkServer:
@@ -71,6 +74,25 @@ def test_running_emulator_answers_the_doc_client_frames_with_the_doc_server_fram
         server = _emulator()  # each exchange is a new connection to a freshly started emulator
         for sent, answer in exchange:
             assert _frames_in(server.receive_bytes(FRAMES[sent], 0)) == [FRAMES[answer]], sent
+
+
+def test_running_emulator_answers_the_esme_session_and_the_errors_as_the_doc_shows() -> None:
+    for exchange in (
+            [("snrm", "ua"),  # 11.1-11.5: one connection to the ESME, in order
+             ("read_meter_balance_request", "read_meter_balance_response"),
+             ("adjust_meter_balance_request", "adjust_meter_balance_response"),
+             ("firmware_begin_request", "firmware_begin_response"),
+             ("firmware_block_request_segment_1", "rr_after_segment_1"),
+             ("firmware_block_request_segment_2", "firmware_block_response"),
+             ("adjust_refused_request", "adjust_refused_response"),
+             ("disc", "ua_disc")],
+            [("i_frame_while_disconnected", "dm_not_connected"),  # 11.7
+             ("snrm", "ua"),
+             ("i_frame_with_wrong_receive_sequence", "frmr_invalid_receive_sequence")]):
+        server = _emulator()
+        for sent, answer in exchange:
+            assert _frames_in(server.receive_bytes(ALL_FRAMES[sent], 0)) == [ALL_FRAMES[answer]], \
+                sent
 
 
 def test_one_frame_directory_is_125_bytes_listing_hub_esme_and_gsme_but_not_management() -> None:
