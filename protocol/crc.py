@@ -1,7 +1,8 @@
-"""CRC-16/X.25, the HCS and FCS of every link frame, computed by crcmod.
+"""CRC-16/X.25, the HCS and FCS of every link frame, computed by crcmod (from crcmod-plus).
 
-crcmod builds a C extension at install time and silently falls back to pure Python when it
-cannot; :data:`CRC_BACKEND` says which one is in use so tests and benchmarks can record it.
+crcmod-plus ships prebuilt wheels with crcmod's C extension; crcmod still imports a pure-Python
+fallback when the extension is missing (a platform without a wheel, built without a compiler),
+so :data:`CRC_BACKEND` says which one is in use and tests and benchmarks record it.
 """
 
 from __future__ import annotations

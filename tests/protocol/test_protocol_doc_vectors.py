@@ -80,10 +80,15 @@ ESME_SESSION = [
     "adjust_refused_request", "adjust_refused_response",
     "disc", "ua_disc",
 ]
-#: The connection to the management device (section 11.6).
+#: The two connections to the management device (section 11.6): one frame, then segmented.
 DIRECTORY_SESSION = [
     "snrm_defaults", "ua_defaults",
-    "read_device_directory_request", "read_device_directory_response_segment_1",
+    "read_device_directory_request", "read_device_directory_response",
+    "rr_after_complete_response", "rr_nothing_more_to_send",
+]
+DIRECTORY_SEGMENTED_SESSION = [
+    "snrm_max_info_64", "ua_max_info_64",
+    "read_device_directory_request_max_info_64", "read_device_directory_response_segment_1",
     "rr_for_next_segment", "read_device_directory_response_segment_2",
 ]
 #: The error frames (section 11.7).
@@ -117,7 +122,8 @@ def apdu_of(*labels: str) -> Request | Response:
 def test_doc_holds_every_worked_example_once_and_nothing_else() -> None:
     labels = [label for label, _ in DOC_FRAMES]
     assert len(labels) == len(set(labels)), "a label is used twice"
-    assert sorted(labels) == sorted(ESME_SESSION + DIRECTORY_SESSION + ERROR_EXAMPLES)
+    assert sorted(labels) == sorted(ESME_SESSION + DIRECTORY_SESSION
+                                    + DIRECTORY_SEGMENTED_SESSION + ERROR_EXAMPLES)
 
 
 @pytest.mark.parametrize(("label", "data"), DOC_FRAMES, ids=[label for label, _ in DOC_FRAMES])
@@ -168,6 +174,13 @@ def test_doc_frames_carry_the_documented_types_sequence_numbers_and_segmentation
         "snrm_defaults": (FrameType.SNRM, 0, 0, True, False, MANAGEMENT, ADAPTER),
         "ua_defaults": (FrameType.UA, 0, 0, True, False, ADAPTER, MANAGEMENT),
         "read_device_directory_request": (FrameType.I, 0, 0, True, False, MANAGEMENT, ADAPTER),
+        "read_device_directory_response": (FrameType.I, 0, 1, True, False, ADAPTER, MANAGEMENT),
+        "rr_after_complete_response": (FrameType.RR, 0, 1, True, False, MANAGEMENT, ADAPTER),
+        "rr_nothing_more_to_send": (FrameType.RR, 0, 1, True, False, ADAPTER, MANAGEMENT),
+        "snrm_max_info_64": (FrameType.SNRM, 0, 0, True, False, MANAGEMENT, ADAPTER),
+        "ua_max_info_64": (FrameType.UA, 0, 0, True, False, ADAPTER, MANAGEMENT),
+        "read_device_directory_request_max_info_64":
+            (FrameType.I, 0, 0, True, False, MANAGEMENT, ADAPTER),
         "read_device_directory_response_segment_1":
             (FrameType.I, 0, 1, True, True, ADAPTER, MANAGEMENT),
         "rr_for_next_segment": (FrameType.RR, 0, 1, True, False, MANAGEMENT, ADAPTER),
@@ -193,12 +206,13 @@ def test_doc_frames_without_information_have_no_hcs() -> None:
         assert decode_frame(data).information == b""
 
 
-def test_doc_segments_fill_the_negotiated_128_bytes_except_the_last() -> None:
-    for first, last in (("firmware_block_request_segment_1", "firmware_block_request_segment_2"),
-                        ("read_device_directory_response_segment_1",
-                         "read_device_directory_response_segment_2")):
-        assert len(frame(first).information) == 128
-        assert 0 < len(frame(last).information) < 128
+def test_doc_segments_fill_the_negotiated_length_except_the_last() -> None:
+    for first, last, negotiated in (
+            ("firmware_block_request_segment_1", "firmware_block_request_segment_2", 128),
+            ("read_device_directory_response_segment_1",
+             "read_device_directory_response_segment_2", 64)):
+        assert len(frame(first).information) == negotiated
+        assert 0 < len(frame(last).information) < negotiated
         assert FRAMES[first][1] & 0x08 and not FRAMES[last][1] & 0x08
 
 
@@ -252,18 +266,21 @@ def test_firmware_vectors_announce_and_carry_the_first_200_bytes_of_the_esme_ima
         Command.FIRMWARE_BLOCK, 4, Status.SUCCESS, {"bytes_received": 200})
 
 
-def test_device_directory_vector_lists_management_hub_esme_and_gsme_addresses() -> None:
+def test_device_directory_vector_lists_hub_esme_and_gsme_addresses_not_management() -> None:
     assert apdu_of("read_device_directory_request") == Request(
         Command.READ_DEVICE_DIRECTORY, 1, {})
-    response = apdu_of("read_device_directory_response_segment_1",
-                       "read_device_directory_response_segment_2")
+    assert FRAMES["read_device_directory_request_max_info_64"] \
+        == FRAMES["read_device_directory_request"]
+    response = apdu_of("read_device_directory_response")
+    assert apdu_of("read_device_directory_response_segment_1",
+                   "read_device_directory_response_segment_2") == response
     assert isinstance(response, Response) and response.ok
     devices = response.fields["devices"]
     assert [(d["server_address"], d["device_type"]) for d in devices] == [
-        (1, DeviceType.MANAGEMENT), (2, DeviceType.COMMS_HUB),
-        (16, DeviceType.ELECTRICITY_METER), (17, DeviceType.GAS_METER)]
-    assert devices[2]["device_eui64"] == bytes.fromhex("00DB1234567890A1")
-    assert devices[2]["model"] == "LIBERTY100"
+        (2, DeviceType.COMMS_HUB), (16, DeviceType.ELECTRICITY_METER), (17, DeviceType.GAS_METER)]
+    assert devices[1]["device_eui64"] == bytes.fromhex("00DB1234567890A1")
+    assert devices[1]["model"] == "LIBERTY100"
+    assert len(frame("read_device_directory_response").information) == 125
 
 
 # --------------------------------------------------------------------------------------------
@@ -424,20 +441,26 @@ def test_link_station_answers_a_resent_money_request_with_the_same_bytes_and_app
 def test_link_stations_produce_the_documented_directory_exchange_with_a_segmented_response(
         ) -> None:
     link = _link()
-    client = link.LinkStation(link.Role.CLIENT, ADAPTER, MANAGEMENT)  # type: ignore[attr-defined]
+    # the documented SNRM without parameters (the defaults): our client always sends them, so
+    # that SNRM comes from the doc and the UA from the server
+    defaults_server = link.LinkStation(  # type: ignore[attr-defined]
+        link.Role.SERVER, MANAGEMENT, ADAPTER)
+    assert _serve(defaults_server, FRAMES["snrm_defaults"], 0, None) == FRAMES["ua_defaults"]
+    # the segmented exchange: a client offering 64 bytes, a server with the default 128
+    client = link.LinkStation(link.Role.CLIENT, ADAPTER, MANAGEMENT,  # type: ignore[attr-defined]
+                              parameters=link.LinkParameters(64))  # type: ignore[attr-defined]
     server = link.LinkStation(link.Role.SERVER, MANAGEMENT, ADAPTER)  # type: ignore[attr-defined]
-    # the documented SNRM has no parameters (the defaults); our client always sends them, so
-    # the SNRM comes from the doc and the UA it gets from the server
-    assert _serve(server, FRAMES["snrm_defaults"], 0, None) == FRAMES["ua_defaults"]
     client.connect(0)
-    client.frames_to_send()
-    client.receive_frame(decode_frame(FRAMES["ua_defaults"]), 0)
+    assert _one_frame(client) == FRAMES["snrm_max_info_64"]
+    assert _serve(server, FRAMES["snrm_max_info_64"], 0, None) == FRAMES["ua_max_info_64"]
+    client.receive_frame(decode_frame(FRAMES["ua_max_info_64"]), 0)
     directory = apdu_of("read_device_directory_response_segment_1",
                         "read_device_directory_response_segment_2")
-    request_apdu = frame("read_device_directory_request").information[3:]
+    request_apdu = frame("read_device_directory_request_max_info_64").information[3:]
     client.send_apdu(request_apdu, 0)
-    assert _one_frame(client) == FRAMES["read_device_directory_request"]
-    segment_1 = _serve(server, FRAMES["read_device_directory_request"], 0, directory)
+    assert _one_frame(client) == FRAMES["read_device_directory_request_max_info_64"]
+    segment_1 = _serve(server, FRAMES["read_device_directory_request_max_info_64"], 0,
+                       directory)
     assert segment_1 == FRAMES["read_device_directory_response_segment_1"]
     assert client.receive_frame(decode_frame(segment_1), 0) == []
     rr = _one_frame(client)
