@@ -33,32 +33,27 @@ from protocol.apdu import (
 )
 from protocol.errors import ProtocolError
 from protocol.eui64 import format_eui64
+from protocol.s1sp.duis_xml import DUIS_NAMESPACE, XMLDSIG_NAMESPACE
+from protocol.s1sp.service_requests import SERVICE_REQUESTS
 
 __all__ = ["DEMO_START_DEVICE_TIME_SECONDS", "DemoDevices", "build_duis_request", "run_demo"]
 
-DUIS_NAMESPACE = "http://www.dccinterface.co.uk/ServiceUserGateway"
-XMLDSIG_NAMESPACE = "http://www.w3.org/2000/09/xmldsig#"
 #: The DCC user sending the demo's requests.
 ORIGINATOR_EUI = "90-B3-D5-1F-30-01-00-00"
 #: A device added to the HAN join list that never joins, so its window visibly expires.
 NEVER_JOINING_EUI = "00-DB-12-34-56-78-90-EE"
 #: Virtual device time the demo starts at when the profile names none: 2026-01-05T08:00:00Z.
 DEMO_START_DEVICE_TIME_SECONDS = 1_767_600_000
-#: CommandVariant used: 1 non-critical, 4 critical, 8 for 11.1 (not sent to one device).
-_NON_CRITICAL, _CRITICAL, _NON_DEVICE = 1, 4, 8
-_CRITICAL_SRS = {"1.5", "1.6", "2.1", "2.3", "2.5", "6.4.1", "6.11", "7.1", "7.2", "7.3", "11.3"}
 
 
 def build_duis_request(variant: str, body_name: str, body_children: str, *, target_eui: str,
                        counter: int) -> str:
-    """A DUIS request document (schemaVersion 5.1) with a dummy enveloped signature."""
-    if variant == "11.1":
-        command_variant = _NON_DEVICE
-    elif variant in _CRITICAL_SRS:
-        command_variant = _CRITICAL
-    else:
-        command_variant = _NON_CRITICAL
-    reference = ".".join(variant.split(".")[:2])
+    """A DUIS request document (schemaVersion 5.1) with a dummy enveloped signature; its
+    CommandVariant is the one the SR's registry record says requesters normally use (1
+    non-critical, 4 critical, 8 to the DCC)."""
+    record = SERVICE_REQUESTS[variant]
+    command_variant = record.default_command_variant
+    reference = record.service_reference
     body = f"<sr:{body_name}>{body_children}</sr:{body_name}>" if body_children else (
         f"<sr:{body_name}/>")
     return (

@@ -13,9 +13,9 @@ Device resolution: on first use the adapter sends READ_DEVICE_DIRECTORY to
 ``MANAGEMENT_SERVER_ADDRESS`` and maps each EUI-64 to its server address and device type; an
 unknown EUI-64 triggers a refresh before the answer is E19, at most one refresh per submitted
 request (an 11.1 naming many unknown devices costs one directory read, not one each). 11.1 is
-addressed to the DCC, not a device: its RequestID target is not resolved; each device of its
-DeviceIDList is. An 11.1 that no device accepted keeps its per-device outcomes in the error
-response's body.
+addressed to the DCC, not a device (its registry record says so): its RequestID target is not
+resolved; each device of its DeviceIDList is. An 11.1 that no device accepted keeps its
+per-device outcomes in the error response's body.
 
 This module never talks to a port: only through the DeviceChannel it is given.
 """
@@ -26,31 +26,26 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, DeviceType, Request, Status
-from protocol.errors import ApduError, DeviceTimeoutError, DeviceUnreachableError, LinkError
+from protocol.errors import ApduError, LinkError
+from protocol.eui64 import format_eui64
 from protocol.s1sp.annex_c import AnnexCTable
 from protocol.s1sp.channel import DeviceChannel
-from protocol.s1sp.duis import (
-    SERVICE_REQUESTS,
-    DuisRequest,
-    format_eui64,
-    parse_duis_request,
-    parse_request_id_leniently,
-)
+from protocol.s1sp.duis import DuisRequest, parse_duis_request, parse_request_id_leniently
 from protocol.s1sp.errors import (
+    CANNOT_COMMUNICATE_CODE,
     INTERNAL_ERROR_CODE,
     DeviceCommunicationError,
     InvalidCommandVariantError,
     S1spError,
     UnknownDeviceError,
     WrongDeviceTypeError,
+    device_communication_error,
 )
 from protocol.s1sp.responses import ACKNOWLEDGED, SUCCESS, DuisResponse
-from protocol.s1sp.rules import VALID_DEVICE_TYPES, DeviceEntry, RuleContext, run_rules
+from protocol.s1sp.rules import DeviceEntry, RuleContext
+from protocol.s1sp.service_requests import SERVICE_REQUESTS, Addressee, ServiceRequest
 
 __all__ = ["S1spAdapter"]
-
-#: SRs addressed to the DCC rather than to the device named in the RequestID.
-NON_DEVICE_SERVICE_REQUESTS = frozenset({"11.1"})
 
 
 def _utc_now() -> datetime:
@@ -120,12 +115,9 @@ class S1spAdapter:
         except Exception as error:  # submit never raises for bad input
             return None, DuisResponse(INTERNAL_ERROR_CODE, self._clock(),
                                       error_reason=f"cannot read the request: {error!r}")
-        spec = SERVICE_REQUESTS[request.service_reference_variant]
-        if request.command_variant not in spec.command_variants:
-            error = InvalidCommandVariantError(
-                f"CommandVariant {request.command_variant} is not valid for SR "
-                f"{spec.service_reference_variant} {spec.name} (valid: "
-                f"{', '.join(str(v) for v in sorted(spec.command_variants))})")
+        try:
+            self._record(request)
+        except S1spError as error:
             return None, self._error(request, error)
         return request, None
 
@@ -138,36 +130,44 @@ class S1spAdapter:
                 request.service_reference, request.service_reference_variant,
                 error_reason=f"the adapter failed while processing the request: {error!r}")
 
-    def _process(self, request: DuisRequest) -> DuisResponse:
-        spec = SERVICE_REQUESTS.get(request.service_reference_variant)
-        if spec is None:
+    @staticmethod
+    def _record(request: DuisRequest) -> ServiceRequest:
+        """The request's registry record, once its CommandVariant is checked (E12)."""
+        record = SERVICE_REQUESTS.get(request.service_reference_variant)
+        if record is None:
             raise S1spError(f"SR {request.service_reference_variant} is not supported")
-        if request.command_variant not in spec.command_variants:
+        if request.command_variant not in record.command_variants:
             raise InvalidCommandVariantError(
                 f"CommandVariant {request.command_variant} is not valid for SR "
-                f"{spec.service_reference_variant}")
-        if request.service_reference_variant in NON_DEVICE_SERVICE_REQUESTS:
+                f"{record.service_reference_variant} {record.name} (valid: "
+                f"{', '.join(str(v) for v in sorted(record.command_variants))})")
+        return record
+
+    def _process(self, request: DuisRequest) -> DuisResponse:
+        record = self._record(request)
+        if record.addressee is Addressee.DCC:
             device = DeviceEntry(request.request_id.target_eui64, DeviceType.MANAGEMENT,
                                  MANAGEMENT_SERVER_ADDRESS)
         else:
             device = self.resolve_device(request.request_id.target_eui64)
-            valid = VALID_DEVICE_TYPES[request.service_reference_variant]
+            valid = record.valid_device_types
             if device.device_type not in valid:
                 raise WrongDeviceTypeError(
-                    f"SR {spec.service_reference_variant} {spec.name} is not valid for device "
-                    f"{format_eui64(device.device_eui64)}, a {device.device_type.name} "
-                    f"(valid for: {', '.join(sorted(t.name for t in valid))})")
+                    f"SR {record.service_reference_variant} {record.name} is not valid for "
+                    f"device {format_eui64(device.device_eui64)}, a "
+                    f"{device.device_type.name} (valid for: "
+                    f"{', '.join(sorted(t.name for t in valid))})")
         context = RuleContext(self._channel, device, self._annex_c, self._clock,
                               self.resolve_device, sent=self.last_sent)
-        result = run_rules(context, request)
+        result = record.handler(context, request.body)
         return DuisResponse(SUCCESS, self._clock(), request.request_id,
                             request.service_reference, request.service_reference_variant,
-                            result_name=f"{spec.body_name}Response", result=tuple(result))
+                            result_name=f"{record.body_name}Response", result=tuple(result))
 
     def _error(self, request: DuisRequest, error: S1spError) -> DuisResponse:
         result_items = getattr(error, "result_items", ())
-        spec = SERVICE_REQUESTS.get(request.service_reference_variant)
-        result_name = (f"{spec.body_name}Response" if result_items and spec is not None
+        record = SERVICE_REQUESTS.get(request.service_reference_variant)
+        result_name = (f"{record.body_name}Response" if result_items and record is not None
                        else None)
         return DuisResponse(error.response_code, self._clock(), request.request_id,
                             request.service_reference, request.service_reference_variant,
@@ -181,19 +181,14 @@ class S1spAdapter:
         try:
             response = self._channel.request(MANAGEMENT_SERVER_ADDRESS,
                                              Request(Command.READ_DEVICE_DIRECTORY, 0, {}))
-        except DeviceTimeoutError as error:
-            raise DeviceCommunicationError(
-                f"no response to the device directory request: {error}", "E21") from None
-        except DeviceUnreachableError as error:
-            raise DeviceCommunicationError(
-                f"cannot reach the devices' management address: {error}", "E20") from None
         except (ApduError, LinkError) as error:
-            raise DeviceCommunicationError(
-                f"the device directory could not be read: {error}", "E20") from None
+            raise device_communication_error(
+                error, "the devices' management address (reading the device directory)"
+            ) from None
         if response.status is not Status.SUCCESS:
             raise DeviceCommunicationError(
                 f"the management device refused READ_DEVICE_DIRECTORY: {response.status.name}",
-                "E20")
+                CANNOT_COMMUNICATE_CODE)
         directory = {}
         for entry in response.fields.get("devices", []):
             eui64 = bytes(entry["device_eui64"])

@@ -1,14 +1,19 @@
-"""Typed errors of the S1SP adapter.
+"""Typed errors of the S1SP adapter, and the one mapping from wire errors to DUIS codes.
 
-Each carries the DUIS response code it becomes and a reason a user can act on. The adapter turns
-every one into a DUIS error response; none escapes :meth:`S1spAdapter.submit`.
+Each error carries the DUIS response code it becomes and a reason a user can act on. The
+adapter turns every one into a DUIS error response; none escapes :meth:`S1spAdapter.submit`.
+These errors are the adapter's own tree (:class:`S1spError` is not a wire
+:class:`protocol.errors.ProtocolError`): the wire layers know nothing of DUIS, and the DUIS
+codes for wire failures (E20, E21) are decided here only, in :func:`device_communication_error`.
+
+This module never talks to a device.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from protocol.errors import ProtocolError
+from protocol.errors import ApduError, DeviceTimeoutError, DeviceUnreachableError, LinkError
 
 #: Our one code for a request refused by an S1SR rule or by a device failure status
 #: (*decided*: DUIS has no code for it). The reason names the rule or the device Status.
@@ -18,9 +23,15 @@ S1SR_REFUSAL_CODE = "E-S1SR"
 INVALID_REQUEST_CODE = "E-INVALID"
 #: Our code for a fault inside the adapter itself (*decided*); the reason says what failed.
 INTERNAL_ERROR_CODE = "E-INTERNAL"
+#: DUIS: the device is not known (no device with that EUI-64 behind the link).
+UNKNOWN_DEVICE_CODE = "E19"
+#: DUIS: the device could not be communicated with.
+CANNOT_COMMUNICATE_CODE = "E20"
+#: DUIS: the device did not respond.
+NO_RESPONSE_CODE = "E21"
 
 
-class S1spError(ProtocolError):
+class S1spError(Exception):
     """Base class: something the adapter answers with a DUIS error response."""
 
     response_code: str = S1SR_REFUSAL_CODE
@@ -45,7 +56,7 @@ class InvalidCommandVariantError(S1spError):
 class UnknownDeviceError(S1spError):
     """No device with that EUI-64 is behind the link (DUIS E19)."""
 
-    response_code = "E19"
+    response_code = UNKNOWN_DEVICE_CODE
 
 
 class WrongDeviceTypeError(S1spError):
@@ -86,6 +97,20 @@ class DeviceCommunicationError(S1spError):
     def __init__(self, reason: str, response_code: str) -> None:
         super().__init__(reason)
         self.response_code = response_code
+
+
+def device_communication_error(error: ApduError | LinkError, subject: str
+                               ) -> DeviceCommunicationError:
+    """The DUIS answer to a wire failure while exchanging with ``subject`` (words such as
+    ``device 00-DB-...``): E21 when the device did not answer, E20 for every other failure."""
+    if isinstance(error, DeviceTimeoutError):
+        return DeviceCommunicationError(f"no response from {subject}: {error}",
+                                        NO_RESPONSE_CODE)
+    if isinstance(error, DeviceUnreachableError):
+        return DeviceCommunicationError(f"cannot communicate with {subject}: {error}",
+                                        CANNOT_COMMUNICATE_CODE)
+    return DeviceCommunicationError(f"the link to {subject} failed: {error}",
+                                    CANNOT_COMMUNICATE_CODE)
 
 
 class AnnexCError(S1spError, ValueError):

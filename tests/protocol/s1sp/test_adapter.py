@@ -20,9 +20,10 @@ from protocol.apdu import (
 from protocol.errors import DeviceTimeoutError, DeviceUnreachableError, LinkError
 from protocol.s1sp.adapter import S1spAdapter
 from protocol.s1sp.channel import InProcessChannel
-from protocol.s1sp.duis import DUIS_NAMESPACE, SERVICE_REQUESTS, parse_duis_request
+from protocol.s1sp.duis import DUIS_NAMESPACE, parse_duis_request
 from protocol.s1sp.errors import INTERNAL_ERROR_CODE
 from protocol.s1sp.responses import DuisResponse
+from protocol.s1sp.service_requests import SERVICE_REQUESTS
 from tests.protocol.s1sp.conftest import (
     ESME_ADDRESS,
     ESME_EUI64,

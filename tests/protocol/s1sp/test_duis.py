@@ -10,26 +10,26 @@ import pytest
 
 from protocol.apdu import DebtRecoveryPeriod, DebtRegister
 from protocol.s1sp.adapter import S1spAdapter
-from protocol.s1sp.duis import (
-    DUIS_NAMESPACE,
+from protocol.s1sp.duis import DUIS_NAMESPACE, MAX_REQUEST_BYTES, parse_duis_request
+from protocol.s1sp.duis_xml import EmptyBody
+from protocol.s1sp.errors import INVALID_REQUEST_CODE, InvalidRequestError
+from protocol.s1sp.service_requests import SERVICE_REQUESTS
+from protocol.s1sp.service_requests.firmware import (
     MAX_FIRMWARE_DEVICE_IDS,
-    MAX_REQUEST_BYTES,
-    SERVICE_REQUESTS,
+    FirmwareActivation,
+    FirmwareUpdate,
+)
+from protocol.s1sp.service_requests.han import HanDeviceLogUpdate
+from protocol.s1sp.service_requests.load_limiting import LoadLimitSettingsUpdate
+from protocol.s1sp.service_requests.prepayment import (
     DebtRecovery,
     DebtRegisterUpdate,
     DebtUpdate,
-    EmptyBody,
-    FirmwareActivation,
-    FirmwareUpdate,
-    HanDeviceLogUpdate,
-    LoadLimitSettingsUpdate,
     MeterBalanceUpdate,
     PaymentModeUpdate,
     PrepayConfigurationUpdate,
     TopUp,
-    parse_duis_request,
 )
-from protocol.s1sp.errors import INVALID_REQUEST_CODE, InvalidRequestError
 from tests.protocol.s1sp.conftest import ESME_EUI64, FIXTURES, Rig, fixture_xml
 
 NS = {"sr": DUIS_NAMESPACE}

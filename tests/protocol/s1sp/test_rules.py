@@ -10,6 +10,7 @@ import pytest
 from protocol.apdu import (
     MAX_FIRMWARE_BLOCK_BYTES,
     MAX_LOAD_LIMIT_PERIOD_SECONDS,
+    MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
     MIN_LOAD_LIMIT_PERIOD_SECONDS,
     Command,
     PaymentMode,
@@ -20,7 +21,6 @@ from protocol.apdu import (
 from protocol.s1sp.annex_c import AnnexCTable
 from protocol.s1sp.duis import DUIS_NAMESPACE
 from protocol.s1sp.errors import S1SR_REFUSAL_CODE
-from protocol.s1sp.rules import MAX_LOAD_LIMIT_POWER_THRESHOLD_W
 from tests.protocol.s1sp.conftest import (
     ESME_ADDRESS,
     ESME_EUI64,

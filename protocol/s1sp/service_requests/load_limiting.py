@@ -1,0 +1,129 @@
+"""Load-limiting Service Requests: 4.15 Read Load Limit Data, 6.4.1 general settings, 6.4.2
+counter reset.
+
+6.4.1 UpdateDeviceConfigurationLoadLimitingGeneralSettings: ExecutionDateTime?,
+LoadLimitPowerThreshold (W), LoadLimitPeriod (s), LoadLimitRestorationPeriod (s);
+LoadLimitSupplyState is accepted and ignored (the Secure device always opens the switch, then
+arms it after the restoration period). 4.15 and 6.4.2 bodies are empty.
+
+- 18.37 (SR 6.4.1): LoadLimitPowerThreshold above ``protocol.apdu``'s
+  MAX_LOAD_LIMIT_POWER_THRESHOLD_W is refused here, nothing sent (never clamped). LoadLimitPeriod
+  and LoadLimitRestorationPeriod outside MIN/MAX_LOAD_LIMIT_PERIOD_SECONDS are E-INVALID,
+  nothing sent or scheduled (a future-dated one would otherwise be acknowledged and fail later,
+  on the device).
+
+This module never loads a document and never reaches a device except through its RuleContext.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from protocol.apdu import (
+    MAX_LOAD_LIMIT_PERIOD_SECONDS,
+    MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
+    MIN_LOAD_LIMIT_PERIOD_SECONDS,
+    Command,
+)
+from protocol.s1sp.duis_xml import EmptyBody, Execution, SrBody, text
+from protocol.s1sp.errors import InvalidRequestError, S1srRefusalError
+from protocol.s1sp.rules import ResultItem, RuleContext
+from protocol.s1sp.service_requests.record import (
+    CRITICAL_VARIANTS,
+    ELECTRICITY_METER,
+    NON_CRITICAL_VARIANTS,
+    ServiceRequest,
+)
+from protocol.s1sp.units import parse_duis_integer
+
+__all__ = ["RECORDS", "LoadLimitSettingsUpdate"]
+
+
+def _load_limit_items(answer: Mapping[str, Any]) -> list[ResultItem]:
+    return [("LoadLimitPowerThreshold", int(answer["load_limit_power_threshold_w"])),
+            ("LoadLimitPeriod", int(answer["load_limit_period_seconds"])),
+            ("LoadLimitRestorationPeriod", int(answer["load_limit_restoration_period_seconds"])),
+            ("LoadLimitCounter", int(answer["load_limit_counter"])),
+            ("LoadLimitActive", bool(answer["load_limit_active"]))]
+
+
+def _read_load_limit_data(ctx: RuleContext, body: EmptyBody) -> list[ResultItem]:
+    return _load_limit_items(ctx.send(Command.READ_LOAD_LIMIT_DATA))
+
+
+def _reset_load_limit_counter(ctx: RuleContext, body: EmptyBody) -> list[ResultItem]:
+    return _load_limit_items(ctx.send(Command.RESET_LOAD_LIMIT_COUNTER))
+
+
+@dataclass(frozen=True)
+class LoadLimitSettingsUpdate(SrBody):
+    """6.4.1: load-limiting general settings in DUIS units (W, s, s)."""
+
+    load_limit_power_threshold_w: int
+    load_limit_period_seconds: int
+    load_limit_restoration_period_seconds: int
+    execution: Execution | None = None
+
+
+def _parse_load_limit_settings(body: Element, where: str) -> SrBody:
+    return LoadLimitSettingsUpdate(
+        parse_duis_integer(text(body, "LoadLimitPowerThreshold", where),
+                           "LoadLimitPowerThreshold"),
+        parse_duis_integer(text(body, "LoadLimitPeriod", where), "LoadLimitPeriod"),
+        parse_duis_integer(text(body, "LoadLimitRestorationPeriod", where),
+                           "LoadLimitRestorationPeriod"))
+
+
+def rule_18_37_load_limit_power_threshold(ctx: RuleContext, body: LoadLimitSettingsUpdate
+                                          ) -> list[ResultItem]:
+    """18.37: a threshold above the device maximum is refused here, the meter untouched."""
+    threshold_w = body.load_limit_power_threshold_w
+    if threshold_w > MAX_LOAD_LIMIT_POWER_THRESHOLD_W:
+        raise S1srRefusalError(
+            f"S1SR 18.37: LoadLimitPowerThreshold {threshold_w} W is above the device maximum "
+            f"of {MAX_LOAD_LIMIT_POWER_THRESHOLD_W} W; nothing was sent to the meter")
+    if threshold_w < 0:
+        raise InvalidRequestError(f"LoadLimitPowerThreshold {threshold_w} W is negative")
+    for name, seconds in (("LoadLimitPeriod", body.load_limit_period_seconds),
+                          ("LoadLimitRestorationPeriod",
+                           body.load_limit_restoration_period_seconds)):
+        if not MIN_LOAD_LIMIT_PERIOD_SECONDS <= seconds <= MAX_LOAD_LIMIT_PERIOD_SECONDS:
+            raise InvalidRequestError(
+                f"{name} {seconds} s is outside the {MIN_LOAD_LIMIT_PERIOD_SECONDS}.."
+                f"{MAX_LOAD_LIMIT_PERIOD_SECONDS} s the device accepts; nothing was sent or "
+                "scheduled")
+    answer, scheduling = ctx.send_possibly_future_dated(
+        body.execution, Command.SET_LOAD_LIMIT_SETTINGS, {
+            "load_limit_power_threshold_w": threshold_w,
+            "load_limit_period_seconds": body.load_limit_period_seconds,
+            "load_limit_restoration_period_seconds": body.load_limit_restoration_period_seconds,
+        })
+    if answer is None:
+        return [("LoadLimitPowerThreshold", threshold_w),
+                ("LoadLimitPeriod", body.load_limit_period_seconds),
+                ("LoadLimitRestorationPeriod", body.load_limit_restoration_period_seconds),
+                *scheduling]
+    return _load_limit_items(answer)
+
+
+RECORDS: tuple[ServiceRequest, ...] = (
+    ServiceRequest("4.15", "Read Load Limit Data",
+                   ("ReadLoadLimitData", "ReadLoadLimitDataCounter"), NON_CRITICAL_VARIANTS,
+                   critical=False, valid_device_types=ELECTRICITY_METER,
+                   handler=_read_load_limit_data),
+    ServiceRequest("6.4.1", "Update Device Configuration (Load Limiting General Settings)",
+                   ("UpdateDeviceConfigurationLoadLimitingGeneralSettings",
+                    "UpdateDeviceConfigurationLoadLimiting"), CRITICAL_VARIANTS, critical=True,
+                   valid_device_types=ELECTRICITY_METER,
+                   handler=rule_18_37_load_limit_power_threshold,
+                   parse_body=_parse_load_limit_settings, future_datable=True),
+    # *decided* tolerance: 6.4.2 accepts CommandVariants 1-6
+    ServiceRequest("6.4.2", "Update Device Configuration (Load Limiting Counter Reset)",
+                   ("UpdateDeviceConfigurationLoadLimitingCounterReset",
+                    "ResetLoadLimitingCounter"), NON_CRITICAL_VARIANTS | CRITICAL_VARIANTS,
+                   critical=False, valid_device_types=ELECTRICITY_METER,
+                   handler=_reset_load_limit_counter),
+)

@@ -1,0 +1,488 @@
+"""Prepayment Service Requests: 1.5, 1.6, 2.1, 2.2, 2.3, 2.5 (body parsers, handlers, records).
+
+Bodies (DUIS element names; confirmed in DCC templates unless marked *decided*):
+
+- 1.5 UpdateMeterBalance: AdjustMeterBalance (money) | ResetMeterBalance (empty).
+- 1.6 UpdatePaymentMode: ExecutionDateTime?, Prepayment {SuspendDebtDisabled,
+  SuspendDebtEmergency, DisablementThreshold} | Credit.
+- 2.1 UpdatePrepayConfiguration {UpdatePrepayConfigElectricity | ...Gas}: ExecutionDateTime?,
+  any of DebtRecoveryRateCap, EmergencyCreditLimit, EmergencyCreditThreshold,
+  LowCreditThreshold, and (*decided*) MaxMeterBalance, MaxCreditThreshold,
+  DisablementThreshold; the non-disablement calendar is ignored (the Annex C calendar id
+  stands).
+- 2.2 TopUpDevice: UTRN (20 digits).
+- 2.3 UpdateDebt: any of TimeDebtRegister1, TimeDebtRegister2, PaymentDebtRegister (money
+  adjustments), ElecDebtRecovery1/2 or GasDebtRecovery1/2 {DebtRecoveryRate,
+  DebtRecoveryRatePriceScale, DebtRecoveryRatePeriod DAILY | HOURLY}, DebtRecoveryPerPayment.
+- 2.5 ActivateEmergencyCredit (empty).
+
+S1SR rules:
+
+- 18.3 / 18.16 (SR 1.5): AdjustMeterBalance truncated to pence and applied; ResetMeterBalance
+  sets 0; the response carries the adjustment applied and the resulting balance (x 1000). A
+  device refusal (EXCEEDS_MAX_METER_BALANCE) is our S1SR refusal, reason = the Status name.
+- 18.4 / 18.27 (SR 1.6): DisablementThreshold truncated; SuspendDebt* passed; the Annex C
+  defaults appended (the device applies them to parameters never configured).
+- 18.5 / 18.8 (SR 2.5): the device refuses with EMERGENCY_CREDIT_UNAVAILABLE when ECL = 0;
+  otherwise the response shows the EC balance made available (x 1000).
+- 18.27 (SRs 1.6, 2.1): every threshold truncated to pence; the response returns the truncated
+  values under the request's element names.
+- 18.27, *decided* addition (SR 2.1): a non-zero DebtRecoveryRateCap that truncates to 0 pence
+  (e.g. 30, i.e. 0.03 p) is refused here, nothing sent: the device reads a cap of 0 as "no cap"
+  (emulator/meter_rules.py DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED), the opposite of the small cap
+  asked for. A DebtRecoveryRateCap of exactly 0 is sent (it means "no cap").
+
+This module never loads a document and never reaches a device except through its RuleContext.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from xml.etree.ElementTree import Element
+
+from protocol.apdu import (
+    Command,
+    DebtRecoveryPeriod,
+    DebtRegister,
+    PaymentMode,
+    PrepaymentConfigurationField,
+)
+from protocol.s1sp.duis_xml import (
+    DUIS_NAMESPACE,
+    EmptyBody,
+    Execution,
+    SrBody,
+    boolean,
+    duis_money,
+    find,
+    find_all,
+    local_name,
+    optional_integer,
+    text,
+)
+from protocol.s1sp.errors import InvalidRequestError, S1srRefusalError
+from protocol.s1sp.rules import ResultItem, RuleContext
+from protocol.s1sp.service_requests.record import (
+    CRITICAL_VARIANTS,
+    METERS,
+    NON_CRITICAL_VARIANTS,
+    ServiceRequest,
+)
+from protocol.s1sp.units import (
+    debt_recovery_per_payment_to_percentage,
+    debt_recovery_rate_to_pence,
+    duis_money_to_pence,
+    parse_duis_integer,
+    pence_to_duis_money,
+)
+
+__all__ = [
+    "DEBT_RECOVERY_PERIODS",
+    "DEBT_RECOVERY_WRAPPERS",
+    "DEBT_REGISTERS",
+    "PREPAY_CONFIGURATION_ELEMENTS",
+    "RECORDS",
+    "DebtRecovery",
+    "DebtRegisterUpdate",
+    "DebtUpdate",
+    "MeterBalanceUpdate",
+    "PaymentModeUpdate",
+    "PrepayConfigurationUpdate",
+    "TopUp",
+]
+
+_UTRN = re.compile(r"[0-9]{20}")
+
+
+# --------------------------------------------------------------------------------------------
+# 1.5 Update Meter Balance: 18.3, 18.16
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MeterBalanceUpdate(SrBody):
+    """1.5: exactly one of an adjustment (DUIS money) or a reset."""
+
+    adjust_meter_balance: int | None
+    reset_meter_balance: bool = False
+
+
+def _parse_meter_balance(body: Element, where: str) -> SrBody:
+    adjust = find(body, "AdjustMeterBalance", required=False, where=where)
+    reset = find(body, "ResetMeterBalance", required=False, where=where)
+    if (adjust is None) == (reset is None):
+        raise InvalidRequestError(
+            f"{where} must hold exactly one of AdjustMeterBalance or ResetMeterBalance")
+    if adjust is not None:
+        return MeterBalanceUpdate(duis_money(adjust.text, "AdjustMeterBalance"))
+    return MeterBalanceUpdate(None, reset_meter_balance=True)
+
+
+def rule_18_3_meter_balance_adjustment(ctx: RuleContext, body: MeterBalanceUpdate
+                                       ) -> list[ResultItem]:
+    """18.3 + 18.16: adjust (truncated to pence) or reset; report applied and resulting."""
+    if body.reset_meter_balance:
+        answer = ctx.send(Command.RESET_METER_BALANCE)
+        return [("ResetMeterBalance", True),
+                ("MeterBalance", pence_to_duis_money(answer["meter_balance_pence"]))]
+    assert body.adjust_meter_balance is not None
+    adjustment_pence = duis_money_to_pence(body.adjust_meter_balance, "AdjustMeterBalance")
+    answer = ctx.send(Command.ADJUST_METER_BALANCE, {"adjustment_pence": adjustment_pence})
+    return rule_18_16_values_returned_after_adjustment(answer)
+
+
+def rule_18_16_values_returned_after_adjustment(answer: Mapping[str, Any]) -> list[ResultItem]:
+    """18.16: the adjustment actually applied and the resulting balance, x 1000."""
+    return [("AdjustMeterBalance", pence_to_duis_money(answer["adjustment_applied_pence"])),
+            ("MeterBalance", pence_to_duis_money(answer["meter_balance_pence"]))]
+
+
+# --------------------------------------------------------------------------------------------
+# 1.6 Update Payment Mode: 18.4, 18.27
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentModeUpdate(SrBody):
+    """1.6: to prepayment (with its parameters) or to credit."""
+
+    to_prepayment: bool
+    disablement_threshold: int = 0  # DUIS money
+    suspend_debt_disabled: bool = False
+    suspend_debt_emergency: bool = False
+    execution: Execution | None = None
+
+
+def _parse_payment_mode(body: Element, where: str) -> SrBody:
+    prepayment = find(body, "Prepayment", required=False, where=where)
+    credit = find(body, "Credit", required=False, where=where)
+    if (prepayment is None) == (credit is None):
+        raise InvalidRequestError(f"{where} must hold exactly one of Prepayment or Credit")
+    if prepayment is None:
+        return PaymentModeUpdate(False)
+    inner = f"{where}/Prepayment"
+    return PaymentModeUpdate(
+        True,
+        disablement_threshold=duis_money(text(prepayment, "DisablementThreshold", inner),
+                                         "DisablementThreshold"),
+        suspend_debt_disabled=boolean(prepayment, "SuspendDebtDisabled", inner),
+        suspend_debt_emergency=boolean(prepayment, "SuspendDebtEmergency", inner))
+
+
+def rule_18_4_change_to_prepayment(ctx: RuleContext, body: PaymentModeUpdate
+                                   ) -> list[ResultItem]:
+    """18.4 (+ 18.27, Annex C): SET_PAYMENT_MODE with the truncated DisablementThreshold, the
+    SuspendDebt flags and the Annex C defaults appended."""
+    threshold_pence = rule_18_27_truncate_threshold(body.disablement_threshold,
+                                                    "DisablementThreshold")
+    fields = {
+        "payment_mode": PaymentMode.PREPAYMENT if body.to_prepayment else PaymentMode.CREDIT,
+        "disablement_threshold_pence": threshold_pence if body.to_prepayment else 0,
+        "suspend_debt_disabled": body.suspend_debt_disabled,
+        "suspend_debt_emergency": body.suspend_debt_emergency,
+        "defaults": ctx.annex_c.as_defaults_fields(),
+    }
+    answer, scheduling = ctx.send_possibly_future_dated(
+        body.execution, Command.SET_PAYMENT_MODE, fields)
+    if not body.to_prepayment:
+        return [("PaymentMode", "Credit"), *scheduling]
+    if answer is not None:  # applied now: report what the device holds
+        threshold_pence = answer["disablement_threshold_pence"]
+    return [("PaymentMode", "Prepayment"),
+            ("SuspendDebtDisabled", body.suspend_debt_disabled),
+            ("SuspendDebtEmergency", body.suspend_debt_emergency),
+            ("DisablementThreshold", pence_to_duis_money(threshold_pence)),
+            *scheduling]
+
+
+def rule_18_27_truncate_threshold(value: int, element_name: str) -> int:
+    """18.27: a DUIS threshold truncated to whole pence (the response reports pence x 1000)."""
+    return duis_money_to_pence(value, element_name)
+
+
+# --------------------------------------------------------------------------------------------
+# 2.1 Update Prepay Configuration: 18.27
+# --------------------------------------------------------------------------------------------
+
+#: 2.1 element name -> the SET_PREPAYMENT_CONFIGURATION field it sets (pence on the device).
+PREPAY_CONFIGURATION_ELEMENTS: dict[str, str] = {
+    "DebtRecoveryRateCap": "debt_recovery_rate_cap_pence",
+    "EmergencyCreditLimit": "emergency_credit_limit_pence",
+    "EmergencyCreditThreshold": "emergency_credit_threshold_pence",
+    "LowCreditThreshold": "low_credit_threshold_pence",
+    "MaxMeterBalance": "max_meter_balance_pence",
+    "MaxCreditThreshold": "max_credit_threshold_pence",
+    "DisablementThreshold": "disablement_threshold_pence",
+}
+
+
+@dataclass(frozen=True)
+class PrepayConfigurationUpdate(SrBody):
+    """2.1: the thresholds present, DUIS element name -> DUIS money, in request order."""
+
+    values: tuple[tuple[str, int], ...]
+    execution: Execution | None = None
+
+
+def _parse_prepay_configuration(body: Element, where: str) -> SrBody:
+    values: list[tuple[str, int]] = []
+    for node in body.iter():
+        namespace, local = local_name(node.tag)
+        if namespace == DUIS_NAMESPACE and local in PREPAY_CONFIGURATION_ELEMENTS:
+            if any(name == local for name, _ in values):
+                raise InvalidRequestError(f"{where} has more than one {local} element")
+            values.append((local, duis_money(node.text, local)))
+    if not values:
+        raise InvalidRequestError(
+            f"{where} sets nothing: give at least one of "
+            f"{', '.join(PREPAY_CONFIGURATION_ELEMENTS)}")
+    return PrepayConfigurationUpdate(tuple(values))
+
+
+def rule_18_27_prepay_configuration(ctx: RuleContext, body: PrepayConfigurationUpdate
+                                    ) -> list[ResultItem]:
+    """18.27 (SR 2.1): every threshold truncated; the response echoes the truncated values
+    under the request's element names."""
+    fields: dict[str, Any] = {name: 0 for name in PREPAY_CONFIGURATION_ELEMENTS.values()}
+    present = PrepaymentConfigurationField(0)
+    echoed: list[ResultItem] = []
+    for element_name, value in body.values:
+        pence = rule_18_27_truncate_threshold(value, element_name)
+        if element_name == "DebtRecoveryRateCap" and value != 0 and pence == 0:
+            raise S1srRefusalError(
+                f"S1SR 18.27: DebtRecoveryRateCap {value} (1/100000 GBP) truncates to 0 pence, "
+                "which the device reads as no cap at all, the opposite of the small cap asked "
+                "for; give at least 1000 (1 p), or 0 for no cap; nothing was sent")
+        field_name = PREPAY_CONFIGURATION_ELEMENTS[element_name]
+        fields[field_name] = pence
+        present |= PrepaymentConfigurationField[field_name.removesuffix("_pence").upper()]
+        echoed.append((element_name, pence_to_duis_money(pence)))
+    fields["fields_present"] = present
+    _, scheduling = ctx.send_possibly_future_dated(
+        body.execution, Command.SET_PREPAYMENT_CONFIGURATION, fields)
+    return [*echoed, *scheduling]
+
+
+# --------------------------------------------------------------------------------------------
+# 2.2 Top Up Device
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TopUp(SrBody):
+    """2.2: a 20-digit UTRN."""
+
+    utrn: str
+
+
+def _parse_top_up(body: Element, where: str) -> SrBody:
+    utrn = text(body, "UTRN", where)
+    if not _UTRN.fullmatch(utrn):
+        raise InvalidRequestError(f"UTRN {utrn!r} is not 20 digits")
+    return TopUp(utrn)
+
+
+def _top_up(ctx: RuleContext, body: TopUp) -> list[ResultItem]:
+    answer = ctx.send(Command.TOP_UP, {"utrn": body.utrn.encode("ascii")})
+    return [("CreditAdded", pence_to_duis_money(answer["credit_added_pence"])),
+            ("EmergencyCreditRepaid", pence_to_duis_money(answer["emergency_credit_repaid_pence"])),
+            ("DebtRecovered", pence_to_duis_money(answer["debt_recovered_pence"])),
+            ("MeterBalance", pence_to_duis_money(answer["meter_balance_pence"]))]
+
+
+# --------------------------------------------------------------------------------------------
+# 2.3 Update Debt
+# --------------------------------------------------------------------------------------------
+
+#: 2.3: register element -> device register.
+DEBT_REGISTERS: dict[str, DebtRegister] = {
+    "TimeDebtRegister1": DebtRegister.TIME_DEBT_1,
+    "TimeDebtRegister2": DebtRegister.TIME_DEBT_2,
+    "PaymentDebtRegister": DebtRegister.PAYMENT_DEBT,
+}
+_DEBT_REGISTER_NAMES: dict[DebtRegister, str] = {
+    register: name for name, register in DEBT_REGISTERS.items()}
+#: 2.3: the recovery wrapper of each time-debt register (prefixed Elec or Gas in DUIS).
+DEBT_RECOVERY_WRAPPERS: dict[DebtRegister, tuple[str, str]] = {
+    DebtRegister.TIME_DEBT_1: ("ElecDebtRecovery1", "GasDebtRecovery1"),
+    DebtRegister.TIME_DEBT_2: ("ElecDebtRecovery2", "GasDebtRecovery2"),
+}
+DEBT_RECOVERY_PERIODS: dict[str, DebtRecoveryPeriod] = {
+    "HOURLY": DebtRecoveryPeriod.HOURLY,
+    "DAILY": DebtRecoveryPeriod.DAILY,
+}
+
+
+@dataclass(frozen=True)
+class DebtRecovery:
+    """A time-debt register's recovery: DebtRecoveryRate x 10^DebtRecoveryRatePriceScale GBP
+    per DebtRecoveryRatePeriod (see :func:`protocol.s1sp.units.debt_recovery_rate_to_pence`)."""
+
+    debt_recovery_rate: int
+    debt_recovery_rate_price_scale: int
+    debt_recovery_period: DebtRecoveryPeriod
+
+
+@dataclass(frozen=True)
+class DebtRegisterUpdate:
+    """One debt register of a 2.3: its adjustment (DUIS money, 0 when only its recovery is
+    given) and its recovery settings (time debt: ``recovery``; payment debt:
+    ``debt_recovery_per_payment`` in hundredths of a percent)."""
+
+    debt_register: DebtRegister
+    debt_adjustment: int = 0
+    recovery: DebtRecovery | None = None
+    debt_recovery_per_payment: int | None = None
+
+
+@dataclass(frozen=True)
+class DebtUpdate(SrBody):
+    """2.3: the registers named, in register order."""
+
+    registers: tuple[DebtRegisterUpdate, ...]
+
+
+def _parse_debt_recovery(body: Element, register: DebtRegister, where: str
+                         ) -> DebtRecovery | None:
+    wrappers = [node for name in DEBT_RECOVERY_WRAPPERS[register]
+                for node in find_all(body, name)]
+    if not wrappers:
+        return None
+    if len(wrappers) > 1:
+        raise InvalidRequestError(
+            f"{where} has more than one recovery element for {register.name}")
+    inner = f"{where}/{local_name(wrappers[0].tag)[1]}"
+    period_text = text(wrappers[0], "DebtRecoveryRatePeriod", inner).upper()
+    if period_text not in DEBT_RECOVERY_PERIODS:
+        raise InvalidRequestError(
+            f"DebtRecoveryRatePeriod {period_text!r} is not DAILY or HOURLY")
+    return DebtRecovery(
+        parse_duis_integer(text(wrappers[0], "DebtRecoveryRate", inner), "DebtRecoveryRate"),
+        optional_integer(wrappers[0], "DebtRecoveryRatePriceScale", inner, 0),
+        DEBT_RECOVERY_PERIODS[period_text])
+
+
+def _parse_debt(body: Element, where: str) -> SrBody:
+    updates: list[DebtRegisterUpdate] = []
+    for name, register in DEBT_REGISTERS.items():
+        node = find(body, name, required=False, where=where)
+        adjustment = 0 if node is None else duis_money(node.text, name)
+        if register is DebtRegister.PAYMENT_DEBT:
+            per_payment_node = find(body, "DebtRecoveryPerPayment", required=False,
+                                    where=where)
+            per_payment = (None if per_payment_node is None else parse_duis_integer(
+                per_payment_node.text, "DebtRecoveryPerPayment"))
+            if node is not None or per_payment is not None:
+                updates.append(DebtRegisterUpdate(register, adjustment,
+                                                  debt_recovery_per_payment=per_payment))
+            continue
+        recovery = _parse_debt_recovery(body, register, where)
+        if node is not None or recovery is not None:
+            updates.append(DebtRegisterUpdate(register, adjustment, recovery=recovery))
+    if not updates:
+        raise InvalidRequestError(
+            f"{where} names no debt register: give TimeDebtRegister1, TimeDebtRegister2, "
+            "PaymentDebtRegister or their recovery settings")
+    return DebtUpdate(tuple(updates))
+
+
+def _update_debt_fields(update: DebtRegisterUpdate) -> dict[str, Any]:
+    """The UPDATE_DEBT fields for one register. The Secure device sets a register's recovery
+    together with its adjustment, so a register without its recovery settings is refused
+    (rather than zeroing the device's rate)."""
+    name = _DEBT_REGISTER_NAMES[update.debt_register]
+    rate_pence, period, percentage = 0, DebtRecoveryPeriod.DAILY, 0
+    if update.debt_register is DebtRegister.PAYMENT_DEBT:
+        if update.debt_recovery_per_payment is None:
+            raise S1srRefusalError(
+                f"{name} needs DebtRecoveryPerPayment: the Secure device sets the register "
+                "and its recovery together; nothing was sent")
+        percentage = debt_recovery_per_payment_to_percentage(update.debt_recovery_per_payment)
+    else:
+        if update.recovery is None:
+            raise S1srRefusalError(
+                f"{name} needs its ElecDebtRecovery/GasDebtRecovery settings: the Secure "
+                "device sets the register and its recovery together; nothing was sent")
+        rate_pence = debt_recovery_rate_to_pence(
+            update.recovery.debt_recovery_rate, update.recovery.debt_recovery_rate_price_scale)
+        period = update.recovery.debt_recovery_period
+    return {
+        "debt_register": update.debt_register,
+        "debt_adjustment_pence": duis_money_to_pence(update.debt_adjustment, name),
+        "debt_recovery_rate_pence": rate_pence,
+        "debt_recovery_period": period,
+        "debt_recovery_percentage": percentage,
+    }
+
+
+def _update_debt(ctx: RuleContext, body: DebtUpdate) -> list[ResultItem]:
+    """2.3: one UPDATE_DEBT per register named, every one checked before anything is sent.
+    Registers are sent in order; if the device refuses one, those before it stay applied (the
+    reason says which)."""
+    fields_list = [(_DEBT_REGISTER_NAMES[update.debt_register], _update_debt_fields(update))
+                   for update in body.registers]
+    items: list[ResultItem] = []
+    for name, fields in fields_list:
+        try:
+            answer = ctx.send(Command.UPDATE_DEBT, fields)
+        except S1srRefusalError as error:
+            applied = ", ".join(item_name for item_name, _ in items) or "none"
+            raise S1srRefusalError(f"{name}: {error.reason} (already applied: {applied})",
+                                   device_status=error.device_status) from None
+        register_items: list[ResultItem] = [
+            ("DebtValue", pence_to_duis_money(answer["debt_value_pence"]))]
+        if answer["debt_register"] == DebtRegister.PAYMENT_DEBT:
+            register_items.append(("DebtRecoveryPerPayment",
+                                   int(answer["debt_recovery_percentage"]) * 100))
+        else:
+            register_items += [
+                ("DebtRecoveryRate", int(answer["debt_recovery_rate_pence"])),
+                ("DebtRecoveryRatePriceScale", -2),
+                ("DebtRecoveryRatePeriod", DebtRecoveryPeriod(
+                    int(answer["debt_recovery_period"])).name)]
+        items.append((name, register_items))
+    return items
+
+
+# --------------------------------------------------------------------------------------------
+# 2.5 Activate Emergency Credit: 18.5, 18.8
+# --------------------------------------------------------------------------------------------
+
+
+def rule_18_5_and_18_8_emergency_credit(ctx: RuleContext, body: EmptyBody) -> list[ResultItem]:
+    """18.5: ECL = 0 -> the device refuses (EMERGENCY_CREDIT_UNAVAILABLE), our refusal code.
+    18.8: otherwise the EC balance made available, x 1000."""
+    answer = ctx.send(Command.ACTIVATE_EMERGENCY_CREDIT)
+    return [("EmergencyCreditBalance",
+             pence_to_duis_money(answer["emergency_credit_balance_pence"])),
+            ("MeterBalance", pence_to_duis_money(answer["meter_balance_pence"]))]
+
+
+RECORDS: tuple[ServiceRequest, ...] = (
+    ServiceRequest("1.5", "Update Meter Balance", ("UpdateMeterBalance",), CRITICAL_VARIANTS,
+                   critical=True, valid_device_types=METERS,
+                   handler=rule_18_3_meter_balance_adjustment,
+                   parse_body=_parse_meter_balance),
+    ServiceRequest("1.6", "Update Payment Mode", ("UpdatePaymentMode",), CRITICAL_VARIANTS,
+                   critical=True, valid_device_types=METERS,
+                   handler=rule_18_4_change_to_prepayment, parse_body=_parse_payment_mode,
+                   future_datable=True),
+    ServiceRequest("2.1", "Update Prepay Configuration",
+                   ("UpdatePrepayConfiguration", "UpdatePrepayConfigurations"),
+                   CRITICAL_VARIANTS, critical=True, valid_device_types=METERS,
+                   handler=rule_18_27_prepay_configuration,
+                   parse_body=_parse_prepay_configuration, future_datable=True),
+    ServiceRequest("2.2", "Top Up Device", ("TopUpDevice",), NON_CRITICAL_VARIANTS,
+                   critical=False, valid_device_types=METERS, handler=_top_up,
+                   parse_body=_parse_top_up),
+    ServiceRequest("2.3", "Update Debt", ("UpdateDebt",), CRITICAL_VARIANTS, critical=True,
+                   valid_device_types=METERS, handler=_update_debt, parse_body=_parse_debt),
+    # *decided* tolerance: 2.5 (ECS09) is critical in GBCS, but CommandVariants 1-3 are
+    # accepted for it too
+    ServiceRequest("2.5", "Activate Emergency Credit", ("ActivateEmergencyCredit",),
+                   CRITICAL_VARIANTS | NON_CRITICAL_VARIANTS, critical=True,
+                   valid_device_types=METERS, handler=rule_18_5_and_18_8_emergency_credit),
+)

@@ -1,0 +1,59 @@
+"""Supply Service Requests: 7.1 Enable, 7.2 Disable, 7.3 Arm, 7.4 Read Supply Status.
+
+Bodies are empty (7.2 and 7.3 element names *decided* by analogy with 7.1 and 7.4). The
+response names the switch state as DUIS does (On, Off, Armed) and the reason it is off.
+
+This module never loads a document and never reaches a device except through its RuleContext.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from protocol.apdu import Command, SupplyOffReason, SupplyState
+from protocol.s1sp.duis_xml import EmptyBody
+from protocol.s1sp.rules import ResultItem, RuleContext, duis_enum_name
+from protocol.s1sp.service_requests.record import (
+    CRITICAL_VARIANTS,
+    METERS,
+    NON_CRITICAL_VARIANTS,
+    Handler,
+    ServiceRequest,
+)
+
+__all__ = ["RECORDS", "SUPPLY_STATUS_NAMES", "supply_items"]
+
+#: DUIS SupplyStatus values for the device's supply switch states.
+SUPPLY_STATUS_NAMES: dict[SupplyState, str] = {
+    SupplyState.ENABLED: "On", SupplyState.DISABLED: "Off", SupplyState.ARMED: "Armed"}
+
+
+def supply_items(answer: Mapping[str, Any]) -> list[ResultItem]:
+    """SupplyStatus and SupplyOffReason from a device answer carrying the switch state."""
+    return [("SupplyStatus", SUPPLY_STATUS_NAMES[SupplyState(int(answer["supply_state"]))]),
+            ("SupplyOffReason", duis_enum_name(answer["supply_off_reason"], SupplyOffReason))]
+
+
+def _set_supply(state: SupplyState) -> Handler:
+    def handler(ctx: RuleContext, body: EmptyBody) -> list[ResultItem]:
+        return supply_items(ctx.send(Command.SET_SUPPLY_STATE, {"supply_state": state}))
+    handler.__name__ = f"set_supply_{state.name.lower()}"
+    return handler
+
+
+def _read_supply_status(ctx: RuleContext, body: EmptyBody) -> list[ResultItem]:
+    return supply_items(ctx.send(Command.READ_SUPPLY_STATUS))
+
+
+RECORDS: tuple[ServiceRequest, ...] = (
+    ServiceRequest("7.1", "Enable Supply", ("EnableSupply",), CRITICAL_VARIANTS, critical=True,
+                   valid_device_types=METERS, handler=_set_supply(SupplyState.ENABLED)),
+    ServiceRequest("7.2", "Disable Supply", ("DisableSupply",), CRITICAL_VARIANTS,
+                   critical=True, valid_device_types=METERS,
+                   handler=_set_supply(SupplyState.DISABLED)),
+    ServiceRequest("7.3", "Arm Supply", ("ArmSupply",), CRITICAL_VARIANTS, critical=True,
+                   valid_device_types=METERS, handler=_set_supply(SupplyState.ARMED)),
+    ServiceRequest("7.4", "Read Supply Status", ("ReadSupplyStatus",), NON_CRITICAL_VARIANTS,
+                   critical=False, valid_device_types=METERS, handler=_read_supply_status),
+)
