@@ -47,7 +47,7 @@ from typing import Any
 
 from emulator.errors import ProfileError
 from emulator.hub import HAN_TABLE_MAX_ENTRIES
-from emulator.meter import MeterConfig
+from emulator.meter_config import MeterConfig
 from protocol import eui64 as eui64_text
 from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, DeviceType
 
