@@ -5,6 +5,10 @@ limiting and the supply rules as device time is advanced, and answers the meter 
 :mod:`protocol.apdu`. Requests come in as :class:`protocol.apdu.Request`; answers go out as
 :class:`protocol.apdu.Response` whose fields are exactly ``RESPONSE_BODIES[command]``.
 
+Its configuration is :class:`emulator.meter_config.MeterConfig`; its registers are
+:class:`emulator.meter_registers.MeterRegisters` (typed values), turned into the state file's
+JSON only by :mod:`emulator.state_codecs`.
+
 Rules (decisions marked; constants and transition tables live in :mod:`emulator.meter_tables`):
 
 - Any request that fails changes nothing, except that a refused UTRN counts towards the UTRN
@@ -92,7 +96,8 @@ from protocol.apdu import (
     SupplyState,
 )
 
-__all__ = ["PREPAYMENT_PARAMETERS", "Meter", "MeterConfig", "MeterRegisters"]
+#: MeterConfig is re-exported: a meter is built from one, and callers import both from here.
+__all__ = ["Meter", "MeterConfig"]
 
 #: SET_PREPAYMENT_CONFIGURATION bit -> register name.
 _CONFIGURATION_FIELDS: dict[PrepaymentConfigurationField, str] = {

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from emulator.errors import ProfileError, StateError
-from emulator.meter import PREPAYMENT_PARAMETERS, Meter, MeterConfig
+from emulator.meter import Meter
+from emulator.meter_config import PREPAYMENT_PARAMETERS, MeterConfig
 from emulator.meter_tables import (
     NON_DISABLEMENT_CALENDARS,
     SUPPLY_TRANSITIONS,
