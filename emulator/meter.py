@@ -297,7 +297,7 @@ class Meter:
         self._is_esme = c.device_type == DeviceType.ELECTRICITY_METER
         self._tariff = Tariff(c.unit_rate_millipence_per_kwh, c.standing_charge_millipence_per_day)
         segments = r.load_profile_override or c.load_profile
-        self._profile = LoadProfile(tuple((int(s), int(w)) for s, w in segments))
+        self._profile = LoadProfile(segments)
         self._accumulator = CostAccumulator(r.cost_remainder_units)
         self._calendar_id = -1
         self._calendar = NON_DISABLEMENT_CALENDARS[0]
