@@ -24,12 +24,11 @@ This module never reads a clock and never does I/O: device time comes in as argu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.errors import StateError
-from emulator.firmware import FIRMWARE_COMMANDS, FirmwareSlot
+from emulator.firmware import FirmwareSlot
 from protocol.apdu import (
     MAX_JOIN_WINDOW_MINUTES,
     Command,
@@ -76,10 +75,11 @@ class HanEntry:
 class Han:
     """A hub's join list and the HAN's firmware transfer lock."""
 
-    def __init__(self, hub_eui64: bytes) -> None:
+    def __init__(self, hub_eui64: bytes, entries: Iterable[HanEntry] = (),
+                 lock_holder_eui64: bytes | None = None) -> None:
         self.hub_eui64 = hub_eui64
-        self._entries: dict[bytes, HanEntry] = {}
-        self._lock_holder_eui64: bytes | None = None
+        self._entries: dict[bytes, HanEntry] = {e.device_eui64: e for e in entries}
+        self._lock_holder_eui64 = lock_holder_eui64
 
     # ---- the join list -----------------------------------------------------------------
 
@@ -183,87 +183,20 @@ class Han:
         if self._lock_holder_eui64 == eui64:
             self._lock_holder_eui64 = None
 
-    # ---- persistence -------------------------------------------------------------------
-
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "entries": [{"device_eui64": e.device_eui64.hex(), "state": e.state.name,
-                         "join_window_closes_at_seconds": e.join_window_closes_at_seconds}
-                        for e in self._entries.values()],
-            "transfer_lock_holder_eui64": (None if self._lock_holder_eui64 is None
-                                           else self._lock_holder_eui64.hex()),
-        }
-
-    @classmethod
-    def from_state(cls, hub_eui64: bytes, state: Mapping[str, Any]) -> Han:
-        """A HAN restored from :meth:`to_state`; :class:`StateError` names what is wrong."""
-        han = cls(hub_eui64)
-        try:
-            for raw in state["entries"]:
-                eui64 = _eui64_hex(raw["device_eui64"])
-                closes_at = raw["join_window_closes_at_seconds"]
-                if isinstance(closes_at, bool) or not isinstance(closes_at, int) or closes_at < 0:
-                    raise StateError(f"HAN entry join_window_closes_at_seconds {closes_at!r} is "
-                                     "not a whole number >= 0")
-                state_name = raw["state"]
-                if state_name not in HanEntryState.__members__:
-                    raise StateError(f"HAN entry state {state_name!r} is not one of "
-                                     f"{', '.join(HanEntryState.__members__)}")
-                han._entries[eui64] = HanEntry(eui64, HanEntryState[state_name], closes_at)
-            holder = state["transfer_lock_holder_eui64"]
-            han._lock_holder_eui64 = None if holder is None else _eui64_hex(holder)
-        except KeyError as error:
-            raise StateError(f"saved HAN state of hub {hub_eui64.hex()} lacks "
-                             f"{error.args[0]!r}") from None
-        except TypeError as error:
-            raise StateError(f"saved HAN state of hub {hub_eui64.hex()} is malformed: "
-                             f"{error}") from None
-        if len(han._entries) > HAN_TABLE_MAX_ENTRIES:
-            raise StateError(f"saved HAN state of hub {hub_eui64.hex()} holds "
-                             f"{len(han._entries)} entries, more than {HAN_TABLE_MAX_ENTRIES}")
-        return han
-
 
 class CommsHub:
-    """A comms hub device: its firmware slot and its HAN (which is also its TransferLock)."""
+    """A comms hub device: its firmware slot and its HAN (which is also its TransferLock).
+
+    What answers which request, and when the hub's parts run, is the world's routing and
+    event loop (:mod:`emulator.routing`, :mod:`emulator.world`)."""
 
     def __init__(self, eui64: bytes, firmware: FirmwareSlot, han: Han | None = None) -> None:
         self.eui64 = eui64
         self.firmware = firmware
         self.han = han if han is not None else Han(eui64)
 
-    def handle_request(self, request: Request, now_seconds: int) -> Response:
-        """HAN commands go to the HAN; firmware commands to the hub's own slot, under the HAN's
-        lock; anything else is NOT_SUPPORTED_BY_DEVICE."""
-        if request.command in HAN_COMMANDS:
-            return self.han.handle_request(request, now_seconds)
-        if request.command in FIRMWARE_COMMANDS:
-            return self.firmware.handle_request(request, now_seconds, self.han, self.eui64)
-        return Response(request.command, request.invoke_id, Status.NOT_SUPPORTED_BY_DEVICE)
-
-    def advance_to(self, now_seconds: int) -> None:
-        self.han.advance_to(now_seconds)
-        self.firmware.advance_to(now_seconds, self.han, self.eui64)
-
-    def next_event_time_seconds(self) -> int | None:
-        times = [t for t in (self.han.next_event_time_seconds(),
-                             self.firmware.next_event_time_seconds()) if t is not None]
-        return min(times) if times else None
-
 
 def _eui64_field(value: Any) -> bytes:
     if not isinstance(value, (bytes, bytearray)) or len(value) != 8:
         raise ValueError(f"device_eui64 must be 8 bytes, got {value!r}")
     return bytes(value)
-
-
-def _eui64_hex(text: Any) -> bytes:
-    if not isinstance(text, str):
-        raise StateError(f"saved EUI-64 {text!r} is not hex text")
-    try:
-        value = bytes.fromhex(text)
-    except ValueError:
-        raise StateError(f"saved EUI-64 {text!r} is not hex text") from None
-    if len(value) != 8:
-        raise StateError(f"saved EUI-64 {text!r} is not 8 bytes")
-    return value

@@ -5,7 +5,11 @@ limiting and the supply rules as device time is advanced, and answers the meter 
 :mod:`protocol.apdu`. Requests come in as :class:`protocol.apdu.Request`; answers go out as
 :class:`protocol.apdu.Response` whose fields are exactly ``RESPONSE_BODIES[command]``.
 
-Rules (decisions marked; constants and transition tables live in :mod:`emulator.meter_rules`):
+Its configuration is :class:`emulator.meter_config.MeterConfig`; its registers are
+:class:`emulator.meter_registers.MeterRegisters` (typed values), turned into the state file's
+JSON only by :mod:`emulator.state_codecs`.
+
+Rules (decisions marked; constants and transition tables live in :mod:`emulator.meter_tables`):
 
 - Any request that fails changes nothing, except that a refused UTRN counts towards the UTRN
   lockout (that count is the point of the lockout).
@@ -41,11 +45,8 @@ This module must never read a clock, sleep or do I/O: time comes in as arguments
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from emulator.consumption import (
     SECONDS_PER_DAY,
@@ -54,30 +55,34 @@ from emulator.consumption import (
     Tariff,
 )
 from emulator.errors import (
-    ProfileError,
     StateError,
     UtrnCheckDigitError,
     UtrnError,
     UtrnWrongMeterError,
 )
-from emulator.meter_rules import (
+from emulator.meter_config import (
+    INT32_MAX,
+    INT32_MIN,
+    PARAMETER_MAXIMA,
+    PREPAYMENT_PARAMETERS,
+    UNCONFIGURED_VALUES,
+    MeterConfig,
+)
+from emulator.meter_registers import MeterRegisters, new_debt
+from emulator.meter_tables import (
     DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED,
-    DEFAULT_MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
     LOAD_LIMIT_PERIOD_MAX_SECONDS,
     LOAD_LIMIT_PERIOD_MIN_SECONDS,
     NON_DISABLEMENT_CALENDARS,
     SECONDS_PER_HOUR,
-    UTRN_LOCKOUT_BAD_ENTRIES,
-    UTRN_LOCKOUT_SECONDS,
     UTRN_USED_COUNTER_WINDOW,
     NonDisablementCalendar,
     SupplyEvent,
     supply_transition,
 )
+from emulator.state_codecs import decode_meter_registers, encode_meter_registers
 from emulator.utrn import parse_utrn
 from protocol.apdu import (
-    MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
-    PREPAYMENT_DEFAULTS,
     Command,
     DebtRecoveryPeriod,
     DebtRegister,
@@ -91,28 +96,9 @@ from protocol.apdu import (
     SupplyState,
 )
 
-__all__ = ["PREPAYMENT_PARAMETERS", "Meter", "MeterConfig", "MeterRegisters"]
+#: MeterConfig is re-exported: a meter is built from one, and callers import both from here.
+__all__ = ["Meter", "MeterConfig"]
 
-INT32_MAX = 2**31 - 1
-INT32_MIN = -(2**31)
-
-#: Prepayment parameters that take the Annex C defaults on a switch to prepayment when never
-#: configured: exactly the fields of ``protocol.apdu.PREPAYMENT_DEFAULTS``.
-PREPAYMENT_PARAMETERS: tuple[str, ...] = tuple(
-    sub.name for sub in PREPAYMENT_DEFAULTS.subcons  # type: ignore[attr-defined]
-)
-#: What a never-configured parameter reads back as (anything not listed: 0).
-UNCONFIGURED_VALUES: dict[str, int] = {
-    "max_meter_balance_pence": INT32_MAX,
-    "max_credit_threshold_pence": INT32_MAX,
-}
-#: Upper bounds of the non-pence prepayment parameters (their wire field widths).
-_PARAMETER_MAXIMA: dict[str, int] = {
-    "cut_off_grace_period_minutes": 0xFFFF,
-    "keypad_lock_timeout_seconds": 0xFFFF,
-    "non_disablement_calendar_id": 0xFF,
-    "utrn_type": 0xFF,
-}
 #: SET_PREPAYMENT_CONFIGURATION bit -> register name.
 _CONFIGURATION_FIELDS: dict[PrepaymentConfigurationField, str] = {
     PrepaymentConfigurationField.DEBT_RECOVERY_RATE_CAP: "debt_recovery_rate_cap_pence",
@@ -133,252 +119,6 @@ _LOAD_LIMIT_COMMANDS = frozenset({
     Command.SET_LOAD_LIMIT_SETTINGS,
     Command.RESET_LOAD_LIMIT_COUNTER,
 })
-_METER_TYPES = (DeviceType.ELECTRICITY_METER, DeviceType.GAS_METER)
-
-
-# ---------------------------------------------------------------------------------------------
-# Configuration (from a profile)
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MeterConfig:
-    """Everything a profile can set for one meter. Integers only; money in whole pence.
-
-    Profile keys (a TOML table for one device; every key optional):
-
-    - ``payment_mode``: "credit" | "prepayment" (or 0 | 1); default credit.
-    - ``meter_balance_pence``: signed starting balance; default 0.
-    - ``supply_state``: "enabled" | "disabled" | "armed"; default enabled.
-    - ``disablement_threshold_pence``, ``emergency_credit_limit_pence``,
-      ``emergency_credit_threshold_pence``, ``low_credit_threshold_pence``,
-      ``max_meter_balance_pence``, ``max_credit_threshold_pence``,
-      ``debt_recovery_rate_cap_pence``, ``low_emergency_credit_threshold_pence``,
-      ``cut_off_grace_period_minutes``, ``keypad_lock_timeout_seconds``,
-      ``non_disablement_calendar_id`` (0 none, 1 weekday evenings/nights and weekends),
-      ``utrn_type``: prepayment parameters; a key left out is *never configured* (S1SR 18.4).
-    - ``suspend_debt_disabled``, ``suspend_debt_emergency``: booleans; default false.
-    - ``time_debt_1_pence``, ``time_debt_1_recovery_rate_pence``,
-      ``time_debt_1_recovery_period`` ("hourly" | "daily"), the same for ``time_debt_2_*``,
-      ``payment_debt_pence``, ``payment_debt_recovery_percentage`` (0-100).
-    - ``unit_rate_millipence_per_kwh`` (default 24500 = 24.5 p/kWh),
-      ``standing_charge_millipence_per_day`` (default 53000 = 53 p/day).
-    - ``load_w`` (constant load, default 0) or ``load_profile`` (list of
-      ``[start_second_of_day, load_w]``, UTC), not both.
-    - ``max_load_limit_power_threshold_w`` (default 65535, S1SR 18.37),
-      ``load_limit_power_threshold_w`` (default 0 = off), ``load_limit_period_seconds``,
-      ``load_limit_restoration_period_seconds`` (30-3600, default 300). ESME only.
-    - ``utrn_lockout_bad_entries`` (default 5), ``utrn_lockout_seconds`` (default 1800).
-    """
-
-    eui64: bytes
-    device_type: DeviceType
-    payment_mode: PaymentMode = PaymentMode.CREDIT
-    meter_balance_pence: int = 0
-    supply_state: SupplyState = SupplyState.ENABLED
-    disablement_threshold_pence: int | None = None
-    suspend_debt_disabled: bool = False
-    suspend_debt_emergency: bool = False
-    emergency_credit_limit_pence: int | None = None
-    emergency_credit_threshold_pence: int | None = None
-    low_credit_threshold_pence: int | None = None
-    max_meter_balance_pence: int | None = None
-    max_credit_threshold_pence: int | None = None
-    debt_recovery_rate_cap_pence: int | None = None
-    low_emergency_credit_threshold_pence: int | None = None
-    cut_off_grace_period_minutes: int | None = None
-    keypad_lock_timeout_seconds: int | None = None
-    non_disablement_calendar_id: int | None = None
-    utrn_type: int | None = None
-    time_debt_1_pence: int = 0
-    time_debt_1_recovery_rate_pence: int = 0
-    time_debt_1_recovery_period: DebtRecoveryPeriod = DebtRecoveryPeriod.DAILY
-    time_debt_2_pence: int = 0
-    time_debt_2_recovery_rate_pence: int = 0
-    time_debt_2_recovery_period: DebtRecoveryPeriod = DebtRecoveryPeriod.DAILY
-    payment_debt_pence: int = 0
-    payment_debt_recovery_percentage: int = 0
-    unit_rate_millipence_per_kwh: int = 24_500
-    standing_charge_millipence_per_day: int = 53_000
-    load_profile: tuple[tuple[int, int], ...] = ((0, 0),)
-    max_load_limit_power_threshold_w: int = DEFAULT_MAX_LOAD_LIMIT_POWER_THRESHOLD_W
-    load_limit_power_threshold_w: int = 0
-    load_limit_period_seconds: int = 300
-    load_limit_restoration_period_seconds: int = 300
-    utrn_lockout_bad_entries: int = UTRN_LOCKOUT_BAD_ENTRIES
-    utrn_lockout_seconds: int = UTRN_LOCKOUT_SECONDS
-
-    #: Keys :meth:`from_mapping` accepts (the field names, plus ``load_w``).
-    PROFILE_KEYS: ClassVar[frozenset[str]]
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.eui64, bytes) or len(self.eui64) != 8:
-            raise ProfileError(f"eui64 must be 8 bytes, got {self.eui64!r}")
-        if self.device_type not in _METER_TYPES:
-            raise ProfileError(f"device_type {self.device_type!r} is not a meter (ESME or GSME)")
-        for name in PREPAYMENT_PARAMETERS:
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if value < 0:
-                raise ProfileError(f"{name} = {value} must not be negative")
-            if value > _PARAMETER_MAXIMA.get(name, INT32_MAX):
-                raise ProfileError(f"{name} = {value} is above {_PARAMETER_MAXIMA.get(name)}")
-        calendar_id = self.non_disablement_calendar_id
-        if calendar_id is not None and calendar_id not in NON_DISABLEMENT_CALENDARS:
-            raise ProfileError(f"non_disablement_calendar_id = {calendar_id} is not one of "
-                               f"{sorted(NON_DISABLEMENT_CALENDARS)}")
-        for name in ("time_debt_1_pence", "time_debt_1_recovery_rate_pence", "time_debt_2_pence",
-                     "time_debt_2_recovery_rate_pence", "payment_debt_pence",
-                     "unit_rate_millipence_per_kwh", "standing_charge_millipence_per_day",
-                     "max_load_limit_power_threshold_w", "load_limit_power_threshold_w"):
-            if getattr(self, name) < 0:
-                raise ProfileError(f"{name} = {getattr(self, name)} must not be negative")
-        if not 0 <= self.payment_debt_recovery_percentage <= 100:
-            raise ProfileError("payment_debt_recovery_percentage must be 0-100, got "
-                               f"{self.payment_debt_recovery_percentage}")
-        if not INT32_MIN <= self.meter_balance_pence <= INT32_MAX:
-            raise ProfileError(f"meter_balance_pence = {self.meter_balance_pence} is outside int32")
-        try:
-            LoadProfile(self.load_profile)
-        except ValueError as error:
-            raise ProfileError(f"load_profile: {error}") from None
-        if self.max_load_limit_power_threshold_w > MAX_LOAD_LIMIT_POWER_THRESHOLD_W:
-            raise ProfileError("max_load_limit_power_threshold_w must fit the 16-bit field "
-                               f"(<= {MAX_LOAD_LIMIT_POWER_THRESHOLD_W}), "
-                               f"got {self.max_load_limit_power_threshold_w}")
-        if self.load_limit_power_threshold_w > self.max_load_limit_power_threshold_w:
-            raise ProfileError(f"load_limit_power_threshold_w = {self.load_limit_power_threshold_w}"
-                               f" is above max_load_limit_power_threshold_w = "
-                               f"{self.max_load_limit_power_threshold_w}")
-        if self.device_type == DeviceType.GAS_METER and self.load_limit_power_threshold_w:
-            raise ProfileError("load_limit_power_threshold_w: a gas meter has no load limiting")
-        for name in ("load_limit_period_seconds", "load_limit_restoration_period_seconds"):
-            if not LOAD_LIMIT_PERIOD_MIN_SECONDS <= getattr(self, name) <= (
-                    LOAD_LIMIT_PERIOD_MAX_SECONDS):
-                raise ProfileError(f"{name} must be {LOAD_LIMIT_PERIOD_MIN_SECONDS}-"
-                                   f"{LOAD_LIMIT_PERIOD_MAX_SECONDS} s, got {getattr(self, name)}")
-        if self.utrn_lockout_bad_entries < 1 or self.utrn_lockout_seconds < 0:
-            raise ProfileError("utrn_lockout_bad_entries must be >= 1 and utrn_lockout_seconds "
-                               ">= 0")
-
-    @classmethod
-    def from_mapping(cls, table: Mapping[str, Any], *, eui64: bytes,
-                     device_type: DeviceType) -> MeterConfig:
-        """A config from one device's profile table (keys: see the class docstring).
-
-        Raises :class:`ProfileError` naming the key for an unknown key, a wrong type or a bad
-        value.
-        """
-        values: dict[str, Any] = {}
-        if "load_w" in table and "load_profile" in table:
-            raise ProfileError("give load_w (a constant load) or load_profile, not both")
-        for key, raw in table.items():
-            if key not in cls.PROFILE_KEYS:
-                raise ProfileError(f"unknown meter profile key {key!r}; known keys: "
-                                   f"{', '.join(sorted(cls.PROFILE_KEYS))}")
-            if key == "load_w":
-                values["load_profile"] = ((0, _profile_int(key, raw)),)
-            elif key == "load_profile":
-                values["load_profile"] = _profile_load(raw)
-            elif key in _ENUM_KEYS:
-                values[key] = _profile_enum(key, raw, _ENUM_KEYS[key])
-            elif key in _BOOL_KEYS:
-                if not isinstance(raw, bool):
-                    raise ProfileError(f"{key} must be true or false, got {raw!r}")
-                values[key] = raw
-            else:
-                values[key] = _profile_int(key, raw)
-        return cls(eui64=eui64, device_type=device_type, **values)
-
-
-_ENUM_KEYS: dict[str, type[enum.IntEnum]] = {
-    "payment_mode": PaymentMode,
-    "supply_state": SupplyState,
-    "time_debt_1_recovery_period": DebtRecoveryPeriod,
-    "time_debt_2_recovery_period": DebtRecoveryPeriod,
-}
-_BOOL_KEYS = frozenset({"suspend_debt_disabled", "suspend_debt_emergency"})
-MeterConfig.PROFILE_KEYS = frozenset(
-    {f.name for f in dataclasses.fields(MeterConfig)} - {"eui64", "device_type"} | {"load_w"})
-
-
-def _profile_int(key: str, raw: Any) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int):
-        raise ProfileError(f"{key} must be a whole number, got {raw!r}")
-    return raw
-
-
-def _profile_enum(key: str, raw: Any, enum_class: type[enum.IntEnum]) -> Any:
-    try:
-        if isinstance(raw, str):
-            return enum_class[raw.upper()]
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            return enum_class(raw)
-    except (KeyError, ValueError):
-        pass
-    raise ProfileError(f"{key} must be one of {', '.join(m.name.lower() for m in enum_class)}, "
-                       f"got {raw!r}")
-
-
-def _profile_load(raw: Any) -> tuple[tuple[int, int], ...]:
-    if not isinstance(raw, list | tuple) or not raw:
-        raise ProfileError("load_profile must be a list of [start_second_of_day, load_w] pairs")
-    pairs = []
-    for item in raw:
-        if not isinstance(item, list | tuple) or len(item) != 2:
-            raise ProfileError(f"load_profile entry {item!r} is not [start_second_of_day, load_w]")
-        pairs.append((_profile_int("load_profile", item[0]), _profile_int("load_profile", item[1])))
-    return tuple(pairs)
-
-
-# ---------------------------------------------------------------------------------------------
-# Registers (the persisted state)
-# ---------------------------------------------------------------------------------------------
-
-
-def _new_debt(value_pence: int = 0, rate_pence: int = 0,
-              period: DebtRecoveryPeriod = DebtRecoveryPeriod.DAILY,
-              percentage: int = 0) -> dict[str, int]:
-    return {"debt_value_pence": value_pence, "debt_recovery_rate_pence": rate_pence,
-            "debt_recovery_period": int(period), "debt_recovery_percentage": percentage}
-
-
-@dataclass
-class MeterRegisters:
-    """Every value a meter changes, JSON-able as it stands (ints, bools, lists, dicts)."""
-
-    now_seconds: int
-    payment_mode: int
-    meter_balance_pence: int
-    supply_state: int
-    supply_off_reason: int
-    disablement_threshold_pence: int
-    suspend_debt_disabled: bool
-    suspend_debt_emergency: bool
-    prepayment_parameters: dict[str, int]
-    configured_parameters: list[str]
-    debts: dict[str, dict[str, int]]
-    #: set at run time by set_load_w / set_load_profile; empty: the config's load profile
-    load_profile_override: list[list[int]] = field(default_factory=list)
-    emergency_credit_active: bool = False
-    emergency_credit_balance_pence: int = 0
-    emergency_credit_granted_pence: int = 0
-    debt_recovered_today_pence: int = 0
-    debt_recovery_day: int = 0
-    debt_recovered_total_pence: int = 0
-    cost_remainder_units: int = 0
-    consumption_debited_pence: int = 0
-    energy_imported_ws: int = 0
-    load_limit_power_threshold_w: int = 0
-    load_limit_period_seconds: int = 300
-    load_limit_restoration_period_seconds: int = 300
-    load_limit_counter: int = 0
-    load_limit_period_energy_ws: int = 0
-    load_limit_restoration_ends_at_seconds: int = 0
-    utrn_used_counters: list[int] = field(default_factory=list)
-    utrn_bad_entries_in_a_row: int = 0
-    utrn_locked_until_seconds: int = 0
 
 
 _Handler = Callable[["Meter", Mapping[str, Any]], "tuple[Status, dict[str, Any]]"]
@@ -401,22 +141,22 @@ class Meter:
         if config.disablement_threshold_pence is not None:
             configured.append("disablement_threshold_pence")
         debts = {
-            DebtRegister.TIME_DEBT_1.name: _new_debt(
+            DebtRegister.TIME_DEBT_1.name: new_debt(
                 config.time_debt_1_pence, config.time_debt_1_recovery_rate_pence,
                 config.time_debt_1_recovery_period),
-            DebtRegister.TIME_DEBT_2.name: _new_debt(
+            DebtRegister.TIME_DEBT_2.name: new_debt(
                 config.time_debt_2_pence, config.time_debt_2_recovery_rate_pence,
                 config.time_debt_2_recovery_period),
-            DebtRegister.PAYMENT_DEBT.name: _new_debt(
+            DebtRegister.PAYMENT_DEBT.name: new_debt(
                 config.payment_debt_pence, percentage=config.payment_debt_recovery_percentage),
         }
         self._r = MeterRegisters(
             now_seconds=device_time_seconds,
-            payment_mode=int(config.payment_mode),
+            payment_mode=PaymentMode(config.payment_mode),
             meter_balance_pence=config.meter_balance_pence,
-            supply_state=int(config.supply_state),
-            supply_off_reason=int(SupplyOffReason.NONE if config.supply_state ==
-                                  SupplyState.ENABLED else SupplyOffReason.REMOTE),
+            supply_state=SupplyState(config.supply_state),
+            supply_off_reason=(SupplyOffReason.NONE if config.supply_state == SupplyState.ENABLED
+                               else SupplyOffReason.REMOTE),
             disablement_threshold_pence=config.disablement_threshold_pence or 0,
             suspend_debt_disabled=config.suspend_debt_disabled,
             suspend_debt_emergency=config.suspend_debt_emergency,
@@ -431,39 +171,27 @@ class Meter:
         self._rebuild_caches()
         self._evaluate_supply()
 
-    # -- persistence ---------------------------------------------------------------------------
+    # -- persistence (the codec is emulator.state) ------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        """Every register, JSON-able; :meth:`from_state` restores it exactly."""
-        return dataclasses.asdict(self._r)
+        """Every register in the state file's JSON shape; :meth:`from_state` restores it."""
+        return encode_meter_registers(self._r)
 
     @classmethod
     def from_state(cls, config: MeterConfig, state: Mapping[str, Any]) -> Meter:
-        """A meter with ``config`` and the registers of a saved ``state``.
+        """A meter with ``config`` and the registers of a saved ``state``; raises
+        :class:`StateError` naming what is missing, unknown or of the wrong type."""
+        return cls.restore(config, decode_meter_registers(state))
 
-        Raises :class:`StateError` naming what is missing, unknown or of the wrong type.
-        """
-        names = {f.name: f for f in dataclasses.fields(MeterRegisters)}
-        unknown = set(state) - set(names)
-        if unknown:
-            raise StateError(f"saved meter state has unknown keys {sorted(unknown)}; it was "
-                             "written by another version: delete the state file to start afresh")
-        required = {n for n, f in names.items() if f.default is dataclasses.MISSING
-                    and f.default_factory is dataclasses.MISSING}
-        missing = required - set(state)
-        if missing:
-            raise StateError(f"saved meter state lacks {sorted(missing)}")
-        for name, value in state.items():
-            expected = type(getattr(_REGISTER_EXAMPLE, name))
-            if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
-                raise StateError(f"saved meter state: {name} should be {expected.__name__}, "
-                                 f"got {value!r}")
+    @classmethod
+    def restore(cls, config: MeterConfig, registers: MeterRegisters) -> Meter:
+        """A meter with ``config`` holding ``registers`` as they are (nothing is re-run)."""
         meter = cls.__new__(cls)
         meter.config = config
+        meter._r = registers
         try:
-            meter._r = MeterRegisters(**_deep_copy_json(dict(state)))
             meter._rebuild_caches()
-        except (TypeError, ValueError, KeyError) as error:
+        except (KeyError, ValueError) as error:
             raise StateError(f"saved meter state is inconsistent: {error}") from None
         return meter
 
@@ -526,7 +254,7 @@ class Meter:
             for register in _TIME_DEBTS:
                 debt = r.debts[register.name]
                 if debt["debt_value_pence"] > 0 and debt["debt_recovery_rate_pence"] > 0:
-                    period = _DEBT_PERIOD_SECONDS[DebtRecoveryPeriod(debt["debt_recovery_period"])]
+                    period = _DEBT_PERIOD_SECONDS[debt["debt_recovery_period"]]
                     candidates.append((now // period + 1) * period)
         if self._is_esme and r.load_limit_power_threshold_w > 0:
             period = r.load_limit_period_seconds
@@ -547,7 +275,7 @@ class Meter:
         Kept in the saved state, so it outlives a restart; the profile's own load returns
         only with a fresh meter."""
         profile = LoadProfile(tuple((int(s), int(w)) for s, w in segments))
-        self._r.load_profile_override = [list(pair) for pair in profile.segments]
+        self._r.load_profile_override = profile.segments
         self._profile = profile
 
     def press_button_to_enable(self, device_time_seconds: int | None = None) -> SupplyState:
@@ -559,7 +287,7 @@ class Meter:
             self.advance_to(device_time_seconds)
         if self._credit_permits_supply():
             self._apply(SupplyEvent.BUTTON_PRESSED)
-        return SupplyState(self._r.supply_state)
+        return self._r.supply_state
 
     # -- time passing ------------------------------------------------------------------------------
 
@@ -569,7 +297,7 @@ class Meter:
         self._is_esme = c.device_type == DeviceType.ELECTRICITY_METER
         self._tariff = Tariff(c.unit_rate_millipence_per_kwh, c.standing_charge_millipence_per_day)
         segments = r.load_profile_override or c.load_profile
-        self._profile = LoadProfile(tuple((int(s), int(w)) for s, w in segments))
+        self._profile = LoadProfile(segments)
         self._accumulator = CostAccumulator(r.cost_remainder_units)
         self._calendar_id = -1
         self._calendar = NON_DISABLEMENT_CALENDARS[0]
@@ -624,7 +352,7 @@ class Meter:
         if r.payment_mode == PaymentMode.PREPAYMENT:
             for register in _TIME_DEBTS:
                 debt = r.debts[register.name]
-                period = _DEBT_PERIOD_SECONDS[DebtRecoveryPeriod(debt["debt_recovery_period"])]
+                period = _DEBT_PERIOD_SECONDS[debt["debt_recovery_period"]]
                 if now % period == 0:
                     self._recover_time_debt(debt)
         self._evaluate_supply()
@@ -702,11 +430,10 @@ class Meter:
 
     def _apply(self, event: SupplyEvent) -> bool:
         r = self._r
-        target = supply_transition(PaymentMode(r.payment_mode), event, SupplyState(r.supply_state),
-                                   SupplyOffReason(r.supply_off_reason))
+        target = supply_transition(r.payment_mode, event, r.supply_state, r.supply_off_reason)
         if target is None:
             return False
-        r.supply_state, r.supply_off_reason = int(target[0]), int(target[1])
+        r.supply_state, r.supply_off_reason = target
         return True
 
     def _evaluate_supply(self) -> None:
@@ -722,7 +449,7 @@ class Meter:
     def _prepayment_configuration(self) -> dict[str, Any]:
         r = self._r
         return {
-            "payment_mode": PaymentMode(r.payment_mode),
+            "payment_mode": r.payment_mode,
             "disablement_threshold_pence": r.disablement_threshold_pence,
             "suspend_debt_disabled": r.suspend_debt_disabled,
             "suspend_debt_emergency": r.suspend_debt_emergency,
@@ -734,8 +461,8 @@ class Meter:
                 "emergency_credit_balance_pence": self._r.emergency_credit_balance_pence}
 
     def _supply_status(self) -> dict[str, Any]:
-        return {"supply_state": SupplyState(self._r.supply_state),
-                "supply_off_reason": SupplyOffReason(self._r.supply_off_reason)}
+        return {"supply_state": self._r.supply_state,
+                "supply_off_reason": self._r.supply_off_reason}
 
     def _load_limit_data(self) -> dict[str, Any]:
         r = self._r
@@ -748,9 +475,7 @@ class Meter:
         }
 
     def _debt_state(self, register: DebtRegister) -> dict[str, Any]:
-        debt = self._r.debts[register.name]
-        return {"debt_register": register, **debt,
-                "debt_recovery_period": DebtRecoveryPeriod(debt["debt_recovery_period"])}
+        return {"debt_register": register, **self._r.debts[register.name]}
 
     def _accumulated_debt_pence(self) -> int:
         return sum(d["debt_value_pence"] for d in self._r.debts.values())
@@ -761,7 +486,7 @@ class Meter:
         r = self._r
         debts = r.debts
         return Status.SUCCESS, {
-            "payment_mode": PaymentMode(r.payment_mode),
+            "payment_mode": r.payment_mode,
             "meter_balance_pence": r.meter_balance_pence,
             "emergency_credit_balance_pence": r.emergency_credit_balance_pence,
             "emergency_credit_active": r.emergency_credit_active,
@@ -790,7 +515,7 @@ class Meter:
         if mode is PaymentMode.CREDIT:
             if r.payment_mode == PaymentMode.PREPAYMENT:
                 self._end_emergency_credit_charging_used()
-                r.payment_mode = int(PaymentMode.CREDIT)
+                r.payment_mode = PaymentMode.CREDIT
                 self._apply(SupplyEvent.MODE_TO_CREDIT)
             return Status.SUCCESS, self._prepayment_configuration()
         disablement_threshold_pence = int(fields["disablement_threshold_pence"])
@@ -812,14 +537,14 @@ class Meter:
         r.disablement_threshold_pence = disablement_threshold_pence
         r.suspend_debt_disabled = bool(fields["suspend_debt_disabled"])
         r.suspend_debt_emergency = bool(fields["suspend_debt_emergency"])
-        r.payment_mode = int(PaymentMode.PREPAYMENT)
+        r.payment_mode = PaymentMode.PREPAYMENT
         self._evaluate_supply()
         return Status.SUCCESS, self._prepayment_configuration()
 
     @staticmethod
     def _parameters_valid(parameters: Mapping[str, int]) -> bool:
         for name, value in parameters.items():
-            if value < 0 or value > _PARAMETER_MAXIMA.get(name, INT32_MAX):
+            if value < 0 or value > PARAMETER_MAXIMA.get(name, INT32_MAX):
                 return False
         return parameters["non_disablement_calendar_id"] in NON_DISABLEMENT_CALENDARS
 
@@ -952,7 +677,7 @@ class Meter:
             debt["debt_recovery_percentage"] = percentage
         else:
             debt["debt_recovery_rate_pence"] = rate_pence
-            debt["debt_recovery_period"] = int(period)
+            debt["debt_recovery_period"] = period
         return Status.SUCCESS, self._debt_state(register)
 
     def _activate_emergency_credit(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
@@ -1028,14 +753,3 @@ _HANDLERS: dict[Command, _Handler] = {
     Command.RESET_LOAD_LIMIT_COUNTER: Meter._reset_load_limit_counter,
     Command.SET_SUPPLY_STATE: Meter._set_supply_state,
 }
-
-_REGISTER_EXAMPLE = Meter(MeterConfig(eui64=bytes(8), device_type=DeviceType.ELECTRICITY_METER),
-                          0)._r
-
-
-def _deep_copy_json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _deep_copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy_json(v) for v in value]
-    return value

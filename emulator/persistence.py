@@ -4,7 +4,7 @@ Layout (``STATE_FORMAT_VERSION`` 1)::
 
     {"state_format_version": 1,
      "devices": [{"type": "esme", "eui64": "00-DB-...", "server_address": 16}, ...],
-     "world": {...}}        # what EmulatedWorld.to_state() returns
+     "world": {...}}        # EmulatedWorld.to_state(): the document of emulator.state
 
 ``devices`` is the profile's fingerprint: a state written for another set of devices is refused
 with a :class:`StateError` rather than half-restored. A write goes to a temporary file in the

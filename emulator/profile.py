@@ -27,8 +27,7 @@ on that HAN, how it joins, and (for meters) the table handed to
     payment_mode = "prepayment"
 
 Every error is a :class:`emulator.errors.ProfileError` naming the file, the device and the key.
-The EUI-64 text form is parsed and formatted here and nowhere else
-(:func:`parse_eui64`, :func:`format_eui64`).
+EUI-64 text is read and written by :mod:`protocol.eui64`, the one text form.
 
 This module only reads profile files; it never writes files and never reads a clock.
 """
@@ -47,9 +46,9 @@ from typing import Any
 
 from emulator.errors import ProfileError
 from emulator.hub import HAN_TABLE_MAX_ENTRIES
-from emulator.meter import MeterConfig
-from protocol import eui64 as eui64_text
+from emulator.meter_config import MeterConfig
 from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, DeviceType
+from protocol.eui64 import format_eui64, parse_eui64
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -64,8 +63,6 @@ __all__ = [
     "Profile",
     "built_in_profile_text",
     "default_profile_text",
-    "format_eui64",
-    "parse_eui64",
 ]
 
 #: Seconds a meter waits after being added to a join list before it tries to join.
@@ -86,22 +83,6 @@ _DEVICE_KEYS = frozenset({
     "on_han", "join_delay_seconds", "joins_han", "meter",
 })
 _HUB_ONLY_ABSENT = frozenset({"hub", "on_han", "join_delay_seconds", "joins_han", "meter"})
-
-
-# --------------------------------------------------------------------------------------------
-# EUI-64 text form
-# --------------------------------------------------------------------------------------------
-
-
-def parse_eui64(text: str) -> bytes:
-    """``00-DB-12-34-56-78-90-A0`` as 8 bytes; anything else is a :class:`ProfileError`."""
-    try:
-        return eui64_text.parse_eui64(text)
-    except ValueError as error:
-        raise ProfileError(str(error)) from None
-
-
-format_eui64 = eui64_text.format_eui64
 
 
 def parse_utc_time_seconds(value: Any) -> int:
@@ -302,7 +283,7 @@ def _device(raw: Any, index: int, where: str) -> DeviceProfile:
     device_type = _DEVICE_TYPES[type_name]
     try:
         eui64 = parse_eui64(raw["eui64"])
-    except ProfileError as error:
+    except ValueError as error:
         raise fail("eui64", str(error)) from None
     server_address = raw["server_address"]
     if isinstance(server_address, bool) or not isinstance(server_address, int) or not (
@@ -326,7 +307,7 @@ def _device(raw: Any, index: int, where: str) -> DeviceProfile:
         raise fail("hub", "is missing: name the comms hub whose HAN this meter is on")
     try:
         hub_eui64 = parse_eui64(raw["hub"])
-    except ProfileError as error:
+    except ValueError as error:
         raise fail("hub", str(error)) from None
     flags = {}
     for key, default in (("on_han", True), ("joins_han", True)):

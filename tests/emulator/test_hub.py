@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.errors import StateError
-from emulator.firmware import FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS, FirmwareSlot
 from emulator.hub import (
     HAN_TABLE_MAX_ENTRIES,
     MAX_JOIN_WINDOW_MINUTES,
-    CommsHub,
     Han,
 )
 from protocol.apdu import (
@@ -151,56 +148,3 @@ def test_transfer_lock_is_held_by_one_device_at_a_time() -> None:
     han.release(METER)
     assert han.holder_eui64 is None
     assert han.acquire(HUB)
-
-
-def test_hub_firmware_transfer_blocks_a_meter_transfer_on_the_same_han() -> None:
-    hub = CommsHub(HUB, FirmwareSlot("Secure Meters", "SECURE-CHF", "3.0.0"))
-    begin = Request(Command.FIRMWARE_BEGIN, 1, {"image_size_bytes": 2205})
-    assert hub.handle_request(begin, T0).ok
-    meter_slot = FirmwareSlot("Secure Meters", "LIBERTY100", "1.0.0")
-    refused = meter_slot.handle_request(begin, T0, hub.han, METER)
-    assert refused.status is Status.FIRMWARE_UPDATE_IN_PROGRESS
-
-
-def test_an_idle_hub_transfer_is_a_hub_event_and_frees_the_han_when_the_hub_reaches_it() -> None:
-    hub = CommsHub(HUB, FirmwareSlot("Secure Meters", "SECURE-CHF", "3.0.0"))
-    begin = Request(Command.FIRMWARE_BEGIN, 1, {"image_size_bytes": 2205})
-    assert hub.handle_request(begin, T0).ok
-    deadline = T0 + FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS
-    assert hub.next_event_time_seconds() == deadline
-    hub.advance_to(deadline - 1)
-    assert hub.han.holder_eui64 == HUB
-    hub.advance_to(deadline)
-    assert hub.han.holder_eui64 is None and not hub.firmware.transfer_in_progress
-    meter_slot = FirmwareSlot("Secure Meters", "LIBERTY100", "1.0.0")
-    assert meter_slot.handle_request(begin, deadline, hub.han, METER).ok
-
-
-def test_hub_answers_meter_commands_not_supported() -> None:
-    hub = CommsHub(HUB, FirmwareSlot("Secure Meters", "SECURE-CHF", "3.0.0"))
-    response = hub.handle_request(Request(Command.READ_METER_BALANCE, 1), T0)
-    assert response.status is Status.NOT_SUPPORTED_BY_DEVICE
-
-
-def test_han_state_round_trip_keeps_entries_and_lock() -> None:
-    han = Han(HUB)
-    han.add_joined(METER)
-    add(han, HUB[:7] + b"\x05", 4)
-    han.acquire(METER)
-    restored = Han.from_state(HUB, han.to_state())
-    assert restored.entries == han.entries
-    assert restored.holder_eui64 == METER
-
-
-@pytest.mark.parametrize("state", [
-    {"entries": []},
-    {"entries": [{"device_eui64": "zz", "state": "JOINED", "join_window_closes_at_seconds": 0}],
-     "transfer_lock_holder_eui64": None},
-    {"entries": [{"device_eui64": METER.hex(), "state": "LOST",
-                  "join_window_closes_at_seconds": 0}], "transfer_lock_holder_eui64": None},
-    {"entries": [{"device_eui64": METER.hex(), "state": "JOINED",
-                  "join_window_closes_at_seconds": -1}], "transfer_lock_holder_eui64": None},
-])
-def test_bad_han_state_is_a_state_error(state: dict) -> None:
-    with pytest.raises(StateError):
-        Han.from_state(HUB, state)

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from emulator.errors import ProfileError, StateError
-from emulator.meter import PREPAYMENT_PARAMETERS, Meter, MeterConfig
-from emulator.meter_rules import (
+from emulator.meter import Meter
+from emulator.meter_config import PREPAYMENT_PARAMETERS, MeterConfig
+from emulator.meter_tables import (
     NON_DISABLEMENT_CALENDARS,
     SUPPLY_TRANSITIONS,
     UTRN_LOCKOUT_SECONDS,
@@ -962,7 +963,7 @@ def test_an_idle_credit_meter_has_no_next_event() -> None:
 
 
 def test_load_limit_restoration_arms_only_a_supply_the_load_limit_opened() -> None:
-    from emulator.meter_rules import supply_transition
+    from emulator.meter_tables import supply_transition
 
     event = SupplyEvent.LOAD_LIMIT_RESTORED
     assert supply_transition(PaymentMode.CREDIT, event, SupplyState.DISABLED,
@@ -973,7 +974,7 @@ def test_load_limit_restoration_arms_only_a_supply_the_load_limit_opened() -> No
 
 
 def test_supply_table_renders_one_markdown_row_per_transition() -> None:
-    from emulator.meter_rules import format_supply_transitions
+    from emulator.meter_tables import format_supply_transitions
 
     rows = format_supply_transitions().splitlines()[2:]
     assert len(rows) == len(SUPPLY_TRANSITIONS)

@@ -10,7 +10,8 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from emulator.meter import Meter, MeterConfig
+from emulator.meter import Meter
+from emulator.meter_config import MeterConfig
 from protocol.apdu import DeviceType
 
 EUI = bytes.fromhex("00DB1234567890A0")

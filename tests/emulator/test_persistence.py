@@ -20,6 +20,7 @@ from protocol.apdu import (
     DebtRecoveryPeriod,
     DebtRegister,
     HanEntryState,
+    PaymentMode,
     Request,
     Status,
 )
@@ -306,3 +307,31 @@ def test_restart_resumes_schedules_clock_offsets_and_pending_joins(tmp_path: Pat
     (outcome,) = restarted.scheduled_outcomes(ESME)
     assert outcome.response.fields["adjustment_applied_pence"] == 100
     assert outcome.execution_time_seconds == now + 100
+
+
+# ---- a state file written before the registers were typed -----------------------------------
+
+STATE_FORMAT_1 = Path(__file__).parent / "data" / "state_format_1.json"
+STATE_FORMAT_1_PROFILE = Path(__file__).parent / "data" / "state_format_1_profile.toml"
+
+
+def test_a_state_file_written_by_the_earlier_code_loads_and_re_encodes_to_the_same_bytes(
+        tmp_path: Path) -> None:
+    """state_format_1.json was written by the code before the world and meter were split (a
+    prepayment ESME with a time debt, a run-time load, a clock offset and a firmware transfer
+    under way; a HAN join window and join attempt for the GSME, which holds a scheduled
+    request; two hours and ten seconds on)."""
+    path = tmp_path / "state.json"
+    path.write_bytes(STATE_FORMAT_1.read_bytes())
+    profile = Profile.load(STATE_FORMAT_1_PROFILE)
+    world = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds),
+                          state_path=path)
+    assert encode_state(profile.device_fingerprint(), world.to_state()) == path.read_bytes()
+    registers = world.meter(bytes.fromhex("00DB1234567890A1")).registers
+    assert registers.payment_mode is PaymentMode.PREPAYMENT
+    assert registers.debts["TIME_DEBT_1"]["debt_recovery_period"] is DebtRecoveryPeriod.HOURLY
+    assert registers.debts["TIME_DEBT_1"]["debt_value_pence"] == 1990
+    assert registers.load_profile_override == ((0, 1234),)
+    assert world.now_seconds == 1_767_603_600 + 7_210
+    assert world.pending_join_attempts() == {GSME: 1_767_603_600 + 7_230}
+    assert world.hub().han.holder_eui64 == ESME

@@ -10,11 +10,10 @@ from emulator.errors import ProfileError
 from emulator.hub import HAN_TABLE_MAX_ENTRIES
 from emulator.profile import (
     Profile,
-    format_eui64,
-    parse_eui64,
     parse_utc_time_seconds,
 )
 from protocol.apdu import DeviceType, PaymentMode
+from protocol.eui64 import format_eui64
 
 MINIMAL = """
 [world]
@@ -70,21 +69,30 @@ def test_default_profile_models_match_the_sample_firmware_images() -> None:
                       17: ("SECURE-GSME", "2.0.0")}
 
 
-@pytest.mark.parametrize("text", ["00-DB-12-34-56-78-90-A0", "00:db:12:34:56:78:90:a0",
-                                  "00DB1234567890A0"])
-def test_eui64_text_forms_parse_to_the_same_bytes(text: str) -> None:
-    assert parse_eui64(text) == bytes.fromhex("00DB1234567890A0")
+@pytest.mark.parametrize("text", ["00-DB-12-34-56-78-90-A1", "00:db:12:34:56:78:90:a1",
+                                  "00DB1234567890A1"])
+def test_eui64_text_forms_in_a_profile_parse_to_the_same_bytes(text: str) -> None:
+    toml = MINIMAL.format(extra="").replace('eui64 = "00-DB-12-34-56-78-90-A1"',
+                                            f'eui64 = "{text}"')
+    profile = Profile.from_toml_bytes(toml.encode())
+    assert profile.devices[1].eui64 == bytes.fromhex("00DB1234567890A1")
 
 
 @pytest.mark.parametrize("text", ["00-DB-12-34-56-78-90", "00-DB-12-34-56-78-90-A0-01",
                                   "00-DB:12-34-56-78-90-A0", "GG-DB-12-34-56-78-90-A0", ""])
-def test_bad_eui64_text_is_a_profile_error(text: str) -> None:
-    with pytest.raises(ProfileError, match="EUI-64"):
-        parse_eui64(text)
+def test_bad_eui64_text_in_a_profile_is_a_profile_error(text: str) -> None:
+    toml = MINIMAL.format(extra="").replace('eui64 = "00-DB-12-34-56-78-90-A1"',
+                                            f'eui64 = "{text}"')
+    with pytest.raises(ProfileError, match=r"eui64: .*EUI-64"):
+        Profile.from_toml_bytes(toml.encode())
+    toml = MINIMAL.format(extra="").replace('hub = "00-DB-12-34-56-78-90-A0"', f'hub = "{text}"')
+    with pytest.raises(ProfileError, match=r"hub: .*EUI-64"):
+        Profile.from_toml_bytes(toml.encode())
 
 
-def test_eui64_formats_with_dashes_in_upper_case() -> None:
-    assert format_eui64(bytes.fromhex("00db1234567890a0")) == "00-DB-12-34-56-78-90-A0"
+def test_a_device_is_described_with_its_eui64_in_dashed_upper_case() -> None:
+    profile = Profile.from_toml_bytes(MINIMAL.format(extra="").encode())
+    assert profile.devices[0].describe() == "comms_hub 00-DB-12-34-56-78-90-A0 at address 2"
 
 
 def test_start_time_is_whole_utc_seconds() -> None:

@@ -270,6 +270,30 @@ def test_one_firmware_transfer_at_a_time_across_the_han(world_and_clock) -> None
     assert ask(world, 17, Command.FIRMWARE_BEGIN, {"image_size_bytes": 100}).ok
 
 
+def test_a_hub_firmware_transfer_blocks_a_meter_transfer_on_the_same_han(
+        world_and_clock) -> None:
+    world, _ = world_and_clock
+    assert ask(world, 2, Command.FIRMWARE_BEGIN, {"image_size_bytes": 2205}).ok
+    refused = ask(world, 16, Command.FIRMWARE_BEGIN, {"image_size_bytes": 2205})
+    assert refused.status is Status.FIRMWARE_UPDATE_IN_PROGRESS
+
+
+@pytest.mark.parametrize(("meter_begins_after_seconds", "expected"), [
+    (FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS - 1, Status.FIRMWARE_UPDATE_IN_PROGRESS),
+    (FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS, Status.SUCCESS),
+])
+def test_an_idle_hub_transfer_frees_the_han_at_exactly_its_deadline(
+        meter_begins_after_seconds: int, expected: Status) -> None:
+    world, clock = make_world()
+    start = clock.device_time_seconds()
+    assert ask(world, 2, Command.FIRMWARE_BEGIN, {"image_size_bytes": 2205}).ok
+    clock.advance_seconds(meter_begins_after_seconds)
+    assert ask(world, 16, Command.FIRMWARE_BEGIN, {"image_size_bytes": 2205}).status is expected
+    hub_firmware = ask(world, 2, Command.READ_FIRMWARE_VERSION).fields
+    assert hub_firmware["transfer_in_progress"] is (expected is not Status.SUCCESS)
+    assert world.now_seconds == start + meter_begins_after_seconds
+
+
 def _send_two_blocks(world: EmulatedWorld, address: int, image: bytes) -> None:
     assert ask(world, address, Command.FIRMWARE_BEGIN, {"image_size_bytes": len(image)}).ok
     for offset in (0, 1024):

@@ -1,4 +1,4 @@
-"""The meter's rule tables: supply-switch transitions by payment mode, non-disablement
+"""The meter's tables and constants: supply-switch transitions by payment mode, non-disablement
 calendars, and the decided constants, each in one named place so it can change in one line.
 
 Everything here is data plus tiny pure lookups; this module must never hold meter state,

@@ -1,0 +1,258 @@
+"""One meter's configuration: what a profile's ``[devices.meter]`` table can set, checked.
+
+:class:`MeterConfig` is the frozen set of values a meter starts from (registers, tariff, load,
+limits); :meth:`MeterConfig.from_mapping` reads one device's profile table into it, naming the
+key for anything wrong. The prepayment parameters' names, bounds and never-configured values
+live here too, because the meter checks requests against the same bounds.
+
+This module only validates values; it never holds meter state, reads a clock or does I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from emulator.consumption import LoadProfile
+from emulator.errors import ProfileError
+from emulator.meter_tables import (
+    DEFAULT_MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
+    LOAD_LIMIT_PERIOD_MAX_SECONDS,
+    LOAD_LIMIT_PERIOD_MIN_SECONDS,
+    NON_DISABLEMENT_CALENDARS,
+    UTRN_LOCKOUT_BAD_ENTRIES,
+    UTRN_LOCKOUT_SECONDS,
+)
+from protocol.apdu import (
+    MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
+    PREPAYMENT_DEFAULTS,
+    DebtRecoveryPeriod,
+    DeviceType,
+    PaymentMode,
+    SupplyState,
+)
+
+__all__ = [
+    "INT32_MAX",
+    "INT32_MIN",
+    "PARAMETER_MAXIMA",
+    "PREPAYMENT_PARAMETERS",
+    "UNCONFIGURED_VALUES",
+    "MeterConfig",
+]
+
+INT32_MAX = 2**31 - 1
+INT32_MIN = -(2**31)
+
+#: Prepayment parameters that take the Annex C defaults on a switch to prepayment when never
+#: configured: exactly the fields of ``protocol.apdu.PREPAYMENT_DEFAULTS``.
+PREPAYMENT_PARAMETERS: tuple[str, ...] = tuple(
+    sub.name for sub in PREPAYMENT_DEFAULTS.subcons  # type: ignore[attr-defined]
+)
+#: What a never-configured parameter reads back as (anything not listed: 0).
+UNCONFIGURED_VALUES: dict[str, int] = {
+    "max_meter_balance_pence": INT32_MAX,
+    "max_credit_threshold_pence": INT32_MAX,
+}
+#: Upper bounds of the non-pence prepayment parameters (their wire field widths).
+PARAMETER_MAXIMA: dict[str, int] = {
+    "cut_off_grace_period_minutes": 0xFFFF,
+    "keypad_lock_timeout_seconds": 0xFFFF,
+    "non_disablement_calendar_id": 0xFF,
+    "utrn_type": 0xFF,
+}
+_METER_TYPES = (DeviceType.ELECTRICITY_METER, DeviceType.GAS_METER)
+
+
+@dataclass(frozen=True)
+class MeterConfig:
+    """Everything a profile can set for one meter. Integers only; money in whole pence.
+
+    Profile keys (a TOML table for one device; every key optional):
+
+    - ``payment_mode``: "credit" | "prepayment" (or 0 | 1); default credit.
+    - ``meter_balance_pence``: signed starting balance; default 0.
+    - ``supply_state``: "enabled" | "disabled" | "armed"; default enabled.
+    - ``disablement_threshold_pence``, ``emergency_credit_limit_pence``,
+      ``emergency_credit_threshold_pence``, ``low_credit_threshold_pence``,
+      ``max_meter_balance_pence``, ``max_credit_threshold_pence``,
+      ``debt_recovery_rate_cap_pence``, ``low_emergency_credit_threshold_pence``,
+      ``cut_off_grace_period_minutes``, ``keypad_lock_timeout_seconds``,
+      ``non_disablement_calendar_id`` (0 none, 1 weekday evenings/nights and weekends),
+      ``utrn_type``: prepayment parameters; a key left out is *never configured* (S1SR 18.4).
+    - ``suspend_debt_disabled``, ``suspend_debt_emergency``: booleans; default false.
+    - ``time_debt_1_pence``, ``time_debt_1_recovery_rate_pence``,
+      ``time_debt_1_recovery_period`` ("hourly" | "daily"), the same for ``time_debt_2_*``,
+      ``payment_debt_pence``, ``payment_debt_recovery_percentage`` (0-100).
+    - ``unit_rate_millipence_per_kwh`` (default 24500 = 24.5 p/kWh),
+      ``standing_charge_millipence_per_day`` (default 53000 = 53 p/day).
+    - ``load_w`` (constant load, default 0) or ``load_profile`` (list of
+      ``[start_second_of_day, load_w]``, UTC), not both.
+    - ``max_load_limit_power_threshold_w`` (default 65535, S1SR 18.37),
+      ``load_limit_power_threshold_w`` (default 0 = off), ``load_limit_period_seconds``,
+      ``load_limit_restoration_period_seconds`` (30-3600, default 300). ESME only.
+    - ``utrn_lockout_bad_entries`` (default 5), ``utrn_lockout_seconds`` (default 1800).
+    """
+
+    eui64: bytes
+    device_type: DeviceType
+    payment_mode: PaymentMode = PaymentMode.CREDIT
+    meter_balance_pence: int = 0
+    supply_state: SupplyState = SupplyState.ENABLED
+    disablement_threshold_pence: int | None = None
+    suspend_debt_disabled: bool = False
+    suspend_debt_emergency: bool = False
+    emergency_credit_limit_pence: int | None = None
+    emergency_credit_threshold_pence: int | None = None
+    low_credit_threshold_pence: int | None = None
+    max_meter_balance_pence: int | None = None
+    max_credit_threshold_pence: int | None = None
+    debt_recovery_rate_cap_pence: int | None = None
+    low_emergency_credit_threshold_pence: int | None = None
+    cut_off_grace_period_minutes: int | None = None
+    keypad_lock_timeout_seconds: int | None = None
+    non_disablement_calendar_id: int | None = None
+    utrn_type: int | None = None
+    time_debt_1_pence: int = 0
+    time_debt_1_recovery_rate_pence: int = 0
+    time_debt_1_recovery_period: DebtRecoveryPeriod = DebtRecoveryPeriod.DAILY
+    time_debt_2_pence: int = 0
+    time_debt_2_recovery_rate_pence: int = 0
+    time_debt_2_recovery_period: DebtRecoveryPeriod = DebtRecoveryPeriod.DAILY
+    payment_debt_pence: int = 0
+    payment_debt_recovery_percentage: int = 0
+    unit_rate_millipence_per_kwh: int = 24_500
+    standing_charge_millipence_per_day: int = 53_000
+    load_profile: tuple[tuple[int, int], ...] = ((0, 0),)
+    max_load_limit_power_threshold_w: int = DEFAULT_MAX_LOAD_LIMIT_POWER_THRESHOLD_W
+    load_limit_power_threshold_w: int = 0
+    load_limit_period_seconds: int = 300
+    load_limit_restoration_period_seconds: int = 300
+    utrn_lockout_bad_entries: int = UTRN_LOCKOUT_BAD_ENTRIES
+    utrn_lockout_seconds: int = UTRN_LOCKOUT_SECONDS
+
+    #: Keys :meth:`from_mapping` accepts (the field names, plus ``load_w``).
+    PROFILE_KEYS: ClassVar[frozenset[str]]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.eui64, bytes) or len(self.eui64) != 8:
+            raise ProfileError(f"eui64 must be 8 bytes, got {self.eui64!r}")
+        if self.device_type not in _METER_TYPES:
+            raise ProfileError(f"device_type {self.device_type!r} is not a meter (ESME or GSME)")
+        for name in PREPAYMENT_PARAMETERS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if value < 0:
+                raise ProfileError(f"{name} = {value} must not be negative")
+            if value > PARAMETER_MAXIMA.get(name, INT32_MAX):
+                raise ProfileError(f"{name} = {value} is above {PARAMETER_MAXIMA.get(name)}")
+        calendar_id = self.non_disablement_calendar_id
+        if calendar_id is not None and calendar_id not in NON_DISABLEMENT_CALENDARS:
+            raise ProfileError(f"non_disablement_calendar_id = {calendar_id} is not one of "
+                               f"{sorted(NON_DISABLEMENT_CALENDARS)}")
+        for name in ("time_debt_1_pence", "time_debt_1_recovery_rate_pence", "time_debt_2_pence",
+                     "time_debt_2_recovery_rate_pence", "payment_debt_pence",
+                     "unit_rate_millipence_per_kwh", "standing_charge_millipence_per_day",
+                     "max_load_limit_power_threshold_w", "load_limit_power_threshold_w"):
+            if getattr(self, name) < 0:
+                raise ProfileError(f"{name} = {getattr(self, name)} must not be negative")
+        if not 0 <= self.payment_debt_recovery_percentage <= 100:
+            raise ProfileError("payment_debt_recovery_percentage must be 0-100, got "
+                               f"{self.payment_debt_recovery_percentage}")
+        if not INT32_MIN <= self.meter_balance_pence <= INT32_MAX:
+            raise ProfileError(f"meter_balance_pence = {self.meter_balance_pence} is outside int32")
+        try:
+            LoadProfile(self.load_profile)
+        except ValueError as error:
+            raise ProfileError(f"load_profile: {error}") from None
+        if self.max_load_limit_power_threshold_w > MAX_LOAD_LIMIT_POWER_THRESHOLD_W:
+            raise ProfileError("max_load_limit_power_threshold_w must fit the 16-bit field "
+                               f"(<= {MAX_LOAD_LIMIT_POWER_THRESHOLD_W}), "
+                               f"got {self.max_load_limit_power_threshold_w}")
+        if self.load_limit_power_threshold_w > self.max_load_limit_power_threshold_w:
+            raise ProfileError(f"load_limit_power_threshold_w = {self.load_limit_power_threshold_w}"
+                               f" is above max_load_limit_power_threshold_w = "
+                               f"{self.max_load_limit_power_threshold_w}")
+        if self.device_type == DeviceType.GAS_METER and self.load_limit_power_threshold_w:
+            raise ProfileError("load_limit_power_threshold_w: a gas meter has no load limiting")
+        for name in ("load_limit_period_seconds", "load_limit_restoration_period_seconds"):
+            if not LOAD_LIMIT_PERIOD_MIN_SECONDS <= getattr(self, name) <= (
+                    LOAD_LIMIT_PERIOD_MAX_SECONDS):
+                raise ProfileError(f"{name} must be {LOAD_LIMIT_PERIOD_MIN_SECONDS}-"
+                                   f"{LOAD_LIMIT_PERIOD_MAX_SECONDS} s, got {getattr(self, name)}")
+        if self.utrn_lockout_bad_entries < 1 or self.utrn_lockout_seconds < 0:
+            raise ProfileError("utrn_lockout_bad_entries must be >= 1 and utrn_lockout_seconds "
+                               ">= 0")
+
+    @classmethod
+    def from_mapping(cls, table: Mapping[str, Any], *, eui64: bytes,
+                     device_type: DeviceType) -> MeterConfig:
+        """A config from one device's profile table (keys: see the class docstring).
+
+        Raises :class:`ProfileError` naming the key for an unknown key, a wrong type or a bad
+        value.
+        """
+        values: dict[str, Any] = {}
+        if "load_w" in table and "load_profile" in table:
+            raise ProfileError("give load_w (a constant load) or load_profile, not both")
+        for key, raw in table.items():
+            if key not in cls.PROFILE_KEYS:
+                raise ProfileError(f"unknown meter profile key {key!r}; known keys: "
+                                   f"{', '.join(sorted(cls.PROFILE_KEYS))}")
+            if key == "load_w":
+                values["load_profile"] = ((0, _profile_int(key, raw)),)
+            elif key == "load_profile":
+                values["load_profile"] = _profile_load(raw)
+            elif key in _ENUM_KEYS:
+                values[key] = _profile_enum(key, raw, _ENUM_KEYS[key])
+            elif key in _BOOL_KEYS:
+                if not isinstance(raw, bool):
+                    raise ProfileError(f"{key} must be true or false, got {raw!r}")
+                values[key] = raw
+            else:
+                values[key] = _profile_int(key, raw)
+        return cls(eui64=eui64, device_type=device_type, **values)
+
+
+_ENUM_KEYS: dict[str, type[enum.IntEnum]] = {
+    "payment_mode": PaymentMode,
+    "supply_state": SupplyState,
+    "time_debt_1_recovery_period": DebtRecoveryPeriod,
+    "time_debt_2_recovery_period": DebtRecoveryPeriod,
+}
+_BOOL_KEYS = frozenset({"suspend_debt_disabled", "suspend_debt_emergency"})
+MeterConfig.PROFILE_KEYS = frozenset(
+    {f.name for f in dataclasses.fields(MeterConfig)} - {"eui64", "device_type"} | {"load_w"})
+
+
+def _profile_int(key: str, raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise ProfileError(f"{key} must be a whole number, got {raw!r}")
+    return raw
+
+
+def _profile_enum(key: str, raw: Any, enum_class: type[enum.IntEnum]) -> Any:
+    try:
+        if isinstance(raw, str):
+            return enum_class[raw.upper()]
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return enum_class(raw)
+    except (KeyError, ValueError):
+        pass
+    raise ProfileError(f"{key} must be one of {', '.join(m.name.lower() for m in enum_class)}, "
+                       f"got {raw!r}")
+
+
+def _profile_load(raw: Any) -> tuple[tuple[int, int], ...]:
+    if not isinstance(raw, list | tuple) or not raw:
+        raise ProfileError("load_profile must be a list of [start_second_of_day, load_w] pairs")
+    pairs = []
+    for item in raw:
+        if not isinstance(item, list | tuple) or len(item) != 2:
+            raise ProfileError(f"load_profile entry {item!r} is not [start_second_of_day, load_w]")
+        pairs.append((_profile_int("load_profile", item[0]), _profile_int("load_profile", item[1])))
+    return tuple(pairs)

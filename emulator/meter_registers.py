@@ -1,0 +1,84 @@
+"""A meter's registers: every value a :class:`emulator.meter.Meter` changes, as typed values.
+
+Enumerated registers hold their :mod:`protocol.apdu` enums, money is whole pence, time whole
+seconds. The state file's JSON shape is made from these (and back) only in
+:mod:`emulator.state`.
+
+This module is data only: it never holds behaviour, reads a clock or does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypedDict
+
+from protocol.apdu import (
+    DebtRecoveryPeriod,
+    DebtRegister,
+    PaymentMode,
+    SupplyOffReason,
+    SupplyState,
+)
+
+__all__ = ["DEBT_REGISTER_NAMES", "DebtState", "MeterRegisters", "new_debt"]
+
+
+class DebtState(TypedDict):
+    """One debt register (the UPDATE_DEBT response fields but the register itself)."""
+
+    debt_value_pence: int
+    debt_recovery_rate_pence: int
+    debt_recovery_period: DebtRecoveryPeriod
+    debt_recovery_percentage: int
+
+
+def new_debt(value_pence: int = 0, rate_pence: int = 0,
+             period: DebtRecoveryPeriod = DebtRecoveryPeriod.DAILY,
+             percentage: int = 0) -> DebtState:
+    return {"debt_value_pence": value_pence, "debt_recovery_rate_pence": rate_pence,
+            "debt_recovery_period": DebtRecoveryPeriod(period),
+            "debt_recovery_percentage": percentage}
+
+
+#: The keys of :attr:`MeterRegisters.debts`: each debt register's name.
+DEBT_REGISTER_NAMES: tuple[str, ...] = tuple(register.name for register in DebtRegister)
+
+
+@dataclass
+class MeterRegisters:
+    """Every value a meter changes."""
+
+    now_seconds: int
+    payment_mode: PaymentMode
+    meter_balance_pence: int
+    supply_state: SupplyState
+    supply_off_reason: SupplyOffReason
+    disablement_threshold_pence: int
+    suspend_debt_disabled: bool
+    suspend_debt_emergency: bool
+    #: prepayment parameter name (``emulator.meter_config.PREPAYMENT_PARAMETERS``) -> value
+    prepayment_parameters: dict[str, int]
+    #: the parameters a profile or request has set (the rest are *never configured*)
+    configured_parameters: list[str]
+    #: debt register name (``DebtRegister.name``) -> its register
+    debts: dict[str, DebtState]
+    #: set at run time by set_load_w / set_load_profile; empty: the config's load profile
+    load_profile_override: tuple[tuple[int, int], ...] = ()
+    emergency_credit_active: bool = False
+    emergency_credit_balance_pence: int = 0
+    emergency_credit_granted_pence: int = 0
+    debt_recovered_today_pence: int = 0
+    debt_recovery_day: int = 0
+    debt_recovered_total_pence: int = 0
+    cost_remainder_units: int = 0
+    consumption_debited_pence: int = 0
+    energy_imported_ws: int = 0
+    load_limit_power_threshold_w: int = 0
+    load_limit_period_seconds: int = 300
+    load_limit_restoration_period_seconds: int = 300
+    load_limit_counter: int = 0
+    load_limit_period_energy_ws: int = 0
+    load_limit_restoration_ends_at_seconds: int = 0
+    utrn_used_counters: list[int] = field(default_factory=list)
+    utrn_bad_entries_in_a_row: int = 0
+    utrn_locked_until_seconds: int = 0

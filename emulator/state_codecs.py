@@ -1,0 +1,250 @@
+"""Per-field codecs between device parts and the state file's JSON shape.
+
+A meter's registers (:class:`emulator.meter_registers.MeterRegisters`) and a hub's HAN
+(:class:`emulator.hub.Han`) are held as typed values; this module alone turns them into the
+JSON-able values the state file keeps (enums as ints or names, bytes as hex) and back. Every
+register has its codec named in :data:`METER_REGISTER_CODECS`; decoding checks each value and
+raises :class:`emulator.errors.StateError` naming the register or key that is wrong.
+
+The encoded shape is the state file format (``emulator.persistence.STATE_FORMAT_VERSION`` 1):
+changing it breaks state files already written. This module never does I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from emulator.errors import StateError
+from emulator.hub import HAN_TABLE_MAX_ENTRIES, Han, HanEntry
+from emulator.meter_registers import DEBT_REGISTER_NAMES, DebtState, MeterRegisters
+from protocol.apdu import (
+    DebtRecoveryPeriod,
+    HanEntryState,
+    PaymentMode,
+    SupplyOffReason,
+    SupplyState,
+)
+
+__all__ = [
+    "METER_REGISTER_CODECS",
+    "decode_eui64_hex",
+    "decode_han",
+    "decode_meter_registers",
+    "encode_han",
+    "encode_meter_registers",
+]
+
+
+@dataclass(frozen=True)
+class FieldCodec:
+    """How one register is written to JSON and read back (``decode`` raises ValueError or
+    TypeError saying what it expected)."""
+
+    expected: str
+    encode: Callable[[Any], Any]
+    decode: Callable[[Any], Any]
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("not a whole number")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("not true or false")
+    return value
+
+
+def _enum_codec(enum_class: type[enum.IntEnum]) -> FieldCodec:
+    return FieldCodec(f"one of {', '.join(str(int(m)) for m in enum_class)}", int,
+                      lambda value: enum_class(_whole(value)))
+
+
+def _list_of(item: Callable[[Any], Any]) -> Callable[[Any], list[Any]]:
+    def decode(value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise TypeError("not a list")
+        return [item(v) for v in value]
+    return decode
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not text")
+    return value
+
+
+def _decode_parameters(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise TypeError("not a table")
+    return {_text(name): _whole(v) for name, v in value.items()}
+
+
+_DEBT_CODECS: dict[str, FieldCodec] = {
+    "debt_value_pence": FieldCodec("a whole number", int, _whole),
+    "debt_recovery_rate_pence": FieldCodec("a whole number", int, _whole),
+    "debt_recovery_period": _enum_codec(DebtRecoveryPeriod),
+    "debt_recovery_percentage": FieldCodec("a whole number", int, _whole),
+}
+
+
+def _encode_debts(debts: Mapping[str, DebtState]) -> dict[str, dict[str, int]]:
+    return {name: {key: _DEBT_CODECS[key].encode(value) for key, value in debt.items()}
+            for name, debt in debts.items()}
+
+
+def _decode_debts(value: Any) -> dict[str, DebtState]:
+    if not isinstance(value, dict) or set(value) != set(DEBT_REGISTER_NAMES):
+        raise ValueError(f"not a table of {', '.join(DEBT_REGISTER_NAMES)}")
+    debts: dict[str, DebtState] = {}
+    for name, raw in value.items():
+        if not isinstance(raw, dict) or set(raw) != set(_DEBT_CODECS):
+            raise ValueError(f"{name} is not a table of {', '.join(_DEBT_CODECS)}")
+        debts[name] = {key: codec.decode(raw[key])  # type: ignore[misc]
+                       for key, codec in _DEBT_CODECS.items()}
+    return debts
+
+
+def _decode_segments(value: Any) -> tuple[tuple[int, int], ...]:
+    pairs = []
+    for pair in _list_of(_list_of(_whole))(value):
+        if len(pair) != 2:
+            raise ValueError("not [start_second_of_day, load_w] pairs")
+        pairs.append((pair[0], pair[1]))
+    return tuple(pairs)
+
+
+_INT = FieldCodec("a whole number", int, _whole)
+_BOOL = FieldCodec("true or false", bool, _flag)
+
+#: Register name -> its codec: one entry per field of MeterRegisters (checked at import).
+METER_REGISTER_CODECS: dict[str, FieldCodec] = {
+    "now_seconds": _INT,
+    "payment_mode": _enum_codec(PaymentMode),
+    "meter_balance_pence": _INT,
+    "supply_state": _enum_codec(SupplyState),
+    "supply_off_reason": _enum_codec(SupplyOffReason),
+    "disablement_threshold_pence": _INT,
+    "suspend_debt_disabled": _BOOL,
+    "suspend_debt_emergency": _BOOL,
+    "prepayment_parameters": FieldCodec("a table of whole numbers", dict, _decode_parameters),
+    "configured_parameters": FieldCodec("a list of names", list, _list_of(_text)),
+    "debts": FieldCodec("a table of debt registers", _encode_debts, _decode_debts),
+    "load_profile_override": FieldCodec(
+        "a list of [start_second_of_day, load_w] pairs",
+        lambda segments: [list(pair) for pair in segments], _decode_segments),
+    "emergency_credit_active": _BOOL,
+    "emergency_credit_balance_pence": _INT,
+    "emergency_credit_granted_pence": _INT,
+    "debt_recovered_today_pence": _INT,
+    "debt_recovery_day": _INT,
+    "debt_recovered_total_pence": _INT,
+    "cost_remainder_units": _INT,
+    "consumption_debited_pence": _INT,
+    "energy_imported_ws": _INT,
+    "load_limit_power_threshold_w": _INT,
+    "load_limit_period_seconds": _INT,
+    "load_limit_restoration_period_seconds": _INT,
+    "load_limit_counter": _INT,
+    "load_limit_period_energy_ws": _INT,
+    "load_limit_restoration_ends_at_seconds": _INT,
+    "utrn_used_counters": FieldCodec("a list of whole numbers", list, _list_of(_whole)),
+    "utrn_bad_entries_in_a_row": _INT,
+    "utrn_locked_until_seconds": _INT,
+}
+_REGISTER_FIELDS = {f.name: f for f in dataclasses.fields(MeterRegisters)}
+if set(METER_REGISTER_CODECS) != set(_REGISTER_FIELDS):  # pragma: no cover - a coding error
+    raise RuntimeError("METER_REGISTER_CODECS must name every MeterRegisters field once")
+_REQUIRED_REGISTERS = frozenset(
+    name for name, f in _REGISTER_FIELDS.items()
+    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+
+
+def encode_meter_registers(registers: MeterRegisters) -> dict[str, Any]:
+    """Every register, JSON-able (fresh containers: later changes to the meter do not show)."""
+    return {name: codec.encode(getattr(registers, name))
+            for name, codec in METER_REGISTER_CODECS.items()}
+
+
+def decode_meter_registers(state: Mapping[str, Any]) -> MeterRegisters:
+    """The registers of :func:`encode_meter_registers`'s output. A register left out takes
+    its default if it has one. Raises :class:`StateError` naming what is missing, unknown or
+    of the wrong type."""
+    unknown = set(state) - set(METER_REGISTER_CODECS)
+    if unknown:
+        raise StateError(f"saved meter state has unknown keys {sorted(unknown)}; it was "
+                         "written by another version: delete the state file to start afresh")
+    missing = _REQUIRED_REGISTERS - set(state)
+    if missing:
+        raise StateError(f"saved meter state lacks {sorted(missing)}")
+    values = {}
+    for name, value in state.items():
+        codec = METER_REGISTER_CODECS[name]
+        try:
+            values[name] = codec.decode(value)
+        except (TypeError, ValueError) as error:
+            raise StateError(f"saved meter state: {name} should be {codec.expected}, got "
+                             f"{value!r} ({error})") from None
+    return MeterRegisters(**values)
+
+
+# ---- the HAN ------------------------------------------------------------------------------------
+
+
+def encode_han(han: Han) -> dict[str, Any]:
+    holder = han.holder_eui64
+    return {
+        "entries": [{"device_eui64": e.device_eui64.hex(), "state": e.state.name,
+                     "join_window_closes_at_seconds": e.join_window_closes_at_seconds}
+                    for e in han.entries],
+        "transfer_lock_holder_eui64": None if holder is None else holder.hex(),
+    }
+
+
+def decode_han(hub_eui64: bytes, state: Mapping[str, Any]) -> Han:
+    """A HAN restored from :func:`encode_han`; :class:`StateError` names what is wrong."""
+    entries: list[HanEntry] = []
+    try:
+        for raw in state["entries"]:
+            eui64 = decode_eui64_hex(raw["device_eui64"])
+            closes_at = raw["join_window_closes_at_seconds"]
+            if isinstance(closes_at, bool) or not isinstance(closes_at, int) or closes_at < 0:
+                raise StateError(f"HAN entry join_window_closes_at_seconds {closes_at!r} is "
+                                 "not a whole number >= 0")
+            state_name = raw["state"]
+            if state_name not in HanEntryState.__members__:
+                raise StateError(f"HAN entry state {state_name!r} is not one of "
+                                 f"{', '.join(HanEntryState.__members__)}")
+            entries.append(HanEntry(eui64, HanEntryState[state_name], closes_at))
+        holder = state["transfer_lock_holder_eui64"]
+        holder_eui64 = None if holder is None else decode_eui64_hex(holder)
+    except KeyError as error:
+        raise StateError(f"saved HAN state of hub {hub_eui64.hex()} lacks "
+                         f"{error.args[0]!r}") from None
+    except TypeError as error:
+        raise StateError(f"saved HAN state of hub {hub_eui64.hex()} is malformed: "
+                         f"{error}") from None
+    if len({e.device_eui64 for e in entries}) > HAN_TABLE_MAX_ENTRIES:
+        raise StateError(f"saved HAN state of hub {hub_eui64.hex()} holds "
+                         f"{len({e.device_eui64 for e in entries})} entries, more than "
+                         f"{HAN_TABLE_MAX_ENTRIES}")
+    return Han(hub_eui64, entries, holder_eui64)
+
+
+def decode_eui64_hex(text: Any) -> bytes:
+    """A saved EUI-64 (16 hex digits) as 8 bytes; :class:`StateError` otherwise."""
+    if not isinstance(text, str):
+        raise StateError(f"saved EUI-64 {text!r} is not hex text")
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        raise StateError(f"saved EUI-64 {text!r} is not hex text") from None
+    if len(value) != 8:
+        raise StateError(f"saved EUI-64 {text!r} is not 8 bytes")
+    return value
