@@ -1,0 +1,224 @@
+"""S1SR rules whose response values, edges and successful paths no test pinned (issue 13):
+1.6 to credit, the values 1.5 and 1.6 report, 6.4.1's threshold of 0 and period limits, a
+successful 8.11 Remove and the 8.11 Add response, and 11.1's version note only when it is true.
+
+Every test drives the adapter with the real world on a virtual clock (see conftest.py); the
+expected values are written out."""
+
+from __future__ import annotations
+
+from xml.etree.ElementTree import fromstring
+
+import pytest
+
+from protocol.apdu import Command, PaymentMode, Request
+from protocol.s1sp.duis import DUIS_NAMESPACE
+from tests.protocol.s1sp.conftest import HUB_ADDRESS, Rig, fixture_xml
+
+NS = {"sr": DUIS_NAMESPACE}
+NEW_DEVICE = bytes.fromhex("00DB1234567890A3")  # the device the 8.11 fixtures name
+
+
+def _result(xml: str, name: str) -> str | None:
+    return fromstring(xml).findtext(f"sr:Body/sr:ResponseMessage/*/sr:{name}", namespaces=NS)
+
+
+def _result_names(xml: str) -> list[str]:
+    """The element names of the SR's response body (the last child of ResponseMessage)."""
+    body = fromstring(xml).findall("sr:Body/sr:ResponseMessage/*", NS)[-1]
+    return [child.tag.rsplit("}", 1)[1] for child in body]
+
+
+def _code(xml: str) -> str | None:
+    return fromstring(xml).findtext("sr:Header/sr:ResponseCode", namespaces=NS)
+
+
+def _with_value(fixture: str, old: str, new: str) -> str:
+    text = fixture_xml(fixture).decode()
+    assert old in text
+    return text.replace(old, new)
+
+
+def _han_euis(rig: Rig) -> list[bytes]:
+    entries = rig.channel.request(HUB_ADDRESS, Request(Command.READ_HAN_ENTRIES, 0))
+    return [entry["device_eui64"] for entry in entries.fields["entries"]]
+
+
+# --- 1.5: ResetMeterBalance -------------------------------------------------------------------
+
+def test_1_5_reset_response_says_reset_true_and_balance_zero() -> None:
+    rig = Rig({"meter_balance_pence": -250})
+    xml = rig.submit(fixture_xml("1.5_reset_meter_balance"))
+    assert _code(xml) == "I0"
+    assert _result(xml, "ResetMeterBalance") == "true"
+    assert _result(xml, "MeterBalance") == "0"
+    assert rig.sent_commands() == [Command.RESET_METER_BALANCE]
+
+
+# --- 1.6: to credit, to prepayment -----------------------------------------------------------
+
+def test_1_6_to_credit_puts_a_prepayment_meter_in_credit_and_says_credit() -> None:
+    rig = Rig({"meter_balance_pence": 1234})
+    assert _code(rig.submit(fixture_xml("1.6_prepayment"))) == "I0"
+    assert rig.esme.registers.payment_mode == PaymentMode.PREPAYMENT
+    xml = rig.submit(fixture_xml("1.6_credit"))
+    assert _code(xml) == "I0"
+    assert rig.esme.registers.payment_mode == PaymentMode.CREDIT
+    assert _result(xml, "PaymentMode") == "Credit"
+    assert _result_names(xml) == ["PaymentMode"]
+    sent = rig.sent(Command.SET_PAYMENT_MODE)[-1]
+    assert sent.fields["payment_mode"] == PaymentMode.CREDIT
+    assert sent.fields["disablement_threshold_pence"] == 0
+    assert (sent.fields["suspend_debt_disabled"], sent.fields["suspend_debt_emergency"]) == (
+        False, False)
+
+
+def test_1_6_to_prepayment_reports_mode_flags_and_threshold() -> None:
+    rig = Rig()
+    xml = rig.submit(fixture_xml("1.6_prepayment"))  # disabled true, emergency false, 556677
+    assert _code(xml) == "I0"
+    assert _result_names(xml) == ["PaymentMode", "SuspendDebtDisabled", "SuspendDebtEmergency",
+                                  "DisablementThreshold"]
+    assert _result(xml, "PaymentMode") == "Prepayment"
+    assert _result(xml, "SuspendDebtDisabled") == "true"
+    assert _result(xml, "SuspendDebtEmergency") == "false"
+    assert _result(xml, "DisablementThreshold") == "556000"
+
+
+def test_1_6_suspend_debt_emergency_true_reaches_the_meter_and_the_response() -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value(
+        "1.6_prepayment",
+        "<sr:SuspendDebtDisabled>true</sr:SuspendDebtDisabled>\n"
+        "        <sr:SuspendDebtEmergency>false</sr:SuspendDebtEmergency>",
+        "<sr:SuspendDebtDisabled>false</sr:SuspendDebtDisabled>\n"
+        "        <sr:SuspendDebtEmergency>true</sr:SuspendDebtEmergency>"))
+    assert _code(xml) == "I0"
+    assert _result(xml, "SuspendDebtDisabled") == "false"
+    assert _result(xml, "SuspendDebtEmergency") == "true"
+    registers = rig.esme.registers
+    assert (registers.suspend_debt_disabled, registers.suspend_debt_emergency) == (False, True)
+
+
+# --- 6.4.1: threshold 0 and the period limits (30..3600 s) -----------------------------------
+
+def test_6_4_1_load_limit_power_threshold_of_zero_is_sent_and_held() -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value("6.4.1_load_limit_settings", ">6000<", ">0<"))
+    assert _code(xml) == "I0"
+    assert rig.sent(Command.SET_LOAD_LIMIT_SETTINGS)[0].fields[
+        "load_limit_power_threshold_w"] == 0
+    assert rig.esme.registers.load_limit_power_threshold_w == 0
+    assert _result(xml, "LoadLimitPowerThreshold") == "0"
+
+
+def test_6_4_1_negative_load_limit_power_threshold_is_invalid_and_unsent() -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value("6.4.1_load_limit_settings", ">6000<", ">-1<"))
+    assert _code(xml) == "E-INVALID"
+    assert rig.sent(Command.SET_LOAD_LIMIT_SETTINGS) == []
+
+
+@pytest.mark.parametrize("element", ["LoadLimitPeriod", "LoadLimitRestorationPeriod"])
+@pytest.mark.parametrize("seconds", [30, 3600])
+def test_6_4_1_periods_of_30_and_3600_seconds_are_sent_and_held(element: str,
+                                                                seconds: int) -> None:
+    rig = Rig()
+    old = {"LoadLimitPeriod": 1800, "LoadLimitRestorationPeriod": 600}[element]
+    xml = rig.submit(_with_value("6.4.1_load_limit_settings", f"<sr:{element}>{old}<",
+                                 f"<sr:{element}>{seconds}<"))
+    assert _code(xml) == "I0"
+    assert _result(xml, element) == str(seconds)
+    registers = rig.esme.registers
+    held = {"LoadLimitPeriod": registers.load_limit_period_seconds,
+            "LoadLimitRestorationPeriod": registers.load_limit_restoration_period_seconds}
+    assert held[element] == seconds
+
+
+@pytest.mark.parametrize("element", ["LoadLimitPeriod", "LoadLimitRestorationPeriod"])
+@pytest.mark.parametrize("seconds", [29, 3601])
+def test_6_4_1_periods_of_29_and_3601_seconds_are_invalid_and_unsent(element: str,
+                                                                     seconds: int) -> None:
+    rig = Rig()
+    old = {"LoadLimitPeriod": 1800, "LoadLimitRestorationPeriod": 600}[element]
+    xml = rig.submit(_with_value("6.4.1_load_limit_settings", f"<sr:{element}>{old}<",
+                                 f"<sr:{element}>{seconds}<"))
+    assert _code(xml) == "E-INVALID"
+    reason = fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason",
+                                      namespaces=NS) or ""
+    assert f"{element} {seconds} s is outside the 30..3600 s" in reason
+    assert rig.sent(Command.SET_LOAD_LIMIT_SETTINGS) == []
+
+
+def test_6_4_1_response_reports_what_the_meter_holds() -> None:
+    rig = Rig()
+    xml = rig.submit(fixture_xml("6.4.1_load_limit_settings"))
+    assert _code(xml) == "I0"
+    assert [(name, _result(xml, name)) for name in _result_names(xml)] == [
+        ("LoadLimitPowerThreshold", "6000"), ("LoadLimitPeriod", "1800"),
+        ("LoadLimitRestorationPeriod", "600"), ("LoadLimitCounter", "0"),
+        ("LoadLimitActive", "false")]
+
+
+# --- 8.11: Add and Remove ---------------------------------------------------------------------
+
+def test_8_11_add_response_names_the_device_the_request_type_and_the_window_end() -> None:
+    rig = Rig()  # device time 2026-01-05T09:00:00Z
+    xml = rig.submit(fixture_xml("8.11_add_han_device"))  # JoinTimePeriod 90 s -> 2 minutes
+    assert _code(xml) == "I0"
+    assert [(name, _result(xml, name)) for name in _result_names(xml)] == [
+        ("DeviceID", "00-DB-12-34-56-78-90-A3"), ("RequestType", "Add"),
+        ("JoinTimePeriod", "120"), ("JoinWindowEndDateTime", "2026-01-05T09:02:00Z")]
+    assert NEW_DEVICE in _han_euis(rig)
+
+
+def test_8_11_remove_of_a_device_on_the_join_list_succeeds_and_it_is_gone() -> None:
+    rig = Rig()
+    assert _code(rig.submit(fixture_xml("8.11_add_han_device"))) == "I0"
+    xml = rig.submit(fixture_xml("8.11_remove_han_device"))
+    assert _code(xml) == "I0"
+    assert [(name, _result(xml, name)) for name in _result_names(xml)] == [
+        ("DeviceID", "00-DB-12-34-56-78-90-A3"), ("RequestType", "Remove")]
+    assert rig.sent(Command.HAN_REMOVE_DEVICE)[0].fields["device_eui64"] == NEW_DEVICE
+    assert NEW_DEVICE not in _han_euis(rig)
+
+
+def test_8_11_remove_of_a_joined_meter_takes_it_off_the_han() -> None:
+    rig = Rig()
+    esme = bytes.fromhex("00DB1234567890A1")
+    assert esme in _han_euis(rig)
+    xml = rig.submit(_with_value("8.11_remove_han_device", "00-DB-12-34-56-78-90-A3",
+                                 "00-DB-12-34-56-78-90-A1"))
+    assert _code(xml) == "I0"
+    assert _result(xml, "DeviceID") == "00-DB-12-34-56-78-90-A1"
+    assert esme not in _han_euis(rig)
+
+
+# --- 11.1: the version note only when the versions differ -------------------------------------
+
+def test_11_1_request_version_matching_the_image_adds_no_version_note() -> None:
+    rig = Rig()
+    xml = rig.submit(fixture_xml("11.1_update_firmware"))  # FirmwareVersion 1.1.0, image 1.1.0
+    assert _code(xml) == "I0"
+    assert _result(xml, "FirmwareVersion") == "1.1.0"
+    assert _result(xml, "RequestedFirmwareVersion") is None
+    assert _result(xml, "FirmwareVersionNote") is None
+
+
+def test_11_1_without_a_request_version_reports_the_image_version_and_no_note() -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value("11.1_update_firmware",
+                                 "<sr:FirmwareVersion>1.1.0</sr:FirmwareVersion>", ""))
+    assert _code(xml) == "I0"
+    assert _result(xml, "FirmwareVersion") == "1.1.0"
+    assert _result(xml, "RequestedFirmwareVersion") is None
+    assert _result(xml, "FirmwareVersionNote") is None
+
+
+def test_11_1_version_note_names_both_versions() -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value("11.1_update_firmware", "<sr:FirmwareVersion>1.1.0<",
+                                 "<sr:FirmwareVersion>9.9.9<"))
+    assert _code(xml) == "I0"
+    assert _result(xml, "FirmwareVersionNote") == (
+        "the image header says 1.1.0, not the request's FirmwareVersion 9.9.9")
