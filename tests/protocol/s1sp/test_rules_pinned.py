@@ -222,3 +222,88 @@ def test_11_1_version_note_names_both_versions() -> None:
     assert _code(xml) == "I0"
     assert _result(xml, "FirmwareVersionNote") == (
         "the image header says 1.1.0, not the request's FirmwareVersion 9.9.9")
+
+
+@pytest.mark.parametrize(("old", "new", "reason"), [
+    ("<sr:DeviceID>00-DB-12-34-56-78-90-A3<", "<sr:DeviceID>00-DB-12<",
+     "DeviceID '00-DB-12' is not an EUI-64 such as 00-DB-12-34-56-78-90-A0"),
+    ("<sr:DeviceID>00-DB-12-34-56-78-90-A3</sr:DeviceID>", "",
+     "UpdateHANDeviceLog is missing its DeviceID element"),
+    ("<sr:RequestType>Add</sr:RequestType>", "",
+     "UpdateHANDeviceLog is missing its RequestType element"),
+    ("<sr:RequestType>Add<", "<sr:RequestType>Swap<", "RequestType 'Swap' is not Add or Remove"),
+    ("<sr:JoinTimePeriod>90</sr:JoinTimePeriod>", "",
+     "UpdateHANDeviceLog is missing its JoinTimePeriod element"),
+    ("<sr:JoinTimePeriod>90<", "<sr:JoinTimePeriod>ninety<",
+     "JoinTimePeriod must be a whole number, not 'ninety'"),
+])
+def test_8_11_body_errors_are_invalid_and_name_the_element(old: str, new: str,
+                                                           reason: str) -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value("8.11_add_han_device", old, new))
+    assert _code(xml) == "E-INVALID"
+    assert fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason",
+                                    namespaces=NS) == reason
+    assert rig.sent(Command.HAN_ADD_DEVICE) == []
+
+
+# --- what every handler shares: scheduling items, the link failure reason, last_sent ---------
+
+_SETTINGS = [("LoadLimitPowerThreshold", "6000"), ("LoadLimitPeriod", "1800"),
+             ("LoadLimitRestorationPeriod", "600")]
+
+
+def _items(xml: str) -> list[tuple[str, str | None]]:
+    return [(name, _result(xml, name)) for name in _result_names(xml)]
+
+
+def test_future_dated_6_4_1_scheduled_replaced_and_cancelled_responses_in_full() -> None:
+    rig = Rig()
+    xml = rig.submit(fixture_xml("6.4.1_load_limit_settings_future_dated"))
+    assert (_code(xml), _items(xml)) == ("I0", [
+        *_SETTINGS, ("ExecutionDateTime", "2030-01-15T09:00:00Z"), ("Scheduled", "true")])
+    xml = rig.submit(_with_value("6.4.1_load_limit_settings_future_dated",
+                                 "2030-01-15T09:00:00Z", "2030-01-16T09:00:00Z"))
+    assert (_code(xml), _items(xml)) == ("I0", [
+        *_SETTINGS, ("ExecutionDateTime", "2030-01-16T09:00:00Z"), ("Scheduled", "true"),
+        ("ReplacedExecutionDateTime", "2030-01-15T09:00:00Z")])
+    xml = rig.submit(_with_value("6.4.1_load_limit_settings_future_dated",
+                                 "2030-01-15T09:00:00Z", "3000-12-31T00:00:00.00Z"))
+    assert (_code(xml), _items(xml)) == ("I0", [
+        *_SETTINGS, ("ExecutionDateTime", "3000-12-31T00:00:00.00Z"), ("Cancelled", "true")])
+
+
+def test_device_that_does_not_answer_is_e20_naming_the_device() -> None:
+    rig = Rig()
+    rig.link.silent.add(16)  # the ESME's server address
+    xml = rig.submit(fixture_xml("1.5_adjust_meter_balance"))
+    assert _code(xml) == "E20"
+    assert fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason",
+                                    namespaces=NS) == (
+        "cannot communicate with device 00-DB-12-34-56-78-90-A1: no device answers at server "
+        "address 16")
+
+
+def test_adapter_last_sent_holds_each_request_of_the_last_sr_as_the_handler_built_it() -> None:
+    rig = Rig()
+    rig.submit(fixture_xml("1.5_adjust_meter_balance"))  # 1234567 -> 1234 p
+    assert rig.adapter.last_sent == [
+        (16, Request(Command.ADJUST_METER_BALANCE, 0, {"adjustment_pence": 1234}))]
+
+
+@pytest.mark.parametrize(("read_clock_lost", "clock_text"), [
+    (False, "2026-01-05T09:00:00Z"), (True, "unknown (READ_CLOCK was not answered)")])
+def test_execution_time_not_after_the_device_clock_is_refused_with_the_whole_reason(
+        read_clock_lost: bool, clock_text: str) -> None:
+    rig = Rig()
+    if read_clock_lost:
+        rig.link.lose_once.add((16, Command.READ_CLOCK))
+    xml = rig.submit(_with_value("6.4.1_load_limit_settings_future_dated",
+                                 "2030-01-15T09:00:00Z", "2025-01-15T09:00:00Z"))
+    assert _code(xml) == "E-S1SR"
+    assert fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason",
+                                    namespaces=NS) == (
+        "device 00-DB-12-34-56-78-90-A1 refused to schedule SET_LOAD_LIMIT_SETTINGS: "
+        "ExecutionDateTime 2025-01-15T09:00:00Z is not after the device's clock "
+        f"({clock_text}); give a later ExecutionDateTime, or synchronise the device clock "
+        "(SR 6.11)")
