@@ -159,6 +159,12 @@ def test_saved_han_with_a_full_table_of_eight_entries_loads_back() -> None:
     assert restored.add_device(METER, 5, T0 + 20) == (Status.HAN_TABLE_FULL, None)
 
 
+def test_restored_han_is_the_hubs_own_and_refuses_the_hub_itself() -> None:
+    restored = decode_han(HUB, encode_han(Han(HUB)))
+    assert restored.hub_eui64 == HUB
+    assert restored.add_device(HUB, 5, T0) == (Status.VALUE_OUT_OF_RANGE, None)
+
+
 def _entry(eui64: bytes, closes_at: Any = T0 + 300) -> dict[str, Any]:
     return {"device_eui64": eui64.hex(), "state": "JOIN_WINDOW_OPEN",
             "join_window_closes_at_seconds": closes_at}
@@ -174,8 +180,25 @@ def test_saved_han_with_nine_entries_is_refused_naming_the_count() -> None:
 @pytest.mark.parametrize("closes_at", [True, False, 1.5, 1767603900.0, "1767603900", None])
 def test_saved_han_close_time_that_is_not_a_whole_number_is_refused(closes_at: Any) -> None:
     state = {"entries": [_entry(METER, closes_at)], "transfer_lock_holder_eui64": None}
-    with pytest.raises(StateError, match="join_window_closes_at_seconds"):
+    with pytest.raises(StateError) as raised:
         decode_han(HUB, state)
+    assert str(raised.value) == (f"HAN entry join_window_closes_at_seconds {closes_at!r} is "
+                                 "not a whole number >= 0")
+
+
+@pytest.mark.parametrize(("state", "message"), [
+    ({"entries": [{"device_eui64": METER.hex(), "state": "LOST",
+                   "join_window_closes_at_seconds": 0}], "transfer_lock_holder_eui64": None},
+     "HAN entry state 'LOST' is not one of JOIN_WINDOW_OPEN, JOINED"),
+    ({"entries": []},
+     "saved HAN state of hub 00db1234567890a0 lacks 'transfer_lock_holder_eui64'"),
+    ({"entries": 5, "transfer_lock_holder_eui64": None},
+     "saved HAN state of hub 00db1234567890a0 is malformed: 'int' object is not iterable"),
+])
+def test_saved_han_state_errors_say_what_is_wrong(state: dict[str, Any], message: str) -> None:
+    with pytest.raises(StateError) as raised:
+        decode_han(HUB, state)
+    assert str(raised.value) == message
 
 
 def test_saved_han_close_time_of_zero_loads() -> None:

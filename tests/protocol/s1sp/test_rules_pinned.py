@@ -116,6 +116,8 @@ def test_6_4_1_negative_load_limit_power_threshold_is_invalid_and_unsent() -> No
     rig = Rig()
     xml = rig.submit(_with_value("6.4.1_load_limit_settings", ">6000<", ">-1<"))
     assert _code(xml) == "E-INVALID"
+    assert fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason",
+                                    namespaces=NS) == "LoadLimitPowerThreshold -1 W is negative"
     assert rig.sent(Command.SET_LOAD_LIMIT_SETTINGS) == []
 
 
@@ -146,8 +148,35 @@ def test_6_4_1_periods_of_29_and_3601_seconds_are_invalid_and_unsent(element: st
     assert _code(xml) == "E-INVALID"
     reason = fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason",
                                       namespaces=NS) or ""
-    assert f"{element} {seconds} s is outside the 30..3600 s" in reason
+    assert reason == (f"{element} {seconds} s is outside the 30..3600 s the device accepts; "
+                      "nothing was sent or scheduled")
     assert rig.sent(Command.SET_LOAD_LIMIT_SETTINGS) == []
+
+
+@pytest.mark.parametrize(("element", "value"), [("LoadLimitPowerThreshold", 6000),
+                                              ("LoadLimitPeriod", 1800),
+                                              ("LoadLimitRestorationPeriod", 600)])
+def test_6_4_1_body_errors_are_invalid_and_name_the_element(element: str, value: int) -> None:
+    for old, new, reason in [
+            (f"<sr:{element}>{value}<", f"<sr:{element}>x<",
+             f"{element} must be a whole number, not 'x'"),
+            (f"<sr:{element}>{value}</sr:{element}>", "",
+             f"UpdateDeviceConfigurationLoadLimitingGeneralSettings is missing its {element} "
+             "element")]:
+        rig = Rig()
+        xml = rig.submit(_with_value("6.4.1_load_limit_settings", old, new))
+        assert _code(xml) == "E-INVALID"
+        assert fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason",
+                                        namespaces=NS) == reason
+        assert rig.sent_commands() == []
+
+
+def test_6_4_1_future_dated_carries_the_whole_request_apdu_inside_schedule_request() -> None:
+    rig = Rig()
+    assert _code(rig.submit(fixture_xml("6.4.1_load_limit_settings_future_dated"))) == "I0"
+    # request 01 | invoke id 0000 | SET_LOAD_LIMIT_SETTINGS 30 | 6000 W | 1800 s | 600 s
+    assert rig.sent(Command.SCHEDULE_REQUEST)[0].fields["request"] == bytes.fromhex(
+        "01" "0000" "30" "1770" "0708" "0258")
 
 
 def test_6_4_1_response_reports_what_the_meter_holds() -> None:
