@@ -8,7 +8,10 @@ An APDU rides in the information field of I-frames, after the 3-byte LLC header
 
 A response whose status is not SUCCESS has an empty body. The body layouts are the
 ``REQUEST_BODIES`` and ``RESPONSE_BODIES`` tables below: the single source of truth for every
-byte, which docs/protocol.md describes.
+byte, which docs/protocol.md describes. Each layout also has a typed, frozen dataclass
+generated from it at import (``REQUEST_BODY_TYPES`` / ``RESPONSE_BODY_TYPES``, see
+:class:`ApduBody`): :func:`decode_apdu` checks the bytes once and hands out ``Request.body`` /
+``Response.body`` of those classes, and the encoders take them.
 
 Money is integer pence (signed 32-bit) and time whole seconds or minutes, as each field's
 name says: there is no floating point on the wire. Device time is seconds since
@@ -569,7 +572,7 @@ def _field_type(subcon: Construct, class_name: str) -> tuple[Any, _Convert | Non
         return subcon.flag_class, None, None
     if subcon is Flag:
         return bool, None, None
-    if isinstance(subcon, FormatField):
+    if isinstance(subcon, FormatField) and subcon.fmtstr[-1] in "bBhHlLqQ":
         return int, None, None
     if isinstance(subcon, StringEncoded):
         return str, None, None
@@ -725,6 +728,9 @@ class Request(_Message):
         object.__setattr__(self, "invoke_id", invoke_id)
         self._set_body(command, fields, body)
 
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle, as __init__ does
+        return Request, (self.command, self.invoke_id, self._fields, self._body)
+
     def __eq__(self, other: object) -> bool:
         if type(other) is not Request:
             return NotImplemented
@@ -765,6 +771,9 @@ class Response(_Message):
     @property
     def ok(self) -> bool:
         return self.status is Status.SUCCESS
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle, as __init__ does
+        return Response, (self.command, self.invoke_id, self.status, self._fields, self._body)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not Response:
