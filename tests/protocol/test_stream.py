@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.crc import crc16_x25
-from protocol.hdlc import MAX_FRAME_SIZE_BYTES, FrameType, HdlcFrame, encode_frame
+from protocol.hdlc import MAX_FRAME_SIZE_BYTES, FrameType, HdlcFrame
+from protocol.hdlc_codec import encode_frame
 from protocol.stream import FrameStreamDecoder, StreamCounters
 
 CLIENT, SERVER = 0x10, 0x01
