@@ -387,20 +387,7 @@ def _make_decode_at_checked(caches: _Caches) -> Callable[[bytes, int], FrameAt]:
                 header = _parse_header(key[:-CRC_SIZE_BYTES], checked_header_cache, key)
                 if header is None:
                     return None, _BAD_FORMAT, start
-            if stop > available:
-                return None, _NEED_MORE, start
-            if data[stop - 1] != FLAG:
-                return None, _TRUNCATED, start
-            if _kernel(data[start + 1:stop - 1], _KERNEL_INIT, _KERNEL_TABLE) != _KERNEL_GOOD:
-                return None, _BAD_FCS, start
-            destination, source, control = header
-            if header_end == start + _SHORT_HEADER_END:
-                _remember(short_frame_cache, key,
-                          (frame_length + 2, None, destination, source, control, segmented))
-            return _new_tuple(HdlcFrame, (destination, source, control,
-                                          data[information_start:fcs_start], segmented)
-                              ), _DECODED, stop
-        if information_size:
+        elif information_size:
             return None, _BAD_LENGTH, start  # 1 or 2 bytes: no room for HCS and information
         if stop > available:
             return None, _NEED_MORE, start
@@ -408,7 +395,15 @@ def _make_decode_at_checked(caches: _Caches) -> Callable[[bytes, int], FrameAt]:
             return None, _TRUNCATED, start
         if _kernel(data[start + 1:stop - 1], _KERNEL_INIT, _KERNEL_TABLE) != _KERNEL_GOOD:
             return None, _BAD_FCS, start
-        key = data[start + 1:header_end]
+        if information_size:
+            destination, source, control = header
+            if header_end == start + _SHORT_HEADER_END:
+                _remember(short_frame_cache, key,
+                          (frame_length + 2, None, destination, source, control, segmented))
+            return _new_tuple(HdlcFrame, (destination, source, control,
+                                          data[information_start:fcs_start], segmented)
+                              ), _DECODED, stop
+        key = data[start + 1:header_end]  # no information: the FCS checked the header
         header = bare_header_cache.get(key)
         if header is None:
             header = _parse_header(key, bare_header_cache, key)
