@@ -73,6 +73,7 @@ class FrameStreamDecoder:
     __slots__ = ("_decode_at", "_pending", "_pending_opens_on_closing_flag", "counters")
 
     def __init__(self, codec: FrameCodec = DEFAULT_CODEC) -> None:
+        """Decode through ``codec`` (and its caches); by default the shared one."""
         self.counters = StreamCounters()
         self._decode_at = codec.decode_at
         # bytes kept between calls: empty, or a candidate frame's prefix from its 7E flag
