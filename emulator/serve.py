@@ -40,7 +40,8 @@ from typing import Protocol
 
 from protocol.apdu import ApduType, decode_apdu, describe_fields
 from protocol.errors import ProtocolError
-from protocol.hdlc import FrameType, HdlcFrame, encode_frame
+from protocol.hdlc import FrameType, HdlcFrame
+from protocol.hdlc_codec import encode_frame
 from protocol.link import (
     LLC_CLIENT_TO_SERVER,
     LLC_SERVER_TO_CLIENT,

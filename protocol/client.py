@@ -46,7 +46,8 @@ from protocol.errors import (
     DeviceUnreachableError,
     ProtocolError,
 )
-from protocol.hdlc import HdlcFrame, encode_frame
+from protocol.hdlc import HdlcFrame
+from protocol.hdlc_codec import encode_frame
 from protocol.link import (
     ApduReceived,
     Connected,

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from emulator.serve import LinkServer, ServeLoop, describe_frame, format_trace_line
 from protocol.apdu import Command, Request, Response, Status, encode_request, encode_response
 from protocol.client import DeviceClient, RealMonotonicClock
-from protocol.hdlc import FrameType, HdlcFrame, encode_frame
+from protocol.hdlc import FrameType, HdlcFrame
+from protocol.hdlc_codec import encode_frame
 from protocol.transport import PtyPair, TcpListener, connect_tcp, open_port
 
 METER_ADDRESS = 16
@@ -76,7 +77,7 @@ def test_snrm_to_a_served_address_is_answered_with_ua() -> None:
     server = LinkServer(FakeWorld())
     reply = server.receive_bytes(snrm(METER_ADDRESS, 0x10), 0)
     assert reply.startswith(b"\x7e") and reply.endswith(b"\x7e")
-    from protocol.hdlc import decode_frame
+    from protocol.hdlc_codec import decode_frame
 
     frame = decode_frame(reply)
     assert frame.frame_type is FrameType.UA
@@ -102,7 +103,7 @@ def drive_one_request(server: LinkServer, client_address: int, request: Request,
                       now_ms: int) -> Response:
     """A bare client LinkStation against ``server``: connect, send, return the response."""
     from protocol.apdu import decode_apdu
-    from protocol.hdlc import decode_frame
+    from protocol.hdlc_codec import decode_frame
     from protocol.link import ApduReceived, Connected, LinkStation, Role
     from protocol.stream import FrameStreamDecoder
 

@@ -14,7 +14,8 @@ from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
 from protocol.errors import LinkError
-from protocol.hdlc import CONTROL_TABLE, FrameType, HdlcFrame, decode_frame, encode_frame
+from protocol.hdlc import CONTROL_TABLE, FrameType, HdlcFrame
+from protocol.hdlc_codec import decode_frame, encode_frame
 from protocol.link import (
     LLC_CLIENT_TO_SERVER,
     LLC_SERVER_TO_CLIENT,
