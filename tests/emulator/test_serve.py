@@ -9,10 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulator.serve import LinkServer, ServeLoop, describe_frame, format_trace_line
+from emulator.serve import ServeLoop
 from protocol.apdu import Command, Request, Response, Status, encode_request, encode_response
-from protocol.client import DeviceClient, RealMonotonicClock
+from protocol.client import DeviceClient
+from protocol.clock import RealMonotonicClock
 from protocol.hdlc import FrameType, HdlcFrame, encode_frame
+from protocol.link_mux import LinkServer
+from protocol.trace import describe_frame, format_trace_line
 from protocol.transport import PtyPair, TcpListener, connect_tcp, open_port
 
 METER_ADDRESS = 16
