@@ -132,10 +132,7 @@ class LinkMux:
                 if station is None:
                     counters.frames_to_unknown_address += 1
                     continue
-                events = station.receive_frame(frame, now_ms)
-                if events:
-                    self._on_events(pair, station, events, now_ms)
-                self._drain(station, now_ms, out)
+                self._answer(pair, station, station.receive_frame(frame, now_ms), now_ms, out)
             except Exception as error:  # one station must not stop the others
                 self._fail(pair, error)
         return b"".join(out)
@@ -148,10 +145,7 @@ class LinkMux:
             if deadline is None or deadline > now_ms:
                 continue
             try:
-                events = station.handle_timeout(now_ms)
-                if events:
-                    self._on_events(pair, station, events, now_ms)
-                self._drain(station, now_ms, out)
+                self._answer(pair, station, station.handle_timeout(now_ms), now_ms, out)
             except Exception as error:  # one station must not stop the others
                 self._fail(pair, error)
         return b"".join(out)
@@ -189,6 +183,13 @@ class LinkMux:
                       next(iter(self._stations)))
         del self._stations[victim]
         self.counters.stations_dropped += 1
+
+    def _answer(self, pair: AddressPair, station: LinkStation, events: list[LinkEvent],
+                now_ms: int, out: list[bytes]) -> None:
+        """Hand a station's events to the application, then take what the station must send."""
+        if events:
+            self._on_events(pair, station, events, now_ms)
+        self._drain(station, now_ms, out)
 
     def _drain(self, station: LinkStation, now_ms: int, out: list[bytes]) -> None:
         for frame in station.frames_to_send():
