@@ -226,6 +226,7 @@ class DeviceClient:
                 station.disconnect(now_ms)
             if connected:
                 deadline_ms = now_ms + min(CLOSE_WAIT_MS, self._retransmit_timeout_ms)
+                self._queue_station_frames()
                 self._flush()
                 while (any(s.state is not LinkState.DISCONNECTED for s in connected)
                        and self._clock.monotonic_ms() < deadline_ms):
@@ -275,6 +276,7 @@ class DeviceClient:
         outcome = _Outcome()
         self._watch = {server_address: (outcome, want_response)}
         last_activity_ms = self._clock.monotonic_ms()
+        self._queue_station_frames()  # what connect / send_apdu queued
         while True:
             self._flush()
             if outcome.connected and want_response is None:
@@ -327,8 +329,12 @@ class DeviceClient:
             return
         entry[0].response = apdu
 
-    def _flush(self) -> None:
+    def _queue_station_frames(self) -> None:
         self._unsent.append(self._mux.bytes_to_send(self._clock.monotonic_ms()))
+
+    def _flush(self) -> None:
+        """Write what the stations answered (the multiplexer's output, gathered since the
+        last write) in one go."""
         data = b"".join(self._unsent)
         self._unsent.clear()
         if data:

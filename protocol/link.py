@@ -405,7 +405,8 @@ class LinkStation:
         row = TRANSITIONS[(self.role, self._state, CONTROL_TABLE[frame.control].frame_type)]
         result = row.handler(self, frame, now_ms)
         if result.__class__ is list:
-            self._enter(row.next_state, now_ms)
+            if row.next_state is not self._state:
+                self._enter(row.next_state, now_ms)
             return result  # type: ignore[return-value]
         assert isinstance(result, NextState)
         if result.state is not row.next_state and result.state not in row.alternatives:
@@ -560,10 +561,17 @@ class LinkStation:
 
     def _send_poll(self, frame: HdlcFrame, now_ms: int) -> None:
         self._outbox.append(frame)
-        self._poll = _ClientPoll(frame, now_ms + self.retransmit_timeout_ms)
+        poll = self._poll
+        poll.frame = frame
+        poll.deadline_ms = now_ms + self.retransmit_timeout_ms
+        poll.retransmissions = 0
+        poll.deferred = False
 
     def _poll_answered(self) -> None:
-        self._poll = _ClientPoll()
+        poll = self._poll
+        poll.frame = None
+        poll.deadline_ms = None
+        poll.deferred = False
 
     def _awaiting_answer(self) -> bool:
         return self._poll.frame is not None and not self._poll.deferred
@@ -643,9 +651,10 @@ class LinkStation:
         self._poll_answered()
         if frame.frame_type is FrameType.RNR:
             self._peer_busy = True  # poll again after a timeout, with RR
-            self._poll = _ClientPoll(
-                self._make(FrameType.RR, receive_sequence=self._receive_sequence),
-                now_ms + self.retransmit_timeout_ms, deferred=True)
+            poll = self._poll
+            poll.frame = self._make(FrameType.RR, receive_sequence=self._receive_sequence)
+            poll.deadline_ms = now_ms + self.retransmit_timeout_ms
+            poll.deferred = True
             return []
         self._peer_busy = False
         self._client_start_next(now_ms)

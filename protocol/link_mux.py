@@ -42,6 +42,9 @@ class AddressPair(NamedTuple):
     server_address: int
 
 
+#: AddressPair without the keyword-argument handling of its ``__new__`` (once per frame).
+_new_pair = tuple.__new__
+
 #: ``on_events(pair, station, events, now_ms)``: what one station reported for one frame or
 #: timer; the callback may queue APDUs on ``station``.
 EventHandler = Callable[[AddressPair, LinkStation, "list[LinkEvent]", int], None]
@@ -121,9 +124,9 @@ class LinkMux:
             if self._trace is not None:
                 self._trace("rx", frame, now_ms)
             if self._is_server:
-                pair = AddressPair(frame.source_address, frame.destination_address)
+                pair = _new_pair(AddressPair, (frame.source_address, frame.destination_address))
             else:
-                pair = AddressPair(frame.destination_address, frame.source_address)
+                pair = _new_pair(AddressPair, (frame.destination_address, frame.source_address))
             if self._accepts is not None and not self._accepts(pair):
                 counters.frames_to_unknown_address += 1
                 continue
