@@ -67,6 +67,7 @@ from protocol.transport import (
     open_port,
 )
 
+# RealMonotonicClock (protocol.clock) stays importable from here, where callers found it.
 __all__ = ["READ_ONLY_COMMANDS", "ClientCounters", "DeviceClient", "InvokeIdCounter",
            "RealMonotonicClock"]
 
