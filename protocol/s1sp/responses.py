@@ -99,7 +99,11 @@ class TypedResult:
                     raise TypeError(f"{name} holds nested elements: read it with group()")
                 return value
         present = ", ".join(item_name for item_name, _ in self.result) or "none"
-        raise KeyError(f"no result element {name} (present: {present})")
+        code = getattr(self, "response_code", None)
+        answered = "" if code is None else (
+            f"; the response is {code}"
+            + (f": {self.error_reason}" if getattr(self, "error_reason", None) else ""))
+        raise KeyError(f"no result element {name} (present: {present}){answered}")
 
     def text(self, name: str) -> str:
         """The element's text."""

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from emulator import make_top_up_utrn
 from emulator.errors import UtrnCheckDigitError, UtrnMalformedError, UtrnWrongMeterError
 from emulator.utrn import (
     UTRN_MAX_COUNTER,
@@ -110,8 +111,6 @@ def test_make_utrn_refuses_values_outside_the_token_fields() -> None:
 ])
 def test_a_top_up_utrn_in_pence_opens_to_that_amount(pence: int, value_class: UtrnValueClass,
                                                     value: int) -> None:
-    from emulator import make_top_up_utrn
-
     for meter in (METER, "00-db-12-34-56-78-90-a0"):
         parsed = parse_utrn(make_top_up_utrn(meter, 9, pence=pence), METER)
         assert (parsed.counter, parsed.value_class, parsed.value) == (9, value_class, value)
@@ -120,7 +119,5 @@ def test_a_top_up_utrn_in_pence_opens_to_that_amount(pence: int, value_class: Ut
 
 @pytest.mark.parametrize("pence", [8192 + 50, 819_200, -1])
 def test_a_top_up_no_utrn_can_carry_is_refused_naming_the_unit(pence: int) -> None:
-    from emulator import make_top_up_utrn
-
     with pytest.raises(ValueError, match=r"pence| p "):
         make_top_up_utrn(METER, 1, pence=pence)

@@ -99,3 +99,12 @@ def test_adapter_responses_read_typed_end_to_end() -> None:
     assert debt.response_code == "I0", debt.error_reason
     assert debt.group("TimeDebtRegister1").integer("DebtRecoveryRate") == 35
     assert debt.group("PaymentDebtRegister").integer("DebtRecoveryPerPayment") == 1000
+
+
+def test_reading_a_value_of_an_error_response_says_the_code_and_reason() -> None:
+    rig = Rig()
+    refused = DuisResponse.from_xml(rig.submit(
+        DuisRequestBuilder().update_load_limiting_general_settings(
+            ESME, power_threshold_w=70000, period_seconds=300, restoration_period_seconds=600)))
+    with pytest.raises(KeyError, match=r"E-S1SR: S1SR 18.37"):
+        refused.integer("LoadLimitPowerThreshold")
