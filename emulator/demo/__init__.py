@@ -2,10 +2,10 @@
 
 The default profile's devices are served on a pty pair by a background thread, on virtual
 device time; the S1SP adapter drives them through a :class:`~protocol.client.DeviceClient` on
-that pty with DUIS requests built by :class:`~protocol.s1sp.builders.DuisRequestBuilder`, and a
-readable transcript says, per step, what was
-asked (in DUIS units), what went on the wire (the request APDUs' key fields: pence, minutes,
-Annex C values) and what the response said (code and key values). Virtual time is moved on
+that pty with DUIS requests from :class:`~protocol.s1sp.builders.DuisRequestBuilder`, and a
+readable transcript says, per step, what was asked (in DUIS units), what went on the wire (the
+request APDUs' key fields: pence, minutes, Annex C values) and what the response said (code and
+key values). Virtual time is moved on
 with ADVANCE_DEVICE_TIME where that shows something (join window expiry, consumption).
 
 This module holds no protocol or device logic: it only asks the builders for requests and

@@ -100,9 +100,9 @@ class TypedResult:
                 return value
         present = ", ".join(item_name for item_name, _ in self.result) or "none"
         code = getattr(self, "response_code", None)
-        answered = "" if code is None else (
-            f"; the response is {code}"
-            + (f": {self.error_reason}" if getattr(self, "error_reason", None) else ""))
+        reason = getattr(self, "error_reason", None)
+        answered = "" if code is None else f"; the response is {code}" + (
+            f": {reason}" if reason else "")
         raise KeyError(f"no result element {name} (present: {present}){answered}")
 
     def text(self, name: str) -> str:
