@@ -30,6 +30,7 @@ from protocol.s1sp.service_requests.firmware import FirmwareActivation, Firmware
 from protocol.s1sp.service_requests.han import HanDeviceLogUpdate
 from protocol.s1sp.service_requests.load_limiting import LoadLimitSettingsUpdate
 from protocol.s1sp.service_requests.prepayment import (
+    PREPAY_CONFIGURATION_ELEMENTS,
     DebtRecovery,
     DebtRegisterUpdate,
     DebtUpdate,
@@ -150,6 +151,9 @@ def test_every_prepay_configuration_threshold_can_be_set() -> None:
         "EmergencyCreditThreshold": 3000, "LowCreditThreshold": 4000, "MaxMeterBalance": 5000,
         "MaxCreditThreshold": 6000, "DisablementThreshold": 7000}
     assert "<sr:UpdatePrepayConfigElectricity>" in xml
+    # a 2.1 element the parser knows but the builder cannot set would show here
+    assert {name for name, _ in parse_duis_request(xml).body.values} == \
+        set(PREPAY_CONFIGURATION_ELEMENTS)
 
 
 # --------------------------------------------------------------------------------------------
