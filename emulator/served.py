@@ -34,7 +34,8 @@ from emulator.faults import FaultPlan, FaultSpec, FaultyPipe
 from protocol.clock import MonotonicClock, RealMonotonicClock
 from protocol.transport import ByteTransport, TcpListener
 
-__all__ = ["FaultyTransport", "Served", "parse_advance_seconds", "served"]
+__all__ = ["FaultyTransport", "Served", "advance_device_time", "faulty_listener", "make_link",
+           "parse_advance_seconds", "remove_link", "served"]
 
 #: Longest ``served()`` waits for the serving thread to stop.
 STOP_TIMEOUT_SECONDS = 5.0
@@ -104,6 +105,12 @@ class FaultyTransport:
 
     def close(self) -> None:
         self._inner.close()
+
+
+def faulty_listener(listener: TcpListener, spec: FaultSpec) -> Any:
+    """``listener`` whose accepted connections each get their own :class:`FaultyTransport`
+    (seeds ``spec.seed``, ``+2``, ``+4``... so connections do not replay one another)."""
+    return _FaultyListener(listener, spec)
 
 
 class _FaultyListener:
@@ -239,7 +246,7 @@ def served(profile: Any = "default", *, transport: str = "pty", host: str = "127
             cleanups.append(listener.close)
             address = listener.address
             loop.add_listener(listener if spec.is_clean  # type: ignore[arg-type]
-                              else _FaultyListener(listener, spec))
+                              else faulty_listener(listener, spec))
         thread = threading.Thread(target=loop.run, name=f"secure-emu served {transport}",
                                   daemon=True)
         thread.start()
