@@ -514,7 +514,9 @@ def _response_code(document: str) -> str:
 def _write_response(text: str, number: int, total: int, name: str, out: Path | None) -> None:
     if out is None:
         _out(text)
-        _out(RESPONSE_END_MARK.format(number=number, total=total, name=name))
+        # "--" may not appear inside an XML comment
+        _out(RESPONSE_END_MARK.format(number=number, total=total,
+                                      name=name.replace("--", "- -")))
         return
     stem = name.removesuffix(".xml") or "request"
     path = out / f"{number:03d}_{stem}.xml"

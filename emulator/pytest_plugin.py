@@ -52,7 +52,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "secure_emu(profile=NAME_OR_FILE, faults=SPEC, virtual_time=True): "
-                   "how the secure_emu fixtures build the emulated meters")
+                   "how the secure_emu fixtures build the emulated meters (virtual_time=False: "
+                   "secure_emu_pty and secure_emu_tcp run on the system clock)")
 
 
 def _marker_option(request: pytest.FixtureRequest, name: str) -> Any:

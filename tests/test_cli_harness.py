@@ -17,6 +17,7 @@ import pytest
 from emulator.cli import EXIT_FAILURE, EXIT_OK, EXIT_RESPONSE_ERROR, EXIT_USAGE, build_parser, main
 from emulator.served import served
 from emulator.utrn import UtrnValueClass, parse_utrn
+from tests.test_cli import stop_serve
 
 ESME_EUI = "00-DB-12-34-56-78-90-A1"
 ESME = bytes.fromhex("00DB1234567890A1")
@@ -163,23 +164,13 @@ def test_every_key_of_a_printed_profile_is_explained_on_its_line(capsys, name: s
 
 
 def _serve(*extra: str) -> tuple[subprocess.Popen[str], str]:
+    """``secure-emu serve --virtual-time EXTRA...`` and its first line (without --pty)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "emulator.cli", "serve", "--virtual-time", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert process.stdout is not None
     return process, process.stdout.readline().strip()
-
-
-def _stop(process: subprocess.Popen[str]) -> str:
-    process.terminate()
-    try:
-        _, err = process.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    assert process.returncode == 0, err
-    return err
 
 
 def test_serve_pty_link_is_printed_usable_and_removed_on_exit(tmp_path: Path) -> None:
@@ -194,7 +185,7 @@ def test_serve_pty_link_is_printed_usable_and_removed_on_exit(tmp_path: Path) ->
         with DeviceClient.open(port=str(link)) as client:
             assert client.request(16, Request(Command.READ_METER_BALANCE, 1)).ok
     finally:
-        _stop(process)
+        stop_serve(process)
     assert not link.is_symlink()
 
 
@@ -219,7 +210,7 @@ def test_serve_with_faults_still_applies_each_adjustment_once() -> None:
                                                   {"adjustment_pence": pence})).ok
             end = client.request(16, Request(Command.READ_METER_BALANCE, 2))
     finally:
-        _stop(process)
+        stop_serve(process)
     assert end.fields["meter_balance_pence"] == 1280
 
 
