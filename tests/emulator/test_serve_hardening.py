@@ -1,0 +1,243 @@
+"""Serving under hostile load (issue 12.3, 12.4, 12.6; issue 8.5): a client that never reads,
+many connections, running out of descriptors, partial messages held per connection."""
+
+from __future__ import annotations
+
+import resource
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import pytest
+
+from emulator.clock import VirtualClock
+from emulator.profile import Profile
+from emulator.serve import ServeLoop
+from emulator.world import EmulatedWorld
+from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, Request
+from protocol.client import DeviceClient
+from protocol.clock import RealMonotonicClock
+from protocol.hdlc import FrameType, HdlcFrame
+from protocol.hdlc_codec import encode_frame
+from protocol.transport import TcpListener, connect_tcp
+
+#: the default profile's start of device time is fixed, so READ_CLOCK answers this on a
+#: virtual clock nobody advances
+CLIENT_ADDRESS = 0x10
+
+
+def make_world() -> EmulatedWorld:
+    profile = Profile.default()
+    return EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds))
+
+
+@contextmanager
+def serving(world: EmulatedWorld | None = None, **options: object
+            ) -> Iterator[tuple[ServeLoop, str, list[str]]]:
+    """A ServeLoop on an ephemeral loopback port in a thread; its log lines collected."""
+    messages: list[str] = []
+    loop = ServeLoop(world or make_world(), RealMonotonicClock(), advance_interval_ms=None,
+                     log=messages.append, **options)  # type: ignore[arg-type]
+    listener = TcpListener("127.0.0.1", 0)
+    loop.add_listener(listener)
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    try:
+        yield loop, listener.address, messages
+    finally:
+        loop.request_stop()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+def read_clock(client: DeviceClient) -> int:
+    response = client.request(MANAGEMENT_SERVER_ADDRESS, Request(Command.READ_CLOCK, 1))
+    return int(response.fields["device_time_seconds"])
+
+
+def wait_until(condition, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    """Poll a condition on the serving thread's progress (real time, bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def snrm(server_address: int, client_address: int) -> bytes:
+    return encode_frame(HdlcFrame.make(FrameType.SNRM, server_address, client_address))
+
+
+# --------------------------------------------------------------------------------------------
+# A client that floods requests and never reads (12.3)
+# --------------------------------------------------------------------------------------------
+
+
+def good_clients_rate(address: str, *, clients: int, window_s: float) -> float:
+    """Requests per second that ``clients`` well-behaved clients complete in the window."""
+    start = threading.Barrier(clients + 1)
+    stop = threading.Event()
+    counts = [0] * clients
+    failures: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            with DeviceClient(connect_tcp(address)) as client:
+                read_clock(client)  # connected before the window opens
+                start.wait()
+                while not stop.is_set():
+                    read_clock(client)
+                    counts[index] += 1
+        except Exception as error:  # a client starved into a timeout counts as a failure
+            failures.append(error)
+            with suppress(threading.BrokenBarrierError):
+                start.wait()
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    stop.wait(window_s)
+    stop.set()
+    total = sum(counts)
+    for thread in threads:
+        thread.join(10)
+    return total / window_s
+
+
+@contextmanager
+def flooding(address: str) -> Iterator[dict[str, int]]:
+    """A client sending SNRMs as fast as it can and reading nothing; it reconnects when the
+    server drops it."""
+    stop = threading.Event()
+    seen = {"connections": 0, "bytes_sent": 0}
+    burst = snrm(MANAGEMENT_SERVER_ADDRESS, 0x7E // 2) * 2000
+
+    def flood() -> None:
+        while not stop.is_set():
+            try:
+                with socket.socket() as sock:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                    sock.settimeout(2)
+                    sock.connect(_split(address))
+                    seen["connections"] += 1
+                    while not stop.is_set():
+                        sock.sendall(burst)
+                        seen["bytes_sent"] += len(burst)
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=flood, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
+def test_a_client_that_floods_and_never_reads_does_not_slow_ten_good_clients(
+        record_property: pytest.RecordProperty) -> None:
+    with serving() as (_, address, messages):
+        alone = good_clients_rate(address, clients=10, window_s=1.5)
+        with flooding(address) as flooder:
+            assert wait_until(lambda: flooder["bytes_sent"] > 2 * 1024 * 1024)
+            flooded = good_clients_rate(address, clients=10, window_s=1.5)
+    record_property("good_clients_requests_per_second_alone", round(alone))
+    record_property("good_clients_requests_per_second_with_flooder", round(flooded))
+    print(f"\nten good clients: {alone:.0f} requests/s alone, {flooded:.0f} requests/s with a "
+          f"flooding client ({flooded / alone:.0%})")
+    assert alone > 100
+    assert flooded >= 0.5 * alone
+    assert any("unread" in m and "disconnected" in m for m in messages), messages[-5:]
+
+
+def test_a_tcp_client_over_its_output_bound_is_disconnected_and_logged() -> None:
+    # one turn's answers to 256 bytes of SNRMs (28 UAs) are more than 512 bytes
+    with serving(max_output_bytes=512) as (loop, address, messages):
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(_split(address))
+            payload = snrm(MANAGEMENT_SERVER_ADDRESS, CLIENT_ADDRESS) * 1000
+            with pytest.raises(OSError):  # reset once the server gives up on us
+                for _ in range(2000):
+                    sock.sendall(payload)
+        assert wait_until(lambda: loop.connection_count == 0)
+        assert loop.stats.clients_over_output_bound == 1
+        # and the server goes on serving others
+        with DeviceClient(connect_tcp(address)) as client:
+            assert read_clock(client) == Profile.default().start_device_time_seconds
+    gone = [m for m in messages if m.startswith("client gone")]
+    assert gone and "over the bound of 512" in gone[0]
+
+
+def test_a_tcp_client_that_takes_none_of_its_answers_is_disconnected_after_a_while() -> None:
+    with serving() as (loop, address, messages):
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(_split(address))
+            sock.settimeout(10)
+            payload = snrm(MANAGEMENT_SERVER_ADDRESS, CLIENT_ADDRESS) * 1000
+            with pytest.raises(OSError):  # reset once the server gives up on us
+                for _ in range(2000):
+                    sock.sendall(payload)
+        assert wait_until(lambda: loop.connection_count == 0)
+    gone = [m for m in messages if m.startswith("client gone")]
+    assert gone and "none taken for 2000 ms" in gone[0], messages
+
+
+# --------------------------------------------------------------------------------------------
+# Many connections on one loop (8.5) and the connection cap (12.4)
+# --------------------------------------------------------------------------------------------
+
+
+def raise_descriptor_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        if hard != resource.RLIM_INFINITY and hard < wanted:
+            pytest.skip(f"needs {wanted} descriptors; the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def test_two_hundred_concurrent_connections_are_all_held_and_answered() -> None:
+    raise_descriptor_limit(1024)
+    with serving() as (loop, address, _):
+        clients = [DeviceClient(connect_tcp(address)) for _ in range(200)]
+        try:
+            assert wait_until(lambda: loop.connection_count == 200)
+            start = Profile.default().start_device_time_seconds
+            assert [read_clock(c) for c in clients] == [start] * 200
+            # every connection is still open and answers a second time
+            assert [read_clock(c) for c in reversed(clients)] == [start] * 200
+        finally:
+            for client in clients:
+                client.close()
+        assert loop.stats.clients_accepted == 200
+
+
+def test_connections_over_the_cap_are_closed_at_once_and_serving_goes_on() -> None:
+    with serving(max_connections=3) as (loop, address, messages):
+        held = [DeviceClient(connect_tcp(address)) for _ in range(3)]
+        try:
+            for client in held:
+                read_clock(client)
+            with socket.create_connection(_split(address), timeout=5) as extra:
+                assert extra.recv(16) == b""  # accepted and closed: end of stream
+            assert loop.stats.clients_refused == 1
+            assert read_clock(held[0]) == Profile.default().start_device_time_seconds
+        finally:
+            held[0].close()
+        assert wait_until(lambda: loop.connection_count == 2)
+        with DeviceClient(connect_tcp(address)) as late:  # a freed place is taken again
+            assert read_clock(late) == Profile.default().start_device_time_seconds
+        for client in held[1:]:
+            client.close()
+    assert sum("refusing connections" in m for m in messages) == 1
