@@ -307,16 +307,9 @@ def one_request_per_connection(address: str, connections: int) -> int:
 def test_serve_with_stdout_and_stderr_piped_and_unread_keeps_answering_and_stops() -> None:
     # `serve --trace` with both pipes filled by hundreds of connections' log and trace lines
     process, address = start_serve("--trace")
-    try:
-        shrink_pipe(process.stdout)
-        shrink_pipe(process.stderr)
-        assert one_request_per_connection(address, 300) == 300
-        assert process.poll() is None
-        assert stop_within_a_second(process) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(5)
+    shrink_pipe(process.stdout)
+    shrink_pipe(process.stderr)
+    serves_then_stops_within_a_second(process, address, connections=300)
 
 
 def test_serve_whose_output_reader_goes_away_keeps_serving_and_stops() -> None:
@@ -324,8 +317,13 @@ def test_serve_whose_output_reader_goes_away_keeps_serving_and_stops() -> None:
     process, address = start_serve(stderr=subprocess.STDOUT)
     assert process.stdout is not None
     process.stdout.close()
+    serves_then_stops_within_a_second(process, address, connections=50)  # a log line each
+
+
+def serves_then_stops_within_a_second(process: subprocess.Popen[bytes], address: str, *,
+                                      connections: int) -> None:
     try:
-        assert one_request_per_connection(address, 50) == 50  # every connection logs a line
+        assert one_request_per_connection(address, connections) == connections
         assert process.poll() is None
         assert stop_within_a_second(process) == 0
     finally:
