@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
+import os
 import signal
 import sys
 import threading
@@ -81,6 +83,12 @@ def _add_link_target(parser: argparse.ArgumentParser) -> None:
                         help="serial baud rate (default 9600)")
 
 
+def _serve_default(name: str) -> Any:
+    from emulator import serve
+
+    return getattr(serve, name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="secure-emu",
                      description="Emulated SMETS1 Secure-cohort meters and the S1SP adapter.")
@@ -103,7 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="device profile (TOML file), or a built-in one by name: "
                             "default, dcc-duis-templates")
     serve.add_argument("--state", type=Path, help="state file: resumed if present, kept saved")
-    serve.add_argument("--trace", action="store_true", help="print every frame both ways")
+    serve.add_argument("--trace", action="store_true",
+                       help="print every frame both ways (on stdout, or to --trace-file)")
+    serve.add_argument("--trace-file", type=Path, metavar="FILE",
+                       help="append the --trace lines to FILE instead of stdout "
+                            "(implies --trace)")
+    serve.add_argument("--log-file", type=Path, metavar="FILE",
+                       help="append log lines to FILE instead of stderr")
+    serve.add_argument("--max-connections", type=_positive_int, metavar="N",
+                       default=_serve_default("DEFAULT_MAX_CONNECTIONS"),
+                       help="TCP clients served at once; more are accepted and closed at once "
+                            "(default %(default)s)")
     serve.add_argument("--virtual-time", action="store_true",
                        help="device time starts at the profile's start time and moves only "
                             "on ADVANCE_DEVICE_TIME (secure-emu advance)")
@@ -325,6 +343,7 @@ def profile_start_time_seconds(profile: Any) -> int:
 def _cmd_serve(arguments: argparse.Namespace) -> int:
     from emulator.clock import SystemClock, VirtualClock
     from emulator.errors import EmulatorError
+    from emulator.log_output import serve_logging
     from emulator.serve import ServeLoop
     from emulator.world import EmulatedWorld
     from protocol.clock import RealMonotonicClock
@@ -332,6 +351,8 @@ def _cmd_serve(arguments: argparse.Namespace) -> int:
 
     if arguments.link is not None and not arguments.pty:
         raise CliError("secure-emu serve: --link needs --pty", EXIT_USAGE)
+    if arguments.max_connections < 1:
+        raise CliError("secure-emu serve: --max-connections must be at least 1", EXIT_USAGE)
     profile = _load_profile(arguments.profile)
     clock: Any
     if arguments.virtual_time:
@@ -343,45 +364,63 @@ def _cmd_serve(arguments: argparse.Namespace) -> int:
     except (EmulatorError, OSError) as error:
         raise CliError(f"secure-emu: cannot start the devices: {error}") from None
 
-    trace_line = (lambda line: _out(line)) if arguments.trace else None
-    loop = ServeLoop(world, RealMonotonicClock(),
-                     advance_interval_ms=None if arguments.virtual_time else 1000,
-                     trace_line=trace_line,
-                     log=lambda message: _out(f"secure-emu: {message}", sys.stderr))
-    # Handlers go in before the port is announced: a client (or a test) may send SIGTERM the
-    # moment it reads the first line, and that must still stop cleanly with state saved.
-    previous = _install_stop_handlers(loop.stop_from_signal)
+    # Logs and trace go through sinks written by threads of their own: a reader that stops
+    # reading (or goes away) never blocks or stops the serving loop.
+    log_sink = _open_sink(arguments.log_file, sys.stderr, "log")
+    trace_sink = (_open_sink(arguments.trace_file, sys.stdout, "trace")
+                  if arguments.trace or arguments.trace_file else None)
+    handler = serve_logging(log_sink)
+    logger = logging.getLogger("secure_emu.cli")
     cleanups: list[Callable[[], None]] = []
     try:
+        _raise_descriptor_limit(arguments.max_connections)
+        loop = ServeLoop(world, RealMonotonicClock(),
+                         advance_interval_ms=None if arguments.virtual_time else 1000,
+                         trace_line=trace_sink.put if trace_sink is not None else None,
+                         max_connections=arguments.max_connections)
+        # Handlers go in before the port is announced: a client (or a test) may send SIGTERM
+        # the moment it reads the first line, and that must still stop cleanly, state saved.
+        previous = _install_stop_handlers(loop.stop_from_signal)
         try:
-            if arguments.pty:
-                pair = PtyPair()
-                loop.add_stream(_with_faults(pair.server, arguments), name="pty")
-                _out(_pty_link(pair.client_path, arguments, cleanups))
-            elif arguments.tcp is not None:
-                host, port = parse_host_port(arguments.tcp)
-                listener = TcpListener(host, port)
-                loop.add_listener(_with_faults(listener, arguments))
-                _out(listener.address)
-            else:
-                from protocol.transport import open_port
-                loop.add_stream(open_port(arguments.port, baudrate=arguments.baudrate),
-                                name=arguments.port)
-                _out(arguments.port)
-        except TransportError as error:
-            raise CliError(f"secure-emu: {error}") from None
+            try:
+                if arguments.pty:
+                    pair = PtyPair()
+                    loop.add_stream(_with_faults(pair.server, arguments), name="pty")
+                    _announce(_pty_link(pair.client_path, arguments, cleanups))
+                elif arguments.tcp is not None:
+                    host, port = parse_host_port(arguments.tcp)
+                    listener = TcpListener(host, port)
+                    loop.add_listener(_with_faults(listener, arguments))
+                    _announce(listener.address)
+                    if not _is_loopback(listener.host):
+                        logger.warning("listening on %s, not a loopback address: any host "
+                                       "that reaches it can read and change every device "
+                                       "(there is no access control)", listener.address)
+                else:
+                    from protocol.transport import open_port
+                    loop.add_stream(open_port(arguments.port, baudrate=arguments.baudrate),
+                                    name=arguments.port)
+                    _announce(arguments.port)
+            except TransportError as error:
+                raise CliError(f"secure-emu: {error}") from None
 
-        addresses = ", ".join(str(a) for a in sorted(world.server_addresses()))
-        stopping = ("Ctrl-C or SIGTERM stops and saves state to " + str(arguments.state)
-                    if arguments.state else "Ctrl-C or SIGTERM stops")
-        _out(f"secure-emu: serving server addresses {addresses}; {stopping}", sys.stderr)
-        loop.run()
+            addresses = ", ".join(str(a) for a in sorted(world.server_addresses()))
+            stopping = ("Ctrl-C or SIGTERM stops and saves state to " + str(arguments.state)
+                        if arguments.state else "Ctrl-C or SIGTERM stops")
+            logger.info("serving server addresses %s; %s", addresses, stopping)
+            loop.run()
+        finally:
+            _restore_handlers(previous)
+        dropped = log_sink.dropped_lines + (trace_sink.dropped_lines if trace_sink else 0)
+        logger.info("stopped%s%s", f"; state saved to {arguments.state}" if arguments.state
+                    else "", f"; {dropped} log or trace lines dropped" if dropped else "")
     finally:
         for cleanup in cleanups:
             cleanup()
-        _restore_handlers(previous)
-    _out("secure-emu: stopped" + (f"; state saved to {arguments.state}"
-                                 if arguments.state else ""), sys.stderr)
+        logging.getLogger("secure_emu").removeHandler(handler)
+        for sink in (trace_sink, log_sink):
+            if sink is not None:
+                sink.close()
     return EXIT_OK
 
 
@@ -433,6 +472,60 @@ def _pty_link(client_path: str, arguments: argparse.Namespace,
         raise CliError(f"secure-emu: cannot make the link {link}: {error}") from None
     cleanups.append(lambda: remove_link(link))
     return path
+
+
+def _open_sink(path: Path | None, stream: TextIO | None, name: str) -> Any:
+    """A non-blocking line sink to ``path`` (appended) or to ``stream``'s descriptor."""
+    from emulator.log_output import LineSink
+
+    if path is not None:
+        try:
+            return LineSink(path=path, name=name)
+        except OSError as error:
+            raise CliError(f"secure-emu: cannot write the {name} file {path}: "
+                           f"{error.strerror or error}") from None
+    try:
+        fd = stream.fileno() if stream is not None else None
+    except (OSError, ValueError):  # no such stream (closed at start): a sink to nowhere
+        fd = None
+    if fd is None:
+        fd = os.open(os.devnull, os.O_WRONLY)
+    return LineSink(fd=fd, name=name)
+
+
+def _announce(text: str) -> None:
+    """The first line of output (the pty path, the bound address), written at once; if
+    nobody is reading it, serving goes on (stdout is pointed at /dev/null)."""
+    try:
+        _out(text)
+    except (OSError, ValueError, AttributeError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+            os.close(null)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _raise_descriptor_limit(max_connections: int) -> None:
+    """Raise the soft descriptor limit toward the hard one so that ``max_connections``
+    clients fit (one descriptor each, plus a margin); never needs root."""
+    import resource
+
+    wanted = max_connections + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _install_stop_handlers(stop: Callable[[], None]) -> dict[int, Any]:

@@ -129,7 +129,12 @@ class _FaultyListener:
         return self._inner.fileno()
 
     def accept(self, timeout_ms: int = 0) -> Any:
-        transport = self._inner.accept(timeout_ms)
+        return self._wrap(self._inner.accept(timeout_ms))
+
+    def accept_nowait(self) -> Any:
+        return self._wrap(self._inner.accept_nowait())
+
+    def _wrap(self, transport: Any) -> Any:
         if transport is None:
             return None
         # each connection its own seeds, so they do not replay one another's faults
