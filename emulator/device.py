@@ -2,8 +2,11 @@
 scheduled requests.
 
 A device's clock is world device time plus its own offset (SYNCHRONISE_CLOCK sets the offset),
-held within the wire's unsigned 32-bit range. This module holds data only: no routing, no
-event loop, no I/O.
+held within the wire's unsigned 32-bit range. A meter is built from its profile when first used
+(``meter_start_seconds`` says the world device time it starts at), so a large world costs
+little until its devices are addressed; a meter built later and run to now is the same as one
+built at the start and run along. This module holds data only: no routing, no event loop, no
+I/O.
 """
 
 from __future__ import annotations
@@ -32,11 +35,30 @@ class EmulatedDevice:
 
     profile: DeviceProfile
     firmware: FirmwareSlot
-    meter: Meter | None = None
     hub: CommsHub | None = None
     clock_offset_seconds: int = 0
     schedule: dict[Command, ScheduledRequest] = field(default_factory=dict)
     scheduled_outcomes: list[ScheduledOutcome] = field(default_factory=list)
+    #: World device time a meter not yet built starts at (None: no meter to build).
+    meter_start_seconds: int | None = None
+    _meter: Meter | None = field(default=None, repr=False)
+
+    @property
+    def meter(self) -> Meter | None:
+        """The device's meter (built now from its profile if not yet), or None for a hub."""
+        if self._meter is None and self.meter_start_seconds is not None:
+            assert self.profile.meter_config is not None
+            self._meter = Meter(self.profile.meter_config, self.meter_start_seconds)
+        return self._meter
+
+    @meter.setter
+    def meter(self, meter: Meter | None) -> None:
+        self._meter = meter
+
+    @property
+    def built_meter(self) -> Meter | None:
+        """The meter if it has been built (a meter not yet built has nothing to run)."""
+        return self._meter
 
     @property
     def eui64(self) -> bytes:

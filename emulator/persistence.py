@@ -6,7 +6,8 @@ Schema (``SCHEMA_VERSION`` 1, stored in ``meta`` and checked on open)::
     meta(key TEXT PRIMARY KEY, value TEXT)          # schema_version, world (JSON: now_seconds,
                                                     # clock_offset_seconds)
     devices(eui64 TEXT PRIMARY KEY, type TEXT, server_address INTEGER,
-            state TEXT)                             # one row per device: emulator.state's row
+            state TEXT)                             # one row per device: emulator.state's row;
+                                                    # '' for a device as built from the profile
     firmware_blocks(eui64 TEXT, offset_bytes INTEGER, data BLOB,
                     PRIMARY KEY (eui64, offset_bytes))   # received image bytes, appended only
     scheduled_requests(eui64 TEXT, command INTEGER, execution_time_seconds INTEGER,
@@ -15,8 +16,9 @@ Schema (``SCHEMA_VERSION`` 1, stored in ``meta`` and checked on open)::
 ``devices`` (type, EUI-64, address) is the profile's fingerprint: a state written for another
 set of devices is refused with a :class:`StateError` rather than half-restored. One call of
 :meth:`StateStore.commit` is one transaction; it writes only the rows whose content changed
-since they were last written (the store keeps a hash per row), appends only the firmware bytes
-received since the last commit, and rewrites a device's scheduled requests only when they
+since they were last written (the store keeps a hash per row; a new database holds every
+device as built, an empty ``state``, so creating one costs a short row per device), appends
+only the firmware bytes received since the last commit, and rewrites a device's scheduled requests only when they
 changed. A failed commit is rolled back and raised as :class:`StateError`; the store's record
 of what is on disk is then unchanged.
 

@@ -41,7 +41,7 @@ from typing import Any
 from emulator.clock import Clock
 from emulator.device import MAX_DEVICE_TIME_SECONDS, EmulatedDevice
 from emulator.errors import EmulatorError, StateError
-from emulator.firmware import FirmwareSlot, TransferLock
+from emulator.firmware import FIRMWARE_COMMANDS, FirmwareSlot, TransferLock
 from emulator.hub import CommsHub, Han
 from emulator.management import MAX_ADVANCE_SECONDS, handle_management_request
 from emulator.meter import Meter
@@ -117,6 +117,8 @@ class EmulatedWorld:
         #: devices whose next event may have moved since the queue last saw them
         self._recheck: dict[bytes, EmulatedDevice] = {}
         self._store: StateStore | None = None
+        #: world device time the devices were built at (a device never changed is as built)
+        self._born_seconds = self._now_seconds
         self._build_from_profile()
         self._by_address = self._devices.by_address_order()
         self._hub_devices = tuple(d for d in self._by_address if d.hub is not None)
@@ -138,8 +140,7 @@ class EmulatedWorld:
             if device_profile.is_hub:
                 device.hub = CommsHub(device_profile.eui64, firmware)
             else:
-                assert device_profile.meter_config is not None
-                device.meter = Meter(device_profile.meter_config, now)
+                device.meter_start_seconds = now
             self._devices.add(device)
         for device_profile in self.profile.meters:
             if device_profile.on_han and device_profile.hub_eui64 is not None:
@@ -264,7 +265,7 @@ class EmulatedWorld:
         return response
 
     def _route(self, device: EmulatedDevice, request: Request) -> Response:
-        self._touch(device)
+        self._touch(device, lock=request.command in FIRMWARE_COMMANDS)
         response = route(device, request, now_seconds=self._now_seconds,
                          lock=self._lock_for(device), after_han_request=self._after_han_request)
         self._requeue_touched()
@@ -323,8 +324,9 @@ class EmulatedWorld:
     def _step_device(self, device: EmulatedDevice, now_seconds: int) -> None:
         """Run one device's own time forward to ``now_seconds`` (meter, firmware activation
         and idle transfer, join windows). Exact however a device's time is cut."""
-        if device.meter is not None:
-            device.meter.advance_to(now_seconds)
+        meter = device.built_meter
+        if meter is not None:
+            meter.advance_to(now_seconds)
         device.firmware.advance_to(device.clock_seconds(now_seconds), self._lock_for(device),
                                    device.eui64)
         if device.hub is not None:
@@ -336,7 +338,7 @@ class EmulatedWorld:
         devices = sorted((self._devices.by_eui64(eui64) for eui64 in due),
                          key=lambda d: d.server_address)
         for device in devices:
-            self._touch(device)
+            self._touch(device, lock=True)
             self._step_device(device, now)
         joining = sorted((self._join_attempts[d.eui64], d.eui64) for d in devices
                          if d.eui64 in self._join_attempts)
@@ -356,9 +358,9 @@ class EmulatedWorld:
 
     # ---- the event queue and what changed ----------------------------------------------
 
-    def _touch(self, device: EmulatedDevice) -> None:
-        """``device`` (and the hub holding its firmware lock) may have changed."""
-        for changed in (device, self._lock_owner(device)):
+    def _touch(self, device: EmulatedDevice, *, lock: bool = False) -> None:
+        """``device`` (and with ``lock`` the hub holding its firmware lock) may have changed."""
+        for changed in (device, self._lock_owner(device)) if lock else (device,):
             self._dirty[changed.eui64] = changed
             self._recheck[changed.eui64] = changed
 
@@ -424,6 +426,7 @@ class EmulatedWorld:
         """The whole world state, every device run to now, JSON-able (the ``world`` table of a
         JSON state file, :mod:`emulator.state`)."""
         for device in self._devices:
+            _ = device.meter  # build it
             self._step_device(device, self._now_seconds)
         return encode_world_state(
             now_seconds=self._now_seconds, clock_offset_seconds=self._clock_offset(),
@@ -434,7 +437,8 @@ class EmulatedWorld:
         return clock_offset if isinstance(clock_offset, int) else None
 
     def _world_row(self) -> dict[str, Any]:
-        return {"now_seconds": self._now_seconds, "clock_offset_seconds": self._clock_offset()}
+        return {"now_seconds": self._now_seconds, "clock_offset_seconds": self._clock_offset(),
+                "born_seconds": self._born_seconds}
 
     def _records(self, devices: Iterable[EmulatedDevice]) -> list[DeviceRecord]:
         return [encode_device_record(d, self._join_attempts.get(d.eui64)) for d in devices]
@@ -447,8 +451,8 @@ class EmulatedWorld:
 
     def _snapshot(self, device: EmulatedDevice) -> _Snapshot:
         """What a request to ``device`` may change: the device, its lock's hub, join attempts."""
-        owner = self._lock_owner(device)
-        parts = {d.eui64: encode_device_record(d, None) for d in (device, owner)}
+        parts = {d.eui64: encode_device_record(d, None)
+                 for d in (device, self._lock_owner(device))}
         return _Snapshot(parts, dict(self._join_attempts))
 
     def _roll_back(self, snapshot: _Snapshot) -> None:
@@ -470,8 +474,7 @@ class EmulatedWorld:
             raise StateError(f"cannot read the state file {path}: {error}") from None
         where = f"state file {path}"
         if not exists:
-            self._store = StateStore.create(path, self._fingerprint, self._world_row(),
-                                            self._records(self._devices))
+            self._store = StateStore.create(path, self._fingerprint, self._world_row(), [])
             return
         if is_json_state_file(path):
             saved = load_state(path, self._fingerprint)
@@ -487,12 +490,18 @@ class EmulatedWorld:
             world = stored.world
             now_seconds = world["now_seconds"]
             clock_offset = world["clock_offset_seconds"]
-            if isinstance(now_seconds, bool) or not isinstance(now_seconds, int):
-                raise StateError(f"{where}: saved now_seconds {now_seconds!r} is not a "
-                                 "whole number")
+            born_seconds = world["born_seconds"]
+            for name, value in (("now_seconds", now_seconds), ("born_seconds", born_seconds)):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise StateError(f"{where}: saved {name} {value!r} is not a whole number")
+            self._born_seconds = born_seconds
             for device in self._devices:
-                attempt = restore_device_record(device, stored.devices[device.eui64.hex()],
-                                                self._devices, where)
+                record = stored.devices[device.eui64.hex()]
+                if not record.state_json:  # never changed: as built from the profile
+                    if device.meter_start_seconds is not None:
+                        device.meter_start_seconds = born_seconds
+                    continue
+                attempt = restore_device_record(device, record, self._devices, where)
                 if attempt is not None:
                     self._join_attempts[device.eui64] = attempt
             self._after_restore(now_seconds,

@@ -247,7 +247,9 @@ def test_state_is_saved_before_the_answer_leaves(tmp_path: Path) -> None:
     profile = Profile.default()
     world = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds),
                           state_path=path)
-    assert _saved_esme_meter(path)["meter_balance_pence"] == 1250
+    with contextlib.closing(sqlite3.connect(path)) as db:  # nothing changed yet: as built
+        assert db.execute("SELECT state FROM devices WHERE eui64 = ?",
+                          (ESME.hex(),)).fetchone() == ("",)
     world.handle_request(16, Request(Command.ADJUST_METER_BALANCE, 1, {"adjustment_pence": 250}))
     assert _saved_esme_meter(path)["meter_balance_pence"] == 1250 + 250
 
