@@ -18,9 +18,9 @@ set of devices is refused with a :class:`StateError` rather than half-restored. 
 :meth:`StateStore.commit` is one transaction; it writes only the rows whose content changed
 since they were last written (the store keeps a hash per row; a new database holds every
 device as built, an empty ``state``, so creating one costs a short row per device), appends
-only the firmware bytes received since the last commit, and rewrites a device's scheduled requests only when they
-changed. A failed commit is rolled back and raised as :class:`StateError`; the store's record
-of what is on disk is then unchanged.
+only the firmware bytes received since the last commit, and rewrites a device's scheduled
+requests only when they changed. A failed commit is rolled back and raised as
+:class:`StateError`; the store's record of what is on disk is then unchanged.
 
 A JSON state file of format 1 (``STATE_FORMAT_VERSION``, written by earlier versions) given as
 the state file is imported once: the world is restored from it, written into a new database
