@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import calendar
 import copy
-import dataclasses
 import datetime
 import importlib.resources
 import sys
@@ -424,25 +423,26 @@ def _fleet(raw: Any, index: int, where: str) -> tuple[DeviceProfile, ...]:
     number = 0
     for _ in range(hubs):
         hub_eui64 = (first_eui64 + number).to_bytes(8, "big")
-        devices.append(dataclasses.replace(templates["comms_hub"], eui64=hub_eui64,
-                                           server_address=first_address + number))
+        devices.append(_fleet_device(templates["comms_hub"], hub_eui64, first_address + number,
+                                     None))
         number += 1
         for type_name in meter_types:
             eui64 = (first_eui64 + number).to_bytes(8, "big")
-            devices.append(_fleet_meter(templates[type_name], eui64, first_address + number,
-                                        hub_eui64))
+            devices.append(_fleet_device(templates[type_name], eui64, first_address + number,
+                                         hub_eui64))
             number += 1
     return tuple(devices)
 
 
-def _fleet_meter(template: DeviceProfile, eui64: bytes, server_address: int,
-                 hub_eui64: bytes) -> DeviceProfile:
-    """A copy of a checked fleet meter ``template`` with its own EUI-64 and address. Its
+def _fleet_device(template: DeviceProfile, eui64: bytes, server_address: int,
+                  hub_eui64: bytes | None) -> DeviceProfile:
+    """A copy of a checked fleet ``template`` with its own EUI-64, address and hub. A meter's
     MeterConfig is copied rather than checked again (only the EUI-64, itself checked by the
     fleet's range, differs): checking every copy would make a 100,000-device fleet load slow."""
-    assert template.meter_config is not None
-    config = copy.copy(template.meter_config)
-    object.__setattr__(config, "eui64", eui64)
+    config = template.meter_config
+    if config is not None:
+        config = copy.copy(config)
+        object.__setattr__(config, "eui64", eui64)
     return DeviceProfile(template.device_type, eui64, server_address, template.manufacturer,
                          template.model, template.firmware_version, hub_eui64,
                          template.on_han, template.join_delay_seconds, template.joins_han,

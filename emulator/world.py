@@ -110,7 +110,6 @@ class EmulatedWorld:
         self._devices = DeviceTable()
         #: meter EUI-64 -> (device time it tries to join, hub EUI-64)
         self._join_attempts: dict[bytes, tuple[int, bytes]] = {}
-        self._fingerprint = profile.device_fingerprint()
         self._events = EventQueue()
         #: devices changed (beyond what time alone does) since the last commit
         self._dirty: dict[bytes, EmulatedDevice] = {}
@@ -123,10 +122,10 @@ class EmulatedWorld:
         self._by_address = self._devices.by_address_order()
         self._hub_devices = tuple(d for d in self._by_address if d.hub is not None)
         self._server_addresses = self._devices.addresses() | {MANAGEMENT_SERVER_ADDRESS}
-        if self._state_path is not None:
-            self._open_state(self._state_path)
-        for device in self._devices:
-            self._requeue(device)
+        # a device as built has no events pending: only restored ones go in the queue
+        if self._state_path is not None and self._open_state(self._state_path):
+            for device in self._devices:
+                self._requeue(device)
         self.run_due_events()
 
     # ---- construction ------------------------------------------------------------------
@@ -265,7 +264,8 @@ class EmulatedWorld:
         return response
 
     def _route(self, device: EmulatedDevice, request: Request) -> Response:
-        self._touch(device, lock=request.command in FIRMWARE_COMMANDS)
+        if request.command not in _READ_ONLY_COMMANDS:
+            self._touch(device, lock=request.command in FIRMWARE_COMMANDS)
         response = route(device, request, now_seconds=self._now_seconds,
                          lock=self._lock_for(device), after_han_request=self._after_han_request)
         self._requeue_touched()
@@ -465,27 +465,29 @@ class EmulatedWorld:
             self._requeue(self._devices.by_eui64(eui64))
         self._recheck.clear()
 
-    def _open_state(self, path: Path) -> None:
+    def _open_state(self, path: Path) -> bool:
         """Restore from the state file at ``path`` (a database, or a JSON state file imported
-        once), or create it; raises :class:`StateError` if it cannot be read or written."""
+        once), or create it; True if restored. Raises :class:`StateError` if it cannot be read
+        or written."""
         try:
             exists = path.exists()
         except OSError as error:
             raise StateError(f"cannot read the state file {path}: {error}") from None
         where = f"state file {path}"
+        fingerprint = self.profile.device_fingerprint()
         if not exists:
-            self._store = StateStore.create(path, self._fingerprint, self._world_row(), [])
-            return
+            self._store = StateStore.create(path, fingerprint, self._world_row(), [])
+            return False
         if is_json_state_file(path):
-            saved = load_state(path, self._fingerprint)
+            saved = load_state(path, fingerprint)
             assert saved is not None
             restored = restore_world_state(saved, self._devices, where)
             self._join_attempts = restored.join_attempts
             self._after_restore(restored.now_seconds, restored.clock_offset_seconds)
-            self._store = import_json_state(path, self._fingerprint, self._world_row(),
+            self._store = import_json_state(path, fingerprint, self._world_row(),
                                             self._records(self._devices))
-            return
-        store, stored = StateStore.open(path, self._fingerprint)
+            return True
+        store, stored = StateStore.open(path, fingerprint)
         try:
             world = stored.world
             now_seconds = world["now_seconds"]
@@ -514,6 +516,7 @@ class EmulatedWorld:
             store.close()
             raise
         self._store = store
+        return True
 
     def _after_restore(self, saved_now: int, saved_clock_offset: int | None) -> None:
         self._restore_clock(saved_now, saved_clock_offset)
