@@ -1,5 +1,5 @@
-"""One device of an emulated world: its profile, firmware slot, meter or hub, clock offset and
-scheduled requests.
+"""One device of an emulated world: its profile, firmware slot, meter or hub, clock offset,
+scheduled requests and the keyed requests it applied.
 
 A device's clock is world device time plus its own offset (SYNCHRONISE_CLOCK sets the offset),
 held within the wire's unsigned 32-bit range. A meter is built from its profile when first used
@@ -21,6 +21,7 @@ from emulator.profile import DeviceProfile
 from protocol.apdu import Command
 
 if TYPE_CHECKING:
+    from emulator.idempotency import AppliedRequest
     from emulator.scheduler import ScheduledOutcome, ScheduledRequest
 
 __all__ = ["MAX_DEVICE_TIME_SECONDS", "EmulatedDevice"]
@@ -39,6 +40,8 @@ class EmulatedDevice:
     clock_offset_seconds: int = 0
     schedule: dict[Command, ScheduledRequest] = field(default_factory=dict)
     scheduled_outcomes: list[ScheduledOutcome] = field(default_factory=list)
+    #: idempotency key -> the keyed request applied and its response, oldest first
+    applied_requests: dict[bytes, AppliedRequest] = field(default_factory=dict)
     #: World device time a meter not yet built starts at (None: no meter to build).
     meter_start_seconds: int | None = None
     _meter: Meter | None = field(default=None, repr=False)

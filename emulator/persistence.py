@@ -12,6 +12,9 @@ Schema (``SCHEMA_VERSION`` 1, stored in ``meta`` and checked on open)::
                     PRIMARY KEY (eui64, offset_bytes))   # received image bytes, appended only
     scheduled_requests(eui64 TEXT, command INTEGER, execution_time_seconds INTEGER,
                        request BLOB, PRIMARY KEY (eui64, command))
+    applied_requests(eui64 TEXT, position INTEGER, idempotency_key BLOB, request_digest BLOB,
+                     response BLOB, PRIMARY KEY (eui64, idempotency_key))
+                                                    # keyed requests applied, with responses
 
 ``devices`` (type, EUI-64, address) is the profile's fingerprint: a state written for another
 set of devices is refused with a :class:`StateError` rather than half-restored. One call of
@@ -73,10 +76,15 @@ CREATE TABLE firmware_blocks (eui64 TEXT NOT NULL, offset_bytes INTEGER NOT NULL
 CREATE TABLE scheduled_requests (eui64 TEXT NOT NULL, command INTEGER NOT NULL,
                                  execution_time_seconds INTEGER NOT NULL,
                                  request BLOB NOT NULL, PRIMARY KEY (eui64, command));
+CREATE TABLE applied_requests (eui64 TEXT NOT NULL, position INTEGER NOT NULL,
+                               idempotency_key BLOB NOT NULL, request_digest BLOB NOT NULL,
+                               response BLOB NOT NULL, PRIMARY KEY (eui64, idempotency_key));
 """
 
 #: (command code, execution time on the device clock, request APDU)
 ScheduleRows = tuple[tuple[int, int, bytes], ...]
+#: (idempotency key, request digest, response APDU), oldest first
+AppliedRows = tuple[tuple[bytes, bytes, bytes], ...]
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,7 @@ class DeviceRecord:
     schedule: ScheduleRows
     #: bytes received by a firmware transfer under way (empty: none)
     received: bytes = b""
+    applied: AppliedRows = ()
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,10 @@ class StateStore:
         self._row_hash: dict[str, int] = {}
         self._schedule_hash: dict[str, int] = {}
         self._received_bytes: dict[str, int] = {}
+        #: EUI-64 hex -> keys in applied_requests (devices with none are absent)
+        self._applied_keys: dict[str, set[bytes]] = {}
+        self._applied_hash: dict[str, int] = {}
+        self._next_position = 0
         self._world_json: str | None = None
 
     # ---- opening -----------------------------------------------------------------------
@@ -201,10 +214,16 @@ class StateStore:
                 raise StateError(f"state file {path}: firmware blocks of {eui} have a gap at "
                                  f"{len(image)}")
             image += data
+        applied: dict[str, list[tuple[bytes, bytes, bytes]]] = {}
+        for eui, position, key, digest, response in self._db.execute(
+                "SELECT eui64, position, idempotency_key, request_digest, response "
+                "FROM applied_requests ORDER BY eui64, position"):
+            applied.setdefault(eui, []).append((bytes(key), bytes(digest), bytes(response)))
+            self._next_position = max(self._next_position, position + 1)
         devices: dict[str, DeviceRecord] = {}
         for eui, (_, _, state) in rows.items():
             record = DeviceRecord(eui, state, tuple(schedules.get(eui, ())),
-                                  bytes(received.get(eui, b"")))
+                                  bytes(received.get(eui, b"")), tuple(applied.get(eui, ())))
             devices[eui] = record
             self._remember(record)
         return StoredWorld(world, devices)
@@ -238,7 +257,8 @@ class StateStore:
         eui = record.eui64_hex
         return (self._row_hash.get(eui) != hash(record.state_json)
                 or self._schedule_hash.get(eui) != hash(record.schedule)
-                or self._received_bytes.get(eui, 0) != len(record.received))
+                or self._received_bytes.get(eui, 0) != len(record.received)
+                or self._applied_hash.get(eui, hash(())) != hash(record.applied))
 
     def _write(self, record: DeviceRecord) -> None:
         db = self._db
@@ -260,12 +280,28 @@ class StateStore:
         if len(record.received) > stored:
             db.execute("INSERT INTO firmware_blocks VALUES (?, ?, ?)",
                        (eui, stored, record.received[stored:]))
+        if self._applied_hash.get(eui, hash(())) != hash(record.applied):
+            held = self._applied_keys.get(eui, set())
+            keys = {key for key, _, _ in record.applied}
+            db.executemany("DELETE FROM applied_requests WHERE eui64 = ? AND idempotency_key = ?",
+                           ((eui, key) for key in held - keys))
+            position = self._next_position
+            for key, digest, response in record.applied:
+                if key not in held:
+                    db.execute("INSERT INTO applied_requests VALUES (?, ?, ?, ?, ?)",
+                               (eui, position, key, digest, response))
+                    position += 1
 
     def _remember(self, record: DeviceRecord) -> None:
         eui = record.eui64_hex
         self._row_hash[eui] = hash(record.state_json)
         self._schedule_hash[eui] = hash(record.schedule)
         self._received_bytes[eui] = len(record.received)
+        if record.applied or eui in self._applied_keys:
+            held = self._applied_keys.get(eui, set())
+            self._next_position += sum(1 for key, _, _ in record.applied if key not in held)
+            self._applied_keys[eui] = {key for key, _, _ in record.applied}
+            self._applied_hash[eui] = hash(record.applied)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

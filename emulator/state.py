@@ -12,8 +12,9 @@ version must keep loading)::
 In the state database (:mod:`emulator.persistence`) each device is one
 :class:`emulator.persistence.DeviceRecord` (:func:`encode_device_record`): the device's table
 above without its schedule and without the firmware bytes received (those are stored in their
-own tables), with its pending join attempt (``"join_attempt": [device time, hub EUI-64 hex]``
-or null) instead.
+own tables, as are the keyed requests it applied), with its pending join attempt
+(``"join_attempt": [device time, hub EUI-64 hex]`` or null) instead. The JSON ``world`` table
+(format 1) holds no keyed requests.
 
 Device parts are encoded by their codecs (:mod:`emulator.state_codecs` for meter registers
 and the HAN, :meth:`emulator.firmware.FirmwareSlot.to_state` for firmware). Restoring
@@ -33,6 +34,7 @@ from emulator.device import EmulatedDevice
 from emulator.errors import StateError
 from emulator.firmware import FirmwareSlot
 from emulator.hub import CommsHub
+from emulator.idempotency import AppliedRequest
 from emulator.meter import Meter
 from emulator.persistence import DeviceRecord
 from emulator.routing import DeviceTable
@@ -167,9 +169,11 @@ def encode_device_record(device: EmulatedDevice,
                            else [join_attempt[0], join_attempt[1].hex()])
     schedule = tuple((int(e.command), e.execution_time_seconds, e.request_apdu)
                      for e in sorted(device.schedule.values(), key=lambda e: e.command))
+    applied = tuple((key, a.request_digest, a.response_apdu)
+                    for key, a in device.applied_requests.items())
     return DeviceRecord(device.eui64.hex(), json.dumps(row, sort_keys=True,
                                                        separators=(",", ":")),
-                        schedule, received)
+                        schedule, received, applied)
 
 
 def restore_device_record(device: EmulatedDevice, record: DeviceRecord, devices: DeviceTable,
@@ -186,6 +190,8 @@ def restore_device_record(device: EmulatedDevice, record: DeviceRecord, devices:
         row["schedule"] = [{"execution_time_seconds": when, "request_hex": request.hex()}
                            for _, when, request in record.schedule]
         _restore_device(device, row)
+        device.applied_requests = {key: AppliedRequest(digest, response)
+                                   for key, digest, response in record.applied}
         attempt = row["join_attempt"]
         if attempt is None:
             return None

@@ -4,11 +4,21 @@
 :class:`emulator.profile.Profile` (comms hubs, ESMEs, GSMEs), hands each request to the
 management device at ``MANAGEMENT_SERVER_ADDRESS`` (1, :mod:`emulator.management`) or routes
 it to the part of a device that answers it (:mod:`emulator.routing`), runs device time forward
-in event order (:mod:`emulator.scheduler` is the event queue), and saves its whole state
-(:mod:`emulator.state` encodes it, :mod:`emulator.persistence` writes it) before any answer
-leaves. The READ_* commands change nothing, so they are answered without building or writing
+in event order (:mod:`emulator.scheduler` is the event queue), and commits what a request
+changed (:mod:`emulator.state` encodes a device, :mod:`emulator.persistence` writes it) before
+its answer leaves. The READ_* commands change nothing, so they are answered without writing
 the state (what time alone changed is recomputed from the saved state on a restart); any other
-request that changed the state has it written atomically before its answer is returned.
+request has the rows it changed committed in one transaction before its answer is returned,
+and if that commit fails the device is put back as it was before the request. A keyed request
+(an idempotency key, :mod:`emulator.idempotency`) is remembered with its response in the same
+transaction, and a resend of it is answered with that response and changes nothing.
+
+Each device runs on its own time: it is run to now only when it is addressed, when one of its
+own events falls due (the event queue holds each device's next event: finding the next due one
+is O(log N)), or when every device is asked for (:meth:`EmulatedWorld.advance`,
+:meth:`EmulatedWorld.to_state`). A meter's own discrete events (debt ticks, load-limit periods)
+concern only that meter and run inside :meth:`emulator.meter.Meter.advance_to`, exactly however
+its time is cut. A meter is built from its profile when first used.
 
 Time (*decided*, kept simple):
 
@@ -43,6 +53,7 @@ from emulator.device import MAX_DEVICE_TIME_SECONDS, EmulatedDevice
 from emulator.errors import EmulatorError, StateError
 from emulator.firmware import FIRMWARE_COMMANDS, FirmwareSlot, TransferLock
 from emulator.hub import CommsHub, Han
+from emulator.idempotency import known_response, remember
 from emulator.management import MAX_ADVANCE_SECONDS, handle_management_request
 from emulator.meter import Meter
 from emulator.persistence import (
@@ -252,9 +263,13 @@ class EmulatedWorld:
         self._step_device(device, self._now_seconds)
         if read_only:
             return self._route(device, request)
+        known = known_response(device, request)
+        if known is not None:
+            return known  # a resend of a keyed request this device applied: nothing changes
         snapshot = self._snapshot(device)
         try:
             response = self._route(device, request)
+            remember(device, request, response)
             # a SYNCHRONISE_CLOCK may have made scheduled work or an activation due already
             self._run_events_until(self._now_seconds)
             self._commit()
