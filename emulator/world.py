@@ -82,6 +82,7 @@ from emulator.state import (
 )
 from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
+    READ_ONLY_COMMANDS,
     Command,
     HanEntryState,
     Request,
@@ -105,9 +106,6 @@ __all__ = [
 
 #: Rounds of due events run at one second before moving on (each round can make more due).
 _MAX_ROUNDS_PER_SECOND = 8
-#: Commands that only report: answering one changes no state, so nothing is saved after it
-#: (every READ_* command; a new one must stay side-effect free or leave this set).
-_READ_ONLY_COMMANDS = frozenset(c for c in Command if c.name.startswith("READ_"))
 
 
 class EmulatedWorld:
@@ -251,7 +249,7 @@ class EmulatedWorld:
             raise EmulatorError(f"no device at server address {server_address}")
         self.run_due_events()
         device = self._devices.at_address(server_address)
-        read_only = request.command in _READ_ONLY_COMMANDS
+        read_only = request.command in READ_ONLY_COMMANDS
         if device is None:
             response = handle_management_request(
                 request, devices=self._by_address, now_seconds=self._now_seconds,
@@ -279,7 +277,7 @@ class EmulatedWorld:
         return response
 
     def _route(self, device: EmulatedDevice, request: Request) -> Response:
-        if request.command not in _READ_ONLY_COMMANDS:
+        if request.command not in READ_ONLY_COMMANDS:
             self._touch(device, lock=request.command in FIRMWARE_COMMANDS)
         response = route(device, request, now_seconds=self._now_seconds,
                          lock=self._lock_for(device), after_han_request=self._after_han_request)
