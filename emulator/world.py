@@ -264,7 +264,7 @@ class EmulatedWorld:
         known = known_response(device, request)
         if known is not None:
             return known  # a resend of a keyed request this device applied: nothing changes
-        snapshot = self._snapshot(device)
+        snapshot = self._snapshot(device, request)
         try:
             response = self._route(device, request)
             remember(device, request, response)
@@ -416,7 +416,7 @@ class EmulatedWorld:
             if self._join_attempts.pop(eui64, None) is not None and joiner is not None:
                 self._touch(joiner)
             return
-        if (joiner is None or joiner.meter is None or not joiner.profile.joins_han
+        if (joiner is None or joiner.profile.is_hub or not joiner.profile.joins_han
                 or response.fields["state"] != HanEntryState.JOIN_WINDOW_OPEN):
             return
         self._join_attempts[eui64] = (self._now_seconds + joiner.profile.join_delay_seconds,
@@ -462,10 +462,12 @@ class EmulatedWorld:
             self._store.commit(self._world_row(), self._records(self._dirty.values()))
         self._dirty.clear()
 
-    def _snapshot(self, device: EmulatedDevice) -> _Snapshot:
-        """What a request to ``device`` may change: the device, its lock's hub, join attempts."""
-        parts = {d.eui64: encode_device_record(d, None)
-                 for d in (device, self._lock_owner(device))}
+    def _snapshot(self, device: EmulatedDevice, request: Request) -> _Snapshot:
+        """What ``request`` to ``device`` may change: the device, its firmware lock's hub (a
+        firmware command), the join attempts."""
+        changing = ((device, self._lock_owner(device)) if request.command in FIRMWARE_COMMANDS
+                    else (device,))
+        parts = {d.eui64: encode_device_record(d, None) for d in changing}
         return _Snapshot(parts, dict(self._join_attempts))
 
     def _roll_back(self, snapshot: _Snapshot) -> None:
@@ -473,6 +475,9 @@ class EmulatedWorld:
         for eui64, record in snapshot.devices.items():
             device = self._devices.by_eui64(eui64)
             restore_device_record(device, record, self._devices, where)
+            lock = self._lock_for(device)  # a transfer begun by a scheduled request is undone
+            if lock.holder_eui64 == eui64 and not device.firmware.transfer_in_progress:
+                lock.release(eui64)
         self._join_attempts = dict(snapshot.join_attempts)
         for eui64 in set(snapshot.devices) | set(self._recheck):
             self._requeue(self._devices.by_eui64(eui64))
