@@ -4,7 +4,15 @@ An APDU rides in the information field of I-frames, after the 3-byte LLC header
 (:mod:`protocol.link` adds and strips it). Layout, big-endian throughout::
 
     request:  apdu_type=0x01 | invoke_id (u16) | command (u8) | request body
+    keyed request:
+              apdu_type=0x02 | invoke_id (u16) | command (u8) | idempotency_key (16 bytes)
+                             | request body
     response: apdu_type=0x81 | invoke_id (u16) | command (u8) | status (u8) | response body
+
+A keyed request carries an idempotency key (:attr:`Request.idempotency_key`): a device that
+has applied a request with that key answers a resend of it with the response it gave, and
+changes nothing (docs/protocol.md section 7). :func:`idempotency_key_from_text` derives a key
+from a text identifier such as a DUIS RequestID.
 
 A response whose status is not SUCCESS has an empty body. The body layouts are the
 ``REQUEST_BODIES`` and ``RESPONSE_BODIES`` tables below: the single source of truth for every
@@ -23,6 +31,7 @@ This module does no I/O and keeps no state.
 from __future__ import annotations
 
 import enum
+import hashlib
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, make_dataclass
@@ -57,6 +66,7 @@ from protocol.eui64 import format_eui64
 
 class ApduType(enum.IntEnum):
     REQUEST = 0x01
+    KEYED_REQUEST = 0x02  # a request with an idempotency key after the command code
     RESPONSE = 0x81
 
 
@@ -152,6 +162,7 @@ class Status(enum.IntEnum):
     FIRMWARE_BAD_HEADER = 0x36
     FIRMWARE_NO_VERIFIED_IMAGE = 0x37
     NOTHING_SCHEDULED = 0x40
+    IDEMPOTENCY_KEY_REUSED = 0x41
     DEVICE_BUSY = 0x7F
 
 
@@ -507,6 +518,11 @@ REQUEST_HEADER = Struct(
     "command" / Int8ub,  # a Command
 )
 RESPONSE_HEADER = Struct(*REQUEST_HEADER.subcons, "status" / Int8ub)  # status: a Status
+#: Bytes of an idempotency key.
+IDEMPOTENCY_KEY_SIZE_BYTES = 16
+#: The header of a keyed request (apdu_type KEYED_REQUEST): the request header, then the key.
+KEYED_REQUEST_HEADER = Struct(*REQUEST_HEADER.subcons,
+                              "idempotency_key" / Bytes(IDEMPOTENCY_KEY_SIZE_BYTES))
 
 
 def _header_packer(header: Struct) -> struct.Struct:
@@ -515,9 +531,13 @@ def _header_packer(header: Struct) -> struct.Struct:
     codes = []
     for field_ in header.subcons:
         subcon = field_.subcon
-        if not (isinstance(subcon, FormatField) and subcon.fmtstr.startswith(">")):
-            raise TypeError(f"header field {field_.name} is not a big-endian integer")
-        codes.append(subcon.fmtstr[1:])
+        if isinstance(subcon, FormatField) and subcon.fmtstr.startswith(">"):
+            codes.append(subcon.fmtstr[1:])
+        elif isinstance(subcon, Bytes):
+            codes.append(f"{subcon.sizeof()}s")
+        else:
+            raise TypeError(f"header field {field_.name} is neither a big-endian integer nor "
+                            "fixed bytes")
     packer = struct.Struct(">" + "".join(codes))
     if packer.size != header.sizeof():
         raise TypeError(f"header format {packer.format} does not match its layout")
@@ -526,7 +546,15 @@ def _header_packer(header: Struct) -> struct.Struct:
 
 _REQUEST_HEAD = _header_packer(REQUEST_HEADER)
 _RESPONSE_HEAD = _header_packer(RESPONSE_HEADER)
+_KEYED_REQUEST_HEAD = _header_packer(KEYED_REQUEST_HEADER)
 HEADER_SIZE_BYTES = _REQUEST_HEAD.size
+
+
+def idempotency_key_from_text(text: str) -> bytes:
+    """A 16-byte idempotency key derived from a text identifier (such as a DUIS RequestID):
+    the first 16 bytes of the SHA-256 of its UTF-8 bytes, so the same text always gives the
+    same key."""
+    return hashlib.sha256(text.encode("utf-8")).digest()[:IDEMPOTENCY_KEY_SIZE_BYTES]
 
 # --------------------------------------------------------------------------------------------
 # Typed bodies, generated from the Construct layouts above
@@ -731,33 +759,45 @@ class Request(_Message):
     """A request to one device, its body typed: ``Request(Command.ADJUST_METER_BALANCE, 7,
     body=AdjustMeterBalanceRequest(adjustment_pence=-250))``. TRANSITIONAL: a mapping named as
     in :data:`REQUEST_BODIES` may be given instead of ``body`` (``Request(command, 7,
-    {"adjustment_pence": -250})``)."""
+    {"adjustment_pence": -250})``). ``idempotency_key`` (16 bytes, or None) makes it a keyed
+    request."""
 
-    __slots__ = ("command", "invoke_id")
+    __slots__ = ("command", "idempotency_key", "invoke_id")
     _is_request = True
     command: Command
     invoke_id: int
+    idempotency_key: bytes | None
     fields: Fields  # TRANSITIONAL
     body: ApduBody
 
     def __init__(self, command: Command, invoke_id: int, fields: Fields | None = None,
-                 body: ApduBody | None = None) -> None:
+                 body: ApduBody | None = None, *, idempotency_key: bytes | None = None) -> None:
         object.__setattr__(self, "command", command)
         object.__setattr__(self, "invoke_id", invoke_id)
+        object.__setattr__(self, "idempotency_key", idempotency_key)
         self._set_body(command, fields, body)
 
     def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle, as __init__ does
-        return Request, (self.command, self.invoke_id, self._fields, self._body)
+        return _request, (self.command, self.invoke_id, self._fields, self._body,
+                          self.idempotency_key)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not Request:
             return NotImplemented
         return (self.command == other.command and self.invoke_id == other.invoke_id
-                and self._same_body(other))
+                and self.idempotency_key == other.idempotency_key and self._same_body(other))
 
     def __repr__(self) -> str:
         shown = f"body={self._body!r}" if self._body is not None else f"fields={self._fields!r}"
-        return f"Request(command={self.command!r}, invoke_id={self.invoke_id!r}, {shown})"
+        key = (f", idempotency_key={self.idempotency_key.hex()}"
+               if self.idempotency_key is not None else "")
+        return (f"Request(command={self.command!r}, invoke_id={self.invoke_id!r}, "
+                f"{shown}{key})")
+
+
+def _request(command: Command, invoke_id: int, fields: Fields | None, body: ApduBody | None,
+             idempotency_key: bytes | None) -> Request:
+    return Request(command, invoke_id, fields, body, idempotency_key=idempotency_key)
 
 
 @dataclass(frozen=True, init=False, repr=False, eq=False)
@@ -853,7 +893,13 @@ def encode_request(request: Request) -> bytes:
     field."""
     command = Command(request.command)
     _check_invoke_id(request.invoke_id)
-    head = _REQUEST_HEAD.pack(ApduType.REQUEST, request.invoke_id, command)
+    key = request.idempotency_key
+    if key is None:
+        head = _REQUEST_HEAD.pack(ApduType.REQUEST, request.invoke_id, command)
+    elif isinstance(key, bytes) and len(key) == IDEMPOTENCY_KEY_SIZE_BYTES:
+        head = _KEYED_REQUEST_HEAD.pack(ApduType.KEYED_REQUEST, request.invoke_id, command, key)
+    else:
+        raise ApduError(f"an idempotency key is {IDEMPOTENCY_KEY_SIZE_BYTES} bytes, got {key!r}")
     body = request._body if request._body is not None else request._fields
     return head + _build_body(REQUEST_BODIES[command], body, f"{command.name} request")
 
@@ -893,8 +939,8 @@ def decode_apdu(data: bytes) -> Request | Response:
     try:
         apdu_type = ApduType(type_code)
     except ValueError:
-        raise ApduError(f"APDU type 0x{type_code:02X} is neither request (0x01) nor response"
-                        " (0x81)") from None
+        raise ApduError(f"APDU type 0x{type_code:02X} is neither request (0x01), keyed request"
+                        " (0x02) nor response (0x81)") from None
     try:
         command = Command(command_code)
     except ValueError:
@@ -902,6 +948,14 @@ def decode_apdu(data: bytes) -> Request | Response:
     if apdu_type is ApduType.REQUEST:
         return Request(command, invoke_id,
                        body=_parse_body(True, command, data[HEADER_SIZE_BYTES:]))
+    if apdu_type is ApduType.KEYED_REQUEST:
+        if len(data) < _KEYED_REQUEST_HEAD.size:
+            raise ApduError(f"keyed request APDU of {len(data)} bytes is shorter than its "
+                            f"{_KEYED_REQUEST_HEAD.size}-byte header")
+        key = _KEYED_REQUEST_HEAD.unpack_from(data)[3]
+        return Request(command, invoke_id,
+                       body=_parse_body(True, command, data[_KEYED_REQUEST_HEAD.size:]),
+                       idempotency_key=key)
     if len(data) < _RESPONSE_HEAD.size:
         raise ApduError("response APDU has no status byte")
     try:

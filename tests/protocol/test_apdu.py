@@ -337,7 +337,7 @@ def test_money_is_signed_big_endian_pence_on_the_wire() -> None:
 
 @pytest.mark.parametrize(("data", "message"), [
     (b"", "shorter than its 4-byte header"),
-    (bytes.fromhex("02 0001 03"), "neither request"),
+    (bytes.fromhex("03 0001 03"), "neither request"),
     (bytes.fromhex("01 0001 21 0000"), "ADJUST_METER_BALANCE request body is malformed"),
     (bytes.fromhex("01 0001 03 00"), "READ_METER_BALANCE request body is malformed"),
     (bytes.fromhex("01 0001 20 07") + bytes(40), "is not a PaymentMode"),
