@@ -1,2 +1,16 @@
 """The device side of secure-emu: emulated Secure electricity and gas meters, the comms hub
-and its HAN, their clock, firmware, persistence, and serving them on a port."""
+and its HAN, their clock, firmware, persistence, and serving them on a port.
+
+Public helpers for a user's own tests: :func:`make_top_up_utrn` (a UTRN the emulated meter
+accepts; :func:`make_utrn` for a chosen value class). Importing this package registers the
+``secure-emu://`` pyserial URL scheme (:mod:`emulator.urlhandler`).
+"""
+
+import serial as _serial
+
+from emulator.utrn import make_top_up_utrn, make_utrn
+
+if "emulator.urlhandler" not in _serial.protocol_handler_packages:
+    _serial.protocol_handler_packages.append("emulator.urlhandler")
+
+__all__ = ["make_top_up_utrn", "make_utrn"]

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
+import os
 import signal
 import sys
 import threading
@@ -31,12 +33,14 @@ from typing import Any, TextIO
 from emulator.errors import EmulatorError
 from protocol.errors import ProtocolError
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "emulator_response_clock", "main",
-           "pretty_xml"]
+__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_RESPONSE_ERROR", "EXIT_USAGE",
+           "emulator_response_clock", "main", "pretty_xml"]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+#: ``send --fail-on-error``: every request was answered, and some answer was an error code.
+EXIT_RESPONSE_ERROR = 3
 
 
 class CliError(Exception):
@@ -79,9 +83,17 @@ def _add_link_target(parser: argparse.ArgumentParser) -> None:
                         help="serial baud rate (default 9600)")
 
 
+def _serve_default(name: str) -> Any:
+    from emulator import serve
+
+    return getattr(serve, name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="secure-emu",
                      description="Emulated SMETS1 Secure-cohort meters and the S1SP adapter.")
+    parser.add_argument("--version", action="version", version=f"secure-emu {_version()}",
+                        help="print the installed version of secure-emu and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                      parser_class=_Parser)
 
@@ -92,24 +104,43 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--port", metavar="DEVICE_OR_URL", help="serve on a serial port or URL")
     where.add_argument("--tcp", metavar="HOST:PORT",
                        help="listen on TCP (port 0 picks a free port; printed first)")
-    serve.add_argument("--baudrate", type=_positive_int, default=9600)
+    serve.add_argument("--baudrate", type=_positive_int, default=9600,
+                       help="baud rate of the serial port given with --port (default 9600; "
+                            "ptys and TCP ignore it)")
     serve.add_argument("--profile", type=Path,
                        help="device profile (TOML file), or a built-in one by name: "
                             "default, dcc-duis-templates")
     serve.add_argument("--state", type=Path, help="state file: resumed if present, kept saved")
-    serve.add_argument("--trace", action="store_true", help="print every frame both ways")
+    serve.add_argument("--trace", action="store_true",
+                       help="print every frame both ways (on stdout, or to --trace-file)")
+    serve.add_argument("--trace-file", type=Path, metavar="FILE",
+                       help="append the --trace lines to FILE instead of stdout "
+                            "(implies --trace)")
+    serve.add_argument("--log-file", type=Path, metavar="FILE",
+                       help="append log lines to FILE instead of stderr")
+    serve.add_argument("--max-connections", type=_positive_int, metavar="N",
+                       default=_serve_default("DEFAULT_MAX_CONNECTIONS"),
+                       help="TCP clients served at once; more are accepted and closed at once "
+                            "(default %(default)s)")
     serve.add_argument("--virtual-time", action="store_true",
                        help="device time starts at the profile's start time and moves only "
                             "on ADVANCE_DEVICE_TIME (secure-emu advance)")
+    _add_serve_harness_options(serve)
     serve.set_defaults(handler=_cmd_serve)
 
     send = commands.add_parser("send", help="send DUIS request files through the S1SP adapter")
     _add_link_target(send)
-    send.add_argument("requests", nargs="+", type=Path, metavar="REQUEST.xml")
+    send.add_argument("requests", nargs="+", type=Path, metavar="REQUEST.xml",
+                      help="DUIS request files, sent in order; - reads one from standard input")
     send.add_argument("--annex-c", type=Path, metavar="FILE", help="Annex C defaults (TOML)")
     send.add_argument("--trace", action="store_true", help="print every frame on stderr")
     send.add_argument("--pretty", action="store_true",
                       help="print each response XML indented, one element a line")
+    send.add_argument("--fail-on-error", action="store_true",
+                      help=f"exit {EXIT_RESPONSE_ERROR} when any response carries an error "
+                           "code (anything but I0 and I99), for scripts")
+    send.add_argument("--out", type=Path, metavar="DIR",
+                      help="write each response to DIR/NNN_<request name>.xml instead of stdout")
     send.set_defaults(handler=_cmd_send)
 
     annex_c = commands.add_parser("annex-c", help="print the Annex C defaults table")
@@ -118,27 +149,51 @@ def build_parser() -> argparse.ArgumentParser:
     annex_c.set_defaults(handler=_cmd_annex_c)
 
     profile = commands.add_parser(
-        "profile", help="print the built-in device profile (TOML), to copy and edit")
+        "profile", help="print a built-in device profile (TOML), to copy and edit")
+    profile.add_argument("--name", default="default", metavar="NAME",
+                         help="which built-in profile: default, dcc-duis-templates "
+                              "(default: default)")
     profile.set_defaults(handler=_cmd_profile)
 
     advance = commands.add_parser("advance", help="fast-forward device time")
     _add_link_target(advance)
-    advance.add_argument("seconds", type=_positive_int, metavar="SECONDS")
+    how_far = advance.add_mutually_exclusive_group(required=True)
+    how_far.add_argument("duration", nargs="?", metavar="DURATION",
+                         help="how far to move device time: seconds (3600) or with a unit "
+                              "(90s, 15m, 6h, 3d, 1w)")
+    how_far.add_argument("--to", metavar="DATETIME",
+                         help="move device time to this UTC time, e.g. 2026-02-01T00:00:00Z")
     advance.set_defaults(handler=_cmd_advance)
 
     utrn = commands.add_parser("utrn", help="print a valid UTRN for a top-up")
     utrn.add_argument("--meter", required=True, metavar="EUI",
                       help="meter EUI-64, e.g. 00-DB-12-34-56-78-90-A1")
-    utrn.add_argument("--counter", required=True, type=_positive_int, metavar="N")
+    utrn.add_argument("--counter", type=_positive_int, metavar="N",
+                      help="the token's counter, 0..16777215: each UTRN the meter accepts "
+                           "must have a counter it has not used before")
     value = utrn.add_mutually_exclusive_group(required=True)
-    value.add_argument("--pence", type=_positive_int, metavar="X")
-    value.add_argument("--pounds", type=_positive_int, metavar="X")
+    value.add_argument("--pence", type=_positive_int, metavar="X",
+                       help="credit in whole pence, 0..8191")
+    value.add_argument("--pounds", metavar="X",
+                       help="credit in pounds: whole pounds 0..8191, or pounds and pence "
+                            "(10.50) up to 81.91")
+    value.add_argument("--decode", metavar="UTRN",
+                       help="instead of making one, check and decode this UTRN for --meter")
     utrn.set_defaults(handler=_cmd_utrn)
 
     demo = commands.add_parser("demo", help="a scripted tour of the S1SR clauses over a pty")
     demo.add_argument("--xml", action="store_true", help="also print each full DUIS XML")
     demo.set_defaults(handler=_cmd_demo)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("secure-emu")
+    except PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -175,23 +230,21 @@ def _out(text: str, stream: TextIO | None = None) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _trace_printer(stream: TextIO) -> Callable[[str, Any, int], None]:
-    from emulator.serve import format_trace_line, wall_clock_text
-
-    def trace(direction: str, frame: Any, now_ms: int) -> None:
-        _out(format_trace_line(direction, frame, timestamp=wall_clock_text()), stream)
-
-    return trace
-
-
 @contextlib.contextmanager
 def _client(arguments: argparse.Namespace, *, trace: bool = False) -> Iterator[Any]:
     from protocol.client import DeviceClient
+    from protocol.trace import line_trace
     from protocol.transport import TransportError
 
-    options: dict[str, Any] = {}
-    if trace:
-        options["trace"] = _trace_printer(sys.stderr)
+    notices = retry_notices(lambda line: _out(line, sys.stderr))
+    frame_trace = line_trace(lambda line: _out(line, sys.stderr)) if trace else None
+
+    def both(direction: str, frame: Any, now_ms: int) -> None:
+        notices(direction, frame, now_ms)
+        if frame_trace is not None:
+            frame_trace(direction, frame, now_ms)
+
+    options: dict[str, Any] = {"trace": both}
     try:
         client = DeviceClient.open(port=arguments.port, tcp=arguments.tcp,
                                    baudrate=arguments.baudrate, **options)
@@ -201,6 +254,30 @@ def _client(arguments: argparse.Namespace, *, trace: bool = False) -> Iterator[A
         yield client
     finally:
         client.close()
+
+
+def retry_notices(sink: Callable[[str], None]) -> Callable[[str, Any, int], None]:
+    """A frame trace that tells ``sink`` when the client sends again because no answer came:
+    a link request (SNRM) or a poll (RR with P=1) sent while the last frame to that device
+    was still unanswered."""
+    from protocol.hdlc import FrameType
+
+    unanswered: dict[int, int] = {}  # server address -> frames sent since it last answered
+
+    def notice(direction: str, frame: Any, now_ms: int) -> None:
+        if direction == "rx":
+            unanswered.pop(frame.source_address, None)
+            return
+        address = frame.destination_address
+        count = unanswered.get(address, 0)
+        unanswered[address] = count + 1
+        if count and (frame.frame_type is FrameType.SNRM
+                      or (frame.frame_type is FrameType.RR and frame.poll_final)):
+            what = "connecting" if frame.frame_type is FrameType.SNRM else "asking"
+            sink(f"secure-emu: no answer from server address {address} yet; retrying "
+                 f"({what} again, try {count + 1})")
+
+    return notice
 
 
 def _read_file(path: Path, what: str) -> bytes:
@@ -258,16 +335,6 @@ def profile_start_time_seconds(profile: Any) -> int:
     raise CliError("secure-emu: the profile names no start device time for --virtual-time")
 
 
-def parse_eui64(text: str) -> bytes:
-    """``00-DB-12-34-56-78-90-A1`` (dashes, colons or none) as 8 bytes; a usage error else."""
-    from protocol.eui64 import parse_eui64 as parse
-
-    try:
-        return parse(text)
-    except ValueError as error:
-        raise CliError(f"secure-emu: {error}", EXIT_USAGE) from None
-
-
 # --------------------------------------------------------------------------------------------
 # serve
 # --------------------------------------------------------------------------------------------
@@ -276,11 +343,16 @@ def parse_eui64(text: str) -> bytes:
 def _cmd_serve(arguments: argparse.Namespace) -> int:
     from emulator.clock import SystemClock, VirtualClock
     from emulator.errors import EmulatorError
+    from emulator.log_output import serve_logging
     from emulator.serve import ServeLoop
     from emulator.world import EmulatedWorld
-    from protocol.client import RealMonotonicClock
+    from protocol.clock import RealMonotonicClock
     from protocol.transport import PtyPair, TcpListener, TransportError, parse_host_port
 
+    if arguments.link is not None and not arguments.pty:
+        raise CliError("secure-emu serve: --link needs --pty", EXIT_USAGE)
+    if arguments.max_connections < 1:
+        raise CliError("secure-emu serve: --max-connections must be at least 1", EXIT_USAGE)
     profile = _load_profile(arguments.profile)
     clock: Any
     if arguments.virtual_time:
@@ -292,43 +364,168 @@ def _cmd_serve(arguments: argparse.Namespace) -> int:
     except (EmulatorError, OSError) as error:
         raise CliError(f"secure-emu: cannot start the devices: {error}") from None
 
-    trace_line = (lambda line: _out(line)) if arguments.trace else None
-    loop = ServeLoop(world, RealMonotonicClock(),
-                     advance_interval_ms=None if arguments.virtual_time else 1000,
-                     trace_line=trace_line,
-                     log=lambda message: _out(f"secure-emu: {message}", sys.stderr))
-    # Handlers go in before the port is announced: a client (or a test) may send SIGTERM the
-    # moment it reads the first line, and that must still stop cleanly with state saved.
-    previous = _install_stop_handlers(loop.stop_from_signal)
+    # Logs and trace go through sinks written by threads of their own: a reader that stops
+    # reading (or goes away) never blocks or stops the serving loop.
+    log_sink = _open_sink(arguments.log_file, sys.stderr, "log")
+    trace_sink = (_open_sink(arguments.trace_file, sys.stdout, "trace")
+                  if arguments.trace or arguments.trace_file else None)
+    handler = serve_logging(log_sink)
+    logger = logging.getLogger("secure_emu.cli")
+    cleanups: list[Callable[[], None]] = []
     try:
+        _raise_descriptor_limit(arguments.max_connections)
+        loop = ServeLoop(world, RealMonotonicClock(),
+                         advance_interval_ms=None if arguments.virtual_time else 1000,
+                         trace_line=trace_sink.put if trace_sink is not None else None,
+                         max_connections=arguments.max_connections)
+        # Handlers go in before the port is announced: a client (or a test) may send SIGTERM
+        # the moment it reads the first line, and that must still stop cleanly, state saved.
+        previous = _install_stop_handlers(loop.stop_from_signal)
         try:
-            if arguments.pty:
-                pair = PtyPair()
-                loop.add_stream(pair.server, name="pty")
-                _out(pair.client_path)
-            elif arguments.tcp is not None:
-                host, port = parse_host_port(arguments.tcp)
-                listener = TcpListener(host, port)
-                loop.add_listener(listener)
-                _out(listener.address)
-            else:
-                from protocol.transport import open_port
-                loop.add_stream(open_port(arguments.port, baudrate=arguments.baudrate),
-                                name=arguments.port)
-                _out(arguments.port)
-        except TransportError as error:
-            raise CliError(f"secure-emu: {error}") from None
+            try:
+                if arguments.pty:
+                    pair = PtyPair()
+                    loop.add_stream(_with_faults(pair.server, arguments), name="pty")
+                    _announce(_pty_link(pair.client_path, arguments, cleanups))
+                elif arguments.tcp is not None:
+                    host, port = parse_host_port(arguments.tcp)
+                    listener = TcpListener(host, port)
+                    loop.add_listener(_with_faults(listener, arguments))
+                    _announce(listener.address)
+                    if not _is_loopback(listener.host):
+                        logger.warning("listening on %s, not a loopback address: any host "
+                                       "that reaches it can read and change every device "
+                                       "(there is no access control)", listener.address)
+                else:
+                    from protocol.transport import open_port
+                    loop.add_stream(open_port(arguments.port, baudrate=arguments.baudrate),
+                                    name=arguments.port)
+                    _announce(arguments.port)
+            except TransportError as error:
+                raise CliError(f"secure-emu: {error}") from None
 
-        addresses = ", ".join(str(a) for a in sorted(world.server_addresses()))
-        stopping = ("Ctrl-C or SIGTERM stops and saves state to " + str(arguments.state)
-                    if arguments.state else "Ctrl-C or SIGTERM stops")
-        _out(f"secure-emu: serving server addresses {addresses}; {stopping}", sys.stderr)
-        loop.run()
+            addresses = ", ".join(str(a) for a in sorted(world.server_addresses()))
+            stopping = ("Ctrl-C or SIGTERM stops and saves state to " + str(arguments.state)
+                        if arguments.state else "Ctrl-C or SIGTERM stops")
+            logger.info("serving server addresses %s; %s", addresses, stopping)
+            loop.run()
+        finally:
+            _restore_handlers(previous)
+        dropped = log_sink.dropped_lines + (trace_sink.dropped_lines if trace_sink else 0)
+        logger.info("stopped%s%s", f"; state saved to {arguments.state}" if arguments.state
+                    else "", f"; {dropped} log or trace lines dropped" if dropped else "")
     finally:
-        _restore_handlers(previous)
-    _out("secure-emu: stopped" + (f"; state saved to {arguments.state}"
-                                 if arguments.state else ""), sys.stderr)
+        for cleanup in cleanups:
+            cleanup()
+        logging.getLogger("secure_emu").removeHandler(handler)
+        for sink in (trace_sink, log_sink):
+            if sink is not None:
+                sink.close()
     return EXIT_OK
+
+
+def _add_serve_harness_options(serve: argparse.ArgumentParser) -> None:
+    """``serve --faults`` and ``serve --link`` (the faults and the link of emulator/faults.py and
+    emulator/served.py)."""
+    from emulator.faults import FAULT_KEYS
+
+    keys = "; ".join(f"{key}: {meaning}" for key, meaning in FAULT_KEYS.items())
+    serve.add_argument("--faults", metavar="SPEC", type=_fault_spec,
+                       help="seeded faults on the served link, comma-separated, e.g. "
+                            "drop=0.01,corrupt=0.001,duplicate=0.01,delay=20ms,split=1,"
+                            f"stall=0.01:2s,seed=7 ({keys})")
+    serve.add_argument("--link", type=Path, metavar="PATH",
+                       help="with --pty: a symlink PATH to the pty, printed instead of the pty "
+                            "path and removed on exit (like socat's link=)")
+
+
+def _fault_spec(text: str) -> Any:
+    from emulator.faults import FaultSpec, FaultSpecError
+
+    try:
+        return FaultSpec.parse(text)
+    except FaultSpecError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _with_faults(transport_or_listener: Any, arguments: argparse.Namespace) -> Any:
+    from emulator.served import FaultyTransport, faulty_listener
+
+    spec = arguments.faults
+    if spec is None or spec.is_clean:
+        return transport_or_listener
+    if hasattr(transport_or_listener, "accept"):
+        return faulty_listener(transport_or_listener, spec)
+    return FaultyTransport(transport_or_listener, spec)
+
+
+def _pty_link(client_path: str, arguments: argparse.Namespace,
+              cleanups: list[Callable[[], None]]) -> str:
+    from emulator.served import make_link, remove_link
+
+    link: Path | None = arguments.link
+    if link is None:
+        return client_path
+    try:
+        path = make_link(client_path, link)
+    except OSError as error:
+        raise CliError(f"secure-emu: cannot make the link {link}: {error}") from None
+    cleanups.append(lambda: remove_link(link))
+    return path
+
+
+def _open_sink(path: Path | None, stream: TextIO | None, name: str) -> Any:
+    """A non-blocking line sink to ``path`` (appended) or to ``stream``'s descriptor."""
+    from emulator.log_output import LineSink
+
+    if path is not None:
+        try:
+            return LineSink(path=path, name=name)
+        except OSError as error:
+            raise CliError(f"secure-emu: cannot write the {name} file {path}: "
+                           f"{error.strerror or error}") from None
+    try:
+        fd = stream.fileno() if stream is not None else None
+    except (OSError, ValueError):  # no such stream (closed at start): a sink to nowhere
+        fd = None
+    if fd is None:
+        fd = os.open(os.devnull, os.O_WRONLY)
+    return LineSink(fd=fd, name=name)
+
+
+def _announce(text: str) -> None:
+    """The first line of output (the pty path, the bound address), written at once; if
+    nobody is reading it, serving goes on (stdout is pointed at /dev/null)."""
+    try:
+        _out(text)
+    except (OSError, ValueError, AttributeError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+            os.close(null)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _raise_descriptor_limit(max_connections: int) -> None:
+    """Raise the soft descriptor limit toward the hard one so that ``max_connections``
+    clients fit (one descriptor each, plus a margin); never needs root."""
+    import resource
+
+    wanted = max_connections + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _install_stop_handlers(stop: Callable[[], None]) -> dict[int, Any]:
@@ -360,17 +557,67 @@ def _restore_handlers(previous: dict[int, Any]) -> None:
 
 
 def _cmd_send(arguments: argparse.Namespace) -> int:
-    documents = [(path, _read_file(path, "request file")) for path in arguments.requests]
+    documents = [_read_request(path) for path in arguments.requests]
     annex_c = _load_annex_c(arguments.annex_c)
+    if arguments.out is not None:
+        try:
+            arguments.out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise CliError(f"secure-emu: cannot make --out {arguments.out}: "
+                           f"{error.strerror}") from None
     from protocol.s1sp.adapter import S1spAdapter
 
+    failed = 0
     with _client(arguments, trace=arguments.trace) as client:
         adapter = S1spAdapter(client, annex_c=annex_c,
                               response_clock=emulator_response_clock(client))
-        for _, document in documents:
+        for number, (name, document) in enumerate(documents, start=1):
             response = adapter.submit(document)
-            _out(pretty_xml(response) if arguments.pretty else response.rstrip("\n"))
+            if _response_code(response) not in ("I0", "I99"):
+                failed += 1
+            text = pretty_xml(response) if arguments.pretty else response.rstrip("\n")
+            _write_response(text, number, len(documents), name, arguments.out)
+    if failed and arguments.fail_on_error:
+        _print_error(f"secure-emu: {failed} of {len(documents)} responses carried an error "
+                     "code")
+        return EXIT_RESPONSE_ERROR
     return EXIT_OK
+
+
+#: What ``send`` prints after each response document on stdout: a line no response can
+#: contain (its text escapes every ``<``), so that several documents split unambiguously.
+RESPONSE_END_MARK = "<!-- secure-emu: end of response {number} of {total} ({name}) -->"
+
+
+def _read_request(path: Path) -> tuple[str, bytes]:
+    if str(path) == "-":
+        return "stdin", sys.stdin.buffer.read()
+    return path.name, _read_file(path, "request file")
+
+
+def _response_code(document: str) -> str:
+    from defusedxml.ElementTree import fromstring
+
+    for element in fromstring(document.encode("utf-8")).iter():
+        if element.tag.rpartition("}")[2] == "ResponseCode":
+            return (element.text or "").strip()
+    return ""
+
+
+def _write_response(text: str, number: int, total: int, name: str, out: Path | None) -> None:
+    if out is None:
+        _out(text)
+        # "--" may not appear inside an XML comment
+        _out(RESPONSE_END_MARK.format(number=number, total=total,
+                                      name=name.replace("--", "- -")))
+        return
+    stem = name.removesuffix(".xml") or "request"
+    path = out / f"{number:03d}_{stem}.xml"
+    try:
+        path.write_text(text + "\n", encoding="utf-8")
+    except OSError as error:
+        raise CliError(f"secure-emu: cannot write {path}: {error.strerror}") from None
+    _out(str(path))
 
 
 def emulator_response_clock(channel: Any, *,
@@ -409,30 +656,47 @@ def pretty_xml(document: str) -> str:
 
 
 def _cmd_advance(arguments: argparse.Namespace) -> int:
-    from emulator.world import MAX_ADVANCE_SECONDS
-    from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, Request
+    from emulator.served import advance_device_time, parse_advance_seconds
     from protocol.errors import LinkError
 
-    remaining_seconds: int = arguments.seconds
-    device_time_seconds: int | None = None
+    seconds: int | None = None
+    if arguments.duration is not None:
+        try:
+            seconds = parse_advance_seconds(arguments.duration)
+        except ValueError as error:
+            raise CliError(f"secure-emu advance: {error}", EXIT_USAGE) from None
     with _client(arguments) as client:
-        while remaining_seconds > 0 or device_time_seconds is None:
-            step_seconds = min(remaining_seconds, MAX_ADVANCE_SECONDS)
-            try:
-                response = client.request(MANAGEMENT_SERVER_ADDRESS, Request(
-                    Command.ADVANCE_DEVICE_TIME, 0, {"advance_seconds": step_seconds}))
-            except LinkError as error:
-                raise CliError(f"secure-emu: {error}") from None
-            if not response.ok:
-                raise CliError(f"secure-emu: the emulator refused to advance time: "
-                               f"{response.status.name}")
-            remaining_seconds -= step_seconds
-            device_time_seconds = response.fields["device_time_seconds"]
-            if remaining_seconds > 0:  # long advances go in steps the link can wait for
-                print(f"device time {_iso(device_time_seconds)}, {remaining_seconds} s to go",
-                      file=sys.stderr, flush=True)
+        try:
+            if seconds is None:
+                seconds = _seconds_until(arguments.to, client)
+            device_time_seconds = advance_device_time(
+                client, seconds, progress=lambda now, to_go: print(
+                    f"device time {_iso(now)}, {to_go} s to go", file=sys.stderr, flush=True))
+        except LinkError as error:
+            raise CliError(f"secure-emu: {error}") from None
+        except EmulatorError as error:
+            raise CliError(f"secure-emu: {error}") from None
     _out(f"device time now {device_time_seconds} ({_iso(device_time_seconds)})")
     return EXIT_OK
+
+
+def _seconds_until(text: str, client: Any) -> int:
+    """Seconds from the emulator's device time to ``--to DATETIME``."""
+    from emulator.profile import parse_utc_time_seconds
+    from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, Request
+
+    try:
+        target_seconds = parse_utc_time_seconds(text)
+    except ValueError as error:
+        raise CliError(f"secure-emu advance: --to {error}", EXIT_USAGE) from None
+    response = client.request(MANAGEMENT_SERVER_ADDRESS, Request(Command.READ_CLOCK, 0))
+    if not response.ok or "device_time_seconds" not in response.fields:
+        raise CliError("secure-emu advance: the device does not tell its time (READ_CLOCK)")
+    now_seconds = int(response.fields["device_time_seconds"])
+    if target_seconds < now_seconds:
+        raise CliError(f"secure-emu advance: --to {text} is before the device time "
+                       f"{_iso(now_seconds)}: time never goes back", EXIT_USAGE)
+    return target_seconds - now_seconds
 
 
 def _iso(device_time_seconds: int) -> str:
@@ -453,24 +717,57 @@ def _cmd_annex_c(arguments: argparse.Namespace) -> int:
 
 
 def _cmd_profile(arguments: argparse.Namespace) -> int:
-    from emulator.profile import default_profile_text
+    from emulator.profile import BUILT_IN_PROFILES, built_in_profile_text
 
-    _out(default_profile_text().rstrip("\n"))
+    if arguments.name not in BUILT_IN_PROFILES:
+        raise CliError(f"secure-emu profile: no built-in profile {arguments.name!r} (there are: "
+                       f"{', '.join(BUILT_IN_PROFILES)})", EXIT_USAGE)
+    _out(built_in_profile_text(arguments.name).rstrip("\n"))
     return EXIT_OK
 
 
 def _cmd_utrn(arguments: argparse.Namespace) -> int:
-    from emulator.utrn import UtrnValueClass, make_utrn
+    from emulator.utrn import UTRN_MAX_VALUE, UtrnValueClass, make_utrn, utrn_value_for_pounds
+    from protocol.eui64 import parse_eui64
 
-    meter_eui64 = parse_eui64(arguments.meter)
+    try:
+        meter_eui64 = parse_eui64(arguments.meter)
+    except ValueError as error:
+        raise CliError(f"secure-emu: {error}", EXIT_USAGE) from None
+    if arguments.decode is not None:
+        return _decode_utrn(arguments.decode, meter_eui64)
+    if arguments.counter is None:
+        raise CliError("secure-emu utrn: --counter N is needed to make a UTRN", EXIT_USAGE)
     if arguments.pence is not None:
+        if arguments.pence > UTRN_MAX_VALUE:
+            raise CliError(f"secure-emu utrn: --pence {arguments.pence} pence is more than a "
+                           f"UTRN carries in pence ({UTRN_MAX_VALUE} pence); use --pounds",
+                           EXIT_USAGE)
         value_class, value = UtrnValueClass.PENNIES, arguments.pence
     else:
-        value_class, value = UtrnValueClass.POUNDS, arguments.pounds
+        try:
+            value_class, value = utrn_value_for_pounds(arguments.pounds)
+        except ValueError as error:
+            raise CliError(f"secure-emu utrn: --pounds {error}", EXIT_USAGE) from None
     try:
         _out(make_utrn(meter_eui64, arguments.counter, value_class, value))
     except ValueError as error:
         raise CliError(f"secure-emu: {error}", EXIT_USAGE) from None
+    return EXIT_OK
+
+
+def _decode_utrn(utrn: str, meter_eui64: bytes) -> int:
+    from emulator.errors import UtrnError
+    from emulator.utrn import parse_utrn
+
+    try:
+        parsed = parse_utrn(utrn.strip(), meter_eui64)
+    except UtrnError as error:
+        raise CliError(f"secure-emu utrn: {utrn}: {error}") from None
+    unit = "pence" if parsed.value_class.name == "PENNIES" else "pounds"
+    pence = parsed.value_pence
+    _out(f"counter {parsed.counter}; value {parsed.value} {unit}; credit {pence} pence "
+         f"({pence // 100}.{pence % 100:02d} GBP)")
     return EXIT_OK
 
 

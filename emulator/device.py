@@ -1,9 +1,12 @@
-"""One device of an emulated world: its profile, firmware slot, meter or hub, clock offset and
-scheduled requests.
+"""One device of an emulated world: its profile, firmware slot, meter or hub, clock offset,
+scheduled requests and the keyed requests it applied.
 
 A device's clock is world device time plus its own offset (SYNCHRONISE_CLOCK sets the offset),
-held within the wire's unsigned 32-bit range. This module holds data only: no routing, no
-event loop, no I/O.
+held within the wire's unsigned 32-bit range. A meter is built from its profile when first used
+(``meter_start_seconds`` says the world device time it starts at), so a large world costs
+little until its devices are addressed; a meter built later and run to now is the same as one
+built at the start and run along. This module holds data only: no routing, no event loop, no
+I/O.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from emulator.profile import DeviceProfile
 from protocol.apdu import Command
 
 if TYPE_CHECKING:
+    from emulator.idempotency import AppliedRequest
     from emulator.scheduler import ScheduledOutcome, ScheduledRequest
 
 __all__ = ["MAX_DEVICE_TIME_SECONDS", "EmulatedDevice"]
@@ -32,11 +36,32 @@ class EmulatedDevice:
 
     profile: DeviceProfile
     firmware: FirmwareSlot
-    meter: Meter | None = None
     hub: CommsHub | None = None
     clock_offset_seconds: int = 0
     schedule: dict[Command, ScheduledRequest] = field(default_factory=dict)
     scheduled_outcomes: list[ScheduledOutcome] = field(default_factory=list)
+    #: idempotency key -> the keyed request applied and its response, oldest first
+    applied_requests: dict[bytes, AppliedRequest] = field(default_factory=dict)
+    #: World device time a meter not yet built starts at (None: no meter to build).
+    meter_start_seconds: int | None = None
+    _meter: Meter | None = field(default=None, repr=False)
+
+    @property
+    def meter(self) -> Meter | None:
+        """The device's meter (built now from its profile if not yet), or None for a hub."""
+        if self._meter is None and self.meter_start_seconds is not None:
+            assert self.profile.meter_config is not None
+            self._meter = Meter(self.profile.meter_config, self.meter_start_seconds)
+        return self._meter
+
+    @meter.setter
+    def meter(self, meter: Meter | None) -> None:
+        self._meter = meter
+
+    @property
+    def built_meter(self) -> Meter | None:
+        """The meter if it has been built (a meter not yet built has nothing to run)."""
+        return self._meter
 
     @property
     def eui64(self) -> bytes:

@@ -11,7 +11,7 @@ on that HAN, how it joins, and (for meters) the table handed to
     [[devices]]
     type = "comms_hub"                  # comms_hub | esme | gsme
     eui64 = "00-DB-12-34-56-78-90-A0"
-    server_address = 2                  # 2..16383, unique; 1 is the management device
+    server_address = 2                  # 2..268435455 (0x0FFFFFFF), unique; 1 is management
     manufacturer = "Secure Meters"
     model = "SECURE-CHF"
     firmware_version = "3.0.0"
@@ -26,6 +26,31 @@ on that HAN, how it joins, and (for meters) the table handed to
     [devices.meter]                     # registers, tariff, load, limits (MeterConfig keys)
     payment_mode = "prepayment"
 
+A fleet (any number of ``[[fleet]]`` tables, besides or instead of ``[[devices]]``) is many
+hubs with the same meters on each, numbered from a first EUI-64 and a first server address::
+
+    [[fleet]]
+    hubs = 50000                          # how many comms hubs
+    meters = ["esme"]                     # the meters on each hub, in order (esme | gsme)
+    eui64_start = "00-DB-F0-00-00-00-00-00"   # device n of the fleet: eui64_start + n
+    server_address_start = 2              # device n of the fleet: server_address_start + n
+    on_han = true                         # meter keys as in [[devices]] (optional)
+    [fleet.comms_hub]                     # copied to every hub
+    manufacturer = "Secure Meters"
+    model = "SECURE-CHF"
+    firmware_version = "3.0.0"
+    [fleet.esme]                          # copied to every ESME (and [fleet.gsme] likewise)
+    manufacturer = "Secure Meters"
+    model = "LIBERTY100"
+    firmware_version = "1.0.0"
+    [fleet.esme.meter]                    # MeterConfig keys, copied to every ESME
+    payment_mode = "prepayment"
+
+Devices are numbered hub by hub: hub, its meters, next hub... Server addresses above 16383
+(the 2-byte HDLC reach) are carried in the 4-byte flat form, up to 0x0FFFFFFF. Loading is
+linear in the number of devices (each meter table is checked once per fleet).
+:func:`fleet_profile_text` writes such a profile for a number of devices.
+
 Every error is a :class:`emulator.errors.ProfileError` naming the file, the device and the key.
 EUI-64 text is read and written by :mod:`protocol.eui64`, the one text form.
 
@@ -35,6 +60,7 @@ This module only reads profile files; it never writes files and never reads a cl
 from __future__ import annotations
 
 import calendar
+import copy
 import datetime
 import importlib.resources
 import sys
@@ -63,12 +89,14 @@ __all__ = [
     "Profile",
     "built_in_profile_text",
     "default_profile_text",
+    "fleet_profile_text",
 ]
 
 #: Seconds a meter waits after being added to a join list before it tries to join.
 DEFAULT_JOIN_DELAY_SECONDS = 30
-#: Largest server address: the largest 2-byte HDLC address (14 bits).
-MAX_SERVER_ADDRESS = 0x3FFF
+#: Largest server address: the largest 4-byte (flat) HDLC address (28 bits); above 0x3FFF the
+#: link carries it in the 4-byte form.
+MAX_SERVER_ADDRESS = 0x0FFF_FFFF
 #: Largest device time: the wire carries device time as an unsigned 32-bit integer.
 MAX_DEVICE_TIME_SECONDS = 0xFFFF_FFFF
 
@@ -212,10 +240,10 @@ class Profile:
     def from_mapping(cls, table: Mapping[str, Any], *, source: str = "<profile>") -> Profile:
         """A profile from an already-parsed table (the TOML layout in the module docstring)."""
         where = f"profile {source}"
-        unknown = set(table) - {"world", "devices"}
+        unknown = set(table) - {"world", "devices", "fleet"}
         if unknown:
             raise ProfileError(f"{where}: unknown top-level key(s) {sorted(unknown)}; "
-                               "expected [world] and [[devices]]")
+                               "expected [world], [[devices]] and [[fleet]]")
         world = table.get("world", {})
         if not isinstance(world, Mapping):
             raise ProfileError(f"{where}: [world] must be a table")
@@ -230,10 +258,15 @@ class Profile:
             start_seconds = parse_utc_time_seconds(world["start_device_time"])
         except ValueError as error:
             raise ProfileError(f"{where}: [world]: start_device_time: {error}") from None
-        raw_devices = table.get("devices")
-        if not isinstance(raw_devices, list) or not raw_devices:
-            raise ProfileError(f"{where}: no devices: add at least one [[devices]] table")
+        raw_devices = table.get("devices", [])
+        raw_fleets = table.get("fleet", [])
+        if not isinstance(raw_devices, list) or not isinstance(raw_fleets, list) or not (
+                raw_devices or raw_fleets):
+            raise ProfileError(f"{where}: no devices: add at least one [[devices]] or "
+                               "[[fleet]] table")
         devices = tuple(_device(raw, index, where) for index, raw in enumerate(raw_devices, 1))
+        for index, raw in enumerate(raw_fleets, 1):
+            devices += _fleet(raw, index, where)
         _check_world(devices, where)
         return cls(devices=devices, start_device_time_seconds=start_seconds, source=source)
 
@@ -334,6 +367,124 @@ def _device(raw: Any, index: int, where: str) -> DeviceProfile:
                          meter_config=meter_config)
 
 
+_FLEET_KEYS = frozenset({"hubs", "meters", "eui64_start", "server_address_start", "on_han",
+                         "join_delay_seconds", "joins_han", "comms_hub", "esme", "gsme"})
+_FLEET_DEVICE_KEYS = ("manufacturer", "model", "firmware_version")
+
+
+def _fleet(raw: Any, index: int, where: str) -> tuple[DeviceProfile, ...]:
+    """The devices of one ``[[fleet]]`` table (see the module docstring)."""
+    name = f"{where}: fleet {index}"
+    if not isinstance(raw, Mapping):
+        raise ProfileError(f"{name}: must be a [[fleet]] table")
+    unknown = set(raw) - _FLEET_KEYS
+    if unknown:
+        raise ProfileError(f"{name}: unknown key(s) {sorted(unknown)}; known keys: "
+                           f"{', '.join(sorted(_FLEET_KEYS))}")
+    for key in ("hubs", "meters", "eui64_start", "server_address_start", "comms_hub"):
+        if key not in raw:
+            raise ProfileError(f"{name}: {key}: is missing")
+    hubs = raw["hubs"]
+    if isinstance(hubs, bool) or not isinstance(hubs, int) or hubs < 1:
+        raise ProfileError(f"{name}: hubs: {hubs!r} must be a whole number >= 1")
+    meter_types = raw["meters"]
+    if not isinstance(meter_types, list) or any(m not in ("esme", "gsme") for m in meter_types):
+        raise ProfileError(f"{name}: meters: {meter_types!r} must be a list of \"esme\" and "
+                           "\"gsme\"")
+    try:
+        first_eui64 = int.from_bytes(parse_eui64(raw["eui64_start"]), "big")
+    except ValueError as error:
+        raise ProfileError(f"{name}: eui64_start: {error}") from None
+    per_hub = 1 + len(meter_types)
+    count = hubs * per_hub
+    first_address = raw["server_address_start"]
+    if isinstance(first_address, bool) or not isinstance(first_address, int) or not (
+            first_address > MANAGEMENT_SERVER_ADDRESS
+            and first_address + count - 1 <= MAX_SERVER_ADDRESS):
+        raise ProfileError(f"{name}: server_address_start: {first_address!r} must be a whole "
+                           f"number from {MANAGEMENT_SERVER_ADDRESS + 1} such that its "
+                           f"{count} devices end at or below {MAX_SERVER_ADDRESS}")
+    if first_eui64 + count - 1 > 0xFFFF_FFFF_FFFF_FFFF:
+        raise ProfileError(f"{name}: eui64_start: its {count} devices run past FF-FF-...-FF")
+    meter_keys = {key: raw[key] for key in ("on_han", "join_delay_seconds", "joins_han")
+                  if key in raw}
+    templates: dict[str, DeviceProfile] = {}
+    for type_name in ("comms_hub", *dict.fromkeys(meter_types)):
+        table = raw.get(type_name)
+        if not isinstance(table, Mapping):
+            raise ProfileError(f"{name}: [fleet.{type_name}] is missing: give its "
+                               f"{', '.join(_FLEET_DEVICE_KEYS)}")
+        template = {"type": type_name, "eui64": raw["eui64_start"],
+                    "server_address": first_address, **table}
+        if type_name != "comms_hub":
+            template.update(meter_keys, hub=raw["eui64_start"])
+        templates[type_name] = _device(template, 1, f"{name}: [fleet.{type_name}]")
+    devices: list[DeviceProfile] = []
+    number = 0
+    for _ in range(hubs):
+        hub_eui64 = (first_eui64 + number).to_bytes(8, "big")
+        devices.append(_fleet_device(templates["comms_hub"], hub_eui64, first_address + number,
+                                     None))
+        number += 1
+        for type_name in meter_types:
+            eui64 = (first_eui64 + number).to_bytes(8, "big")
+            devices.append(_fleet_device(templates[type_name], eui64, first_address + number,
+                                         hub_eui64))
+            number += 1
+    return tuple(devices)
+
+
+def _fleet_device(template: DeviceProfile, eui64: bytes, server_address: int,
+                  hub_eui64: bytes | None) -> DeviceProfile:
+    """A copy of a checked fleet ``template`` with its own EUI-64, address and hub. A meter's
+    MeterConfig is copied rather than checked again (only the EUI-64, itself checked by the
+    fleet's range, differs): checking every copy would make a 100,000-device fleet load slow."""
+    config = template.meter_config
+    if config is not None:
+        config = copy.copy(config)
+        object.__setattr__(config, "eui64", eui64)
+    return DeviceProfile(template.device_type, eui64, server_address, template.manufacturer,
+                         template.model, template.firmware_version, hub_eui64,
+                         template.on_han, template.join_delay_seconds, template.joins_han,
+                         template.meter_table, config)
+
+
+def fleet_profile_text(device_count: int, *,
+                       start_device_time: str = "2026-01-05T09:00:00Z") -> str:
+    """A profile (TOML text) of ``device_count`` devices: hubs each with one prepayment ESME
+    (the default profile's settings), and a last hub alone when the count is odd. Addresses
+    start at 2 and EUI-64s at 00-DB-F0-00-00-00-00-00; above 16383 the link uses the 4-byte
+    address form. ``secure-emu profile --fleet N`` prints it."""
+    if not 1 <= device_count <= MAX_SERVER_ADDRESS - MANAGEMENT_SERVER_ADDRESS:
+        raise ProfileError(f"a fleet holds 1..{MAX_SERVER_ADDRESS - MANAGEMENT_SERVER_ADDRESS} "
+                           f"devices, not {device_count}")
+    pairs, alone = divmod(device_count, 2)
+    hub = ('manufacturer = "Secure Meters"\nmodel = "SECURE-CHF"\n'
+           'firmware_version = "3.0.0"\n')
+    esme = ('manufacturer = "Secure Meters"\nmodel = "LIBERTY100"\n'
+            'firmware_version = "1.0.0"\n')
+    meter = ('payment_mode = "prepayment"\nmeter_balance_pence = 1250\n'
+             'supply_state = "enabled"\nemergency_credit_limit_pence = 500\n'
+             'emergency_credit_threshold_pence = 200\nlow_credit_threshold_pence = 300\n'
+             'max_meter_balance_pence = 25000\nmax_credit_threshold_pence = 10000\n'
+             'unit_rate_millipence_per_kwh = 24500\n'
+             'standing_charge_millipence_per_day = 53000\nload_w = 500\n')
+    parts = [f"# A fleet of {device_count} devices (secure-emu profile --fleet {device_count}):"
+             " hubs each with one\n# prepayment ESME; keys in emulator/profile.py.\n\n"
+             f'[world]\nstart_device_time = "{start_device_time}"\n']
+    if pairs:
+        parts.append(f'\n[[fleet]]\nhubs = {pairs}\nmeters = ["esme"]\n'
+                     'eui64_start = "00-DB-F0-00-00-00-00-00"\nserver_address_start = 2\n'
+                     f"\n[fleet.comms_hub]\n{hub}\n[fleet.esme]\n{esme}"
+                     f"\n[fleet.esme.meter]\n{meter}")
+    if alone:
+        number = 2 * pairs
+        eui64 = format_eui64((0x00DB_F000_0000_0000 + number).to_bytes(8, "big"))
+        parts.append(f'\n[[fleet]]\nhubs = 1\nmeters = []\neui64_start = "{eui64}"\n'
+                     f"server_address_start = {2 + number}\n\n[fleet.comms_hub]\n{hub}")
+    return "".join(parts)
+
+
 def _frozen(table: Mapping[str, Any]) -> Mapping[str, Any]:
     return types.MappingProxyType(dict(table))
 
@@ -358,9 +509,12 @@ def _check_world(devices: tuple[DeviceProfile, ...], where: str) -> None:
             raise ProfileError(f"{where}: {device.describe()}: hub: "
                                f"{format_eui64(device.hub_eui64)} is not a comms_hub of this "
                                "profile")
-    for hub in devices:
-        on_han = [d for d in devices if d.hub_eui64 == hub.eui64 and d.on_han]
-        if len(on_han) > HAN_TABLE_MAX_ENTRIES:
-            raise ProfileError(f"{where}: {hub.describe()}: {len(on_han)} meters start on its "
-                               f"HAN (on_han = true) but its join list holds "
+    on_han: dict[bytes, int] = {}
+    for device in devices:
+        if device.hub_eui64 is not None and device.on_han:
+            on_han[device.hub_eui64] = on_han.get(device.hub_eui64, 0) + 1
+    for hub_eui64, count in on_han.items():
+        if count > HAN_TABLE_MAX_ENTRIES:
+            raise ProfileError(f"{where}: {seen_eui[hub_eui64].describe()}: {count} meters "
+                               f"start on its HAN (on_han = true) but its join list holds "
                                f"{HAN_TABLE_MAX_ENTRIES}")

@@ -8,16 +8,16 @@ the device clock (else VALUE_OUT_OF_RANGE). When due it runs exactly as if it ha
 and its response is kept in the device's log of scheduled outcomes (the last
 ``MAX_SCHEDULED_OUTCOMES``).
 
-:func:`next_event_time_seconds` is the event queue: the earliest world device time at which
-anything of any device is due (join attempts, closing join windows, firmware activations and
-idle transfers, scheduled requests).
+:class:`EventQueue` is the world's event queue: each device's next event
+(:func:`device_next_event_time_seconds`: its join attempt, closing join windows, firmware
+activations and idle transfers, scheduled requests) in a heap.
 
 This module never reads a clock and never does I/O: times come in as arguments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import heapq
 from dataclasses import dataclass
 
 from emulator.answers import ok, refuse, whole
@@ -29,10 +29,11 @@ __all__ = [
     "MAX_SCHEDULED_OUTCOMES",
     "NOT_SCHEDULABLE",
     "SCHEDULER_COMMANDS",
+    "EventQueue",
     "ScheduledOutcome",
     "ScheduledRequest",
+    "device_next_event_time_seconds",
     "handle_scheduler_request",
-    "next_event_time_seconds",
     "pop_due",
     "record_outcome",
 ]
@@ -132,20 +133,64 @@ def record_outcome(device: EmulatedDevice, entry: ScheduledRequest,
     del device.scheduled_outcomes[:-MAX_SCHEDULED_OUTCOMES]
 
 
-def next_event_time_seconds(devices: Iterable[EmulatedDevice],
-                            join_attempts: Mapping[bytes, tuple[int, bytes]]) -> int | None:
-    """The earliest world device time anything is due: a join attempt, a join window
-    closing, a firmware activation or idle transfer, a scheduled request (the last two are on
-    each device's clock). None if nothing is pending."""
-    times: list[int] = [when for when, _ in join_attempts.values()]
-    for device in devices:
-        if device.hub is not None:
-            closing = device.hub.han.next_event_time_seconds()
-            if closing is not None:
-                times.append(closing)
-        firmware_event = device.firmware.next_event_time_seconds()  # on the device clock
-        if firmware_event is not None:
-            times.append(firmware_event - device.clock_offset_seconds)
-        times.extend(entry.execution_time_seconds - device.clock_offset_seconds
-                     for entry in device.schedule.values())
+def device_next_event_time_seconds(device: EmulatedDevice,
+                                   join_attempt_seconds: int | None) -> int | None:
+    """The earliest world device time something of ``device`` is due by itself: its join
+    attempt, a join window closing on its HAN, a firmware activation or idle transfer, a
+    scheduled request (the last two are on the device's clock). None if nothing is pending.
+
+    A meter's own discrete events (debt ticks, load-limit periods, credit crossings) are not
+    here: they concern only that meter, and :meth:`emulator.meter.Meter.advance_to` runs them
+    exactly whenever the meter is next run."""
+    times: list[int] = [] if join_attempt_seconds is None else [join_attempt_seconds]
+    if device.hub is not None:
+        closing = device.hub.han.next_event_time_seconds()
+        if closing is not None:
+            times.append(closing)
+    firmware_event = device.firmware.next_event_time_seconds()  # on the device clock
+    if firmware_event is not None:
+        times.append(firmware_event - device.clock_offset_seconds)
+    times.extend(entry.execution_time_seconds - device.clock_offset_seconds
+                 for entry in device.schedule.values())
     return min(times) if times else None
+
+
+class EventQueue:
+    """Each device's next event in a heap: finding what is due is O(log N) per event.
+
+    Entries are ``(world device time, server address, EUI-64)``; a device has at most one
+    valid entry (the time in ``_queued``), older ones are skipped when they reach the top
+    (lazy invalidation)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, bytes]] = []
+        self._queued: dict[bytes, int] = {}
+
+    def update(self, eui64: bytes, server_address: int, when: int | None) -> None:
+        """Make ``when`` the device's next event (None: it has none)."""
+        if when is None:
+            self._queued.pop(eui64, None)
+        elif self._queued.get(eui64) != when:
+            self._queued[eui64] = when
+            heapq.heappush(self._heap, (when, server_address, eui64))
+
+    def first_time(self) -> int | None:
+        """The time of the earliest valid entry, or None."""
+        heap = self._heap
+        while heap:
+            when, _, eui64 = heap[0]
+            if self._queued.get(eui64) == when:
+                return when
+            heapq.heappop(heap)
+        return None
+
+    def pop_due(self, now_seconds: int) -> list[bytes]:
+        """Take every device with an event at or before ``now_seconds`` off the queue."""
+        due = []
+        heap = self._heap
+        while heap and heap[0][0] <= now_seconds:
+            when, _, eui64 = heapq.heappop(heap)
+            if self._queued.get(eui64) == when:
+                del self._queued[eui64]
+                due.append(eui64)
+        return due

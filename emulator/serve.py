@@ -1,28 +1,55 @@
-"""Serving emulated devices on a port: a sans-I/O core and a thin I/O shell around it.
+"""Serving emulated devices on a port: the I/O shell around the sans-I/O link multiplexer.
 
-:class:`LinkServer` is the core, one per client byte stream (a pty, a serial port, one TCP
-connection): bytes in, bytes out, with the time passed in as ``now_ms``. It feeds a
-:class:`~protocol.stream.FrameStreamDecoder`, routes each frame by destination address to one
-:class:`~protocol.link.LinkStation` (``Role.SERVER``) per (server address, client address),
-hands every received APDU to the shared world (``world.handle_apdu``) and queues the answer on
-the station. Frames to addresses the world does not serve are ignored and counted.
+The core is :class:`protocol.link_mux.LinkServer`, one per client byte stream (a pty, a serial
+port, one TCP connection): bytes in, bytes out, every received APDU handed to the shared world
+(``world.handle_apdu``) and the answer queued on its link. Frames to addresses the world does
+not serve are ignored and counted there.
 
-:class:`ServeLoop` is the shell: it waits on every transport and listener with
+:class:`ServeLoop` is this module: it waits on every transport and listener with
 :mod:`selectors`, gives each TCP connection its own :class:`LinkServer` over one shared world,
 runs link timers, calls ``world.advance()`` periodically so timers run while idle (not with a
 virtual clock: there time moves only when told), and on :meth:`ServeLoop.request_stop` (from
 Ctrl-C or SIGTERM) stops, closes its clients and saves the world state.
 
+Writes never block the loop. Each client with a descriptor has an output buffer: what the
+descriptor does not take at once waits there and is written when :mod:`selectors` says the
+descriptor is writable; meanwhile that client's input is not read (backpressure: a client
+that does not read its answers gets no more work done). Bounds (all keyword options of
+:class:`ServeLoop`, defaults below):
+
+- output: ``max_output_bytes`` per client (:data:`DEFAULT_MAX_OUTPUT_BYTES`, 256 KiB). A TCP
+  client whose unread answers go over it, or that takes none of them for
+  :data:`STALE_OUTPUT_MS` (2 s), is disconnected and logged at WARNING; on a stream (pty,
+  serial port) the unread output is dropped instead (a pty with no client: the next client
+  must not get stale answers). Accepted connections also get a fixed 64 KiB kernel send
+  buffer (:class:`protocol.transport.TcpListener`);
+- connections: ``max_connections`` TCP clients at once (:data:`DEFAULT_MAX_CONNECTIONS`); one
+  more is accepted and closed at once (counted in ``stats.clients_refused``). Running out of
+  descriptors (EMFILE) pauses accepting until a client closes or :data:`ACCEPT_RETRY_MS`
+  pass; the waiting connections stay queued by the kernel and serving goes on;
+- reassembly: each link reassembles at most ``max_reassembly_bytes`` of one APDU
+  (:data:`SERVED_MAX_REASSEMBLY_BYTES`, 4 KiB: the largest valid request, a SCHEDULE_REQUEST
+  holding a 1024-byte FIRMWARE_BLOCK, is under 1.1 KiB; beyond it the link answers FRMR), and
+  a connection has at most ``max_stations`` links (:data:`DEFAULT_MAX_STATIONS`, 64): at most
+  256 KiB of partial messages per connection and ``max_connections`` x 256 KiB in total
+  (256 MiB with the defaults). Everything a connection holds is released when it closes.
+
+Reads are fair: at most :data:`READ_CHUNK_BYTES` (256) from one client per turn of the loop,
+so a client that floods requests cannot take the loop from the others.
+
+Logging goes through :mod:`logging` (logger ``secure_emu.serve``; connects and disconnects at
+INFO, refusals and bound breaches at WARNING) unless a ``log`` callable is given. Making the
+log output itself non-blocking is the caller's part (``emulator.log_output``).
+
 Stopping is prompt: the stop wakes the selector, and :meth:`ServeLoop.stop_from_signal` (what a
-signal handler calls) also abandons a write in progress. A write to a client that does not
-read (a pty nobody reads: the transport waits up to its write timeout, 2 s, for room) would
-otherwise hold the stop that long. Once stopping, nothing more is written to clients.
-A client closing its end is logged as ``client disconnected``; other transport failures as
-``client gone`` with the reason.
+signal handler calls) also abandons a blocking write in progress (only transports without a
+descriptor, polled, are written to blocking). Once stopping, nothing more is written to
+clients. A client closing its end is logged as ``client disconnected``; other transport
+failures as ``client gone`` with the reason.
 
 Nothing a client sends may crash the server or stop it serving other clients: the decoder
 never raises, and anything that escapes a station or the world for one frame is counted in
-:class:`ServerCounters`, that station is dropped, and serving goes on. This module must never
+the LinkServer's counters, that station is dropped, and serving goes on. This module must never
 do port I/O except through :mod:`protocol.transport`, and never read a clock except the one
 it is given.
 """
@@ -30,266 +57,78 @@ it is given.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import selectors
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from protocol.apdu import ApduType, decode_apdu, describe_fields
-from protocol.errors import ProtocolError
-from protocol.hdlc import FrameType, HdlcFrame, encode_frame
-from protocol.link import (
-    LLC_CLIENT_TO_SERVER,
-    LLC_SERVER_TO_CLIENT,
-    ApduReceived,
-    LinkParameters,
-    LinkState,
-    LinkStation,
-    Role,
+from protocol.clock import MonotonicClock
+from protocol.link import LinkParameters, LinkStation, Role
+from protocol.link_mux import DEFAULT_MAX_STATIONS, ApduServer, LinkServer
+from protocol.trace import FrameTrace, line_trace
+from protocol.transport import (
+    AcceptFailedError,
+    ByteTransport,
+    TcpListener,
+    TransportClosedError,
+    TransportError,
 )
-from protocol.stream import FrameStreamDecoder
-from protocol.transport import ByteTransport, TcpListener, TransportClosedError, TransportError
 
 __all__ = [
+    "ACCEPT_RETRY_MS",
     "DEFAULT_ADVANCE_INTERVAL_MS",
-    "DEFAULT_MAX_STATIONS",
-    "LinkServer",
-    "MonotonicClock",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_OUTPUT_BYTES",
+    "LOGGER_NAME",
+    "SERVED_MAX_REASSEMBLY_BYTES",
+    "STALE_OUTPUT_MS",
     "ServeLoop",
     "ServeStoppedError",
-    "ServerCounters",
     "World",
-    "describe_frame",
-    "format_trace_line",
-    "wall_clock_text",
 ]
 
 #: How often a serving loop on real time calls ``world.advance()`` while idle.
 DEFAULT_ADVANCE_INTERVAL_MS = 1000
-#: Link stations one LinkServer keeps; beyond it the least recently used is dropped.
-DEFAULT_MAX_STATIONS = 64
-#: Bytes read from a transport at a time.
-READ_CHUNK_BYTES = 65536
+#: Most bytes read from one client in one turn of the loop: fairness between clients. A
+#: well-behaved client has one frame in flight (window 1, 128-byte information fields by
+#: default), which fits; a client with a backlog of frames gets a few of them handled per turn,
+#: no more than the others.
+READ_CHUNK_BYTES = 256
 #: Longest a serving loop sleeps without looking at its stop flag.
 MAX_WAIT_MS = 1000
+#: TCP clients served at once; one more is accepted and closed at once.
+DEFAULT_MAX_CONNECTIONS = 1024
+#: Unwritten answers one client may have waiting; a TCP client over it is disconnected.
+DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024
+#: Output a stream (pty, serial port) has not taken for this long is dropped as stale.
+STALE_OUTPUT_MS = 2000
+#: Largest APDU one served link reassembles (the largest valid request is under 1.1 KiB).
+SERVED_MAX_REASSEMBLY_BYTES = 4096
+#: After running out of descriptors, accepting resumes when a client closes or after this.
+ACCEPT_RETRY_MS = 100
+#: Connections taken from one listener in one turn of the loop.
+ACCEPT_BATCH = 64
+#: The logger the loop reports to when no ``log`` callable is given.
+LOGGER_NAME = "secure_emu.serve"
+
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
 
 
 class ServeStoppedError(Exception):
     """Raised by :meth:`ServeLoop.stop_from_signal` into a write in progress, to abandon it."""
 
 
-class World(Protocol):
-    """What serving needs from :class:`emulator.world.EmulatedWorld`."""
-
-    def server_addresses(self) -> frozenset[int]: ...
-
-    def handle_apdu(self, server_address: int, apdu: bytes) -> bytes | None: ...
+class World(ApduServer, Protocol):
+    """What serving needs from :class:`emulator.world.EmulatedWorld`: the devices
+    (``server_addresses``, ``handle_apdu``), periodic advance and saving."""
 
     def advance(self) -> None: ...
 
     def save(self) -> None: ...
-
-
-class MonotonicClock(Protocol):
-    """The part of an :mod:`emulator.clock` clock that link timers need."""
-
-    def monotonic_ms(self) -> int: ...
-
-
-#: ``(direction, frame, now_ms)`` for every frame in (``"rx"``) and out (``"tx"``).
-FrameTrace = Callable[[str, HdlcFrame, int], None]
-
-
-@dataclass
-class ServerCounters:
-    """What one LinkServer has seen, for diagnostics."""
-
-    frames_received: int = 0
-    frames_sent: int = 0
-    frames_to_unknown_address: int = 0
-    apdus_handled: int = 0
-    stations_dropped: int = 0
-    internal_errors: int = 0
-    last_internal_error: str = ""
-
-
-@dataclass
-class _StationEntry:
-    station: LinkStation
-    server_address: int
-    client_address: int
-
-
-class LinkServer:
-    """Sans-I/O: one client byte stream in, the bytes to send back out."""
-
-    def __init__(self, world: World, *, parameters: LinkParameters | None = None,
-                 max_stations: int = DEFAULT_MAX_STATIONS, trace: FrameTrace | None = None,
-                 station_factory: Callable[[int, int], LinkStation] | None = None,
-                 on_error: Callable[[str], None] | None = None) -> None:
-        self._world = world
-        self._on_error = on_error
-        self._parameters = parameters or LinkParameters()
-        self._max_stations = max_stations
-        self._trace = trace
-        self._decoder = FrameStreamDecoder()
-        self._stations: dict[tuple[int, int], _StationEntry] = {}
-        self._station_factory = station_factory or self._new_station
-        self.counters = ServerCounters()
-
-    def _new_station(self, server_address: int, client_address: int) -> LinkStation:
-        return LinkStation(Role.SERVER, server_address, client_address,
-                           parameters=self._parameters)
-
-    @property
-    def decoder(self) -> FrameStreamDecoder:
-        """The stream decoder, whose counters say what was discarded and why."""
-        return self._decoder
-
-    @property
-    def station_count(self) -> int:
-        return len(self._stations)
-
-    def receive_bytes(self, data: bytes, now_ms: int) -> bytes:
-        """Feed bytes from the client; return every byte to send back (possibly ``b""``)."""
-        out: list[bytes] = []
-        for frame in self._decoder.feed(data):
-            self.counters.frames_received += 1
-            self._handle_frame(frame, now_ms, out)
-        return b"".join(out)
-
-    def handle_timeout(self, now_ms: int) -> bytes:
-        """Run due link timers; return the bytes they produce."""
-        out: list[bytes] = []
-        for key, entry in list(self._stations.items()):
-            deadline = entry.station.next_timeout_ms()
-            if deadline is None or deadline > now_ms:
-                continue
-            try:
-                entry.station.handle_timeout(now_ms)
-                self._drain(entry, now_ms, out)
-            except Exception as error:  # one station must not stop the server
-                self._drop(key, error)
-        return b"".join(out)
-
-    def next_timeout_ms(self) -> int | None:
-        """Earliest link timer of any station, or ``None``."""
-        deadlines = [d for e in self._stations.values()
-                     if (d := e.station.next_timeout_ms()) is not None]
-        return min(deadlines, default=None)
-
-    def _handle_frame(self, frame: HdlcFrame, now_ms: int, out: list[bytes]) -> None:
-        if self._trace is not None:
-            self._trace("rx", frame, now_ms)
-        server_address = frame.destination_address
-        if server_address not in self._world.server_addresses():
-            self.counters.frames_to_unknown_address += 1
-            return
-        key = (server_address, frame.source_address)
-        try:
-            entry = self._entry(key)
-            events = entry.station.receive_frame(frame, now_ms)
-            for event in events:
-                if isinstance(event, ApduReceived):
-                    self.counters.apdus_handled += 1
-                    answer = self._world.handle_apdu(server_address, event.apdu)
-                    if answer is not None:
-                        entry.station.send_apdu(answer, now_ms)
-            self._drain(entry, now_ms, out)
-        except Exception as error:  # one station must not stop the server
-            self._drop(key, error)
-
-    def _entry(self, key: tuple[int, int]) -> _StationEntry:
-        entry = self._stations.pop(key, None)
-        if entry is None:
-            if len(self._stations) >= self._max_stations:
-                self._evict_one()
-            entry = _StationEntry(self._station_factory(*key), *key)
-        self._stations[key] = entry  # most recently used last
-        return entry
-
-    def _evict_one(self) -> None:
-        victim = next((k for k, e in self._stations.items()
-                       if e.station.state is LinkState.DISCONNECTED),
-                      next(iter(self._stations)))
-        del self._stations[victim]
-        self.counters.stations_dropped += 1
-
-    def _drain(self, entry: _StationEntry, now_ms: int, out: list[bytes]) -> None:
-        for frame in entry.station.frames_to_send():
-            if self._trace is not None:
-                self._trace("tx", frame, now_ms)
-            out.append(encode_frame(frame))
-            self.counters.frames_sent += 1
-
-    def _drop(self, key: tuple[int, int], error: Exception) -> None:
-        self._stations.pop(key, None)
-        self.counters.stations_dropped += 1
-        self.counters.internal_errors += 1
-        self.counters.last_internal_error = f"{type(error).__name__}: {error}"
-        if self._on_error is not None:
-            self._on_error(f"dropped the link of client {key[1]} to server address {key[0]} "
-                           f"after an internal error: {self.counters.last_internal_error}")
-
-
-# --------------------------------------------------------------------------------------------
-# Trace formatting
-# --------------------------------------------------------------------------------------------
-
-
-def _describe_apdu(information: bytes) -> str:
-    for llc in (LLC_CLIENT_TO_SERVER, LLC_SERVER_TO_CLIENT):
-        if information.startswith(llc):
-            apdu_bytes = information[len(llc):]
-            break
-    else:
-        return "continuation segment"
-    try:
-        apdu = decode_apdu(apdu_bytes)
-    except ProtocolError as error:
-        return f"APDU not decodable here ({error})"
-    fields = describe_fields(apdu.fields)
-    kind = "request" if apdu_bytes[0] == ApduType.REQUEST else "response"
-    status = getattr(apdu, "status", None)
-    status_text = f" {status.name}" if status is not None else ""
-    return f"{apdu.command.name} {kind}{status_text} invoke={apdu.invoke_id} {{{fields}}}"
-
-
-def describe_frame(frame: HdlcFrame) -> str:
-    """One line: frame type, addresses, sequence numbers, and the APDU when one is inside."""
-    frame_type = frame.frame_type
-    name = frame_type.name if frame_type is not None else f"control=0x{frame.control:02X}"
-    parts = [f"{name} dst={frame.destination_address} src={frame.source_address}"]
-    if frame_type is FrameType.I:
-        parts.append(f"N(S)={frame.send_sequence} N(R)={frame.receive_sequence}")
-    elif frame_type in (FrameType.RR, FrameType.RNR):
-        parts.append(f"N(R)={frame.receive_sequence}")
-    parts.append(f"P/F={int(frame.poll_final)}")
-    if frame.segmented:
-        parts.append("segmented")
-    if frame_type is FrameType.I and frame.information:
-        parts.append("| " + _describe_apdu(frame.information))
-    elif frame.information:
-        parts.append(f"| info {frame.information.hex()}")
-    return " ".join(parts)
-
-
-def wall_clock_text() -> str:
-    """Local wall time as HH:MM:SS.mmm, for trace lines."""
-    now_ns = time.time_ns()
-    return time.strftime("%H:%M:%S", time.localtime(now_ns // 1_000_000_000)) + (
-        f".{now_ns // 1_000_000 % 1000:03d}")
-
-
-def format_trace_line(direction: str, frame: HdlcFrame, *, timestamp: str, peer: str = "") -> str:
-    """``time peer rx|tx hex`` then the decoded frame on an indented second line."""
-    arrow = "<-" if direction == "rx" else "->"
-    who = f" {peer}" if peer else ""
-    wire_hex = encode_frame(frame).hex(" ")
-    return f"{timestamp}{who} {direction} {arrow} {wire_hex}\n    {describe_frame(frame)}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,18 +136,34 @@ def format_trace_line(direction: str, frame: HdlcFrame, *, timestamp: str, peer:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)
 class _Client:
     transport: ByteTransport
     server: LinkServer
     name: str
-    closes_with_loop: bool = True
+    #: an accepted TCP connection (disconnected over its output bound; counts to the cap)
+    is_connection: bool = False
+    fd: int | None = None
+    #: the transport's non-blocking write, or None: written to blocking (no descriptor)
+    write_some: Callable[[bytes | memoryview], int] | None = None
+    out: bytearray = field(default_factory=bytearray)
+    #: when the output buffer last became non-empty (stream staleness)
+    out_since_ms: int = 0
+    closed: bool = False
 
 
 @dataclass
 class _LoopStats:
     clients_accepted: int = 0
     clients_closed: int = 0
+    #: connections accepted and closed at once because ``max_connections`` were open
+    clients_refused: int = 0
+    #: TCP clients disconnected for leaving more than ``max_output_bytes`` unread
+    clients_over_output_bound: int = 0
+    #: times accepting paused because the process ran out of descriptors (EMFILE and kin)
+    accept_pauses: int = 0
+    #: bytes of unread output dropped on streams (over the bound or stale)
+    output_bytes_dropped: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -319,56 +174,95 @@ class ServeLoop:
                  advance_interval_ms: int | None = DEFAULT_ADVANCE_INTERVAL_MS,
                  parameters: LinkParameters | None = None,
                  trace_line: Callable[[str], None] | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+                 max_stations: int = DEFAULT_MAX_STATIONS,
+                 max_reassembly_bytes: int = SERVED_MAX_REASSEMBLY_BYTES) -> None:
+        """``log`` receives every message as one string (else the ``secure_emu.serve``
+        logger); the ``max_*`` bounds are described in the module docstring."""
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, not {max_connections}")
         self._world = world
         self._clock = link_clock
         self._advance_interval_ms = advance_interval_ms
-        self._parameters = parameters
+        self._parameters = parameters or LinkParameters()
         self._trace_line = trace_line
-        self._log = log or (lambda message: None)
+        self._log_callable = log
+        self._logger = logging.getLogger(LOGGER_NAME)
+        self._max_connections = max_connections
+        self._max_output_bytes = max_output_bytes
+        self._max_stations = max_stations
+        self._max_reassembly_bytes = max_reassembly_bytes
         self._selector = selectors.DefaultSelector()
         self._clients: dict[int, _Client] = {}
         self._pollers: list[_Client] = []  # transports without a descriptor
+        self._timed: set[_Client] = set()  # clients with a link timer set
+        self._stale_watch: set[_Client] = set()  # streams with output waiting
+        self._connections = 0
         self._listeners: dict[int, TcpListener] = {}
+        self._paused_listeners: dict[int, TcpListener] = {}
+        self._resume_accept_ms: int | None = None
+        self._refusing = False  # at the cap: the first refusal is logged, the rest counted
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
-        self._selector.register(self._wake_read, selectors.EVENT_READ)
+        self._selector.register(self._wake_read, _READ)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._wake_closed = False
-        self._writing = False  # inside a transport write, which a stop may abandon
+        self._writing = False  # inside a blocking transport write, which a stop may abandon
         self.stats = _LoopStats()
+
+    # ----------------------------------------------------------------------------------------
+    def _log(self, message: str, level: int = logging.INFO) -> None:
+        if self._log_callable is not None:
+            self._log_callable(message)
+        else:
+            self._logger.log(level, "%s", message)
+
+    def _warn(self, message: str) -> None:
+        self._log(message, logging.WARNING)
 
     def _make_server(self, name: str) -> LinkServer:
         trace: FrameTrace | None = None
         if self._trace_line is not None:
-            sink = self._trace_line
-
-            def trace(direction: str, frame: HdlcFrame, now_ms: int) -> None:
-                sink(format_trace_line(direction, frame, timestamp=wall_clock_text(), peer=name))
+            trace = line_trace(self._trace_line, peer=name)
         return LinkServer(self._world, parameters=self._parameters, trace=trace,
-                          on_error=self._log)
+                          max_stations=self._max_stations,
+                          station_factory=self._new_station,
+                          on_error=self._warn)
 
-    def add_stream(self, transport: ByteTransport, *, name: str = "port") -> LinkServer:
-        """Serve one byte stream (pty master, serial port). The loop closes it when done."""
-        client = _Client(transport, self._make_server(name), name)
-        fileno = getattr(transport, "fileno", None)
+    def _new_station(self, server_address: int, client_address: int) -> LinkStation:
+        return LinkStation(Role.SERVER, server_address, client_address,
+                           parameters=self._parameters,
+                           max_reassembly_bytes=self._max_reassembly_bytes)
+
+    def _register(self, client: _Client) -> None:
+        """Wait on the client's descriptor (non-blocking writes) or poll it (blocking)."""
+        fileno = getattr(client.transport, "fileno", None)
         try:
             fd = fileno() if fileno is not None else None
         except OSError:
             fd = None
         if fd is None:
             self._pollers.append(client)
-        else:
-            self._clients[fd] = client
-            self._selector.register(fd, selectors.EVENT_READ)
+            return
+        client.fd = fd
+        client.write_some = getattr(client.transport, "write_some", None)
+        self._clients[fd] = client
+        self._selector.register(fd, _READ, client)
+
+    def add_stream(self, transport: ByteTransport, *, name: str = "port") -> LinkServer:
+        """Serve one byte stream (pty master, serial port). The loop closes it when done."""
+        client = _Client(transport, self._make_server(name), name)
+        self._register(client)
         return client.server
 
     def add_listener(self, listener: TcpListener) -> None:
         """Accept TCP clients; each gets its own LinkServer over the shared world."""
         self._listeners[listener.fileno()] = listener
-        self._selector.register(listener.fileno(), selectors.EVENT_READ)
+        self._selector.register(listener.fileno(), _READ, listener)
 
     def request_stop(self) -> None:
         """Ask the loop to stop soon; safe from a signal handler or another thread."""
@@ -379,8 +273,9 @@ class ServeLoop:
                     os.write(self._wake_write, b"\0")
 
     def stop_from_signal(self) -> None:
-        """:meth:`request_stop`, for a signal handler: a write in progress at that moment is
-        abandoned (ServeStoppedError is raised into it) so that the loop stops at once."""
+        """:meth:`request_stop`, for a signal handler: a blocking write in progress at that
+        moment is abandoned (ServeStoppedError is raised into it) so that the loop stops at
+        once."""
         self.request_stop()
         if self._writing:
             raise ServeStoppedError
@@ -389,6 +284,11 @@ class ServeLoop:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def connection_count(self) -> int:
+        """TCP clients connected now."""
+        return self._connections
+
     def run(self) -> None:
         """Serve until :meth:`request_stop`; then close clients and save the world."""
         next_advance_ms = self._next_advance(self._clock.monotonic_ms())
@@ -396,12 +296,14 @@ class ServeLoop:
             while not self._stop.is_set():
                 now_ms = self._clock.monotonic_ms()
                 wait_ms = self._wait_ms(now_ms, next_advance_ms)
-                for key, _ in self._selector.select(wait_ms / 1000 if wait_ms else 0):
-                    self._on_ready(key.fd)
+                for key, mask in self._selector.select(wait_ms / 1000 if wait_ms else 0):
+                    self._on_ready(key, mask)
                 for client in list(self._pollers):
                     self._read_from(client, poll_ms=min(wait_ms, 50))
                 now_ms = self._clock.monotonic_ms()
                 self._run_timers(now_ms)
+                if self._resume_accept_ms is not None and now_ms >= self._resume_accept_ms:
+                    self._resume_accepting()
                 if next_advance_ms is not None and now_ms >= next_advance_ms:
                     self._advance_world()
                     next_advance_ms = self._next_advance(now_ms)
@@ -417,35 +319,79 @@ class ServeLoop:
         deadlines = [now_ms + MAX_WAIT_MS]
         if next_advance_ms is not None:
             deadlines.append(next_advance_ms)
-        for client in self._all_clients():
+        if self._resume_accept_ms is not None:
+            deadlines.append(self._resume_accept_ms)
+        for client in self._timed:
             deadline = client.server.next_timeout_ms()
             if deadline is not None:
                 deadlines.append(deadline)
+        for client in self._stale_watch:
+            deadlines.append(client.out_since_ms + STALE_OUTPUT_MS)
         return max(0, min(deadlines) - now_ms)
 
     def _all_clients(self) -> list[_Client]:
         return [*self._clients.values(), *self._pollers]
 
-    def _on_ready(self, fd: int) -> None:
-        if fd == self._wake_read:
+    def _on_ready(self, key: selectors.SelectorKey, mask: int) -> None:
+        target = key.data
+        if target is None:  # the wake pipe
             with contextlib.suppress(OSError):
                 os.read(self._wake_read, 4096)
-            return
-        listener = self._listeners.get(fd)
-        if listener is not None:
-            transport = listener.accept(0)
-            if transport is not None:
-                name = getattr(transport, "name", "tcp")
-                client = _Client(transport, self._make_server(name), name)
-                self._clients[transport.fileno()] = client
-                self._selector.register(transport.fileno(), selectors.EVENT_READ)
-                self.stats.clients_accepted += 1
-                self._log(f"client connected: {name}")
-            return
-        client = self._clients.get(fd)
-        if client is not None:
-            self._read_from(client, poll_ms=0)
+        elif isinstance(target, _Client):
+            if mask & selectors.EVENT_WRITE:
+                self._flush(target)
+            if mask & _READ and not target.closed:
+                self._read_from(target, poll_ms=0)
+        else:
+            self._accept_from(target)
 
+    # ---------------------------------------------------------------------------- accepting
+    def _accept_from(self, listener: TcpListener) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                transport = listener.accept_nowait()
+            except AcceptFailedError as error:
+                if error.out_of_resources:
+                    self._pause_accepting(listener, str(error))
+                else:
+                    self._warn(str(error))
+                return
+            if transport is None:
+                return
+            if self._connections >= self._max_connections:
+                transport.close()
+                self.stats.clients_refused += 1
+                if not self._refusing:
+                    self._refusing = True
+                    self._warn(f"refusing connections: {self._max_connections} clients "
+                               "connected (--max-connections); serving goes on")
+                continue
+            name = getattr(transport, "name", "tcp")
+            client = _Client(transport, self._make_server(name), name, is_connection=True)
+            self._register(client)
+            self._connections += 1
+            self.stats.clients_accepted += 1
+            self._log(f"client connected: {name}")
+
+    def _pause_accepting(self, listener: TcpListener, reason: str) -> None:
+        fd = listener.fileno()
+        if fd in self._paused_listeners:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(fd)
+        self._paused_listeners[fd] = listener
+        self._resume_accept_ms = self._clock.monotonic_ms() + ACCEPT_RETRY_MS
+        self.stats.accept_pauses += 1
+        self._warn(f"{reason}; accepting paused until a client closes ({self._connections} "
+                   "clients connected; raise the descriptor limit, ulimit -n, to serve more)")
+
+    def _resume_accepting(self) -> None:
+        self._resume_accept_ms = None
+        for fd, listener in list(self._paused_listeners.items()):
+            del self._paused_listeners[fd]
+            self._selector.register(fd, _READ, listener)
+
+    # ----------------------------------------------------------------------------- reading
     def _read_from(self, client: _Client, *, poll_ms: int) -> None:
         try:
             data = client.transport.read(READ_CHUNK_BYTES, poll_ms)
@@ -459,12 +405,92 @@ class ServeLoop:
             self._close_client(client, str(error))
             return
         if reply:
-            self._write(client, reply)
+            self._send(client, reply)
+        self._note_timer(client)
 
-    def _write(self, client: _Client, data: bytes) -> None:
-        """Write to a client unless stopping; a stop from a signal abandons the write."""
-        if self._stop.is_set():
+    def _note_timer(self, client: _Client) -> None:
+        if client.closed:
             return
+        if client.server.next_timeout_ms() is None:
+            self._timed.discard(client)
+        else:
+            self._timed.add(client)
+
+    # ----------------------------------------------------------------------------- writing
+    def _send(self, client: _Client, data: bytes) -> None:
+        """Queue ``data`` for a client and write what its descriptor takes now, unless
+        stopping. Never waits, except on a transport without a descriptor."""
+        if self._stop.is_set() or client.closed:
+            return
+        if client.write_some is None:
+            self._write_blocking(client, data)
+            return
+        if client.out:
+            client.out += data
+        else:
+            try:
+                written = client.write_some(data)
+            except TransportError as error:
+                self._close_client(client, str(error))
+                return
+            if written == len(data):
+                return
+            client.out += memoryview(data)[written:]
+            client.out_since_ms = self._clock.monotonic_ms()
+            if client.fd is not None:  # backpressure: not read until it takes its answers
+                self._selector.modify(client.fd, _WRITE, client)
+            self._stale_watch.add(client)
+        if len(client.out) > self._max_output_bytes:
+            self._over_output_bound(client)
+
+    def _flush(self, client: _Client) -> None:
+        """The descriptor is writable: write what is waiting."""
+        if client.write_some is None or client.closed:
+            return
+        try:
+            written = client.write_some(client.out) if client.out else 0
+        except TransportError as error:
+            self._close_client(client, str(error))
+            return
+        del client.out[:written]
+        if not client.out:
+            self._output_drained(client)
+        elif written:
+            client.out_since_ms = self._clock.monotonic_ms()
+
+    def _output_drained(self, client: _Client) -> None:
+        client.out = bytearray()
+        self._stale_watch.discard(client)
+        if client.fd is not None and not client.closed:
+            self._selector.modify(client.fd, _READ, client)
+
+    def _over_output_bound(self, client: _Client) -> None:
+        self._give_up_output(client, f"over the bound of {self._max_output_bytes}")
+
+    def _output_stalled(self, client: _Client) -> None:
+        self._give_up_output(client, f"none taken for {STALE_OUTPUT_MS} ms")
+
+    def _give_up_output(self, client: _Client, why: str) -> None:
+        """A client does not read: disconnect a TCP client, drop a stream's output."""
+        if client.is_connection:
+            self.stats.clients_over_output_bound += 1
+            self._close_client(client, f"{client.name} left {len(client.out)} bytes of answers "
+                                       f"unread ({why}); disconnected", level=logging.WARNING)
+        else:
+            self._drop_stream_output(client, why)
+
+    def _drop_stream_output(self, client: _Client, why: str) -> None:
+        """A stream nobody reads: drop what waits for it (and what its peer left unread)."""
+        dropped = len(client.out)
+        self.stats.output_bytes_dropped += dropped
+        discard = getattr(client.transport, "discard_unread_output", None)
+        if discard is not None:
+            discard()
+        self._output_drained(client)
+        self._warn(f"dropped {dropped} bytes nobody read on {client.name} ({why})")
+
+    def _write_blocking(self, client: _Client, data: bytes) -> None:
+        """Write to a transport without a descriptor; a stop from a signal abandons it."""
         try:
             self._writing = True
             try:
@@ -476,46 +502,67 @@ class ServeLoop:
         except TransportError as error:
             self._close_client(client, str(error))
 
+    # ------------------------------------------------------------------------------ timers
     def _run_timers(self, now_ms: int) -> None:
-        for client in self._all_clients():
+        for client in list(self._timed):
             deadline = client.server.next_timeout_ms()
-            if deadline is None or deadline > now_ms:
-                continue
-            reply = client.server.handle_timeout(now_ms)
-            if reply:
-                self._write(client, reply)
+            if deadline is not None and deadline <= now_ms:
+                reply = client.server.handle_timeout(now_ms)
+                if reply:
+                    self._send(client, reply)
+            self._note_timer(client)
+        for client in list(self._stale_watch):
+            if client.out and now_ms - client.out_since_ms >= STALE_OUTPUT_MS:
+                self._output_stalled(client)
 
     def _advance_world(self) -> None:
         try:
             self._world.advance()
         except Exception as error:  # keep serving; report it
             self.stats.errors.append(f"world.advance failed: {error}")
-            self._log(f"world.advance failed: {error}")
+            self._warn(f"world.advance failed: {error}")
 
-    def _close_client(self, client: _Client, reason: str | None) -> None:
-        """Forget a client; ``reason`` None means it closed its end (a normal disconnect)."""
-        if client not in self._all_clients():
+    # ----------------------------------------------------------------------------- closing
+    def _close_client(self, client: _Client, reason: str | None, *,
+                      level: int = logging.INFO) -> None:
+        """Forget a client and release all it holds; ``reason`` None means it closed its
+        end (a normal disconnect)."""
+        if client.closed:
             return
+        client.closed = True
         self._log(f"client disconnected: {client.name}" if reason is None
-                  else f"client gone: {reason}")
+                  else f"client gone: {reason}", level)
         self.stats.clients_closed += 1
         if client in self._pollers:
             self._pollers.remove(client)
-        for fd, known in list(self._clients.items()):
-            if known is client:
-                with contextlib.suppress(KeyError, ValueError):
-                    self._selector.unregister(fd)
-                del self._clients[fd]
+        if client.fd is not None and self._clients.get(client.fd) is client:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(client.fd)
+            del self._clients[client.fd]
+        self._timed.discard(client)
+        self._stale_watch.discard(client)
+        client.out = bytearray()
+        client.server.clear()
         client.transport.close()
+        if client.is_connection:
+            self._connections -= 1
+            if self._connections < self._max_connections:
+                self._refusing = False
+            if self._paused_listeners:  # a descriptor was freed: try accepting again
+                self._resume_accepting()
 
     def _shutdown(self) -> None:
         for client in self._all_clients():
+            client.closed = True
             client.transport.close()
         self._clients.clear()
         self._pollers.clear()
-        for listener in self._listeners.values():
+        self._timed.clear()
+        self._stale_watch.clear()
+        for listener in [*self._listeners.values(), *self._paused_listeners.values()]:
             listener.close()
         self._listeners.clear()
+        self._paused_listeners.clear()
         self._selector.close()
         with self._lock:
             self._wake_closed = True

@@ -9,6 +9,13 @@ version must keep loading)::
      "devices": {EUI-64 hex: {"clock_offset_seconds", "firmware", "meter" | null,
                               "han" | null, "schedule", "scheduled_outcomes"}}}
 
+In the state database (:mod:`emulator.persistence`) each device is one
+:class:`emulator.persistence.DeviceRecord` (:func:`encode_device_record`): the device's table
+above without its schedule and without the firmware bytes received (those are stored in their
+own tables, as are the keyed requests it applied), with its pending join attempt
+(``"join_attempt": [device time, hub EUI-64 hex]`` or null) instead. The JSON ``world`` table
+(format 1) holds no keyed requests.
+
 Device parts are encoded by their codecs (:mod:`emulator.state_codecs` for meter registers
 and the HAN, :meth:`emulator.firmware.FirmwareSlot.to_state` for firmware). Restoring
 replaces the parts of the world's devices in place and raises :class:`StateError` naming the
@@ -17,6 +24,8 @@ state file and what is wrong. This module never does I/O and never reads a clock
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +34,9 @@ from emulator.device import EmulatedDevice
 from emulator.errors import StateError
 from emulator.firmware import FirmwareSlot
 from emulator.hub import CommsHub
+from emulator.idempotency import AppliedRequest
 from emulator.meter import Meter
+from emulator.persistence import DeviceRecord
 from emulator.routing import DeviceTable
 from emulator.scheduler import (
     MAX_SCHEDULED_OUTCOMES,
@@ -35,7 +46,13 @@ from emulator.scheduler import (
 from emulator.state_codecs import decode_eui64_hex, decode_han, decode_meter_registers, encode_han
 from protocol.apdu import Request, decode_apdu
 
-__all__ = ["SavedWorld", "encode_world_state", "restore_world_state"]
+__all__ = [
+    "SavedWorld",
+    "encode_device_record",
+    "encode_world_state",
+    "restore_device_record",
+    "restore_world_state",
+]
 
 
 @dataclass(frozen=True)
@@ -137,6 +154,59 @@ def _restore_device(device: EmulatedDevice, raw: Mapping[str, Any]) -> None:
         ScheduledOutcome(_state_int(o["execution_time_seconds"], "execution time"),
                          bytes.fromhex(o["request_hex"]), bytes.fromhex(o["response_hex"]))
         for o in raw["scheduled_outcomes"]][-MAX_SCHEDULED_OUTCOMES:]
+
+
+def encode_device_record(device: EmulatedDevice,
+                         join_attempt: tuple[int, bytes] | None) -> DeviceRecord:
+    """The device as one database record (see the module docstring)."""
+    row = _encode_device(device)
+    del row["schedule"]
+    received = b""
+    transfer = row["firmware"].get("transfer")
+    if transfer is not None:
+        received = base64.b64decode(transfer.pop("received_base64"))
+    row["join_attempt"] = (None if join_attempt is None
+                           else [join_attempt[0], join_attempt[1].hex()])
+    schedule = tuple((int(e.command), e.execution_time_seconds, e.request_apdu)
+                     for e in sorted(device.schedule.values(), key=lambda e: e.command))
+    applied = tuple((key, a.request_digest, a.response_apdu)
+                    for key, a in device.applied_requests.items())
+    return DeviceRecord(device.eui64.hex(), json.dumps(row, sort_keys=True,
+                                                       separators=(",", ":")),
+                        schedule, received, applied)
+
+
+def restore_device_record(device: EmulatedDevice, record: DeviceRecord, devices: DeviceTable,
+                          where: str) -> tuple[int, bytes] | None:
+    """Restore ``device`` from its database record; returns its pending join attempt. Raises
+    :class:`StateError` naming ``where`` and what is wrong."""
+    try:
+        row = json.loads(record.state_json)
+        if not isinstance(row, dict):
+            raise StateError(f"saved state of {device.profile.describe()} is not a table")
+        transfer = row["firmware"].get("transfer")
+        if transfer is not None:
+            transfer["received_base64"] = base64.b64encode(record.received).decode("ascii")
+        row["schedule"] = [{"execution_time_seconds": when, "request_hex": request.hex()}
+                           for _, when, request in record.schedule]
+        _restore_device(device, row)
+        device.applied_requests = {key: AppliedRequest(digest, response)
+                                   for key, digest, response in record.applied}
+        attempt = row["join_attempt"]
+        if attempt is None:
+            return None
+        when, hub_hex = attempt
+        hub = devices.get(decode_eui64_hex(hub_hex))
+        if hub is None or hub.hub is None:
+            raise StateError(f"join attempt of {device.profile.describe()} names unknown hub "
+                             f"{hub_hex}")
+        return _state_int(when, "join attempt time"), hub.eui64
+    except StateError as error:
+        raise StateError(f"{where}: {error}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise StateError(f"{where}: saved state of {device.profile.describe()} is malformed "
+                         f"({error!r}); delete the state file to start from the profile"
+                         ) from None
 
 
 def _state_int(value: Any, name: str, *, signed: bool = False) -> int:

@@ -27,10 +27,12 @@ import enum
 import hashlib
 import hmac
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from stdnum import verhoeff
 
 from emulator.errors import UtrnCheckDigitError, UtrnMalformedError, UtrnWrongMeterError
+from protocol.eui64 import parse_eui64
 
 __all__ = [
     "UTRN_BINDING_KEY",
@@ -39,8 +41,10 @@ __all__ = [
     "UTRN_MAX_VALUE",
     "ParsedUtrn",
     "UtrnValueClass",
+    "make_top_up_utrn",
     "make_utrn",
     "parse_utrn",
+    "utrn_value_for_pounds",
     "verhoeff_check_digit",
 ]
 
@@ -121,6 +125,53 @@ def make_utrn(meter_eui64: bytes, counter: int, value_class: UtrnValueClass | in
     token = (tag << _PAYLOAD_BITS) | (payload ^ _mask(meter_eui64, tag))
     digits = f"{token:0{UTRN_TOKEN_DIGITS}d}"
     return digits + verhoeff_check_digit(digits)
+
+
+def make_top_up_utrn(meter_eui: str | bytes, counter: int, *, pence: int) -> str:
+    """The UTRN that tops up the meter ``meter_eui`` (EUI-64 text or 8 bytes) by ``pence``,
+    the ``counter``-th top-up (each counter is accepted once by the meter).
+
+    Up to 8191 p the token counts pennies; above that it counts whole pounds, so ``pence``
+    must then be a multiple of 100 (at most 819100 p). Raises ValueError naming the unit.
+    """
+    meter_eui64 = (bytes(meter_eui) if isinstance(meter_eui, bytes | bytearray)
+                   else parse_eui64(meter_eui))
+    if isinstance(pence, bool) or not isinstance(pence, int) or pence < 0:
+        raise ValueError(f"a top-up is a whole number of pence >= 0, not {pence!r}")
+    if pence <= UTRN_MAX_VALUE:
+        return make_utrn(meter_eui64, counter, UtrnValueClass.PENNIES, pence)
+    pence_per_pound = PENCE_PER_VALUE_UNIT[UtrnValueClass.POUNDS]
+    if pence % pence_per_pound or pence // pence_per_pound > UTRN_MAX_VALUE:
+        raise ValueError(
+            f"a top-up of {pence} p cannot be one UTRN: up to {UTRN_MAX_VALUE} p in pence, "
+            f"above that whole pounds up to {UTRN_MAX_VALUE * pence_per_pound} p")
+    return make_utrn(meter_eui64, counter, UtrnValueClass.POUNDS, pence // pence_per_pound)
+
+
+def utrn_value_for_pounds(pounds: str | int | Decimal) -> tuple[UtrnValueClass, int]:
+    """The value class and value of a UTRN for an amount in pounds, exactly (no float):
+    whole pounds as POUNDS (``"10"`` -> (POUNDS, 10)), pounds and pence as PENNIES
+    (``"10.50"`` -> (PENNIES, 1050)). ValueError naming the unit for anything a UTRN cannot
+    carry: a negative amount, a fraction of a penny, or more than 8191 of the unit."""
+    try:
+        amount = Decimal(str(pounds).strip())
+    except InvalidOperation:
+        raise ValueError(f"{pounds!r} is not an amount in pounds such as 10 or 10.50") from None
+    if not amount.is_finite() or amount < 0:
+        raise ValueError(f"{pounds} pounds: the amount must be 0 or more")
+    if amount == amount.to_integral_value():
+        whole_pounds = int(amount)
+        if whole_pounds > UTRN_MAX_VALUE:
+            raise ValueError(f"{pounds} pounds is more than a UTRN carries "
+                             f"({UTRN_MAX_VALUE} pounds)")
+        return UtrnValueClass.POUNDS, whole_pounds
+    pence = amount * 100
+    if pence != pence.to_integral_value():
+        raise ValueError(f"{pounds} pounds is not a whole number of pence")
+    if pence > UTRN_MAX_VALUE:
+        raise ValueError(f"{pounds} pounds is {int(pence)} pence, more than a UTRN carries in "
+                         f"pence ({UTRN_MAX_VALUE} pence); use whole pounds")
+    return UtrnValueClass.PENNIES, int(pence)
 
 
 def parse_utrn(utrn: str | bytes, meter_eui64: bytes) -> ParsedUtrn:

@@ -17,8 +17,14 @@ the operating system has one, ``fileno()`` so a serving loop can wait on many tr
   (127.0.0.1 by default; port 0 picks a free port).
 
 Waiting uses :mod:`selectors` (or the port's own timeout for pyserial URLs without a
-descriptor): there is no busy loop. Timeouts are integer milliseconds; pyserial and sockets
-need seconds, converted only at the call into them.
+descriptor): there is no busy loop. A transport makes its private selector only when a read
+must wait, so a server holding a thousand connections holds a thousand descriptors, not two
+thousand. ``write_some(data)`` (on :class:`FdTransport` and :class:`SocketTransport`) never
+blocks: it hands the OS what it takes now and says how much; a serving loop keeps the rest
+and writes it when the descriptor is writable. :meth:`TcpListener.accept_nowait` never
+blocks either, and turns running out of descriptors (EMFILE, ENFILE) or memory into
+:class:`AcceptFailedError` rather than an uncaught ``OSError``. Timeouts are integer
+milliseconds; pyserial and sockets need seconds, converted only at the call into them.
 
 This module must never interpret the bytes it moves (that is :mod:`protocol.stream` and
 :mod:`protocol.link`) and never retry on its own: a lost peer is a :class:`TransportClosedError`.
@@ -42,7 +48,9 @@ import serial
 from protocol.errors import TransportClosedError, TransportError
 
 __all__ = [
+    "DEFAULT_ACCEPTED_SEND_BUFFER_BYTES",
     "DEFAULT_BAUDRATE",
+    "AcceptFailedError",
     "ByteTransport",
     "FdTransport",
     "PtyPair",
@@ -61,6 +69,10 @@ __all__ = [
 DEFAULT_BAUDRATE = 9600
 #: How long a write may wait for the peer to drain before the transport gives up.
 DEFAULT_WRITE_TIMEOUT_MS = 2000
+#: Kernel send buffer of each connection a :class:`TcpListener` accepts (``SO_SNDBUF``): a
+#: fixed size bounds the kernel memory a client that never reads can pin (autotuning lets it
+#: grow to megabytes), and makes a serving loop see such a client soon.
+DEFAULT_ACCEPTED_SEND_BUFFER_BYTES = 64 * 1024
 #: Linux major device numbers of Unix98 pty slaves (/dev/pts/N).
 _PTY_SLAVE_MAJORS = range(136, 144)
 
@@ -83,6 +95,43 @@ class ByteTransport(Protocol):
         ...
 
 
+class AcceptFailedError(TransportError):
+    """A listener could not take a waiting connection now; ``out_of_resources`` when the
+    process or the system ran out of descriptors or memory (the connection stays queued)."""
+
+    def __init__(self, message: str, *, out_of_resources: bool) -> None:
+        super().__init__(message)
+        self.out_of_resources = out_of_resources
+
+
+#: accept() errors that mean "out of descriptors or memory": try again once one is freed.
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class _LazyReadWait:
+    """A selector waiting for one descriptor to become readable, made on the first wait and
+    kept (a transport read only without waiting, as a serving loop does, never makes one)."""
+
+    __slots__ = ("_selector",)
+
+    def __init__(self) -> None:
+        self._selector: selectors.BaseSelector | None = None
+
+    def wait(self, fd: int, timeout_ms: int) -> bool:
+        """Whether ``fd`` became readable within ``timeout_ms`` (``False`` at once for 0)."""
+        if timeout_ms <= 0:
+            return False
+        if self._selector is None:
+            self._selector = selectors.DefaultSelector()
+            self._selector.register(fd, selectors.EVENT_READ)
+        return bool(self._selector.select(_seconds(timeout_ms)))
+
+    def close(self) -> None:
+        if self._selector is not None:
+            self._selector.close()
+            self._selector = None
+
+
 def _seconds(timeout_ms: int) -> float:
     """Milliseconds as the float seconds that selectors, sockets and pyserial take."""
     return max(0, timeout_ms) / 1000
@@ -98,8 +147,7 @@ class FdTransport:
         self._owns_fd = owns_fd
         self._write_timeout_ms = write_timeout_ms
         os.set_blocking(fd, False)
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(fd, selectors.EVENT_READ)
+        self._read_wait = _LazyReadWait()
         self._closed = False
 
     def fileno(self) -> int:
@@ -114,7 +162,7 @@ class FdTransport:
         try:
             data = os.read(self._fd, max_bytes)
         except BlockingIOError:
-            if not self._selector.select(_seconds(timeout_ms)):
+            if not self._read_wait.wait(self._fd, timeout_ms):
                 return b""
             try:
                 data = os.read(self._fd, max_bytes)
@@ -152,6 +200,16 @@ class FdTransport:
                     self._on_write_stalled(bytes(view))
                     return
 
+    def write_some(self, data: bytes | memoryview) -> int:
+        """Write what the descriptor takes now, without waiting; the number of bytes taken."""
+        self._check_open()
+        try:
+            return os.write(self._fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError as error:
+            raise TransportClosedError(f"{self.name}: write failed: {error.strerror}") from error
+
     def _wait_writable(self, timeout_ms: int) -> bool:
         with selectors.DefaultSelector() as selector:
             selector.register(self._fd, selectors.EVENT_WRITE)
@@ -165,7 +223,7 @@ class FdTransport:
         if self._closed:
             return
         self._closed = True
-        self._selector.close()
+        self._read_wait.close()
         if self._owns_fd:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
@@ -190,6 +248,11 @@ class _PtyMasterTransport(FdTransport):
         self._pair.discard_unread_client_input()
         with contextlib.suppress(OSError):
             os.write(self._fd, unsent)
+
+    def discard_unread_output(self) -> None:
+        """Drop what was written for clients and never read (a serving loop dropping its own
+        unwritten output calls this so the next client starts clean)."""
+        self._pair.discard_unread_client_input()
 
     def close(self) -> None:
         super().close()
@@ -325,8 +388,7 @@ class SocketTransport:
             self.name = name or f"tcp {peer[0]}:{peer[1]}"
         except OSError:
             self.name = name or "tcp"
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(sock, selectors.EVENT_READ)
+        self._read_wait = _LazyReadWait()
         self._closed = False
 
     def fileno(self) -> int:
@@ -338,7 +400,7 @@ class SocketTransport:
         try:
             data = self._sock.recv(max_bytes)
         except BlockingIOError:
-            if not self._selector.select(_seconds(timeout_ms)):
+            if not self._read_wait.wait(self._sock.fileno(), timeout_ms):
                 return b""
             try:
                 data = self._sock.recv(max_bytes)
@@ -364,11 +426,22 @@ class SocketTransport:
             with contextlib.suppress(OSError):
                 self._sock.setblocking(False)
 
+    def write_some(self, data: bytes | memoryview) -> int:
+        """Send what the socket takes now, without waiting; the number of bytes taken."""
+        if self._closed:
+            raise TransportClosedError(f"{self.name} is closed")
+        try:
+            return self._sock.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError as error:
+            raise TransportClosedError(f"{self.name}: write failed: {error}") from error
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._selector.close()
+        self._read_wait.close()
         with contextlib.suppress(OSError):
             self._sock.close()
 
@@ -382,7 +455,11 @@ class SocketTransport:
 class TcpListener:
     """A listening TCP socket; :meth:`accept` hands out one :class:`SocketTransport` each."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
+                 send_buffer_bytes: int | None = DEFAULT_ACCEPTED_SEND_BUFFER_BYTES) -> None:
+        """Listen on ``host:port``; accepted connections get a kernel send buffer of
+        ``send_buffer_bytes`` (None: the system's autotuned default)."""
+        self._send_buffer_bytes = send_buffer_bytes
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                        flags=socket.AI_PASSIVE)
@@ -413,14 +490,28 @@ class TcpListener:
 
     def accept(self, timeout_ms: int = 0) -> SocketTransport | None:
         """The next connection, or ``None`` if none arrived within ``timeout_ms``."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._sock, selectors.EVENT_READ)
-            if not selector.select(_seconds(timeout_ms)):
-                return None
+        if timeout_ms > 0:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self._sock, selectors.EVENT_READ)
+                if not selector.select(_seconds(timeout_ms)):
+                    return None
+        return self.accept_nowait()
+
+    def accept_nowait(self) -> SocketTransport | None:
+        """The next waiting connection, or ``None``; never blocks. Raises
+        :class:`AcceptFailedError` when it cannot be taken now (out of descriptors: it stays
+        queued until one is freed)."""
         try:
             sock, _ = self._sock.accept()
-        except BlockingIOError:
+        except (BlockingIOError, InterruptedError):
             return None
+        except OSError as error:
+            raise AcceptFailedError(
+                f"cannot accept on {self.address}: {error.strerror or error}",
+                out_of_resources=error.errno in _OUT_OF_RESOURCES) from error
+        if self._send_buffer_bytes is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._send_buffer_bytes)
         return SocketTransport(sock)
 
     def close(self) -> None:

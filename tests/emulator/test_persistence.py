@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from emulator.clock import SystemClock, VirtualClock
 from emulator.errors import StateError
 from emulator.firmware import FIRMWARE_TRANSFER_IDLE_TIMEOUT_SECONDS
-from emulator.persistence import STATE_FORMAT_VERSION, encode_state, load_state, write_atomically
+from emulator.persistence import STATE_FORMAT_VERSION, StateStore, encode_state, load_state
 from emulator.profile import Profile
 from emulator.utrn import UtrnValueClass, make_utrn
 from emulator.world import EmulatedWorld
@@ -32,32 +33,15 @@ GSME = bytes.fromhex("00DB1234567890A2")
 FIRMWARE_IMAGES = Path(__file__).resolve().parents[2] / "firmware_images"
 
 
-def test_write_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
-    path = tmp_path / "state.json"
-    write_atomically(path, b"one")
-    write_atomically(path, b"two")
-    assert path.read_bytes() == b"two"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+def _saved_esme_meter(path: Path) -> dict:
+    """The ESME's meter registers as committed to the state database at ``path``."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        (state,) = db.execute("SELECT state FROM devices WHERE eui64 = ?", (ESME.hex(),)).fetchone()
+    return json.loads(state)["meter"]
 
 
-def test_failed_write_leaves_the_old_file_intact(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "state.json"
-    write_atomically(path, b"old state")
-
-    def broken_fsync(fd: int) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises(StateError, match="unchanged"):
-        write_atomically(path, b"new state")
-    assert path.read_bytes() == b"old state"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
-
-
-def test_write_into_a_missing_directory_is_a_state_error(tmp_path: Path) -> None:
-    with pytest.raises(StateError, match="cannot write"):
-        write_atomically(tmp_path / "nowhere" / "state.json", b"x")
+def _write_json(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
 
 
 def test_load_of_a_missing_file_is_none(tmp_path: Path) -> None:
@@ -66,7 +50,7 @@ def test_load_of_a_missing_file_is_none(tmp_path: Path) -> None:
 
 def test_load_returns_the_world_state_written(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
-    write_atomically(path, encode_state(DEVICES, {"now_seconds": 5}))
+    _write_json(path, encode_state(DEVICES, {"now_seconds": 5}))
     assert json.loads(path.read_text())["state_format_version"] == STATE_FORMAT_VERSION
     assert load_state(path, DEVICES) == {"now_seconds": 5}
 
@@ -90,7 +74,7 @@ def test_unreadable_state_file_is_a_state_error(tmp_path: Path, content: bytes,
 def test_state_written_for_other_devices_is_a_state_error(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     other = [dict(DEVICES[0], server_address=17)]
-    write_atomically(path, encode_state(other, {}))
+    _write_json(path, encode_state(other, {}))
     with pytest.raises(StateError, match="other devices"):
         load_state(path, DEVICES)
 
@@ -138,7 +122,7 @@ def test_restart_from_the_state_file_resumes_balances_debts_utrns_han_and_firmwa
     _request(world, 2, Command.HAN_ADD_DEVICE, {"device_eui64": bytes(7) + b"\x09",
                                                 "join_window_minutes": 10})
     before = world.handle_request(16, Request(Command.READ_INSTANTANEOUS_PREPAY_VALUES, 2))
-    saved = path.read_bytes()
+    saved = _saved_rows(path)
 
     # a new process: same profile, a fresh clock back at the profile's start time
     restarted = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds),
@@ -162,7 +146,14 @@ def test_restart_from_the_state_file_resumes_balances_debts_utrns_han_and_firmwa
     gsme_begin = restarted.handle_request(17, Request(Command.FIRMWARE_BEGIN, 5,
                                                       {"image_size_bytes": 100}))
     assert gsme_begin.status is Status.FIRMWARE_UPDATE_IN_PROGRESS
-    assert saved != path.read_bytes()
+    assert saved != _saved_rows(path)
+
+
+def _saved_rows(path: Path) -> list[tuple]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return (db.execute("SELECT * FROM devices ORDER BY eui64").fetchall()
+                + db.execute("SELECT * FROM firmware_blocks ORDER BY eui64, offset_bytes")
+                .fetchall())
 
 
 def _start_esme_transfer(world: EmulatedWorld) -> bytes:
@@ -226,9 +217,10 @@ def test_a_read_writes_no_state_while_a_change_is_written_before_its_answer(
     profile = Profile.default()
     clock = VirtualClock(profile.start_device_time_seconds)
     world = EmulatedWorld(profile, clock, state_path=path)
-    writes: list[bytes] = []
-    monkeypatch.setattr("emulator.world.write_atomically",
-                        lambda target, data: (writes.append(data), write_atomically(target, data)))
+    writes: list[bool] = []
+    commit = StateStore.commit
+    monkeypatch.setattr(StateStore, "commit", lambda store, world, records: (
+        written := commit(store, world, records), writes.extend([True] if written else []))[0])
     clock.advance_seconds(3600)  # the meters ran: a read now sees a changed balance
     for address, command in _READS:
         assert world.handle_request(address, Request(command, 1)).ok, command
@@ -236,15 +228,18 @@ def test_a_read_writes_no_state_while_a_change_is_written_before_its_answer(
     adjusted = world.handle_request(16, Request(Command.ADJUST_METER_BALANCE, 2,
                                                 {"adjustment_pence": 250}))
     assert adjusted.ok and len(writes) == 1
-    saved = json.loads(path.read_bytes())["world"]["devices"][ESME.hex()]["meter"]
+    saved = _saved_esme_meter(path)
     assert saved["meter_balance_pence"] == adjusted.fields["meter_balance_pence"]
     # a refusal that changes state (a failed verify discards the transfer) is written too
     _request(world, 16, Command.FIRMWARE_BEGIN, {"image_size_bytes": 500})
     assert len(writes) == 2
     failed = world.handle_request(16, Request(Command.FIRMWARE_VERIFY, 3))
     assert failed.status is Status.FIRMWARE_BAD_LENGTH and len(writes) == 3
-    assert json.loads(path.read_bytes())["world"]["devices"][ESME.hex()]["firmware"][
-        "transfer"] is None
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        (state,) = db.execute("SELECT state FROM devices WHERE eui64 = ?",
+                              (ESME.hex(),)).fetchone()
+        (blocks,) = db.execute("SELECT COUNT(*) FROM firmware_blocks").fetchone()
+    assert json.loads(state)["firmware"]["transfer"] is None and blocks == 0
 
 
 def test_state_is_saved_before_the_answer_leaves(tmp_path: Path) -> None:
@@ -252,11 +247,11 @@ def test_state_is_saved_before_the_answer_leaves(tmp_path: Path) -> None:
     profile = Profile.default()
     world = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds),
                           state_path=path)
-    assert not path.exists()  # nothing changed yet
+    with contextlib.closing(sqlite3.connect(path)) as db:  # nothing changed yet: as built
+        assert db.execute("SELECT state FROM devices WHERE eui64 = ?",
+                          (ESME.hex(),)).fetchone() == ("",)
     world.handle_request(16, Request(Command.ADJUST_METER_BALANCE, 1, {"adjustment_pence": 250}))
-    saved = json.loads(path.read_text())
-    esme_state = saved["world"]["devices"][ESME.hex()]["meter"]
-    assert esme_state["meter_balance_pence"] == 1250 + 250
+    assert _saved_esme_meter(path)["meter_balance_pence"] == 1250 + 250
 
 
 def test_restart_with_a_system_clock_keeps_the_fast_forward_offset(tmp_path: Path) -> None:
@@ -275,7 +270,7 @@ def test_restart_with_a_system_clock_keeps_the_fast_forward_offset(tmp_path: Pat
 def test_corrupt_world_state_is_a_state_error_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     profile = Profile.default()
-    write_atomically(path, encode_state(profile.device_fingerprint(), {"now_seconds": 1}))
+    _write_json(path, encode_state(profile.device_fingerprint(), {"now_seconds": 1}))
     with pytest.raises(StateError, match=str(path)):
         EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds), state_path=path)
 
@@ -326,7 +321,8 @@ def test_a_state_file_written_by_the_earlier_code_loads_and_re_encodes_to_the_sa
     profile = Profile.load(STATE_FORMAT_1_PROFILE)
     world = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds),
                           state_path=path)
-    assert encode_state(profile.device_fingerprint(), world.to_state()) == path.read_bytes()
+    assert encode_state(profile.device_fingerprint(), world.to_state()) == \
+        STATE_FORMAT_1.read_bytes()
     registers = world.meter(bytes.fromhex("00DB1234567890A1")).registers
     assert registers.payment_mode is PaymentMode.PREPAYMENT
     assert registers.debts["TIME_DEBT_1"]["debt_recovery_period"] is DebtRecoveryPeriod.HOURLY
