@@ -11,7 +11,10 @@ from xml.etree.ElementTree import fromstring
 
 import pytest
 
-from protocol.apdu import Command, PaymentMode, Request
+from protocol.apdu import Command, PaymentMode, Request, Response, Status
+from protocol.errors import ApduError
+from protocol.s1sp.adapter import S1spAdapter
+from protocol.s1sp.channel import InProcessChannel
 from protocol.s1sp.duis import DUIS_NAMESPACE
 from tests.protocol.s1sp.conftest import HUB_ADDRESS, Rig, fixture_xml
 
@@ -336,3 +339,47 @@ def test_execution_time_not_after_the_device_clock_is_refused_with_the_whole_rea
         "ExecutionDateTime 2025-01-15T09:00:00Z is not after the device's clock "
         f"({clock_text}); give a later ExecutionDateTime, or synchronise the device clock "
         "(SR 6.11)")
+
+
+class _DeviceSide:
+    """The real world behind the channel, except for the one command it is told to answer
+    itself: with ``status`` (no fields), or by raising ``error`` as a channel would."""
+
+    def __init__(self, rig: Rig, command: Command, *, status: Status | None = None,
+                 error: Exception | None = None) -> None:
+        self._inner = InProcessChannel(rig.world.handle_apdu)
+        self._command, self._status, self._error = command, status, error
+
+    def request(self, server_address: int, request: Request) -> Response:
+        if request.command is not self._command:
+            return self._inner.request(server_address, request)
+        if self._error is not None:
+            raise self._error
+        assert self._status is not None
+        return Response(request.command, request.invoke_id, self._status, {})
+
+
+def _reason(xml: str) -> str | None:
+    return fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason", namespaces=NS)
+
+
+def test_request_the_channel_cannot_encode_is_invalid_naming_the_command() -> None:
+    rig = Rig()
+    adapter = S1spAdapter(_DeviceSide(rig, Command.SET_SUPPLY_STATE,
+                                      error=ApduError("supply_state out of range")),
+                          response_clock=rig.now)
+    xml = adapter.submit(fixture_xml("7.1_enable_supply"))
+    assert _code(xml) == "E-INVALID"
+    assert _reason(xml) == (
+        "a value does not fit the device's SET_SUPPLY_STATE request: supply_state out of range")
+
+
+def test_schedule_request_refused_for_another_reason_names_the_device_and_status() -> None:
+    rig = Rig()
+    adapter = S1spAdapter(_DeviceSide(rig, Command.SCHEDULE_REQUEST,
+                                      status=Status.NOT_SUPPORTED_BY_DEVICE),
+                          response_clock=rig.now)
+    xml = adapter.submit(fixture_xml("6.4.1_load_limit_settings_future_dated"))
+    assert _code(xml) == "E-S1SR"
+    assert _reason(xml) == ("device 00-DB-12-34-56-78-90-A1 refused SCHEDULE_REQUEST: "
+                            "NOT_SUPPORTED_BY_DEVICE")
