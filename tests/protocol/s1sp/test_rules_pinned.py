@@ -7,7 +7,7 @@ expected values are written out."""
 
 from __future__ import annotations
 
-from xml.etree.ElementTree import fromstring
+from xml.etree.ElementTree import Element, fromstring
 
 import pytest
 
@@ -383,3 +383,35 @@ def test_schedule_request_refused_for_another_reason_names_the_device_and_status
     assert _code(xml) == "E-S1SR"
     assert _reason(xml) == ("device 00-DB-12-34-56-78-90-A1 refused SCHEDULE_REQUEST: "
                             "NOT_SUPPORTED_BY_DEVICE")
+
+
+# --- 11.1 refused for every device -----------------------------------------------------------
+
+def _firmware_body(xml: str) -> list[tuple[str, object]]:
+    def items(node: Element) -> list[tuple[str, object]]:
+        return [(c.tag.rsplit("}", 1)[1], items(c) if len(c) else c.text) for c in node]
+    body = fromstring(xml).find("sr:Body/sr:ResponseMessage/sr:UpdateFirmwareResponse", NS)
+    assert body is not None
+    return items(body)
+
+
+def test_11_1_refused_everywhere_keeps_the_request_version_and_joins_the_reasons() -> None:
+    rig = Rig()
+    assert rig.world.handle_request(HUB_ADDRESS, Request(  # the HAN's one transfer is taken
+        Command.FIRMWARE_BEGIN, 0, {"image_size_bytes": 100})).ok
+    xml = rig.submit(fixture_xml("11.1_update_firmware"))
+    busy = "S1SR 18.63: a firmware update is already in progress on this device's HAN"
+    assert _code(xml) == "E-S1SR"
+    assert _reason(xml) == ("no device accepted the firmware update: "
+                            f"00-DB-12-34-56-78-90-A1: {busy}; 00-DB-12-34-56-78-90-A2: {busy}")
+    assert _firmware_body(xml)[0] == ("FirmwareVersion", "1.1.0")
+
+
+def test_11_1_refused_with_e20_and_e19_is_our_refusal_code_not_either_of_them() -> None:
+    rig = Rig()
+    rig.link.silent.add(16)  # the ESME does not answer: E20
+    xml = rig.submit(_with_value("11.1_update_firmware", "00-DB-12-34-56-78-90-A2<",
+                                 "00-DB-12-34-56-78-90-FF<"))  # unknown: E19
+    assert _code(xml) == "E-S1SR"
+    assert [dict(items)["ResponseCode"] for name, items in _firmware_body(xml)
+            if name == "Device"] == ["E20", "E19"]
