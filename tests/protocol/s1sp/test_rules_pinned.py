@@ -36,6 +36,10 @@ def _code(xml: str) -> str | None:
     return fromstring(xml).findtext("sr:Header/sr:ResponseCode", namespaces=NS)
 
 
+def _reason(xml: str) -> str | None:
+    return fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason", namespaces=NS)
+
+
 def _with_value(fixture: str, old: str, new: str) -> str:
     text = fixture_xml(fixture).decode()
     assert old in text
@@ -119,9 +123,15 @@ def test_6_4_1_negative_load_limit_power_threshold_is_invalid_and_unsent() -> No
     rig = Rig()
     xml = rig.submit(_with_value("6.4.1_load_limit_settings", ">6000<", ">-1<"))
     assert _code(xml) == "E-INVALID"
-    assert fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason",
-                                    namespaces=NS) == "LoadLimitPowerThreshold -1 W is negative"
+    assert _reason(xml) == "LoadLimitPowerThreshold -1 W is negative"
     assert rig.sent(Command.SET_LOAD_LIMIT_SETTINGS) == []
+
+
+def _submit_period(rig: Rig, element: str, seconds: int) -> str:
+    """6.4.1 with ``element`` (LoadLimitPeriod or LoadLimitRestorationPeriod) set to seconds."""
+    old = {"LoadLimitPeriod": 1800, "LoadLimitRestorationPeriod": 600}[element]
+    return rig.submit(_with_value("6.4.1_load_limit_settings", f"<sr:{element}>{old}<",
+                                  f"<sr:{element}>{seconds}<"))
 
 
 @pytest.mark.parametrize("element", ["LoadLimitPeriod", "LoadLimitRestorationPeriod"])
@@ -129,9 +139,7 @@ def test_6_4_1_negative_load_limit_power_threshold_is_invalid_and_unsent() -> No
 def test_6_4_1_periods_of_30_and_3600_seconds_are_sent_and_held(element: str,
                                                                 seconds: int) -> None:
     rig = Rig()
-    old = {"LoadLimitPeriod": 1800, "LoadLimitRestorationPeriod": 600}[element]
-    xml = rig.submit(_with_value("6.4.1_load_limit_settings", f"<sr:{element}>{old}<",
-                                 f"<sr:{element}>{seconds}<"))
+    xml = _submit_period(rig, element, seconds)
     assert _code(xml) == "I0"
     assert _result(xml, element) == str(seconds)
     registers = rig.esme.registers
@@ -145,14 +153,10 @@ def test_6_4_1_periods_of_30_and_3600_seconds_are_sent_and_held(element: str,
 def test_6_4_1_periods_of_29_and_3601_seconds_are_invalid_and_unsent(element: str,
                                                                      seconds: int) -> None:
     rig = Rig()
-    old = {"LoadLimitPeriod": 1800, "LoadLimitRestorationPeriod": 600}[element]
-    xml = rig.submit(_with_value("6.4.1_load_limit_settings", f"<sr:{element}>{old}<",
-                                 f"<sr:{element}>{seconds}<"))
+    xml = _submit_period(rig, element, seconds)
     assert _code(xml) == "E-INVALID"
-    reason = fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason",
-                                      namespaces=NS) or ""
-    assert reason == (f"{element} {seconds} s is outside the 30..3600 s the device accepts; "
-                      "nothing was sent or scheduled")
+    assert _reason(xml) == (f"{element} {seconds} s is outside the 30..3600 s the device "
+                            "accepts; nothing was sent or scheduled")
     assert rig.sent(Command.SET_LOAD_LIMIT_SETTINGS) == []
 
 
@@ -169,8 +173,7 @@ def test_6_4_1_body_errors_are_invalid_and_name_the_element(element: str, value:
         rig = Rig()
         xml = rig.submit(_with_value("6.4.1_load_limit_settings", old, new))
         assert _code(xml) == "E-INVALID"
-        assert fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason",
-                                        namespaces=NS) == reason
+        assert _reason(xml) == reason
         assert rig.sent_commands() == []
 
 
@@ -274,8 +277,7 @@ def test_8_11_body_errors_are_invalid_and_name_the_element(old: str, new: str,
     rig = Rig()
     xml = rig.submit(_with_value("8.11_add_han_device", old, new))
     assert _code(xml) == "E-INVALID"
-    assert fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason",
-                                    namespaces=NS) == reason
+    assert _reason(xml) == reason
     assert rig.sent(Command.HAN_ADD_DEVICE) == []
 
 
@@ -310,8 +312,7 @@ def test_device_that_does_not_answer_is_e20_naming_the_device() -> None:
     rig.link.silent.add(16)  # the ESME's server address
     xml = rig.submit(fixture_xml("1.5_adjust_meter_balance"))
     assert _code(xml) == "E20"
-    assert fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason",
-                                    namespaces=NS) == (
+    assert _reason(xml) == (
         "cannot communicate with device 00-DB-12-34-56-78-90-A1: no device answers at server "
         "address 16")
 
@@ -333,8 +334,7 @@ def test_execution_time_not_after_the_device_clock_is_refused_with_the_whole_rea
     xml = rig.submit(_with_value("6.4.1_load_limit_settings_future_dated",
                                  "2030-01-15T09:00:00Z", "2025-01-15T09:00:00Z"))
     assert _code(xml) == "E-S1SR"
-    assert fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason",
-                                    namespaces=NS) == (
+    assert _reason(xml) == (
         "device 00-DB-12-34-56-78-90-A1 refused to schedule SET_LOAD_LIMIT_SETTINGS: "
         "ExecutionDateTime 2025-01-15T09:00:00Z is not after the device's clock "
         f"({clock_text}); give a later ExecutionDateTime, or synchronise the device clock "
@@ -357,10 +357,6 @@ class _DeviceSide:
             raise self._error
         assert self._status is not None
         return Response(request.command, request.invoke_id, self._status, {})
-
-
-def _reason(xml: str) -> str | None:
-    return fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason", namespaces=NS)
 
 
 def test_request_the_channel_cannot_encode_is_invalid_naming_the_command() -> None:
