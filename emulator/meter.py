@@ -26,8 +26,8 @@ Rules (decisions marked; constants and transition tables live in :mod:`emulator.
 - Debt (*decided*): recovered only in prepayment. Time debt recovers ``rate`` pence at each
   UTC hour or day boundary; payment debt takes ``percentage``% (rounded down) of each top-up
   left after EC repayment. All recovery together is capped per UTC day by the
-  debt-recovery-rate cap (0 = uncapped). ``accumulated_debt_pence`` is the sum of the three
-  debt registers (what is still owed).
+  debt-recovery-rate cap (a cap of 0 p recovers nothing; S1SR 18.27).
+  ``accumulated_debt_pence`` is the sum of the three debt registers (what is still owed).
 - Load limiting (ESME only): periods are aligned to device time (multiples of the period since
   1970). At each period end, if the energy drawn in that period exceeds threshold x period
   (average demand above the threshold) while ENABLED, the switch opens (DISABLED, LOAD_LIMIT),
@@ -70,7 +70,6 @@ from emulator.meter_config import (
 )
 from emulator.meter_registers import MeterRegisters, new_debt
 from emulator.meter_tables import (
-    DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED,
     LOAD_LIMIT_PERIOD_MAX_SECONDS,
     LOAD_LIMIT_PERIOD_MIN_SECONDS,
     NON_DISABLEMENT_CALENDARS,
@@ -378,8 +377,6 @@ class Meter:
         day = r.now_seconds // SECONDS_PER_DAY
         recovered_today = r.debt_recovered_today_pence if day == r.debt_recovery_day else 0
         cap = r.prepayment_parameters["debt_recovery_rate_cap_pence"]
-        if cap == 0 and DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED:
-            return INT32_MAX
         return max(cap - recovered_today, 0)
 
     def _count_recovered(self, pence: int) -> None:

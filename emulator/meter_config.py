@@ -52,10 +52,12 @@ INT32_MIN = -(2**31)
 PREPAYMENT_PARAMETERS: tuple[str, ...] = tuple(
     sub.name for sub in PREPAYMENT_DEFAULTS.subcons  # type: ignore[attr-defined]
 )
-#: What a never-configured parameter reads back as (anything not listed: 0).
+#: What a never-configured parameter reads back as (anything not listed: 0): the limits and
+#: the debt-recovery cap are at their maximum, i.e. they limit nothing.
 UNCONFIGURED_VALUES: dict[str, int] = {
     "max_meter_balance_pence": INT32_MAX,
     "max_credit_threshold_pence": INT32_MAX,
+    "debt_recovery_rate_cap_pence": INT32_MAX,
 }
 #: Upper bounds of the non-pence prepayment parameters (their wire field widths).
 PARAMETER_MAXIMA: dict[str, int] = {

@@ -10,10 +10,11 @@ items (money in DUIS units, pence x 1000).
 Future-dated SRs (the records marked ``future_datable``: 1.6, 2.1, 6.4.1, 11.3 with an
 ExecutionDateTime): :meth:`RuleContext.send_possibly_future_dated` sends the whole request APDU
 inside SCHEDULE_REQUEST(execution_time_seconds, ...); the cancellation form (3000-12-31) sends
-CANCEL_SCHEDULED_REQUEST for that command. A device answering SCHEDULE_REQUEST with
-VALUE_OUT_OF_RANGE is asked READ_CLOCK so that the reason names the ExecutionDateTime and the
-device's clock. When the device says the request replaced an earlier one for the same command,
-the result carries ``ReplacedExecutionDateTime``.
+CANCEL_SCHEDULED_REQUEST for that command (:meth:`RuleContext.cancel_scheduled`, called by the
+handlers before any check of the body's values: a cancellation never depends on them). A
+device answering SCHEDULE_REQUEST with VALUE_OUT_OF_RANGE is asked READ_CLOCK so that the
+reason names the ExecutionDateTime and the device's clock. When the device says the request
+replaced an earlier one for the same command, the result carries ``ReplacedExecutionDateTime``.
 
 This module never parses XML and never reaches a device except through its channel.
 """
@@ -100,8 +101,7 @@ class RuleContext:
         if execution is None:
             return self.send(command, fields), []
         if execution.cancel:
-            self.send(Command.CANCEL_SCHEDULED_REQUEST, {"scheduled_command": int(command)})
-            return None, [("ExecutionDateTime", execution.text), ("Cancelled", True)]
+            return None, self.cancel_scheduled(execution, command)
         try:
             inner = encode_request(Request(command, 0, dict(fields or {})))
         except ApduError as error:
@@ -120,6 +120,13 @@ class RuleContext:
             items.append(("ReplacedExecutionDateTime",
                           device_seconds_to_duis_date_time(replaced_seconds)))
         return None, items
+
+    def cancel_scheduled(self, execution: Execution, command: Command) -> list[ResultItem]:
+        """The cancellation form (3000-12-31): CANCEL_SCHEDULED_REQUEST for ``command``. A
+        handler calls it before checking the body's values: a cancellation never depends on
+        them."""
+        self.send(Command.CANCEL_SCHEDULED_REQUEST, {"scheduled_command": int(command)})
+        return [("ExecutionDateTime", execution.text), ("Cancelled", True)]
 
     def _not_after_device_clock(self, execution: Execution, command: Command
                                 ) -> S1srRefusalError:

@@ -50,7 +50,7 @@ ANNEX_C_DEFAULTS: dict[str, int] = {
     "low_credit_threshold_pence": 200,
     "max_meter_balance_pence": 25_000,
     "max_credit_threshold_pence": 10_000,
-    "debt_recovery_rate_cap_pence": 0,
+    "debt_recovery_rate_cap_pence": 100_000,  # a cap no test reaches (0 p would be a cap of 0)
     "low_emergency_credit_threshold_pence": 50,
     "cut_off_grace_period_minutes": 0,
     "keypad_lock_timeout_seconds": 60,
@@ -679,6 +679,28 @@ def test_debt_recovery_is_capped_per_day_by_the_recovery_rate_cap() -> None:
     meter.advance_to(T0 + 11 * HOUR)  # 11 hourly ticks before midnight, cap 25
     assert balance(meter) == 975
     meter.advance_to(T0 + 12 * HOUR + 5 * HOUR)  # a new day: 6 more ticks, capped at 25
+    assert balance(meter) == 950
+
+
+def test_a_debt_recovery_rate_cap_of_0_pence_is_a_cap_of_0_and_recovers_nothing() -> None:
+    """Issue 10 point 1: 0 p has no special meaning (S1SR 18.27 sends a truncated 0)."""
+    meter = prepay_meter(time_debt_1_pence=100, time_debt_1_recovery_rate_pence=10,
+                         time_debt_1_recovery_period="hourly", payment_debt_pence=300,
+                         payment_debt_recovery_percentage=25, debt_recovery_rate_cap_pence=0)
+    meter.advance_to(T0 + 5 * HOUR)
+    assert balance(meter) == 1_000
+    assert top_up(meter, counter=1, pounds=10).fields["debt_recovered_pence"] == 0
+    values = send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).fields
+    assert (values["time_debt_1_pence"], values["payment_debt_pence"]) == (100, 300)
+
+
+def test_a_never_configured_debt_recovery_rate_cap_limits_nothing() -> None:
+    table = {key: value for key, value in PREPAY.items()
+             if key != "debt_recovery_rate_cap_pence"}
+    meter = make_meter(**{**table, "time_debt_1_pence": 100,
+                          "time_debt_1_recovery_rate_pence": 10,
+                          "time_debt_1_recovery_period": "hourly"})
+    meter.advance_to(T0 + 5 * HOUR)
     assert balance(meter) == 950
 
 

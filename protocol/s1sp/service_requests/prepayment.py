@@ -27,10 +27,9 @@ S1SR rules:
   otherwise the response shows the EC balance made available (x 1000).
 - 18.27 (SRs 1.6, 2.1): every threshold truncated to pence; the response returns the truncated
   values under the request's element names.
-- 18.27, *decided* addition (SR 2.1): a non-zero DebtRecoveryRateCap that truncates to 0 pence
-  (e.g. 30, i.e. 0.03 p) is refused here, nothing sent: the device reads a cap of 0 as "no cap"
-  (emulator/meter_rules.py DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED), the opposite of the small cap
-  asked for. A DebtRecoveryRateCap of exactly 0 is sent (it means "no cap").
+- 18.27 (SR 2.1): truncation never becomes a refusal: DebtRecoveryRateCap 30 (0.03 p) is sent
+  as 0 p and returned as 0; the device holds a cap of 0 p (no debt recovered), it gives 0 no
+  special meaning.
 
 This module never loads a document and never reaches a device except through its RuleContext.
 """
@@ -175,7 +174,10 @@ def _parse_payment_mode(body: Element, where: str) -> SrBody:
 def rule_18_4_change_to_prepayment(ctx: RuleContext, body: PaymentModeUpdate
                                    ) -> list[ResultItem]:
     """18.4 (+ 18.27, Annex C): SET_PAYMENT_MODE with the truncated DisablementThreshold, the
-    SuspendDebt flags and the Annex C defaults appended."""
+    SuspendDebt flags and the Annex C defaults appended. A cancellation sends only the
+    cancellation."""
+    if body.execution is not None and body.execution.cancel:
+        return ctx.cancel_scheduled(body.execution, Command.SET_PAYMENT_MODE)
     threshold_pence = rule_18_27_truncate_threshold(body.disablement_threshold,
                                                     "DisablementThreshold")
     fields = {
@@ -245,17 +247,14 @@ def _parse_prepay_configuration(body: Element, where: str) -> SrBody:
 def rule_18_27_prepay_configuration(ctx: RuleContext, body: PrepayConfigurationUpdate
                                     ) -> list[ResultItem]:
     """18.27 (SR 2.1): every threshold truncated; the response echoes the truncated values
-    under the request's element names."""
+    under the request's element names. A cancellation sends only the cancellation."""
+    if body.execution is not None and body.execution.cancel:
+        return ctx.cancel_scheduled(body.execution, Command.SET_PREPAYMENT_CONFIGURATION)
     fields: dict[str, Any] = {name: 0 for name in PREPAY_CONFIGURATION_ELEMENTS.values()}
     present = PrepaymentConfigurationField(0)
     echoed: list[ResultItem] = []
     for element_name, value in body.values:
         pence = rule_18_27_truncate_threshold(value, element_name)
-        if element_name == "DebtRecoveryRateCap" and value != 0 and pence == 0:
-            raise S1srRefusalError(
-                f"S1SR 18.27: DebtRecoveryRateCap {value} (1/100000 GBP) truncates to 0 pence, "
-                "which the device reads as no cap at all, the opposite of the small cap asked "
-                "for; give at least 1000 (1 p), or 0 for no cap; nothing was sent")
         field_name = PREPAY_CONFIGURATION_ELEMENTS[element_name]
         fields[field_name] = pence
         present |= PrepaymentConfigurationField[field_name.removesuffix("_pence").upper()]
