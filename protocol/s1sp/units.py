@@ -8,8 +8,10 @@
   window is never shorter than asked and any positive period is at least 1 minute. *Decided*:
   0 seconds is refused (a window that closes as it opens is meaningless; use RequestType Remove
   to take a device off the HAN). Read-back reports ``minutes * 60``.
-- Debt recovery (SR 2.3, *decided*): DebtRecoveryRate x 10^DebtRecoveryRatePriceScale is in
-  GBP per period, so ``pence = rate x 10^(scale + 2)``, truncated toward zero;
+- Debt recovery (SR 2.3): DebtRecoveryRate x 10^DebtRecoveryRatePriceScale is in GBP per
+  period, so ``pence = rate x 10^(scale + 2)``, truncated toward zero. An element without a
+  scale of its own is DUIS money (:data:`DUIS_MONEY_PRICE_SCALE`, -5: 1/100000 GBP), as the
+  gas DebtRecoveryRate always is (its DUIS type has no scale element);
   DebtRecoveryPerPayment is in hundredths of a percent, so the device's whole percentage is
   ``trunc(value / 100)`` (0-100).
 - Date-times: DUIS ``xs:dateTime`` (UTC, ``Z`` or ``+00:00``; fractions of a second dropped)
@@ -29,10 +31,12 @@ from protocol.s1sp.errors import InvalidRequestError
 
 __all__ = [
     "DEVICE_TIME_MAX_SECONDS",
+    "DUIS_MONEY_PRICE_SCALE",
     "DUIS_MONEY_UNITS_PER_PENNY",
     "INT32_MAX",
     "INT32_MIN",
     "JOIN_WINDOW_MAX_MINUTES",
+    "PENCE_PRICE_SCALE",
     "debt_recovery_per_payment_to_percentage",
     "debt_recovery_rate_to_pence",
     "device_seconds_to_duis_date_time",
@@ -49,6 +53,11 @@ INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 #: 1 penny = 1000 DUIS money units (1/100000 GBP).
 DUIS_MONEY_UNITS_PER_PENNY = 1000
+#: The GBP exponent of DUIS money: a money element without a scale of its own is
+#: value x 10^-5 GBP.
+DUIS_MONEY_PRICE_SCALE = -5
+#: The GBP exponent of whole pence (how a rate held in pence is reported with a scale).
+PENCE_PRICE_SCALE = -2
 SECONDS_PER_MINUTE = 60
 #: The longest join window the hub accepts, whole minutes.
 JOIN_WINDOW_MAX_MINUTES = MAX_JOIN_WINDOW_MINUTES

@@ -12,8 +12,11 @@ Bodies (DUIS element names; confirmed in DCC templates unless marked *decided*):
   stands).
 - 2.2 TopUpDevice: UTRN (20 digits).
 - 2.3 UpdateDebt: any of TimeDebtRegister1, TimeDebtRegister2, PaymentDebtRegister (money
-  adjustments), ElecDebtRecovery1/2 or GasDebtRecovery1/2 {DebtRecoveryRate,
-  DebtRecoveryRatePriceScale, DebtRecoveryRatePeriod DAILY | HOURLY}, DebtRecoveryPerPayment.
+  adjustments), ElecDebtRecovery1/2 {DebtRecoveryRate (xs:short), DebtRecoveryRatePriceScale,
+  DebtRecoveryRatePeriod DAILY | HOURLY} or GasDebtRecovery1/2 {DebtRecoveryRate (xs:int, in
+  1/100000 GBP: no scale element), DebtRecoveryRatePeriod}, DebtRecoveryPerPayment. The
+  wrapper's fuel must be the target's (else E-INVALID); the response reports a gas rate in
+  1/100000 GBP and an electricity rate in pence with DebtRecoveryRatePriceScale -2.
 - 2.5 ActivateEmergencyCredit (empty).
 
 S1SR rules:
@@ -46,6 +49,7 @@ from protocol.apdu import (
     Command,
     DebtRecoveryPeriod,
     DebtRegister,
+    DeviceType,
     PaymentMode,
     PrepaymentConfigurationField,
 )
@@ -71,6 +75,8 @@ from protocol.s1sp.service_requests.record import (
     ServiceRequest,
 )
 from protocol.s1sp.units import (
+    DUIS_MONEY_PRICE_SCALE,
+    PENCE_PRICE_SCALE,
     debt_recovery_per_payment_to_percentage,
     debt_recovery_rate_to_pence,
     duis_money_to_pence,
@@ -80,6 +86,7 @@ from protocol.s1sp.units import (
 
 __all__ = [
     "DEBT_RECOVERY_PERIODS",
+    "DEBT_RECOVERY_RATE_RANGES",
     "DEBT_RECOVERY_WRAPPERS",
     "DEBT_REGISTERS",
     "PREPAY_CONFIGURATION_ELEMENTS",
@@ -91,6 +98,7 @@ __all__ = [
     "PaymentModeUpdate",
     "PrepayConfigurationUpdate",
     "TopUp",
+    "debt_recovery_rate_items",
 ]
 
 _UTRN = re.compile(r"[0-9]{20}")
@@ -315,14 +323,25 @@ DEBT_RECOVERY_PERIODS: dict[str, DebtRecoveryPeriod] = {
 }
 
 
+#: 2.3: the XSD range of DebtRecoveryRate by fuel (electricity xs:short with its own
+#: DebtRecoveryRatePriceScale; gas xs:int in 1/100000 GBP, no scale element).
+DEBT_RECOVERY_RATE_RANGES: dict[DeviceType, tuple[int, int]] = {
+    DeviceType.ELECTRICITY_METER: (-(2**15), 2**15 - 1),
+    DeviceType.GAS_METER: (-(2**31), 2**31 - 1),
+}
+
+
 @dataclass(frozen=True)
 class DebtRecovery:
     """A time-debt register's recovery: DebtRecoveryRate x 10^DebtRecoveryRatePriceScale GBP
-    per DebtRecoveryRatePeriod (see :func:`protocol.s1sp.units.debt_recovery_rate_to_pence`)."""
+    per DebtRecoveryRatePeriod (see :func:`protocol.s1sp.units.debt_recovery_rate_to_pence`).
+    ``fuel``: the meter type its wrapper names (ElecDebtRecovery* or GasDebtRecovery*); the
+    gas form has no scale element, its rate is DUIS money (scale -5)."""
 
     debt_recovery_rate: int
     debt_recovery_rate_price_scale: int
     debt_recovery_period: DebtRecoveryPeriod
+    fuel: DeviceType = DeviceType.ELECTRICITY_METER
 
 
 @dataclass(frozen=True)
@@ -353,15 +372,32 @@ def _parse_debt_recovery(body: Element, register: DebtRegister, where: str
     if len(wrappers) > 1:
         raise InvalidRequestError(
             f"{where} has more than one recovery element for {register.name}")
-    inner = f"{where}/{local_name(wrappers[0].tag)[1]}"
+    wrapper_name = local_name(wrappers[0].tag)[1]
+    inner = f"{where}/{wrapper_name}"
+    fuel = (DeviceType.GAS_METER if wrapper_name.startswith("Gas")
+            else DeviceType.ELECTRICITY_METER)
     period_text = text(wrappers[0], "DebtRecoveryRatePeriod", inner).upper()
     if period_text not in DEBT_RECOVERY_PERIODS:
         raise InvalidRequestError(
             f"DebtRecoveryRatePeriod {period_text!r} is not DAILY or HOURLY")
-    return DebtRecovery(
-        parse_duis_integer(text(wrappers[0], "DebtRecoveryRate", inner), "DebtRecoveryRate"),
-        optional_integer(wrappers[0], "DebtRecoveryRatePriceScale", inner, 0),
-        DEBT_RECOVERY_PERIODS[period_text])
+    rate = parse_duis_integer(text(wrappers[0], "DebtRecoveryRate", inner),
+                              f"{wrapper_name}/DebtRecoveryRate")
+    lowest, highest = DEBT_RECOVERY_RATE_RANGES[fuel]
+    if not lowest <= rate <= highest:
+        raise InvalidRequestError(
+            f"{wrapper_name}/DebtRecoveryRate {rate} is outside its DUIS type's range "
+            f"{lowest}..{highest}")
+    if fuel is DeviceType.GAS_METER:
+        if find(wrappers[0], "DebtRecoveryRatePriceScale", required=False,
+                where=inner) is not None:
+            raise InvalidRequestError(
+                f"{wrapper_name} has no DebtRecoveryRatePriceScale in DUIS: the gas "
+                "DebtRecoveryRate is in 1/100000 GBP")
+        scale = DUIS_MONEY_PRICE_SCALE
+    else:
+        scale = optional_integer(wrappers[0], "DebtRecoveryRatePriceScale", inner,
+                                 DUIS_MONEY_PRICE_SCALE)
+    return DebtRecovery(rate, scale, DEBT_RECOVERY_PERIODS[period_text], fuel)
 
 
 def _parse_debt(body: Element, where: str) -> SrBody:
@@ -388,7 +424,8 @@ def _parse_debt(body: Element, where: str) -> SrBody:
     return DebtUpdate(tuple(updates))
 
 
-def _update_debt_fields(update: DebtRegisterUpdate) -> dict[str, Any]:
+def _update_debt_fields(update: DebtRegisterUpdate, device_type: DeviceType
+                        ) -> dict[str, Any]:
     """The UPDATE_DEBT fields for one register. The Secure device sets a register's recovery
     together with its adjustment, so a register without its recovery settings is refused
     (rather than zeroing the device's rate)."""
@@ -405,6 +442,12 @@ def _update_debt_fields(update: DebtRegisterUpdate) -> dict[str, Any]:
             raise S1srRefusalError(
                 f"{name} needs its ElecDebtRecovery/GasDebtRecovery settings: the Secure "
                 "device sets the register and its recovery together; nothing was sent")
+        if update.recovery.fuel is not device_type:
+            wrapper = DEBT_RECOVERY_WRAPPERS[update.debt_register][
+                update.recovery.fuel is DeviceType.GAS_METER]
+            raise InvalidRequestError(
+                f"{wrapper} is for a {update.recovery.fuel.name}, but the target is a "
+                f"{device_type.name}; nothing was sent")
         rate_pence = debt_recovery_rate_to_pence(
             update.recovery.debt_recovery_rate, update.recovery.debt_recovery_rate_price_scale)
         period = update.recovery.debt_recovery_period
@@ -417,11 +460,21 @@ def _update_debt_fields(update: DebtRegisterUpdate) -> dict[str, Any]:
     }
 
 
+def debt_recovery_rate_items(device_type: DeviceType, rate_pence: int) -> list[ResultItem]:
+    """A device's recovery rate as DUIS reports it: on a gas meter DebtRecoveryRate in
+    1/100000 GBP (no scale element in DUIS); on an electricity meter the pence with
+    DebtRecoveryRatePriceScale -2."""
+    if device_type is DeviceType.GAS_METER:
+        return [("DebtRecoveryRate", pence_to_duis_money(rate_pence))]
+    return [("DebtRecoveryRate", rate_pence), ("DebtRecoveryRatePriceScale", PENCE_PRICE_SCALE)]
+
+
 def _update_debt(ctx: RuleContext, body: DebtUpdate) -> list[ResultItem]:
     """2.3: one UPDATE_DEBT per register named, every one checked before anything is sent.
     Registers are sent in order; if the device refuses one, those before it stay applied (the
     reason says which)."""
-    fields_list = [(_DEBT_REGISTER_NAMES[update.debt_register], _update_debt_fields(update))
+    fields_list = [(_DEBT_REGISTER_NAMES[update.debt_register],
+                    _update_debt_fields(update, ctx.device.device_type))
                    for update in body.registers]
     items: list[ResultItem] = []
     for name, fields in fields_list:
@@ -437,11 +490,10 @@ def _update_debt(ctx: RuleContext, body: DebtUpdate) -> list[ResultItem]:
             register_items.append(("DebtRecoveryPerPayment",
                                    int(answer["debt_recovery_percentage"]) * 100))
         else:
-            register_items += [
-                ("DebtRecoveryRate", int(answer["debt_recovery_rate_pence"])),
-                ("DebtRecoveryRatePriceScale", -2),
-                ("DebtRecoveryRatePeriod", DebtRecoveryPeriod(
-                    int(answer["debt_recovery_period"])).name)]
+            register_items += debt_recovery_rate_items(
+                ctx.device.device_type, int(answer["debt_recovery_rate_pence"]))
+            register_items.append(("DebtRecoveryRatePeriod", DebtRecoveryPeriod(
+                int(answer["debt_recovery_period"])).name))
         items.append((name, register_items))
     return items
 

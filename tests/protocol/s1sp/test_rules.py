@@ -240,6 +240,61 @@ def test_2_3_each_register_named_is_updated_with_its_recovery_in_device_units() 
     assert root.findtext(f"{payment}/sr:DebtRecoveryPerPayment", namespaces=NS) == "1200"
 
 
+def _debt_result(xml: str, register: str, name: str) -> str | None:
+    return fromstring(xml).findtext(
+        f"sr:Body/sr:ResponseMessage/sr:UpdateDebtResponse/sr:{register}/sr:{name}",
+        namespaces=NS)
+
+
+def test_2_3_gas_debt_recovery_rate_is_in_duis_money_units_both_ways() -> None:
+    """Issue 10 point 2: the GSME template's DebtRecoveryRate 50000 (no scale element in DUIS
+    for gas) is 1/100000 GBP: 50 p per period on the meter, 50000 back, with no PriceScale."""
+    rig = Rig()
+    xml = rig.submit(fixture_xml("2.3_update_debt_gas"))
+    assert _code(xml) == "I0"
+    debts = rig.world.meter(GSME_EUI64).registers.debts
+    assert debts["TIME_DEBT_1"]["debt_recovery_rate_pence"] == 50
+    assert debts["TIME_DEBT_2"]["debt_recovery_rate_pence"] == 50
+    assert debts["TIME_DEBT_1"]["debt_value_pence"] == 1000
+    assert debts["PAYMENT_DEBT"]["debt_recovery_percentage"] == 1  # 100 hundredths of a %
+    assert _debt_result(xml, "TimeDebtRegister1", "DebtRecoveryRate") == "50000"
+    assert _debt_result(xml, "TimeDebtRegister1", "DebtRecoveryRatePriceScale") is None
+    assert _debt_result(xml, "TimeDebtRegister2", "DebtRecoveryRatePeriod") == "HOURLY"
+    assert _debt_result(xml, "TimeDebtRegister1", "DebtValue") == "1000000"
+
+
+def test_2_3_electricity_debt_recovery_rate_uses_its_own_price_scale() -> None:
+    rig = Rig()
+    xml = rig.submit(fixture_xml("2.3_update_debt_electricity"))
+    assert _code(xml) == "I0"
+    debts = rig.esme.registers.debts
+    assert debts["TIME_DEBT_1"]["debt_recovery_rate_pence"] == 30  # 3 x 10^-1 GBP
+    assert debts["TIME_DEBT_2"]["debt_recovery_rate_pence"] == 150  # 15 x 10^-1 GBP
+    assert _debt_result(xml, "TimeDebtRegister1", "DebtRecoveryRate") == "30"
+    assert _debt_result(xml, "TimeDebtRegister1", "DebtRecoveryRatePriceScale") == "-2"
+
+
+def test_2_3_gas_debt_recovery_with_a_price_scale_is_invalid() -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value(
+        "2.3_update_debt_gas", "<sr:DebtRecoveryRate>50000</sr:DebtRecoveryRate>",
+        "<sr:DebtRecoveryRate>50000</sr:DebtRecoveryRate>"
+        "<sr:DebtRecoveryRatePriceScale>-2</sr:DebtRecoveryRatePriceScale>"))
+    assert _code(xml) == "E-INVALID"
+    assert "GasDebtRecovery1 has no DebtRecoveryRatePriceScale" in (
+        _message(xml, "ErrorReason") or "")
+    assert rig.sent(Command.UPDATE_DEBT) == []
+
+
+def test_2_3_gas_debt_recovery_to_an_electricity_meter_is_invalid() -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value("2.3_update_debt_gas", "00-DB-12-34-56-78-90-A2",
+                                 "00-DB-12-34-56-78-90-A1"))
+    assert _code(xml) == "E-INVALID"
+    assert "GasDebtRecovery1 is for a GAS_METER" in (_message(xml, "ErrorReason") or "")
+    assert rig.sent(Command.UPDATE_DEBT) == []
+
+
 def test_2_3_time_register_without_its_recovery_is_refused_before_sending() -> None:
     rig = Rig()
     text = fixture_xml("2.3_update_debt").decode()
