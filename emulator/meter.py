@@ -28,6 +28,9 @@ Rules (decisions marked; constants and transition tables live in :mod:`emulator.
   left after EC repayment. All recovery together is capped per UTC day by the
   debt-recovery-rate cap (a cap of 0 p recovers nothing; S1SR 18.27).
   ``accumulated_debt_pence`` is the sum of the three debt registers (what is still owed).
+- Supply switch: a remote enable (SET_SUPPLY_STATE ENABLED) is for the ESME's contactor only;
+  a GSME answers NOT_SUPPORTED_BY_DEVICE (its valve is armed remotely and opened at the meter,
+  :meth:`Meter.press_button_to_enable`).
 - Load limiting (ESME only): periods are aligned to device time (multiples of the period since
   1970). At each period end, if the energy drawn in that period exceeds threshold x period
   (average demand above the threshold) while ENABLED, the switch opens (DISABLED, LOAD_LIMIT),
@@ -717,6 +720,8 @@ class Meter:
     def _set_supply_state(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
         r = self._r
         requested = SupplyState(fields["supply_state"])
+        if requested is SupplyState.ENABLED and not self._is_esme:
+            return Status.NOT_SUPPORTED_BY_DEVICE, {}  # a gas valve opens only at the meter
         event = _SUPPLY_REQUEST_EVENTS[requested]
         if event is not SupplyEvent.REMOTE_DISABLE and not self._credit_permits_supply():
             return Status.NOT_PERMITTED_IN_STATE, {}

@@ -55,9 +55,9 @@ LOAD_LIMIT_PERIOD_MAX_SECONDS = MAX_LOAD_LIMIT_PERIOD_SECONDS
 
 
 class SupplyEvent(enum.Enum):
-    REMOTE_ENABLE = "remote enable (SR 7.3)"
+    REMOTE_ENABLE = "remote enable (SR 7.1, ESME only)"
     REMOTE_DISABLE = "remote disable (SR 7.2)"
-    REMOTE_ARM = "remote arm (SR 7.1)"
+    REMOTE_ARM = "remote arm (SR 7.3)"
     BUTTON_PRESSED = "customer presses the button on an armed meter"
     CREDIT_EXHAUSTED = "available credit fell below the disablement threshold"
     CREDIT_RESTORED = "available credit is back at or above the disablement threshold"
