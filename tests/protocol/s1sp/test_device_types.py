@@ -10,7 +10,12 @@ import pytest
 from protocol.apdu import Command, DeviceType, Request, Status, SupplyState
 from protocol.s1sp.duis import DUIS_NAMESPACE
 from protocol.s1sp.service_requests import SERVICE_REQUESTS
-from tests.protocol.s1sp.conftest import GSME_EUI64, Rig, fixture_xml
+from tests.protocol.s1sp.conftest import GSME_EUI64, Rig
+from tests.protocol.s1sp.templates_rig import (
+    TEMPLATES_GSME_EUI64,
+    TemplatesRig,
+    template_fixture_xml,
+)
 
 NS = {"sr": DUIS_NAMESPACE}
 ESME, GSME, HUB = DeviceType.ELECTRICITY_METER, DeviceType.GAS_METER, DeviceType.COMMS_HUB
@@ -33,14 +38,13 @@ def test_each_sr_is_valid_for_the_device_types_duis_gives_it(variant: str) -> No
 
 def test_7_1_enable_supply_to_a_gas_meter_is_e11_and_the_valve_stays_shut() -> None:
     """Issue 10 point 3: DUIS 7.1 is for the ESME only."""
-    rig = Rig()
-    gas = rig.world.meter(GSME_EUI64)
-    rig.submit(fixture_xml("7.2_disable_supply").decode().replace(
-        "00-DB-12-34-56-78-90-A1", "00-DB-12-34-56-78-90-A2"))
-    assert gas.registers.supply_state is SupplyState.DISABLED
-    xml = rig.submit(fixture_xml("7.1_enable_supply_gas_meter"))
+    rig = TemplatesRig()
+    gas = rig.world.meter(TEMPLATES_GSME_EUI64)
+    rig.world.handle_request(rig.address(TEMPLATES_GSME_EUI64), Request(
+        Command.SET_SUPPLY_STATE, 0, {"supply_state": SupplyState.DISABLED}))
+    xml = rig.submit(template_fixture_xml("7.1_enable_supply_gas_meter"))
     assert fromstring(xml).findtext("sr:Header/sr:ResponseCode", namespaces=NS) == "E11"
-    assert Command.SET_SUPPLY_STATE not in rig.sent_commands()[1:]
+    assert Command.SET_SUPPLY_STATE not in rig.sent_commands()
     assert gas.registers.supply_state is SupplyState.DISABLED
 
 
