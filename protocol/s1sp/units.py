@@ -3,7 +3,8 @@
 - Money: DUIS carries signed integers in 1/100000 GBP (1/1000 penny) within the int32 range;
   the device holds whole pence. ``pence = trunc(value / 1000)`` toward zero (Python's ``//``
   floors negatives, so it is never used on a signed value here); a response reports
-  ``pence * 1000``.
+  ``pence * 1000``, and never a value outside int32 (the device's registers stay within
+  +-2147483 p, :mod:`protocol.register_ranges`).
 - JoinTimePeriod: DUIS seconds -> device whole minutes, ``ceil(seconds / 60)``, so a join
   window is never shorter than asked and any positive period is at least 1 minute. *Decided*:
   0 seconds is refused (a window that closes as it opens is meaningless; use RequestType Remove
@@ -27,7 +28,8 @@ import re
 from datetime import datetime, timezone
 
 from protocol.apdu import MAX_JOIN_WINDOW_MINUTES
-from protocol.s1sp.errors import InvalidRequestError
+from protocol.register_ranges import DEBT_REGISTER_RANGE_PENCE
+from protocol.s1sp.errors import InvalidRequestError, UnrepresentableValueError
 
 __all__ = [
     "DEVICE_TIME_MAX_SECONDS",
@@ -92,8 +94,14 @@ def duis_money_to_pence(value: int, element_name: str) -> int:
 
 
 def pence_to_duis_money(pence: int) -> int:
-    """Whole pence -> DUIS money units (1/100000 GBP)."""
-    return pence * DUIS_MONEY_UNITS_PER_PENNY
+    """Whole pence -> DUIS money units (1/100000 GBP). A value DUIS cannot carry (outside
+    int32) is never put in a response: :class:`UnrepresentableValueError` instead."""
+    value = pence * DUIS_MONEY_UNITS_PER_PENNY
+    if not INT32_MIN <= value <= INT32_MAX:
+        raise UnrepresentableValueError(
+            f"the device reported {pence} p, which DUIS money (int32 in 1/100000 GBP) cannot "
+            f"carry (at most {INT32_MAX // DUIS_MONEY_UNITS_PER_PENNY} p either way)")
+    return value
 
 
 def join_time_period_seconds_to_minutes(join_time_period_seconds: int) -> int:
@@ -126,10 +134,11 @@ def debt_recovery_rate_to_pence(debt_recovery_rate: int, price_scale: int) -> in
     else:
         pence = abs(debt_recovery_rate) // 10**-exponent
     pence = pence if debt_recovery_rate >= 0 else -pence
-    if not 0 <= pence <= INT32_MAX:
+    lowest, highest = DEBT_REGISTER_RANGE_PENCE
+    if not lowest <= pence <= highest:
         raise InvalidRequestError(
             f"DebtRecoveryRate {debt_recovery_rate} x 10^{price_scale} GBP is {pence} pence, "
-            f"outside 0..{INT32_MAX}")
+            f"outside the device's {lowest}..{highest} pence")
     return pence
 
 

@@ -1015,3 +1015,51 @@ def test_restored_meter_takes_the_profile_load_unless_it_was_set_at_run_time() -
     restored = Meter.from_state(edited, meter.to_state())
     restored.advance_to(T0 + 100)
     assert balance(restored) == -3  # the run-time 3 kW survives the restart
+
+
+# --- register ranges (issue 10 point 4): +-2147483 p, what DUIS money can carry ------------
+
+def test_adjustment_past_the_meter_balance_minimum_is_refused_with_nothing_changed() -> None:
+    meter = make_meter(meter_balance_pence=-5_000)
+    assert_refused_with_nothing_changed(meter, Status.VALUE_OUT_OF_RANGE,
+                                        Command.ADJUST_METER_BALANCE,
+                                        adjustment_pence=-2_147_483)
+
+
+def test_adjustment_to_exactly_the_meter_balance_minimum_is_accepted() -> None:
+    meter = make_meter(meter_balance_pence=-5_000)
+    send(meter, Command.ADJUST_METER_BALANCE, adjustment_pence=-2_142_483)
+    assert balance(meter) == -2_147_483
+
+
+def test_consumption_never_takes_the_meter_balance_below_its_minimum() -> None:
+    meter = make_meter(meter_balance_pence=-2_147_480, load_w=10_000,
+                       unit_rate_millipence_per_kwh=36_000)  # 10 kW: 10 p per 100 s
+    meter.advance_to(T0 + 3_600)
+    assert balance(meter) == -2_147_483
+
+
+def test_prepayment_threshold_above_the_register_maximum_is_refused_with_nothing_changed(
+        ) -> None:
+    assert_refused_with_nothing_changed(
+        prepay_meter(), Status.VALUE_OUT_OF_RANGE, Command.SET_PREPAYMENT_CONFIGURATION,
+        fields_present=PrepaymentConfigurationField.MAX_METER_BALANCE,
+        debt_recovery_rate_cap_pence=0, emergency_credit_limit_pence=0,
+        emergency_credit_threshold_pence=0, low_credit_threshold_pence=0,
+        max_meter_balance_pence=2_147_484, max_credit_threshold_pence=0,
+        disablement_threshold_pence=0)
+
+
+def test_debt_that_would_take_the_accumulated_debt_past_the_maximum_is_refused() -> None:
+    meter = prepay_meter(time_debt_1_pence=2_000_000)
+    assert_refused_with_nothing_changed(meter, Status.VALUE_OUT_OF_RANGE, Command.UPDATE_DEBT,
+                                        **debt_fields(DebtRegister.PAYMENT_DEBT, 147_484))
+    send(meter, Command.UPDATE_DEBT, **debt_fields(DebtRegister.PAYMENT_DEBT, 147_483))
+    assert send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).fields[
+        "accumulated_debt_pence"] == 2_147_483
+
+
+def test_a_never_configured_limit_reads_as_the_register_maximum() -> None:
+    fields = send(make_meter(GSME), Command.READ_PREPAYMENT_CONFIGURATION).fields
+    assert fields["max_meter_balance_pence"] == 2_147_483
+    assert fields["max_credit_threshold_pence"] == 2_147_483
