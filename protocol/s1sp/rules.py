@@ -38,7 +38,7 @@ from protocol.s1sp.errors import (
     S1srRefusalError,
     device_communication_error,
 )
-from protocol.s1sp.units import device_seconds_to_duis_date_time
+from protocol.s1sp.units import device_seconds_to_duis_date_time, pence_to_duis_money
 
 __all__ = [
     "DeviceEntry",
@@ -46,6 +46,8 @@ __all__ = [
     "ResultValue",
     "RuleContext",
     "duis_enum_name",
+    "name_out_of_range",
+    "require_register_range",
     "require_success",
 ]
 
@@ -146,6 +148,28 @@ class RuleContext:
             f"{execution.text} is not after the device's clock ({clock_text}); give a later "
             "ExecutionDateTime, or synchronise the device clock (SR 6.11)",
             device_status=Status.VALUE_OUT_OF_RANGE.name)
+
+
+def require_register_range(element_name: str, duis_value: int, pence: int,
+                           value_range: tuple[int, int]) -> None:
+    """Refuse (nothing sent) a DUIS money value whose pence fall outside the device register's
+    documented range (:mod:`protocol.register_ranges`), naming the element and the range."""
+    lowest, highest = value_range
+    if not lowest <= pence <= highest:
+        raise S1srRefusalError(
+            f"{element_name} {duis_value} (= {pence} p) is outside the device register's range "
+            f"{lowest}..{highest} p ({pence_to_duis_money(lowest)}..{pence_to_duis_money(highest)}"
+            " in 1/100000 GBP); nothing was sent")
+
+
+def name_out_of_range(error: S1srRefusalError, element_name: str, what: str
+                      ) -> S1srRefusalError:
+    """A device refusal, with the DUIS element named when the device said VALUE_OUT_OF_RANGE
+    (``what``: the register the element would have taken out of its range)."""
+    if error.device_status != Status.VALUE_OUT_OF_RANGE.name:
+        return error
+    return S1srRefusalError(f"{element_name}: {what}; {error.reason}",
+                            device_status=error.device_status)
 
 
 def require_success(response: Response, device: DeviceEntry) -> Mapping[str, Any]:

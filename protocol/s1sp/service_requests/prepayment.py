@@ -29,7 +29,9 @@ S1SR rules:
 - 18.5 / 18.8 (SR 2.5): the device refuses with EMERGENCY_CREDIT_UNAVAILABLE when ECL = 0;
   otherwise the response shows the EC balance made available (x 1000).
 - 18.27 (SRs 1.6, 2.1): every threshold truncated to pence; the response returns the truncated
-  values under the request's element names.
+  values under the request's element names. A truncated value outside its device register's
+  range (protocol.register_ranges) is refused before sending, the reason naming the element
+  (a device VALUE_OUT_OF_RANGE to 1.5 or 2.3 is reported with the element named too).
 - 18.27 (SR 2.1): truncation never becomes a refusal: DebtRecoveryRateCap 30 (0.03 p) is sent
   as 0 p and returned as 0; the device holds a cap of 0 p (no debt recovered), it gives 0 no
   special meaning.
@@ -52,6 +54,13 @@ from protocol.apdu import (
     DeviceType,
     PaymentMode,
     PrepaymentConfigurationField,
+    Status,
+)
+from protocol.register_ranges import (
+    DEBT_REGISTER_RANGE_PENCE,
+    METER_BALANCE_RANGE_PENCE,
+    SIGNED_THRESHOLD_RANGE_PENCE,
+    THRESHOLD_RANGE_PENCE,
 )
 from protocol.s1sp.duis_xml import (
     DUIS_NAMESPACE,
@@ -67,7 +76,12 @@ from protocol.s1sp.duis_xml import (
     text,
 )
 from protocol.s1sp.errors import InvalidRequestError, S1srRefusalError
-from protocol.s1sp.rules import ResultItem, RuleContext
+from protocol.s1sp.rules import (
+    ResultItem,
+    RuleContext,
+    name_out_of_range,
+    require_register_range,
+)
 from protocol.s1sp.service_requests.record import (
     CRITICAL_VARIANTS,
     METERS,
@@ -137,7 +151,14 @@ def rule_18_3_meter_balance_adjustment(ctx: RuleContext, body: MeterBalanceUpdat
                 ("MeterBalance", pence_to_duis_money(answer["meter_balance_pence"]))]
     assert body.adjust_meter_balance is not None
     adjustment_pence = duis_money_to_pence(body.adjust_meter_balance, "AdjustMeterBalance")
-    answer = ctx.send(Command.ADJUST_METER_BALANCE, {"adjustment_pence": adjustment_pence})
+    try:
+        answer = ctx.send(Command.ADJUST_METER_BALANCE, {"adjustment_pence": adjustment_pence})
+    except S1srRefusalError as error:
+        low, high = METER_BALANCE_RANGE_PENCE
+        raise name_out_of_range(
+            error, f"AdjustMeterBalance {body.adjust_meter_balance}",
+            f"{adjustment_pence} p would take the meter balance outside its range "
+            f"{low}..{high} p") from None
     return rule_18_16_values_returned_after_adjustment(answer)
 
 
@@ -229,6 +250,12 @@ PREPAY_CONFIGURATION_ELEMENTS: dict[str, str] = {
 }
 
 
+#: 2.1 elements whose device register is not 0..max (the rest: THRESHOLD_RANGE_PENCE).
+PREPAY_CONFIGURATION_RANGES: dict[str, tuple[int, int]] = {
+    "DisablementThreshold": SIGNED_THRESHOLD_RANGE_PENCE,
+}
+
+
 @dataclass(frozen=True)
 class PrepayConfigurationUpdate(SrBody):
     """2.1: the thresholds present, DUIS element name -> DUIS money, in request order."""
@@ -263,6 +290,8 @@ def rule_18_27_prepay_configuration(ctx: RuleContext, body: PrepayConfigurationU
     echoed: list[ResultItem] = []
     for element_name, value in body.values:
         pence = rule_18_27_truncate_threshold(value, element_name)
+        require_register_range(element_name, value, pence, PREPAY_CONFIGURATION_RANGES.get(
+            element_name, THRESHOLD_RANGE_PENCE))
         field_name = PREPAY_CONFIGURATION_ELEMENTS[element_name]
         fields[field_name] = pence
         present |= PrepaymentConfigurationField[field_name.removesuffix("_pence").upper()]
@@ -482,6 +511,12 @@ def _update_debt(ctx: RuleContext, body: DebtUpdate) -> list[ResultItem]:
             answer = ctx.send(Command.UPDATE_DEBT, fields)
         except S1srRefusalError as error:
             applied = ", ".join(item_name for item_name, _ in items) or "none"
+            low, high = DEBT_REGISTER_RANGE_PENCE
+            if error.device_status == Status.VALUE_OUT_OF_RANGE.name:
+                error = S1srRefusalError(
+                    f"{error.reason}: the adjustment {fields['debt_adjustment_pence']} p would "
+                    f"take the register outside {low}..{high} p, or the three debt registers "
+                    f"together above {high} p", device_status=error.device_status)
             raise S1srRefusalError(f"{name}: {error.reason} (already applied: {applied})",
                                    device_status=error.device_status) from None
         register_items: list[ResultItem] = [
