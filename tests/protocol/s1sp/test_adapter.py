@@ -191,7 +191,8 @@ def test_synchronise_clock_sets_the_device_to_the_adapter_clock(rig: Rig) -> Non
     adapter_now = START + timedelta(minutes=90)  # the adapter's clock is ahead of the ESME's
     adapter = S1spAdapter(rig.channel, response_clock=lambda: adapter_now)
     assert rig.world.device_clock_seconds(ESME_EUI64) == START_SECONDS
-    xml = adapter.submit(fixture_xml("6.11_synchronise_clock"))
+    xml = adapter.submit(fixture_xml("6.11_synchronise_clock").replace(
+        b"2026-01-05T09:00:00.00Z", b"2026-01-05T10:30:00.00Z"))  # the window holds its time
     assert rig.world.device_clock_seconds(ESME_EUI64) == START_SECONDS + 90 * 60
     assert rig.world.now_seconds == START_SECONDS  # world device time is not moved
     assert fromstring(xml).findtext(
