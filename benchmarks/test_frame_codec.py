@@ -30,10 +30,9 @@ from protocol.hdlc import (
     FrameType,
     HdlcFrame,
     build_frame_with_construct,
-    decode_frame,
-    encode_frame,
     parse_frame_with_construct,
 )
+from protocol.hdlc_codec import decode_frame, encode_frame
 
 INFORMATION_SIZES_BYTES = (8, 64, 256)
 SERVER, CLIENT = 0x01, 0x10

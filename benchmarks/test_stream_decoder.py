@@ -18,7 +18,8 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from protocol.crc import crc16_x25
-from protocol.hdlc import FrameType, HdlcFrame, encode_frame
+from protocol.hdlc import FrameType, HdlcFrame
+from protocol.hdlc_codec import encode_frame
 from protocol.stream import FrameStreamDecoder
 
 FRAME_SIZE_BYTES = 64

@@ -175,23 +175,15 @@ def _out(text: str, stream: TextIO | None = None) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _trace_printer(stream: TextIO) -> Callable[[str, Any, int], None]:
-    from emulator.serve import format_trace_line, wall_clock_text
-
-    def trace(direction: str, frame: Any, now_ms: int) -> None:
-        _out(format_trace_line(direction, frame, timestamp=wall_clock_text()), stream)
-
-    return trace
-
-
 @contextlib.contextmanager
 def _client(arguments: argparse.Namespace, *, trace: bool = False) -> Iterator[Any]:
     from protocol.client import DeviceClient
+    from protocol.trace import line_trace
     from protocol.transport import TransportError
 
     options: dict[str, Any] = {}
     if trace:
-        options["trace"] = _trace_printer(sys.stderr)
+        options["trace"] = line_trace(lambda line: _out(line, sys.stderr))
     try:
         client = DeviceClient.open(port=arguments.port, tcp=arguments.tcp,
                                    baudrate=arguments.baudrate, **options)
@@ -258,16 +250,6 @@ def profile_start_time_seconds(profile: Any) -> int:
     raise CliError("secure-emu: the profile names no start device time for --virtual-time")
 
 
-def parse_eui64(text: str) -> bytes:
-    """``00-DB-12-34-56-78-90-A1`` (dashes, colons or none) as 8 bytes; a usage error else."""
-    from protocol.eui64 import parse_eui64 as parse
-
-    try:
-        return parse(text)
-    except ValueError as error:
-        raise CliError(f"secure-emu: {error}", EXIT_USAGE) from None
-
-
 # --------------------------------------------------------------------------------------------
 # serve
 # --------------------------------------------------------------------------------------------
@@ -278,7 +260,7 @@ def _cmd_serve(arguments: argparse.Namespace) -> int:
     from emulator.errors import EmulatorError
     from emulator.serve import ServeLoop
     from emulator.world import EmulatedWorld
-    from protocol.client import RealMonotonicClock
+    from protocol.clock import RealMonotonicClock
     from protocol.transport import PtyPair, TcpListener, TransportError, parse_host_port
 
     profile = _load_profile(arguments.profile)
@@ -461,8 +443,12 @@ def _cmd_profile(arguments: argparse.Namespace) -> int:
 
 def _cmd_utrn(arguments: argparse.Namespace) -> int:
     from emulator.utrn import UtrnValueClass, make_utrn
+    from protocol.eui64 import parse_eui64
 
-    meter_eui64 = parse_eui64(arguments.meter)
+    try:
+        meter_eui64 = parse_eui64(arguments.meter)
+    except ValueError as error:
+        raise CliError(f"secure-emu: {error}", EXIT_USAGE) from None
     if arguments.pence is not None:
         value_class, value = UtrnValueClass.PENNIES, arguments.pence
     else:

@@ -1,6 +1,8 @@
 """The one injected clock: monotonic milliseconds for link timers, device time for devices.
 
 Device time is integer UTC seconds since 1970-01-01; monotonic time is integer milliseconds.
+:class:`Clock` is :class:`protocol.clock.MonotonicClock` (what link timers need) plus device
+time and fast-forward, which every clock has: callers call ``fast_forward``, never probe for it.
 ``SystemClock`` reads the real clocks (plus a fast-forward offset on device time);
 ``VirtualClock`` only moves when told to, for tests and ``--virtual-time`` serving.
 This module must never sleep, and never return floats.
@@ -12,20 +14,21 @@ import time
 from typing import Protocol, runtime_checkable
 
 from emulator.errors import StateError
+from protocol.clock import MonotonicClock, RealMonotonicClock
 
 __all__ = ["Clock", "SystemClock", "VirtualClock"]
 
 
 @runtime_checkable
-class Clock(Protocol):
+class Clock(MonotonicClock, Protocol):
     """What links and devices need from a clock."""
-
-    def monotonic_ms(self) -> int:
-        """Integer milliseconds from an arbitrary origin; never goes backwards."""
-        ...
 
     def device_time_seconds(self) -> int:
         """Integer UTC seconds since 1970-01-01 as the devices see it."""
+        ...
+
+    def fast_forward(self, seconds: int) -> None:
+        """Move device time ahead by ``seconds`` (>= 0); raises StateError if negative."""
         ...
 
 
@@ -35,7 +38,7 @@ def _require_int(name: str, value: object) -> int:
     return value
 
 
-class SystemClock:
+class SystemClock(RealMonotonicClock):
     """Real time. ``fast_forward(seconds)`` moves device time ahead; link time is untouched."""
 
     def __init__(self, offset_seconds: int = 0) -> None:
@@ -45,9 +48,6 @@ class SystemClock:
     def offset_seconds(self) -> int:
         """Seconds added to the real UTC time to give device time."""
         return self._offset_seconds
-
-    def monotonic_ms(self) -> int:
-        return time.monotonic_ns() // 1_000_000
 
     def device_time_seconds(self) -> int:
         return time.time_ns() // 1_000_000_000 + self._offset_seconds
@@ -94,5 +94,5 @@ class VirtualClock:
         self._elapsed_ms += seconds * 1000
 
     def fast_forward(self, seconds: int) -> None:
-        """Same as :meth:`advance_seconds` (the name ``SystemClock`` also has)."""
+        """Same as :meth:`advance_seconds` (the clock protocol's name for it)."""
         self.advance_seconds(seconds)

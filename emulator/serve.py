@@ -1,13 +1,11 @@
-"""Serving emulated devices on a port: a sans-I/O core and a thin I/O shell around it.
+"""Serving emulated devices on a port: the I/O shell around the sans-I/O link multiplexer.
 
-:class:`LinkServer` is the core, one per client byte stream (a pty, a serial port, one TCP
-connection): bytes in, bytes out, with the time passed in as ``now_ms``. It feeds a
-:class:`~protocol.stream.FrameStreamDecoder`, routes each frame by destination address to one
-:class:`~protocol.link.LinkStation` (``Role.SERVER``) per (server address, client address),
-hands every received APDU to the shared world (``world.handle_apdu``) and queues the answer on
-the station. Frames to addresses the world does not serve are ignored and counted.
+The core is :class:`protocol.link_mux.LinkServer`, one per client byte stream (a pty, a serial
+port, one TCP connection): bytes in, bytes out, every received APDU handed to the shared world
+(``world.handle_apdu``) and the answer queued on its link. Frames to addresses the world does
+not serve are ignored and counted there.
 
-:class:`ServeLoop` is the shell: it waits on every transport and listener with
+:class:`ServeLoop` is this module: it waits on every transport and listener with
 :mod:`selectors`, gives each TCP connection its own :class:`LinkServer` over one shared world,
 runs link timers, calls ``world.advance()`` periodically so timers run while idle (not with a
 virtual clock: there time moves only when told), and on :meth:`ServeLoop.request_stop` (from
@@ -22,7 +20,7 @@ A client closing its end is logged as ``client disconnected``; other transport f
 
 Nothing a client sends may crash the server or stop it serving other clients: the decoder
 never raises, and anything that escapes a station or the world for one frame is counted in
-:class:`ServerCounters`, that station is dropped, and serving goes on. This module must never
+the LinkServer's counters, that station is dropped, and serving goes on. This module must never
 do port I/O except through :mod:`protocol.transport`, and never read a clock except the one
 it is given.
 """
@@ -33,44 +31,25 @@ import contextlib
 import os
 import selectors
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from protocol.apdu import ApduType, decode_apdu, describe_fields
-from protocol.errors import ProtocolError
-from protocol.hdlc import FrameType, HdlcFrame, encode_frame
-from protocol.link import (
-    LLC_CLIENT_TO_SERVER,
-    LLC_SERVER_TO_CLIENT,
-    ApduReceived,
-    LinkParameters,
-    LinkState,
-    LinkStation,
-    Role,
-)
-from protocol.stream import FrameStreamDecoder
+from protocol.clock import MonotonicClock
+from protocol.link import LinkParameters
+from protocol.link_mux import ApduServer, LinkServer
+from protocol.trace import FrameTrace, line_trace
 from protocol.transport import ByteTransport, TcpListener, TransportClosedError, TransportError
 
 __all__ = [
     "DEFAULT_ADVANCE_INTERVAL_MS",
-    "DEFAULT_MAX_STATIONS",
-    "LinkServer",
-    "MonotonicClock",
     "ServeLoop",
     "ServeStoppedError",
-    "ServerCounters",
     "World",
-    "describe_frame",
-    "format_trace_line",
-    "wall_clock_text",
 ]
 
 #: How often a serving loop on real time calls ``world.advance()`` while idle.
 DEFAULT_ADVANCE_INTERVAL_MS = 1000
-#: Link stations one LinkServer keeps; beyond it the least recently used is dropped.
-DEFAULT_MAX_STATIONS = 64
 #: Bytes read from a transport at a time.
 READ_CHUNK_BYTES = 65536
 #: Longest a serving loop sleeps without looking at its stop flag.
@@ -81,215 +60,13 @@ class ServeStoppedError(Exception):
     """Raised by :meth:`ServeLoop.stop_from_signal` into a write in progress, to abandon it."""
 
 
-class World(Protocol):
-    """What serving needs from :class:`emulator.world.EmulatedWorld`."""
-
-    def server_addresses(self) -> frozenset[int]: ...
-
-    def handle_apdu(self, server_address: int, apdu: bytes) -> bytes | None: ...
+class World(ApduServer, Protocol):
+    """What serving needs from :class:`emulator.world.EmulatedWorld`: the devices
+    (``server_addresses``, ``handle_apdu``), periodic advance and saving."""
 
     def advance(self) -> None: ...
 
     def save(self) -> None: ...
-
-
-class MonotonicClock(Protocol):
-    """The part of an :mod:`emulator.clock` clock that link timers need."""
-
-    def monotonic_ms(self) -> int: ...
-
-
-#: ``(direction, frame, now_ms)`` for every frame in (``"rx"``) and out (``"tx"``).
-FrameTrace = Callable[[str, HdlcFrame, int], None]
-
-
-@dataclass
-class ServerCounters:
-    """What one LinkServer has seen, for diagnostics."""
-
-    frames_received: int = 0
-    frames_sent: int = 0
-    frames_to_unknown_address: int = 0
-    apdus_handled: int = 0
-    stations_dropped: int = 0
-    internal_errors: int = 0
-    last_internal_error: str = ""
-
-
-@dataclass
-class _StationEntry:
-    station: LinkStation
-    server_address: int
-    client_address: int
-
-
-class LinkServer:
-    """Sans-I/O: one client byte stream in, the bytes to send back out."""
-
-    def __init__(self, world: World, *, parameters: LinkParameters | None = None,
-                 max_stations: int = DEFAULT_MAX_STATIONS, trace: FrameTrace | None = None,
-                 station_factory: Callable[[int, int], LinkStation] | None = None,
-                 on_error: Callable[[str], None] | None = None) -> None:
-        self._world = world
-        self._on_error = on_error
-        self._parameters = parameters or LinkParameters()
-        self._max_stations = max_stations
-        self._trace = trace
-        self._decoder = FrameStreamDecoder()
-        self._stations: dict[tuple[int, int], _StationEntry] = {}
-        self._station_factory = station_factory or self._new_station
-        self.counters = ServerCounters()
-
-    def _new_station(self, server_address: int, client_address: int) -> LinkStation:
-        return LinkStation(Role.SERVER, server_address, client_address,
-                           parameters=self._parameters)
-
-    @property
-    def decoder(self) -> FrameStreamDecoder:
-        """The stream decoder, whose counters say what was discarded and why."""
-        return self._decoder
-
-    @property
-    def station_count(self) -> int:
-        return len(self._stations)
-
-    def receive_bytes(self, data: bytes, now_ms: int) -> bytes:
-        """Feed bytes from the client; return every byte to send back (possibly ``b""``)."""
-        out: list[bytes] = []
-        for frame in self._decoder.feed(data):
-            self.counters.frames_received += 1
-            self._handle_frame(frame, now_ms, out)
-        return b"".join(out)
-
-    def handle_timeout(self, now_ms: int) -> bytes:
-        """Run due link timers; return the bytes they produce."""
-        out: list[bytes] = []
-        for key, entry in list(self._stations.items()):
-            deadline = entry.station.next_timeout_ms()
-            if deadline is None or deadline > now_ms:
-                continue
-            try:
-                entry.station.handle_timeout(now_ms)
-                self._drain(entry, now_ms, out)
-            except Exception as error:  # one station must not stop the server
-                self._drop(key, error)
-        return b"".join(out)
-
-    def next_timeout_ms(self) -> int | None:
-        """Earliest link timer of any station, or ``None``."""
-        deadlines = [d for e in self._stations.values()
-                     if (d := e.station.next_timeout_ms()) is not None]
-        return min(deadlines, default=None)
-
-    def _handle_frame(self, frame: HdlcFrame, now_ms: int, out: list[bytes]) -> None:
-        if self._trace is not None:
-            self._trace("rx", frame, now_ms)
-        server_address = frame.destination_address
-        if server_address not in self._world.server_addresses():
-            self.counters.frames_to_unknown_address += 1
-            return
-        key = (server_address, frame.source_address)
-        try:
-            entry = self._entry(key)
-            events = entry.station.receive_frame(frame, now_ms)
-            for event in events:
-                if isinstance(event, ApduReceived):
-                    self.counters.apdus_handled += 1
-                    answer = self._world.handle_apdu(server_address, event.apdu)
-                    if answer is not None:
-                        entry.station.send_apdu(answer, now_ms)
-            self._drain(entry, now_ms, out)
-        except Exception as error:  # one station must not stop the server
-            self._drop(key, error)
-
-    def _entry(self, key: tuple[int, int]) -> _StationEntry:
-        entry = self._stations.pop(key, None)
-        if entry is None:
-            if len(self._stations) >= self._max_stations:
-                self._evict_one()
-            entry = _StationEntry(self._station_factory(*key), *key)
-        self._stations[key] = entry  # most recently used last
-        return entry
-
-    def _evict_one(self) -> None:
-        victim = next((k for k, e in self._stations.items()
-                       if e.station.state is LinkState.DISCONNECTED),
-                      next(iter(self._stations)))
-        del self._stations[victim]
-        self.counters.stations_dropped += 1
-
-    def _drain(self, entry: _StationEntry, now_ms: int, out: list[bytes]) -> None:
-        for frame in entry.station.frames_to_send():
-            if self._trace is not None:
-                self._trace("tx", frame, now_ms)
-            out.append(encode_frame(frame))
-            self.counters.frames_sent += 1
-
-    def _drop(self, key: tuple[int, int], error: Exception) -> None:
-        self._stations.pop(key, None)
-        self.counters.stations_dropped += 1
-        self.counters.internal_errors += 1
-        self.counters.last_internal_error = f"{type(error).__name__}: {error}"
-        if self._on_error is not None:
-            self._on_error(f"dropped the link of client {key[1]} to server address {key[0]} "
-                           f"after an internal error: {self.counters.last_internal_error}")
-
-
-# --------------------------------------------------------------------------------------------
-# Trace formatting
-# --------------------------------------------------------------------------------------------
-
-
-def _describe_apdu(information: bytes) -> str:
-    for llc in (LLC_CLIENT_TO_SERVER, LLC_SERVER_TO_CLIENT):
-        if information.startswith(llc):
-            apdu_bytes = information[len(llc):]
-            break
-    else:
-        return "continuation segment"
-    try:
-        apdu = decode_apdu(apdu_bytes)
-    except ProtocolError as error:
-        return f"APDU not decodable here ({error})"
-    fields = describe_fields(apdu.fields)
-    kind = "request" if apdu_bytes[0] == ApduType.REQUEST else "response"
-    status = getattr(apdu, "status", None)
-    status_text = f" {status.name}" if status is not None else ""
-    return f"{apdu.command.name} {kind}{status_text} invoke={apdu.invoke_id} {{{fields}}}"
-
-
-def describe_frame(frame: HdlcFrame) -> str:
-    """One line: frame type, addresses, sequence numbers, and the APDU when one is inside."""
-    frame_type = frame.frame_type
-    name = frame_type.name if frame_type is not None else f"control=0x{frame.control:02X}"
-    parts = [f"{name} dst={frame.destination_address} src={frame.source_address}"]
-    if frame_type is FrameType.I:
-        parts.append(f"N(S)={frame.send_sequence} N(R)={frame.receive_sequence}")
-    elif frame_type in (FrameType.RR, FrameType.RNR):
-        parts.append(f"N(R)={frame.receive_sequence}")
-    parts.append(f"P/F={int(frame.poll_final)}")
-    if frame.segmented:
-        parts.append("segmented")
-    if frame_type is FrameType.I and frame.information:
-        parts.append("| " + _describe_apdu(frame.information))
-    elif frame.information:
-        parts.append(f"| info {frame.information.hex()}")
-    return " ".join(parts)
-
-
-def wall_clock_text() -> str:
-    """Local wall time as HH:MM:SS.mmm, for trace lines."""
-    now_ns = time.time_ns()
-    return time.strftime("%H:%M:%S", time.localtime(now_ns // 1_000_000_000)) + (
-        f".{now_ns // 1_000_000 % 1000:03d}")
-
-
-def format_trace_line(direction: str, frame: HdlcFrame, *, timestamp: str, peer: str = "") -> str:
-    """``time peer rx|tx hex`` then the decoded frame on an indented second line."""
-    arrow = "<-" if direction == "rx" else "->"
-    who = f" {peer}" if peer else ""
-    wire_hex = encode_frame(frame).hex(" ")
-    return f"{timestamp}{who} {direction} {arrow} {wire_hex}\n    {describe_frame(frame)}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,10 +120,7 @@ class ServeLoop:
     def _make_server(self, name: str) -> LinkServer:
         trace: FrameTrace | None = None
         if self._trace_line is not None:
-            sink = self._trace_line
-
-            def trace(direction: str, frame: HdlcFrame, now_ms: int) -> None:
-                sink(format_trace_line(direction, frame, timestamp=wall_clock_text(), peer=name))
+            trace = line_trace(self._trace_line, peer=name)
         return LinkServer(self._world, parameters=self._parameters, trace=trace,
                           on_error=self._log)
 

@@ -8,7 +8,10 @@ An APDU rides in the information field of I-frames, after the 3-byte LLC header
 
 A response whose status is not SUCCESS has an empty body. The body layouts are the
 ``REQUEST_BODIES`` and ``RESPONSE_BODIES`` tables below: the single source of truth for every
-byte, which docs/protocol.md describes.
+byte, which docs/protocol.md describes. Each layout also has a typed, frozen dataclass
+generated from it at import (``REQUEST_BODY_TYPES`` / ``RESPONSE_BODY_TYPES``, see
+:class:`ApduBody`): :func:`decode_apdu` checks the bytes once and hands out ``Request.body`` /
+``Response.body`` of those classes, and the encoders take them.
 
 Money is integer pence (signed 32-bit) and time whole seconds or minutes, as each field's
 name says: there is no floating point on the wire. Device time is seconds since
@@ -20,9 +23,10 @@ This module does no I/O and keeps no state.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+import struct
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, make_dataclass
+from typing import Any, ClassVar
 
 from construct import (
     Adapter,
@@ -30,6 +34,8 @@ from construct import (
     Construct,
     ConstructError,
     Flag,
+    FocusedSeq,
+    FormatField,
     GreedyBytes,
     Int8ub,
     Int16ub,
@@ -39,6 +45,8 @@ from construct import (
     Pass,
     Prefixed,
     PrefixedArray,
+    Renamed,
+    StringEncoded,
     Struct,
     Terminated,
 )
@@ -346,6 +354,9 @@ SCHEDULED_ENTRY = Struct(
     "execution_time_seconds" / DeviceTimeSeconds,
 )
 
+#: The device's clock, as SYNCHRONISE_CLOCK sets it and READ_CLOCK reads it.
+DEVICE_CLOCK = Struct("device_time_seconds" / DeviceTimeSeconds)
+
 EMPTY = Pass
 
 #: Request body layout for each command.
@@ -409,7 +420,7 @@ REQUEST_BODIES: dict[Command, Construct] = {
     Command.FIRMWARE_ACTIVATE: Struct(
         "activation_time_seconds" / DeviceTimeSeconds,  # 0: now
     ),
-    Command.SYNCHRONISE_CLOCK: Struct("device_time_seconds" / DeviceTimeSeconds),
+    Command.SYNCHRONISE_CLOCK: DEVICE_CLOCK,
     Command.READ_SCHEDULED_REQUESTS: EMPTY,
     Command.SCHEDULE_REQUEST: Struct(
         "execution_time_seconds" / DeviceTimeSeconds,
@@ -426,7 +437,7 @@ RESPONSE_BODIES: dict[Command, Construct] = {
     Command.READ_METER_BALANCE: BALANCES,
     Command.READ_SUPPLY_STATUS: SUPPLY_STATUS,
     Command.READ_FIRMWARE_VERSION: FIRMWARE_STATUS,
-    Command.READ_CLOCK: Struct("device_time_seconds" / DeviceTimeSeconds),
+    Command.READ_CLOCK: DEVICE_CLOCK,
     Command.READ_HAN_ENTRIES: Struct("entries" / PrefixedArray(Int8ub, HAN_ENTRY)),
     Command.READ_LOAD_LIMIT_DATA: LOAD_LIMIT_DATA,
     Command.READ_DEVICE_IDENTITY: DEVICE_IDENTITY,
@@ -455,7 +466,7 @@ RESPONSE_BODIES: dict[Command, Construct] = {
     Command.FIRMWARE_BLOCK: Struct("bytes_received" / Int32ub),
     Command.FIRMWARE_VERIFY: FIRMWARE_STATUS,
     Command.FIRMWARE_ACTIVATE: FIRMWARE_STATUS,
-    Command.SYNCHRONISE_CLOCK: Struct("device_time_seconds" / DeviceTimeSeconds),
+    Command.SYNCHRONISE_CLOCK: DEVICE_CLOCK,
     Command.READ_SCHEDULED_REQUESTS: Struct("scheduled" / PrefixedArray(Int8ub, SCHEDULED_ENTRY)),
     Command.SCHEDULE_REQUEST: Struct(
         "scheduled_command" / Int8ub,
@@ -464,53 +475,325 @@ RESPONSE_BODIES: dict[Command, Construct] = {
         "replaced_execution_time_seconds" / DeviceTimeSeconds,
     ),
     Command.CANCEL_SCHEDULED_REQUEST: Struct("cancelled" / Flag),
-    Command.ADVANCE_DEVICE_TIME: Struct("device_time_seconds" / DeviceTimeSeconds),
+    Command.ADVANCE_DEVICE_TIME: DEVICE_CLOCK,
 }
 
+# --------------------------------------------------------------------------------------------
+# Headers
+# --------------------------------------------------------------------------------------------
+
+#: The header every APDU starts with; a response adds its status byte after it.
 REQUEST_HEADER = Struct(
-    "apdu_type" / EnumAdapter(ApduType),
+    "apdu_type" / Int8ub,  # an ApduType
     "invoke_id" / Int16ub,
-    "command" / Int8ub,
+    "command" / Int8ub,  # a Command
 )
-RESPONSE_STATUS = EnumAdapter(Status)
-HEADER_SIZE_BYTES = 4
+RESPONSE_HEADER = Struct(*REQUEST_HEADER.subcons, "status" / Int8ub)  # status: a Status
+
+
+def _header_packer(header: Struct) -> struct.Struct:
+    """The header layout as a :mod:`struct` format for the fast path, derived from the
+    Construct definition (never kept by hand)."""
+    codes = []
+    for field_ in header.subcons:
+        subcon = field_.subcon
+        if not (isinstance(subcon, FormatField) and subcon.fmtstr.startswith(">")):
+            raise TypeError(f"header field {field_.name} is not a big-endian integer")
+        codes.append(subcon.fmtstr[1:])
+    packer = struct.Struct(">" + "".join(codes))
+    if packer.size != header.sizeof():
+        raise TypeError(f"header format {packer.format} does not match its layout")
+    return packer
+
+
+_REQUEST_HEAD = _header_packer(REQUEST_HEADER)
+_RESPONSE_HEAD = _header_packer(RESPONSE_HEADER)
+HEADER_SIZE_BYTES = _REQUEST_HEAD.size
+
+# --------------------------------------------------------------------------------------------
+# Typed bodies, generated from the Construct layouts above
+# --------------------------------------------------------------------------------------------
+
+
+class ApduBody:
+    """Base of every typed APDU body.
+
+    Each body class is a frozen, slotted dataclass generated at import from one Construct
+    layout of :data:`REQUEST_BODIES` / :data:`RESPONSE_BODIES`, with the layout's field names
+    and order: an integer field is an ``int`` (named with its unit), ``Flag`` a ``bool``, an
+    enum field its enum, bit sets their ``IntFlag``, EUI-64s and byte strings ``bytes``, text
+    ``str``, a nested record its own body class and an array a ``tuple`` of them. A layout held
+    in a module constant gives its class that name (``PREPAYMENT_CONFIGURATION`` ->
+    :class:`PrepaymentConfiguration`, shared by every command using it); an inline layout is
+    named after its command (``ADJUST_METER_BALANCE`` -> ``AdjustMeterBalanceRequest`` and
+    ``AdjustMeterBalanceResponse``); empty bodies are :class:`Empty`. Look them up with
+    :data:`REQUEST_BODY_TYPES` and :data:`RESPONSE_BODY_TYPES`.
+    """
+
+    __slots__ = ()
+    #: the Construct layout the class was generated from
+    layout: ClassVar[Construct]
+
+
+_Convert = Callable[[Any], Any]
+#: per body class: parsed Construct Container -> body, and body -> plain mapping for build
+_FROM_PARSED: dict[type[ApduBody], _Convert] = {}
+_AS_FIELDS: dict[type[ApduBody], _Convert] = {}
+_BODY_TYPES_BY_LAYOUT: dict[int, type[ApduBody]] = {}
+_BODY_TYPES_BY_NAME: dict[str, type[ApduBody]] = {}
+#: layouts held in module constants, by identity: their body classes take the constant's name
+_LAYOUT_NAMES = {id(value): name for name, value in globals().items()
+                 if isinstance(value, Struct) and name.isupper()} | {id(EMPTY): "EMPTY"}
+
+
+def _camel(name: str) -> str:
+    return "".join(word.capitalize() for word in name.split("_"))
+
+
+def _field_type(subcon: Construct, class_name: str) -> tuple[Any, _Convert | None,
+                                                               _Convert | None]:
+    """The Python type of one Construct field, and the converters (None: the value as is)
+    from a parsed value and to a buildable one."""
+    while isinstance(subcon, Renamed):
+        subcon = subcon.subcon
+    if isinstance(subcon, Struct):
+        nested = _body_type(subcon, class_name)
+        return nested, _FROM_PARSED[nested], _AS_FIELDS[nested]
+    if isinstance(subcon, FocusedSeq):  # PrefixedArray: a count, then the items
+        items = next(f for f in subcon.subcons if f.name == subcon.parsebuildfrom).subcon
+        item_type, item_from, item_as = _field_type(items.subcon, class_name)
+        if item_from is None or item_as is None:
+            return tuple[item_type, ...], tuple, list
+        return (tuple[item_type, ...], lambda values: tuple(map(item_from, values)),
+                lambda values: list(map(item_as, values)))
+    if isinstance(subcon, EnumAdapter):
+        return subcon.enum_class, None, None
+    if isinstance(subcon, FlagsAdapter):
+        return subcon.flag_class, None, None
+    if subcon is Flag:
+        return bool, None, None
+    if isinstance(subcon, FormatField) and subcon.fmtstr[-1] in "bBhHlLqQ":
+        return int, None, None
+    if isinstance(subcon, StringEncoded):
+        return str, None, None
+    if isinstance(subcon, Bytes) or (isinstance(subcon, Prefixed)
+                                     and subcon.subcon is GreedyBytes):
+        return bytes, None, None
+    raise TypeError(f"{class_name}: no Python type for {subcon!r}: extend _field_type")
+
+
+def _body_type(layout: Construct, name: str) -> type[ApduBody]:
+    """The body class of one layout, generated once per layout object."""
+    known = _BODY_TYPES_BY_LAYOUT.get(id(layout))
+    if known is not None:
+        return known
+    name = _camel(_LAYOUT_NAMES.get(id(layout), name))
+    subcons = [] if layout is EMPTY else [sub for sub in layout.subcons if sub.name]
+    if name in _BODY_TYPES_BY_NAME:
+        raise TypeError(f"two body layouts would both be named {name}")
+    specs = [(sub.name, *_field_type(sub, name)) for sub in subcons]
+    cls: type[ApduBody] = make_dataclass(
+        name, [(field_name, python_type) for field_name, python_type, _, _ in specs],
+        bases=(ApduBody,), frozen=True, slots=True, namespace={"layout": layout})
+    cls.__module__ = __name__
+    cls.__doc__ = f"Typed APDU body generated from its Construct layout: {cls.__doc__}"
+    names = tuple(field_name for field_name, _, _, _ in specs)
+    if all(from_parsed is None for _, _, from_parsed, _ in specs):
+        def from_parsed(parsed: Any) -> ApduBody:
+            return cls(*[parsed[field_name] for field_name in names])
+
+        def as_fields(body: Any) -> dict[str, Any]:
+            return {field_name: getattr(body, field_name) for field_name in names}
+    else:
+        converters = [(field_name, parse or _same, build or _same)
+                      for field_name, _, parse, build in specs]
+
+        def from_parsed(parsed: Any) -> ApduBody:
+            return cls(*[parse(parsed[field_name]) for field_name, parse, _ in converters])
+
+        def as_fields(body: Any) -> dict[str, Any]:
+            return {field_name: build(getattr(body, field_name))
+                    for field_name, _, build in converters}
+    _FROM_PARSED[cls] = from_parsed
+    _AS_FIELDS[cls] = as_fields
+    _BODY_TYPES_BY_LAYOUT[id(layout)] = _BODY_TYPES_BY_NAME[name] = cls
+    return cls
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+#: The typed request body class of each command.
+REQUEST_BODY_TYPES: dict[Command, type[ApduBody]] = {
+    command: _body_type(layout, f"{command.name}_REQUEST")
+    for command, layout in REQUEST_BODIES.items()}
+#: The typed response body class of each command (a SUCCESS response's body).
+RESPONSE_BODY_TYPES: dict[Command, type[ApduBody]] = {
+    command: _body_type(layout, f"{command.name}_RESPONSE")
+    for command, layout in RESPONSE_BODIES.items()}
+# Every body class by its name, as a module attribute: protocol.apdu.AdjustMeterBalanceRequest
+globals().update(_BODY_TYPES_BY_NAME)
+
+#: Per (is_request, command): the body layout that must use up the bytes, and the converter
+#: of its parse result to the typed body.
+_BODY_PARSERS: dict[tuple[bool, Command], tuple[Construct, _Convert]] = {
+    (is_request, command): (Struct("body" / layout, Terminated), _FROM_PARSED[types[command]])
+    for is_request, layouts, types in ((True, REQUEST_BODIES, REQUEST_BODY_TYPES),
+                                       (False, RESPONSE_BODIES, RESPONSE_BODY_TYPES))
+    for command, layout in layouts.items()}
 
 # --------------------------------------------------------------------------------------------
 # The Python view
 # --------------------------------------------------------------------------------------------
 
+#: TRANSITIONAL: the string-keyed view of a body, kept while the consumers move to the typed
+#: ``.body``; it goes once they have (with ``fields=`` in the constructors and ``.fields``).
 Fields = Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class Request:
-    """A request to one device. ``fields`` are named as in :data:`REQUEST_BODIES`."""
+class _Message:
+    """What Request and Response share: the typed body and, transitionally, the same body as a
+    string-keyed mapping. Either is given at construction; the other is derived when first
+    read (a mapping becomes a typed body through the wire codec, so a mapping that would not
+    encode raises :class:`ApduError` there)."""
 
+    __slots__ = ("_body", "_fields")
+    _is_request: ClassVar[bool]
+
+    def _set_body(self, command: Command, fields: Fields | None, body: ApduBody | None) -> None:
+        if body is not None:
+            expected = (REQUEST_BODY_TYPES if self._is_request else RESPONSE_BODY_TYPES)[command]
+            if type(body) is not expected:
+                raise TypeError(f"a {Command(command).name} {self._kind} body is a "
+                                f"{expected.__name__}, not a {type(body).__name__}")
+        elif fields is None:
+            fields = {}
+        object.__setattr__(self, "_body", body)
+        object.__setattr__(self, "_fields", fields)
+
+    @property
+    def _kind(self) -> str:
+        return "request" if self._is_request else "response"
+
+    def _has_body(self) -> bool:
+        return True
+
+    @property
+    def body(self) -> ApduBody | None:
+        """The typed body, an instance of ``REQUEST_BODY_TYPES[command]`` (requests) or
+        ``RESPONSE_BODY_TYPES[command]`` (SUCCESS responses); None for a failure response."""
+        body = self._body
+        if body is None and self._has_body():
+            command = Command(self.command)  # type: ignore[attr-defined]
+            layout = (REQUEST_BODIES if self._is_request else RESPONSE_BODIES)[command]
+            data = _build_body(layout, self._fields, f"{command.name} {self._kind}")
+            body = _parse_body(self._is_request, command, data)
+            object.__setattr__(self, "_body", body)
+        return body
+
+    @property
+    def fields(self) -> Fields:
+        """TRANSITIONAL: the body as a mapping named as in the layout (nested records as
+        dicts, arrays as lists); read ``.body`` instead."""
+        fields = self._fields
+        if fields is None:
+            fields = _AS_FIELDS[type(self._body)](self._body)
+            object.__setattr__(self, "_fields", fields)
+        return fields
+
+    def _same_body(self, other: _Message) -> bool:
+        if self._fields is None and other._fields is None:
+            return bool(self._body == other._body)
+        return bool(self.fields == other.fields)
+
+
+@dataclass(frozen=True, init=False, repr=False, eq=False)
+class Request(_Message):
+    """A request to one device, its body typed: ``Request(Command.ADJUST_METER_BALANCE, 7,
+    body=AdjustMeterBalanceRequest(adjustment_pence=-250))``. TRANSITIONAL: a mapping named as
+    in :data:`REQUEST_BODIES` may be given instead of ``body`` (``Request(command, 7,
+    {"adjustment_pence": -250})``)."""
+
+    __slots__ = ("command", "invoke_id")
+    _is_request = True
     command: Command
     invoke_id: int
-    fields: Fields = field(default_factory=dict)
+    fields: Fields  # TRANSITIONAL
+    body: ApduBody
+
+    def __init__(self, command: Command, invoke_id: int, fields: Fields | None = None,
+                 body: ApduBody | None = None) -> None:
+        object.__setattr__(self, "command", command)
+        object.__setattr__(self, "invoke_id", invoke_id)
+        self._set_body(command, fields, body)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle, as __init__ does
+        return Request, (self.command, self.invoke_id, self._fields, self._body)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Request:
+            return NotImplemented
+        return (self.command == other.command and self.invoke_id == other.invoke_id
+                and self._same_body(other))
+
+    def __repr__(self) -> str:
+        shown = f"body={self._body!r}" if self._body is not None else f"fields={self._fields!r}"
+        return f"Request(command={self.command!r}, invoke_id={self.invoke_id!r}, {shown})"
 
 
-@dataclass(frozen=True)
-class Response:
-    """A device's answer. ``fields`` are named as in :data:`RESPONSE_BODIES`; empty unless
-    ``status`` is SUCCESS."""
+@dataclass(frozen=True, init=False, repr=False, eq=False)
+class Response(_Message):
+    """A device's answer; ``body`` is typed for a SUCCESS response and None otherwise:
+    ``Response(Command.READ_METER_BALANCE, 7, Status.SUCCESS, body=Balances(...))``.
+    TRANSITIONAL: a mapping named as in :data:`RESPONSE_BODIES` may be given instead."""
 
+    __slots__ = ("command", "invoke_id", "status")
+    _is_request = False
     command: Command
     invoke_id: int
     status: Status
-    fields: Fields = field(default_factory=dict)
+    fields: Fields  # TRANSITIONAL
+    body: ApduBody | None
+
+    def __init__(self, command: Command, invoke_id: int, status: Status,
+                 fields: Fields | None = None, body: ApduBody | None = None) -> None:
+        object.__setattr__(self, "command", command)
+        object.__setattr__(self, "invoke_id", invoke_id)
+        object.__setattr__(self, "status", status)
+        if body is not None and status is not Status.SUCCESS:
+            raise TypeError(f"a {Status(status).name} response has no body")
+        self._set_body(command, fields, body)
+
+    def _has_body(self) -> bool:
+        return self.status is Status.SUCCESS
 
     @property
     def ok(self) -> bool:
         return self.status is Status.SUCCESS
 
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle, as __init__ does
+        return Response, (self.command, self.invoke_id, self.status, self._fields, self._body)
 
-def describe_fields(fields: Fields) -> str:
-    """APDU fields as one readable line for traces and transcripts: enums by name, EUI-64s
-    (fields named ``*_eui64``) in their dashed text form, short printable ASCII as text,
-    other bytes as hex (long ones
-    shortened), nested records and lists in braces and brackets."""
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Response:
+            return NotImplemented
+        return (self.command == other.command and self.invoke_id == other.invoke_id
+                and self.status == other.status and self._same_body(other))
+
+    def __repr__(self) -> str:
+        shown = f"body={self._body!r}" if self._body is not None else f"fields={self._fields!r}"
+        return (f"Response(command={self.command!r}, invoke_id={self.invoke_id!r}, "
+                f"status={self.status!r}, {shown})")
+
+
+def describe_fields(fields: Fields | ApduBody) -> str:
+    """APDU fields (a typed body or, transitionally, a mapping) as one readable line for
+    traces and transcripts: enums by name, EUI-64s (fields named ``*_eui64``) in their dashed
+    text form, short printable ASCII as text, other bytes as hex (long ones shortened), nested
+    records and lists in braces and brackets."""
+    if isinstance(fields, ApduBody):
+        fields = _AS_FIELDS[type(fields)](fields)
     return ", ".join(f"{name}={_describe_value(name, value)}" for name, value in fields.items())
 
 
@@ -531,98 +814,88 @@ def _describe_value(name: str, value: Any) -> str:
     return str(value)
 
 
-def _plain(value: Any) -> Any:
-    """Construct Containers and ListContainers as plain dicts and lists, private keys dropped."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items() if not k.startswith("_")}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _build_body(body: Construct, fields: Fields, what: str) -> bytes:
-    if body is EMPTY:
+def _build_body(layout: Construct, fields: Any, what: str) -> bytes:
+    """``fields``: a typed body or (transitionally) a mapping."""
+    if layout is EMPTY:
         return b""
+    as_fields = _AS_FIELDS.get(type(fields))
     try:
-        return body.build(dict(fields))
+        return layout.build(as_fields(fields) if as_fields is not None else dict(fields))
     except (ConstructError, KeyError, ValueError, TypeError) as error:
         raise ApduError(f"cannot encode {what}: {error}") from error
+
+
+def _check_invoke_id(invoke_id: int) -> None:
+    if not 0 <= invoke_id <= 0xFFFF:
+        raise ApduError(f"invoke_id {invoke_id} is outside 0..65535")
 
 
 def encode_request(request: Request) -> bytes:
     """The bytes of a request APDU. Raises :class:`ApduError` for a missing or out-of-range
     field."""
     command = Command(request.command)
-    head = bytes((ApduType.REQUEST,)) + _u16(request.invoke_id) + bytes((command,))
-    return head + _build_body(REQUEST_BODIES[command], request.fields, f"{command.name} request")
+    _check_invoke_id(request.invoke_id)
+    head = _REQUEST_HEAD.pack(ApduType.REQUEST, request.invoke_id, command)
+    body = request._body if request._body is not None else request._fields
+    return head + _build_body(REQUEST_BODIES[command], body, f"{command.name} request")
 
 
 def encode_response(response: Response) -> bytes:
     """The bytes of a response APDU (the body only when the status is SUCCESS)."""
     status = Status(response.status)
-    head = (bytes((ApduType.RESPONSE,)) + _u16(response.invoke_id)
-            + bytes((int(response.command), status)))
+    _check_invoke_id(response.invoke_id)
+    head = _RESPONSE_HEAD.pack(ApduType.RESPONSE, response.invoke_id, response.command, status)
     if status is not Status.SUCCESS:
         return head
     command = Command(response.command)
-    return head + _build_body(RESPONSE_BODIES[command], response.fields,
-                              f"{command.name} response")
+    body = response._body if response._body is not None else response._fields
+    return head + _build_body(RESPONSE_BODIES[command], body, f"{command.name} response")
 
 
-def _u16(value: int) -> bytes:
-    if not 0 <= value <= 0xFFFF:
-        raise ApduError(f"invoke_id {value} is outside 0..65535")
-    return value.to_bytes(2, "big")
-
-
-_TERMINATED_BODIES: dict[tuple[bool, Command], Construct] = {}
-
-
-def _parse_body(is_request: bool, command: Command, data: bytes) -> dict[str, Any]:
-    key = (is_request, command)
-    body = _TERMINATED_BODIES.get(key)
-    if body is None:
-        layout = (REQUEST_BODIES if is_request else RESPONSE_BODIES)[command]
-        body = _TERMINATED_BODIES[key] = Struct("body" / layout, Terminated)
-    kind = "request" if is_request else "response"
+def _parse_body(is_request: bool, command: Command, data: bytes) -> ApduBody:
+    layout, from_parsed = _BODY_PARSERS[is_request, command]
     try:
-        parsed = body.parse(data)
+        parsed = layout.parse(data)
     except ApduError:
         raise
     except ConstructError as error:
+        kind = "request" if is_request else "response"
         raise ApduError(f"{command.name} {kind} body is malformed: {error}") from error
-    return _plain(parsed.body) or {}
+    return from_parsed(parsed.body)
 
 
 def decode_apdu(data: bytes) -> Request | Response:
-    """Parse one APDU. Raises :class:`ApduError` saying what is wrong: too short, unknown
-    type, unknown command, unknown status, a body of the wrong length or with a bad value."""
+    """Parse one APDU into a Request or Response with a typed ``body``. Raises
+    :class:`ApduError` saying what is wrong: too short, unknown type, unknown command, unknown
+    status, a body of the wrong length or with a bad value."""
     if len(data) < HEADER_SIZE_BYTES:
         raise ApduError(f"APDU of {len(data)} bytes is shorter than its {HEADER_SIZE_BYTES}-byte"
                         " header")
+    type_code, invoke_id, command_code = _REQUEST_HEAD.unpack_from(data)
     try:
-        apdu_type = ApduType(data[0])
+        apdu_type = ApduType(type_code)
     except ValueError:
-        raise ApduError(f"APDU type 0x{data[0]:02X} is neither request (0x01) nor response"
+        raise ApduError(f"APDU type 0x{type_code:02X} is neither request (0x01) nor response"
                         " (0x81)") from None
-    invoke_id = int.from_bytes(data[1:3], "big")
     try:
-        command = Command(data[3])
+        command = Command(command_code)
     except ValueError:
-        raise UnknownCommandError(data[3], invoke_id) from None
+        raise UnknownCommandError(command_code, invoke_id) from None
     if apdu_type is ApduType.REQUEST:
-        return Request(command, invoke_id, _parse_body(True, command, data[4:]))
-    if len(data) < HEADER_SIZE_BYTES + 1:
+        return Request(command, invoke_id,
+                       body=_parse_body(True, command, data[HEADER_SIZE_BYTES:]))
+    if len(data) < _RESPONSE_HEAD.size:
         raise ApduError("response APDU has no status byte")
     try:
-        status = Status(data[4])
+        status = Status(data[HEADER_SIZE_BYTES])
     except ValueError:
-        raise ApduError(f"status 0x{data[4]:02X} is not a known status") from None
+        raise ApduError(f"status 0x{data[HEADER_SIZE_BYTES]:02X} is not a known status") from None
     if status is not Status.SUCCESS:
-        if len(data) != HEADER_SIZE_BYTES + 1:
+        if len(data) != _RESPONSE_HEAD.size:
             raise ApduError(f"{command.name} failure response carries a body")
         return Response(command, invoke_id, status, {})
-    return Response(command, invoke_id, status, _parse_body(False, command, data[5:]))
+    return Response(command, invoke_id, status,
+                    body=_parse_body(False, command, data[_RESPONSE_HEAD.size:]))
 
 
 class UnknownCommandError(ApduError):
@@ -642,4 +915,4 @@ def failure_response_bytes(data: bytes, error: ApduError) -> bytes:
     command_code = data[3] if len(data) >= 4 else 0
     status = (Status.UNKNOWN_COMMAND if isinstance(error, UnknownCommandError)
               else Status.MALFORMED_REQUEST)
-    return bytes((ApduType.RESPONSE,)) + _u16(invoke_id) + bytes((command_code, status))
+    return _RESPONSE_HEAD.pack(ApduType.RESPONSE, invoke_id, command_code, status)

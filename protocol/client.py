@@ -2,19 +2,19 @@
 
 :class:`DeviceClient` implements ``protocol.s1sp.channel.DeviceChannel`` over a
 :class:`~protocol.transport.ByteTransport`: ``request(server_address, request) -> Response``.
-It keeps one :class:`~protocol.link.LinkStation` (``Role.CLIENT``) per server address,
-connected lazily on first use, decodes input with a
-:class:`~protocol.stream.FrameStreamDecoder`, numbers requests with its own invoke ids (the
-response handed back carries the caller's invoke id again), and waits for the matching
-response. Retransmission is the link's: the client sleeps in ``transport.read`` only until the
-link's ``next_timeout_ms`` and then calls ``handle_timeout``, on an injected clock.
+It drives a :class:`~protocol.link_mux.LinkMux` (``Role.CLIENT``) with one
+:class:`~protocol.link.LinkStation` per server address, connected lazily on first use, numbers
+requests with an :class:`InvokeIdCounter` (the response handed back carries the caller's invoke
+id again), and waits for the matching response. Retransmission is the link's: the client
+sleeps in ``transport.read`` only until the link's ``next_timeout_ms`` and then calls
+``handle_timeout``, on an injected clock.
 
-Errors, as DUIS sees them:
+Errors:
 
 - the link cannot be brought up (no UA to SNRM after the retries, DM, FRMR, port closed or
-  failing) -> :class:`~protocol.errors.DeviceUnreachableError` (E20);
+  failing) -> :class:`~protocol.errors.DeviceUnreachableError`;
 - the link is up but no response came after the retries
-  -> :class:`~protocol.errors.DeviceTimeoutError` (E21).
+  -> :class:`~protocol.errors.DeviceTimeoutError`.
 
 As a backstop, if nothing at all arrives for ``(max_retransmissions + 2) *
 retransmit_timeout_ms`` while waiting, the wait ends with the same errors. A response whose
@@ -28,9 +28,6 @@ own (that is :mod:`protocol.transport`) and must never sleep: it only waits in
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Callable
-from typing import Protocol
 
 from protocol.apdu import (
     ADAPTER_CLIENT_ADDRESS,
@@ -40,13 +37,13 @@ from protocol.apdu import (
     decode_apdu,
     encode_request,
 )
+from protocol.clock import MonotonicClock, RealMonotonicClock
 from protocol.errors import (
     ApduError,
     DeviceTimeoutError,
     DeviceUnreachableError,
     ProtocolError,
 )
-from protocol.hdlc import HdlcFrame, encode_frame
 from protocol.link import (
     ApduReceived,
     Connected,
@@ -58,7 +55,9 @@ from protocol.link import (
     LinkStation,
     Role,
 )
+from protocol.link_mux import AddressPair, LinkMux, MuxCounters
 from protocol.stream import FrameStreamDecoder
+from protocol.trace import FrameTrace
 from protocol.transport import (
     DEFAULT_BAUDRATE,
     ByteTransport,
@@ -68,7 +67,9 @@ from protocol.transport import (
     open_port,
 )
 
-__all__ = ["ClientCounters", "DeviceClient", "MonotonicClock", "RealMonotonicClock"]
+# RealMonotonicClock (protocol.clock) stays importable from here, where callers found it.
+__all__ = ["READ_ONLY_COMMANDS", "ClientCounters", "DeviceClient", "InvokeIdCounter",
+           "RealMonotonicClock"]
 
 #: Bytes read from the transport at a time.
 READ_CHUNK_BYTES = 4096
@@ -80,32 +81,32 @@ READ_ONLY_COMMANDS = frozenset(command for command in Command
 CLOSE_WAIT_MS = 500
 
 
-class MonotonicClock(Protocol):
-    """Integer milliseconds that never go backwards (``emulator.clock`` clocks fit)."""
+class InvokeIdCounter:
+    """Invoke ids for a client's requests: 1..65535, then 1 again."""
 
-    def monotonic_ms(self) -> int: ...
+    def __init__(self) -> None:
+        self._next_invoke_id = 1
 
-
-class RealMonotonicClock:
-    """The operating system's monotonic clock in integer milliseconds."""
-
-    def monotonic_ms(self) -> int:
-        return time.monotonic_ns() // 1_000_000
-
-
-#: ``(direction, frame, now_ms)`` for every frame in (``"rx"``) and out (``"tx"``).
-FrameTrace = Callable[[str, HdlcFrame, int], None]
+    def take(self) -> int:
+        invoke_id = self._next_invoke_id
+        self._next_invoke_id = invoke_id % 0xFFFF + 1
+        return invoke_id
 
 
 @dataclasses.dataclass
-class ClientCounters:
-    """What the client has seen, for diagnostics and tests."""
+class ClientCounters(MuxCounters):
+    """What the client has seen, for diagnostics and tests (the link multiplexer's counters
+    included)."""
 
     requests_sent: int = 0
     responses_received: int = 0
     stale_responses_dropped: int = 0
     undecodable_apdus: int = 0
-    frames_for_others: int = 0
+
+
+#: What one wait watches for: the outcome to fill in, and the (invoke id, command) of the
+#: wanted response (None: waiting for the link to connect).
+_Watch = dict[int, "tuple[_Outcome, tuple[int, object] | None]"]
 
 
 class _Outcome:
@@ -132,13 +133,13 @@ class DeviceClient:
         self._parameters = parameters or LinkParameters()
         self._retransmit_timeout_ms = retransmit_timeout_ms
         self._max_retransmissions = max_retransmissions
-        self._trace = trace
         self._name = name or getattr(transport, "name", "the port")
-        self._decoder = FrameStreamDecoder()
-        self._stations: dict[int, LinkStation] = {}
-        self._next_invoke_id = 1
-        self._closed = False
         self.counters = ClientCounters()
+        self._mux = LinkMux(Role.CLIENT, self._on_events, trace=trace, counters=self.counters)
+        self._unsent: list[bytes] = []  # answers the multiplexer produced, not yet written
+        self._watch: _Watch = {}
+        self._invoke_ids = InvokeIdCounter()
+        self._closed = False
 
     # ----------------------------------------------------------------------------------------
     @classmethod
@@ -173,14 +174,14 @@ class DeviceClient:
 
     @property
     def decoder(self) -> FrameStreamDecoder:
-        return self._decoder
+        return self._mux.decoder
 
     # ----------------------------------------------------------------------------------------
     def request(self, server_address: int, request: Request) -> Response:
         """Send ``request`` to the device at ``server_address`` and return its response.
 
-        Raises DeviceUnreachableError (E20) or DeviceTimeoutError (E21); ApduError if the
-        request itself cannot be encoded."""
+        Raises DeviceUnreachableError or DeviceTimeoutError; ApduError if the request itself
+        cannot be encoded."""
         if self._closed:
             raise DeviceUnreachableError(f"the client for {self._name} is closed")
         # A device that lost the link (restarted) answers DM; a read is safe to send again on
@@ -191,7 +192,7 @@ class DeviceClient:
             if outcome.response is not None:
                 self.counters.responses_received += 1
                 return dataclasses.replace(outcome.response, invoke_id=request.invoke_id)
-            self._stations.pop(server_address, None)
+            self._mux.remove_station(self._pair(server_address))
             if not isinstance(outcome.failure, Disconnected) or attempt == attempts:
                 break
         reason = outcome.failure.reason if outcome.failure is not None else "no answer"
@@ -206,7 +207,7 @@ class DeviceClient:
             f"retransmissions ({reason})")
 
     def _exchange(self, server_address: int, request: Request) -> _Outcome:
-        invoke_id = self._take_invoke_id()
+        invoke_id = self._invoke_ids.take()
         apdu = encode_request(dataclasses.replace(request, invoke_id=invoke_id))
         station = self._connected_station(server_address)
         station.send_apdu(apdu, self._clock.monotonic_ms())
@@ -218,13 +219,15 @@ class DeviceClient:
         if self._closed:
             return
         self._closed = True
+        self._watch = {}
         try:
             now_ms = self._clock.monotonic_ms()
-            connected = [s for s in self._stations.values() if s.state is LinkState.CONNECTED]
+            connected = [s for s in self._mux.stations() if s.state is LinkState.CONNECTED]
             for station in connected:
                 station.disconnect(now_ms)
             if connected:
                 deadline_ms = now_ms + min(CLOSE_WAIT_MS, self._retransmit_timeout_ms)
+                self._queue_station_frames()
                 self._flush()
                 while (any(s.state is not LinkState.DISCONNECTED for s in connected)
                        and self._clock.monotonic_ms() < deadline_ms):
@@ -232,33 +235,33 @@ class DeviceClient:
                         READ_CHUNK_BYTES, max(0, deadline_ms - self._clock.monotonic_ms()))
                     if not data:
                         break
-                    self._route(data, self._clock.monotonic_ms(), {})
+                    # closing: whatever the stations would answer now is not sent
+                    self._mux.receive_bytes(data, self._clock.monotonic_ms())
         except (ProtocolError, OSError):
             pass  # closing anyway
         finally:
-            self._stations.clear()
+            self._mux.clear()
             self._transport.close()
 
     # ----------------------------------------------------------------------------------------
-    def _take_invoke_id(self) -> int:
-        invoke_id = self._next_invoke_id
-        self._next_invoke_id = invoke_id % 0xFFFF + 1  # 1..65535
-        return invoke_id
+    def _pair(self, server_address: int) -> AddressPair:
+        return AddressPair(self._client_address, server_address)
 
     def _connected_station(self, server_address: int) -> LinkStation:
-        station = self._stations.get(server_address)
+        pair = self._pair(server_address)
+        station = self._mux.station(pair)
         if station is not None and station.state is LinkState.CONNECTED:
             return station
         station = LinkStation(Role.CLIENT, self._client_address, server_address,
                               parameters=self._parameters,
                               retransmit_timeout_ms=self._retransmit_timeout_ms,
                               max_retransmissions=self._max_retransmissions)
-        self._stations[server_address] = station
+        self._mux.add_station(pair, station)
         station.connect(self._clock.monotonic_ms())
         outcome = self._wait(server_address, want_response=None)
         if outcome.connected:
             return station
-        self._stations.pop(server_address, None)
+        self._mux.remove_station(pair)
         reason = outcome.failure.reason if outcome.failure is not None else "no answer"
         raise DeviceUnreachableError(
             f"cannot bring up the link to server address {server_address} on {self._name}: "
@@ -272,8 +275,9 @@ class DeviceClient:
         """Pump frames until the station connects (``want_response`` None), the wanted
         response arrives, or the link gives up."""
         outcome = _Outcome()
-        watch = {server_address: (outcome, want_response)}
+        self._watch = {server_address: (outcome, want_response)}
         last_activity_ms = self._clock.monotonic_ms()
+        self._queue_station_frames()  # what connect / send_apdu queued
         while True:
             self._flush()
             if outcome.connected and want_response is None:
@@ -286,42 +290,22 @@ class DeviceClient:
                 outcome.failure = LinkFailed(
                     f"nothing received for {self._backstop_ms()} ms")
                 return outcome
-            wake_ms = min([backstop_at_ms, *self._timer_deadlines()])
+            timer_ms = self._mux.next_timeout_ms()
+            wake_ms = backstop_at_ms if timer_ms is None else min(backstop_at_ms, timer_ms)
             try:
                 data = self._transport.read(READ_CHUNK_BYTES, max(0, wake_ms - now_ms))
             except TransportError as error:
-                self._stations.clear()
+                self._mux.clear()
                 raise DeviceUnreachableError(f"{self._name}: {error}") from error
             now_ms = self._clock.monotonic_ms()
             if data:
                 last_activity_ms = now_ms
-                self._route(data, now_ms, watch)
-            self._run_timers(now_ms, watch)
+                self._unsent.append(self._mux.receive_bytes(data, now_ms))
+            self._unsent.append(self._mux.handle_timeout(now_ms))
 
-    def _timer_deadlines(self) -> list[int]:
-        return [d for s in self._stations.values() if (d := s.next_timeout_ms()) is not None]
-
-    def _run_timers(self, now_ms: int,
-                    watch: dict[int, tuple[_Outcome, tuple[int, object] | None]]) -> None:
-        for address, station in list(self._stations.items()):
-            deadline = station.next_timeout_ms()
-            if deadline is not None and deadline <= now_ms:
-                self._on_events(address, station.handle_timeout(now_ms), watch)
-
-    def _route(self, data: bytes, now_ms: int,
-               watch: dict[int, tuple[_Outcome, tuple[int, object] | None]]) -> None:
-        for frame in self._decoder.feed(data):
-            if self._trace is not None:
-                self._trace("rx", frame, now_ms)
-            station = self._stations.get(frame.source_address)
-            if frame.destination_address != self._client_address or station is None:
-                self.counters.frames_for_others += 1
-                continue
-            self._on_events(frame.source_address, station.receive_frame(frame, now_ms), watch)
-
-    def _on_events(self, address: int, events: list[LinkEvent],
-                   watch: dict[int, tuple[_Outcome, tuple[int, object] | None]]) -> None:
-        entry = watch.get(address)
+    def _on_events(self, pair: AddressPair, station: LinkStation, events: list[LinkEvent],
+                   now_ms: int) -> None:
+        entry = self._watch.get(pair.server_address)
         for event in events:
             if isinstance(event, ApduReceived):
                 self._on_apdu(event.apdu, entry)
@@ -346,17 +330,17 @@ class DeviceClient:
             return
         entry[0].response = apdu
 
+    def _queue_station_frames(self) -> None:
+        self._unsent.append(self._mux.bytes_to_send(self._clock.monotonic_ms()))
+
     def _flush(self) -> None:
-        chunks: list[bytes] = []
-        now_ms = self._clock.monotonic_ms()
-        for station in self._stations.values():
-            for frame in station.frames_to_send():
-                if self._trace is not None:
-                    self._trace("tx", frame, now_ms)
-                chunks.append(encode_frame(frame))
-        if chunks:
+        """Write what the stations answered (the multiplexer's output, gathered since the
+        last write) in one go."""
+        data = b"".join(self._unsent)
+        self._unsent.clear()
+        if data:
             try:
-                self._transport.write(b"".join(chunks))
+                self._transport.write(data)
             except TransportError as error:
-                self._stations.clear()
+                self._mux.clear()
                 raise DeviceUnreachableError(f"{self._name}: {error}") from error

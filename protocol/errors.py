@@ -1,6 +1,8 @@
 """Typed errors raised by the protocol package.
 
 Every error says, in words a user can act on, what was wrong with the bytes or the request.
+These are wire facts only: this module must never know the DUIS response codes an adapter
+maps them to.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ class LinkError(ProtocolError):
 
 
 class DeviceUnreachableError(LinkError):
-    """The link to the device could not be brought up or was lost (DUIS E20)."""
+    """The link to the device could not be brought up or was lost."""
 
 
 class DeviceTimeoutError(LinkError):
-    """The device did not answer within the retries allowed (DUIS E21)."""
+    """The link is up but the device did not answer within the retries allowed."""
 
 
 class TransportError(ProtocolError):

@@ -9,8 +9,12 @@ says when the caller must call ``handle_timeout``. This module must never read a
 or deliver one received APDU to the application twice.
 
 Every (role, state, frame type) the station can meet is a row of :data:`TRANSITIONS`, the one
-place that says which handler runs, the usual next state and the usual answer;
-:func:`describe_transitions` renders it for the docs.
+place that says which handler runs, the state the station enters after it and the usual
+answer. Handlers never set the state: one that must depart from its row's next state returns a
+:class:`NextState` naming one of the row's ``alternatives``, checked. Entering DISCONNECTED
+forgets the link; a client entering CONNECTED starts its queued APDUs. Client-only state (the
+outstanding poll) and server-only state (the answers) live in their own small objects.
+:func:`describe_transitions` renders the table for the docs.
 
 The wire behaviour, and the choices this module makes where the list left one open:
 
@@ -259,27 +263,46 @@ class LinkCounters:
     last_diagnostic: str = ""
 
 
-Handler = Callable[["LinkStation", HdlcFrame, int], "list[LinkEvent]"]
+class NextState(NamedTuple):
+    """What a handler returns instead of its events when the row's usual next state does not
+    apply: one of the row's :attr:`Transition.alternatives` (checked), and the events."""
+
+    state: LinkState
+    events: list[LinkEvent]
+
+
+Handler = Callable[["LinkStation", HdlcFrame, int], "list[LinkEvent] | NextState"]
 
 
 class Transition(NamedTuple):
-    """One row of :data:`TRANSITIONS`: the handler, and what it usually does."""
+    """One row of :data:`TRANSITIONS`: the handler, the state the station enters after it, and
+    what it usually does."""
 
     handler: Handler
     next_state: LinkState
     answer: FrameType | None  # the frame sent back in the usual case
     summary: str
+    #: states the handler may choose instead of ``next_state`` (returning :class:`NextState`)
+    alternatives: frozenset[LinkState] = frozenset()
 
 
-#: Every control byte a station sends (P/F always set), built once through
-#: :func:`protocol.hdlc.control_byte`: building it per frame costs about 9 us.
-_CONTROL_BYTES: dict[tuple[FrameType, int, int], int] = {
-    (frame_type, send_sequence, receive_sequence): control_byte(
-        frame_type, send_sequence=send_sequence, receive_sequence=receive_sequence)
-    for frame_type in FrameType
-    for send_sequence in range(SEQUENCE_MODULUS)
-    for receive_sequence in range(SEQUENCE_MODULUS)
-}
+@dataclass(slots=True)
+class _ClientPoll:
+    """Client-only link state: the one frame sent with P=1 that awaits its answer."""
+
+    frame: HdlcFrame | None = None  # None: no poll outstanding
+    deadline_ms: int | None = None
+    retransmissions: int = 0
+    deferred: bool = False  # the server said RNR: poll again (RR) at the deadline
+
+
+@dataclass(slots=True)
+class _ServerAnswers:
+    """Server-only link state: the poll to answer and the last answer, resent for duplicates."""
+
+    due: bool = False  # a poll to answer at frames_to_send
+    last: HdlcFrame | None = None
+    received_any: bool = False  # an I-frame has been accepted since the reset
 
 
 def _next(sequence: int) -> int:
@@ -319,6 +342,7 @@ class LinkStation:
         is_client = role is Role.CLIENT
         self._llc_out = LLC_CLIENT_TO_SERVER if is_client else LLC_SERVER_TO_CLIENT
         self._llc_in = LLC_SERVER_TO_CLIENT if is_client else LLC_CLIENT_TO_SERVER
+        self._is_client = is_client
         self._state = LinkState.DISCONNECTED
         self._outbox: list[HdlcFrame] = []
         self._transmit_limit_bytes = DEFAULT_MAX_INFORMATION_LENGTH_BYTES
@@ -343,7 +367,7 @@ class LinkStation:
         own = self.parameters.max_information_length_bytes
         proposal = ParameterNegotiation(own, own, 1, 1)
         self._apdu_queue.clear()
-        self._state = LinkState.CONNECTING
+        self._enter(LinkState.CONNECTING, now_ms)
         self._send_poll(self._make(FrameType.SNRM, encode_parameter_negotiation(proposal)),
                         now_ms)
 
@@ -354,19 +378,19 @@ class LinkStation:
             return
         self._reset_link()
         self._apdu_queue.clear()
-        self._state = LinkState.DISCONNECTING
+        self._enter(LinkState.DISCONNECTING, now_ms)
         self._send_poll(self._make(FrameType.DISC), now_ms)
 
     def send_apdu(self, apdu: bytes, now_ms: int) -> None:
         """Queue one APDU; the LLC header is added and the result segmented to the agreed
         length. A client may queue while connecting; a server sends on the client's poll."""
-        allowed = ((LinkState.CONNECTING, LinkState.CONNECTED) if self.role is Role.CLIENT
+        allowed = ((LinkState.CONNECTING, LinkState.CONNECTED) if self._is_client
                    else (LinkState.CONNECTED,))
         if self._state not in allowed:
             raise LinkError(f"cannot send an APDU: the link to {self.peer_address} is "
                             f"{self._state.value}; connect first")
         self._apdu_queue.append(self._llc_out + bytes(apdu))
-        if self.role is Role.CLIENT:
+        if self._is_client:
             self._client_start_next(now_ms)
 
     def receive_frame(self, frame: HdlcFrame, now_ms: int) -> list[LinkEvent]:
@@ -378,33 +402,46 @@ class LinkStation:
             self._diagnose(f"frame from {frame.source_address} to {frame.destination_address} "
                            f"is not for this link ({self.peer_address} to {self.local_address})")
             return []
-        frame_type = CONTROL_TABLE[frame.control].frame_type
-        return TRANSITIONS[(self.role, self._state, frame_type)].handler(self, frame, now_ms)
+        row = TRANSITIONS[(self.role, self._state, CONTROL_TABLE[frame.control].frame_type)]
+        result = row.handler(self, frame, now_ms)
+        if result.__class__ is list:
+            if row.next_state is not self._state:
+                self._enter(row.next_state, now_ms)
+            return result  # type: ignore[return-value]
+        assert isinstance(result, NextState)
+        if result.state is not row.next_state and result.state not in row.alternatives:
+            raise LinkError(f"{row.handler.__name__} chose {result.state.name} after "
+                            f"{row.next_state.name}'s row, which allows only "
+                            f"{sorted(s.name for s in row.alternatives)}")
+        self._enter(result.state, now_ms)
+        return result.events
 
     def handle_timeout(self, now_ms: int) -> list[LinkEvent]:
         """Run any timer due at ``now_ms``: resend the outstanding poll, or give up."""
-        if self._poll is None or self._poll_deadline_ms is None \
-                or now_ms < self._poll_deadline_ms:
+        if not self._is_client:
+            return []  # a server station runs no timers
+        poll = self._poll
+        if poll.frame is None or poll.deadline_ms is None or now_ms < poll.deadline_ms:
             return []
-        if self._poll_deferred:  # the server said RNR: poll again now
-            self._send_poll(self._poll, now_ms)
+        if poll.deferred:  # the server said RNR: poll again now
+            self._send_poll(poll.frame, now_ms)
             return []
-        if self._poll_retransmissions < self.max_retransmissions:
-            self._poll_retransmissions += 1
+        if poll.retransmissions < self.max_retransmissions:
+            poll.retransmissions += 1
             self.counters.retransmissions += 1
-            self._outbox.append(self._poll)
-            self._poll_deadline_ms = now_ms + self.retransmit_timeout_ms
+            self._outbox.append(poll.frame)
+            poll.deadline_ms = now_ms + self.retransmit_timeout_ms
             return []
-        what = self._poll.frame_type.name if self._poll.frame_type is not None else "frame"
+        what = poll.frame.frame_type.name if poll.frame.frame_type is not None else "frame"
         reason = (f"no answer from server {self.peer_address} to {what} after "
                   f"{self.max_retransmissions} retransmissions, {self.retransmit_timeout_ms} ms "
                   "apart; check the device is served and the line is sound")
-        self._to_disconnected()
+        self._enter(LinkState.DISCONNECTED, now_ms)
         return [LinkFailed(reason)]
 
     def frames_to_send(self) -> list[HdlcFrame]:
         """Drain the frames that must go on the wire now, oldest first."""
-        if self._answer_due:
+        if not self._is_client and self._answers.due:
             self._server_answer()
         frames, self._outbox = self._outbox, []
         self.counters.frames_sent += len(frames)
@@ -412,7 +449,9 @@ class LinkStation:
 
     def next_timeout_ms(self) -> int | None:
         """Absolute time (ms, the caller's clock) of the next timer, or ``None``."""
-        return self._poll_deadline_ms if self._poll is not None else None
+        if not self._is_client or self._poll.frame is None:
+            return None
+        return self._poll.deadline_ms
 
     # ----------------------------------------------------------------------------------------
     # shared helpers
@@ -422,23 +461,32 @@ class LinkStation:
         """Forget sequence numbers and every frame in flight (not the APDU queue)."""
         self._send_sequence = 0  # V(S)
         self._receive_sequence = 0  # V(R)
-        self._received_any = False  # an I-frame has been accepted since the reset
         self._unacked: HdlcFrame | None = None  # our last I-frame, until its N(R) comes
         self._segments: deque[bytes] = deque()  # the rest of the APDU being sent
         self._reassembly = bytearray()
-        self._poll: HdlcFrame | None = None  # client: the outstanding frame sent with P=1
-        self._poll_deadline_ms: int | None = None
-        self._poll_retransmissions = 0
-        self._poll_deferred = False
-        self._peer_busy = False
-        self._answer_due = False  # server: a poll to answer at frames_to_send
-        self._last_answer: HdlcFrame | None = None  # server: resent for a duplicate
+        self._peer_busy = False  # the peer said RNR
+        if self._is_client:
+            self._poll = _ClientPoll()
+        else:
+            self._answers = _ServerAnswers()
 
-    def _to_disconnected(self) -> None:
-        self._reset_link()
-        self._apdu_queue.clear()
-        self._state = LinkState.DISCONNECTED
-        self.negotiated = None
+    def _enter(self, state: LinkState, now_ms: int) -> None:
+        """Take the state the transition table (or an allowed alternative) names, with its
+        entry action: DISCONNECTED forgets the link and the queue; a client entering CONNECTED
+        starts its queued APDUs."""
+        was, self._state = self._state, state
+        if state is was:
+            return
+        if state is LinkState.DISCONNECTED:
+            self._reset_link()
+            self._apdu_queue.clear()
+            self.negotiated = None
+        elif state is LinkState.CONNECTED and self._is_client:
+            self._client_start_next(now_ms)
+
+    def _stay(self, events: list[LinkEvent]) -> NextState:
+        """The override that keeps the current state."""
+        return NextState(self._state, events)
 
     def _require_client(self, what: str) -> None:
         if self.role is not Role.CLIENT:
@@ -447,7 +495,8 @@ class LinkStation:
     def _make(self, frame_type: FrameType, information: bytes = b"", *,
               send_sequence: int = 0, receive_sequence: int = 0,
               segmented: bool = False) -> HdlcFrame:
-        control = _CONTROL_BYTES[(frame_type, send_sequence, receive_sequence)]
+        control = control_byte(frame_type, send_sequence=send_sequence,
+                               receive_sequence=receive_sequence)
         return HdlcFrame(self.peer_address, self.local_address, control, information, segmented)
 
     def _diagnose(self, message: str) -> None:
@@ -512,46 +561,45 @@ class LinkStation:
 
     def _send_poll(self, frame: HdlcFrame, now_ms: int) -> None:
         self._outbox.append(frame)
-        self._poll = frame
-        self._poll_deadline_ms = now_ms + self.retransmit_timeout_ms
-        self._poll_retransmissions = 0
-        self._poll_deferred = False
+        poll = self._poll
+        poll.frame = frame
+        poll.deadline_ms = now_ms + self.retransmit_timeout_ms
+        poll.retransmissions = 0
+        poll.deferred = False
 
     def _poll_answered(self) -> None:
-        self._poll = None
-        self._poll_deadline_ms = None
-        self._poll_deferred = False
+        poll = self._poll
+        poll.frame = None
+        poll.deadline_ms = None
+        poll.deferred = False
 
     def _awaiting_answer(self) -> bool:
-        return self._poll is not None and not self._poll_deferred
+        return self._poll.frame is not None and not self._poll.deferred
 
     def _client_start_next(self, now_ms: int) -> None:
         """Send the next segment or APDU if the link is idle and the server is ready."""
-        if self._state is not LinkState.CONNECTED or self._poll is not None or self._peer_busy:
+        if self._state is not LinkState.CONNECTED or self._poll.frame is not None \
+                or self._peer_busy:
             return
         if self._segments or self._apdu_queue:
             self._send_poll(self._next_information_frame(), now_ms)
 
-    def _client_connected(self, frame: HdlcFrame, now_ms: int) -> list[LinkEvent]:
+    def _client_connected(self, frame: HdlcFrame, now_ms: int) -> list[LinkEvent] | NextState:
         if not self._awaiting_answer():
-            return self._ignore(frame, now_ms)
+            return self._stay(self._ignore(frame, now_ms))
         try:
             proposal = decode_parameter_negotiation(frame.information)
         except LinkError as error:
-            self._to_disconnected()
-            return [LinkFailed(f"server {self.peer_address} answered SNRM with unreadable "
-                               f"parameters: {error}")]
+            return NextState(LinkState.DISCONNECTED, [LinkFailed(
+                f"server {self.peer_address} answered SNRM with unreadable parameters: "
+                f"{error}")])
         self._reset_link()
         self._agree(proposal)
-        self._state = LinkState.CONNECTED
         assert self.negotiated is not None
-        events: list[LinkEvent] = [Connected(self.negotiated)]
-        self._client_start_next(now_ms)
-        return events
+        return [Connected(self.negotiated)]  # entering CONNECTED starts the queued APDUs
 
     def _client_refused(self, frame: HdlcFrame, now_ms: int) -> list[LinkEvent]:
         was = self._state
-        self._to_disconnected()
         if was is LinkState.CONNECTING:
             return [Disconnected(f"server {self.peer_address} refused the connection (DM)")]
         if was is LinkState.DISCONNECTING:
@@ -561,17 +609,17 @@ class LinkStation:
                              "connect again")]
 
     def _client_rejected(self, frame: HdlcFrame, now_ms: int) -> list[LinkEvent]:
-        self._to_disconnected()
         return [LinkFailed(f"server {self.peer_address} rejected a frame (FRMR): "
                            f"{describe_frame_reject(frame.information)}; connect again")]
 
-    def _client_disconnected(self, frame: HdlcFrame, now_ms: int) -> list[LinkEvent]:
+    def _client_disconnected(self, frame: HdlcFrame, now_ms: int
+                             ) -> list[LinkEvent] | NextState:
         if not self._awaiting_answer():
-            return self._ignore(frame, now_ms)
-        self._to_disconnected()
+            return self._stay(self._ignore(frame, now_ms))
         return [Disconnected("disconnected at our request")]
 
-    def _client_information(self, frame: HdlcFrame, now_ms: int) -> list[LinkEvent]:
+    def _client_information(self, frame: HdlcFrame, now_ms: int
+                            ) -> list[LinkEvent] | NextState:
         if not self._awaiting_answer() or frame.send_sequence != self._receive_sequence \
                 or frame.receive_sequence != self._send_sequence:
             return self._ignore(frame, now_ms)  # unsolicited, a duplicate, or stale
@@ -586,8 +634,7 @@ class LinkStation:
         try:
             data = self._take_segment(frame)
         except LinkError as error:
-            self._to_disconnected()
-            return [LinkFailed(str(error))]
+            return NextState(LinkState.DISCONNECTED, [LinkFailed(str(error))])
         if data is None:  # ask for the next segment
             self._send_poll(self._make(FrameType.RR, receive_sequence=self._receive_sequence),
                             now_ms)
@@ -604,9 +651,10 @@ class LinkStation:
         self._poll_answered()
         if frame.frame_type is FrameType.RNR:
             self._peer_busy = True  # poll again after a timeout, with RR
-            self._poll = self._make(FrameType.RR, receive_sequence=self._receive_sequence)
-            self._poll_deferred = True
-            self._poll_deadline_ms = now_ms + self.retransmit_timeout_ms
+            poll = self._poll
+            poll.frame = self._make(FrameType.RR, receive_sequence=self._receive_sequence)
+            poll.deadline_ms = now_ms + self.retransmit_timeout_ms
+            poll.deferred = True
             return []
         self._peer_busy = False
         self._client_start_next(now_ms)
@@ -618,7 +666,7 @@ class LinkStation:
 
     def _answer(self, frame: HdlcFrame) -> None:
         self._outbox.append(frame)
-        self._last_answer = frame
+        self._answers.last = frame
 
     def _reject(self, frame: HdlcFrame, reason: FrameRejectReason, why: str) -> list[LinkEvent]:
         self.counters.frame_rejects_sent += 1
@@ -635,22 +683,21 @@ class LinkStation:
         self._outbox.append(self._make(FrameType.DM))
         return []
 
-    def _server_connect(self, frame: HdlcFrame, now_ms: int) -> list[LinkEvent]:
+    def _server_connect(self, frame: HdlcFrame, now_ms: int) -> list[LinkEvent] | NextState:
         try:
             proposal = decode_parameter_negotiation(frame.information)
         except LinkError as error:
-            return self._reject(frame, FrameRejectReason.INFORMATION_NOT_PERMITTED, str(error))
+            return self._stay(self._reject(frame, FrameRejectReason.INFORMATION_NOT_PERMITTED,
+                                           str(error)))
         self._reset_link()
         self._apdu_queue.clear()
         self._agree(proposal)
-        self._state = LinkState.CONNECTED
         answer = ParameterNegotiation(self._transmit_limit_bytes, self._receive_limit_bytes, 1, 1)
         self._outbox.append(self._make(FrameType.UA, encode_parameter_negotiation(answer)))
         assert self.negotiated is not None
         return [Connected(self.negotiated)]
 
     def _server_disconnect(self, frame: HdlcFrame, now_ms: int) -> list[LinkEvent]:
-        self._to_disconnected()
         self._outbox.append(self._make(FrameType.UA))
         return [Disconnected(f"client {self.peer_address} disconnected")]
 
@@ -660,11 +707,13 @@ class LinkStation:
                                 f"{len(frame.information)} bytes, over the agreed "
                                 f"{self._receive_limit_bytes}")
         if frame.send_sequence != self._receive_sequence:
-            if self._received_any and frame.send_sequence == _previous(self._receive_sequence):
+            answers = self._answers
+            if answers.received_any \
+                    and frame.send_sequence == _previous(self._receive_sequence):
                 # the client did not hear our answer: answer again, deliver nothing
                 self.counters.duplicates_answered += 1
-                if frame.poll_final and not self._answer_due and self._last_answer is not None:
-                    self._outbox.append(self._last_answer)
+                if frame.poll_final and not answers.due and answers.last is not None:
+                    self._outbox.append(answers.last)
                 return []
             return self._ignore(frame, now_ms)
         if frame.receive_sequence != self._send_sequence:
@@ -676,7 +725,7 @@ class LinkStation:
             self._diagnose("the client sent a new I-frame before taking our whole response; "
                            "the rest of it was dropped")
         self._receive_sequence = _next(self._receive_sequence)
-        self._received_any = True
+        self._answers.received_any = True
         try:
             data = self._take_segment(frame)
         except LinkError as error:
@@ -685,7 +734,7 @@ class LinkStation:
             if frame.poll_final:
                 self._answer(self._make(FrameType.RR, receive_sequence=self._receive_sequence))
             return []
-        self._answer_due = self._answer_due or frame.poll_final
+        self._answers.due = self._answers.due or frame.poll_final
         return self._deliver(data)
 
     def _server_receive_ready(self, frame: HdlcFrame, now_ms: int) -> list[LinkEvent]:
@@ -704,18 +753,18 @@ class LinkStation:
                 self.counters.duplicates_answered += 1
                 self._answer(self._unacked)
             elif frame.poll_final:
-                self._answer_due = True
+                self._answers.due = True
             return []
         else:
             return self._reject(frame, FrameRejectReason.INVALID_RECEIVE_SEQUENCE,
                                 f"N(R)={acknowledged}, V(S)={self._send_sequence}")
         self._peer_busy = busy
-        self._answer_due = self._answer_due or frame.poll_final
+        self._answers.due = self._answers.due or frame.poll_final
         return []
 
     def _server_answer(self) -> None:
         """Answer the outstanding poll: the next segment of our response, else RR."""
-        self._answer_due = False
+        self._answers.due = False
         if self._state is not LinkState.CONNECTED:
             return
         if not self._peer_busy and self._unacked is None \
@@ -748,7 +797,9 @@ TRANSITIONS.update({
     # client, connecting
     (_C, _S.CONNECTING, FrameType.UA): Transition(
         LinkStation._client_connected, _S.CONNECTED, None,
-        "agreed parameters read; V(S)=V(R)=0; Connected; queued APDUs start"),
+        "agreed parameters read; V(S)=V(R)=0; Connected; queued APDUs start; unsolicited: "
+        "ignored; unreadable parameters: LinkFailed", frozenset({_S.CONNECTING,
+                                                                _S.DISCONNECTED})),
     (_C, _S.CONNECTING, FrameType.DM): Transition(
         LinkStation._client_refused, _S.DISCONNECTED, None, "Disconnected: refused"),
     (_C, _S.CONNECTING, FrameType.FRMR): Transition(
@@ -756,7 +807,8 @@ TRANSITIONS.update({
     # client, connected
     (_C, _S.CONNECTED, FrameType.I): Transition(
         LinkStation._client_information, _S.CONNECTED, None,
-        "response segment: RR(P=1) asks for the next; the last gives ApduReceived"),
+        "response segment: RR(P=1) asks for the next; the last gives ApduReceived; over the "
+        "reassembly bound: LinkFailed", frozenset({_S.DISCONNECTED})),
     (_C, _S.CONNECTED, FrameType.RR): Transition(
         LinkStation._client_receive_ready, _S.CONNECTED, None,
         "acknowledges our I-frame: next segment or queued APDU goes out (I, P=1)"),
@@ -769,7 +821,8 @@ TRANSITIONS.update({
         LinkStation._client_rejected, _S.DISCONNECTED, None, "LinkFailed"),
     # client, disconnecting
     (_C, _S.DISCONNECTING, FrameType.UA): Transition(
-        LinkStation._client_disconnected, _S.DISCONNECTED, None, "Disconnected"),
+        LinkStation._client_disconnected, _S.DISCONNECTED, None,
+        "Disconnected; unsolicited: ignored", frozenset({_S.DISCONNECTING})),
     (_C, _S.DISCONNECTING, FrameType.DM): Transition(
         LinkStation._client_refused, _S.DISCONNECTED, None, "Disconnected"),
     (_C, _S.DISCONNECTING, FrameType.FRMR): Transition(
@@ -787,7 +840,8 @@ for _frame_type in _ALL_FRAME_TYPES:
 TRANSITIONS.update({
     (_SV, _S.DISCONNECTED, FrameType.SNRM): Transition(
         LinkStation._server_connect, _S.CONNECTED, FrameType.UA,
-        "UA(F=1) with the agreed parameters; V(S)=V(R)=0; Connected"),
+        "UA(F=1) with the agreed parameters; V(S)=V(R)=0; Connected; unreadable parameters: "
+        "FRMR, reason X", frozenset({_S.DISCONNECTED})),
     (_SV, _S.DISCONNECTED, FrameType.UA): Transition(_ignore, _S.DISCONNECTED, None, "ignored"),
     (_SV, _S.DISCONNECTED, FrameType.DM): Transition(_ignore, _S.DISCONNECTED, None, "ignored"),
     (_SV, _S.DISCONNECTED, FrameType.FRMR): Transition(_ignore, _S.DISCONNECTED, None,
@@ -831,6 +885,8 @@ def describe_transitions(role: Role) -> str:
             row = TRANSITIONS[(role, state, frame_type)]
             received = frame_type.name if frame_type is not None else "unknown control"
             answer = row.answer.name if row.answer is not None else "-"
-            lines.append(f"| {state.name} | {received} | {answer} | {row.next_state.name} "
+            next_state = row.next_state.name + "".join(
+                f" or {s.name}" for s in sorted(row.alternatives, key=lambda s: s.name))
+            lines.append(f"| {state.name} | {received} | {answer} | {next_state} "
                          f"| {row.summary} |")
     return "\n".join(lines)

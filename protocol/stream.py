@@ -3,7 +3,7 @@
 :class:`FrameStreamDecoder` takes the bytes a port delivered, however they were split, and
 returns every complete frame whose length, HCS, closing flag and FCS check. It hunts for the
 7E flag with ``bytes.find``, reads the length from the format field and checks the candidate
-in place through :func:`protocol.hdlc.decode_frame_at` (the layout lives in
+in place through :attr:`protocol.hdlc_codec.FrameCodec.decode_at` (the layout lives in
 :mod:`protocol.hdlc`, never here).
 
 Resynchronisation: a rejected candidate (garbage that happens to hold a 7E, a frame with a bad
@@ -21,14 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol.hdlc import (
-    CAN_START_FORMAT_FIELD,
-    FLAG,
-    FLAG_BYTE,
-    FrameVerdict,
-    HdlcFrame,
-    decode_frame_at,
-)
+from protocol.hdlc import FLAG, FLAG_BYTE, HdlcFrame
+from protocol.hdlc_codec import CAN_START_FORMAT_FIELD, DEFAULT_CODEC, FrameCodec, FrameVerdict
 
 __all__ = ["FrameStreamDecoder", "StreamCounters"]
 
@@ -76,10 +70,12 @@ class FrameStreamDecoder:
     >>> decoder.counters.bad_fcs                        # doctest: +SKIP
     """
 
-    __slots__ = ("_pending", "_pending_opens_on_closing_flag", "counters")
+    __slots__ = ("_decode_at", "_pending", "_pending_opens_on_closing_flag", "counters")
 
-    def __init__(self) -> None:
+    def __init__(self, codec: FrameCodec = DEFAULT_CODEC) -> None:
+        """Decode through ``codec`` (and its caches); by default the shared one."""
         self.counters = StreamCounters()
+        self._decode_at = codec.decode_at
         # bytes kept between calls: empty, or a candidate frame's prefix from its 7E flag
         self._pending = b""
         # the kept 7E is the closing flag of the last frame decoded (it may open the next)
@@ -98,7 +94,7 @@ class FrameStreamDecoder:
         frames: list[HdlcFrame] = []
         append = frames.append
         find = buffer.find
-        decode = decode_frame_at
+        decode = self._decode_at
         can_start_format = CAN_START_FORMAT_FIELD
         counters = self.counters
         garbage_bytes = 0
@@ -112,7 +108,7 @@ class FrameStreamDecoder:
                 position = size
                 break
             garbage_bytes += flag - position
-            frame, stop = decode(buffer, flag)
+            frame, verdict, stop = decode(buffer, flag)
             if frame is not None:
                 append(frame)
                 if stop == size or can_start_format[buffer[stop]]:
@@ -121,19 +117,19 @@ class FrameStreamDecoder:
                 else:  # an opening flag of its own follows, or garbage
                     position = stop
                 continue
-            if stop == _NEED_MORE:
+            if verdict is _NEED_MORE:
                 position = flag
                 break
             position = flag + 1
             if flag == closing_flag:
-                if stop != _BAD_FORMAT:
-                    reason = _COUNTER_BY_VERDICT[stop]
+                if verdict is not _BAD_FORMAT:
+                    reason = _COUNTER_BY_VERDICT[verdict]
                     setattr(counters, reason, getattr(counters, reason) + 1)
                 continue
             garbage_bytes += 1
-            if stop == _BAD_FORMAT and buffer[position] == FLAG:
+            if verdict is _BAD_FORMAT and buffer[position] == FLAG:
                 continue  # a surplus fill flag, not a candidate
-            reason = _COUNTER_BY_VERDICT[stop]
+            reason = _COUNTER_BY_VERDICT[verdict]
             setattr(counters, reason, getattr(counters, reason) + 1)
         self._pending = buffer[position:] if position < size else b""
         self._pending_opens_on_closing_flag = position == closing_flag and position < size

@@ -467,7 +467,8 @@ def test_serve_stops_promptly_on_sigterm_while_a_pty_client_never_reads() -> Non
     import time
     import tty
 
-    from protocol.hdlc import FrameType, HdlcFrame, encode_frame
+    from protocol.hdlc import FrameType, HdlcFrame
+    from protocol.hdlc_codec import encode_frame
 
     process, path = start_serve()
     fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from emulator.clock import VirtualClock
 from emulator.profile import Profile
-from emulator.serve import LinkServer
 from emulator.world import EmulatedWorld
 from protocol.apdu import Command, DeviceType, Request, Response, decode_apdu, encode_request
-from protocol.hdlc import decode_frame, encode_frame
+from protocol.hdlc_codec import decode_frame, encode_frame
 from protocol.link import ApduReceived, LinkParameters, LinkStation, Role
+from protocol.link_mux import LinkServer
 from protocol.stream import FrameStreamDecoder
 
 DOC_TEXT = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text("utf-8")

@@ -16,7 +16,7 @@ import pytest
 
 from emulator.clock import VirtualClock
 from emulator.profile import Profile
-from emulator.serve import LinkServer, ServeLoop
+from emulator.serve import ServeLoop
 from emulator.world import EmulatedWorld
 from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
@@ -24,7 +24,9 @@ from protocol.apdu import (
     DeviceType,
     Request,
 )
-from protocol.client import DeviceClient, RealMonotonicClock
+from protocol.client import DeviceClient
+from protocol.clock import RealMonotonicClock
+from protocol.link_mux import LinkServer
 from protocol.transport import PtyPair, TcpListener, connect_tcp, open_port
 
 #: Start of virtual device time for the served world: 2026-01-05T00:00:00Z.

@@ -9,10 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulator.serve import LinkServer, ServeLoop, describe_frame, format_trace_line
+from emulator.serve import ServeLoop
 from protocol.apdu import Command, Request, Response, Status, encode_request, encode_response
-from protocol.client import DeviceClient, RealMonotonicClock
-from protocol.hdlc import FrameType, HdlcFrame, encode_frame
+from protocol.client import DeviceClient
+from protocol.clock import RealMonotonicClock
+from protocol.hdlc import FrameType, HdlcFrame
+from protocol.hdlc_codec import encode_frame
+from protocol.link_mux import LinkServer
 from protocol.transport import PtyPair, TcpListener, connect_tcp, open_port
 
 METER_ADDRESS = 16
@@ -76,7 +79,7 @@ def test_snrm_to_a_served_address_is_answered_with_ua() -> None:
     server = LinkServer(FakeWorld())
     reply = server.receive_bytes(snrm(METER_ADDRESS, 0x10), 0)
     assert reply.startswith(b"\x7e") and reply.endswith(b"\x7e")
-    from protocol.hdlc import decode_frame
+    from protocol.hdlc_codec import decode_frame
 
     frame = decode_frame(reply)
     assert frame.frame_type is FrameType.UA
@@ -102,7 +105,7 @@ def drive_one_request(server: LinkServer, client_address: int, request: Request,
                       now_ms: int) -> Response:
     """A bare client LinkStation against ``server``: connect, send, return the response."""
     from protocol.apdu import decode_apdu
-    from protocol.hdlc import decode_frame
+    from protocol.hdlc_codec import decode_frame
     from protocol.link import ApduReceived, Connected, LinkStation, Role
     from protocol.stream import FrameStreamDecoder
 
@@ -158,34 +161,6 @@ def test_random_bytes_never_crash_the_server_or_stop_it_serving(
     assert response.ok
     assert response.fields["meter_balance_pence"] == world.meter_balance_pence
     assert server.counters.internal_errors == 0
-
-
-def test_describe_frame_shows_type_addresses_sequence_numbers_and_the_apdu() -> None:
-    information = bytes.fromhex("e6e600") + encode_request(
-        Request(Command.ADJUST_METER_BALANCE, 5, {"adjustment_pence": -42}))
-    frame = HdlcFrame.make(FrameType.I, METER_ADDRESS, 0x10, information,
-                           send_sequence=3, receive_sequence=2)
-    text = describe_frame(frame)
-    assert "I dst=16 src=16" in text
-    assert "N(S)=3 N(R)=2" in text
-    assert "ADJUST_METER_BALANCE request invoke=5" in text
-    assert "adjustment_pence=-42" in text
-
-
-def test_describe_frame_of_a_response_shows_the_status() -> None:
-    information = bytes.fromhex("e6e700") + encode_response(
-        Response(Command.TOP_UP, 8, Status.UTRN_DUPLICATE))
-    frame = HdlcFrame.make(FrameType.I, 0x10, METER_ADDRESS, information)
-    assert "TOP_UP response UTRN_DUPLICATE invoke=8" in describe_frame(frame)
-
-
-def test_trace_line_has_time_direction_hex_and_decoding() -> None:
-    frame = HdlcFrame.make(FrameType.RR, 0x10, METER_ADDRESS, receive_sequence=4)
-    line = format_trace_line("tx", frame, timestamp="12:00:00.000", peer="pty")
-    head, decoded = line.split("\n")
-    assert head.startswith("12:00:00.000 pty tx -> 7e ")
-    assert head.endswith(encode_frame(frame).hex(" "))
-    assert decoded.strip() == "RR dst=16 src=16 N(R)=4 P/F=1"
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""APDUs: every request and response body round-trips, bad bytes give typed errors.
+"""APDUs: every request and response body round-trips, bad bytes give typed errors, and every
+body has a typed dataclass matching its Construct layout field by field.
 
 The hypothesis strategies are derived from the Construct definitions themselves, so a field
 added to protocol/apdu.py is covered without touching this file.
@@ -7,7 +8,11 @@ added to protocol/apdu.py is covered without touching this file.
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import enum
+import pickle
+import typing
 from typing import Any
 
 import construct
@@ -15,17 +20,29 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocol import apdu
 from protocol.apdu import (
     REQUEST_BODIES,
+    REQUEST_BODY_TYPES,
     RESPONSE_BODIES,
+    RESPONSE_BODY_TYPES,
+    AdjustMeterBalanceRequest,
+    ApduBody,
     ApduError,
+    Balances,
     Command,
+    DeviceClock,
     EnumAdapter,
     FlagsAdapter,
+    HanEntry,
+    HanEntryState,
     PaymentMode,
+    ReadHanEntriesResponse,
     Request,
     Response,
+    SetSupplyStateRequest,
     Status,
+    SupplyState,
     UnknownCommandError,
     decode_apdu,
     describe_fields,
@@ -101,6 +118,202 @@ def test_every_request_round_trips_through_its_bytes(request: Request) -> None:
 @given(SUCCESS_RESPONSES)
 def test_every_success_response_round_trips_through_its_bytes(response: Response) -> None:
     assert decode_apdu(encode_response(response)) == response
+
+
+def expected_python_type(subcon: construct.Construct) -> Any:
+    """The Python type a body class must give a Construct field, written out here so that the
+    generated classes are checked against an independent reading of the layout (a nested
+    record is checked recursively and stands for its own body class)."""
+    if isinstance(subcon, construct.Renamed):
+        return expected_python_type(subcon.subcon)
+    if isinstance(subcon, EnumAdapter):
+        return subcon.enum_class
+    if isinstance(subcon, FlagsAdapter):
+        return subcon.flag_class
+    if subcon is construct.Flag:
+        return bool
+    if isinstance(subcon, construct.FormatField) and subcon.fmtstr in _INTEGER_RANGES:
+        return int
+    if isinstance(subcon, construct.StringEncoded):
+        return str
+    if isinstance(subcon, construct.Bytes | construct.Prefixed):
+        return bytes
+    raise AssertionError(f"no expected type for {subcon!r}: extend expected_python_type")
+
+
+def assert_body_class_matches_layout(body_class: type, layout: construct.Construct) -> None:
+    assert issubclass(body_class, ApduBody)
+    assert dataclasses.is_dataclass(body_class)
+    assert body_class.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    assert "__slots__" in body_class.__dict__
+    subcons = [] if layout is construct.Pass else [sub for sub in layout.subcons if sub.name]
+    fields = dataclasses.fields(body_class)
+    assert [f.name for f in fields] == [sub.name for sub in subcons], body_class.__name__
+    for field, sub in zip(fields, subcons, strict=True):
+        inner = sub.subcon
+        if isinstance(inner, construct.Struct):
+            assert_body_class_matches_layout(field.type, inner)
+        elif isinstance(inner, construct.FocusedSeq):  # PrefixedArray: a tuple of its items
+            items = next(f for f in inner.subcons if f.name == inner.parsebuildfrom).subcon
+            assert typing.get_origin(field.type) is tuple
+            item_type, ellipsis = typing.get_args(field.type)
+            assert ellipsis is Ellipsis
+            assert_body_class_matches_layout(item_type, items.subcon)
+        else:
+            assert field.type is expected_python_type(sub), (body_class.__name__, field.name)
+
+
+@pytest.mark.parametrize("command", list(Command), ids=lambda command: command.name)
+def test_every_command_has_request_and_response_dataclasses_matching_its_layouts(
+        command: Command) -> None:
+    assert_body_class_matches_layout(REQUEST_BODY_TYPES[command], REQUEST_BODIES[command])
+    assert_body_class_matches_layout(RESPONSE_BODY_TYPES[command], RESPONSE_BODIES[command])
+
+
+def test_a_layout_shared_by_commands_is_one_class_named_after_it() -> None:
+    assert RESPONSE_BODY_TYPES[Command.READ_METER_BALANCE] is Balances
+    assert RESPONSE_BODY_TYPES[Command.ACTIVATE_EMERGENCY_CREDIT] is Balances
+    assert REQUEST_BODY_TYPES[Command.SYNCHRONISE_CLOCK] is DeviceClock
+    assert RESPONSE_BODY_TYPES[Command.READ_CLOCK] is DeviceClock
+    assert REQUEST_BODY_TYPES[Command.ADJUST_METER_BALANCE] is AdjustMeterBalanceRequest
+    assert REQUEST_BODY_TYPES[Command.READ_CLOCK] is apdu.Empty
+
+
+def test_a_field_with_no_python_type_fails_when_its_class_is_made() -> None:
+    with pytest.raises(TypeError, match="no Python type"):
+        apdu._body_type(construct.Struct("ratio" / construct.Float32b), "RATIO_REQUEST")
+
+
+def typed_strategy_for(subcon: construct.Construct, python_type: Any) -> st.SearchStrategy[Any]:
+    """Typed values for a field: body classes for records, tuples for arrays, otherwise the
+    values :func:`strategy_for` reads off the layout."""
+    if isinstance(subcon, construct.Renamed):
+        return typed_strategy_for(subcon.subcon, python_type)
+    if subcon is construct.Pass:
+        return st.builds(python_type)
+    if isinstance(subcon, construct.Struct):
+        return st.builds(python_type, **{
+            field.name: typed_strategy_for(sub, field.type)
+            for field, sub in zip(dataclasses.fields(python_type),
+                                  [sub for sub in subcon.subcons if sub.name], strict=True)})
+    if isinstance(subcon, construct.FocusedSeq):
+        items = next(field for field in subcon.subcons if field.name == subcon.parsebuildfrom)
+        item_type = typing.get_args(python_type)[0]
+        return st.lists(typed_strategy_for(items.subcon.subcon, item_type), max_size=4).map(tuple)
+    return strategy_for(subcon)
+
+
+TYPED_REQUESTS = st.one_of([
+    st.builds(lambda command, invoke_id, body: Request(command, invoke_id, body=body),
+              st.just(command), st.integers(0, 0xFFFF),
+              typed_strategy_for(body, REQUEST_BODY_TYPES[command]))
+    for command, body in REQUEST_BODIES.items()
+])
+TYPED_SUCCESS_RESPONSES = st.one_of([
+    st.builds(lambda command, invoke_id, body: Response(command, invoke_id, Status.SUCCESS,
+                                                        body=body),
+              st.just(command), st.integers(0, 0xFFFF),
+              typed_strategy_for(body, RESPONSE_BODY_TYPES[command]))
+    for command, body in RESPONSE_BODIES.items()
+])
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.one_of(TYPED_REQUESTS, TYPED_SUCCESS_RESPONSES))
+def test_every_typed_body_round_trips_through_its_bytes(message: Request | Response) -> None:
+    data = encode_request(message) if isinstance(message, Request) else encode_response(message)
+    decoded = decode_apdu(data)
+    assert type(decoded) is type(message)
+    assert type(decoded.body) is type(message.body)
+    assert decoded.body == message.body
+
+
+@settings(max_examples=200, deadline=None)
+@given(REQUESTS)
+def test_a_request_given_a_mapping_has_the_typed_body_its_bytes_decode_to(
+        request: Request) -> None:
+    assert request.body == decode_apdu(encode_request(request)).body
+
+
+def test_a_decoded_body_has_typed_attributes() -> None:
+    request = decode_apdu(bytes.fromhex("01 0007 21 ffffff06"))
+    assert request == Request(Command.ADJUST_METER_BALANCE, 7,
+                              body=AdjustMeterBalanceRequest(adjustment_pence=-250))
+    assert request.body.adjustment_pence == -250  # type: ignore[union-attr]
+    response = decode_apdu(bytes.fromhex(
+        "81 0009 07 00 01 00db1234567890a1 01 000003e8"))
+    assert isinstance(response, Response)
+    assert isinstance(response.body, ReadHanEntriesResponse)
+    (entry,) = response.body.entries
+    assert entry == HanEntry(device_eui64=bytes.fromhex("00db1234567890a1"),
+                             state=HanEntryState.JOIN_WINDOW_OPEN,
+                             join_window_closes_at_seconds=1000)
+    assert entry.state is HanEntryState.JOIN_WINDOW_OPEN
+
+
+def test_a_failure_response_has_no_body() -> None:
+    response = decode_apdu(bytes.fromhex("81 0001 03 04"))
+    assert isinstance(response, Response) and response.body is None
+    with pytest.raises(TypeError, match="has no body"):
+        Response(Command.READ_METER_BALANCE, 1, Status.VALUE_OUT_OF_RANGE,
+                 body=Balances(meter_balance_pence=0, emergency_credit_balance_pence=0))
+
+
+def test_a_typed_body_still_reads_as_its_field_mapping_during_the_transition() -> None:
+    response = Response(Command.READ_HAN_ENTRIES, 3, Status.SUCCESS,
+                        body=ReadHanEntriesResponse(entries=(HanEntry(
+                            device_eui64=bytes(8), state=HanEntryState.JOINED,
+                            join_window_closes_at_seconds=0),)))
+    assert response.fields == {"entries": [{"device_eui64": bytes(8),
+                                            "state": HanEntryState.JOINED,
+                                            "join_window_closes_at_seconds": 0}]}
+    assert response == Response(Command.READ_HAN_ENTRIES, 3, Status.SUCCESS, {
+        "entries": [{"device_eui64": bytes(8), "state": HanEntryState.JOINED,
+                     "join_window_closes_at_seconds": 0}]})
+    assert describe_fields(response.body) == describe_fields(response.fields)
+
+
+def test_replacing_the_invoke_id_keeps_the_typed_body() -> None:
+    request = Request(Command.SET_SUPPLY_STATE, 1,
+                      body=SetSupplyStateRequest(supply_state=SupplyState.ARMED))
+    renumbered = dataclasses.replace(request, invoke_id=2)
+    assert renumbered.invoke_id == 2 and renumbered.body is request.body
+    assert encode_request(renumbered) == bytes.fromhex("01 0002 32 02")
+
+
+def test_a_message_copies_and_pickles_with_its_typed_body() -> None:
+    request = Request(Command.SET_SUPPLY_STATE, 5,
+                      body=SetSupplyStateRequest(supply_state=SupplyState.DISABLED))
+    response = Response(Command.READ_METER_BALANCE, 5, Status.SUCCESS,
+                        body=Balances(meter_balance_pence=-10, emergency_credit_balance_pence=0))
+    for message in (request, response):
+        assert copy.copy(message) == message
+        assert pickle.loads(pickle.dumps(message)).body == message.body
+
+
+def test_a_body_of_another_command_is_refused_when_the_request_is_made() -> None:
+    with pytest.raises(TypeError, match="AdjustMeterBalanceRequest, not a SetSupplyStateRequest"):
+        Request(Command.ADJUST_METER_BALANCE, 1,
+                body=SetSupplyStateRequest(supply_state=SupplyState.ENABLED))
+
+
+@pytest.mark.parametrize("request_", [
+    Request(Command.ADJUST_METER_BALANCE, 1,
+            body=AdjustMeterBalanceRequest(adjustment_pence=2**31)),
+    Request(Command.SET_SUPPLY_STATE, 1,
+            body=SetSupplyStateRequest(supply_state=7)),  # type: ignore[arg-type]
+    Request(Command.ADJUST_METER_BALANCE, 1,
+            body=AdjustMeterBalanceRequest(adjustment_pence="250")),  # type: ignore[arg-type]
+], ids=["pence_beyond_i32", "unknown_supply_state", "pence_as_text"])
+def test_a_typed_body_out_of_range_is_an_apdu_error_at_encode(request_: Request) -> None:
+    with pytest.raises(ApduError, match=f"cannot encode {request_.command.name} request"):
+        encode_request(request_)
+
+
+def test_a_mapping_out_of_range_is_an_apdu_error_when_its_body_is_read() -> None:
+    request = Request(Command.ADJUST_METER_BALANCE, 1, {"adjustment_pence": -(2**31) - 1})
+    with pytest.raises(ApduError, match="cannot encode ADJUST_METER_BALANCE request"):
+        _ = request.body
 
 
 @given(st.sampled_from(list(Command)), st.integers(0, 0xFFFF),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.serve import LinkServer
 from protocol.apdu import (
     ADAPTER_CLIENT_ADDRESS,
     Command,
@@ -20,6 +19,7 @@ from protocol.apdu import (
 )
 from protocol.client import DeviceClient
 from protocol.errors import DeviceTimeoutError, DeviceUnreachableError
+from protocol.link_mux import LinkServer
 from protocol.transport import TransportError
 
 METER_ADDRESS = 16

@@ -18,16 +18,13 @@ from protocol.hdlc import (
     MAX_FRAME_SIZE_BYTES,
     MIN_FRAME_SIZE_BYTES,
     FrameType,
-    FrameVerdict,
     HdlcFrame,
     address_size_bytes,
     build_frame_with_construct,
-    decode_frame,
-    decode_frame_at,
     encode_address,
-    encode_frame,
     parse_frame_with_construct,
 )
+from protocol.hdlc_codec import DEFAULT_CODEC, FrameVerdict, decode_frame, encode_frame
 
 CLIENT = 0x10
 SERVER = 0x01
@@ -112,7 +109,8 @@ def test_fast_path_matches_construct_both_ways_for_every_frame_type(
     wire = encode_frame(frame)
     assert wire == build_frame_with_construct(frame)
     assert decode_frame(wire) == parse_frame_with_construct(wire) == frame
-    assert decode_frame_at(b"\x00" + wire + b"\x7e\xa0", 1) == (frame, len(wire) + 1)
+    assert DEFAULT_CODEC.decode_at(b"\x00" + wire + b"\x7e\xa0", 1) == (
+        frame, FrameVerdict.DECODED, len(wire) + 1)
 
 
 @pytest.mark.parametrize("address_size", sorted(MAX_ADDRESS_BY_SIZE))
@@ -208,13 +206,14 @@ def test_cached_header_does_not_excuse_a_bad_fcs_or_missing_flag() -> None:
     corrupted[9] ^= 0x01  # an information byte
     with pytest.raises(FrameError, match="FCS"):
         decode_frame(bytes(corrupted))
-    assert decode_frame_at(I_FRAME_TO_CLIENT[:-1] + b"\x00") == (None, FrameVerdict.TRUNCATED)
-    assert decode_frame_at(I_FRAME_TO_CLIENT[:-2]) == (None, FrameVerdict.NEED_MORE)
+    assert DEFAULT_CODEC.decode_at(I_FRAME_TO_CLIENT[:-1] + b"\x00", 0) == (
+        None, FrameVerdict.TRUNCATED, 0)
+    assert DEFAULT_CODEC.decode_at(I_FRAME_TO_CLIENT[:-2], 0) == (None, FrameVerdict.NEED_MORE, 0)
 
 
 def test_decode_frame_at_rejects_a_bad_hcs_before_the_frame_ends() -> None:
     claims_long_frame = bytes.fromhex("7ea7ff03215200007a")
-    assert decode_frame_at(claims_long_frame) == (None, FrameVerdict.BAD_HCS)
+    assert DEFAULT_CODEC.decode_at(claims_long_frame, 0) == (None, FrameVerdict.BAD_HCS, 0)
 
 
 # ------------------------------------------------------------------------------ dlms-cosem

@@ -14,7 +14,8 @@ from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
 from protocol.errors import LinkError
-from protocol.hdlc import CONTROL_TABLE, FrameType, HdlcFrame, decode_frame, encode_frame
+from protocol.hdlc import CONTROL_TABLE, FrameType, HdlcFrame
+from protocol.hdlc_codec import decode_frame, encode_frame
 from protocol.link import (
     LLC_CLIENT_TO_SERVER,
     LLC_SERVER_TO_CLIENT,
@@ -29,6 +30,7 @@ from protocol.link import (
     LinkParameters,
     LinkState,
     LinkStation,
+    NextState,
     ParameterNegotiation,
     Role,
     decode_parameter_negotiation,
@@ -862,3 +864,25 @@ def test_server_has_no_timer_and_an_idle_client_has_none() -> None:
     harness = connected_pair()
     assert harness.server.next_timeout_ms() is None
     assert harness.client.next_timeout_ms() is None
+
+
+def test_a_handler_may_only_choose_a_next_state_its_table_row_allows(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def rogue(station: LinkStation, frame: HdlcFrame, now_ms: int) -> NextState:
+        return NextState(LinkState.DISCONNECTING, [])
+
+    key = (Role.SERVER, LinkState.DISCONNECTED, FrameType.SNRM)
+    monkeypatch.setitem(TRANSITIONS, key, TRANSITIONS[key]._replace(handler=rogue))
+    station = LinkStation(Role.SERVER, 16, 0x10)
+    with pytest.raises(LinkError, match="rogue chose DISCONNECTING"):
+        station.receive_frame(HdlcFrame.make(FrameType.SNRM, 16, 0x10), 0)
+    assert station.state is LinkState.DISCONNECTED
+
+
+def test_unreadable_snrm_parameters_take_the_rows_listed_alternative_state() -> None:
+    row = TRANSITIONS[(Role.SERVER, LinkState.DISCONNECTED, FrameType.SNRM)]
+    assert row.alternatives == frozenset({LinkState.DISCONNECTED})
+    station = LinkStation(Role.SERVER, 16, 0x10)
+    station.receive_frame(HdlcFrame.make(FrameType.SNRM, 16, 0x10, bytes.fromhex("818000ff")), 0)
+    assert types(station.frames_to_send()) == [FrameType.FRMR]
+    assert station.state is LinkState.DISCONNECTED

@@ -34,11 +34,10 @@ from protocol.hdlc import (
     FrameType,
     HdlcFrame,
     build_frame_with_construct,
-    decode_frame,
     encode_address,
-    encode_frame,
     parse_frame_with_construct,
 )
+from protocol.hdlc_codec import decode_frame, encode_frame
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOC_PATH = REPO_ROOT / "docs" / "protocol.md"

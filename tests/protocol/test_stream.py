@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.crc import crc16_x25
-from protocol.hdlc import MAX_FRAME_SIZE_BYTES, FrameType, HdlcFrame, encode_frame
+from protocol.hdlc import MAX_FRAME_SIZE_BYTES, FrameType, HdlcFrame
+from protocol.hdlc_codec import FrameCodec, encode_frame
 from protocol.stream import FrameStreamDecoder, StreamCounters
 
 CLIENT, SERVER = 0x10, 0x01
@@ -146,6 +147,120 @@ def test_each_kind_of_damage_is_counted_and_the_next_frame_kept(arrival: str) ->
         + len(BAD_FORMAT),
         bad_format=1, bad_length=1, bad_hcs=1, bad_fcs=1, truncated=1)
     assert decoder.counters.candidates_rejected == 5
+
+
+# ------------------------------------------------------------------------------ counters
+# Which counter counts what: each damaged candidate alone between two good frames, through a
+# codec that has never seen its header (every field checked) and through one that has (the
+# cached fast path), with every expected counter written out.
+
+SMALLEST_I_FRAME = bytes.fromhex("7ea00a032110133c00ccc67e")  # length 10: HCS + 1 byte
+I_FRAME_4 = bytes.fromhex("7ea00d032110326b000000008ff77e")  # 4 bytes of information
+I_FRAME_4_TWO_BYTE_ADDRESS = bytes.fromhex("7ea00e48692110a356000000008ff77e")
+
+# name -> (candidate, the counter it must land in, garbage bytes)
+DAMAGE = {
+    "bad-fcs-information-byte": ("7ea00d032110326b000001008ff77e", "bad_fcs", 15),
+    "bad-fcs-fcs-byte": ("7ea00d032110326b000000008ff67e", "bad_fcs", 15),
+    "bad-fcs-no-information": ("7ea0070321930f007e", "bad_fcs", 9),
+    "bad-fcs-two-byte-address": ("7ea00e48692110a356000000018ff77e", "bad_fcs", 16),
+    "bad-hcs": ("7ea00d032110336b000000008ff77e", "bad_hcs", 15),
+    "bad-hcs-two-byte-address": ("7ea00e48692110a357000000008ff77e", "bad_hcs", 16),
+    "no-closing-flag": ("7ea00d032110326b000000008ff700", "truncated", 15),
+    "no-closing-flag-no-information": ("7ea0070321930f0100", "truncated", 9),
+    "length-6-below-the-smallest-7": ("7ea006032193b41d7e", "bad_length", 9),
+    "one-byte-after-the-header": ("7ea0080321930072627e", "bad_length", 10),
+    "two-bytes-after-the-header": ("7ea0090321930000a4a47e", "bad_length", 11),
+    "addresses-run-into-the-fcs": ("7ea007020321937a0d7e", "bad_length", 10),
+    "format-type-b": ("7eb0070321934fb57e", "bad_format", 9),
+    "three-byte-address": ("7ea00902020321930000def97e", "bad_format", 13),
+    "five-byte-address": ("7ea00c02020202219312417e", "bad_format", 12),
+}
+REJECT_COUNTERS = ("bad_format", "bad_length", "bad_hcs", "bad_fcs", "truncated")
+
+
+def codec_in_state(state: str) -> FrameCodec:
+    """A fresh codec; "warm": after decoding good frames with the damaged ones' headers."""
+    codec = FrameCodec()
+    if state == "warm":
+        warm_up = FrameStreamDecoder(codec)
+        assert len(warm_up.feed(SNRM + I_FRAME_4 + I_FRAME_4_TWO_BYTE_ADDRESS)) == 3
+    return codec
+
+
+@pytest.mark.parametrize("codec_state", ["cold", "warm"])
+@pytest.mark.parametrize("name", list(DAMAGE))
+def test_each_damaged_candidate_lands_in_its_own_counter(name: str, codec_state: str) -> None:
+    candidate_hex, counter, garbage_bytes = DAMAGE[name]
+    decoder = FrameStreamDecoder(codec_in_state(codec_state))
+    frames = decoder.feed(SNRM + bytes.fromhex(candidate_hex) + SNRM)
+    assert frames == [GOOD_FRAMES[0], GOOD_FRAMES[0]]
+    expected = dict.fromkeys(REJECT_COUNTERS, 0)
+    expected[counter] = 1
+    assert decoder.counters == StreamCounters(frames_decoded=2, garbage_bytes=garbage_bytes,
+                                              **expected)
+    assert decoder.counters.candidates_rejected == 1
+
+
+@pytest.mark.parametrize("codec_state", ["cold", "warm"])
+def test_a_bad_hcs_and_a_bad_fcs_are_told_apart(codec_state: str) -> None:
+    decoder = FrameStreamDecoder(codec_in_state(codec_state))
+    bad_hcs = bytes.fromhex("7ea00d032110336b000000008ff77e")
+    bad_fcs = bytes.fromhex("7ea00d032110326b000001008ff77e")
+    decoder.feed(bad_hcs + bad_hcs + bad_fcs + SNRM)
+    assert decoder.counters == StreamCounters(frames_decoded=1, garbage_bytes=45, bad_hcs=2,
+                                              bad_fcs=1)
+
+
+@pytest.mark.parametrize("codec_state", ["cold", "warm"])
+def test_the_boundaries_of_the_length_field_decode(codec_state: str) -> None:
+    # length 7 (the smallest) and HCS + 1 byte of information: the first lengths that fit
+    decoder = FrameStreamDecoder(codec_in_state(codec_state))
+    frames = decoder.feed(SNRM + SMALLEST_I_FRAME)
+    assert frames == [GOOD_FRAMES[0], HdlcFrame.make(FrameType.I, SERVER, CLIENT, b"\x00")]
+    assert decoder.counters == StreamCounters(frames_decoded=2)
+
+
+# A frame's closing flag followed by a byte that can start a format field is tried as the
+# opening flag of a next frame. The flag belongs to the frame just decoded: it is never
+# garbage (every byte after it up to the next frame is), and a candidate it opens is counted
+# only when it is rejected for something other than its format (name -> (candidate without
+# its opening flag, counter or None, garbage bytes)).
+SHARED_FLAG_DAMAGE = {
+    "bad-fcs": ("a00d032110326b000001008ff77e", "bad_fcs", 14),
+    "bad-hcs": ("a00d032110336b000000008ff77e", "bad_hcs", 14),
+    "no-closing-flag": ("a00d032110326b000000008ff700", "truncated", 14),
+    "one-byte-after-the-header": ("a0080321930072627e", "bad_length", 9),
+    "three-byte-address": ("a00902020321930000def97e", None, 12),
+}
+
+
+@pytest.mark.parametrize("codec_state", ["cold", "warm"])
+@pytest.mark.parametrize("name", list(SHARED_FLAG_DAMAGE))
+def test_a_candidate_opened_by_a_shared_flag_is_counted_unless_its_format_is_bad(
+        name: str, codec_state: str) -> None:
+    after_flag_hex, counter, garbage_bytes = SHARED_FLAG_DAMAGE[name]
+    decoder = FrameStreamDecoder(codec_in_state(codec_state))
+    frames = decoder.feed(SNRM + bytes.fromhex(after_flag_hex) + SNRM)
+    assert frames == [GOOD_FRAMES[0], GOOD_FRAMES[0]]
+    expected = dict.fromkeys(REJECT_COUNTERS, 0)
+    if counter is not None:
+        expected[counter] = 1
+    assert decoder.counters == StreamCounters(frames_decoded=2, garbage_bytes=garbage_bytes,
+                                              **expected)
+
+
+def test_the_same_bad_format_with_its_own_flag_is_counted() -> None:
+    decoder = FrameStreamDecoder()
+    decoder.feed(SNRM + bytes.fromhex("7ea00902020321930000def97e") + SNRM)
+    assert decoder.counters == StreamCounters(frames_decoded=2, garbage_bytes=13, bad_format=1)
+
+
+def test_a_closing_flag_before_noise_is_not_tried_as_an_opening_flag() -> None:
+    decoder = FrameStreamDecoder()
+    decoder.feed(SNRM + bytes.fromhex("00a00d032110336b000000008ff77e") + SNRM)
+    # the noise byte keeps SNRM's flag from opening the bad-HCS bytes: no candidate at all
+    assert decoder.counters == StreamCounters(frames_decoded=2, garbage_bytes=15)
 
 
 def test_a_flag_inside_garbage_does_not_swallow_the_following_frame() -> None:
