@@ -706,12 +706,11 @@ class Meter:
         if r.payment_mode != PaymentMode.PREPAYMENT:
             return Status.NOT_PERMITTED_IN_PAYMENT_MODE, {}
         limit_pence = r.prepayment_parameters["emergency_credit_limit_pence"]
-        if limit_pence == 0:
-            return Status.EMERGENCY_CREDIT_UNAVAILABLE, {}
-        if r.emergency_credit_active or (
-                r.meter_balance_pence >= r.prepayment_parameters[
-                    "emergency_credit_threshold_pence"]):
+        if r.emergency_credit_active:
             return Status.NOT_PERMITTED_IN_STATE, {}
+        if limit_pence == 0 or r.meter_balance_pence >= r.prepayment_parameters[
+                "emergency_credit_threshold_pence"]:
+            return Status.EMERGENCY_CREDIT_UNAVAILABLE, {}
         r.emergency_credit_active = True
         r.emergency_credit_balance_pence = limit_pence
         r.emergency_credit_granted_pence = limit_pence

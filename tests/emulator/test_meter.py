@@ -351,7 +351,7 @@ def test_18_8_activation_makes_the_full_limit_available_below_the_threshold() ->
 
 def test_18_8_activation_at_or_above_the_threshold_is_refused_with_nothing_changed() -> None:
     assert_refused_with_nothing_changed(prepay_meter(meter_balance_pence=100),
-                                        Status.NOT_PERMITTED_IN_STATE,
+                                        Status.EMERGENCY_CREDIT_UNAVAILABLE,
                                         Command.ACTIVATE_EMERGENCY_CREDIT)
 
 
