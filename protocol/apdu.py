@@ -323,6 +323,8 @@ FIRMWARE_STATUS = Struct(
     "pending_version" / ShortText,  # "" when no verified image waits for activation
     "pending_activation_time_seconds" / DeviceTimeSeconds,  # 0: none scheduled
     "transfer_in_progress" / Flag,
+    # the SHA-256 the pending image's header carries (of its payload); zeros when none
+    "pending_image_sha256" / Bytes(32),
 )
 
 HAN_ENTRY = Struct(
