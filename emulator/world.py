@@ -115,10 +115,13 @@ class EmulatedWorld:
             device = EmulatedDevice(device_profile, firmware)
             if device_profile.is_hub:
                 device.hub = CommsHub(device_profile.eui64, firmware)
-            else:
-                assert device_profile.meter_config is not None
+            elif device_profile.meter_config is not None:
                 device.meter = Meter(device_profile.meter_config, now)
             self._devices.add(device)
+        for device in self._devices:
+            gas_meter = device.profile.gas_meter_of_gpf(self.profile)
+            if gas_meter is not None:
+                device.gas_proxy_of = self._devices.by_eui64(gas_meter.eui64)
         for device_profile in self.profile.meters:
             if device_profile.on_han and device_profile.hub_eui64 is not None:
                 self._han_of_hub(device_profile.hub_eui64).add_joined(device_profile.eui64)

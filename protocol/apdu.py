@@ -160,6 +160,8 @@ class DeviceType(enum.IntEnum):
     ELECTRICITY_METER = 2  # ESME
     GAS_METER = 3  # GSME
     MANAGEMENT = 4  # the link's management logical device (address 1)
+    GAS_PROXY_FUNCTION = 5  # GPF: the comms hub's gas proxy, answers gas reads for the GSME
+    PPMID = 6  # prepayment meter interface device: a type 2 device on the HAN
 
 
 class DebtRegister(enum.IntEnum):

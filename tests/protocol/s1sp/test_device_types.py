@@ -19,15 +19,18 @@ from tests.protocol.s1sp.templates_rig import (
 
 NS = {"sr": DUIS_NAMESPACE}
 ESME, GSME, HUB = DeviceType.ELECTRICITY_METER, DeviceType.GAS_METER, DeviceType.COMMS_HUB
+GPF, PPMID = DeviceType.GAS_PROXY_FUNCTION, DeviceType.PPMID
 
-#: Written out from docs/duis.md (template targets -A0 ESME, -A1 GSME, -A2 comms hub).
+#: Written out from docs/duis.md (template targets -A0 ESME, -A1 GSME, -A2 comms hub, -A3 GPF,
+#: -A4 PPMID).
 EXPECTED_DEVICE_TYPES: dict[str, set[DeviceType]] = {
     "1.5": {ESME, GSME}, "1.6": {ESME, GSME}, "2.1": {ESME, GSME}, "2.2": {ESME, GSME},
     "2.3": {ESME, GSME}, "2.5": {ESME, GSME},
-    "4.13": {ESME, GSME}, "4.15": {ESME},
+    "4.3": {ESME, GSME, GPF}, "4.13": {ESME, GSME}, "4.15": {ESME}, "4.18": {ESME, GSME, GPF},
     "6.4.1": {ESME}, "6.4.2": {ESME}, "6.11": {ESME, GSME},
     "7.1": {ESME}, "7.2": {ESME, GSME}, "7.3": {ESME, GSME}, "7.4": {ESME, GSME},
     "8.11": {HUB},
+    "11.2": {ESME, GSME, HUB, GPF, PPMID}, "11.3": {ESME, GSME, HUB, GPF, PPMID},
 }
 
 
