@@ -3,21 +3,18 @@ point 3): an SR sent to a device type it does not apply to is E11, nothing sent.
 
 from __future__ import annotations
 
-from xml.etree.ElementTree import fromstring
-
 import pytest
 
 from protocol.apdu import Command, DeviceType, Request, Status, SupplyState
-from protocol.s1sp.duis import DUIS_NAMESPACE
 from protocol.s1sp.service_requests import SERVICE_REQUESTS
 from tests.protocol.s1sp.conftest import GSME_EUI64, Rig
+from tests.protocol.s1sp.duis_answers import response_code
 from tests.protocol.s1sp.templates_rig import (
     TEMPLATES_GSME_EUI64,
     TemplatesRig,
     template_fixture_xml,
 )
 
-NS = {"sr": DUIS_NAMESPACE}
 ESME, GSME, HUB = DeviceType.ELECTRICITY_METER, DeviceType.GAS_METER, DeviceType.COMMS_HUB
 GPF, PPMID = DeviceType.GAS_PROXY_FUNCTION, DeviceType.PPMID
 
@@ -46,7 +43,7 @@ def test_7_1_enable_supply_to_a_gas_meter_is_e11_and_the_valve_stays_shut() -> N
     rig.world.handle_request(rig.address(TEMPLATES_GSME_EUI64), Request(
         Command.SET_SUPPLY_STATE, 0, {"supply_state": SupplyState.DISABLED}))
     xml = rig.submit(template_fixture_xml("7.1_enable_supply_gas_meter"))
-    assert fromstring(xml).findtext("sr:Header/sr:ResponseCode", namespaces=NS) == "E11"
+    assert response_code(xml) == "E11"
     assert Command.SET_SUPPLY_STATE not in rig.sent_commands()
     assert gas.registers.supply_state is SupplyState.DISABLED
 

@@ -14,7 +14,7 @@ from emulator.errors import ProfileError
 from emulator.profile import Profile, built_in_profile_text
 from emulator.world import EmulatedWorld
 from protocol.apdu import Command, DeviceType, HanEntryState, Request, Status
-from protocol.s1sp.duis import DUIS_NAMESPACE
+from tests.protocol.s1sp.duis_answers import NS, response_code
 from tests.protocol.s1sp.templates_rig import (
     TEMPLATES_GPF_EUI64,
     TEMPLATES_GSME_EUI64,
@@ -24,12 +24,7 @@ from tests.protocol.s1sp.templates_rig import (
     template_fixture_xml,
 )
 
-NS = {"sr": DUIS_NAMESPACE}
 GPF_ADDRESS, PPMID_ADDRESS = 3, 18
-
-
-def _code(xml: str) -> str | None:
-    return fromstring(xml).findtext("sr:Header/sr:ResponseCode", namespaces=NS)
 
 
 def _results(xml: str) -> dict[str, str | None]:
@@ -48,7 +43,7 @@ def test_a_gas_read_to_the_gpf_is_answered_from_the_gas_meters_data(
     rig = TemplatesRig()
     rig.world.meter(TEMPLATES_GSME_EUI64).registers.meter_balance_pence = 4321
     through_gpf = rig.submit(template_fixture_xml(gpf_fixture))
-    assert _code(through_gpf) == "I0"
+    assert response_code(through_gpf) == "I0"
     assert [address for address, request in rig.requests()
             if request.command is not Command.READ_DEVICE_DIRECTORY] == [GPF_ADDRESS]
     assert _results(through_gpf)["MeterBalance"] == "4321000"
@@ -59,7 +54,7 @@ def test_a_gas_read_to_the_gpf_is_answered_from_the_gas_meters_data(
 def test_the_ppmid_answers_11_2_with_its_firmware_version() -> None:
     rig = TemplatesRig()
     xml = rig.submit(template_fixture_xml("11.2_read_firmware_version_ppmid"))
-    assert _code(xml) == "I0"
+    assert response_code(xml) == "I0"
     assert _results(xml)["FirmwareVersion"] == "1.2.0"
 
 
@@ -75,7 +70,7 @@ def test_the_ppmid_is_a_member_of_the_hubs_han() -> None:
 def test_a_money_sr_to_the_ppmid_is_e11_and_nothing_sent() -> None:
     rig = TemplatesRig()
     xml = rig.submit(template_fixture_xml("1.5_adjust_meter_balance_ppmid"))
-    assert _code(xml) == "E11"
+    assert response_code(xml) == "E11"
     assert rig.sent_commands() == []
 
 

@@ -9,7 +9,7 @@ from xml.etree.ElementTree import fromstring
 import pytest
 
 from protocol.apdu import Command
-from protocol.s1sp.duis import DUIS_NAMESPACE
+from tests.protocol.s1sp.duis_answers import NS, error_reason, response_code
 from tests.protocol.s1sp.templates_rig import (
     TEMPLATES_ESME_EUI64,
     TEMPLATES_GSME_EUI64,
@@ -17,17 +17,7 @@ from tests.protocol.s1sp.templates_rig import (
     template_fixture_xml,
 )
 
-NS = {"sr": DUIS_NAMESPACE}
 START_2015 = 1_420_070_400  # 2015-01-01T00:00:00Z
-
-
-def _code(xml: str) -> str | None:
-    return fromstring(xml).findtext("sr:Header/sr:ResponseCode", namespaces=NS)
-
-
-def _reason(xml: str) -> str:
-    return fromstring(xml).findtext("sr:Body/sr:ResponseMessage/sr:ErrorReason",
-                                    namespaces=NS) or ""
 
 
 def _device_date_time(xml: str) -> str | None:
@@ -45,7 +35,7 @@ def test_the_dcc_6_11_templates_succeed_inside_their_window(fixture: str, eui64:
     assert rig.clock.device_time_seconds() == START_2015
     rig.world.device_by_eui64(eui64).clock_offset_seconds = -600  # the meter runs 10 min slow
     xml = rig.submit(template_fixture_xml(fixture))
-    assert _code(xml) == "I0"
+    assert response_code(xml) == "I0"
     assert _device_date_time(xml) == "2015-01-01T00:00:00Z"
     assert rig.world.device_clock_seconds(eui64) == START_2015
 
@@ -54,7 +44,7 @@ def test_the_window_end_itself_is_inside() -> None:
     rig = TemplatesRig()
     rig.clock.advance_seconds(10)  # 23:59:10 + 60 s = 00:00:10
     xml = rig.submit(template_fixture_xml("6.11_synchronise_clock_electricity"))
-    assert _code(xml) == "I0"
+    assert response_code(xml) == "I0"
     assert _device_date_time(xml) == "2015-01-01T00:00:10Z"
 
 
@@ -62,8 +52,8 @@ def test_a_6_11_sent_after_its_window_is_refused_and_nothing_sent() -> None:
     rig = TemplatesRig()
     rig.clock.advance_seconds(11)
     xml = rig.submit(template_fixture_xml("6.11_synchronise_clock_electricity"))
-    assert _code(xml) == "E-S1SR"
-    assert _reason(xml).startswith(
+    assert response_code(xml) == "E-S1SR"
+    assert error_reason(xml).startswith(
         "6.11: the S1SP's time of sending, 2015-01-01T00:00:11Z, is after the validity window "
         "2014-12-31T23:59:10Z..2015-01-01T00:00:10Z")
     assert Command.SYNCHRONISE_CLOCK not in rig.sent_commands()
@@ -73,8 +63,8 @@ def test_a_6_11_sent_before_its_window_is_refused_and_nothing_sent() -> None:
     rig = TemplatesRig()
     xml = rig.submit(template_fixture_xml("6.11_synchronise_clock_electricity").replace(
         b"2014-12-31T23:59:10.00Z", b"2015-01-01T00:00:01.00Z"))
-    assert _code(xml) == "E-S1SR"
-    assert "is before the validity window 2015-01-01T00:00:01Z" in _reason(xml)
+    assert response_code(xml) == "E-S1SR"
+    assert "is before the validity window 2015-01-01T00:00:01Z" in error_reason(xml)
     assert Command.SYNCHRONISE_CLOCK not in rig.sent_commands()
 
 
@@ -83,5 +73,5 @@ def test_tolerance_period_outside_duis_range_is_invalid(tolerance: str) -> None:
     rig = TemplatesRig()
     xml = rig.submit(template_fixture_xml("6.11_synchronise_clock_electricity").replace(
         b">60<", f">{tolerance}<".encode()))
-    assert _code(xml) == "E-INVALID"
-    assert f"TolerancePeriod {tolerance} s is outside" in _reason(xml)
+    assert response_code(xml) == "E-INVALID"
+    assert f"TolerancePeriod {tolerance} s is outside" in error_reason(xml)
