@@ -113,7 +113,8 @@ class CostAccumulator:
 
     def __init__(self, remainder_units: int = 0) -> None:
         if not 0 <= remainder_units < COST_UNITS_PER_PENNY:
-            raise ValueError(f"remainder {remainder_units} is outside 0..{COST_UNITS_PER_PENNY}")
+            raise ValueError(
+                f"remainder {remainder_units} is outside 0..{COST_UNITS_PER_PENNY - 1}")
         self.remainder_units = remainder_units
 
     def add(self, cost_units: int) -> int:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from stdnum import verhoeff
 
 from emulator.errors import UtrnCheckDigitError, UtrnMalformedError, UtrnWrongMeterError
+from protocol.eui64 import parse_eui64
 
 __all__ = [
     "UTRN_BINDING_KEY",
@@ -39,6 +40,7 @@ __all__ = [
     "UTRN_MAX_VALUE",
     "ParsedUtrn",
     "UtrnValueClass",
+    "make_top_up_utrn",
     "make_utrn",
     "parse_utrn",
     "verhoeff_check_digit",
@@ -121,6 +123,27 @@ def make_utrn(meter_eui64: bytes, counter: int, value_class: UtrnValueClass | in
     token = (tag << _PAYLOAD_BITS) | (payload ^ _mask(meter_eui64, tag))
     digits = f"{token:0{UTRN_TOKEN_DIGITS}d}"
     return digits + verhoeff_check_digit(digits)
+
+
+def make_top_up_utrn(meter_eui: str | bytes, counter: int, *, pence: int) -> str:
+    """The UTRN that tops up the meter ``meter_eui`` (EUI-64 text or 8 bytes) by ``pence``,
+    the ``counter``-th top-up (each counter is accepted once by the meter).
+
+    Up to 8191 p the token counts pennies; above that it counts whole pounds, so ``pence``
+    must then be a multiple of 100 (at most 819100 p). Raises ValueError naming the unit.
+    """
+    meter_eui64 = (bytes(meter_eui) if isinstance(meter_eui, bytes | bytearray)
+                   else parse_eui64(meter_eui))
+    if isinstance(pence, bool) or not isinstance(pence, int) or pence < 0:
+        raise ValueError(f"a top-up is a whole number of pence >= 0, not {pence!r}")
+    if pence <= UTRN_MAX_VALUE:
+        return make_utrn(meter_eui64, counter, UtrnValueClass.PENNIES, pence)
+    pence_per_pound = PENCE_PER_VALUE_UNIT[UtrnValueClass.POUNDS]
+    if pence % pence_per_pound or pence // pence_per_pound > UTRN_MAX_VALUE:
+        raise ValueError(
+            f"a top-up of {pence} p cannot be one UTRN: up to {UTRN_MAX_VALUE} p in pence, "
+            f"above that whole pounds up to {UTRN_MAX_VALUE * pence_per_pound} p")
+    return make_utrn(meter_eui64, counter, UtrnValueClass.POUNDS, pence // pence_per_pound)
 
 
 def parse_utrn(utrn: str | bytes, meter_eui64: bytes) -> ParsedUtrn:

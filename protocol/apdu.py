@@ -104,6 +104,24 @@ class Command(enum.IntEnum):
     ADVANCE_DEVICE_TIME = 0x7E
 
 
+#: Commands that change nothing on a device: a client may send them again on a fresh link, and
+#: a device need not save its state after answering one.
+READ_ONLY_COMMANDS = frozenset(command for command in Command
+                               if command.name.startswith("READ_"))
+
+
+class InvokeIdCounter:
+    """Invoke ids for one sender's requests: 1..65535, then 1 again."""
+
+    def __init__(self) -> None:
+        self._next_invoke_id = 1
+
+    def take(self) -> int:
+        invoke_id = self._next_invoke_id
+        self._next_invoke_id = invoke_id % 0xFFFF + 1
+        return invoke_id
+
+
 class Status(enum.IntEnum):
     """The outcome of a request. Anything but SUCCESS means the device changed nothing."""
 

@@ -31,7 +31,8 @@ import dataclasses
 
 from protocol.apdu import (
     ADAPTER_CLIENT_ADDRESS,
-    Command,
+    READ_ONLY_COMMANDS,
+    InvokeIdCounter,
     Request,
     Response,
     decode_apdu,
@@ -68,29 +69,12 @@ from protocol.transport import (
 )
 
 # RealMonotonicClock (protocol.clock) stays importable from here, where callers found it.
-__all__ = ["READ_ONLY_COMMANDS", "ClientCounters", "DeviceClient", "InvokeIdCounter",
-           "RealMonotonicClock"]
+__all__ = ["ClientCounters", "DeviceClient", "RealMonotonicClock"]
 
 #: Bytes read from the transport at a time.
 READ_CHUNK_BYTES = 4096
-#: Commands that change nothing on the device: sent again on a fresh link if the device
-#: answered the first try with DM (it had lost the link, e.g. restarted).
-READ_ONLY_COMMANDS = frozenset(command for command in Command
-                               if command.name.startswith("READ_"))
 #: Longest :meth:`DeviceClient.close` waits for the devices to confirm a disconnect.
 CLOSE_WAIT_MS = 500
-
-
-class InvokeIdCounter:
-    """Invoke ids for a client's requests: 1..65535, then 1 again."""
-
-    def __init__(self) -> None:
-        self._next_invoke_id = 1
-
-    def take(self) -> int:
-        invoke_id = self._next_invoke_id
-        self._next_invoke_id = invoke_id % 0xFFFF + 1
-        return invoke_id
 
 
 @dataclasses.dataclass

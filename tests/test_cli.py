@@ -282,15 +282,13 @@ def test_serve_with_a_bad_profile_says_what_is_wrong(capsys, tmp_path: Path) -> 
 
 
 def test_send_prints_the_duis_response_of_each_request_file(capsys, tmp_path: Path) -> None:
-    from emulator.demo import build_duis_request
+    from protocol.s1sp.builders import DuisMoney, DuisRequestBuilder
 
+    builder = DuisRequestBuilder()
     read = tmp_path / "read.xml"
-    read.write_text(build_duis_request("4.18", "ReadMeterBalance", "",
-                                       target_eui=ESME_EUI, counter=1))
+    read.write_text(builder.read_meter_balance(ESME_EUI))
     adjust = tmp_path / "adjust.xml"
-    adjust.write_text(build_duis_request("1.5", "UpdateMeterBalance",
-                                         "<sr:AdjustMeterBalance>-98765</sr:AdjustMeterBalance>",
-                                         target_eui=ESME_EUI, counter=2))
+    adjust.write_text(builder.update_meter_balance(ESME_EUI, adjust_pence=DuisMoney(-98765)))
     process, path = start_serve()
     try:
         status, out, err = run_cli(["send", "--port", path, str(read), str(adjust)], capsys)
@@ -303,11 +301,10 @@ def test_send_prints_the_duis_response_of_each_request_file(capsys, tmp_path: Pa
 
 def test_send_with_trace_prints_frames_on_stderr_and_only_xml_on_stdout(
         capsys, tmp_path: Path) -> None:
-    from emulator.demo import build_duis_request
+    from protocol.s1sp.builders import DuisRequestBuilder
 
     read = tmp_path / "read.xml"
-    read.write_text(build_duis_request("4.18", "ReadMeterBalance", "",
-                                       target_eui=ESME_EUI, counter=1))
+    read.write_text(DuisRequestBuilder().read_meter_balance(ESME_EUI))
     process, path = start_serve()
     try:
         status, out, err = run_cli(["send", "--port", path, "--trace", str(read)], capsys)

@@ -2,18 +2,18 @@
 
 The default profile's devices are served on a pty pair by a background thread, on virtual
 device time; the S1SP adapter drives them through a :class:`~protocol.client.DeviceClient` on
-that pty with DUIS requests built here, and a readable transcript says, per step, what was
-asked (in DUIS units), what went on the wire (the request APDUs' key fields: pence, minutes,
-Annex C values) and what the response said (code and key values). Virtual time is moved on
+that pty with DUIS requests from :class:`~protocol.s1sp.builders.DuisRequestBuilder`, and a
+readable transcript says, per step, what was asked (in DUIS units), what went on the wire (the
+request APDUs' key fields: pence, minutes, Annex C values) and what the response said (code and
+key values). Virtual time is moved on
 with ADVANCE_DEVICE_TIME where that shows something (join window expiry, consumption).
 
-This module holds no protocol or device logic: it only builds requests and prints what the
-real parts did. It must run in a few seconds and never touch a state file.
+This module holds no protocol or device logic: it only asks the builders for requests and
+prints what the real parts did. It must run in a few seconds and never touch a state file.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
@@ -27,53 +27,26 @@ from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
     Command,
     DeviceType,
+    PaymentMode,
     Request,
     Response,
     describe_fields,
 )
 from protocol.errors import ProtocolError
 from protocol.eui64 import format_eui64
-from protocol.s1sp.duis_xml import DUIS_NAMESPACE, XMLDSIG_NAMESPACE
+from protocol.s1sp.builders import DuisMoney, DuisRequestBuilder
+from protocol.s1sp.duis import parse_duis_request
+from protocol.s1sp.duis_xml import DUIS_NAMESPACE
 from protocol.s1sp.service_requests import SERVICE_REQUESTS
 
-__all__ = ["DEMO_START_DEVICE_TIME_SECONDS", "DemoDevices", "build_duis_request", "run_demo"]
+__all__ = ["DEMO_START_DEVICE_TIME_SECONDS", "DemoDevices", "run_demo"]
 
-#: The DCC user sending the demo's requests.
-ORIGINATOR_EUI = "90-B3-D5-1F-30-01-00-00"
 #: A device added to the HAN join list that never joins, so its window visibly expires.
 NEVER_JOINING_EUI = "00-DB-12-34-56-78-90-EE"
 #: Virtual device time the demo starts at when the profile names none: 2026-01-05T08:00:00Z.
 DEMO_START_DEVICE_TIME_SECONDS = 1_767_600_000
-
-
-def build_duis_request(variant: str, body_name: str, body_children: str, *, target_eui: str,
-                       counter: int) -> str:
-    """A DUIS request document (schemaVersion 5.1) with a dummy enveloped signature; its
-    CommandVariant is the one the SR's registry record says requesters normally use (1
-    non-critical, 4 critical, 8 to the DCC)."""
-    record = SERVICE_REQUESTS[variant]
-    command_variant = record.default_command_variant
-    reference = record.service_reference
-    body = f"<sr:{body_name}>{body_children}</sr:{body_name}>" if body_children else (
-        f"<sr:{body_name}/>")
-    return (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n'
-        f'<sr:Request xmlns:sr="{DUIS_NAMESPACE}" xmlns:ds="{XMLDSIG_NAMESPACE}" '
-        f'schemaVersion="5.1">\n'
-        f"  <sr:Header>\n"
-        f"    <sr:RequestID>{ORIGINATOR_EUI}:{target_eui}:{counter}</sr:RequestID>\n"
-        f"    <sr:CommandVariant>{command_variant}</sr:CommandVariant>\n"
-        f"    <sr:ServiceReference>{reference}</sr:ServiceReference>\n"
-        f"    <sr:ServiceReferenceVariant>{variant}</sr:ServiceReferenceVariant>\n"
-        f"  </sr:Header>\n"
-        f"  <sr:Body>{body}</sr:Body>\n"
-        f"  <ds:Signature><ds:SignedInfo/><ds:SignatureValue>ZGVtbw==</ds:SignatureValue>"
-        f"</ds:Signature>\n"
-        f"</sr:Request>\n")
-
-
-def _elements(**values: object) -> str:
-    return "".join(f"<sr:{name}>{value}</sr:{name}>" for name, value in values.items())
+#: The RequestID counter of the demo's first request.
+FIRST_REQUEST_COUNTER = 1001
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,7 +193,7 @@ class _Tour:
         self.channel = channel
         self.out = out
         self.show_xml = show_xml
-        self.counter = 1000
+        self.build = DuisRequestBuilder(counter_start=FIRST_REQUEST_COUNTER)
         self.step_number = 0
         directory = client.request(MANAGEMENT_SERVER_ADDRESS,
                                    Request(Command.READ_DEVICE_DIRECTORY, 1))
@@ -229,15 +202,14 @@ class _Tour:
     def say(self, text: str = "") -> None:
         self.out.write(text + "\n")
 
-    def step(self, clause: str, variant: str, body_name: str, asked: str, body_children: str = "",
-             *, target_eui: str | None = None) -> str:
+    def step(self, clause: str, asked: str, xml: str) -> str:
+        """Submit one built request, showing what it asked, the wire and the response."""
         self.step_number += 1
-        self.counter += 1
-        target = target_eui or self.devices.esme_eui
-        xml = build_duis_request(variant, body_name, body_children, target_eui=target,
-                                 counter=self.counter)
-        self.say(f"{self.step_number:2d}. [{clause}] SR {variant} {body_name}"
-                 f" -> {target}")
+        request = parse_duis_request(xml)
+        variant = request.service_reference_variant
+        self.say(f"{self.step_number:2d}. [{clause}] SR {variant} "
+                 f"{SERVICE_REQUESTS[variant].body_name} -> "
+                 f"{format_eui64(request.request_id.target_eui64)}")
         self.say(f"    asked: {asked}")
         if self.show_xml:
             self.say("    request XML:")
@@ -273,8 +245,8 @@ class _Tour:
                  f"{_iso(int(response.fields['device_time_seconds']))}")
 
 
-def _script(tour: _Tour, make_utrn: Callable[..., str], build_image: Callable[..., bytes],
-            utrn_pounds_class: int) -> None:
+def _script(tour: _Tour, make_top_up_utrn: Callable[..., str],
+            build_image: Callable[..., bytes]) -> None:
     devices = tour.devices
     say = tour.say
     say("Devices behind the link (READ_DEVICE_DIRECTORY at the management address "
@@ -286,55 +258,61 @@ def _script(tour: _Tour, make_utrn: Callable[..., str], build_image: Callable[..
             say(f"    {name:<4} server address {address:<3} EUI-64 {eui}")
     say()
 
-    tour.step("4.18", "4.18", "ReadMeterBalance", "the ESME's balance before we start")
-    tour.step("18.3 18.16", "1.5", "UpdateMeterBalance",
+    build = tour.build
+    esme, hub = devices.esme_eui, devices.hub_eui
+    tour.step("4.18", "the ESME's balance before we start", build.read_meter_balance(esme))
+    tour.step("18.3 18.16",
               "AdjustMeterBalance +123456 (1/100000 GBP, i.e. 123.456 p): truncated to 123 p",
-              _elements(AdjustMeterBalance=123456))
-    tour.step("18.3 18.16", "1.5", "UpdateMeterBalance",
+              build.update_meter_balance(esme, adjust_pence=DuisMoney(123456)))
+    tour.step("18.3 18.16",
               "AdjustMeterBalance -98765 (-98.765 p): truncated toward zero to -98 p",
-              _elements(AdjustMeterBalance=-98765))
-    tour.step("18.4", "1.6", "UpdatePaymentMode", "to Credit first, so the switch below shows",
-              "<sr:Credit/>")
-    tour.step("18.4 18.27", "1.6", "UpdatePaymentMode",
+              build.update_meter_balance(esme, adjust_pence=DuisMoney(-98765)))
+    tour.step("18.4", "to Credit first, so the switch below shows",
+              build.update_payment_mode(esme, PaymentMode.CREDIT))
+    tour.step("18.4 18.27",
               "to Prepayment, DisablementThreshold 556677 -> 556 p (556000 back); Annex C "
               "defaults appended for parameters never configured",
-              "<sr:Prepayment>" + _elements(SuspendDebtDisabled="false",
-                                            SuspendDebtEmergency="true",
-                                            DisablementThreshold=556677) + "</sr:Prepayment>")
-    tour.step("18.4", "4.18", "ReadMeterBalance",
-              "the balance carried over the switch unchanged; emergency credit not active")
-    tour.step("18.27", "2.1", "UpdatePrepayConfiguration",
+              build.update_payment_mode(esme, PaymentMode.PREPAYMENT,
+                                        suspend_debt_disabled=False, suspend_debt_emergency=True,
+                                        disablement_threshold_pence=DuisMoney(556677)))
+    tour.step("18.4", "the balance carried over the switch unchanged; emergency credit not "
+              "active", build.read_meter_balance(esme))
+    tour.step("18.27",
               "LowCreditThreshold 100999 -> 100 p, EmergencyCreditLimit 500000 (500 p), "
               "EmergencyCreditThreshold 200999 -> 200 p, DisablementThreshold 0 (so the "
               "supply stays on below)",
-              _elements(LowCreditThreshold=100999, EmergencyCreditLimit=500000,
-                        EmergencyCreditThreshold=200999, DisablementThreshold=0))
-    tour.step("18.3", "1.5", "UpdateMeterBalance", "ResetMeterBalance: balance to 0",
-              "<sr:ResetMeterBalance/>")
-    tour.step("18.8", "2.5", "ActivateEmergencyCredit",
-              "balance 0 p is below the EC threshold: the full ECL (500 p) becomes available")
+              build.update_prepay_configuration(
+                  esme, low_credit_threshold_pence=DuisMoney(100999),
+                  emergency_credit_limit_pence=500,
+                  emergency_credit_threshold_pence=DuisMoney(200999),
+                  disablement_threshold_pence=0))
+    tour.step("18.3", "ResetMeterBalance: balance to 0",
+              build.update_meter_balance(esme, reset=True))
+    tour.step("18.8",
+              "balance 0 p is below the EC threshold: the full ECL (500 p) becomes available",
+              build.activate_emergency_credit(esme))
     tour.advance(6 * 3600, "six hours of consumption, paid from emergency credit")
-    tour.step("18.8", "4.18", "ReadMeterBalance", "what is left of the emergency credit")
-    utrn = make_utrn(devices.esme_eui64, 1, utrn_pounds_class, 10)
-    tour.step("top-up", "2.2", "TopUpDevice",
-              f"UTRN {utrn} (generated: counter 1, GBP 10) repays emergency credit first",
-              _elements(UTRN=utrn))
-    tour.step("top-up", "2.2", "TopUpDevice", "the same UTRN again: refused as a duplicate",
-              _elements(UTRN=utrn))
-    tour.step("18.37", "6.4.1", "UpdateDeviceConfigurationLoadLimitingGeneralSettings",
+    tour.step("18.8", "what is left of the emergency credit", build.read_meter_balance(esme))
+    utrn = make_top_up_utrn(devices.esme_eui64, 1, pence=1000)
+    tour.step("top-up", f"UTRN {utrn} (generated: counter 1, GBP 10) repays emergency credit "
+              "first", build.top_up_device(esme, utrn))
+    tour.step("top-up", "the same UTRN again: refused as a duplicate",
+              build.top_up_device(esme, utrn))
+    tour.step("18.37",
               "LoadLimitPowerThreshold 70000 W is above the device maximum 65535 W: refused "
               "by the S1SP, nothing sent",
-              _elements(LoadLimitPowerThreshold=70000, LoadLimitPeriod=300,
-                        LoadLimitRestorationPeriod=600))
-    tour.step("18.37", "6.4.1", "UpdateDeviceConfigurationLoadLimitingGeneralSettings",
+              build.update_load_limiting_general_settings(
+                  esme, power_threshold_w=70000, period_seconds=300,
+                  restoration_period_seconds=600))
+    tour.step("18.37",
               "LoadLimitPowerThreshold 5000 W, period 300 s, restoration 600 s: accepted",
-              _elements(LoadLimitPowerThreshold=5000, LoadLimitPeriod=300,
-                        LoadLimitRestorationPeriod=600))
-    tour.step("18.62", "8.11", "UpdateHANDeviceLog",
+              build.update_load_limiting_general_settings(
+                  esme, power_threshold_w=5000, period_seconds=300,
+                  restoration_period_seconds=600))
+    tour.step("18.62",
               f"add {NEVER_JOINING_EUI} with JoinTimePeriod 90 s -> 2 whole minutes "
               "(rounded up, never shorter)",
-              _elements(DeviceID=NEVER_JOINING_EUI, RequestType="Add", JoinTimePeriod=90),
-              target_eui=devices.hub_eui)
+              build.update_han_device_log(hub, NEVER_JOINING_EUI, join_time_period_seconds=90))
     tour.advance(119, "119 s after opening, the 2-minute window is still open")
     tour.direct(devices.hub_address, Command.READ_HAN_ENTRIES, "the join list")
     tour.advance(1, "120 s: exactly 2 minutes, the window closes; that device never joined")
@@ -344,38 +322,36 @@ def _script(tour: _Tour, make_utrn: Callable[..., str], build_image: Callable[..
     _firmware(tour, build_image)
     say()
     tour.advance(86_400, "one day of consumption at the profile's load and tariff")
-    tour.step("4.18", "4.18", "ReadMeterBalance", "balance after a day of consumption")
-    tour.step("4.3", "4.3", "ReadInstantaneousPrepayValues", "every prepayment register")
-    tour.step("4.13", "4.13", "ReadPrepaymentConfiguration",
-              "the thresholds held, in pence x1000 (the Annex C defaults among them)")
-    tour.step("7.4", "7.4", "ReadSupplyStatus", "the supply switch")
-    tour.step("11.2", "11.2", "ReadFirmwareVersion", "running firmware after activation")
+    tour.step("4.18", "balance after a day of consumption", build.read_meter_balance(esme))
+    tour.step("4.3", "every prepayment register", build.read_instantaneous_prepay_values(esme))
+    tour.step("4.13", "the thresholds held, in pence x1000 (the Annex C defaults among them)",
+              build.read_prepayment_configuration(esme))
+    tour.step("7.4", "the supply switch", build.read_supply_status(esme))
+    tour.step("11.2", "running firmware after activation", build.read_firmware_version(esme))
 
 
 def _firmware(tour: _Tour, build_image: Callable[..., bytes]) -> None:
     devices = tour.devices
     payload = bytes(range(256)) * 12  # 3 KiB: a few 1024-byte blocks
     image = build_image("Secure Meters", devices.esme_model, "1.1.0", payload)
-    image_b64 = base64.b64encode(image).decode("ascii")
-    targets = " ".join(eui for eui in (devices.esme_eui, devices.gsme_eui) if eui)
+    targets = [eui for eui in (devices.esme_eui, devices.gsme_eui) if eui]
     tour.say("Firmware (S1SR 18.63: one transfer at a time per HAN). A transfer to the hub is "
              "already running, started directly on the link:")
     tour.direct(devices.hub_address, Command.FIRMWARE_BEGIN, "holds the HAN's transfer lock",
                 image_size_bytes=4096)
-    tour.step("18.63", "11.1", "UpdateFirmware",
+    tour.step("18.63",
               f"image {devices.esme_model} 1.1.0 ({len(image)} bytes) to ESME and GSME while "
               "their HAN is busy: refused for both",
-              _elements(FirmwareImage=image_b64, FirmwareVersion="1.1.0",
-                        DeviceIDList=targets))
+              tour.build.update_firmware(targets, image, firmware_version="1.1.0"))
     tour.direct(devices.hub_address, Command.FIRMWARE_VERIFY,
                 "the hub's transfer ends (incomplete, so discarded): the lock is free")
-    tour.step("18.63", "11.1", "UpdateFirmware",
+    tour.step("18.63",
               "the same 11.1 again: each device answers for itself (the GSME refuses an "
               "image for another model)",
-              _elements(FirmwareImage=image_b64, FirmwareVersion="1.1.0",
-                        DeviceIDList=targets))
-    tour.step("11.3", "11.3", "ActivateFirmware", "activate the verified image on the ESME now",
-              _elements(FirmwareHash=hashlib.sha256(payload).hexdigest()))
+              tour.build.update_firmware(targets, image, firmware_version="1.1.0"))
+    tour.step("11.3", "activate the verified image on the ESME now",
+              tour.build.activate_firmware(devices.esme_eui,
+                                           firmware_hash=hashlib.sha256(payload).digest()))
 
 
 @contextmanager
@@ -415,7 +391,7 @@ def run_demo(*, show_xml: bool = False, out: TextIO) -> int:
     """Run the tour, printing the transcript on ``out``; returns the exit status: 0, or 1 if
     a device could not be reached (the transcript says after which step)."""
     from emulator.firmware import build_image
-    from emulator.utrn import UtrnValueClass, make_utrn
+    from emulator.utrn import make_top_up_utrn
     from protocol.client import DeviceClient
     from protocol.s1sp.adapter import S1spAdapter
     from protocol.transport import open_port
@@ -430,7 +406,7 @@ def run_demo(*, show_xml: bool = False, out: TextIO) -> int:
             tour: _Tour | None = None
             try:
                 tour = _Tour(client, S1spAdapter(channel), channel, out, show_xml)
-                _script(tour, make_utrn, build_image, int(UtrnValueClass.POUNDS))
+                _script(tour, make_top_up_utrn, build_image)
             except ProtocolError as error:
                 step = tour.step_number if tour is not None else 0
                 out.write(f"\nDemo stopped after step {step}: {error}\n")

@@ -1,10 +1,11 @@
 """How the S1SP adapter reaches devices: the ``DeviceChannel`` protocol and an in-process channel.
 
 ``DeviceChannel.request(server_address, request) -> Response`` is the one operation the adapter
-needs. Implementations raise :class:`~protocol.errors.DeviceUnreachableError` (DUIS E20) when
-the device cannot be reached and :class:`~protocol.errors.DeviceTimeoutError` (E21) when it did
-not answer. :class:`protocol.client.DeviceClient` is the link-backed implementation;
-:class:`InProcessChannel` drives an APDU handler in the same process (for example
+needs. Implementations raise :class:`~protocol.errors.DeviceUnreachableError` when the device
+cannot be reached and :class:`~protocol.errors.DeviceTimeoutError` when it did not answer (the
+adapter maps them to DUIS codes in :mod:`protocol.s1sp.errors`).
+:class:`protocol.client.DeviceClient` is the link-backed implementation; :class:`InProcessChannel`
+drives an APDU handler in the same process (for example
 ``emulator.world.EmulatedWorld.handle_apdu``), encoding and decoding real APDU bytes so that
 every exchange goes through the wire format.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from protocol.apdu import Request, Response, decode_apdu, encode_request
+from protocol.apdu import InvokeIdCounter, Request, Response, decode_apdu, encode_request
 from protocol.errors import ApduError, DeviceUnreachableError
 
 __all__ = ["ApduHandler", "DeviceChannel", "InProcessChannel"]
@@ -32,7 +33,7 @@ class DeviceChannel(Protocol):
     def request(self, server_address: int, request: Request) -> Response:
         """Send ``request`` and return the device's response (with the request's invoke id).
 
-        Raises DeviceUnreachableError (E20) or DeviceTimeoutError (E21)."""
+        Raises DeviceUnreachableError or DeviceTimeoutError."""
         ...
 
 
@@ -47,17 +48,12 @@ class InProcessChannel:
 
     def __init__(self, handle_apdu: ApduHandler) -> None:
         self._handle_apdu = handle_apdu
-        self._next_invoke_id = 1
+        self._invoke_ids = InvokeIdCounter()
         #: every (server_address, request bytes, response bytes or None), oldest first
         self.exchanges: list[tuple[int, bytes, bytes | None]] = []
 
-    def _take_invoke_id(self) -> int:
-        invoke_id = self._next_invoke_id
-        self._next_invoke_id = invoke_id % 0xFFFF + 1
-        return invoke_id
-
     def request(self, server_address: int, request: Request) -> Response:
-        invoke_id = self._take_invoke_id()
+        invoke_id = self._invoke_ids.take()
         apdu = encode_request(Request(request.command, invoke_id, request.fields))
         answer = self._handle_apdu(server_address, apdu)
         self.exchanges.append((server_address, apdu, answer))

@@ -135,7 +135,7 @@ def _load_root(xml: bytes | str) -> Element:
             "DUIS requests never need one") from None
     except ParseError as error:
         raise InvalidRequestError(f"request is not well-formed XML: {error}") from None
-    except ValueError as error:
+    except (ValueError, LookupError) as error:  # LookupError: an unknown declared encoding
         raise InvalidRequestError(f"request cannot be read as XML: {error}") from None
     return root
 

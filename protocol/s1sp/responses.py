@@ -30,6 +30,13 @@ Form (*decided* where DUIS leaves S1SP results open)::
   code); :meth:`S1spAdapter.submit_acknowledged` returns the I99 acknowledgement (no body
   result) followed by that final response.
 
+Reading a response in a test: ``DuisResponse.from_xml(xml)`` then the typed accessors, which
+convert through :mod:`.units`: ``pence("MeterBalance")`` (int, whole pence),
+``duis_money(...)``, ``integer(...)``, ``seconds("JoinTimePeriod")``,
+``date_time("JoinWindowEndDateTime")`` (aware UTC datetime), ``boolean(...)``, ``text(...)``;
+``group("TimeDebtRegister1")`` / ``groups("Device")`` for nested results, with the same
+accessors. A missing element is a :class:`KeyError` naming the ones present.
+
 Response codes: I99 acknowledged, I0 success, E11 SR not valid for the device type, E12 bad
 CommandVariant, E19 unknown device, E20 cannot communicate, E21 no response; and ours:
 ``E-S1SR`` (:data:`~protocol.s1sp.errors.S1SR_REFUSAL_CODE`) refused by an S1SR rule or by the
@@ -50,12 +57,19 @@ from defusedxml.ElementTree import fromstring as safe_fromstring
 
 from protocol.s1sp.duis import DUIS_NAMESPACE, RequestId
 from protocol.s1sp.rules import ResultItem, ResultValue
+from protocol.s1sp.units import (
+    duis_date_time_to_datetime,
+    duis_money_to_whole_pence,
+    parse_duis_integer,
+)
 
 __all__ = [
     "ACKNOWLEDGED",
     "RESPONSE_SCHEMA_VERSION",
     "SUCCESS",
     "DuisResponse",
+    "ResultGroup",
+    "TypedResult",
     "format_response_date_time",
 ]
 
@@ -71,9 +85,90 @@ def format_response_date_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class TypedResult:
+    """Typed reading of result elements (held in ``result``), shared by :class:`DuisResponse`
+    and the nested :class:`ResultGroup`. Values may be text (read from XML) or already typed
+    (a response built in process); both read the same."""
+
+    result: tuple[ResultItem, ...]
+
+    def _leaf(self, name: str) -> str | int | bool:
+        for item_name, value in self.result:
+            if item_name == name:
+                if isinstance(value, list):
+                    raise TypeError(f"{name} holds nested elements: read it with group()")
+                return value
+        present = ", ".join(item_name for item_name, _ in self.result) or "none"
+        code = getattr(self, "response_code", None)
+        reason = getattr(self, "error_reason", None)
+        answered = "" if code is None else f"; the response is {code}" + (
+            f": {reason}" if reason else "")
+        raise KeyError(f"no result element {name} (present: {present}){answered}")
+
+    def text(self, name: str) -> str:
+        """The element's text."""
+        value = self._leaf(name)
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+    def integer(self, name: str) -> int:
+        """A whole-number element (W, counters, DUIS money as written)."""
+        value = self._leaf(name)
+        if isinstance(value, bool):
+            raise TypeError(f"{name} is a boolean, not a number")
+        return value if isinstance(value, int) else parse_duis_integer(value, name)
+
+    def duis_money(self, name: str) -> int:
+        """A money element in DUIS units (1/100000 GBP), unconverted."""
+        return self.integer(name)
+
+    def pence(self, name: str) -> int:
+        """A money element in whole pence (a sub-penny value is a :class:`ValueError`)."""
+        return duis_money_to_whole_pence(self.integer(name), name)
+
+    def seconds(self, name: str) -> int:
+        """A duration element (JoinTimePeriod, LoadLimitPeriod, ...) in seconds."""
+        return self.integer(name)
+
+    def date_time(self, name: str) -> datetime:
+        """A date-time element as an aware UTC datetime."""
+        return duis_date_time_to_datetime(self.text(name), name)
+
+    def boolean(self, name: str) -> bool:
+        """A true/false element."""
+        value = self._leaf(name)
+        if isinstance(value, bool):
+            return value
+        if str(value) not in ("true", "false", "1", "0"):
+            raise ValueError(f"{name} {value!r} is not true or false")
+        return str(value) in ("true", "1")
+
+    def groups(self, name: str) -> list[ResultGroup]:
+        """Every nested element called ``name`` (11.1's per-device ``Device`` outcomes)."""
+        return [ResultGroup(item_name, tuple(value)) for item_name, value in self.result
+                if item_name == name and isinstance(value, list)]
+
+    def group(self, name: str) -> ResultGroup:
+        """The one nested element called ``name`` (2.3's ``TimeDebtRegister1``...)."""
+        found = self.groups(name)
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} nested result elements {name}; expected one")
+        return found[0]
+
+
 @dataclass(frozen=True)
-class DuisResponse:
-    """One DUIS response, before it becomes XML."""
+class ResultGroup(TypedResult):
+    """A nested result element: its name and its children, read with the same accessors."""
+
+    name: str
+    result: tuple[ResultItem, ...]
+
+
+@dataclass(frozen=True)
+class DuisResponse(TypedResult):
+    """One DUIS response, before it becomes XML (or read back from it with :meth:`from_xml`);
+    the result values read typed through :class:`TypedResult`."""
 
     response_code: str
     response_date_time: datetime

@@ -18,6 +18,12 @@
 - Date-times: DUIS ``xs:dateTime`` (UTC, ``Z`` or ``+00:00``; fractions of a second dropped)
   -> device time, integer seconds since 1970-01-01T00:00:00Z in an unsigned 32-bit field. The
   DUIS cancellation date 3000-12-31 is recognised by :func:`is_cancellation_date_time`.
+- The requester's direction (request builders, :mod:`.builders`; typed response reading,
+  :mod:`.responses`): pence -> DUIS money (``pence * 1000``, int32 checked), DUIS money from a
+  response -> pence (whole pence only: a sub-penny response value is an error, never
+  truncated silently), durations as int seconds or whole-second ``timedelta``, aware
+  ``datetime`` <-> DUIS date-time text (fractions of a second dropped), pence per period ->
+  DebtRecoveryRate with price scale -2, whole percent -> DebtRecoveryPerPayment.
 
 This module never uses floating point and never talks to a device.
 """
@@ -25,30 +31,38 @@ This module never uses floating point and never talks to a device.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from protocol.apdu import MAX_JOIN_WINDOW_MINUTES
 from protocol.register_ranges import DEBT_REGISTER_RANGE_PENCE
 from protocol.s1sp.errors import InvalidRequestError, UnrepresentableValueError
 
 __all__ = [
+    "CANCELLATION_DATE_TIME",
+    "DEBT_RECOVERY_RATE_PENCE_PRICE_SCALE",
     "DEVICE_TIME_MAX_SECONDS",
     "DUIS_MONEY_PRICE_SCALE",
     "DUIS_MONEY_UNITS_PER_PENNY",
     "INT32_MAX",
     "INT32_MIN",
     "JOIN_WINDOW_MAX_MINUTES",
-    "PENCE_PRICE_SCALE",
+    "datetime_to_duis_date_time",
     "debt_recovery_per_payment_to_percentage",
     "debt_recovery_rate_to_pence",
     "device_seconds_to_duis_date_time",
+    "duis_date_time_to_datetime",
     "duis_date_time_to_device_seconds",
     "duis_money_to_pence",
+    "duis_money_to_whole_pence",
+    "duration_to_seconds",
     "is_cancellation_date_time",
     "join_time_period_seconds_to_minutes",
     "join_window_minutes_to_seconds",
     "parse_duis_integer",
+    "pence_to_debt_recovery_rate",
     "pence_to_duis_money",
+    "pence_to_request_duis_money",
+    "percentage_to_debt_recovery_per_payment",
 ]
 
 INT32_MIN = -(2**31)
@@ -58,8 +72,6 @@ DUIS_MONEY_UNITS_PER_PENNY = 1000
 #: The GBP exponent of DUIS money: a money element without a scale of its own is
 #: value x 10^-5 GBP.
 DUIS_MONEY_PRICE_SCALE = -5
-#: The GBP exponent of whole pence (how a rate held in pence is reported with a scale).
-PENCE_PRICE_SCALE = -2
 SECONDS_PER_MINUTE = 60
 #: The longest join window the hub accepts, whole minutes.
 JOIN_WINDOW_MAX_MINUTES = MAX_JOIN_WINDOW_MINUTES
@@ -73,6 +85,10 @@ _DATE_TIME = re.compile(
     r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})T(?P<hour>[0-9]{2}):"
     r"(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})(?:\.[0-9]+)?(?P<zone>Z|[+-]00:00)")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: The ExecutionDateTime that cancels a future-dated request (DUIS: 3000-12-31).
+CANCELLATION_DATE_TIME = datetime(*CANCELLATION_DATE, tzinfo=timezone.utc)
+#: The DebtRecoveryRatePriceScale at which DebtRecoveryRate counts whole pence (10^-2 GBP).
+DEBT_RECOVERY_RATE_PENCE_PRICE_SCALE = -2
 
 
 def parse_duis_integer(text: str | None, element_name: str) -> int:
@@ -199,3 +215,67 @@ def device_seconds_to_duis_date_time(device_time_seconds: int) -> str:
     """Device seconds -> DUIS UTC date-time text."""
     moment = datetime.fromtimestamp(device_time_seconds, tz=timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --------------------------------------------------------------------------------------------
+# The requester's direction: Python values -> request text, response text -> Python values
+# --------------------------------------------------------------------------------------------
+
+
+def pence_to_request_duis_money(pence: int, element_name: str) -> int:
+    """Whole pence -> DUIS money for a request; a :class:`ValueError` (an
+    :class:`InvalidRequestError`) when the result is outside int32, which DUIS cannot carry."""
+    if isinstance(pence, bool) or not isinstance(pence, int):
+        raise TypeError(f"{element_name} must be whole pence (int), not {pence!r}")
+    value = pence * DUIS_MONEY_UNITS_PER_PENNY
+    if not INT32_MIN <= value <= INT32_MAX:
+        raise InvalidRequestError(
+            f"{element_name} {pence} p is {value} in DUIS money (1/100000 GBP), outside the "
+            f"int32 range {INT32_MIN}..{INT32_MAX}")
+    return value
+
+
+def duis_money_to_whole_pence(value: int, element_name: str) -> int:
+    """DUIS money read from a response -> pence; a value that is not whole pence is a
+    :class:`ValueError` rather than a silent truncation (read it as DUIS money instead)."""
+    if value % DUIS_MONEY_UNITS_PER_PENNY:
+        raise ValueError(f"{element_name} {value} (1/100000 GBP) is not a whole number of "
+                         "pence; read it as DUIS money")
+    return value // DUIS_MONEY_UNITS_PER_PENNY
+
+
+def duration_to_seconds(duration: int | timedelta, element_name: str) -> int:
+    """A duration as int seconds, or a ``timedelta`` of whole seconds -> int seconds."""
+    if isinstance(duration, timedelta):
+        whole_seconds = duration // timedelta(seconds=1)
+        if timedelta(seconds=whole_seconds) != duration:
+            raise ValueError(f"{element_name} {duration} is not a whole number of seconds")
+        return whole_seconds
+    if isinstance(duration, bool) or not isinstance(duration, int):
+        raise TypeError(f"{element_name} must be int seconds or a timedelta, not {duration!r}")
+    return duration
+
+
+def datetime_to_duis_date_time(moment: datetime, element_name: str) -> str:
+    """An aware ``datetime`` -> DUIS UTC date-time text, fractions of a second dropped; a naive
+    one is a :class:`ValueError` (its zone would be a guess)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{element_name} {moment!r} is a naive datetime; give an aware one "
+                         "(e.g. tzinfo=timezone.utc)")
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def duis_date_time_to_datetime(text: str | None, element_name: str) -> datetime:
+    """DUIS UTC date-time text -> an aware UTC ``datetime`` (fractions dropped)."""
+    return _parse_date_time(text, element_name)
+
+
+def pence_to_debt_recovery_rate(pence: int) -> tuple[int, int]:
+    """Pence per period -> (DebtRecoveryRate, DebtRecoveryRatePriceScale), exactly: the rate
+    in pence at price scale -2, which :func:`debt_recovery_rate_to_pence` reads back."""
+    return pence, DEBT_RECOVERY_RATE_PENCE_PRICE_SCALE
+
+
+def percentage_to_debt_recovery_per_payment(percentage: int) -> int:
+    """Whole percent (the device's unit) -> DebtRecoveryPerPayment, hundredths of a percent."""
+    return percentage * 100

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from emulator import make_top_up_utrn
 from emulator.errors import UtrnCheckDigitError, UtrnMalformedError, UtrnWrongMeterError
 from emulator.utrn import (
     UTRN_MAX_COUNTER,
@@ -99,3 +100,24 @@ def test_make_utrn_refuses_values_outside_the_token_fields() -> None:
         make_utrn(METER, 1, UtrnValueClass.PENNIES, 8192)
     with pytest.raises(ValueError, match="counter"):
         make_utrn(METER, UTRN_MAX_COUNTER + 1, UtrnValueClass.PENNIES, 1)
+
+
+@pytest.mark.parametrize(("pence", "value_class", "value"), [
+    (0, UtrnValueClass.PENNIES, 0),
+    (1234, UtrnValueClass.PENNIES, 1234),
+    (8191, UtrnValueClass.PENNIES, 8191),
+    (10_000, UtrnValueClass.POUNDS, 100),
+    (819_100, UtrnValueClass.POUNDS, 8191),
+])
+def test_a_top_up_utrn_in_pence_opens_to_that_amount(pence: int, value_class: UtrnValueClass,
+                                                    value: int) -> None:
+    for meter in (METER, "00-db-12-34-56-78-90-a0"):
+        parsed = parse_utrn(make_top_up_utrn(meter, 9, pence=pence), METER)
+        assert (parsed.counter, parsed.value_class, parsed.value) == (9, value_class, value)
+        assert parsed.value_pence == pence
+
+
+@pytest.mark.parametrize("pence", [8192 + 50, 819_200, -1])
+def test_a_top_up_no_utrn_can_carry_is_refused_naming_the_unit(pence: int) -> None:
+    with pytest.raises(ValueError, match=r"pence| p "):
+        make_top_up_utrn(METER, 1, pence=pence)

@@ -45,8 +45,21 @@ def test_script_run_from_the_command_line_writes_into_the_given_directory(
     assert (tmp_path / esme).read_bytes() == (IMAGES_DIR / esme).read_bytes()
 
 
+COMMITTED_IMAGES = [
+    "bad_hash_liberty100_1.1.0.sefw",
+    "bad_magic_liberty100_1.1.0.sefw",
+    "bad_truncated_liberty100_1.1.0.sefw",
+    "bad_wrong_model_liberty200_1.1.0.sefw",
+    "chf_secure-chf_3.1.0.sefw",
+    "esme_liberty100_1.1.0.sefw",
+    "gsme_secure-gsme_2.1.0.sefw",
+]
+
+
 def test_every_image_is_small_and_spans_several_blocks() -> None:
-    for path in IMAGES_DIR.glob("*.sefw"):
+    paths = sorted(IMAGES_DIR.glob("*.sefw"))
+    assert [path.name for path in paths] == COMMITTED_IMAGES  # none missing: never vacuous
+    for path in paths:
         assert 2 * 1024 <= path.stat().st_size <= 8 * 1024, path.name
 
 

@@ -89,8 +89,8 @@ from protocol.s1sp.service_requests.record import (
     ServiceRequest,
 )
 from protocol.s1sp.units import (
+    DEBT_RECOVERY_RATE_PENCE_PRICE_SCALE,
     DUIS_MONEY_PRICE_SCALE,
-    PENCE_PRICE_SCALE,
     debt_recovery_per_payment_to_percentage,
     debt_recovery_rate_to_pence,
     duis_money_to_pence,
@@ -495,7 +495,8 @@ def debt_recovery_rate_items(device_type: DeviceType, rate_pence: int) -> list[R
     DebtRecoveryRatePriceScale -2."""
     if device_type is DeviceType.GAS_METER:
         return [("DebtRecoveryRate", pence_to_duis_money(rate_pence))]
-    return [("DebtRecoveryRate", rate_pence), ("DebtRecoveryRatePriceScale", PENCE_PRICE_SCALE)]
+    return [("DebtRecoveryRate", rate_pence),
+            ("DebtRecoveryRatePriceScale", DEBT_RECOVERY_RATE_PENCE_PRICE_SCALE)]
 
 
 def _update_debt(ctx: RuleContext, body: DebtUpdate) -> list[ResultItem]:

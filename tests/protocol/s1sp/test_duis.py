@@ -198,3 +198,15 @@ def test_error_response_keeps_the_request_id_when_it_could_be_read(
         "90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A1:1004"
     assert root.findtext("sr:Header/sr:ResponseID", namespaces=NS) == \
         "00-DB-12-34-56-78-90-A1:90-B3-D5-1F-30-01-00-00:1004"
+
+
+@pytest.mark.parametrize("xml", [_PREPAY.replace('encoding="UTF-8"', 'encoding="TF-8"'),
+                                 _PREPAY.replace('encoding="UTF-8"', 'encoding="TF-8"').encode()])
+def test_unknown_declared_encoding_is_e_invalid_not_an_internal_error(
+        xml: str | bytes, rig: Rig, adapter: S1spAdapter) -> None:
+    assert 'encoding="TF-8"' in (xml if isinstance(xml, str) else xml.decode())
+    code, reason = _code_and_reason(adapter.submit(xml))
+    assert (code, reason) == ("E-INVALID", "request cannot be read as XML: unknown encoding: TF-8")
+    assert rig.channel.exchanges == []
+    with pytest.raises(InvalidRequestError, match="unknown encoding: TF-8"):
+        parse_duis_request(xml)
