@@ -26,8 +26,11 @@ Rules (decisions marked; constants and transition tables live in :mod:`emulator.
 - Debt (*decided*): recovered only in prepayment. Time debt recovers ``rate`` pence at each
   UTC hour or day boundary; payment debt takes ``percentage``% (rounded down) of each top-up
   left after EC repayment. All recovery together is capped per UTC day by the
-  debt-recovery-rate cap (0 = uncapped). ``accumulated_debt_pence`` is the sum of the three
-  debt registers (what is still owed).
+  debt-recovery-rate cap (a cap of 0 p recovers nothing; S1SR 18.27).
+  ``accumulated_debt_pence`` is the sum of the three debt registers (what is still owed).
+- Supply switch: a remote enable (SET_SUPPLY_STATE ENABLED) is for the ESME's contactor only;
+  a GSME answers NOT_SUPPORTED_BY_DEVICE (its valve is armed remotely and opened at the meter,
+  :meth:`Meter.press_button_to_enable`).
 - Load limiting (ESME only): periods are aligned to device time (multiples of the period since
   1970). At each period end, if the energy drawn in that period exceeds threshold x period
   (average demand above the threshold) while ENABLED, the switch opens (DISABLED, LOAD_LIMIT),
@@ -35,8 +38,13 @@ Rules (decisions marked; constants and transition tables live in :mod:`emulator.
   customer presses the button (:meth:`Meter.press_button_to_enable`). Settings reset the period's
   energy; threshold 0 turns load limiting off.
 - Prepayment parameters the profile does not set are *never configured*: they read back as 0
-  (max meter balance and max credit threshold as 2147483647, i.e. no limit) and take the
+  (max meter balance, max credit threshold and debt-recovery cap at the register maximum,
+  2147483 p, i.e. no limit) and take the
   request's defaults on a switch to prepayment (S1SR 18.4).
+- Register ranges (:mod:`protocol.register_ranges`): every money register stays within what
+  DUIS can carry (+-2147483 p); a request that would take one outside is VALUE_OUT_OF_RANGE
+  with nothing changed (an accumulated debt above the maximum included), and consumption never
+  takes the meter balance below the minimum (*decided*: the register saturates).
 - Stored but not acted on: low-credit and low-EC thresholds (no alerts on this protocol), the
   cut-off grace period, keypad lock timeout and UTRN type.
 
@@ -61,8 +69,6 @@ from emulator.errors import (
     UtrnWrongMeterError,
 )
 from emulator.meter_config import (
-    INT32_MAX,
-    INT32_MIN,
     PARAMETER_MAXIMA,
     PREPAYMENT_PARAMETERS,
     UNCONFIGURED_VALUES,
@@ -70,7 +76,6 @@ from emulator.meter_config import (
 )
 from emulator.meter_registers import MeterRegisters, new_debt
 from emulator.meter_tables import (
-    DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED,
     LOAD_LIMIT_PERIOD_MAX_SECONDS,
     LOAD_LIMIT_PERIOD_MIN_SECONDS,
     NON_DISABLEMENT_CALENDARS,
@@ -94,6 +99,15 @@ from protocol.apdu import (
     Status,
     SupplyOffReason,
     SupplyState,
+)
+from protocol.register_ranges import (
+    DEBT_REGISTER_RANGE_PENCE,
+    METER_BALANCE_RANGE_PENCE,
+    MONEY_REGISTER_MAX_PENCE,
+    MONEY_REGISTER_MIN_PENCE,
+    SIGNED_THRESHOLD_RANGE_PENCE,
+    THRESHOLD_RANGE_PENCE,
+    in_range,
 )
 
 #: MeterConfig is re-exported: a meter is built from one, and callers import both from here.
@@ -330,7 +344,8 @@ class Meter:
         rest = pence - from_balance
         from_ec = min(rest, r.emergency_credit_balance_pence) if r.emergency_credit_active else 0
         r.emergency_credit_balance_pence -= from_ec
-        r.meter_balance_pence -= from_balance + rest - from_ec
+        r.meter_balance_pence = max(r.meter_balance_pence - (from_balance + rest - from_ec),
+                                    MONEY_REGISTER_MIN_PENCE)
 
     def _run_events(self, now: int) -> None:
         r = self._r
@@ -378,8 +393,6 @@ class Meter:
         day = r.now_seconds // SECONDS_PER_DAY
         recovered_today = r.debt_recovered_today_pence if day == r.debt_recovery_day else 0
         cap = r.prepayment_parameters["debt_recovery_rate_cap_pence"]
-        if cap == 0 and DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED:
-            return INT32_MAX
         return max(cap - recovered_today, 0)
 
     def _count_recovered(self, pence: int) -> None:
@@ -519,6 +532,8 @@ class Meter:
                 self._apply(SupplyEvent.MODE_TO_CREDIT)
             return Status.SUCCESS, self._prepayment_configuration()
         disablement_threshold_pence = int(fields["disablement_threshold_pence"])
+        if not in_range(disablement_threshold_pence, SIGNED_THRESHOLD_RANGE_PENCE):
+            return Status.VALUE_OUT_OF_RANGE, {}
         defaults = fields["defaults"]
         new_parameters = dict(r.prepayment_parameters)
         for name in PREPAYMENT_PARAMETERS:
@@ -544,7 +559,8 @@ class Meter:
     @staticmethod
     def _parameters_valid(parameters: Mapping[str, int]) -> bool:
         for name, value in parameters.items():
-            if value < 0 or value > PARAMETER_MAXIMA.get(name, INT32_MAX):
+            if not in_range(value, (0, PARAMETER_MAXIMA[name]) if name in PARAMETER_MAXIMA
+                            else THRESHOLD_RANGE_PENCE):
                 return False
         return parameters["non_disablement_calendar_id"] in NON_DISABLEMENT_CALENDARS
 
@@ -562,7 +578,7 @@ class Meter:
         r = self._r
         adjustment_pence = int(fields["adjustment_pence"])
         new_balance = r.meter_balance_pence + adjustment_pence
-        if not INT32_MIN <= new_balance <= INT32_MAX:
+        if not in_range(new_balance, METER_BALANCE_RANGE_PENCE):
             return Status.VALUE_OUT_OF_RANGE, {}
         if adjustment_pence > 0 and new_balance > r.prepayment_parameters[
                 "max_meter_balance_pence"]:
@@ -591,7 +607,8 @@ class Meter:
                     new_threshold = value
                 else:
                     new_parameters[name] = value
-        if not self._parameters_valid(new_parameters):
+        if not self._parameters_valid(new_parameters) or not in_range(
+                new_threshold, SIGNED_THRESHOLD_RANGE_PENCE):
             return Status.VALUE_OUT_OF_RANGE, {}
         r.prepayment_parameters = new_parameters
         r.disablement_threshold_pence = new_threshold
@@ -670,7 +687,11 @@ class Meter:
         rate_pence = int(fields["debt_recovery_rate_pence"])
         period = DebtRecoveryPeriod(fields["debt_recovery_period"])
         percentage = int(fields["debt_recovery_percentage"])
-        if not 0 <= new_value <= INT32_MAX or rate_pence < 0 or not 0 <= percentage <= 100:
+        accumulated = self._accumulated_debt_pence() - debt["debt_value_pence"] + new_value
+        if (not in_range(new_value, DEBT_REGISTER_RANGE_PENCE)
+                or accumulated > MONEY_REGISTER_MAX_PENCE
+                or not in_range(rate_pence, DEBT_REGISTER_RANGE_PENCE)
+                or not 0 <= percentage <= 100):
             return Status.VALUE_OUT_OF_RANGE, {}
         debt["debt_value_pence"] = new_value
         if register is DebtRegister.PAYMENT_DEBT:
@@ -685,12 +706,11 @@ class Meter:
         if r.payment_mode != PaymentMode.PREPAYMENT:
             return Status.NOT_PERMITTED_IN_PAYMENT_MODE, {}
         limit_pence = r.prepayment_parameters["emergency_credit_limit_pence"]
-        if limit_pence == 0:
-            return Status.EMERGENCY_CREDIT_UNAVAILABLE, {}
-        if r.emergency_credit_active or (
-                r.meter_balance_pence >= r.prepayment_parameters[
-                    "emergency_credit_threshold_pence"]):
+        if r.emergency_credit_active:
             return Status.NOT_PERMITTED_IN_STATE, {}
+        if limit_pence == 0 or r.meter_balance_pence >= r.prepayment_parameters[
+                "emergency_credit_threshold_pence"]:
+            return Status.EMERGENCY_CREDIT_UNAVAILABLE, {}
         r.emergency_credit_active = True
         r.emergency_credit_balance_pence = limit_pence
         r.emergency_credit_granted_pence = limit_pence
@@ -720,6 +740,8 @@ class Meter:
     def _set_supply_state(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
         r = self._r
         requested = SupplyState(fields["supply_state"])
+        if requested is SupplyState.ENABLED and not self._is_esme:
+            return Status.NOT_SUPPORTED_BY_DEVICE, {}  # a gas valve opens only at the meter
         event = _SUPPLY_REQUEST_EVENTS[requested]
         if event is not SupplyEvent.REMOTE_DISABLE and not self._credit_permits_supply():
             return Status.NOT_PERMITTED_IN_STATE, {}

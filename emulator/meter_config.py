@@ -34,6 +34,13 @@ from protocol.apdu import (
     PaymentMode,
     SupplyState,
 )
+from protocol.register_ranges import (
+    DEBT_REGISTER_RANGE_PENCE,
+    METER_BALANCE_RANGE_PENCE,
+    MONEY_REGISTER_MAX_PENCE,
+    SIGNED_THRESHOLD_RANGE_PENCE,
+    in_range,
+)
 
 __all__ = [
     "INT32_MAX",
@@ -52,12 +59,15 @@ INT32_MIN = -(2**31)
 PREPAYMENT_PARAMETERS: tuple[str, ...] = tuple(
     sub.name for sub in PREPAYMENT_DEFAULTS.subcons  # type: ignore[attr-defined]
 )
-#: What a never-configured parameter reads back as (anything not listed: 0).
+#: What a never-configured parameter reads back as (anything not listed: 0): the limits and
+#: the debt-recovery cap are at their maximum, i.e. they limit nothing.
 UNCONFIGURED_VALUES: dict[str, int] = {
-    "max_meter_balance_pence": INT32_MAX,
-    "max_credit_threshold_pence": INT32_MAX,
+    "max_meter_balance_pence": MONEY_REGISTER_MAX_PENCE,
+    "max_credit_threshold_pence": MONEY_REGISTER_MAX_PENCE,
+    "debt_recovery_rate_cap_pence": MONEY_REGISTER_MAX_PENCE,
 }
-#: Upper bounds of the non-pence prepayment parameters (their wire field widths).
+#: Upper bounds of the non-pence prepayment parameters (their wire field widths); the pence
+#: ones are in ``protocol.register_ranges.THRESHOLD_RANGE_PENCE``.
 PARAMETER_MAXIMA: dict[str, int] = {
     "cut_off_grace_period_minutes": 0xFFFF,
     "keypad_lock_timeout_seconds": 0xFFFF,
@@ -148,8 +158,9 @@ class MeterConfig:
                 continue
             if value < 0:
                 raise ProfileError(f"{name} = {value} must not be negative")
-            if value > PARAMETER_MAXIMA.get(name, INT32_MAX):
-                raise ProfileError(f"{name} = {value} is above {PARAMETER_MAXIMA.get(name)}")
+            highest = PARAMETER_MAXIMA.get(name, MONEY_REGISTER_MAX_PENCE)
+            if value > highest:
+                raise ProfileError(f"{name} = {value} is above {highest}")
         calendar_id = self.non_disablement_calendar_id
         if calendar_id is not None and calendar_id not in NON_DISABLEMENT_CALENDARS:
             raise ProfileError(f"non_disablement_calendar_id = {calendar_id} is not one of "
@@ -163,8 +174,19 @@ class MeterConfig:
         if not 0 <= self.payment_debt_recovery_percentage <= 100:
             raise ProfileError("payment_debt_recovery_percentage must be 0-100, got "
                                f"{self.payment_debt_recovery_percentage}")
-        if not INT32_MIN <= self.meter_balance_pence <= INT32_MAX:
-            raise ProfileError(f"meter_balance_pence = {self.meter_balance_pence} is outside int32")
+        for name, value_range in (("meter_balance_pence", METER_BALANCE_RANGE_PENCE),
+                                  ("disablement_threshold_pence", SIGNED_THRESHOLD_RANGE_PENCE),
+                                  ("time_debt_1_pence", DEBT_REGISTER_RANGE_PENCE),
+                                  ("time_debt_2_pence", DEBT_REGISTER_RANGE_PENCE),
+                                  ("payment_debt_pence", DEBT_REGISTER_RANGE_PENCE)):
+            value = getattr(self, name)
+            if value is not None and not in_range(value, value_range):
+                raise ProfileError(f"{name} = {value} is outside the register's range "
+                                   f"{value_range[0]}..{value_range[1]} pence")
+        if (self.time_debt_1_pence + self.time_debt_2_pence + self.payment_debt_pence
+                > MONEY_REGISTER_MAX_PENCE):
+            raise ProfileError("the three debt registers together are above "
+                               f"{MONEY_REGISTER_MAX_PENCE} pence")
         try:
             LoadProfile(self.load_profile)
         except ValueError as error:

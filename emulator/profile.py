@@ -9,7 +9,7 @@ on that HAN, how it joins, and (for meters) the table handed to
     start_device_time = "2026-01-05T09:00:00Z"   # ISO-8601 UTC (string or TOML datetime)
 
     [[devices]]
-    type = "comms_hub"                  # comms_hub | esme | gsme
+    type = "comms_hub"                  # comms_hub | esme | gsme | gpf | ppmid
     eui64 = "00-DB-12-34-56-78-90-A0"
     server_address = 2                  # 2..268435455 (0x0FFFFFFF), unique; 1 is management
     manufacturer = "Secure Meters"
@@ -25,6 +25,15 @@ on that HAN, how it joins, and (for meters) the table handed to
     joins_han = true                    # false: never joins, so its join window expires
     [devices.meter]                     # registers, tariff, load, limits (MeterConfig keys)
     payment_mode = "prepayment"
+
+    [[devices]]
+    type = "gpf"                        # the gas proxy function of hub ...; its gas reads are
+    hub = "00-DB-12-34-56-78-90-A0"     # answered from the one GSME on that hub's HAN
+    ...                                 # (no HAN keys, no meter table)
+
+    [[devices]]
+    type = "ppmid"                      # a type 2 device on the hub's HAN: firmware and HAN
+    hub = "00-DB-12-34-56-78-90-A0"     # membership only (HAN keys as a meter, no meter table)
 
 A fleet (any number of ``[[fleet]]`` tables, besides or instead of ``[[devices]]``) is many
 hubs with the same meters on each, numbered from a first EUI-64 and a first server address::
@@ -104,7 +113,13 @@ _DEVICE_TYPES: dict[str, DeviceType] = {
     "comms_hub": DeviceType.COMMS_HUB,
     "esme": DeviceType.ELECTRICITY_METER,
     "gsme": DeviceType.GAS_METER,
+    "gpf": DeviceType.GAS_PROXY_FUNCTION,
+    "ppmid": DeviceType.PPMID,
 }
+#: Device types with no meter table: the GPF (part of its hub, never on the HAN join list:
+#: no HAN keys either) and the PPMID (on the HAN, moves no money).
+_NO_METER_TYPES = frozenset({DeviceType.GAS_PROXY_FUNCTION, DeviceType.PPMID})
+_GPF_ABSENT = frozenset({"on_han", "join_delay_seconds", "joins_han", "meter"})
 _TYPE_NAMES = {device_type: name for name, device_type in _DEVICE_TYPES.items()}
 _DEVICE_KEYS = frozenset({
     "type", "eui64", "server_address", "manufacturer", "model", "firmware_version", "hub",
@@ -193,6 +208,14 @@ class DeviceProfile:
     def type_name(self) -> str:
         """``comms_hub``, ``esme`` or ``gsme``."""
         return _TYPE_NAMES[self.device_type]
+
+    def gas_meter_of_gpf(self, profile: Profile) -> DeviceProfile | None:
+        """For a GPF: the gas meter on its hub's HAN, whose data it answers with (the profile
+        checks there is exactly one); None for any other device."""
+        if self.device_type is not DeviceType.GAS_PROXY_FUNCTION:
+            return None
+        return next(d for d in profile.devices if d.hub_eui64 == self.hub_eui64
+                    and d.device_type is DeviceType.GAS_METER)
 
     def describe(self) -> str:
         return f"{self.type_name} {format_eui64(self.eui64)} at address {self.server_address}"
@@ -330,6 +353,12 @@ def _device(raw: Any, index: int, where: str) -> DeviceProfile:
         if not isinstance(value, str) or not value or not value.isascii() or len(value) > 255:
             raise fail(key, f"{value!r} must be non-empty ASCII text of at most 255 characters")
         texts[key] = value
+    if device_type in _NO_METER_TYPES:
+        absent = _GPF_ABSENT if device_type is DeviceType.GAS_PROXY_FUNCTION else {"meter"}
+        present = set(raw) & absent
+        if present:
+            raise fail(sorted(present)[0], f"a {type_name} takes none of "
+                       f"{', '.join(sorted(absent))}")
     if device_type is DeviceType.COMMS_HUB:
         present = set(raw) & _HUB_ONLY_ABSENT
         if present:
@@ -343,7 +372,8 @@ def _device(raw: Any, index: int, where: str) -> DeviceProfile:
     except ValueError as error:
         raise fail("hub", str(error)) from None
     flags = {}
-    for key, default in (("on_han", True), ("joins_han", True)):
+    for key, default in (("on_han", device_type is not DeviceType.GAS_PROXY_FUNCTION),
+                         ("joins_han", device_type is not DeviceType.GAS_PROXY_FUNCTION)):
         value = raw.get(key, default)
         if not isinstance(value, bool):
             raise fail(key, f"{value!r} must be true or false")
@@ -355,6 +385,10 @@ def _device(raw: Any, index: int, where: str) -> DeviceProfile:
     meter_table = raw.get("meter", {})
     if not isinstance(meter_table, Mapping):
         raise fail("meter", "must be a [devices.meter] table")
+    if device_type in _NO_METER_TYPES:
+        return DeviceProfile(device_type, eui64, server_address, **texts, hub_eui64=hub_eui64,
+                             on_han=flags["on_han"], join_delay_seconds=join_delay_seconds,
+                             joins_han=flags["joins_han"])
     try:
         meter_config = MeterConfig.from_mapping(meter_table, eui64=eui64, device_type=device_type)
     except ProfileError as error:
@@ -509,6 +543,16 @@ def _check_world(devices: tuple[DeviceProfile, ...], where: str) -> None:
             raise ProfileError(f"{where}: {device.describe()}: hub: "
                                f"{format_eui64(device.hub_eui64)} is not a comms_hub of this "
                                "profile")
+    gas_meters_by_hub: dict[bytes, int] = {}
+    for device in devices:
+        if device.device_type is DeviceType.GAS_METER and device.hub_eui64 is not None:
+            gas_meters_by_hub[device.hub_eui64] = gas_meters_by_hub.get(device.hub_eui64, 0) + 1
+    for gpf in devices:
+        if gpf.device_type is DeviceType.GAS_PROXY_FUNCTION:
+            gas_meters = gas_meters_by_hub.get(gpf.hub_eui64, 0) if gpf.hub_eui64 else 0
+            if gas_meters != 1:
+                raise ProfileError(f"{where}: {gpf.describe()}: hub: a GPF answers for the one "
+                                   f"gas meter of its hub's HAN; that HAN has {gas_meters}")
     on_han: dict[bytes, int] = {}
     for device in devices:
         if device.hub_eui64 is not None and device.on_han:
