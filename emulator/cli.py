@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--virtual-time", action="store_true",
                        help="device time starts at the profile's start time and moves only "
                             "on ADVANCE_DEVICE_TIME (secure-emu advance)")
+    serve.add_argument("--addressing", choices=("flat", "dlms"), default="flat",
+                       help="how server addresses are read: flat numbers (default), or "
+                            "IEC 62056-46 logical/physical pairs for DLMS clients")
     serve.set_defaults(handler=_cmd_serve)
 
     send = commands.add_parser("send", help="send DUIS request files through the S1SP adapter")
@@ -261,6 +264,7 @@ def _cmd_serve(arguments: argparse.Namespace) -> int:
     from emulator.serve import ServeLoop
     from emulator.world import EmulatedWorld
     from protocol.clock import RealMonotonicClock
+    from protocol.hdlc import Addressing
     from protocol.transport import PtyPair, TcpListener, TransportError, parse_host_port
 
     profile = _load_profile(arguments.profile)
@@ -278,7 +282,8 @@ def _cmd_serve(arguments: argparse.Namespace) -> int:
     loop = ServeLoop(world, RealMonotonicClock(),
                      advance_interval_ms=None if arguments.virtual_time else 1000,
                      trace_line=trace_line,
-                     log=lambda message: _out(f"secure-emu: {message}", sys.stderr))
+                     log=lambda message: _out(f"secure-emu: {message}", sys.stderr),
+                     addressing=Addressing(arguments.addressing))
     # Handlers go in before the port is announced: a client (or a test) may send SIGTERM the
     # moment it reads the first line, and that must still stop cleanly with state saved.
     previous = _install_stop_handlers(loop.stop_from_signal)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from protocol.clock import MonotonicClock
+from protocol.hdlc import Addressing
 from protocol.link import LinkParameters
 from protocol.link_mux import ApduServer, LinkServer
 from protocol.trace import FrameTrace, line_trace
@@ -96,8 +97,10 @@ class ServeLoop:
                  advance_interval_ms: int | None = DEFAULT_ADVANCE_INTERVAL_MS,
                  parameters: LinkParameters | None = None,
                  trace_line: Callable[[str], None] | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None,
+                 addressing: Addressing = Addressing.FLAT) -> None:
         self._world = world
+        self._addressing = addressing
         self._clock = link_clock
         self._advance_interval_ms = advance_interval_ms
         self._parameters = parameters
@@ -122,7 +125,7 @@ class ServeLoop:
         if self._trace_line is not None:
             trace = line_trace(self._trace_line, peer=name)
         return LinkServer(self._world, parameters=self._parameters, trace=trace,
-                          on_error=self._log)
+                          on_error=self._log, addressing=self._addressing)
 
     def add_stream(self, transport: ByteTransport, *, name: str = "port") -> LinkServer:
         """Serve one byte stream (pty master, serial port). The loop closes it when done."""
