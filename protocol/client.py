@@ -48,7 +48,7 @@ from protocol.errors import (
     DeviceUnreachableError,
     ProtocolError,
 )
-from protocol.hdlc import Addressing, dlms_server_address
+from protocol.hdlc import DLMS_MANAGEMENT_LOGICAL_DEVICE, Addressing, dlms_server_address
 from protocol.link import (
     ApduReceived,
     Connected,
@@ -255,7 +255,7 @@ class DeviceClient:
         """The server address the frames to the device at ``server_address`` carry: itself
         (flat), or logical device 1 with it as the physical device (DLMS)."""
         if self._addressing is Addressing.DLMS:
-            return dlms_server_address(1, server_address)
+            return dlms_server_address(DLMS_MANAGEMENT_LOGICAL_DEVICE, server_address)
         return server_address
 
     # ----------------------------------------------------------------------------------------

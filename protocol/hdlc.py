@@ -140,7 +140,7 @@ def encode_address(address: int) -> bytes:
 
 class Addressing(enum.Enum):
     """How a server reads the server address of a frame (one mode per link, see
-    docs/protocol.md section 4.3)."""
+    docs/protocol.md section 4.3.1)."""
 
     #: the address is one number: the device at that server address answers
     FLAT = "flat"
@@ -157,8 +157,8 @@ class DlmsServerAddress(NamedTuple):
 
 
 #: Upper HDLC address (logical device) values IEC 62056-46 gives a meaning, per form
-#: (2 bytes: 7-bit parts, 4 bytes: 14-bit parts; the 1-byte form uses the 2-byte values).
-DLMS_NO_STATION = 0x00
+#: (2 bytes: 7-bit parts, 4 bytes: 14-bit parts; the 1-byte form uses the 2-byte values;
+#: 0 is "no station", 2-15 are reserved).
 DLMS_MANAGEMENT_LOGICAL_DEVICE = 0x01
 DLMS_CALLING_ADDRESS = {1: 0x7E, 2: 0x7E, 4: 0x3FFE}
 DLMS_ALL_STATION_ADDRESS = {1: 0x7F, 2: 0x7F, 4: 0x3FFF}
