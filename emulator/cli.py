@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="device time starts at the profile's start time and moves only "
                             "on ADVANCE_DEVICE_TIME (secure-emu advance)")
     _add_serve_harness_options(serve)
+    serve.add_argument("--addressing", choices=("flat", "dlms"), default="flat",
+                       help="how server addresses are read: flat numbers (default), or "
+                            "IEC 62056-46 logical/physical pairs for DLMS clients")
     serve.set_defaults(handler=_cmd_serve)
 
     send = commands.add_parser("send", help="send DUIS request files through the S1SP adapter")
@@ -347,6 +350,7 @@ def _cmd_serve(arguments: argparse.Namespace) -> int:
     from emulator.serve import ServeLoop
     from emulator.world import EmulatedWorld
     from protocol.clock import RealMonotonicClock
+    from protocol.hdlc import Addressing
     from protocol.transport import PtyPair, TcpListener, TransportError, parse_host_port
 
     if arguments.link is not None and not arguments.pty:
@@ -377,7 +381,8 @@ def _cmd_serve(arguments: argparse.Namespace) -> int:
         loop = ServeLoop(world, RealMonotonicClock(),
                          advance_interval_ms=None if arguments.virtual_time else 1000,
                          trace_line=trace_sink.put if trace_sink is not None else None,
-                         max_connections=arguments.max_connections)
+                         max_connections=arguments.max_connections,
+                         addressing=Addressing(arguments.addressing))
         # Handlers go in before the port is announced: a client (or a test) may send SIGTERM
         # the moment it reads the first line, and that must still stop cleanly, state saved.
         previous = _install_stop_handlers(loop.stop_from_signal)
