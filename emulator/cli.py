@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--name", default="default", metavar="NAME",
                          help="which built-in profile: default, dcc-duis-templates "
                               "(default: default)")
+    profile.add_argument("--fleet", type=int, metavar="N",
+                         help="instead, a fleet profile of N devices: hubs each with one "
+                              "prepayment ESME, a few [[fleet]] lines however large N is")
     profile.set_defaults(handler=_cmd_profile)
 
     advance = commands.add_parser("advance", help="fast-forward device time")
@@ -722,8 +725,14 @@ def _cmd_annex_c(arguments: argparse.Namespace) -> int:
 
 
 def _cmd_profile(arguments: argparse.Namespace) -> int:
-    from emulator.profile import BUILT_IN_PROFILES, built_in_profile_text
+    from emulator.profile import BUILT_IN_PROFILES, built_in_profile_text, fleet_profile_text
 
+    if arguments.fleet is not None:
+        if arguments.fleet < 1:
+            raise CliError("secure-emu profile: --fleet N takes a number of devices >= 1",
+                           EXIT_USAGE)
+        _out(fleet_profile_text(arguments.fleet).rstrip("\n"))
+        return EXIT_OK
     if arguments.name not in BUILT_IN_PROFILES:
         raise CliError(f"secure-emu profile: no built-in profile {arguments.name!r} (there are: "
                        f"{', '.join(BUILT_IN_PROFILES)})", EXIT_USAGE)
