@@ -119,7 +119,20 @@ class Metrology:
 
     def schedule(self, change: PendingChange) -> None:
         """A tariff or price change taking effect at its device time (now or later)."""
-        self.timeline = self.timeline.schedule(change).at(self.now_seconds)
+        self.timeline = self.timeline.schedule(change)
+        self._apply_due_changes(self.now_seconds)
+
+    def _apply_due_changes(self, now: int) -> None:
+        """Put changes due by ``now`` in force; a new tariff (not new prices alone) restarts
+        the block period's counters (*decided*)."""
+        pending = self.timeline.pending
+        if not pending or pending[0].effective_seconds > now:
+            return
+        if any(c.tariff is not None for c in pending if c.effective_seconds <= now):
+            self.registers.block_period_used_ws.clear()
+        self.timeline = self.timeline.at(now)
+        self.registers.block_period_start_seconds = (
+            self.timeline.current.block_period_start(now))
 
     # -- time passing ----------------------------------------------------------------------
 
@@ -130,7 +143,8 @@ class Metrology:
         registers = self.registers
         while self.now_seconds < to_seconds:
             now = self.now_seconds
-            timeline = self.timeline = self.timeline.at(now)
+            self._apply_due_changes(now)
+            timeline = self.timeline
             tariff = timeline.current
             block_start = tariff.block_period_start(now)
             if block_start != registers.block_period_start_seconds:

@@ -11,7 +11,8 @@ Units (*decided*): prices in millipence per kWh and standing charge in millipenc
 :class:`emulator.consumption.Tariff` holds them; block thresholds in Wh; device time is UTC
 (no daylight saving); block periods are aligned to multiples of ``block_period_seconds`` since
 1970-01-01 (default one UTC day), and each band counts its own energy against its thresholds
-(the DUIS electricity threshold matrix is per band). Converting DUIS price scales to
+(the DUIS electricity threshold matrix is per band); a new tariff taking effect restarts the
+block counters, new prices alone do not. Converting DUIS price scales to
 millipence belongs to ``protocol/s1sp/units.py``.
 
 This module must never use floats, read a clock or hold register values.

@@ -84,6 +84,8 @@ def reference_run(start: int, tariff: Tariff, pending: list[PendingChange], mode
             while pending and pending[0].effective_seconds <= t:
                 change = pending.pop(0)
                 tariff = change.tariff or tariff.with_prices(change.prices)
+                if change.tariff is not None:  # a new tariff restarts the block counters
+                    used = {}
             if t // tariff.block_period_seconds != period:
                 period = t // tariff.block_period_seconds
                 used = {}
