@@ -49,7 +49,7 @@ def electricity_wh(energy_ws: int) -> int:
 gas_dm3: Callable[[int], int] = volume_dm3_of_energy_ws
 
 
-@dataclass
+@dataclass(slots=True)
 class EnergyRegisters:
     """Exact energy (Ws): the total and each ``(band, block)`` cell (``band x MAX_BLOCKS +
     block``), and the current block period's energy per band."""
@@ -74,7 +74,7 @@ class EnergyRegisters:
         return blocks
 
 
-@dataclass
+@dataclass(slots=True)
 class Metrology:
     """One meter's metrology state; :meth:`accrue` is the only way it moves forward."""
 

@@ -4,9 +4,11 @@
   energy a model *would* have drawn over any interval is recomputed from it exactly.
 - :class:`DeviationLog`: the half-hours whose registered energy differs from the load history
   (supply off, or a meter started mid half-hour), run-length encoded in three fixed-width
-  integer arrays: a long supply-off spell is one run. A meter whose supply stayed on stores none.
+  integer arrays (16 bytes a run): a long supply-off spell is one run. A meter whose supply
+  stayed on stores none.
 - :class:`RegisterSnapshots`: the TOU / block register cells at each of the last 31 midnights
   (DUIS 4.6.1 LogEntry 0..31), sparse (only cells that ever counted), in fixed-width arrays.
+  A snapshot holds at most 65535 cells in all (48 bands x 4 blocks x 31 is 5952).
 - :class:`PrepaymentDailyLog`: money registers at each of the last 31 midnights (DUIS 4.14),
   a ring of fixed-width integers; money history cannot be recomputed.
 
@@ -48,7 +50,7 @@ PREPAYMENT_LOG_FIELDS = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class LoadHistory:
     """``(effective_from_seconds, model)`` in time order: each model is in force until the
     next one's start."""
@@ -90,13 +92,13 @@ class LoadHistory:
             self.entries.pop(0)
 
 
-@dataclass
+@dataclass(slots=True)
 class DeviationLog:
     """Runs of consecutive half-hours that each registered ``energy_ws`` where the load history
     says otherwise: ``(first half-hour index, count, energy_ws)``."""
 
-    firsts: array = field(default_factory=lambda: array("q"))
-    counts: array = field(default_factory=lambda: array("q"))
+    firsts: array = field(default_factory=lambda: array("i"))
+    counts: array = field(default_factory=lambda: array("i"))
     energies_ws: array = field(default_factory=lambda: array("q"))
 
     def record(self, half_hour: int, energy_ws: int) -> None:
@@ -154,43 +156,44 @@ def half_hour_energies_ws(history: LoadHistory, deviations: DeviationLog,
     return energies
 
 
-@dataclass
+@dataclass(slots=True)
 class RegisterSnapshots:
     """The register cells (``band x blocks + block`` -> Ws) at up to ``depth`` midnights,
     oldest first; each snapshot is a slice of two flat arrays."""
 
     depth: int = DAILY_LOG_DEPTH_DAYS
-    midnights: array = field(default_factory=lambda: array("q"))
-    offsets: array = field(default_factory=lambda: array("q", [0]))
-    cells: array = field(default_factory=lambda: array("q"))
+    days: array = field(default_factory=lambda: array("i"))
+    offsets: array = field(default_factory=lambda: array("H", [0]))
+    cells: array = field(default_factory=lambda: array("H"))
     values_ws: array = field(default_factory=lambda: array("q"))
 
     def record(self, midnight_seconds: int, cells_ws: dict[int, int]) -> None:
-        self.midnights.append(midnight_seconds)
+        self.days.append(midnight_seconds // SECONDS_PER_DAY)
         for cell in sorted(cells_ws):
             self.cells.append(cell)
             self.values_ws.append(cells_ws[cell])
         self.offsets.append(len(self.cells))
-        if len(self.midnights) > self.depth:
+        if len(self.days) > self.depth:
             cut = self.offsets[1]
-            del self.midnights[0], self.offsets[0], self.cells[:cut], self.values_ws[:cut]
+            del self.days[0], self.offsets[0], self.cells[:cut], self.values_ws[:cut]
             for index in range(len(self.offsets)):
                 self.offsets[index] -= cut
 
     def entries(self) -> list[tuple[int, dict[int, int]]]:
-        return [(self.midnights[i],
+        return [(self.days[i] * SECONDS_PER_DAY,
                  dict(zip(self.cells[self.offsets[i]:self.offsets[i + 1]],
                           self.values_ws[self.offsets[i]:self.offsets[i + 1]], strict=True)))
-                for i in range(len(self.midnights))]
+                for i in range(len(self.days))]
 
 
-@dataclass
+@dataclass(slots=True)
 class PrepaymentDailyLog:
     """Money registers (:data:`PREPAYMENT_LOG_FIELDS`) at up to ``depth`` midnights, in a
-    ring of fixed-width signed 64-bit integers: midnight, then the fields."""
+    ring of fixed-width signed 32-bit integers (the meter's registers are int32 pence): the
+    day number since 1970, then the fields."""
 
     depth: int = DAILY_LOG_DEPTH_DAYS
-    ring: array = field(default_factory=lambda: array("q"))
+    ring: array = field(default_factory=lambda: array("i"))
     next_slot: int = 0
 
     @property
@@ -200,7 +203,9 @@ class PrepaymentDailyLog:
     def record(self, midnight_seconds: int, values_pence: Sequence[int]) -> None:
         if len(values_pence) != len(PREPAYMENT_LOG_FIELDS):
             raise ValueError(f"a prepayment log entry has {len(PREPAYMENT_LOG_FIELDS)} values")
-        row = array("q", [midnight_seconds, *values_pence])
+        if midnight_seconds % SECONDS_PER_DAY:
+            raise ValueError("prepayment log entries are taken at midnight")
+        row = array("i", [midnight_seconds // SECONDS_PER_DAY, *values_pence])
         if len(self.ring) < self.depth * self.width:
             self.ring.extend(row)
         else:
@@ -216,5 +221,6 @@ class PrepaymentDailyLog:
         result = []
         for row in order:
             values = self.ring[row * self.width:(row + 1) * self.width]
-            result.append((values[0], dict(zip(PREPAYMENT_LOG_FIELDS, values[1:], strict=True))))
+            result.append((values[0] * SECONDS_PER_DAY,
+                           dict(zip(PREPAYMENT_LOG_FIELDS, values[1:], strict=True))))
         return result

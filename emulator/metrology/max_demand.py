@@ -25,7 +25,7 @@ __all__ = ["DEMAND_PERIOD_SECONDS", "MaxDemand", "MaxDemandRegisters"]
 DEMAND_PERIOD_SECONDS = 1_800
 
 
-@dataclass
+@dataclass(slots=True)
 class MaxDemand:
     """One register: the highest average demand (W), the end of its period, the last reset."""
 
@@ -34,7 +34,7 @@ class MaxDemand:
     last_reset_seconds: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class MaxDemandRegisters:
     """The two maximum demand registers and the configurable window."""
 

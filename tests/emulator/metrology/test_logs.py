@@ -141,10 +141,10 @@ def test_deviation_runs_merge_only_consecutive_equal_half_hours() -> None:
 
 def test_register_snapshots_keep_the_newest_depth_entries() -> None:
     snapshots = RegisterSnapshots(depth=2)
-    snapshots.record(1, {0: 5})
-    snapshots.record(2, {0: 6, 4: 1})
-    snapshots.record(3, {0: 7, 4: 2})
-    assert snapshots.entries() == [(2, {0: 6, 4: 1}), (3, {0: 7, 4: 2})]
+    snapshots.record(1 * DAY, {0: 5})
+    snapshots.record(2 * DAY, {0: 6, 4: 1})
+    snapshots.record(3 * DAY, {0: 7, 4: 2})
+    assert snapshots.entries() == [(2 * DAY, {0: 6, 4: 1}), (3 * DAY, {0: 7, 4: 2})]
 
 
 def test_prepayment_daily_log_is_a_ring_of_the_newest_31_midnights() -> None:
