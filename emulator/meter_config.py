@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from emulator.consumption import LoadProfile
+from emulator.consumption import SECONDS_PER_DAY, LoadProfile
 from emulator.errors import ProfileError
 from emulator.meter_tables import (
     DEFAULT_MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
@@ -26,6 +26,7 @@ from emulator.meter_tables import (
     UTRN_LOCKOUT_BAD_ENTRIES,
     UTRN_LOCKOUT_SECONDS,
 )
+from emulator.metrology.profile_keys import METROLOGY_KEY_PARSERS, load_model_of, tariff_of
 from protocol.apdu import (
     MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
     PREPAYMENT_DEFAULTS,
@@ -90,7 +91,12 @@ class MeterConfig:
     - ``unit_rate_millipence_per_kwh`` (default 24500 = 24.5 p/kWh),
       ``standing_charge_millipence_per_day`` (default 53000 = 53 p/day).
     - ``load_w`` (constant load, default 0) or ``load_profile`` (list of
-      ``[start_second_of_day, load_w]``, UTC), not both.
+      ``[start_second_of_day, load_w]``, UTC), not both; or ``load_shape_w`` (48 half-hour
+      loads, W), with ``load_seed`` and ``load_spread_percent`` for seeded randomness around it.
+    - ``tariff_prices_millipence_per_kwh`` (per TOU band, its block prices; left out: one band
+      at ``unit_rate_millipence_per_kwh``), ``tariff_block_thresholds_wh``,
+      ``tariff_block_period_seconds``, ``tariff_day_profiles``, ``tariff_week``: the TOU and
+      block tariff (:mod:`emulator.metrology.profile_keys`).
     - ``max_load_limit_power_threshold_w`` (default 65535, S1SR 18.37),
       ``load_limit_power_threshold_w`` (default 0 = off), ``load_limit_period_seconds``,
       ``load_limit_restoration_period_seconds`` (30-3600, default 300). ESME only.
@@ -133,6 +139,14 @@ class MeterConfig:
     load_limit_restoration_period_seconds: int = 300
     utrn_lockout_bad_entries: int = UTRN_LOCKOUT_BAD_ENTRIES
     utrn_lockout_seconds: int = UTRN_LOCKOUT_SECONDS
+    tariff_prices_millipence_per_kwh: tuple[tuple[int, ...], ...] = ()
+    tariff_block_thresholds_wh: tuple[tuple[int, ...], ...] = ()
+    tariff_block_period_seconds: int = SECONDS_PER_DAY
+    tariff_day_profiles: tuple[tuple[tuple[int, int], ...], ...] = ()
+    tariff_week: tuple[int, ...] = (0, 0, 0, 0, 0, 0, 0)
+    load_shape_w: tuple[int, ...] = ()
+    load_seed: int | None = None
+    load_spread_percent: int = 20
 
     #: Keys :meth:`from_mapping` accepts (the field names, plus ``load_w``).
     PROFILE_KEYS: ClassVar[frozenset[str]]
@@ -187,6 +201,8 @@ class MeterConfig:
         if self.utrn_lockout_bad_entries < 1 or self.utrn_lockout_seconds < 0:
             raise ProfileError("utrn_lockout_bad_entries must be >= 1 and utrn_lockout_seconds "
                                ">= 0")
+        tariff_of(self)
+        load_model_of(self)
 
     @classmethod
     def from_mapping(cls, table: Mapping[str, Any], *, eui64: bytes,
@@ -197,8 +213,9 @@ class MeterConfig:
         value.
         """
         values: dict[str, Any] = {}
-        if "load_w" in table and "load_profile" in table:
-            raise ProfileError("give load_w (a constant load) or load_profile, not both")
+        if len({"load_w", "load_profile", "load_shape_w"} & set(table)) > 1:
+            raise ProfileError("give one of load_w (a constant load), load_profile or "
+                               "load_shape_w")
         for key, raw in table.items():
             if key not in cls.PROFILE_KEYS:
                 raise ProfileError(f"unknown meter profile key {key!r}; known keys: "
@@ -207,6 +224,8 @@ class MeterConfig:
                 values["load_profile"] = ((0, _profile_int(key, raw)),)
             elif key == "load_profile":
                 values["load_profile"] = _profile_load(raw)
+            elif key in METROLOGY_KEY_PARSERS:
+                values[key] = METROLOGY_KEY_PARSERS[key](key, raw)
             elif key in _ENUM_KEYS:
                 values[key] = _profile_enum(key, raw, _ENUM_KEYS[key])
             elif key in _BOOL_KEYS:
