@@ -23,7 +23,11 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, replace
 
-from emulator.consumption import COST_UNITS_PER_PENNY, SECONDS_PER_DAY
+from emulator.consumption import (
+    SECONDS_PER_DAY,
+    UNITS_PER_SECOND_PER_MILLIPENCE_PER_DAY,
+    UNITS_PER_WS_PER_MILLIPENCE_PER_KWH,
+)
 
 __all__ = [
     "MAX_BLOCKS",
@@ -38,9 +42,6 @@ __all__ = [
 #: DUIS electricity: TOUPrice 1..48; BlockPrice 1..4 per band (3 thresholds).
 MAX_TOU_BANDS = 48
 MAX_BLOCKS = 4
-#: Cost units per watt-second per (millipence per kWh) and per second per (millipence per day).
-UNITS_PER_WS_PER_MILLIPENCE_PER_KWH = COST_UNITS_PER_PENNY // 3_600_000_000
-UNITS_PER_SECOND_PER_MILLIPENCE_PER_DAY = COST_UNITS_PER_PENNY // 86_400_000
 WS_PER_WH = 3_600
 _EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 
