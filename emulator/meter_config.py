@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from emulator.consumption import SECONDS_PER_DAY, LoadProfile
@@ -26,6 +26,7 @@ from emulator.meter_tables import (
     UTRN_LOCKOUT_BAD_ENTRIES,
     UTRN_LOCKOUT_SECONDS,
 )
+from emulator.metrology.load_model import LoadModelError, ReplayedLoad
 from emulator.metrology.profile_keys import METROLOGY_KEY_PARSERS, load_model_of, tariff_of
 from protocol.apdu import (
     MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
@@ -92,7 +93,9 @@ class MeterConfig:
       ``standing_charge_millipence_per_day`` (default 53000 = 53 p/day).
     - ``load_w`` (constant load, default 0) or ``load_profile`` (list of
       ``[start_second_of_day, load_w]``, UTC), not both; or ``load_shape_w`` (48 half-hour
-      loads, W), with ``load_seed`` and ``load_spread_percent`` for seeded randomness around it.
+      loads, W), with ``load_seed`` and ``load_spread_percent`` for seeded randomness around it;
+      or ``load_csv``: a CSV of half-hour consumption (``start,energy_wh``, UTC) replayed
+      cyclically, its path relative to the profile file.
     - ``tariff_prices_millipence_per_kwh`` (per TOU band, its block prices; left out: one band
       at ``unit_rate_millipence_per_kwh``), ``tariff_block_thresholds_wh``,
       ``tariff_block_period_seconds``, ``tariff_day_profiles``, ``tariff_week``: the TOU and
@@ -147,6 +150,9 @@ class MeterConfig:
     load_shape_w: tuple[int, ...] = ()
     load_seed: int | None = None
     load_spread_percent: int = 20
+    load_csv: str = ""
+    #: the model ``load_csv`` names, read by the profile (not a profile key)
+    load_replay: ReplayedLoad | None = field(default=None, compare=False, repr=False)
 
     #: Keys :meth:`from_mapping` accepts (the field names, plus ``load_w``).
     PROFILE_KEYS: ClassVar[frozenset[str]]
@@ -205,17 +211,18 @@ class MeterConfig:
         load_model_of(self)
 
     @classmethod
-    def from_mapping(cls, table: Mapping[str, Any], *, eui64: bytes,
-                     device_type: DeviceType) -> MeterConfig:
+    def from_mapping(cls, table: Mapping[str, Any], *, eui64: bytes, device_type: DeviceType,
+                     read_load_csv: Callable[[str], ReplayedLoad] | None = None
+                     ) -> MeterConfig:
         """A config from one device's profile table (keys: see the class docstring).
 
         Raises :class:`ProfileError` naming the key for an unknown key, a wrong type or a bad
         value.
         """
         values: dict[str, Any] = {}
-        if len({"load_w", "load_profile", "load_shape_w"} & set(table)) > 1:
-            raise ProfileError("give one of load_w (a constant load), load_profile or "
-                               "load_shape_w")
+        if len({"load_w", "load_profile", "load_shape_w", "load_csv"} & set(table)) > 1:
+            raise ProfileError("give one of load_w (a constant load), load_profile, "
+                               "load_shape_w or load_csv")
         for key, raw in table.items():
             if key not in cls.PROFILE_KEYS:
                 raise ProfileError(f"unknown meter profile key {key!r}; known keys: "
@@ -224,6 +231,9 @@ class MeterConfig:
                 values["load_profile"] = ((0, _profile_int(key, raw)),)
             elif key == "load_profile":
                 values["load_profile"] = _profile_load(raw)
+            elif key == "load_csv":
+                values[key] = raw
+                values["load_replay"] = _read_load_csv(raw, read_load_csv)
             elif key in METROLOGY_KEY_PARSERS:
                 values[key] = METROLOGY_KEY_PARSERS[key](key, raw)
             elif key in _ENUM_KEYS:
@@ -245,7 +255,19 @@ _ENUM_KEYS: dict[str, type[enum.IntEnum]] = {
 }
 _BOOL_KEYS = frozenset({"suspend_debt_disabled", "suspend_debt_emergency"})
 MeterConfig.PROFILE_KEYS = frozenset(
-    {f.name for f in dataclasses.fields(MeterConfig)} - {"eui64", "device_type"} | {"load_w"})
+    {f.name for f in dataclasses.fields(MeterConfig)} - {"eui64", "device_type", "load_replay"}
+    | {"load_w"})
+
+
+def _read_load_csv(raw: Any, read: Callable[[str], ReplayedLoad] | None) -> ReplayedLoad:
+    if not isinstance(raw, str) or not raw:
+        raise ProfileError(f"load_csv must be a file name, got {raw!r}")
+    if read is None:
+        raise ProfileError("load_csv needs a profile file to find it from")
+    try:
+        return read(raw)
+    except LoadModelError as error:
+        raise ProfileError(f"load_csv: {error}") from None
 
 
 def _profile_int(key: str, raw: Any) -> int:

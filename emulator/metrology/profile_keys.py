@@ -94,7 +94,10 @@ def tariff_of(config: Any) -> Tariff:
 
 
 def load_model_of(config: Any) -> LoadModel:
-    """The load model a config describes: its shape (seeded or not) or its load profile."""
+    """The load model a config describes: its replayed CSV, its shape (seeded or not) or its
+    load profile."""
+    if config.load_replay is not None:
+        return config.load_replay
     if not config.load_shape_w:
         if config.load_seed is not None:
             raise ProfileError("load_seed needs load_shape_w (the shape to draw around)")

@@ -234,7 +234,15 @@ class PendingChange:
             raise ValueError("a pending change carries a tariff or prices, not both or none")
 
     def applied_to(self, tariff: Tariff) -> Tariff:
-        return self.tariff if self.tariff is not None else tariff.with_prices(self.prices)
+        """The tariff after this change. Prices that do not fit the tariff in force when they
+        take effect (another number of bands or blocks) are dropped (*decided*: passing time
+        never fails; the S1SP checks a request against the tariff it knows)."""
+        if self.tariff is not None:
+            return self.tariff
+        try:
+            return tariff.with_prices(self.prices)
+        except ValueError:
+            return tariff
 
 
 @dataclass(frozen=True)

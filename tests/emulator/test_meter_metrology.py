@@ -4,12 +4,14 @@ in agreement, the prepayment daily log, and the metrology state surviving a save
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from emulator.errors import ProfileError
 from emulator.meter import Meter, MeterConfig
+from emulator.profile import Profile
 from emulator.state_codecs import decode_meter_registers, encode_meter_registers
 from protocol.apdu import DeviceType
 
@@ -129,3 +131,71 @@ def test_bad_metrology_profile_keys_are_refused_naming_them(table: dict[str, Any
                                                             message: str) -> None:
     with pytest.raises(ProfileError, match=message):
         MeterConfig.from_mapping(table, eui64=EUI, device_type=DeviceType.ELECTRICITY_METER)
+
+
+PROFILE_WITH_CSV = """
+[world]
+start_device_time = "2026-01-05T09:00:00Z"
+
+[[devices]]
+type = "comms_hub"
+eui64 = "00-DB-12-34-56-78-90-A0"
+server_address = 2
+manufacturer = "Secure Meters"
+model = "M"
+firmware_version = "1.0.0"
+
+[[devices]]
+type = "esme"
+eui64 = "00-DB-12-34-56-78-90-A1"
+server_address = 16
+manufacturer = "Secure Meters"
+model = "M"
+firmware_version = "1.0.0"
+hub = "00-DB-12-34-56-78-90-A0"
+
+[devices.meter]
+load_csv = "loads/home.csv"
+
+[[devices]]
+type = "gsme"
+eui64 = "00-DB-12-34-56-78-90-A2"
+server_address = 17
+manufacturer = "Secure Meters"
+model = "M"
+firmware_version = "1.0.0"
+hub = "00-DB-12-34-56-78-90-A0"
+
+[devices.meter]
+load_csv = "loads/home.csv"
+"""
+
+
+def test_a_profile_replays_a_csv_found_next_to_it_read_once_for_all_meters(
+        tmp_path: Path) -> None:
+    (tmp_path / "loads").mkdir()
+    (tmp_path / "loads" / "home.csv").write_text(
+        "start,energy_wh\n2026-01-05T09:00:00Z,150\n2026-01-05T09:30:00Z,0\n",
+        encoding="utf-8")
+    (tmp_path / "profile.toml").write_text(PROFILE_WITH_CSV, encoding="utf-8")
+    profile = Profile.load(tmp_path / "profile.toml")
+    esme, gsme = (device.meter_config for device in profile.meters)
+    assert esme.load_replay is gsme.load_replay  # one model shared
+    meter = Meter(esme, profile.start_device_time_seconds)
+    meter.advance_to(profile.start_device_time_seconds + 4 * HH)
+    assert [value for _, value in meter.metrology.half_hour_profile(0, 10**9)] == [
+        150, 0, 150, 0]
+
+
+def test_a_bad_replay_csv_is_refused_naming_the_device_and_the_line(tmp_path: Path) -> None:
+    (tmp_path / "loads").mkdir()
+    (tmp_path / "loads" / "home.csv").write_text("start,energy_wh\nsoon,1\n", encoding="utf-8")
+    (tmp_path / "profile.toml").write_text(PROFILE_WITH_CSV, encoding="utf-8")
+    with pytest.raises(ProfileError, match=r"device 2 .*load_csv: .*home\.csv:2: start 'soon'"):
+        Profile.load(tmp_path / "profile.toml")
+
+
+def test_load_csv_needs_a_profile_file() -> None:
+    with pytest.raises(ProfileError, match="load_csv needs a profile file"):
+        MeterConfig.from_mapping({"load_csv": "x.csv"}, eui64=EUI,
+                                 device_type=DeviceType.ELECTRICITY_METER)

@@ -111,3 +111,10 @@ def test_a_whole_tariff_change_replaces_a_price_change_scheduled_before_it() -> 
     assert timeline.at(200).current == Tariff.flat(30_000, 0)
     with pytest.raises(ValueError, match="not both or none"):
         PendingChange(5)
+
+
+def test_prices_that_do_not_fit_the_tariff_in_force_are_dropped() -> None:
+    timeline = TariffTimeline(Tariff.flat(10_000, 0)).schedule(
+        PendingChange(100, prices=Prices(((1,), (2,)), 0)))
+    assert timeline.at(100).current == Tariff.flat(10_000, 0)
+    assert timeline.at(100).pending == ()
