@@ -8,6 +8,8 @@
   supply always on (the common case: no half-hour is stored), the same with the supply off for
   one hour every day (three half-hours stored per day: two partial, one off), and a constant load.
   Printed with ``-s`` and kept in each result's ``extra_info``.
+- ``whole meter``: the same for 10 whole prepayment :class:`emulator.meter.Meter` objects
+  built from one profile table (Economy 7, seeded shape).
 - ``advance``: one meter through 397 days in one step (19,056 half-hours closed).
 - ``profile read``: the whole 13-month half-hour profile (19,056 values) of such a meter.
 - ``consumption read``: the 731-day daily consumption log of a meter that has run 740 days.
@@ -107,3 +109,38 @@ def test_read_731_day_consumption_log(record_environment: BenchmarkFixture) -> N
     daily = record_environment.pedantic(
         lambda: metrology.daily_consumption(0, 10**6), rounds=3)
     assert len(daily) == 731
+
+
+def test_bytes_per_whole_prepayment_meter_after_13_months(
+        record_environment: BenchmarkFixture) -> None:
+    """The same measure for whole :class:`emulator.meter.Meter` objects (all registers, the
+    metrology and the prepayment daily log written by the meter), prepayment, Economy 7 and a
+    seeded shape from one profile table."""
+    from emulator.meter import Meter, MeterConfig
+    from protocol.apdu import DeviceType
+
+    table = {"payment_mode": "prepayment", "meter_balance_pence": 2_000_000,
+             "tariff_prices_millipence_per_kwh": [[15_000], [32_000]],
+             "tariff_day_profiles": [[[0, 0], [7 * HOUR, 1], [23 * HOUR, 0]]],
+             "load_shape_w": list(SHAPE), "load_spread_percent": 20}
+    configs = [MeterConfig.from_mapping({**table, "load_seed": seed},
+                                        eui64=seed.to_bytes(8, "big"),
+                                        device_type=DeviceType.ELECTRICITY_METER)
+               for seed in range(METERS)]
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    meters = []
+    for config in configs:
+        meter = Meter(config, T0)
+        meter.advance_to(T0 + RUN_DAYS * DAY)
+        meters.append(meter)
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    bytes_per_meter = held // METERS
+    record_environment.extra_info["bytes_per_meter"] = bytes_per_meter
+    print(f"\nwhole prepayment Meter: {bytes_per_meter} bytes per meter after {RUN_DAYS} days")
+    record_environment.pedantic(lambda: None, rounds=1)
+    assert len(meters[0].registers.prepayment_daily_log.entries()) == 31
+    assert bytes_per_meter < 16_000
