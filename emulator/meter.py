@@ -79,7 +79,7 @@ from emulator.metrology.engine import Metrology, electricity_wh, gas_dm3
 from emulator.metrology.logs import LoadHistory
 from emulator.metrology.max_demand import MaxDemandRegisters
 from emulator.metrology.profile_keys import load_model_of, tariff_of
-from emulator.metrology.tariff import TariffTimeline
+from emulator.metrology.tariff import PendingChange, TariffTimeline
 from emulator.state_codecs import decode_meter_registers, encode_meter_registers
 from emulator.utrn import parse_utrn
 from protocol.apdu import (
@@ -319,8 +319,9 @@ class Meter:
         if not history:  # new, or saved before the history was kept
             history = [(r.now_seconds, LoadProfile(r.load_profile_override)
                         if r.load_profile_override else self._config_load_model)]
+        timeline = TariffTimeline(r.tariff_in_force or tariff_of(c), r.tariff_changes)
         self._metrology = Metrology(
-            r.now_seconds, TariffTimeline(tariff_of(c)), LoadHistory(history), r.energy,
+            r.now_seconds, timeline, LoadHistory(history), r.energy,
             CostAccumulator(r.cost_remainder_units),
             r.max_demand or MaxDemandRegisters.new(r.now_seconds), r.half_hour_deviations,
             r.register_snapshots, r.half_hour_energy_ws, r.half_hour_model_energy_ws,
@@ -330,6 +331,23 @@ class Meter:
         self._r.load_history = tuple(
             (start, None if model is self._config_load_model else model.segments)
             for start, model in self._metrology.history.entries)
+
+    def _save_tariffs(self) -> None:
+        r = self._r
+        timeline = self._metrology.timeline
+        if timeline.pending != r.tariff_changes:
+            r.tariff_changes = timeline.pending
+            r.tariff_in_force = timeline.current
+
+    def schedule_tariff_change(self, change: PendingChange,
+                               device_time_seconds: int | None = None) -> None:
+        """A new tariff (SR 1.1.1) or new prices (SR 1.2.1) from ``change.effective_seconds``
+        (now if that has passed); time up to now is costed at the old tariff."""
+        if device_time_seconds is not None:
+            self.advance_to(device_time_seconds)
+        self._metrology.schedule(change)
+        self._r.tariff_changes = self._metrology.timeline.pending
+        self._r.tariff_in_force = self._metrology.timeline.current
 
     @property
     def metrology(self) -> Metrology:
@@ -347,6 +365,7 @@ class Meter:
         r.half_hour_energy_ws = m.half_hour_ws
         r.half_hour_model_energy_ws = m.half_hour_model_ws
         r.max_demand = m.max_demand
+        self._save_tariffs()
         if len(m.history.entries) != history_length or not r.load_history:
             self._save_load_history()
         r.consumption_debited_pence += pence

@@ -15,6 +15,7 @@ from typing import TypedDict
 from emulator.metrology.engine import EnergyRegisters
 from emulator.metrology.logs import DeviationLog, PrepaymentDailyLog, RegisterSnapshots
 from emulator.metrology.max_demand import MaxDemandRegisters
+from emulator.metrology.tariff import PendingChange, Tariff
 from protocol.apdu import (
     DebtRecoveryPeriod,
     DebtRegister,
@@ -100,3 +101,7 @@ class MeterRegisters:
     half_hour_deviations: DeviationLog = field(default_factory=DeviationLog)
     register_snapshots: RegisterSnapshots = field(default_factory=RegisterSnapshots)
     prepayment_daily_log: PrepaymentDailyLog = field(default_factory=PrepaymentDailyLog)
+    #: the tariff in force once a scheduled change has taken effect (None: the profile's)
+    tariff_in_force: Tariff | None = None
+    #: tariff and price changes still to take effect, in order
+    tariff_changes: tuple[PendingChange, ...] = ()

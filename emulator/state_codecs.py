@@ -25,6 +25,7 @@ from emulator.meter_registers import DEBT_REGISTER_NAMES, DebtState, MeterRegist
 from emulator.metrology.engine import EnergyRegisters
 from emulator.metrology.logs import DeviationLog, PrepaymentDailyLog, RegisterSnapshots
 from emulator.metrology.max_demand import MaxDemand, MaxDemandRegisters
+from emulator.metrology.tariff import PendingChange, Prices, SwitchingTable, Tariff
 from protocol.apdu import (
     DebtRecoveryPeriod,
     HanEntryState,
@@ -210,6 +211,64 @@ def _decode_max_demand(value: Any) -> MaxDemandRegisters | None:
                               _whole(table["window_end_second_of_day"]))
 
 
+def _encode_prices(prices: Prices) -> dict[str, Any]:
+    return {"block_prices_millipence_per_kwh": [list(band) for band in
+                                                prices.block_prices_millipence_per_kwh],
+            "standing_charge_millipence_per_day": prices.standing_charge_millipence_per_day}
+
+
+def _decode_prices(value: Any) -> Prices:
+    table = _table(value, ("block_prices_millipence_per_kwh",
+                           "standing_charge_millipence_per_day"))
+    return Prices(tuple(tuple(row) for row in _list_of(_list_of(_whole))(
+        table["block_prices_millipence_per_kwh"])),
+        _whole(table["standing_charge_millipence_per_day"]))
+
+
+_TARIFF_KEYS = ("prices", "day_profiles", "week", "block_thresholds_wh", "block_period_seconds")
+
+
+def _encode_tariff(tariff: Tariff | None) -> dict[str, Any] | None:
+    if tariff is None:
+        return None
+    return {"prices": _encode_prices(tariff.prices),
+            "day_profiles": [[list(pair) for pair in profile]
+                             for profile in tariff.switching.day_profiles],
+            "week": list(tariff.switching.week),
+            "block_thresholds_wh": [list(row) for row in tariff.block_thresholds_wh],
+            "block_period_seconds": tariff.block_period_seconds}
+
+
+def _decode_tariff(value: Any) -> Tariff | None:
+    if value is None:
+        return None
+    table = _table(value, _TARIFF_KEYS)
+    profiles = tuple(_decode_segments(profile) for profile in _list_of(
+        lambda item: item)(table["day_profiles"]))
+    return Tariff(_decode_prices(table["prices"]),
+                  SwitchingTable(profiles, tuple(_list_of(_whole)(table["week"]))),
+                  tuple(tuple(row) for row in _list_of(_list_of(_whole))(
+                      table["block_thresholds_wh"])),
+                  _whole(table["block_period_seconds"]))
+
+
+def _encode_changes(changes: tuple[PendingChange, ...]) -> list[dict[str, Any]]:
+    return [{"effective_seconds": change.effective_seconds,
+             "tariff": _encode_tariff(change.tariff),
+             "prices": None if change.prices is None else _encode_prices(change.prices)}
+            for change in changes]
+
+
+def _decode_changes(value: Any) -> tuple[PendingChange, ...]:
+    changes = []
+    for raw in _list_of(lambda item: item)(value):
+        table = _table(raw, ("effective_seconds", "tariff", "prices"))
+        changes.append(PendingChange(
+            _whole(table["effective_seconds"]), _decode_tariff(table["tariff"]),
+            None if table["prices"] is None else _decode_prices(table["prices"])))
+    return tuple(changes)
+
+
 def _decode_load_history(value: Any
                          ) -> tuple[tuple[int, tuple[tuple[int, int], ...] | None], ...]:
     entries = []
@@ -274,6 +333,8 @@ METER_REGISTER_CODECS: dict[str, FieldCodec] = {
         ("depth",)),
     "prepayment_daily_log": _columns_codec(
         PrepaymentDailyLog, {"ring": "i"}, ("depth", "next_slot")),
+    "tariff_in_force": FieldCodec("a tariff table or null", _encode_tariff, _decode_tariff),
+    "tariff_changes": FieldCodec("a list of tariff changes", _encode_changes, _decode_changes),
 }
 _REGISTER_FIELDS = {f.name: f for f in dataclasses.fields(MeterRegisters)}
 if set(METER_REGISTER_CODECS) != set(_REGISTER_FIELDS):  # pragma: no cover - a coding error
@@ -287,7 +348,8 @@ _REQUIRED_REGISTERS = frozenset(
 #: state file written before them re-encodes to the same bytes until the meter advances.
 _SAVED_WHEN_USED = ("energy", "half_hour_energy_ws", "half_hour_model_energy_ws",
                     "load_history", "max_demand", "half_hour_deviations",
-                    "register_snapshots", "prepayment_daily_log")
+                    "register_snapshots", "prepayment_daily_log", "tariff_in_force",
+                    "tariff_changes")
 
 
 def _encoded_default(name: str) -> Any:

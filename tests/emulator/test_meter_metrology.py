@@ -11,6 +11,7 @@ import pytest
 
 from emulator.errors import ProfileError
 from emulator.meter import Meter, MeterConfig
+from emulator.metrology.tariff import PendingChange, Prices, SwitchingTable, Tariff
 from emulator.profile import Profile
 from emulator.state_codecs import decode_meter_registers, encode_meter_registers
 from protocol.apdu import DeviceType
@@ -199,3 +200,32 @@ def test_load_csv_needs_a_profile_file() -> None:
     with pytest.raises(ProfileError, match="load_csv needs a profile file"):
         MeterConfig.from_mapping({"load_csv": "x.csv"}, eui64=EUI,
                                  device_type=DeviceType.ELECTRICITY_METER)
+
+
+def test_a_future_price_change_takes_effect_at_its_time_and_survives_a_save() -> None:
+    table = {"load_w": 1_000, "unit_rate_millipence_per_kwh": 10_000,
+             "standing_charge_millipence_per_day": 0}
+    straight = meter_with(table)
+    saved = meter_with(table)
+    change = PendingChange(T0 + 10 * HOUR, prices=Prices.flat(30_000, 24_000))
+    for meter in (straight, saved):
+        meter.schedule_tariff_change(change, T0 + HOUR)
+    saved.advance_to(T0 + 5 * HOUR)
+    restored = Meter.from_state(saved.config, encode_meter_registers(saved.registers))
+    for meter in (straight, restored):
+        meter.advance_to(T0 + 12 * HOUR)
+    # 10 h at 10 p/kWh, then 2 h at 30 p/kWh and 24 p/day (2 p for 2 h)
+    assert straight.registers.consumption_debited_pence == 100 + 60 + 2
+    assert restored.registers == straight.registers
+    assert straight.registers.tariff_changes == ()
+    assert straight.registers.tariff_in_force == Tariff(Prices.flat(30_000, 24_000))
+
+
+def test_a_new_tariff_from_now_switches_to_tou_bands() -> None:
+    meter = meter_with({"load_w": 1_000, "standing_charge_millipence_per_day": 0})
+    e7 = Tariff(Prices(((10_000,), (20_000,)), 0), SwitchingTable(
+        (((0, 0), (7 * HOUR, 1)),), (0,) * 7))
+    meter.schedule_tariff_change(PendingChange(T0, tariff=e7), T0)
+    meter.advance_to(T0 + 8 * HOUR)
+    assert meter.metrology.tou_registers() == {0: 7_000, 1: 1_000}
+    assert meter.registers.consumption_debited_pence == 70 + 20
