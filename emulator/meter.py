@@ -56,12 +56,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from emulator.consumption import (
-    SECONDS_PER_DAY,
-    CostAccumulator,
-    LoadProfile,
-    Tariff,
-)
+from emulator.consumption import SECONDS_PER_DAY, CostAccumulator, LoadProfile
 from emulator.errors import (
     StateError,
     UtrnCheckDigitError,
@@ -85,6 +80,11 @@ from emulator.meter_tables import (
     SupplyEvent,
     supply_transition,
 )
+from emulator.metrology.engine import Metrology, electricity_wh, gas_dm3
+from emulator.metrology.logs import LoadHistory
+from emulator.metrology.max_demand import MaxDemandRegisters
+from emulator.metrology.profile_keys import load_model_of, tariff_of
+from emulator.metrology.tariff import PendingChange, TariffTimeline
 from emulator.state_codecs import decode_meter_registers, encode_meter_registers
 from emulator.utrn import parse_utrn
 from protocol.apdu import (
@@ -254,11 +254,11 @@ class Meter:
         now = r.now_seconds
         candidates: list[int] = []
         enabled = r.supply_state == SupplyState.ENABLED
-        if enabled:
-            change = self._profile.next_change_after(now)
-            if change is not None:
-                candidates.append(change)
+        change = self._metrology.next_change_after(enabled)
+        if change is not None:
+            candidates.append(change)
         if r.payment_mode == PaymentMode.PREPAYMENT:
+            candidates.append((now // SECONDS_PER_DAY + 1) * SECONDS_PER_DAY)  # daily log
             boundary = self._calendar.next_boundary_after(now)
             if boundary is not None:
                 candidates.append(boundary)
@@ -290,7 +290,8 @@ class Meter:
         only with a fresh meter."""
         profile = LoadProfile(tuple((int(s), int(w)) for s, w in segments))
         self._r.load_profile_override = profile.segments
-        self._profile = profile
+        self._metrology.set_load_model(profile)
+        self._save_load_history()
 
     def press_button_to_enable(self, device_time_seconds: int | None = None) -> SupplyState:
         """The customer presses the button: an ARMED supply closes, if credit allows (in
@@ -306,13 +307,8 @@ class Meter:
     # -- time passing ------------------------------------------------------------------------------
 
     def _rebuild_caches(self) -> None:
-        c = self.config
-        r = self._r
-        self._is_esme = c.device_type == DeviceType.ELECTRICITY_METER
-        self._tariff = Tariff(c.unit_rate_millipence_per_kwh, c.standing_charge_millipence_per_day)
-        segments = r.load_profile_override or c.load_profile
-        self._profile = LoadProfile(segments)
-        self._accumulator = CostAccumulator(r.cost_remainder_units)
+        self._is_esme = self.config.device_type == DeviceType.ELECTRICITY_METER
+        self._build_metrology()
         self._calendar_id = -1
         self._calendar = NON_DISABLEMENT_CALENDARS[0]
         _ = self._calendar_for_current_id()
@@ -324,13 +320,68 @@ class Meter:
             self._calendar_id = calendar_id
         return self._calendar
 
+    def _build_metrology(self) -> None:
+        """The metrology engine over the registers' own energy registers and logs (shared
+        objects). A meter restored from a state file written before them starts its logs at
+        the restore; its earlier energy is in the total only."""
+        c = self.config
+        r = self._r
+        r.energy.total_ws = r.energy_imported_ws
+        self._config_load_model = load_model_of(c)
+        history = [(start, self._config_load_model if segments is None else
+                    LoadProfile(segments)) for start, segments in r.load_history]
+        if not history:  # new, or saved before the history was kept
+            history = [(r.now_seconds, LoadProfile(r.load_profile_override)
+                        if r.load_profile_override else self._config_load_model)]
+        timeline = TariffTimeline(r.tariff_in_force or tariff_of(c), r.tariff_changes)
+        self._metrology = Metrology(
+            r.now_seconds, timeline, LoadHistory(history), r.energy,
+            CostAccumulator(r.cost_remainder_units),
+            r.max_demand or MaxDemandRegisters.new(r.now_seconds), r.half_hour_deviations,
+            r.register_snapshots, r.half_hour_energy_ws, r.half_hour_model_energy_ws,
+            history[0][0], electricity_wh if self._is_esme else gas_dm3)
+
+    def _save_load_history(self) -> None:
+        self._r.load_history = tuple(
+            (start, None if model is self._config_load_model else model.segments)
+            for start, model in self._metrology.history.entries)
+
+    def _save_tariffs(self) -> None:
+        r = self._r
+        timeline = self._metrology.timeline
+        if timeline.pending != r.tariff_changes:
+            r.tariff_changes = timeline.pending
+            r.tariff_in_force = timeline.current
+
+    def schedule_tariff_change(self, change: PendingChange,
+                               device_time_seconds: int | None = None) -> None:
+        """A new tariff (SR 1.1.1) or new prices (SR 1.2.1) from ``change.effective_seconds``
+        (now if that has passed); time up to now is costed at the old tariff."""
+        if device_time_seconds is not None:
+            self.advance_to(device_time_seconds)
+        self._metrology.schedule(change)
+        self._r.tariff_changes = self._metrology.timeline.pending
+        self._r.tariff_in_force = self._metrology.timeline.current
+
+    @property
+    def metrology(self) -> Metrology:
+        """The energy registers, logs and maximum demand (read them; time moves only
+        through :meth:`advance_to`)."""
+        return self._metrology
+
     def _accrue(self, from_seconds: int, to_seconds: int) -> None:
         r = self._r
-        seconds = to_seconds - from_seconds
-        energy_ws = (self._profile.energy_ws(from_seconds, to_seconds)
-                     if r.supply_state == SupplyState.ENABLED else 0)
-        pence = self._accumulator.add(self._tariff.cost_units(energy_ws, seconds))
-        r.cost_remainder_units = self._accumulator.remainder_units
+        m = self._metrology
+        history_length = len(m.history.entries)
+        pence = m.accrue(to_seconds, r.supply_state == SupplyState.ENABLED)
+        energy_ws = m.registers.total_ws - r.energy_imported_ws
+        r.cost_remainder_units = m.accumulator.remainder_units
+        r.half_hour_energy_ws = m.half_hour_ws
+        r.half_hour_model_energy_ws = m.half_hour_model_ws
+        r.max_demand = m.max_demand
+        self._save_tariffs()
+        if len(m.history.entries) != history_length or not r.load_history:
+            self._save_load_history()
         r.consumption_debited_pence += pence
         r.energy_imported_ws += energy_ws
         if r.load_limit_power_threshold_w > 0:
@@ -370,7 +421,19 @@ class Meter:
                 period = _DEBT_PERIOD_SECONDS[debt["debt_recovery_period"]]
                 if now % period == 0:
                     self._recover_time_debt(debt)
+            if now % SECONDS_PER_DAY == 0:
+                self._record_prepayment_day(now)
         self._evaluate_supply()
+
+    def _record_prepayment_day(self, midnight_seconds: int) -> None:
+        """The prepayment daily read log (DUIS 4.14): money registers at midnight, after that
+        midnight's debt recovery (*decided*)."""
+        r = self._r
+        debts = {name: r.debts[name]["debt_value_pence"] for name in r.debts}
+        r.prepayment_daily_log.record(midnight_seconds, [
+            r.meter_balance_pence, r.emergency_credit_balance_pence, sum(debts.values()),
+            debts[DebtRegister.PAYMENT_DEBT.name], debts[DebtRegister.TIME_DEBT_1.name],
+            debts[DebtRegister.TIME_DEBT_2.name]])
 
     def _recover_time_debt(self, debt: dict[str, int]) -> None:
         r = self._r
@@ -433,10 +496,8 @@ class Meter:
         needed_pence = self._available_credit_pence() - r.disablement_threshold_pence + 1
         if needed_pence <= 0:
             return None
-        load_w = self._profile.load_w_at(r.now_seconds) if (
-            r.supply_state == SupplyState.ENABLED) else 0
-        seconds = self._accumulator.seconds_until_pence(
-            needed_pence, self._tariff.cost_units(load_w, 1))
+        seconds = self._metrology.accumulator.seconds_until_pence(
+            needed_pence, self._metrology.units_per_second(r.supply_state == SupplyState.ENABLED))
         if seconds is None:
             return None
         return r.now_seconds + max(seconds, 1)

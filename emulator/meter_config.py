@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from emulator.consumption import LoadProfile
+from emulator.consumption import SECONDS_PER_DAY, LoadProfile
 from emulator.errors import ProfileError
 from emulator.meter_tables import (
     DEFAULT_MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
@@ -26,6 +26,8 @@ from emulator.meter_tables import (
     UTRN_LOCKOUT_BAD_ENTRIES,
     UTRN_LOCKOUT_SECONDS,
 )
+from emulator.metrology.load_model import LoadModelError, ReplayedLoad
+from emulator.metrology.profile_keys import METROLOGY_KEY_PARSERS, load_model_of, tariff_of
 from protocol.apdu import (
     MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
     PREPAYMENT_DEFAULTS,
@@ -100,7 +102,14 @@ class MeterConfig:
     - ``unit_rate_millipence_per_kwh`` (default 24500 = 24.5 p/kWh),
       ``standing_charge_millipence_per_day`` (default 53000 = 53 p/day).
     - ``load_w`` (constant load, default 0) or ``load_profile`` (list of
-      ``[start_second_of_day, load_w]``, UTC), not both.
+      ``[start_second_of_day, load_w]``, UTC), not both; or ``load_shape_w`` (48 half-hour
+      loads, W), with ``load_seed`` and ``load_spread_percent`` for seeded randomness around it;
+      or ``load_csv``: a CSV of half-hour consumption (``start,energy_wh``, UTC) replayed
+      cyclically, its path relative to the profile file.
+    - ``tariff_prices_millipence_per_kwh`` (per TOU band, its block prices; left out: one band
+      at ``unit_rate_millipence_per_kwh``), ``tariff_block_thresholds_wh``,
+      ``tariff_block_period_seconds``, ``tariff_day_profiles``, ``tariff_week``: the TOU and
+      block tariff (:mod:`emulator.metrology.profile_keys`).
     - ``max_load_limit_power_threshold_w`` (default 65535, S1SR 18.37),
       ``load_limit_power_threshold_w`` (default 0 = off), ``load_limit_period_seconds``,
       ``load_limit_restoration_period_seconds`` (30-3600, default 300). ESME only.
@@ -143,6 +152,17 @@ class MeterConfig:
     load_limit_restoration_period_seconds: int = 300
     utrn_lockout_bad_entries: int = UTRN_LOCKOUT_BAD_ENTRIES
     utrn_lockout_seconds: int = UTRN_LOCKOUT_SECONDS
+    tariff_prices_millipence_per_kwh: tuple[tuple[int, ...], ...] = ()
+    tariff_block_thresholds_wh: tuple[tuple[int, ...], ...] = ()
+    tariff_block_period_seconds: int = SECONDS_PER_DAY
+    tariff_day_profiles: tuple[tuple[tuple[int, int], ...], ...] = ()
+    tariff_week: tuple[int, ...] = (0, 0, 0, 0, 0, 0, 0)
+    load_shape_w: tuple[int, ...] = ()
+    load_seed: int | None = None
+    load_spread_percent: int = 20
+    load_csv: str = ""
+    #: the model ``load_csv`` names, read by the profile (not a profile key)
+    load_replay: ReplayedLoad | None = field(default=None, compare=False, repr=False)
 
     #: Keys :meth:`from_mapping` accepts (the field names, plus ``load_w``).
     PROFILE_KEYS: ClassVar[frozenset[str]]
@@ -209,18 +229,22 @@ class MeterConfig:
         if self.utrn_lockout_bad_entries < 1 or self.utrn_lockout_seconds < 0:
             raise ProfileError("utrn_lockout_bad_entries must be >= 1 and utrn_lockout_seconds "
                                ">= 0")
+        tariff_of(self)
+        load_model_of(self)
 
     @classmethod
-    def from_mapping(cls, table: Mapping[str, Any], *, eui64: bytes,
-                     device_type: DeviceType) -> MeterConfig:
+    def from_mapping(cls, table: Mapping[str, Any], *, eui64: bytes, device_type: DeviceType,
+                     read_load_csv: Callable[[str], ReplayedLoad] | None = None
+                     ) -> MeterConfig:
         """A config from one device's profile table (keys: see the class docstring).
 
         Raises :class:`ProfileError` naming the key for an unknown key, a wrong type or a bad
         value.
         """
         values: dict[str, Any] = {}
-        if "load_w" in table and "load_profile" in table:
-            raise ProfileError("give load_w (a constant load) or load_profile, not both")
+        if len({"load_w", "load_profile", "load_shape_w", "load_csv"} & set(table)) > 1:
+            raise ProfileError("give one of load_w (a constant load), load_profile, "
+                               "load_shape_w or load_csv")
         for key, raw in table.items():
             if key not in cls.PROFILE_KEYS:
                 raise ProfileError(f"unknown meter profile key {key!r}; known keys: "
@@ -229,6 +253,11 @@ class MeterConfig:
                 values["load_profile"] = ((0, _profile_int(key, raw)),)
             elif key == "load_profile":
                 values["load_profile"] = _profile_load(raw)
+            elif key == "load_csv":
+                values[key] = raw
+                values["load_replay"] = _read_load_csv(raw, read_load_csv)
+            elif key in METROLOGY_KEY_PARSERS:
+                values[key] = METROLOGY_KEY_PARSERS[key](key, raw)
             elif key in _ENUM_KEYS:
                 values[key] = _profile_enum(key, raw, _ENUM_KEYS[key])
             elif key in _BOOL_KEYS:
@@ -248,7 +277,19 @@ _ENUM_KEYS: dict[str, type[enum.IntEnum]] = {
 }
 _BOOL_KEYS = frozenset({"suspend_debt_disabled", "suspend_debt_emergency"})
 MeterConfig.PROFILE_KEYS = frozenset(
-    {f.name for f in dataclasses.fields(MeterConfig)} - {"eui64", "device_type"} | {"load_w"})
+    {f.name for f in dataclasses.fields(MeterConfig)} - {"eui64", "device_type", "load_replay"}
+    | {"load_w"})
+
+
+def _read_load_csv(raw: Any, read: Callable[[str], ReplayedLoad] | None) -> ReplayedLoad:
+    if not isinstance(raw, str) or not raw:
+        raise ProfileError(f"load_csv must be a file name, got {raw!r}")
+    if read is None:
+        raise ProfileError("load_csv needs a profile file to find it from")
+    try:
+        return read(raw)
+    except LoadModelError as error:
+        raise ProfileError(f"load_csv: {error}") from None
 
 
 def _profile_int(key: str, raw: Any) -> int:

@@ -74,7 +74,7 @@ import datetime
 import importlib.resources
 import sys
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,7 @@ from typing import Any
 from emulator.errors import ProfileError
 from emulator.hub import HAN_TABLE_MAX_ENTRIES
 from emulator.meter_config import MeterConfig
+from emulator.metrology.load_model import ReplayedLoad, read_half_hour_csv
 from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, DeviceType
 from protocol.eui64 import format_eui64, parse_eui64
 
@@ -240,7 +241,7 @@ class Profile:
             return cls.from_toml_bytes(built_in_profile_text(str(path)).encode("utf-8"),
                                        source=f"<built-in profile {path}>")
         data = path.read_bytes()
-        return cls.from_toml_bytes(data, source=str(path))
+        return cls.from_toml_bytes(data, source=str(path), base_dir=path.parent)
 
     @classmethod
     def default(cls) -> Profile:
@@ -250,18 +251,22 @@ class Profile:
                                    source="<default profile>")
 
     @classmethod
-    def from_toml_bytes(cls, data: bytes, *, source: str = "<profile>") -> Profile:
+    def from_toml_bytes(cls, data: bytes, *, source: str = "<profile>",
+                        base_dir: Path | None = None) -> Profile:
         try:
             table = tomllib.loads(data.decode("utf-8"))
         except UnicodeDecodeError as error:
             raise ProfileError(f"profile {source}: not UTF-8 text: {error}") from None
         except tomllib.TOMLDecodeError as error:
             raise ProfileError(f"profile {source}: not valid TOML: {error}") from None
-        return cls.from_mapping(table, source=source)
+        return cls.from_mapping(table, source=source, base_dir=base_dir)
 
     @classmethod
-    def from_mapping(cls, table: Mapping[str, Any], *, source: str = "<profile>") -> Profile:
-        """A profile from an already-parsed table (the TOML layout in the module docstring)."""
+    def from_mapping(cls, table: Mapping[str, Any], *, source: str = "<profile>",
+                     base_dir: Path | None = None) -> Profile:
+        """A profile from an already-parsed table (the TOML layout in the module docstring).
+        A meter's ``load_csv`` is read relative to ``base_dir`` (the profile file's
+        directory), once per file for all the meters naming it."""
         where = f"profile {source}"
         unknown = set(table) - {"world", "devices", "fleet"}
         if unknown:
@@ -287,7 +292,9 @@ class Profile:
                 raw_devices or raw_fleets):
             raise ProfileError(f"{where}: no devices: add at least one [[devices]] or "
                                "[[fleet]] table")
-        devices = tuple(_device(raw, index, where) for index, raw in enumerate(raw_devices, 1))
+        read_load_csv = None if base_dir is None else _load_csv_reader(base_dir)
+        devices = tuple(_device(raw, index, where, read_load_csv)
+                        for index, raw in enumerate(raw_devices, 1))
         for index, raw in enumerate(raw_fleets, 1):
             devices += _fleet(raw, index, where)
         _check_world(devices, where)
@@ -315,7 +322,21 @@ class Profile:
                  "server_address": d.server_address} for d in self.devices]
 
 
-def _device(raw: Any, index: int, where: str) -> DeviceProfile:
+def _load_csv_reader(base_dir: Path) -> Callable[[str], ReplayedLoad]:
+    """Reads a meter's ``load_csv`` relative to ``base_dir``; each file once."""
+    models: dict[Path, ReplayedLoad] = {}
+
+    def read(name: str) -> ReplayedLoad:
+        path = (base_dir / name).resolve()
+        if path not in models:
+            models[path] = read_half_hour_csv(path)
+        return models[path]
+
+    return read
+
+
+def _device(raw: Any, index: int, where: str,
+            read_load_csv: Callable[[str], ReplayedLoad] | None = None) -> DeviceProfile:
     name = f"device {index}"
     if not isinstance(raw, Mapping):
         raise ProfileError(f"{where}: {name}: must be a [[devices]] table")
@@ -390,7 +411,8 @@ def _device(raw: Any, index: int, where: str) -> DeviceProfile:
                              on_han=flags["on_han"], join_delay_seconds=join_delay_seconds,
                              joins_han=flags["joins_han"])
     try:
-        meter_config = MeterConfig.from_mapping(meter_table, eui64=eui64, device_type=device_type)
+        meter_config = MeterConfig.from_mapping(meter_table, eui64=eui64, device_type=device_type,
+                                                read_load_csv=read_load_csv)
     except ProfileError as error:
         raise ProfileError(f"{where}: {name}: [devices.meter]: {error}") from None
     except (TypeError, ValueError) as error:
