@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="device time starts at the profile's start time and moves only "
                             "on ADVANCE_DEVICE_TIME (secure-emu advance)")
     _add_serve_harness_options(serve)
+    serve.add_argument("--addressing", choices=("flat", "dlms"), default="flat",
+                       help="how server addresses are read: flat numbers (default), or "
+                            "IEC 62056-46 logical/physical pairs for DLMS clients")
     serve.set_defaults(handler=_cmd_serve)
 
     send = commands.add_parser("send", help="send DUIS request files through the S1SP adapter")
@@ -153,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--name", default="default", metavar="NAME",
                          help="which built-in profile: default, dcc-duis-templates "
                               "(default: default)")
+    profile.add_argument("--fleet", type=int, metavar="N",
+                         help="instead, a fleet profile of N devices: hubs each with one "
+                              "prepayment ESME, a few [[fleet]] lines however large N is")
     profile.set_defaults(handler=_cmd_profile)
 
     advance = commands.add_parser("advance", help="fast-forward device time")
@@ -347,6 +353,7 @@ def _cmd_serve(arguments: argparse.Namespace) -> int:
     from emulator.serve import ServeLoop
     from emulator.world import EmulatedWorld
     from protocol.clock import RealMonotonicClock
+    from protocol.hdlc import Addressing
     from protocol.transport import PtyPair, TcpListener, TransportError, parse_host_port
 
     if arguments.link is not None and not arguments.pty:
@@ -377,7 +384,8 @@ def _cmd_serve(arguments: argparse.Namespace) -> int:
         loop = ServeLoop(world, RealMonotonicClock(),
                          advance_interval_ms=None if arguments.virtual_time else 1000,
                          trace_line=trace_sink.put if trace_sink is not None else None,
-                         max_connections=arguments.max_connections)
+                         max_connections=arguments.max_connections,
+                         addressing=Addressing(arguments.addressing))
         # Handlers go in before the port is announced: a client (or a test) may send SIGTERM
         # the moment it reads the first line, and that must still stop cleanly, state saved.
         previous = _install_stop_handlers(loop.stop_from_signal)
@@ -717,8 +725,14 @@ def _cmd_annex_c(arguments: argparse.Namespace) -> int:
 
 
 def _cmd_profile(arguments: argparse.Namespace) -> int:
-    from emulator.profile import BUILT_IN_PROFILES, built_in_profile_text
+    from emulator.profile import BUILT_IN_PROFILES, built_in_profile_text, fleet_profile_text
 
+    if arguments.fleet is not None:
+        if arguments.fleet < 1:
+            raise CliError("secure-emu profile: --fleet N takes a number of devices >= 1",
+                           EXIT_USAGE)
+        _out(fleet_profile_text(arguments.fleet).rstrip("\n"))
+        return EXIT_OK
     if arguments.name not in BUILT_IN_PROFILES:
         raise CliError(f"secure-emu profile: no built-in profile {arguments.name!r} (there are: "
                        f"{', '.join(BUILT_IN_PROFILES)})", EXIT_USAGE)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 __all__ = [
     "COST_UNITS_PER_PENNY",
     "SECONDS_PER_DAY",
+    "UNITS_PER_SECOND_PER_MILLIPENCE_PER_DAY",
+    "UNITS_PER_WS_PER_MILLIPENCE_PER_KWH",
     "CostAccumulator",
     "LoadProfile",
     "Tariff",
@@ -23,8 +25,9 @@ __all__ = [
 SECONDS_PER_DAY = 86_400
 #: 1 penny in cost units: lcm(3_600_000 J/kWh x 1000 millipence/p, 86_400 s/day x 1000 mp/p).
 COST_UNITS_PER_PENNY = 10_800_000_000
-_UNITS_PER_WS_PER_MILLIPENCE_PER_KWH = COST_UNITS_PER_PENNY // 3_600_000_000  # 3
-_UNITS_PER_SECOND_PER_MILLIPENCE_PER_DAY = COST_UNITS_PER_PENNY // 86_400_000  # 125
+#: Cost units per watt-second at 1 millipence per kWh, and per second at 1 millipence per day.
+UNITS_PER_WS_PER_MILLIPENCE_PER_KWH = COST_UNITS_PER_PENNY // 3_600_000_000  # 3
+UNITS_PER_SECOND_PER_MILLIPENCE_PER_DAY = COST_UNITS_PER_PENNY // 86_400_000  # 125
 
 
 @dataclass(frozen=True)
@@ -42,9 +45,9 @@ class Tariff:
     def cost_units(self, energy_ws: int, seconds: int) -> int:
         """Cost of ``energy_ws`` watt-seconds plus ``seconds`` of standing charge, in cost
         units (1/COST_UNITS_PER_PENNY penny)."""
-        return (energy_ws * self.unit_rate_millipence_per_kwh * _UNITS_PER_WS_PER_MILLIPENCE_PER_KWH
+        return (energy_ws * self.unit_rate_millipence_per_kwh * UNITS_PER_WS_PER_MILLIPENCE_PER_KWH
                 + seconds * self.standing_charge_millipence_per_day
-                * _UNITS_PER_SECOND_PER_MILLIPENCE_PER_DAY)
+                * UNITS_PER_SECOND_PER_MILLIPENCE_PER_DAY)
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,14 @@ MAX_DEVICE_TIME_SECONDS = 0xFFFF_FFFF
 
 @dataclass
 class EmulatedDevice:
-    """One device of the world: its profile, firmware, and its meter or hub."""
+    """One device of the world: its profile, firmware, and its meter or hub (a GPF or a PPMID
+    has neither)."""
 
     profile: DeviceProfile
     firmware: FirmwareSlot
     hub: CommsHub | None = None
+    #: A GPF: the gas meter's device whose data answers the gas reads sent to it.
+    gas_proxy_of: EmulatedDevice | None = None
     clock_offset_seconds: int = 0
     schedule: dict[Command, ScheduledRequest] = field(default_factory=dict)
     scheduled_outcomes: list[ScheduledOutcome] = field(default_factory=list)

@@ -364,6 +364,9 @@ class FirmwareSlot:
         self.running_version = running_version
         self.pending_version = ""
         self.pending_activation_time_seconds = 0  # 0: none scheduled
+        #: the pending image's SHA-256 (its header's payload_sha256); b"" when none or unknown
+        #: (a state saved before the hash was kept)
+        self.pending_image_sha256 = b""
         self._transfer: _Transfer | None = None
 
     # ---- reads -------------------------------------------------------------------------
@@ -383,6 +386,7 @@ class FirmwareSlot:
             "pending_version": self.pending_version,
             "pending_activation_time_seconds": self.pending_activation_time_seconds,
             "transfer_in_progress": self.transfer_in_progress,
+            "pending_image_sha256": self.pending_image_sha256 or bytes(32),
         }
 
     # ---- requests ----------------------------------------------------------------------
@@ -470,6 +474,7 @@ class FirmwareSlot:
         except FirmwareImageRefusedError as error:
             return error.status, {}
         self.pending_version = header.version
+        self.pending_image_sha256 = header.payload_sha256
         self.pending_activation_time_seconds = 0
         return Status.SUCCESS, self.status_fields()
 
@@ -487,6 +492,7 @@ class FirmwareSlot:
     def _run_pending(self) -> None:
         self.running_version = self.pending_version
         self.pending_version = ""
+        self.pending_image_sha256 = b""
         self.pending_activation_time_seconds = 0
 
     # ---- time --------------------------------------------------------------------------
@@ -518,18 +524,21 @@ class FirmwareSlot:
     def to_state(self) -> dict[str, Any]:
         """A JSON-able snapshot; received image bytes in base64."""
         transfer = self._transfer
-        return {
+        state: dict[str, Any] = {
             "state_format": _STATE_FORMAT,
             "running_version": self.running_version,
             "pending_version": self.pending_version,
             "pending_activation_time_seconds": self.pending_activation_time_seconds,
-            "transfer": None if transfer is None else {
-                "image_size_bytes": transfer.image_size_bytes,
-                "received_base64": transfer.received_base64(),
-                "last_block_offset_bytes": transfer.last_block_offset_bytes,
-                "last_activity_time_seconds": transfer.last_activity_time_seconds,
-            },
         }
+        if self.pending_image_sha256:  # left out when unknown: older files re-encode the same
+            state["pending_image_sha256"] = self.pending_image_sha256.hex()
+        state["transfer"] = None if transfer is None else {
+            "image_size_bytes": transfer.image_size_bytes,
+            "received_base64": transfer.received_base64(),
+            "last_block_offset_bytes": transfer.last_block_offset_bytes,
+            "last_activity_time_seconds": transfer.last_activity_time_seconds,
+        }
+        return state
 
     @classmethod
     def from_state(cls, manufacturer: str, model: str,
@@ -544,6 +553,7 @@ class FirmwareSlot:
             slot = cls(manufacturer, model, _text(state, "running_version"))
             slot.pending_version = _text(state, "pending_version", allow_empty=True)
             slot.pending_activation_time_seconds = _count(state, "pending_activation_time_seconds")
+            slot.pending_image_sha256 = _sha256(state, slot.pending_version)
             if slot.pending_activation_time_seconds and not slot.pending_version:
                 raise StateError("firmware pending_activation_time_seconds is set but no"
                                  " pending_version")
@@ -553,6 +563,22 @@ class FirmwareSlot:
         if transfer is not None:
             slot._transfer = _transfer_from_state(transfer, state_format)
         return slot
+
+
+def _sha256(state: Mapping[str, Any], pending_version: str) -> bytes:
+    """The saved pending image hash: 32 bytes in hex, only with a pending version; absent in
+    states saved before it was kept (then unknown: b"")."""
+    text = state.get("pending_image_sha256")
+    if text is None:
+        return b""
+    try:
+        digest = bytes.fromhex(text) if isinstance(text, str) else b""
+    except ValueError:
+        digest = b""
+    if len(digest) != 32 or not pending_version:
+        raise StateError("firmware pending_image_sha256 must be 64 hex digits, with a"
+                         " pending_version")
+    return digest
 
 
 def _text(state: Mapping[str, Any], key: str, allow_empty: bool = False) -> str:

@@ -26,8 +26,11 @@ Rules (decisions marked; constants and transition tables live in :mod:`emulator.
 - Debt (*decided*): recovered only in prepayment. Time debt recovers ``rate`` pence at each
   UTC hour or day boundary; payment debt takes ``percentage``% (rounded down) of each top-up
   left after EC repayment. All recovery together is capped per UTC day by the
-  debt-recovery-rate cap (0 = uncapped). ``accumulated_debt_pence`` is the sum of the three
-  debt registers (what is still owed).
+  debt-recovery-rate cap (a cap of 0 p recovers nothing; S1SR 18.27).
+  ``accumulated_debt_pence`` is the sum of the three debt registers (what is still owed).
+- Supply switch: a remote enable (SET_SUPPLY_STATE ENABLED) is for the ESME's contactor only;
+  a GSME answers NOT_SUPPORTED_BY_DEVICE (its valve is armed remotely and opened at the meter,
+  :meth:`Meter.press_button_to_enable`).
 - Load limiting (ESME only): periods are aligned to device time (multiples of the period since
   1970). At each period end, if the energy drawn in that period exceeds threshold x period
   (average demand above the threshold) while ENABLED, the switch opens (DISABLED, LOAD_LIMIT),
@@ -35,8 +38,13 @@ Rules (decisions marked; constants and transition tables live in :mod:`emulator.
   customer presses the button (:meth:`Meter.press_button_to_enable`). Settings reset the period's
   energy; threshold 0 turns load limiting off.
 - Prepayment parameters the profile does not set are *never configured*: they read back as 0
-  (max meter balance and max credit threshold as 2147483647, i.e. no limit) and take the
+  (max meter balance, max credit threshold and debt-recovery cap at the register maximum,
+  2147483 p, i.e. no limit) and take the
   request's defaults on a switch to prepayment (S1SR 18.4).
+- Register ranges (:mod:`protocol.register_ranges`): every money register stays within what
+  DUIS can carry (+-2147483 p); a request that would take one outside is VALUE_OUT_OF_RANGE
+  with nothing changed (an accumulated debt above the maximum included), and consumption never
+  takes the meter balance below the minimum (*decided*: the register saturates).
 - Stored but not acted on: low-credit and low-EC thresholds (no alerts on this protocol), the
   cut-off grace period, keypad lock timeout and UTRN type.
 
@@ -48,12 +56,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from emulator.consumption import (
-    SECONDS_PER_DAY,
-    CostAccumulator,
-    LoadProfile,
-    Tariff,
-)
+from emulator.consumption import SECONDS_PER_DAY, CostAccumulator, LoadProfile
 from emulator.errors import (
     StateError,
     UtrnCheckDigitError,
@@ -61,8 +64,6 @@ from emulator.errors import (
     UtrnWrongMeterError,
 )
 from emulator.meter_config import (
-    INT32_MAX,
-    INT32_MIN,
     PARAMETER_MAXIMA,
     PREPAYMENT_PARAMETERS,
     UNCONFIGURED_VALUES,
@@ -70,7 +71,6 @@ from emulator.meter_config import (
 )
 from emulator.meter_registers import MeterRegisters, new_debt
 from emulator.meter_tables import (
-    DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED,
     LOAD_LIMIT_PERIOD_MAX_SECONDS,
     LOAD_LIMIT_PERIOD_MIN_SECONDS,
     NON_DISABLEMENT_CALENDARS,
@@ -80,6 +80,11 @@ from emulator.meter_tables import (
     SupplyEvent,
     supply_transition,
 )
+from emulator.metrology.engine import Metrology, electricity_wh, gas_dm3
+from emulator.metrology.logs import LoadHistory
+from emulator.metrology.max_demand import MaxDemandRegisters
+from emulator.metrology.profile_keys import load_model_of, tariff_of
+from emulator.metrology.tariff import PendingChange, TariffTimeline
 from emulator.state_codecs import decode_meter_registers, encode_meter_registers
 from emulator.utrn import parse_utrn
 from protocol.apdu import (
@@ -94,6 +99,15 @@ from protocol.apdu import (
     Status,
     SupplyOffReason,
     SupplyState,
+)
+from protocol.register_ranges import (
+    DEBT_REGISTER_RANGE_PENCE,
+    METER_BALANCE_RANGE_PENCE,
+    MONEY_REGISTER_MAX_PENCE,
+    MONEY_REGISTER_MIN_PENCE,
+    SIGNED_THRESHOLD_RANGE_PENCE,
+    THRESHOLD_RANGE_PENCE,
+    in_range,
 )
 
 #: MeterConfig is re-exported: a meter is built from one, and callers import both from here.
@@ -240,11 +254,11 @@ class Meter:
         now = r.now_seconds
         candidates: list[int] = []
         enabled = r.supply_state == SupplyState.ENABLED
-        if enabled:
-            change = self._profile.next_change_after(now)
-            if change is not None:
-                candidates.append(change)
+        change = self._metrology.next_change_after(enabled)
+        if change is not None:
+            candidates.append(change)
         if r.payment_mode == PaymentMode.PREPAYMENT:
+            candidates.append((now // SECONDS_PER_DAY + 1) * SECONDS_PER_DAY)  # daily log
             boundary = self._calendar.next_boundary_after(now)
             if boundary is not None:
                 candidates.append(boundary)
@@ -276,7 +290,8 @@ class Meter:
         only with a fresh meter."""
         profile = LoadProfile(tuple((int(s), int(w)) for s, w in segments))
         self._r.load_profile_override = profile.segments
-        self._profile = profile
+        self._metrology.set_load_model(profile)
+        self._save_load_history()
 
     def press_button_to_enable(self, device_time_seconds: int | None = None) -> SupplyState:
         """The customer presses the button: an ARMED supply closes, if credit allows (in
@@ -292,13 +307,8 @@ class Meter:
     # -- time passing ------------------------------------------------------------------------------
 
     def _rebuild_caches(self) -> None:
-        c = self.config
-        r = self._r
-        self._is_esme = c.device_type == DeviceType.ELECTRICITY_METER
-        self._tariff = Tariff(c.unit_rate_millipence_per_kwh, c.standing_charge_millipence_per_day)
-        segments = r.load_profile_override or c.load_profile
-        self._profile = LoadProfile(segments)
-        self._accumulator = CostAccumulator(r.cost_remainder_units)
+        self._is_esme = self.config.device_type == DeviceType.ELECTRICITY_METER
+        self._build_metrology()
         self._calendar_id = -1
         self._calendar = NON_DISABLEMENT_CALENDARS[0]
         _ = self._calendar_for_current_id()
@@ -310,13 +320,68 @@ class Meter:
             self._calendar_id = calendar_id
         return self._calendar
 
+    def _build_metrology(self) -> None:
+        """The metrology engine over the registers' own energy registers and logs (shared
+        objects). A meter restored from a state file written before them starts its logs at
+        the restore; its earlier energy is in the total only."""
+        c = self.config
+        r = self._r
+        r.energy.total_ws = r.energy_imported_ws
+        self._config_load_model = load_model_of(c)
+        history = [(start, self._config_load_model if segments is None else
+                    LoadProfile(segments)) for start, segments in r.load_history]
+        if not history:  # new, or saved before the history was kept
+            history = [(r.now_seconds, LoadProfile(r.load_profile_override)
+                        if r.load_profile_override else self._config_load_model)]
+        timeline = TariffTimeline(r.tariff_in_force or tariff_of(c), r.tariff_changes)
+        self._metrology = Metrology(
+            r.now_seconds, timeline, LoadHistory(history), r.energy,
+            CostAccumulator(r.cost_remainder_units),
+            r.max_demand or MaxDemandRegisters.new(r.now_seconds), r.half_hour_deviations,
+            r.register_snapshots, r.half_hour_energy_ws, r.half_hour_model_energy_ws,
+            history[0][0], electricity_wh if self._is_esme else gas_dm3)
+
+    def _save_load_history(self) -> None:
+        self._r.load_history = tuple(
+            (start, None if model is self._config_load_model else model.segments)
+            for start, model in self._metrology.history.entries)
+
+    def _save_tariffs(self) -> None:
+        r = self._r
+        timeline = self._metrology.timeline
+        if timeline.pending != r.tariff_changes:
+            r.tariff_changes = timeline.pending
+            r.tariff_in_force = timeline.current
+
+    def schedule_tariff_change(self, change: PendingChange,
+                               device_time_seconds: int | None = None) -> None:
+        """A new tariff (SR 1.1.1) or new prices (SR 1.2.1) from ``change.effective_seconds``
+        (now if that has passed); time up to now is costed at the old tariff."""
+        if device_time_seconds is not None:
+            self.advance_to(device_time_seconds)
+        self._metrology.schedule(change)
+        self._r.tariff_changes = self._metrology.timeline.pending
+        self._r.tariff_in_force = self._metrology.timeline.current
+
+    @property
+    def metrology(self) -> Metrology:
+        """The energy registers, logs and maximum demand (read them; time moves only
+        through :meth:`advance_to`)."""
+        return self._metrology
+
     def _accrue(self, from_seconds: int, to_seconds: int) -> None:
         r = self._r
-        seconds = to_seconds - from_seconds
-        energy_ws = (self._profile.energy_ws(from_seconds, to_seconds)
-                     if r.supply_state == SupplyState.ENABLED else 0)
-        pence = self._accumulator.add(self._tariff.cost_units(energy_ws, seconds))
-        r.cost_remainder_units = self._accumulator.remainder_units
+        m = self._metrology
+        history_length = len(m.history.entries)
+        pence = m.accrue(to_seconds, r.supply_state == SupplyState.ENABLED)
+        energy_ws = m.registers.total_ws - r.energy_imported_ws
+        r.cost_remainder_units = m.accumulator.remainder_units
+        r.half_hour_energy_ws = m.half_hour_ws
+        r.half_hour_model_energy_ws = m.half_hour_model_ws
+        r.max_demand = m.max_demand
+        self._save_tariffs()
+        if len(m.history.entries) != history_length or not r.load_history:
+            self._save_load_history()
         r.consumption_debited_pence += pence
         r.energy_imported_ws += energy_ws
         if r.load_limit_power_threshold_w > 0:
@@ -330,7 +395,8 @@ class Meter:
         rest = pence - from_balance
         from_ec = min(rest, r.emergency_credit_balance_pence) if r.emergency_credit_active else 0
         r.emergency_credit_balance_pence -= from_ec
-        r.meter_balance_pence -= from_balance + rest - from_ec
+        r.meter_balance_pence = max(r.meter_balance_pence - (from_balance + rest - from_ec),
+                                    MONEY_REGISTER_MIN_PENCE)
 
     def _run_events(self, now: int) -> None:
         r = self._r
@@ -355,7 +421,19 @@ class Meter:
                 period = _DEBT_PERIOD_SECONDS[debt["debt_recovery_period"]]
                 if now % period == 0:
                     self._recover_time_debt(debt)
+            if now % SECONDS_PER_DAY == 0:
+                self._record_prepayment_day(now)
         self._evaluate_supply()
+
+    def _record_prepayment_day(self, midnight_seconds: int) -> None:
+        """The prepayment daily read log (DUIS 4.14): money registers at midnight, after that
+        midnight's debt recovery (*decided*)."""
+        r = self._r
+        debts = {name: r.debts[name]["debt_value_pence"] for name in r.debts}
+        r.prepayment_daily_log.record(midnight_seconds, [
+            r.meter_balance_pence, r.emergency_credit_balance_pence, sum(debts.values()),
+            debts[DebtRegister.PAYMENT_DEBT.name], debts[DebtRegister.TIME_DEBT_1.name],
+            debts[DebtRegister.TIME_DEBT_2.name]])
 
     def _recover_time_debt(self, debt: dict[str, int]) -> None:
         r = self._r
@@ -378,8 +456,6 @@ class Meter:
         day = r.now_seconds // SECONDS_PER_DAY
         recovered_today = r.debt_recovered_today_pence if day == r.debt_recovery_day else 0
         cap = r.prepayment_parameters["debt_recovery_rate_cap_pence"]
-        if cap == 0 and DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED:
-            return INT32_MAX
         return max(cap - recovered_today, 0)
 
     def _count_recovered(self, pence: int) -> None:
@@ -420,10 +496,8 @@ class Meter:
         needed_pence = self._available_credit_pence() - r.disablement_threshold_pence + 1
         if needed_pence <= 0:
             return None
-        load_w = self._profile.load_w_at(r.now_seconds) if (
-            r.supply_state == SupplyState.ENABLED) else 0
-        seconds = self._accumulator.seconds_until_pence(
-            needed_pence, self._tariff.cost_units(load_w, 1))
+        seconds = self._metrology.accumulator.seconds_until_pence(
+            needed_pence, self._metrology.units_per_second(r.supply_state == SupplyState.ENABLED))
         if seconds is None:
             return None
         return r.now_seconds + max(seconds, 1)
@@ -519,6 +593,8 @@ class Meter:
                 self._apply(SupplyEvent.MODE_TO_CREDIT)
             return Status.SUCCESS, self._prepayment_configuration()
         disablement_threshold_pence = int(fields["disablement_threshold_pence"])
+        if not in_range(disablement_threshold_pence, SIGNED_THRESHOLD_RANGE_PENCE):
+            return Status.VALUE_OUT_OF_RANGE, {}
         defaults = fields["defaults"]
         new_parameters = dict(r.prepayment_parameters)
         for name in PREPAYMENT_PARAMETERS:
@@ -544,7 +620,8 @@ class Meter:
     @staticmethod
     def _parameters_valid(parameters: Mapping[str, int]) -> bool:
         for name, value in parameters.items():
-            if value < 0 or value > PARAMETER_MAXIMA.get(name, INT32_MAX):
+            if not in_range(value, (0, PARAMETER_MAXIMA[name]) if name in PARAMETER_MAXIMA
+                            else THRESHOLD_RANGE_PENCE):
                 return False
         return parameters["non_disablement_calendar_id"] in NON_DISABLEMENT_CALENDARS
 
@@ -562,7 +639,7 @@ class Meter:
         r = self._r
         adjustment_pence = int(fields["adjustment_pence"])
         new_balance = r.meter_balance_pence + adjustment_pence
-        if not INT32_MIN <= new_balance <= INT32_MAX:
+        if not in_range(new_balance, METER_BALANCE_RANGE_PENCE):
             return Status.VALUE_OUT_OF_RANGE, {}
         if adjustment_pence > 0 and new_balance > r.prepayment_parameters[
                 "max_meter_balance_pence"]:
@@ -591,7 +668,8 @@ class Meter:
                     new_threshold = value
                 else:
                     new_parameters[name] = value
-        if not self._parameters_valid(new_parameters):
+        if not self._parameters_valid(new_parameters) or not in_range(
+                new_threshold, SIGNED_THRESHOLD_RANGE_PENCE):
             return Status.VALUE_OUT_OF_RANGE, {}
         r.prepayment_parameters = new_parameters
         r.disablement_threshold_pence = new_threshold
@@ -670,7 +748,11 @@ class Meter:
         rate_pence = int(fields["debt_recovery_rate_pence"])
         period = DebtRecoveryPeriod(fields["debt_recovery_period"])
         percentage = int(fields["debt_recovery_percentage"])
-        if not 0 <= new_value <= INT32_MAX or rate_pence < 0 or not 0 <= percentage <= 100:
+        accumulated = self._accumulated_debt_pence() - debt["debt_value_pence"] + new_value
+        if (not in_range(new_value, DEBT_REGISTER_RANGE_PENCE)
+                or accumulated > MONEY_REGISTER_MAX_PENCE
+                or not in_range(rate_pence, DEBT_REGISTER_RANGE_PENCE)
+                or not 0 <= percentage <= 100):
             return Status.VALUE_OUT_OF_RANGE, {}
         debt["debt_value_pence"] = new_value
         if register is DebtRegister.PAYMENT_DEBT:
@@ -685,12 +767,11 @@ class Meter:
         if r.payment_mode != PaymentMode.PREPAYMENT:
             return Status.NOT_PERMITTED_IN_PAYMENT_MODE, {}
         limit_pence = r.prepayment_parameters["emergency_credit_limit_pence"]
-        if limit_pence == 0:
-            return Status.EMERGENCY_CREDIT_UNAVAILABLE, {}
-        if r.emergency_credit_active or (
-                r.meter_balance_pence >= r.prepayment_parameters[
-                    "emergency_credit_threshold_pence"]):
+        if r.emergency_credit_active:
             return Status.NOT_PERMITTED_IN_STATE, {}
+        if limit_pence == 0 or r.meter_balance_pence >= r.prepayment_parameters[
+                "emergency_credit_threshold_pence"]:
+            return Status.EMERGENCY_CREDIT_UNAVAILABLE, {}
         r.emergency_credit_active = True
         r.emergency_credit_balance_pence = limit_pence
         r.emergency_credit_granted_pence = limit_pence
@@ -720,6 +801,8 @@ class Meter:
     def _set_supply_state(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
         r = self._r
         requested = SupplyState(fields["supply_state"])
+        if requested is SupplyState.ENABLED and not self._is_esme:
+            return Status.NOT_SUPPORTED_BY_DEVICE, {}  # a gas valve opens only at the meter
         event = _SUPPLY_REQUEST_EVENTS[requested]
         if event is not SupplyEvent.REMOTE_DISABLE and not self._credit_permits_supply():
             return Status.NOT_PERMITTED_IN_STATE, {}

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from emulator.consumption import LoadProfile
+from emulator.consumption import SECONDS_PER_DAY, LoadProfile
 from emulator.errors import ProfileError
 from emulator.meter_tables import (
     DEFAULT_MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
@@ -26,6 +26,8 @@ from emulator.meter_tables import (
     UTRN_LOCKOUT_BAD_ENTRIES,
     UTRN_LOCKOUT_SECONDS,
 )
+from emulator.metrology.load_model import LoadModelError, ReplayedLoad
+from emulator.metrology.profile_keys import METROLOGY_KEY_PARSERS, load_model_of, tariff_of
 from protocol.apdu import (
     MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
     PREPAYMENT_DEFAULTS,
@@ -33,6 +35,13 @@ from protocol.apdu import (
     DeviceType,
     PaymentMode,
     SupplyState,
+)
+from protocol.register_ranges import (
+    DEBT_REGISTER_RANGE_PENCE,
+    METER_BALANCE_RANGE_PENCE,
+    MONEY_REGISTER_MAX_PENCE,
+    SIGNED_THRESHOLD_RANGE_PENCE,
+    in_range,
 )
 
 __all__ = [
@@ -52,12 +61,15 @@ INT32_MIN = -(2**31)
 PREPAYMENT_PARAMETERS: tuple[str, ...] = tuple(
     sub.name for sub in PREPAYMENT_DEFAULTS.subcons  # type: ignore[attr-defined]
 )
-#: What a never-configured parameter reads back as (anything not listed: 0).
+#: What a never-configured parameter reads back as (anything not listed: 0): the limits and
+#: the debt-recovery cap are at their maximum, i.e. they limit nothing.
 UNCONFIGURED_VALUES: dict[str, int] = {
-    "max_meter_balance_pence": INT32_MAX,
-    "max_credit_threshold_pence": INT32_MAX,
+    "max_meter_balance_pence": MONEY_REGISTER_MAX_PENCE,
+    "max_credit_threshold_pence": MONEY_REGISTER_MAX_PENCE,
+    "debt_recovery_rate_cap_pence": MONEY_REGISTER_MAX_PENCE,
 }
-#: Upper bounds of the non-pence prepayment parameters (their wire field widths).
+#: Upper bounds of the non-pence prepayment parameters (their wire field widths); the pence
+#: ones are in ``protocol.register_ranges.THRESHOLD_RANGE_PENCE``.
 PARAMETER_MAXIMA: dict[str, int] = {
     "cut_off_grace_period_minutes": 0xFFFF,
     "keypad_lock_timeout_seconds": 0xFFFF,
@@ -90,7 +102,14 @@ class MeterConfig:
     - ``unit_rate_millipence_per_kwh`` (default 24500 = 24.5 p/kWh),
       ``standing_charge_millipence_per_day`` (default 53000 = 53 p/day).
     - ``load_w`` (constant load, default 0) or ``load_profile`` (list of
-      ``[start_second_of_day, load_w]``, UTC), not both.
+      ``[start_second_of_day, load_w]``, UTC), not both; or ``load_shape_w`` (48 half-hour
+      loads, W), with ``load_seed`` and ``load_spread_percent`` for seeded randomness around it;
+      or ``load_csv``: a CSV of half-hour consumption (``start,energy_wh``, UTC) replayed
+      cyclically, its path relative to the profile file.
+    - ``tariff_prices_millipence_per_kwh`` (per TOU band, its block prices; left out: one band
+      at ``unit_rate_millipence_per_kwh``), ``tariff_block_thresholds_wh``,
+      ``tariff_block_period_seconds``, ``tariff_day_profiles``, ``tariff_week``: the TOU and
+      block tariff (:mod:`emulator.metrology.profile_keys`).
     - ``max_load_limit_power_threshold_w`` (default 65535, S1SR 18.37),
       ``load_limit_power_threshold_w`` (default 0 = off), ``load_limit_period_seconds``,
       ``load_limit_restoration_period_seconds`` (30-3600, default 300). ESME only.
@@ -133,6 +152,17 @@ class MeterConfig:
     load_limit_restoration_period_seconds: int = 300
     utrn_lockout_bad_entries: int = UTRN_LOCKOUT_BAD_ENTRIES
     utrn_lockout_seconds: int = UTRN_LOCKOUT_SECONDS
+    tariff_prices_millipence_per_kwh: tuple[tuple[int, ...], ...] = ()
+    tariff_block_thresholds_wh: tuple[tuple[int, ...], ...] = ()
+    tariff_block_period_seconds: int = SECONDS_PER_DAY
+    tariff_day_profiles: tuple[tuple[tuple[int, int], ...], ...] = ()
+    tariff_week: tuple[int, ...] = (0, 0, 0, 0, 0, 0, 0)
+    load_shape_w: tuple[int, ...] = ()
+    load_seed: int | None = None
+    load_spread_percent: int = 20
+    load_csv: str = ""
+    #: the model ``load_csv`` names, read by the profile (not a profile key)
+    load_replay: ReplayedLoad | None = field(default=None, compare=False, repr=False)
 
     #: Keys :meth:`from_mapping` accepts (the field names, plus ``load_w``).
     PROFILE_KEYS: ClassVar[frozenset[str]]
@@ -148,8 +178,9 @@ class MeterConfig:
                 continue
             if value < 0:
                 raise ProfileError(f"{name} = {value} must not be negative")
-            if value > PARAMETER_MAXIMA.get(name, INT32_MAX):
-                raise ProfileError(f"{name} = {value} is above {PARAMETER_MAXIMA.get(name)}")
+            highest = PARAMETER_MAXIMA.get(name, MONEY_REGISTER_MAX_PENCE)
+            if value > highest:
+                raise ProfileError(f"{name} = {value} is above {highest}")
         calendar_id = self.non_disablement_calendar_id
         if calendar_id is not None and calendar_id not in NON_DISABLEMENT_CALENDARS:
             raise ProfileError(f"non_disablement_calendar_id = {calendar_id} is not one of "
@@ -163,8 +194,19 @@ class MeterConfig:
         if not 0 <= self.payment_debt_recovery_percentage <= 100:
             raise ProfileError("payment_debt_recovery_percentage must be 0-100, got "
                                f"{self.payment_debt_recovery_percentage}")
-        if not INT32_MIN <= self.meter_balance_pence <= INT32_MAX:
-            raise ProfileError(f"meter_balance_pence = {self.meter_balance_pence} is outside int32")
+        for name, value_range in (("meter_balance_pence", METER_BALANCE_RANGE_PENCE),
+                                  ("disablement_threshold_pence", SIGNED_THRESHOLD_RANGE_PENCE),
+                                  ("time_debt_1_pence", DEBT_REGISTER_RANGE_PENCE),
+                                  ("time_debt_2_pence", DEBT_REGISTER_RANGE_PENCE),
+                                  ("payment_debt_pence", DEBT_REGISTER_RANGE_PENCE)):
+            value = getattr(self, name)
+            if value is not None and not in_range(value, value_range):
+                raise ProfileError(f"{name} = {value} is outside the register's range "
+                                   f"{value_range[0]}..{value_range[1]} pence")
+        if (self.time_debt_1_pence + self.time_debt_2_pence + self.payment_debt_pence
+                > MONEY_REGISTER_MAX_PENCE):
+            raise ProfileError("the three debt registers together are above "
+                               f"{MONEY_REGISTER_MAX_PENCE} pence")
         try:
             LoadProfile(self.load_profile)
         except ValueError as error:
@@ -187,18 +229,22 @@ class MeterConfig:
         if self.utrn_lockout_bad_entries < 1 or self.utrn_lockout_seconds < 0:
             raise ProfileError("utrn_lockout_bad_entries must be >= 1 and utrn_lockout_seconds "
                                ">= 0")
+        tariff_of(self)
+        load_model_of(self)
 
     @classmethod
-    def from_mapping(cls, table: Mapping[str, Any], *, eui64: bytes,
-                     device_type: DeviceType) -> MeterConfig:
+    def from_mapping(cls, table: Mapping[str, Any], *, eui64: bytes, device_type: DeviceType,
+                     read_load_csv: Callable[[str], ReplayedLoad] | None = None
+                     ) -> MeterConfig:
         """A config from one device's profile table (keys: see the class docstring).
 
         Raises :class:`ProfileError` naming the key for an unknown key, a wrong type or a bad
         value.
         """
         values: dict[str, Any] = {}
-        if "load_w" in table and "load_profile" in table:
-            raise ProfileError("give load_w (a constant load) or load_profile, not both")
+        if len({"load_w", "load_profile", "load_shape_w", "load_csv"} & set(table)) > 1:
+            raise ProfileError("give one of load_w (a constant load), load_profile, "
+                               "load_shape_w or load_csv")
         for key, raw in table.items():
             if key not in cls.PROFILE_KEYS:
                 raise ProfileError(f"unknown meter profile key {key!r}; known keys: "
@@ -207,6 +253,11 @@ class MeterConfig:
                 values["load_profile"] = ((0, _profile_int(key, raw)),)
             elif key == "load_profile":
                 values["load_profile"] = _profile_load(raw)
+            elif key == "load_csv":
+                values[key] = raw
+                values["load_replay"] = _read_load_csv(raw, read_load_csv)
+            elif key in METROLOGY_KEY_PARSERS:
+                values[key] = METROLOGY_KEY_PARSERS[key](key, raw)
             elif key in _ENUM_KEYS:
                 values[key] = _profile_enum(key, raw, _ENUM_KEYS[key])
             elif key in _BOOL_KEYS:
@@ -226,7 +277,19 @@ _ENUM_KEYS: dict[str, type[enum.IntEnum]] = {
 }
 _BOOL_KEYS = frozenset({"suspend_debt_disabled", "suspend_debt_emergency"})
 MeterConfig.PROFILE_KEYS = frozenset(
-    {f.name for f in dataclasses.fields(MeterConfig)} - {"eui64", "device_type"} | {"load_w"})
+    {f.name for f in dataclasses.fields(MeterConfig)} - {"eui64", "device_type", "load_replay"}
+    | {"load_w"})
+
+
+def _read_load_csv(raw: Any, read: Callable[[str], ReplayedLoad] | None) -> ReplayedLoad:
+    if not isinstance(raw, str) or not raw:
+        raise ProfileError(f"load_csv must be a file name, got {raw!r}")
+    if read is None:
+        raise ProfileError("load_csv needs a profile file to find it from")
+    try:
+        return read(raw)
+    except LoadModelError as error:
+        raise ProfileError(f"load_csv: {error}") from None
 
 
 def _profile_int(key: str, raw: Any) -> int:

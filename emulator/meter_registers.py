@@ -12,6 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypedDict
 
+from emulator.metrology.engine import EnergyRegisters
+from emulator.metrology.logs import DeviationLog, PrepaymentDailyLog, RegisterSnapshots
+from emulator.metrology.max_demand import MaxDemandRegisters
+from emulator.metrology.tariff import PendingChange, Tariff
 from protocol.apdu import (
     DebtRecoveryPeriod,
     DebtRegister,
@@ -82,3 +86,22 @@ class MeterRegisters:
     utrn_used_counters: list[int] = field(default_factory=list)
     utrn_bad_entries_in_a_row: int = 0
     utrn_locked_until_seconds: int = 0
+    # -- metrology (emulator.metrology): saved only once they differ from these defaults
+    #: exact energy per (TOU band, block) cell and the block period's use; its total_ws is
+    #: energy_imported_ws (saved once, under that name)
+    energy: EnergyRegisters = field(default_factory=EnergyRegisters)
+    #: the open half-hour: energy registered, and what the load history drew
+    half_hour_energy_ws: int = 0
+    half_hour_model_energy_ws: int = 0
+    #: (start, override segments or None for the profile's load model), oldest first; the
+    #: first start is when metering started (logs never reach before it); empty: from the
+    #: first time the meter advances after a restore of a state file written without it
+    load_history: tuple[tuple[int, tuple[tuple[int, int], ...] | None], ...] = ()
+    max_demand: MaxDemandRegisters | None = None
+    half_hour_deviations: DeviationLog = field(default_factory=DeviationLog)
+    register_snapshots: RegisterSnapshots = field(default_factory=RegisterSnapshots)
+    prepayment_daily_log: PrepaymentDailyLog = field(default_factory=PrepaymentDailyLog)
+    #: the tariff in force once a scheduled change has taken effect (None: the profile's)
+    tariff_in_force: Tariff | None = None
+    #: tariff and price changes still to take effect, in order
+    tariff_changes: tuple[PendingChange, ...] = ()

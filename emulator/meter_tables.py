@@ -20,7 +20,6 @@ from protocol.apdu import (
 )
 
 __all__ = [
-    "DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED",
     "NON_DISABLEMENT_CALENDARS",
     "SUPPLY_TRANSITIONS",
     "UTRN_LOCKOUT_BAD_ENTRIES",
@@ -43,9 +42,6 @@ UTRN_LOCKOUT_SECONDS = 30 * 60
 #: How many of the highest accepted UTRN counters the meter remembers. A counter at or below
 #: the lowest remembered one, once the window is full, is refused as a duplicate.
 UTRN_USED_COUNTER_WINDOW = 64
-#: Debt-recovery-rate cap: the most pence recovered from all debt registers together per UTC
-#: day (time-based ticks plus payment-based shares of top-ups). A cap of 0 means uncapped.
-DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED = True
 #: The S1SR 18.37 device-profile constant: the threshold is an unsigned 16-bit field.
 DEFAULT_MAX_LOAD_LIMIT_POWER_THRESHOLD_W = MAX_LOAD_LIMIT_POWER_THRESHOLD_W
 #: Load-limit period and restoration period bounds, seconds.
@@ -59,9 +55,9 @@ LOAD_LIMIT_PERIOD_MAX_SECONDS = MAX_LOAD_LIMIT_PERIOD_SECONDS
 
 
 class SupplyEvent(enum.Enum):
-    REMOTE_ENABLE = "remote enable (SR 7.3)"
+    REMOTE_ENABLE = "remote enable (SR 7.1, ESME only)"
     REMOTE_DISABLE = "remote disable (SR 7.2)"
-    REMOTE_ARM = "remote arm (SR 7.1)"
+    REMOTE_ARM = "remote arm (SR 7.3)"
     BUTTON_PRESSED = "customer presses the button on an armed meter"
     CREDIT_EXHAUSTED = "available credit fell below the disablement threshold"
     CREDIT_RESTORED = "available credit is back at or above the disablement threshold"

@@ -9,7 +9,7 @@ on that HAN, how it joins, and (for meters) the table handed to
     start_device_time = "2026-01-05T09:00:00Z"   # ISO-8601 UTC (string or TOML datetime)
 
     [[devices]]
-    type = "comms_hub"                  # comms_hub | esme | gsme
+    type = "comms_hub"                  # comms_hub | esme | gsme | gpf | ppmid
     eui64 = "00-DB-12-34-56-78-90-A0"
     server_address = 2                  # 2..268435455 (0x0FFFFFFF), unique; 1 is management
     manufacturer = "Secure Meters"
@@ -25,6 +25,15 @@ on that HAN, how it joins, and (for meters) the table handed to
     joins_han = true                    # false: never joins, so its join window expires
     [devices.meter]                     # registers, tariff, load, limits (MeterConfig keys)
     payment_mode = "prepayment"
+
+    [[devices]]
+    type = "gpf"                        # the gas proxy function of hub ...; its gas reads are
+    hub = "00-DB-12-34-56-78-90-A0"     # answered from the one GSME on that hub's HAN
+    ...                                 # (no HAN keys, no meter table)
+
+    [[devices]]
+    type = "ppmid"                      # a type 2 device on the hub's HAN: firmware and HAN
+    hub = "00-DB-12-34-56-78-90-A0"     # membership only (HAN keys as a meter, no meter table)
 
 A fleet (any number of ``[[fleet]]`` tables, besides or instead of ``[[devices]]``) is many
 hubs with the same meters on each, numbered from a first EUI-64 and a first server address::
@@ -65,7 +74,7 @@ import datetime
 import importlib.resources
 import sys
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +82,7 @@ from typing import Any
 from emulator.errors import ProfileError
 from emulator.hub import HAN_TABLE_MAX_ENTRIES
 from emulator.meter_config import MeterConfig
+from emulator.metrology.load_model import ReplayedLoad, read_half_hour_csv
 from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, DeviceType
 from protocol.eui64 import format_eui64, parse_eui64
 
@@ -104,7 +114,13 @@ _DEVICE_TYPES: dict[str, DeviceType] = {
     "comms_hub": DeviceType.COMMS_HUB,
     "esme": DeviceType.ELECTRICITY_METER,
     "gsme": DeviceType.GAS_METER,
+    "gpf": DeviceType.GAS_PROXY_FUNCTION,
+    "ppmid": DeviceType.PPMID,
 }
+#: Device types with no meter table: the GPF (part of its hub, never on the HAN join list:
+#: no HAN keys either) and the PPMID (on the HAN, moves no money).
+_NO_METER_TYPES = frozenset({DeviceType.GAS_PROXY_FUNCTION, DeviceType.PPMID})
+_GPF_ABSENT = frozenset({"on_han", "join_delay_seconds", "joins_han", "meter"})
 _TYPE_NAMES = {device_type: name for name, device_type in _DEVICE_TYPES.items()}
 _DEVICE_KEYS = frozenset({
     "type", "eui64", "server_address", "manufacturer", "model", "firmware_version", "hub",
@@ -194,6 +210,14 @@ class DeviceProfile:
         """``comms_hub``, ``esme`` or ``gsme``."""
         return _TYPE_NAMES[self.device_type]
 
+    def gas_meter_of_gpf(self, profile: Profile) -> DeviceProfile | None:
+        """For a GPF: the gas meter on its hub's HAN, whose data it answers with (the profile
+        checks there is exactly one); None for any other device."""
+        if self.device_type is not DeviceType.GAS_PROXY_FUNCTION:
+            return None
+        return next(d for d in profile.devices if d.hub_eui64 == self.hub_eui64
+                    and d.device_type is DeviceType.GAS_METER)
+
     def describe(self) -> str:
         return f"{self.type_name} {format_eui64(self.eui64)} at address {self.server_address}"
 
@@ -217,7 +241,7 @@ class Profile:
             return cls.from_toml_bytes(built_in_profile_text(str(path)).encode("utf-8"),
                                        source=f"<built-in profile {path}>")
         data = path.read_bytes()
-        return cls.from_toml_bytes(data, source=str(path))
+        return cls.from_toml_bytes(data, source=str(path), base_dir=path.parent)
 
     @classmethod
     def default(cls) -> Profile:
@@ -227,18 +251,22 @@ class Profile:
                                    source="<default profile>")
 
     @classmethod
-    def from_toml_bytes(cls, data: bytes, *, source: str = "<profile>") -> Profile:
+    def from_toml_bytes(cls, data: bytes, *, source: str = "<profile>",
+                        base_dir: Path | None = None) -> Profile:
         try:
             table = tomllib.loads(data.decode("utf-8"))
         except UnicodeDecodeError as error:
             raise ProfileError(f"profile {source}: not UTF-8 text: {error}") from None
         except tomllib.TOMLDecodeError as error:
             raise ProfileError(f"profile {source}: not valid TOML: {error}") from None
-        return cls.from_mapping(table, source=source)
+        return cls.from_mapping(table, source=source, base_dir=base_dir)
 
     @classmethod
-    def from_mapping(cls, table: Mapping[str, Any], *, source: str = "<profile>") -> Profile:
-        """A profile from an already-parsed table (the TOML layout in the module docstring)."""
+    def from_mapping(cls, table: Mapping[str, Any], *, source: str = "<profile>",
+                     base_dir: Path | None = None) -> Profile:
+        """A profile from an already-parsed table (the TOML layout in the module docstring).
+        A meter's ``load_csv`` is read relative to ``base_dir`` (the profile file's
+        directory), once per file for all the meters naming it."""
         where = f"profile {source}"
         unknown = set(table) - {"world", "devices", "fleet"}
         if unknown:
@@ -264,7 +292,9 @@ class Profile:
                 raw_devices or raw_fleets):
             raise ProfileError(f"{where}: no devices: add at least one [[devices]] or "
                                "[[fleet]] table")
-        devices = tuple(_device(raw, index, where) for index, raw in enumerate(raw_devices, 1))
+        read_load_csv = None if base_dir is None else _load_csv_reader(base_dir)
+        devices = tuple(_device(raw, index, where, read_load_csv)
+                        for index, raw in enumerate(raw_devices, 1))
         for index, raw in enumerate(raw_fleets, 1):
             devices += _fleet(raw, index, where)
         _check_world(devices, where)
@@ -292,7 +322,21 @@ class Profile:
                  "server_address": d.server_address} for d in self.devices]
 
 
-def _device(raw: Any, index: int, where: str) -> DeviceProfile:
+def _load_csv_reader(base_dir: Path) -> Callable[[str], ReplayedLoad]:
+    """Reads a meter's ``load_csv`` relative to ``base_dir``; each file once."""
+    models: dict[Path, ReplayedLoad] = {}
+
+    def read(name: str) -> ReplayedLoad:
+        path = (base_dir / name).resolve()
+        if path not in models:
+            models[path] = read_half_hour_csv(path)
+        return models[path]
+
+    return read
+
+
+def _device(raw: Any, index: int, where: str,
+            read_load_csv: Callable[[str], ReplayedLoad] | None = None) -> DeviceProfile:
     name = f"device {index}"
     if not isinstance(raw, Mapping):
         raise ProfileError(f"{where}: {name}: must be a [[devices]] table")
@@ -330,6 +374,12 @@ def _device(raw: Any, index: int, where: str) -> DeviceProfile:
         if not isinstance(value, str) or not value or not value.isascii() or len(value) > 255:
             raise fail(key, f"{value!r} must be non-empty ASCII text of at most 255 characters")
         texts[key] = value
+    if device_type in _NO_METER_TYPES:
+        absent = _GPF_ABSENT if device_type is DeviceType.GAS_PROXY_FUNCTION else {"meter"}
+        present = set(raw) & absent
+        if present:
+            raise fail(sorted(present)[0], f"a {type_name} takes none of "
+                       f"{', '.join(sorted(absent))}")
     if device_type is DeviceType.COMMS_HUB:
         present = set(raw) & _HUB_ONLY_ABSENT
         if present:
@@ -343,7 +393,8 @@ def _device(raw: Any, index: int, where: str) -> DeviceProfile:
     except ValueError as error:
         raise fail("hub", str(error)) from None
     flags = {}
-    for key, default in (("on_han", True), ("joins_han", True)):
+    for key, default in (("on_han", device_type is not DeviceType.GAS_PROXY_FUNCTION),
+                         ("joins_han", device_type is not DeviceType.GAS_PROXY_FUNCTION)):
         value = raw.get(key, default)
         if not isinstance(value, bool):
             raise fail(key, f"{value!r} must be true or false")
@@ -355,8 +406,13 @@ def _device(raw: Any, index: int, where: str) -> DeviceProfile:
     meter_table = raw.get("meter", {})
     if not isinstance(meter_table, Mapping):
         raise fail("meter", "must be a [devices.meter] table")
+    if device_type in _NO_METER_TYPES:
+        return DeviceProfile(device_type, eui64, server_address, **texts, hub_eui64=hub_eui64,
+                             on_han=flags["on_han"], join_delay_seconds=join_delay_seconds,
+                             joins_han=flags["joins_han"])
     try:
-        meter_config = MeterConfig.from_mapping(meter_table, eui64=eui64, device_type=device_type)
+        meter_config = MeterConfig.from_mapping(meter_table, eui64=eui64, device_type=device_type,
+                                                read_load_csv=read_load_csv)
     except ProfileError as error:
         raise ProfileError(f"{where}: {name}: [devices.meter]: {error}") from None
     except (TypeError, ValueError) as error:
@@ -509,6 +565,16 @@ def _check_world(devices: tuple[DeviceProfile, ...], where: str) -> None:
             raise ProfileError(f"{where}: {device.describe()}: hub: "
                                f"{format_eui64(device.hub_eui64)} is not a comms_hub of this "
                                "profile")
+    gas_meters_by_hub: dict[bytes, int] = {}
+    for device in devices:
+        if device.device_type is DeviceType.GAS_METER and device.hub_eui64 is not None:
+            gas_meters_by_hub[device.hub_eui64] = gas_meters_by_hub.get(device.hub_eui64, 0) + 1
+    for gpf in devices:
+        if gpf.device_type is DeviceType.GAS_PROXY_FUNCTION:
+            gas_meters = gas_meters_by_hub.get(gpf.hub_eui64, 0) if gpf.hub_eui64 else 0
+            if gas_meters != 1:
+                raise ProfileError(f"{where}: {gpf.describe()}: hub: a GPF answers for the one "
+                                   f"gas meter of its hub's HAN; that HAN has {gas_meters}")
     on_han: dict[bytes, int] = {}
     for device in devices:
         if device.hub_eui64 is not None and device.on_han:

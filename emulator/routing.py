@@ -10,8 +10,10 @@ request to the part of a device (hub or meter) that answers it::
     READ_HAN_ENTRIES                          the hub's HAN (on a meter: NOT_SUPPORTED_BY_DEVICE)
     SCHEDULE_REQUEST, CANCEL_SCHEDULED_REQUEST,
     READ_SCHEDULED_REQUESTS                   the device's scheduler (emulator.scheduler)
+    GPF_READS on a GPF                        the gas meter of its hub's HAN (the GPF's data)
     READ_DEVICE_DIRECTORY, ADVANCE_DEVICE_TIME NOT_SUPPORTED_BY_DEVICE (management only)
-    anything else                             the meter (a hub: NOT_SUPPORTED_BY_DEVICE)
+    anything else                             the meter (a hub, GPF or PPMID:
+                                              NOT_SUPPORTED_BY_DEVICE)
 
 The management device at address 1 is :mod:`emulator.management`. This module never reads a
 clock and never does I/O: world device time comes in as an argument.
@@ -30,7 +32,10 @@ from emulator.scheduler import SCHEDULER_COMMANDS, handle_scheduler_request
 from protocol.apdu import Command, Request, Response, Status
 from protocol.eui64 import format_eui64
 
-__all__ = ["MANAGEMENT_ONLY", "DeviceTable", "HanResponseHook", "route"]
+__all__ = ["GPF_READS", "MANAGEMENT_ONLY", "DeviceTable", "HanResponseHook", "route"]
+
+#: The gas reads a GPF answers from its gas meter's data (DUIS 4.3 and 4.18 to the GPF).
+GPF_READS = frozenset({Command.READ_INSTANTANEOUS_PREPAY_VALUES, Command.READ_METER_BALANCE})
 
 #: Commands only the management device answers.
 MANAGEMENT_ONLY = frozenset({Command.READ_DEVICE_DIRECTORY, Command.ADVANCE_DEVICE_TIME})
@@ -101,6 +106,9 @@ def route(device: EmulatedDevice, request: Request, *, now_seconds: int, lock: T
             return response
         if command in SCHEDULER_COMMANDS:
             return handle_scheduler_request(device, request, device.clock_seconds(now_seconds))
+        gas = device.gas_proxy_of
+        if gas is not None and gas.meter is not None and command in GPF_READS:
+            return gas.meter.handle_request(request, now_seconds)
         if command in MANAGEMENT_ONLY or device.meter is None:
             return refuse(request, Status.NOT_SUPPORTED_BY_DEVICE)
         return device.meter.handle_request(request, now_seconds)

@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from protocol.clock import MonotonicClock
+from protocol.hdlc import Addressing
 from protocol.link import LinkParameters, LinkStation, Role
 from protocol.link_mux import DEFAULT_MAX_STATIONS, ApduServer, LinkServer
 from protocol.trace import FrameTrace, line_trace
@@ -178,12 +179,14 @@ class ServeLoop:
                  max_connections: int = DEFAULT_MAX_CONNECTIONS,
                  max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
                  max_stations: int = DEFAULT_MAX_STATIONS,
-                 max_reassembly_bytes: int = SERVED_MAX_REASSEMBLY_BYTES) -> None:
+                 max_reassembly_bytes: int = SERVED_MAX_REASSEMBLY_BYTES,
+                 addressing: Addressing = Addressing.FLAT) -> None:
         """``log`` receives every message as one string (else the ``secure_emu.serve``
         logger); the ``max_*`` bounds are described in the module docstring."""
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, not {max_connections}")
         self._world = world
+        self._addressing = addressing
         self._clock = link_clock
         self._advance_interval_ms = advance_interval_ms
         self._parameters = parameters or LinkParameters()
@@ -231,7 +234,7 @@ class ServeLoop:
         return LinkServer(self._world, parameters=self._parameters, trace=trace,
                           max_stations=self._max_stations,
                           station_factory=self._new_station,
-                          on_error=self._warn)
+                          on_error=self._warn, addressing=self._addressing)
 
     def _new_station(self, server_address: int, client_address: int) -> LinkStation:
         return LinkStation(Role.SERVER, server_address, client_address,

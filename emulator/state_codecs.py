@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from array import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,10 @@ from typing import Any
 from emulator.errors import StateError
 from emulator.hub import HAN_TABLE_MAX_ENTRIES, Han, HanEntry
 from emulator.meter_registers import DEBT_REGISTER_NAMES, DebtState, MeterRegisters
+from emulator.metrology.engine import EnergyRegisters
+from emulator.metrology.logs import DeviationLog, PrepaymentDailyLog, RegisterSnapshots
+from emulator.metrology.max_demand import MaxDemand, MaxDemandRegisters
+from emulator.metrology.tariff import PendingChange, Prices, SwitchingTable, Tariff
 from protocol.apdu import (
     DebtRecoveryPeriod,
     HanEntryState,
@@ -123,6 +128,162 @@ def _decode_segments(value: Any) -> tuple[tuple[int, int], ...]:
 _INT = FieldCodec("a whole number", int, _whole)
 _BOOL = FieldCodec("true or false", bool, _flag)
 
+
+# ---- metrology registers and logs (emulator.metrology) -----------------------------------------
+
+
+def _table(value: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict) or set(value) != set(keys):
+        raise ValueError(f"not a table of {', '.join(keys)}")
+    return value
+
+
+def _encode_int_table(table: Mapping[int, int]) -> dict[str, int]:
+    return {str(key): value for key, value in sorted(table.items())}
+
+
+def _decode_int_table(value: Any) -> dict[int, int]:
+    if not isinstance(value, dict):
+        raise TypeError("not a table")
+    return {int(_text(key)): _whole(v) for key, v in value.items()}
+
+
+#: total_ws is not among them: it is saved as energy_imported_ws (the meter sets it back)
+_ENERGY_KEYS = ("cells_ws", "block_period_start_seconds", "block_period_used_ws")
+
+
+def _encode_energy(energy: EnergyRegisters) -> dict[str, Any]:
+    return {"cells_ws": _encode_int_table(energy.cells_ws),
+            "block_period_start_seconds": energy.block_period_start_seconds,
+            "block_period_used_ws": _encode_int_table(energy.block_period_used_ws)}
+
+
+def _decode_energy(value: Any) -> EnergyRegisters:
+    table = _table(value, _ENERGY_KEYS)
+    return EnergyRegisters(0, _decode_int_table(table["cells_ws"]),
+                           _whole(table["block_period_start_seconds"]),
+                           _decode_int_table(table["block_period_used_ws"]))
+
+
+def _columns_codec(kind: type, columns: Mapping[str, str], whole: tuple[str, ...] = ()
+                   ) -> FieldCodec:
+    """A log of :mod:`array` ``columns`` (name -> typecode) and whole-number fields, as a table
+    of lists and numbers."""
+    keys = (*columns, *whole)
+
+    def encode(log: Any) -> dict[str, Any]:
+        return {**{name: getattr(log, name).tolist() for name in columns},
+                **{name: getattr(log, name) for name in whole}}
+
+    def decode(value: Any) -> Any:
+        table = _table(value, keys)
+        try:
+            arrays = {name: array(code, _list_of(_whole)(table[name]))
+                      for name, code in columns.items()}
+        except OverflowError as error:
+            raise ValueError(str(error)) from None
+        return kind(**arrays, **{name: _whole(table[name]) for name in whole})
+
+    return FieldCodec(f"a table of {', '.join(keys)}", encode, decode)
+
+
+_MAX_DEMAND_KEYS = ("value_w", "capture_seconds", "last_reset_seconds")
+
+
+def _encode_max_demand(registers: MaxDemandRegisters | None) -> dict[str, Any] | None:
+    if registers is None:
+        return None
+    return {"active": dataclasses.asdict(registers.active),
+            "configurable_time": dataclasses.asdict(registers.configurable_time),
+            "window_start_second_of_day": registers.window_start_second_of_day,
+            "window_end_second_of_day": registers.window_end_second_of_day}
+
+
+def _decode_max_demand(value: Any) -> MaxDemandRegisters | None:
+    if value is None:
+        return None
+    table = _table(value, ("active", "configurable_time", "window_start_second_of_day",
+                           "window_end_second_of_day"))
+    active, configurable = (
+        MaxDemand(**{key: _whole(v) for key, v in _table(table[name], _MAX_DEMAND_KEYS).items()})
+        for name in ("active", "configurable_time"))
+    return MaxDemandRegisters(active, configurable, _whole(table["window_start_second_of_day"]),
+                              _whole(table["window_end_second_of_day"]))
+
+
+def _encode_prices(prices: Prices) -> dict[str, Any]:
+    return {"block_prices_millipence_per_kwh": [list(band) for band in
+                                                prices.block_prices_millipence_per_kwh],
+            "standing_charge_millipence_per_day": prices.standing_charge_millipence_per_day}
+
+
+def _decode_prices(value: Any) -> Prices:
+    table = _table(value, ("block_prices_millipence_per_kwh",
+                           "standing_charge_millipence_per_day"))
+    return Prices(tuple(tuple(row) for row in _list_of(_list_of(_whole))(
+        table["block_prices_millipence_per_kwh"])),
+        _whole(table["standing_charge_millipence_per_day"]))
+
+
+_TARIFF_KEYS = ("prices", "day_profiles", "week", "block_thresholds_wh", "block_period_seconds")
+
+
+def _encode_tariff(tariff: Tariff | None) -> dict[str, Any] | None:
+    if tariff is None:
+        return None
+    return {"prices": _encode_prices(tariff.prices),
+            "day_profiles": [[list(pair) for pair in profile]
+                             for profile in tariff.switching.day_profiles],
+            "week": list(tariff.switching.week),
+            "block_thresholds_wh": [list(row) for row in tariff.block_thresholds_wh],
+            "block_period_seconds": tariff.block_period_seconds}
+
+
+def _decode_tariff(value: Any) -> Tariff | None:
+    if value is None:
+        return None
+    table = _table(value, _TARIFF_KEYS)
+    profiles = tuple(_decode_segments(profile) for profile in _list_of(
+        lambda item: item)(table["day_profiles"]))
+    return Tariff(_decode_prices(table["prices"]),
+                  SwitchingTable(profiles, tuple(_list_of(_whole)(table["week"]))),
+                  tuple(tuple(row) for row in _list_of(_list_of(_whole))(
+                      table["block_thresholds_wh"])),
+                  _whole(table["block_period_seconds"]))
+
+
+def _encode_changes(changes: tuple[PendingChange, ...]) -> list[dict[str, Any]]:
+    return [{"effective_seconds": change.effective_seconds,
+             "tariff": _encode_tariff(change.tariff),
+             "prices": None if change.prices is None else _encode_prices(change.prices)}
+            for change in changes]
+
+
+def _decode_changes(value: Any) -> tuple[PendingChange, ...]:
+    changes = []
+    for raw in _list_of(lambda item: item)(value):
+        table = _table(raw, ("effective_seconds", "tariff", "prices"))
+        changes.append(PendingChange(
+            _whole(table["effective_seconds"]), _decode_tariff(table["tariff"]),
+            None if table["prices"] is None else _decode_prices(table["prices"])))
+    return tuple(changes)
+
+
+def _decode_load_history(value: Any
+                         ) -> tuple[tuple[int, tuple[tuple[int, int], ...] | None], ...]:
+    entries = []
+    for entry in _list_of(lambda item: item)(value):
+        if not isinstance(entry, list) or len(entry) != 2:
+            raise ValueError("not [start_seconds, segments or null] entries")
+        entries.append((_whole(entry[0]),
+                        None if entry[1] is None else _decode_segments(entry[1])))
+    return tuple(entries)
+
+
+def _encode_load_history(history: tuple[tuple[int, Any], ...]) -> list[list[Any]]:
+    return [[start, None if segments is None else [list(pair) for pair in segments]]
+            for start, segments in history]
+
 #: Register name -> its codec: one entry per field of MeterRegisters (checked at import).
 METER_REGISTER_CODECS: dict[str, FieldCodec] = {
     "now_seconds": _INT,
@@ -157,6 +318,23 @@ METER_REGISTER_CODECS: dict[str, FieldCodec] = {
     "utrn_used_counters": FieldCodec("a list of whole numbers", list, _list_of(_whole)),
     "utrn_bad_entries_in_a_row": _INT,
     "utrn_locked_until_seconds": _INT,
+    "energy": FieldCodec(f"a table of {', '.join(_ENERGY_KEYS)}", _encode_energy,
+                         _decode_energy),
+    "half_hour_energy_ws": _INT,
+    "half_hour_model_energy_ws": _INT,
+    "load_history": FieldCodec("a list of [start_seconds, segments or null]",
+                               _encode_load_history, _decode_load_history),
+    "max_demand": FieldCodec("a table of the max demand registers, or null",
+                             _encode_max_demand, _decode_max_demand),
+    "half_hour_deviations": _columns_codec(
+        DeviationLog, {"firsts": "i", "counts": "i", "energies_ws": "q"}),
+    "register_snapshots": _columns_codec(
+        RegisterSnapshots, {"days": "i", "offsets": "H", "cells": "H", "values_ws": "q"},
+        ("depth",)),
+    "prepayment_daily_log": _columns_codec(
+        PrepaymentDailyLog, {"ring": "i"}, ("depth", "next_slot")),
+    "tariff_in_force": FieldCodec("a tariff table or null", _encode_tariff, _decode_tariff),
+    "tariff_changes": FieldCodec("a list of tariff changes", _encode_changes, _decode_changes),
 }
 _REGISTER_FIELDS = {f.name: f for f in dataclasses.fields(MeterRegisters)}
 if set(METER_REGISTER_CODECS) != set(_REGISTER_FIELDS):  # pragma: no cover - a coding error
@@ -166,10 +344,32 @@ _REQUIRED_REGISTERS = frozenset(
     if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
 
 
+#: Registers added with the metrology: saved only when they differ from their default, so a
+#: state file written before them re-encodes to the same bytes until the meter advances.
+_SAVED_WHEN_USED = ("energy", "half_hour_energy_ws", "half_hour_model_energy_ws",
+                    "load_history", "max_demand", "half_hour_deviations",
+                    "register_snapshots", "prepayment_daily_log", "tariff_in_force",
+                    "tariff_changes")
+
+
+def _encoded_default(name: str) -> Any:
+    f = _REGISTER_FIELDS[name]
+    default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+    return METER_REGISTER_CODECS[name].encode(default)
+
+
+_ENCODED_DEFAULTS = {name: _encoded_default(name) for name in _SAVED_WHEN_USED}
+
+
 def encode_meter_registers(registers: MeterRegisters) -> dict[str, Any]:
-    """Every register, JSON-able (fresh containers: later changes to the meter do not show)."""
-    return {name: codec.encode(getattr(registers, name))
-            for name, codec in METER_REGISTER_CODECS.items()}
+    """Every register, JSON-able (fresh containers: later changes to the meter do not show);
+    the metrology registers only once used."""
+    state = {}
+    for name, codec in METER_REGISTER_CODECS.items():
+        value = codec.encode(getattr(registers, name))
+        if name not in _ENCODED_DEFAULTS or value != _ENCODED_DEFAULTS[name]:
+            state[name] = value
+    return state
 
 
 def decode_meter_registers(state: Mapping[str, Any]) -> MeterRegisters:
@@ -191,7 +391,9 @@ def decode_meter_registers(state: Mapping[str, Any]) -> MeterRegisters:
         except (TypeError, ValueError) as error:
             raise StateError(f"saved meter state: {name} should be {codec.expected}, got "
                              f"{value!r} ({error})") from None
-    return MeterRegisters(**values)
+    registers = MeterRegisters(**values)
+    registers.energy.total_ws = registers.energy_imported_ws  # saved once, under that name
+    return registers
 
 
 # ---- the HAN ------------------------------------------------------------------------------------

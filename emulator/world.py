@@ -147,9 +147,13 @@ class EmulatedWorld:
             device = EmulatedDevice(device_profile, firmware)
             if device_profile.is_hub:
                 device.hub = CommsHub(device_profile.eui64, firmware)
-            else:
+            elif device_profile.meter_config is not None:
                 device.meter_start_seconds = now
             self._devices.add(device)
+        for device in self._devices:
+            gas_meter = device.profile.gas_meter_of_gpf(self.profile)
+            if gas_meter is not None:
+                device.gas_proxy_of = self._devices.by_eui64(gas_meter.eui64)
         for device_profile in self.profile.meters:
             if device_profile.on_han and device_profile.hub_eui64 is not None:
                 self._han_of_hub(device_profile.hub_eui64).add_joined(device_profile.eui64)
@@ -191,10 +195,13 @@ class EmulatedWorld:
         return self._devices.by_eui64(eui64)
 
     def meter(self, eui64: bytes) -> Meter:
+        """The meter ``eui64``, run to now, for in-process use: what the caller changes in it
+        is written by the next :meth:`save` (or the next request's commit)."""
         device = self.device_by_eui64(eui64)
         if device.meter is None:
             raise EmulatorError(f"device {format_eui64(eui64)} is not a meter")
         self._step_device(device, self._now_seconds)
+        self._dirty[device.eui64] = device
         return device.meter
 
     def hub(self, eui64: bytes | None = None) -> CommsHub:

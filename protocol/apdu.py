@@ -189,6 +189,8 @@ class DeviceType(enum.IntEnum):
     ELECTRICITY_METER = 2  # ESME
     GAS_METER = 3  # GSME
     MANAGEMENT = 4  # the link's management logical device (address 1)
+    GAS_PROXY_FUNCTION = 5  # GPF: the comms hub's gas proxy, answers gas reads for the GSME
+    PPMID = 6  # prepayment meter interface device: a type 2 device on the HAN
 
 
 class DebtRegister(enum.IntEnum):
@@ -352,6 +354,8 @@ FIRMWARE_STATUS = Struct(
     "pending_version" / ShortText,  # "" when no verified image waits for activation
     "pending_activation_time_seconds" / DeviceTimeSeconds,  # 0: none scheduled
     "transfer_in_progress" / Flag,
+    # the SHA-256 the pending image's header carries (of its payload); zeros when none
+    "pending_image_sha256" / Bytes(32),
 )
 
 HAN_ENTRY = Struct(

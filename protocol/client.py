@@ -20,6 +20,10 @@ As a backstop, if nothing at all arrives for ``(max_retransmissions + 2) *
 retransmit_timeout_ms`` while waiting, the wait ends with the same errors. A response whose
 invoke id or command does not match (a stale answer) is dropped and counted.
 
+With ``addressing=Addressing.DLMS`` the client writes each device's server address as the
+IEC 62056-46 pair logical device 1, physical device = the device's address (to a server run
+with ``serve --addressing dlms``); callers still name devices by their server address.
+
 A DeviceClient is not thread-safe: one caller at a time. This module does no port I/O of its
 own (that is :mod:`protocol.transport`) and must never sleep: it only waits in
 ``transport.read``.
@@ -45,6 +49,7 @@ from protocol.errors import (
     DeviceUnreachableError,
     ProtocolError,
 )
+from protocol.hdlc import DLMS_MANAGEMENT_LOGICAL_DEVICE, Addressing, dlms_server_address
 from protocol.link import (
     ApduReceived,
     Connected,
@@ -110,8 +115,10 @@ class DeviceClient:
                  clock: MonotonicClock | None = None,
                  parameters: LinkParameters | None = None,
                  retransmit_timeout_ms: int = 1000, max_retransmissions: int = 3,
-                 trace: FrameTrace | None = None, name: str | None = None) -> None:
+                 trace: FrameTrace | None = None, name: str | None = None,
+                 addressing: Addressing = Addressing.FLAT) -> None:
         self._transport = transport
+        self._addressing = Addressing(addressing)
         self._client_address = client_address
         self._clock = clock or RealMonotonicClock()
         self._parameters = parameters or LinkParameters()
@@ -171,12 +178,13 @@ class DeviceClient:
         # A device that lost the link (restarted) answers DM; a read is safe to send again on
         # a fresh link, anything that changes state is not (it may have been applied).
         attempts = 2 if request.command in READ_ONLY_COMMANDS else 1
+        wire_address = self.wire_address(server_address)
         for attempt in range(1, attempts + 1):
-            outcome = self._exchange(server_address, request)
+            outcome = self._exchange(wire_address, request)
             if outcome.response is not None:
                 self.counters.responses_received += 1
                 return dataclasses.replace(outcome.response, invoke_id=request.invoke_id)
-            self._mux.remove_station(self._pair(server_address))
+            self._mux.remove_station(self._pair(wire_address))
             if not isinstance(outcome.failure, Disconnected) or attempt == attempts:
                 break
         reason = outcome.failure.reason if outcome.failure is not None else "no answer"
@@ -226,6 +234,13 @@ class DeviceClient:
         finally:
             self._mux.clear()
             self._transport.close()
+
+    def wire_address(self, server_address: int) -> int:
+        """The server address the frames to the device at ``server_address`` carry: itself
+        (flat), or logical device 1 with it as the physical device (DLMS)."""
+        if self._addressing is Addressing.DLMS:
+            return dlms_server_address(DLMS_MANAGEMENT_LOGICAL_DEVICE, server_address)
+        return server_address
 
     # ----------------------------------------------------------------------------------------
     def _pair(self, server_address: int) -> AddressPair:

@@ -7,8 +7,9 @@ A frame on the wire::
 
 The Construct definition :data:`HDLC_FRAME` is the single source of truth for that layout.
 This module holds it, the Python view of a frame (:class:`HdlcFrame`, :data:`CONTROL_TABLE`,
-address and control helpers) and the Construct-only reference codec
-(:func:`build_frame_with_construct`, :func:`parse_frame_with_construct`). The fast codec used
+address and control helpers; the two readings of a server address, :class:`Addressing`) and
+the Construct-only reference codec (:func:`build_frame_with_construct`,
+:func:`parse_frame_with_construct`). The fast codec used
 on the hot path, derived from these definitions, is :mod:`protocol.hdlc_codec`.
 
 This module does no I/O. It does not know about sequence numbers or connections: that is
@@ -94,7 +95,9 @@ _SUPERVISORY = (FrameType.RR, FrameType.RNR)
 
 class HdlcAddress(Construct):
     """An HDLC address: 1, 2 or 4 bytes of 7 bits each, most significant first; the low bit
-    of the last byte is 1, of every other byte 0. Builds the shortest form that fits."""
+    of the last byte is 1, of every other byte 0. Only the shortest form that fits is valid,
+    so every address has exactly one spelling (and its DLMS upper/lower reading, see
+    :func:`split_dlms_server_address`, follows from its value alone); builds that form."""
 
     def _parse(self, stream: Any, context: Any, path: str) -> int:
         value = 0
@@ -106,6 +109,9 @@ class HdlcAddress(Construct):
             if byte[0] & 1:
                 if size == 3:
                     raise FrameError(f"a 3-byte address is not allowed ({path})")
+                if size != address_size_bytes(value):
+                    raise FrameError(f"address {value} in {size} bytes is not its shortest "
+                                     f"form ({path})")
                 return value
         raise FrameError(f"address longer than 4 bytes ({path})")
 
@@ -130,6 +136,62 @@ def encode_address(address: int) -> bytes:
     size = address_size_bytes(address)
     groups = [(address >> (7 * (size - 1 - i))) & 0x7F for i in range(size)]
     return bytes((g << 1) | (1 if i == size - 1 else 0) for i, g in enumerate(groups))
+
+
+class Addressing(enum.Enum):
+    """How a server reads the server address of a frame (one mode per link, see
+    docs/protocol.md section 4.3.1)."""
+
+    #: the address is one number: the device at that server address answers
+    FLAT = "flat"
+    #: IEC 62056-46: an upper (logical device) and an optional lower (physical device) part
+    DLMS = "dlms"
+
+
+class DlmsServerAddress(NamedTuple):
+    """A server address read as IEC 62056-46 upper and lower HDLC address."""
+
+    logical: int  # upper HDLC address: the logical device
+    physical: int | None  # lower HDLC address: the physical device; None in the 1-byte form
+    size_bytes: int  # 1, 2 or 4: the form it was written in
+
+
+#: Upper HDLC address (logical device) values IEC 62056-46 gives a meaning, per form
+#: (2 bytes: 7-bit parts, 4 bytes: 14-bit parts; the 1-byte form uses the 2-byte values;
+#: 0 is "no station", 2-15 are reserved).
+DLMS_MANAGEMENT_LOGICAL_DEVICE = 0x01
+DLMS_CALLING_ADDRESS = {1: 0x7E, 2: 0x7E, 4: 0x3FFE}
+DLMS_ALL_STATION_ADDRESS = {1: 0x7F, 2: 0x7F, 4: 0x3FFF}
+
+
+def split_dlms_server_address(address: int) -> DlmsServerAddress:
+    """Read a (shortest-form) server address as IEC 62056-46 upper/lower parts: 1 byte is the
+    upper part alone; 2 bytes a 7-bit upper and a 7-bit lower part; 4 bytes a 14-bit upper and
+    a 14-bit lower part."""
+    size = address_size_bytes(address)
+    if size == 1:
+        return DlmsServerAddress(address, None, 1)
+    half_bits = 7 * size // 2
+    return DlmsServerAddress(address >> half_bits, address & ((1 << half_bits) - 1), size)
+
+
+def dlms_server_address(logical: int, physical: int | None = None,
+                        size_bytes: int | None = None) -> int:
+    """The server address value whose (shortest) encoding carries ``logical`` as the upper and
+    ``physical`` as the lower part: the 1-byte form without ``physical``; else the 2-byte
+    form when both fit 7 bits (unless ``size_bytes`` is 4), else the 4-byte form. Raises
+    :class:`FrameError` when no form holds them (``logical`` must be 1 or more: an upper part
+    of 0 would make the value shorter than its form)."""
+    if physical is None:
+        if 1 <= logical <= 0x7F and size_bytes in (None, 1):
+            return logical
+    elif 1 <= logical <= 0x7F and 0 <= physical <= 0x7F and size_bytes in (None, 2):
+        return (logical << 7) | physical
+    elif 1 <= logical <= 0x3FFF and 0 <= physical <= 0x3FFF and size_bytes in (None, 4):
+        return (logical << 14) | physical
+    raise FrameError(f"no HDLC server address of {size_bytes or 'any'} bytes has upper part "
+                     f"{logical} and lower part {physical}: the upper part is 1..16383 "
+                     "(1..127 in 1 or 2 bytes), the lower part 0..16383 (0..127 in 2 bytes)")
 
 
 #: The control byte: N(R) or modifier bits, poll/final, N(S) or modifier bits, frame class.

@@ -25,11 +25,15 @@ The wire behaviour, and the choices this module makes where the list left one op
   a larger proposal is recorded in :attr:`LinkStation.peer_proposal` and answered with 1. An
   unreadable negotiation field is answered with FRMR (reason X) and the state is unchanged.
   :attr:`LinkStation.negotiated` reports the smaller of the two agreed lengths.
-- LLC: ``E6 E6 00`` opens each client->server APDU, ``E6 E7 00`` each server->client APDU. An
-  APDU whose LLC is wrong is dropped: no event, no FRMR, no LinkFailed; it is counted in
-  :attr:`LinkCounters.apdus_rejected_for_llc` and described in
-  :attr:`LinkCounters.last_diagnostic`. The link stays up and the server still answers the
-  poll (RR), so the client is not left retransmitting.
+- LLC: ``E6 E6 00`` opens each client->server APDU, ``E6 E7 00`` each server->client APDU. A
+  server rejects the I-frame whose bytes show the LLC is wrong (the first segment, or the
+  segment that completes the three LLC bytes) with FRMR (reason X), like any information
+  field it cannot use: V(R) does not advance, the APDU is dropped, so a client is never left
+  polling for a response that cannot come. A client drops a response whose LLC is wrong (no
+  event). Both count it in :attr:`LinkCounters.apdus_rejected_for_llc`.
+- Too long: an I-frame over the agreed receive length, or one that would take the reassembled
+  APDU past ``max_reassembly_bytes``, is rejected with FRMR (reason Y) before it is accepted:
+  V(R) does not advance and the part of the APDU reassembled so far is dropped.
 - Polls: the client sends every frame with P=1 and has at most one poll outstanding; it is
   answered by exactly one frame with F=1. The server answers I, RR and RNR frames only when P=1;
   SNRM, DISC, rejects (FRMR) and frames to a disconnected server (DM) are always answered, F=1.
@@ -39,7 +43,9 @@ The wire behaviour, and the choices this module makes where the list left one op
 - Duplicates: a server receiving an I-frame whose N(S) is V(R)-1 (the client retransmitted
   after our answer was lost) does not deliver it again and resends its last answer unchanged.
   An RR whose N(R) is V(S)-1 asks for our unacknowledged I-frame again; with nothing
-  unacknowledged it is a stale copy and is ignored. Any other N(R) is out of range: FRMR
+  unacknowledged (the client repeats an acknowledgement it already gave) it is counted as
+  stale and, with P=1, answered as any poll is: every RR/RNR poll on a connected link gets
+  exactly one frame back. Any other N(R) is out of range: FRMR
   (reason Z). An I-frame with any other N(S) is out of sequence (stale) and is ignored. All
   ignored frames are counted in :attr:`LinkCounters.stale_frames_ignored`. Sequence numbers
   are mod 8, so a stale copy more than seven frames old cannot be told from a new one.
@@ -703,6 +709,7 @@ class LinkStation:
 
     def _server_information(self, frame: HdlcFrame, now_ms: int) -> list[LinkEvent]:
         if len(frame.information) > self._receive_limit_bytes:
+            self._reassembly = bytearray()
             return self._reject(frame, FrameRejectReason.INFORMATION_TOO_LONG,
                                 f"{len(frame.information)} bytes, over the agreed "
                                 f"{self._receive_limit_bytes}")
@@ -719,6 +726,10 @@ class LinkStation:
         if frame.receive_sequence != self._send_sequence:
             return self._reject(frame, FrameRejectReason.INVALID_RECEIVE_SEQUENCE,
                                 f"N(R)={frame.receive_sequence}, V(S)={self._send_sequence}")
+        refusal = self._server_refusal(frame)
+        if refusal is not None:
+            self._reassembly = bytearray()
+            return self._reject(frame, *refusal)
         self._unacked = None
         if self._segments:
             self._segments.clear()
@@ -726,16 +737,30 @@ class LinkStation:
                            "the rest of it was dropped")
         self._receive_sequence = _next(self._receive_sequence)
         self._answers.received_any = True
-        try:
-            data = self._take_segment(frame)
-        except LinkError as error:
-            return self._reject(frame, FrameRejectReason.INFORMATION_TOO_LONG, str(error))
+        data = self._take_segment(frame)  # within the bound: checked above
         if data is None:
             if frame.poll_final:
                 self._answer(self._make(FrameType.RR, receive_sequence=self._receive_sequence))
             return []
         self._answers.due = self._answers.due or frame.poll_final
         return self._deliver(data)
+
+    def _server_refusal(self, frame: HdlcFrame) -> tuple[FrameRejectReason, str] | None:
+        """Why an in-sequence I-frame cannot be accepted (the FRMR reason and words), or None:
+        it would take the APDU past the reassembly bound, or it shows a wrong LLC header."""
+        have = len(self._reassembly)
+        if have + len(frame.information) > self.max_reassembly_bytes:
+            return (FrameRejectReason.INFORMATION_TOO_LONG,
+                    f"the APDU from {self.peer_address} would exceed the reassembly bound of "
+                    f"{self.max_reassembly_bytes} bytes")
+        if have >= LLC_SIZE_BYTES:
+            return None
+        head = bytes(self._reassembly) + frame.information[:LLC_SIZE_BYTES - have]
+        if head == self._llc_in or (frame.segmented and self._llc_in.startswith(head)):
+            return None
+        self.counters.apdus_rejected_for_llc += 1
+        return (FrameRejectReason.INFORMATION_NOT_PERMITTED,
+                f"LLC header {head.hex()} is not {self._llc_in.hex()}")
 
     def _server_receive_ready(self, frame: HdlcFrame, now_ms: int) -> list[LinkEvent]:
         if frame.information:
@@ -746,8 +771,11 @@ class LinkStation:
         if acknowledged == self._send_sequence:
             self._unacked = None
         elif acknowledged == _previous(self._send_sequence):
-            if self._unacked is None:
-                return self._ignore(frame, now_ms)  # a stale copy of an earlier RR
+            if self._unacked is None:  # repeats an acknowledgement: answer the poll anyway
+                self._ignore(frame, now_ms)
+                self._peer_busy = busy
+                self._answers.due = self._answers.due or frame.poll_final
+                return []
             self._peer_busy = busy
             if frame.poll_final and not busy:  # the client did not get our last I-frame
                 self.counters.duplicates_answered += 1
@@ -859,10 +887,12 @@ TRANSITIONS.update({
     (_SV, _S.CONNECTED, FrameType.I): Transition(
         LinkStation._server_information, _S.CONNECTED, FrameType.RR,
         "non-final segment: RR(F=1); last: ApduReceived, then the response I-frame(s) or "
-        "RR(F=1); a duplicate (N(S)=V(R)-1): the last answer again"),
+        "RR(F=1); a duplicate (N(S)=V(R)-1): the last answer again; too long or a wrong LLC: "
+        "FRMR, V(R) unchanged"),
     (_SV, _S.CONNECTED, FrameType.RR): Transition(
         LinkStation._server_receive_ready, _S.CONNECTED, FrameType.RR,
-        "next response segment (I, F=1) if any, else RR(F=1); N(R)=V(S)-1: our I-frame again"),
+        "next response segment (I, F=1) if any, else RR(F=1); N(R)=V(S)-1: our I-frame "
+        "again (if none is unacknowledged, answered like any poll)"),
     (_SV, _S.CONNECTED, FrameType.RNR): Transition(
         LinkStation._server_receive_ready, _S.CONNECTED, FrameType.RR,
         "acknowledges; RR(F=1); no I-frames until the client sends RR"),

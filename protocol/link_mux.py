@@ -12,7 +12,9 @@ back out, encoded. Timers run through :meth:`LinkMux.handle_timeout` at the time
 The client (:class:`protocol.client.DeviceClient`) creates its stations itself and routes only
 to them; the server role (:class:`LinkServer`) creates a station for each new pair whose server
 address it serves, bounded, and hands every received APDU to ``handle_apdu(server_address,
-apdu_bytes) -> bytes | None``, queuing the answer on the station.
+apdu_bytes) -> bytes | None``, queuing the answer on the station. It reads server addresses in
+one :class:`~protocol.hdlc.Addressing` mode per link (:func:`dlms_device_address` for the DLMS
+reading); in DLMS mode a poll to an address that selects no device is answered with DM.
 
 This module must never do I/O, read a clock (time comes in as ``now_ms``) or sleep.
 """
@@ -23,13 +25,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from protocol.apdu import MANAGEMENT_SERVER_ADDRESS
+from protocol.hdlc import (
+    DLMS_ALL_STATION_ADDRESS,
+    DLMS_CALLING_ADDRESS,
+    DLMS_MANAGEMENT_LOGICAL_DEVICE,
+    Addressing,
+    FrameType,
+    HdlcFrame,
+    split_dlms_server_address,
+)
 from protocol.hdlc_codec import encode_frame
 from protocol.link import ApduReceived, LinkEvent, LinkParameters, LinkState, LinkStation, Role
 from protocol.stream import FrameStreamDecoder
 from protocol.trace import FrameTrace
 
-__all__ = ["DEFAULT_MAX_STATIONS", "AddressPair", "ApduServer", "LinkMux", "LinkServer",
-           "MuxCounters", "ServerCounters"]
+__all__ = ["DEFAULT_MAX_STATIONS", "DLMS_FIRST_OPEN_LOGICAL_DEVICE", "AddressPair",
+           "ApduServer", "LinkMux", "LinkServer", "MuxCounters", "ServerCounters",
+           "dlms_device_address"]
 
 #: Link stations a server-role multiplexer keeps; beyond it the least recently used is dropped.
 DEFAULT_MAX_STATIONS = 64
@@ -59,6 +72,8 @@ class MuxCounters:
     #: frames for a pair no station here takes (server: an address not served; client: not
     #: to our address, or from a server we have no link to)
     frames_to_unknown_address: int = 0
+    #: of those, the polls answered with DM (server role, DLMS addressing)
+    unknown_addresses_answered_with_dm: int = 0
     stations_dropped: int = 0
     internal_errors: int = 0
     last_internal_error: str = ""
@@ -72,8 +87,11 @@ class LinkMux:
                  new_station: Callable[[AddressPair], LinkStation] | None = None,
                  max_stations: int | None = None, trace: FrameTrace | None = None,
                  on_error: Callable[[str], None] | None = None,
-                 counters: MuxCounters | None = None) -> None:
+                 counters: MuxCounters | None = None,
+                 answer_unknown: Callable[[HdlcFrame], HdlcFrame | None] | None = None
+                 ) -> None:
         """``accepts`` (checked for every frame) says which pairs are served at all;
+        ``answer_unknown`` gives the frame (if any) that answers a frame ``accepts`` refused;
         ``new_station`` makes a station for a served pair not seen before (without it, frames
         go only to stations added with :meth:`add_station`); ``max_stations`` bounds them,
         least recently used dropped first. With ``on_error``, an exception from a station or
@@ -85,6 +103,7 @@ class LinkMux:
         self._max_stations = max_stations
         self._trace = trace
         self._on_error = on_error
+        self._answer_unknown = answer_unknown
         self._decoder = FrameStreamDecoder()
         self._stations: dict[AddressPair, LinkStation] = {}
         self.counters = counters if counters is not None else MuxCounters()
@@ -129,6 +148,8 @@ class LinkMux:
                 pair = _new_pair(AddressPair, (frame.destination_address, frame.source_address))
             if self._accepts is not None and not self._accepts(pair):
                 counters.frames_to_unknown_address += 1
+                if self._answer_unknown is not None:
+                    self._refuse(frame, now_ms, out)
                 continue
             try:
                 station = self._station_for(pair)
@@ -179,6 +200,17 @@ class LinkMux:
             del stations[pair]  # most recently used last
             stations[pair] = station
         return station
+
+    def _refuse(self, frame: HdlcFrame, now_ms: int, out: list[bytes]) -> None:
+        assert self._answer_unknown is not None
+        answer = self._answer_unknown(frame)
+        if answer is None:
+            return
+        if self._trace is not None:
+            self._trace("tx", answer, now_ms)
+        out.append(encode_frame(answer))
+        self.counters.frames_sent += 1
+        self.counters.unknown_addresses_answered_with_dm += 1
 
     def _evict_one(self) -> None:
         victim = next((pair for pair, station in self._stations.items()
@@ -234,24 +266,80 @@ class ServerCounters(MuxCounters):
     apdus_handled: int = 0
 
 
+#: The first upper HDLC address (logical device) IEC 62056-46 leaves open for assignment.
+DLMS_FIRST_OPEN_LOGICAL_DEVICE = 0x10
+#: Frames that command a station and may carry the poll bit: answered with DM when their
+#: address selects no device (DLMS addressing); responses (UA, DM, FRMR) never are.
+_COMMAND_FRAME_TYPES = frozenset({FrameType.SNRM, FrameType.DISC, FrameType.I, FrameType.RR,
+                                  FrameType.RNR})
+
+
+def dlms_device_address(server_address: int, served: frozenset[int]) -> int | None:
+    """The device a server address selects under DLMS addressing, or None.
+
+    The lower part (physical device) is the device's server address; without one (the 1-byte
+    form) it is the management device's. The upper part (logical device) must be 1 (the
+    management logical device) or open for assignment (16 up to, not including, the calling
+    address): every emulated device is one logical device, reached under any of them."""
+    logical, physical, size = split_dlms_server_address(server_address)
+    if logical != DLMS_MANAGEMENT_LOGICAL_DEVICE and not (
+            DLMS_FIRST_OPEN_LOGICAL_DEVICE <= logical < DLMS_CALLING_ADDRESS[size]):
+        return None
+    device = MANAGEMENT_SERVER_ADDRESS if physical is None else physical
+    return device if device in served else None
+
+
 class LinkServer(LinkMux):
     """The server role over one client byte stream: a station per (server address, client
     address) the devices serve; every received APDU goes to ``devices.handle_apdu`` and its
-    answer back on the same link. Nothing a client sends may raise out of it."""
+    answer back on the same link. Nothing a client sends may raise out of it.
+
+    ``addressing`` says how a frame's server address selects a device: FLAT, the device at
+    that address (a frame to any other address is ignored); DLMS, the device
+    :func:`dlms_device_address` names, answering under the address the client wrote (a poll
+    to an address that selects no device is answered with DM, except an all-station one)."""
 
     def __init__(self, devices: ApduServer, *, parameters: LinkParameters | None = None,
                  max_stations: int = DEFAULT_MAX_STATIONS, trace: FrameTrace | None = None,
                  station_factory: Callable[[int, int], LinkStation] | None = None,
-                 on_error: Callable[[str], None] | None = None) -> None:
+                 on_error: Callable[[str], None] | None = None,
+                 addressing: Addressing = Addressing.FLAT) -> None:
         self._devices = devices
         self._parameters = parameters or LinkParameters()
         self._station_factory = station_factory or self._default_station
+        self.addressing = Addressing(addressing)
+        dlms = self.addressing is Addressing.DLMS
         super().__init__(Role.SERVER, self._deliver,
-                         accepts=lambda pair: pair.server_address in devices.server_addresses(),
+                         accepts=self._accepts_dlms if dlms else
+                         lambda pair: pair.server_address in devices.server_addresses(),
                          new_station=self._new_server_station, max_stations=max_stations,
                          trace=trace, on_error=on_error or _ignore_error,
-                         counters=ServerCounters())
+                         counters=ServerCounters(),
+                         answer_unknown=self._disconnected_mode if dlms else None)
         self.counters: ServerCounters
+
+    def device_address(self, server_address: int) -> int | None:
+        """The device (its server address in the profile) a frame's server address selects
+        under this link's addressing, or None."""
+        served = self._devices.server_addresses()
+        if self.addressing is Addressing.DLMS:
+            return dlms_device_address(server_address, served)
+        return server_address if server_address in served else None
+
+    def _accepts_dlms(self, pair: AddressPair) -> bool:
+        return dlms_device_address(pair.server_address,
+                                   self._devices.server_addresses()) is not None
+
+    @staticmethod
+    def _disconnected_mode(frame: HdlcFrame) -> HdlcFrame | None:
+        """DM(F=1) for a poll to an address that selects no device; an all-station address
+        is never answered (every station on a shared line would answer at once)."""
+        if not frame.poll_final or frame.frame_type not in _COMMAND_FRAME_TYPES:
+            return None
+        logical, _, size = split_dlms_server_address(frame.destination_address)
+        if logical == DLMS_ALL_STATION_ADDRESS[size]:
+            return None
+        return HdlcFrame.make(FrameType.DM, frame.source_address, frame.destination_address)
 
     def _default_station(self, server_address: int, client_address: int) -> LinkStation:
         return LinkStation(Role.SERVER, server_address, client_address,
@@ -265,7 +353,11 @@ class LinkServer(LinkMux):
         for event in events:
             if isinstance(event, ApduReceived):
                 self.counters.apdus_handled += 1
-                answer = self._devices.handle_apdu(pair.server_address, event.apdu)
+                device = pair.server_address if self.addressing is Addressing.FLAT \
+                    else self.device_address(pair.server_address)
+                if device is None:  # the device left the profile since the link came up
+                    continue
+                answer = self._devices.handle_apdu(device, event.apdu)
                 if answer is not None:
                     station.send_apdu(answer, now_ms)
 

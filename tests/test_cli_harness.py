@@ -339,3 +339,20 @@ def test_retry_notices_name_a_repeated_link_request_or_poll_only() -> None:
     assert lines == [
         "secure-emu: no answer from server address 16 yet; retrying (connecting again, try 2)",
         "secure-emu: no answer from server address 16 yet; retrying (asking again, try 2)"]
+
+
+def test_profile_fleet_prints_a_fleet_that_loads_with_that_many_devices(capsys) -> None:
+    from emulator.profile import Profile
+
+    code, out, _ = run_cli(["profile", "--fleet", "5"], capsys)
+    assert code == 0
+    profile = Profile.from_toml_bytes(out.encode())
+    # two hubs with an ESME each, and a last hub alone
+    assert len(profile.devices) == 5
+    assert [d.server_address for d in profile.devices] == [2, 3, 4, 5, 6]
+
+
+def test_profile_fleet_of_no_devices_is_a_usage_error(capsys) -> None:
+    code, _, err = run_cli(["profile", "--fleet", "0"], capsys)
+    assert code == 2
+    assert "--fleet N takes a number of devices >= 1" in err

@@ -20,6 +20,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from protocol.register_ranges import THRESHOLD_RANGE_PENCE
 from protocol.s1sp.errors import AnnexCError
 
 try:
@@ -29,7 +30,8 @@ except ModuleNotFoundError:  # Python 3.10: the tomli backport (a dependency the
 
 __all__ = ["ANNEX_C_FIELD_RANGES", "AnnexCTable", "format_annex_c_table"]
 
-_INT32 = (-(2**31), 2**31 - 1)
+#: A pence default's range: the device register's (``protocol.register_ranges``).
+_PENCE = THRESHOLD_RANGE_PENCE
 _U16 = (0, 0xFFFF)
 _U8 = (0, 0xFF)
 
@@ -87,15 +89,15 @@ class AnnexCTable:
         return cls().with_overrides(document)
 
 
-#: Allowed range of each field: the width of its APDU field.
+#: Allowed range of each field: a pence field's register range, else its APDU field width.
 ANNEX_C_FIELD_RANGES: dict[str, tuple[int, int]] = {
-    "emergency_credit_limit_pence": _INT32,
-    "emergency_credit_threshold_pence": _INT32,
-    "low_credit_threshold_pence": _INT32,
-    "max_meter_balance_pence": _INT32,
-    "max_credit_threshold_pence": _INT32,
-    "debt_recovery_rate_cap_pence": _INT32,
-    "low_emergency_credit_threshold_pence": _INT32,
+    "emergency_credit_limit_pence": _PENCE,
+    "emergency_credit_threshold_pence": _PENCE,
+    "low_credit_threshold_pence": _PENCE,
+    "max_meter_balance_pence": _PENCE,
+    "max_credit_threshold_pence": _PENCE,
+    "debt_recovery_rate_cap_pence": _PENCE,
+    "low_emergency_credit_threshold_pence": _PENCE,
     "cut_off_grace_period_minutes": _U16,
     "keypad_lock_timeout_seconds": _U16,
     "non_disablement_calendar_id": _U8,

@@ -313,15 +313,13 @@ class DuisRequestBuilder:
         """SR 6.4.2 (Load Limiting Counter Reset)."""
         return self._build("6.4.2", target, [])
 
-    def synchronise_clock(self, target: Eui64, *, current_date_time: datetime | None = None,
+    def synchronise_clock(self, target: Eui64, *, current_date_time: datetime,
                           tolerance_period_seconds: int | timedelta = 60) -> str:
-        """SR 6.11. The S1SP sets the device to its own clock; CurrentDateTime and
-        TolerancePeriod are written (when ``current_date_time`` is given) but not used."""
-        items: list[_Item] = []
-        if current_date_time is not None:
-            items = [("CurrentDateTime", datetime_to_duis_date_time(current_date_time,
-                                                                    "CurrentDateTime")),
-                     ("TolerancePeriod", _seconds(tolerance_period_seconds, "TolerancePeriod"))]
+        """SR 6.11. CurrentDateTime + TolerancePeriod are the validity window: the S1SP sets
+        the device to its own clock only when it sends inside that window (docs/duis.md)."""
+        items: list[_Item] = [
+            ("CurrentDateTime", datetime_to_duis_date_time(current_date_time, "CurrentDateTime")),
+            ("TolerancePeriod", _seconds(tolerance_period_seconds, "TolerancePeriod"))]
         return self._build("6.11", target, items)
 
     # ----------------------------------------------------------------------------------------
@@ -381,13 +379,12 @@ class DuisRequestBuilder:
         """SR 11.2."""
         return self._build("11.2", target, [])
 
-    def activate_firmware(self, target: Eui64, *, firmware_hash: bytes = b"",
+    def activate_firmware(self, target: Eui64, *, firmware_hash: bytes,
                           execute_at: datetime | None = None) -> str:
-        """SR 11.3: activate the verified image (``firmware_hash``, kept, not checked);
-        future-datable."""
-        items: list[_Item] = [("FirmwareHash", bytes(firmware_hash).hex())] if firmware_hash \
-            else []
-        return self._build("11.3", target, items, execute_at)
+        """SR 11.3: activate the verified image whose SHA-256 (the SEFW header's
+        payload_sha256) is ``firmware_hash``; the S1SP refuses a mismatch. Future-datable."""
+        return self._build("11.3", target, [("FirmwareHash", bytes(firmware_hash).hex())],
+                           execute_at)
 
     # ----------------------------------------------------------------------------------------
     # The document

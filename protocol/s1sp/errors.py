@@ -91,6 +91,13 @@ class FirmwareUpdateRefusedError(S1srRefusalError):
         self.result_items = result_items
 
 
+class UnrepresentableValueError(S1spError):
+    """The device reported a value its DUIS response element cannot hold (money outside
+    int32 in 1/100000 GBP): the response carries the reason, never the value."""
+
+    response_code = INTERNAL_ERROR_CODE
+
+
 class DeviceCommunicationError(S1spError):
     """The device could not be reached (E20) or did not answer (E21)."""
 

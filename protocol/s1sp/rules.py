@@ -10,10 +10,11 @@ items (money in DUIS units, pence x 1000).
 Future-dated SRs (the records marked ``future_datable``: 1.6, 2.1, 6.4.1, 11.3 with an
 ExecutionDateTime): :meth:`RuleContext.send_possibly_future_dated` sends the whole request APDU
 inside SCHEDULE_REQUEST(execution_time_seconds, ...); the cancellation form (3000-12-31) sends
-CANCEL_SCHEDULED_REQUEST for that command. A device answering SCHEDULE_REQUEST with
-VALUE_OUT_OF_RANGE is asked READ_CLOCK so that the reason names the ExecutionDateTime and the
-device's clock. When the device says the request replaced an earlier one for the same command,
-the result carries ``ReplacedExecutionDateTime``.
+CANCEL_SCHEDULED_REQUEST for that command (:meth:`RuleContext.cancel_scheduled`, called by the
+handlers before any check of the body's values: a cancellation never depends on them). A
+device answering SCHEDULE_REQUEST with VALUE_OUT_OF_RANGE is asked READ_CLOCK so that the
+reason names the ExecutionDateTime and the device's clock. When the device says the request
+replaced an earlier one for the same command, the result carries ``ReplacedExecutionDateTime``.
 
 This module never parses XML and never reaches a device except through its channel.
 """
@@ -37,7 +38,7 @@ from protocol.s1sp.errors import (
     S1srRefusalError,
     device_communication_error,
 )
-from protocol.s1sp.units import device_seconds_to_duis_date_time
+from protocol.s1sp.units import device_seconds_to_duis_date_time, pence_to_duis_money
 
 __all__ = [
     "DeviceEntry",
@@ -45,6 +46,8 @@ __all__ = [
     "ResultValue",
     "RuleContext",
     "duis_enum_name",
+    "name_out_of_range",
+    "require_register_range",
     "require_success",
 ]
 
@@ -100,8 +103,7 @@ class RuleContext:
         if execution is None:
             return self.send(command, fields), []
         if execution.cancel:
-            self.send(Command.CANCEL_SCHEDULED_REQUEST, {"scheduled_command": int(command)})
-            return None, [("ExecutionDateTime", execution.text), ("Cancelled", True)]
+            return None, self.cancel_scheduled(execution, command)
         try:
             inner = encode_request(Request(command, 0, dict(fields or {})))
         except ApduError as error:
@@ -121,6 +123,13 @@ class RuleContext:
                           device_seconds_to_duis_date_time(replaced_seconds)))
         return None, items
 
+    def cancel_scheduled(self, execution: Execution, command: Command) -> list[ResultItem]:
+        """The cancellation form (3000-12-31): CANCEL_SCHEDULED_REQUEST for ``command``. A
+        handler calls it before checking the body's values: a cancellation never depends on
+        them."""
+        self.send(Command.CANCEL_SCHEDULED_REQUEST, {"scheduled_command": int(command)})
+        return [("ExecutionDateTime", execution.text), ("Cancelled", True)]
+
     def _not_after_device_clock(self, execution: Execution, command: Command
                                 ) -> S1srRefusalError:
         """The refusal of a SCHEDULE_REQUEST answered VALUE_OUT_OF_RANGE: the device's clock
@@ -139,6 +148,28 @@ class RuleContext:
             f"{execution.text} is not after the device's clock ({clock_text}); give a later "
             "ExecutionDateTime, or synchronise the device clock (SR 6.11)",
             device_status=Status.VALUE_OUT_OF_RANGE.name)
+
+
+def require_register_range(element_name: str, duis_value: int, pence: int,
+                           value_range: tuple[int, int]) -> None:
+    """Refuse (nothing sent) a DUIS money value whose pence fall outside the device register's
+    documented range (:mod:`protocol.register_ranges`), naming the element and the range."""
+    lowest, highest = value_range
+    if not lowest <= pence <= highest:
+        raise S1srRefusalError(
+            f"{element_name} {duis_value} (= {pence} p) is outside the device register's range "
+            f"{lowest}..{highest} p ({pence_to_duis_money(lowest)}..{pence_to_duis_money(highest)}"
+            " in 1/100000 GBP); nothing was sent")
+
+
+def name_out_of_range(error: S1srRefusalError, element_name: str, what: str
+                      ) -> S1srRefusalError:
+    """A device refusal, with the DUIS element named when the device said VALUE_OUT_OF_RANGE
+    (``what``: the register the element would have taken out of its range)."""
+    if error.device_status != Status.VALUE_OUT_OF_RANGE.name:
+        return error
+    return S1srRefusalError(f"{element_name}: {what}; {error.reason}",
+                            device_status=error.device_status)
 
 
 def require_success(response: Response, device: DeviceEntry) -> Mapping[str, Any]:

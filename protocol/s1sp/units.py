@@ -3,13 +3,16 @@
 - Money: DUIS carries signed integers in 1/100000 GBP (1/1000 penny) within the int32 range;
   the device holds whole pence. ``pence = trunc(value / 1000)`` toward zero (Python's ``//``
   floors negatives, so it is never used on a signed value here); a response reports
-  ``pence * 1000``.
+  ``pence * 1000``, and never a value outside int32 (the device's registers stay within
+  +-2147483 p, :mod:`protocol.register_ranges`).
 - JoinTimePeriod: DUIS seconds -> device whole minutes, ``ceil(seconds / 60)``, so a join
   window is never shorter than asked and any positive period is at least 1 minute. *Decided*:
   0 seconds is refused (a window that closes as it opens is meaningless; use RequestType Remove
   to take a device off the HAN). Read-back reports ``minutes * 60``.
-- Debt recovery (SR 2.3, *decided*): DebtRecoveryRate x 10^DebtRecoveryRatePriceScale is in
-  GBP per period, so ``pence = rate x 10^(scale + 2)``, truncated toward zero;
+- Debt recovery (SR 2.3): DebtRecoveryRate x 10^DebtRecoveryRatePriceScale is in GBP per
+  period, so ``pence = rate x 10^(scale + 2)``, truncated toward zero. An element without a
+  scale of its own is DUIS money (:data:`DUIS_MONEY_PRICE_SCALE`, -5: 1/100000 GBP), as the
+  gas DebtRecoveryRate always is (its DUIS type has no scale element);
   DebtRecoveryPerPayment is in hundredths of a percent, so the device's whole percentage is
   ``trunc(value / 100)`` (0-100).
 - Date-times: DUIS ``xs:dateTime`` (UTC, ``Z`` or ``+00:00``; fractions of a second dropped)
@@ -31,12 +34,14 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from protocol.apdu import MAX_JOIN_WINDOW_MINUTES
-from protocol.s1sp.errors import InvalidRequestError
+from protocol.register_ranges import DEBT_REGISTER_RANGE_PENCE
+from protocol.s1sp.errors import InvalidRequestError, UnrepresentableValueError
 
 __all__ = [
     "CANCELLATION_DATE_TIME",
     "DEBT_RECOVERY_RATE_PENCE_PRICE_SCALE",
     "DEVICE_TIME_MAX_SECONDS",
+    "DUIS_MONEY_PRICE_SCALE",
     "DUIS_MONEY_UNITS_PER_PENNY",
     "INT32_MAX",
     "INT32_MIN",
@@ -64,6 +69,9 @@ INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 #: 1 penny = 1000 DUIS money units (1/100000 GBP).
 DUIS_MONEY_UNITS_PER_PENNY = 1000
+#: The GBP exponent of DUIS money: a money element without a scale of its own is
+#: value x 10^-5 GBP.
+DUIS_MONEY_PRICE_SCALE = -5
 SECONDS_PER_MINUTE = 60
 #: The longest join window the hub accepts, whole minutes.
 JOIN_WINDOW_MAX_MINUTES = MAX_JOIN_WINDOW_MINUTES
@@ -102,8 +110,14 @@ def duis_money_to_pence(value: int, element_name: str) -> int:
 
 
 def pence_to_duis_money(pence: int) -> int:
-    """Whole pence -> DUIS money units (1/100000 GBP)."""
-    return pence * DUIS_MONEY_UNITS_PER_PENNY
+    """Whole pence -> DUIS money units (1/100000 GBP). A value DUIS cannot carry (outside
+    int32) is never put in a response: :class:`UnrepresentableValueError` instead."""
+    value = pence * DUIS_MONEY_UNITS_PER_PENNY
+    if not INT32_MIN <= value <= INT32_MAX:
+        raise UnrepresentableValueError(
+            f"the device reported {pence} p, which DUIS money (int32 in 1/100000 GBP) cannot "
+            f"carry (at most {INT32_MAX // DUIS_MONEY_UNITS_PER_PENNY} p either way)")
+    return value
 
 
 def join_time_period_seconds_to_minutes(join_time_period_seconds: int) -> int:
@@ -136,10 +150,11 @@ def debt_recovery_rate_to_pence(debt_recovery_rate: int, price_scale: int) -> in
     else:
         pence = abs(debt_recovery_rate) // 10**-exponent
     pence = pence if debt_recovery_rate >= 0 else -pence
-    if not 0 <= pence <= INT32_MAX:
+    lowest, highest = DEBT_REGISTER_RANGE_PENCE
+    if not lowest <= pence <= highest:
         raise InvalidRequestError(
             f"DebtRecoveryRate {debt_recovery_rate} x 10^{price_scale} GBP is {pence} pence, "
-            f"outside 0..{INT32_MAX}")
+            f"outside the device's {lowest}..{highest} pence")
     return pence
 
 
@@ -212,7 +227,7 @@ def pence_to_request_duis_money(pence: int, element_name: str) -> int:
     :class:`InvalidRequestError`) when the result is outside int32, which DUIS cannot carry."""
     if isinstance(pence, bool) or not isinstance(pence, int):
         raise TypeError(f"{element_name} must be whole pence (int), not {pence!r}")
-    value = pence_to_duis_money(pence)
+    value = pence * DUIS_MONEY_UNITS_PER_PENNY
     if not INT32_MIN <= value <= INT32_MAX:
         raise InvalidRequestError(
             f"{element_name} {pence} p is {value} in DUIS money (1/100000 GBP), outside the "

@@ -237,7 +237,7 @@ def test_begin_request_from_wire_bytes_starts_a_transfer(esme: Device, lock: Han
     assert isinstance(request, Request)
     response = esme.slot.handle_request(request, T0_SECONDS, lock, ESME_EUI64)
     assert encode_response(response) == bytes.fromhex(
-        "81" "0007" "50" "00" "05" "312E302E30" "00" "00000000" "01")
+        "81" "0007" "50" "00" "05" "312E302E30" "00" "00000000" "01" + "00" * 32)
     assert esme.slot.bytes_received == 0 and lock.holder_eui64 == ESME_EUI64
 
 
@@ -249,12 +249,14 @@ def test_good_image_transferred_in_blocks_verified_and_activated_now(
     assert verified.ok
     assert verified.fields == {"running_version": "1.0.0", "pending_version": "1.1.0",
                                "pending_activation_time_seconds": 0,
-                               "transfer_in_progress": False}
+                               "transfer_in_progress": False,
+                               "pending_image_sha256": hashlib.sha256(PAYLOAD).digest()}
     assert lock.holder_eui64 is None
     activated = esme.activate(0)
     assert activated.ok and activated.fields["running_version"] == "1.1.0"
     assert esme.read() == {"running_version": "1.1.0", "pending_version": "",
-                           "pending_activation_time_seconds": 0, "transfer_in_progress": False}
+                           "pending_activation_time_seconds": 0, "transfer_in_progress": False,
+                           "pending_image_sha256": bytes(32)}
 
 
 def test_activation_at_a_future_device_time_leaves_the_version_unchanged_until_then(
@@ -321,7 +323,8 @@ def test_bad_image_is_refused_with_its_reason_and_running_firmware_untouched(
     esme.send(image)
     assert esme.verify().status is expected
     assert esme.read() == {"running_version": "1.0.0", "pending_version": "",
-                           "pending_activation_time_seconds": 0, "transfer_in_progress": False}
+                           "pending_activation_time_seconds": 0, "transfer_in_progress": False,
+                           "pending_image_sha256": bytes(32)}
     assert lock.holder_eui64 is None
     assert esme.verify().status is Status.FIRMWARE_NO_TRANSFER
 
@@ -432,7 +435,8 @@ def test_an_interrupted_transfer_no_longer_blocks_the_han_thirty_days_later(
     assert lock.holder_eui64 == GSME_EUI64
     assert esme.read(later) == {"running_version": "1.0.0", "pending_version": "",
                                 "pending_activation_time_seconds": 0,
-                                "transfer_in_progress": False}
+                                "transfer_in_progress": False,
+                                "pending_image_sha256": bytes(32)}
     assert esme.block(2048, image[2048:3072], later).status is Status.FIRMWARE_NO_TRANSFER
 
 
@@ -494,7 +498,8 @@ def test_abandoning_a_transfer_keeps_the_pending_image_and_its_scheduled_activat
     esme.advance(T0_SECONDS + IDLE_SECONDS)
     assert esme.read(T0_SECONDS + IDLE_SECONDS) == {
         "running_version": "1.0.0", "pending_version": "1.1.0",
-        "pending_activation_time_seconds": activation_at, "transfer_in_progress": False}
+        "pending_activation_time_seconds": activation_at, "transfer_in_progress": False,
+        "pending_image_sha256": hashlib.sha256(PAYLOAD).digest()}
     assert lock.holder_eui64 is None
     assert esme.slot.next_event_time_seconds() == activation_at
 
@@ -727,3 +732,24 @@ def test_state_without_a_key_is_refused_with_the_key_named(esme: Device) -> None
     del state["pending_version"]
     with pytest.raises(StateError, match="pending_version"):
         FirmwareSlot.from_state(MANUFACTURER, ESME_MODEL, state)
+
+
+def test_the_pending_images_sha256_is_kept_across_save_and_restore(esme: Device) -> None:
+    esme.send(esme_image())
+    assert esme.verify().ok
+    state = esme.slot.to_state()
+    assert state["pending_image_sha256"] == hashlib.sha256(PAYLOAD).hexdigest()
+    restored = FirmwareSlot.from_state(MANUFACTURER, ESME_MODEL, state)
+    assert restored.status_fields()["pending_image_sha256"] == hashlib.sha256(PAYLOAD).digest()
+
+
+def test_a_state_saved_before_the_hash_was_kept_loads_with_the_hash_unknown(
+        esme: Device) -> None:
+    esme.send(esme_image())
+    assert esme.verify().ok
+    state = esme.slot.to_state()
+    del state["pending_image_sha256"]
+    restored = FirmwareSlot.from_state(MANUFACTURER, ESME_MODEL, state)
+    assert restored.pending_version == "1.1.0"
+    assert restored.status_fields()["pending_image_sha256"] == bytes(32)
+    assert restored.to_state() == state

@@ -50,7 +50,7 @@ ANNEX_C_DEFAULTS: dict[str, int] = {
     "low_credit_threshold_pence": 200,
     "max_meter_balance_pence": 25_000,
     "max_credit_threshold_pence": 10_000,
-    "debt_recovery_rate_cap_pence": 0,
+    "debt_recovery_rate_cap_pence": 100_000,  # a cap no test reaches (0 p would be a cap of 0)
     "low_emergency_credit_threshold_pence": 50,
     "cut_off_grace_period_minutes": 0,
     "keypad_lock_timeout_seconds": 60,
@@ -351,7 +351,7 @@ def test_18_8_activation_makes_the_full_limit_available_below_the_threshold() ->
 
 def test_18_8_activation_at_or_above_the_threshold_is_refused_with_nothing_changed() -> None:
     assert_refused_with_nothing_changed(prepay_meter(meter_balance_pence=100),
-                                        Status.NOT_PERMITTED_IN_STATE,
+                                        Status.EMERGENCY_CREDIT_UNAVAILABLE,
                                         Command.ACTIVATE_EMERGENCY_CREDIT)
 
 
@@ -682,6 +682,28 @@ def test_debt_recovery_is_capped_per_day_by_the_recovery_rate_cap() -> None:
     assert balance(meter) == 950
 
 
+def test_a_debt_recovery_rate_cap_of_0_pence_is_a_cap_of_0_and_recovers_nothing() -> None:
+    """Issue 10 point 1: 0 p has no special meaning (S1SR 18.27 sends a truncated 0)."""
+    meter = prepay_meter(time_debt_1_pence=100, time_debt_1_recovery_rate_pence=10,
+                         time_debt_1_recovery_period="hourly", payment_debt_pence=300,
+                         payment_debt_recovery_percentage=25, debt_recovery_rate_cap_pence=0)
+    meter.advance_to(T0 + 5 * HOUR)
+    assert balance(meter) == 1_000
+    assert top_up(meter, counter=1, pounds=10).fields["debt_recovered_pence"] == 0
+    values = send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).fields
+    assert (values["time_debt_1_pence"], values["payment_debt_pence"]) == (100, 300)
+
+
+def test_a_never_configured_debt_recovery_rate_cap_limits_nothing() -> None:
+    table = {key: value for key, value in PREPAY.items()
+             if key != "debt_recovery_rate_cap_pence"}
+    meter = make_meter(**{**table, "time_debt_1_pence": 100,
+                          "time_debt_1_recovery_rate_pence": 10,
+                          "time_debt_1_recovery_period": "hourly"})
+    meter.advance_to(T0 + 5 * HOUR)
+    assert balance(meter) == 950
+
+
 def test_payment_debt_takes_its_percentage_of_each_top_up() -> None:
     meter = prepay_meter(payment_debt_pence=300, payment_debt_recovery_percentage=25)
     response = top_up(meter, counter=1, pounds=10)
@@ -993,3 +1015,51 @@ def test_restored_meter_takes_the_profile_load_unless_it_was_set_at_run_time() -
     restored = Meter.from_state(edited, meter.to_state())
     restored.advance_to(T0 + 100)
     assert balance(restored) == -3  # the run-time 3 kW survives the restart
+
+
+# --- register ranges (issue 10 point 4): +-2147483 p, what DUIS money can carry ------------
+
+def test_adjustment_past_the_meter_balance_minimum_is_refused_with_nothing_changed() -> None:
+    meter = make_meter(meter_balance_pence=-5_000)
+    assert_refused_with_nothing_changed(meter, Status.VALUE_OUT_OF_RANGE,
+                                        Command.ADJUST_METER_BALANCE,
+                                        adjustment_pence=-2_147_483)
+
+
+def test_adjustment_to_exactly_the_meter_balance_minimum_is_accepted() -> None:
+    meter = make_meter(meter_balance_pence=-5_000)
+    send(meter, Command.ADJUST_METER_BALANCE, adjustment_pence=-2_142_483)
+    assert balance(meter) == -2_147_483
+
+
+def test_consumption_never_takes_the_meter_balance_below_its_minimum() -> None:
+    meter = make_meter(meter_balance_pence=-2_147_480, load_w=10_000,
+                       unit_rate_millipence_per_kwh=36_000)  # 10 kW: 10 p per 100 s
+    meter.advance_to(T0 + 3_600)
+    assert balance(meter) == -2_147_483
+
+
+def test_prepayment_threshold_above_the_register_maximum_is_refused_with_nothing_changed(
+        ) -> None:
+    assert_refused_with_nothing_changed(
+        prepay_meter(), Status.VALUE_OUT_OF_RANGE, Command.SET_PREPAYMENT_CONFIGURATION,
+        fields_present=PrepaymentConfigurationField.MAX_METER_BALANCE,
+        debt_recovery_rate_cap_pence=0, emergency_credit_limit_pence=0,
+        emergency_credit_threshold_pence=0, low_credit_threshold_pence=0,
+        max_meter_balance_pence=2_147_484, max_credit_threshold_pence=0,
+        disablement_threshold_pence=0)
+
+
+def test_debt_that_would_take_the_accumulated_debt_past_the_maximum_is_refused() -> None:
+    meter = prepay_meter(time_debt_1_pence=2_000_000)
+    assert_refused_with_nothing_changed(meter, Status.VALUE_OUT_OF_RANGE, Command.UPDATE_DEBT,
+                                        **debt_fields(DebtRegister.PAYMENT_DEBT, 147_484))
+    send(meter, Command.UPDATE_DEBT, **debt_fields(DebtRegister.PAYMENT_DEBT, 147_483))
+    assert send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).fields[
+        "accumulated_debt_pence"] == 2_147_483
+
+
+def test_a_never_configured_limit_reads_as_the_register_maximum() -> None:
+    fields = send(make_meter(GSME), Command.READ_PREPAYMENT_CONFIGURATION).fields
+    assert fields["max_meter_balance_pence"] == 2_147_483
+    assert fields["max_credit_threshold_pence"] == 2_147_483

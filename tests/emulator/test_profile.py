@@ -188,7 +188,9 @@ def test_built_in_dcc_duis_templates_profile_loads_by_name_with_the_templates_de
     kinds = {format_eui64(device.eui64): device.device_type for device in profile.devices}
     assert kinds == {"00-DB-12-34-56-78-90-A0": DeviceType.ELECTRICITY_METER,
                      "00-DB-12-34-56-78-90-A1": DeviceType.GAS_METER,
-                     "00-DB-12-34-56-78-90-A2": DeviceType.COMMS_HUB}
+                     "00-DB-12-34-56-78-90-A2": DeviceType.COMMS_HUB,
+                     "00-DB-12-34-56-78-90-A3": DeviceType.GAS_PROXY_FUNCTION,
+                     "00-DB-12-34-56-78-90-A4": DeviceType.PPMID}
 
 
 def test_a_file_named_like_a_built_in_profile_is_read_as_the_file(

@@ -19,6 +19,7 @@ from protocol.hdlc_codec import decode_frame, encode_frame
 from protocol.link import (
     LLC_CLIENT_TO_SERVER,
     LLC_SERVER_TO_CLIENT,
+    LLC_SIZE_BYTES,
     REACHABLE_STATES,
     TRANSITIONS,
     ApduReceived,
@@ -381,14 +382,106 @@ def test_i_frame_longer_than_agreed_is_answered_with_frmr_reason_y() -> None:
     assert frmr.information[2] == FrameRejectReason.INFORMATION_TOO_LONG
 
 
-def test_server_drops_an_apdu_with_the_wrong_llc_but_answers_the_poll() -> None:
+@pytest.mark.parametrize("size", [129, 128], ids=["over-the-agreed-length",
+                                                 "past-the-reassembly-bound"])
+def test_both_too_long_rejections_leave_v_r_where_it_was(size: int) -> None:
+    server = new_server(max_reassembly_bytes=300)
+    server.receive_frame(from_client(FrameType.SNRM), 0)
+    server.frames_to_send()
+    for ns in (0, 1):  # two accepted segments of 128: V(R)=2, 256 bytes reassembled
+        first = LLC_CLIENT_TO_SERVER if ns == 0 else b""
+        server.receive_frame(from_client(FrameType.I, first + b"x" * (128 - len(first)),
+                                         ns=ns, segmented=True), 0)
+        assert types(server.frames_to_send()) == [FrameType.RR]
+    # rejected control 14 (I, N(S)=2, P=1); V(R)=2 (not advanced), V(S)=0 -> 40; reason Y
+    server.receive_frame(from_client(FrameType.I, b"x" * size, ns=2, segmented=True), 0)
+    assert [f.information for f in server.frames_to_send()] == [bytes.fromhex("144004")]
+    # the APDU so far was dropped: the same N(S) now starts a new one, accepted
+    events = server.receive_frame(from_client(FrameType.I, LLC_CLIENT_TO_SERVER + b"n",
+                                              ns=2), 0)
+    assert events == [ApduReceived(b"n")]
+
+
+def test_i_frame_without_poll_is_accepted_and_answered_on_the_next_rr_poll() -> None:
+    server = new_server()
+    server.receive_frame(from_client(FrameType.SNRM), 0)
+    server.frames_to_send()
+    events = server.receive_frame(from_client(FrameType.I, LLC_CLIENT_TO_SERVER + b"q",
+                                              poll=False), 0)
+    assert events == [ApduReceived(b"q")]
+    server.send_apdu(b"answer", 0)
+    assert server.frames_to_send() == []  # P=0: the server may not send yet
+    server.receive_frame(from_client(FrameType.RR, nr=0), 0)
+    [answer] = server.frames_to_send()
+    assert (answer.frame_type, answer.send_sequence, answer.receive_sequence,
+            answer.poll_final) == (FrameType.I, 0, 1, True)
+    assert answer.information == LLC_SERVER_TO_CLIENT + b"answer"
+
+
+def test_a_proposal_above_the_servers_limit_is_reduced_and_the_ua_says_so() -> None:
+    server = new_server()
+    # proposes 2032 (07 F0) and 65535 (FF FF) bytes, windows 1
+    server.receive_frame(from_client(FrameType.SNRM, bytes.fromhex(
+        "818008 050207f0 0602ffff")), 0)
+    [ua] = server.frames_to_send()
+    assert ua.information == bytes.fromhex("818012 050180 060180 070400000001 080400000001")
+    assert server.negotiated == LinkParameters(128, 1)
+
+
+def test_a_proposal_of_zero_bytes_is_unreadable_and_rejected() -> None:
+    server = new_server()
+    server.receive_frame(from_client(FrameType.SNRM, bytes.fromhex("818003 050100")), 0)
+    [frmr] = server.frames_to_send()
+    assert frmr.frame_type is FrameType.FRMR
+    assert frmr.information[2] == FrameRejectReason.INFORMATION_NOT_PERMITTED
+    assert server.state is LinkState.DISCONNECTED
+
+
+def test_wrong_llc_is_rejected_with_frmr_x_and_consumes_no_sequence_number() -> None:
     harness = connected_pair()
     harness.server.receive_frame(from_client(FrameType.I, LLC_SERVER_TO_CLIENT + b"x"), 0)
-    [answer] = harness.server.frames_to_send()
-    assert answer.frame_type is FrameType.RR and answer.receive_sequence == 1
+    [frmr] = harness.server.frames_to_send()
+    # rejected control byte 10 (I, N(S)=0, P=1); V(R)=0 (not advanced), V(S)=0; reason X
+    assert frmr.frame_type is FrameType.FRMR and frmr.poll_final
+    assert frmr.information == bytes.fromhex("100002")
     assert harness.server.counters.apdus_rejected_for_llc == 1
-    assert "LLC e6e700" in harness.server.counters.last_diagnostic
+    assert "LLC header e6e700" in harness.server.counters.last_diagnostic
     assert harness.server.state is LinkState.CONNECTED
+    # the same N(S) with the right LLC is then accepted as the first I-frame
+    harness.server.receive_frame(from_client(FrameType.I, LLC_CLIENT_TO_SERVER + b"x"), 0)
+    assert types(harness.server.frames_to_send()) == [FrameType.RR]
+
+
+def test_wrong_llc_in_the_first_segment_is_rejected_before_the_rest_arrives() -> None:
+    harness = connected_pair()
+    harness.server.receive_frame(from_client(FrameType.I, b"\xe6\xe6\x01" + b"a" * 20,
+                                             segmented=True), 0)
+    [frmr] = harness.server.frames_to_send()
+    assert frmr.information == bytes.fromhex("100002")
+
+
+def test_llc_split_across_one_byte_segments_is_accepted() -> None:
+    server = new_server()
+    # proposes 1 byte each way: the smallest maximum information length there is
+    server.receive_frame(from_client(FrameType.SNRM, bytes.fromhex("818006 050101 060101")), 0)
+    [ua] = server.frames_to_send()
+    assert ua.information == bytes.fromhex("818012 050101 060101 070400000001 080400000001")
+    assert server.negotiated == LinkParameters(1, 1)
+    received: list[LinkEvent] = []
+    for index, byte in enumerate(LLC_CLIENT_TO_SERVER + b"q"):
+        last = index == LLC_SIZE_BYTES
+        received += server.receive_frame(from_client(
+            FrameType.I, bytes((byte,)), ns=index, segmented=not last), 0)
+        [answer] = server.frames_to_send() if not last else [None]
+        assert last or answer.frame_type is FrameType.RR
+    assert received == [ApduReceived(b"q")]
+
+
+def test_a_short_final_apdu_without_a_whole_llc_is_rejected() -> None:
+    harness = connected_pair()
+    harness.server.receive_frame(from_client(FrameType.I, b"\xe6\xe6"), 0)
+    [frmr] = harness.server.frames_to_send()
+    assert frmr.information[2] == FrameRejectReason.INFORMATION_NOT_PERMITTED
 
 
 def test_client_drops_a_response_with_the_wrong_llc_without_failing_the_link() -> None:
@@ -739,18 +832,33 @@ def test_stale_response_arriving_during_the_next_request_is_ignored() -> None:
     assert harness.responses() == [b"re:first", b"re:second"]
 
 
-def test_stale_rr_copy_after_the_exchange_finished_is_ignored_by_the_server() -> None:
+def test_rr_poll_repeating_an_acknowledgement_is_answered_with_rr() -> None:
     harness = connected_pair(answer=lambda apdu: b"r" * 200 if apdu == b"q" else None)
     harness.client.send_apdu(b"q", harness.now_ms)
     harness.run()
     stale_rr = [f for f in harness.sent("c2s") if f.frame_type is FrameType.RR][-1]
     harness.client.send_apdu(b"q2", harness.now_ms)  # acknowledges our last segment
     harness.run()
+    # the server sent 2 segments (N(S) 0 and 1) and took 2 APDUs: V(S)=2, V(R)=2; the RR's
+    # N(R)=1 is V(S)-1, but nothing is unacknowledged: counted stale, the poll answered
+    assert stale_rr.receive_sequence == 1
     assert harness.server.receive_frame(wire(stale_rr), harness.now_ms) == []
-    assert harness.server.frames_to_send() == []
+    [answer] = harness.server.frames_to_send()
+    assert (answer.frame_type, answer.poll_final, answer.receive_sequence) == (
+        FrameType.RR, True, 2)
     assert harness.server.counters.stale_frames_ignored == 1
     assert harness.server.state is LinkState.CONNECTED
     assert harness.server_apdus == [b"q", b"q2"]
+
+
+def test_rr_without_poll_repeating_an_acknowledgement_gets_no_answer() -> None:
+    harness = connected_pair(answer=lambda apdu: b"r")
+    harness.client.send_apdu(b"q", harness.now_ms)
+    harness.run()  # server V(S)=1, its I-frame acknowledged by nothing yet
+    harness.server.receive_frame(from_client(FrameType.RR, nr=1), harness.now_ms)
+    assert types(harness.server.frames_to_send()) == [FrameType.RR]  # acknowledged
+    harness.server.receive_frame(from_client(FrameType.RR, nr=0, poll=False), harness.now_ms)
+    assert harness.server.frames_to_send() == []
 
 
 def test_retries_exhausted_gives_link_failed_and_disconnected() -> None:

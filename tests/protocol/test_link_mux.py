@@ -84,3 +84,27 @@ def test_timers_run_through_the_multiplexer_at_the_time_it_names() -> None:
     assert mux.next_timeout_ms() == 1000
     assert mux.handle_timeout(999) == b""
     assert decode_frame(mux.handle_timeout(1000)).frame_type is FrameType.SNRM
+
+
+def test_each_client_address_gets_its_own_link_to_a_server() -> None:
+    from protocol.link_mux import LinkServer
+
+    class Echo:
+        def server_addresses(self) -> frozenset[int]:
+            return frozenset({METER_ADDRESS})
+
+        def handle_apdu(self, server_address: int, apdu: bytes) -> bytes | None:
+            return apdu
+
+    server = LinkServer(Echo())
+    for client in (0x10, 0x20):
+        snrm = HdlcFrame.make(FrameType.SNRM, METER_ADDRESS, client)
+        assert decode_frame(server.receive_bytes(encode_frame(snrm), 0)).frame_type \
+            is FrameType.UA
+    # client 0x20 sends first; each link numbers its own frames from 0
+    for client, apdu in ((0x20, b"b"), (0x10, b"a")):
+        request = HdlcFrame.make(FrameType.I, METER_ADDRESS, client, b"\xe6\xe6\x00" + apdu)
+        answer = decode_frame(server.receive_bytes(encode_frame(request), 0))
+        assert (answer.destination_address, answer.send_sequence, answer.receive_sequence,
+                answer.information) == (client, 0, 1, b"\xe6\xe7\x00" + apdu)
+    assert server.station_count == 2

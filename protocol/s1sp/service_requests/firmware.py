@@ -4,7 +4,7 @@
 Bodies: 11.1 UpdateFirmware: FirmwareImage (base64), FirmwareVersion, DeviceIDList (EUI-64s
 separated by white space, or DeviceID children; at most :data:`MAX_FIRMWARE_DEVICE_IDS`,
 *decided*); 11.2 ReadFirmwareVersion (empty); 11.3 ActivateFirmware: ExecutionDateTime?,
-FirmwareHash (hex, kept, not checked).
+FirmwareHash (hex, 32 bytes, required).
 
 - 18.63 (SR 11.1): each named device in turn: FIRMWARE_BEGIN, FIRMWARE_BLOCKs of at most
   MAX_FIRMWARE_BLOCK_BYTES, FIRMWARE_VERIFY; a device answering FIRMWARE_UPDATE_IN_PROGRESS
@@ -19,6 +19,10 @@ FirmwareHash (hex, kept, not checked).
   refused, the header code is the devices' shared E19/E20/E21 code (E-S1SR otherwise) and the
   per-device list stays in the body. 11.1 is addressed to the DCC: its RequestID target is not
   resolved, each device of its DeviceIDList is.
+- 11.3: FirmwareHash is checked against the SHA-256 the device reports for its pending image
+  (FIRMWARE_STATUS pending_image_sha256: the SEFW header's payload_sha256) before anything is
+  activated or scheduled; a mismatch is refused (E-S1SR). With no image pending the immediate
+  11.3 is left to the device (FIRMWARE_NO_VERIFIED_IMAGE).
 - 11.3 future-dated is scheduled like the other future-dated SRs (FIRMWARE_ACTIVATE(0) inside
   SCHEDULE_REQUEST) so that it can be cancelled the same way; before scheduling it,
   READ_FIRMWARE_VERSION is read and a device with no verified image pending is refused as the
@@ -69,6 +73,9 @@ from protocol.s1sp.service_requests.record import (
     ServiceRequest,
 )
 from protocol.s1sp.units import device_seconds_to_duis_date_time
+
+#: DUIS FirmwareHash: hexBinary of exactly 32 bytes (a SHA-256).
+FIRMWARE_HASH_BYTES = 32
 
 __all__ = ["MAX_FIRMWARE_DEVICE_IDS", "RECORDS", "FirmwareActivation", "FirmwareUpdate"]
 
@@ -127,13 +134,14 @@ def _parse_firmware_update(body: Element, where: str) -> SrBody:
 
 
 def _parse_firmware_activation(body: Element, where: str) -> SrBody:
-    hash_node = find(body, "FirmwareHash", required=False, where=where)
-    firmware_hash = b""
-    if hash_node is not None:
-        try:
-            firmware_hash = bytes.fromhex((hash_node.text or "").strip())
-        except ValueError:
-            raise InvalidRequestError("FirmwareHash is not hexadecimal") from None
+    try:
+        firmware_hash = bytes.fromhex(text(body, "FirmwareHash", where))
+    except ValueError:
+        raise InvalidRequestError("FirmwareHash is not hexadecimal") from None
+    if len(firmware_hash) != FIRMWARE_HASH_BYTES:
+        raise InvalidRequestError(
+            f"FirmwareHash is {len(firmware_hash)} bytes; DUIS gives it as the "
+            f"{FIRMWARE_HASH_BYTES}-byte SHA-256 of the image")
     return FirmwareActivation(firmware_hash)
 
 
@@ -237,16 +245,27 @@ def _read_firmware_version(ctx: RuleContext, body: EmptyBody) -> list[ResultItem
     return _firmware_status_items(ctx.send(Command.READ_FIRMWARE_VERSION))
 
 
-def _activate_firmware(ctx: RuleContext, body: FirmwareActivation) -> list[ResultItem]:
-    if body.execution is not None and not body.execution.cancel:
-        # scheduling needs a verified image now, as activating now does
-        status = ctx.send(Command.READ_FIRMWARE_VERSION)
-        if not str(status["pending_version"]):
-            raise S1srRefusalError(
-                f"device {format_eui64(ctx.device.device_eui64)} has no verified firmware image "
-                "pending (send 11.1 UpdateFirmware first), so FIRMWARE_ACTIVATE cannot be "
-                f"scheduled for {body.execution.text}: FIRMWARE_NO_VERIFIED_IMAGE; nothing was "
-                "scheduled", device_status=Status.FIRMWARE_NO_VERIFIED_IMAGE.name)
+def rule_11_3_firmware_hash(ctx: RuleContext, body: FirmwareActivation) -> list[ResultItem]:
+    """11.3: the FirmwareHash must equal the pending image's SHA-256 (READ_FIRMWARE_VERSION's
+    pending_image_sha256), else refused with nothing activated or scheduled. A cancellation
+    sends only the cancellation."""
+    if body.execution is not None and body.execution.cancel:
+        return ctx.cancel_scheduled(body.execution, Command.FIRMWARE_ACTIVATE)
+    status = ctx.send(Command.READ_FIRMWARE_VERSION)
+    pending_sha256 = bytes(status["pending_image_sha256"])
+    if str(status["pending_version"]) and body.firmware_hash != pending_sha256:
+        raise S1srRefusalError(
+            f"FirmwareHash {body.firmware_hash.hex().upper()} does not match the SHA-256 of the "
+            f"image pending on device {format_eui64(ctx.device.device_eui64)} "
+            f"({pending_sha256.hex().upper()}, version {status['pending_version']}); nothing "
+            "was activated or scheduled")
+    # scheduling needs a verified image now, as activating now does
+    if body.execution is not None and not str(status["pending_version"]):
+        raise S1srRefusalError(
+            f"device {format_eui64(ctx.device.device_eui64)} has no verified firmware image "
+            "pending (send 11.1 UpdateFirmware first), so FIRMWARE_ACTIVATE cannot be "
+            f"scheduled for {body.execution.text}: FIRMWARE_NO_VERIFIED_IMAGE; nothing was "
+            "scheduled", device_status=Status.FIRMWARE_NO_VERIFIED_IMAGE.name)
     answer, scheduling = ctx.send_possibly_future_dated(
         body.execution, Command.FIRMWARE_ACTIVATE, {"activation_time_seconds": 0})
     return scheduling if answer is None else _firmware_status_items(answer)
@@ -261,6 +280,6 @@ RECORDS: tuple[ServiceRequest, ...] = (
                    NON_CRITICAL_VARIANTS, critical=False, valid_device_types=ANY_DEVICE,
                    handler=_read_firmware_version),
     ServiceRequest("11.3", "Activate Firmware", ("ActivateFirmware",), CRITICAL_VARIANTS,
-                   critical=True, valid_device_types=ANY_DEVICE, handler=_activate_firmware,
+                   critical=True, valid_device_types=ANY_DEVICE, handler=rule_11_3_firmware_hash,
                    parse_body=_parse_firmware_activation, future_datable=True),
 )

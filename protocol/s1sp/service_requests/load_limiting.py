@@ -79,7 +79,10 @@ def _parse_load_limit_settings(body: Element, where: str) -> SrBody:
 
 def rule_18_37_load_limit_power_threshold(ctx: RuleContext, body: LoadLimitSettingsUpdate
                                           ) -> list[ResultItem]:
-    """18.37: a threshold above the device maximum is refused here, the meter untouched."""
+    """18.37: a threshold above the device maximum is refused here, the meter untouched. A
+    cancellation sends only the cancellation."""
+    if body.execution is not None and body.execution.cancel:
+        return ctx.cancel_scheduled(body.execution, Command.SET_LOAD_LIMIT_SETTINGS)
     threshold_w = body.load_limit_power_threshold_w
     if threshold_w > MAX_LOAD_LIMIT_POWER_THRESHOLD_W:
         raise S1srRefusalError(

@@ -12,8 +12,11 @@ Bodies (DUIS element names; confirmed in DCC templates unless marked *decided*):
   stands).
 - 2.2 TopUpDevice: UTRN (20 digits).
 - 2.3 UpdateDebt: any of TimeDebtRegister1, TimeDebtRegister2, PaymentDebtRegister (money
-  adjustments), ElecDebtRecovery1/2 or GasDebtRecovery1/2 {DebtRecoveryRate,
-  DebtRecoveryRatePriceScale, DebtRecoveryRatePeriod DAILY | HOURLY}, DebtRecoveryPerPayment.
+  adjustments), ElecDebtRecovery1/2 {DebtRecoveryRate (xs:short), DebtRecoveryRatePriceScale,
+  DebtRecoveryRatePeriod DAILY | HOURLY} or GasDebtRecovery1/2 {DebtRecoveryRate (xs:int, in
+  1/100000 GBP: no scale element), DebtRecoveryRatePeriod}, DebtRecoveryPerPayment. The
+  wrapper's fuel must be the target's (else E-INVALID); the response reports a gas rate in
+  1/100000 GBP and an electricity rate in pence with DebtRecoveryRatePriceScale -2.
 - 2.5 ActivateEmergencyCredit (empty).
 
 S1SR rules:
@@ -26,11 +29,12 @@ S1SR rules:
 - 18.5 / 18.8 (SR 2.5): the device refuses with EMERGENCY_CREDIT_UNAVAILABLE when ECL = 0;
   otherwise the response shows the EC balance made available (x 1000).
 - 18.27 (SRs 1.6, 2.1): every threshold truncated to pence; the response returns the truncated
-  values under the request's element names.
-- 18.27, *decided* addition (SR 2.1): a non-zero DebtRecoveryRateCap that truncates to 0 pence
-  (e.g. 30, i.e. 0.03 p) is refused here, nothing sent: the device reads a cap of 0 as "no cap"
-  (emulator/meter_rules.py DEBT_RECOVERY_CAP_ZERO_MEANS_UNCAPPED), the opposite of the small cap
-  asked for. A DebtRecoveryRateCap of exactly 0 is sent (it means "no cap").
+  values under the request's element names. A truncated value outside its device register's
+  range (protocol.register_ranges) is refused before sending, the reason naming the element
+  (a device VALUE_OUT_OF_RANGE to 1.5 or 2.3 is reported with the element named too).
+- 18.27 (SR 2.1): truncation never becomes a refusal: DebtRecoveryRateCap 30 (0.03 p) is sent
+  as 0 p and returned as 0; the device holds a cap of 0 p (no debt recovered), it gives 0 no
+  special meaning.
 
 This module never loads a document and never reaches a device except through its RuleContext.
 """
@@ -47,8 +51,16 @@ from protocol.apdu import (
     Command,
     DebtRecoveryPeriod,
     DebtRegister,
+    DeviceType,
     PaymentMode,
     PrepaymentConfigurationField,
+    Status,
+)
+from protocol.register_ranges import (
+    DEBT_REGISTER_RANGE_PENCE,
+    METER_BALANCE_RANGE_PENCE,
+    SIGNED_THRESHOLD_RANGE_PENCE,
+    THRESHOLD_RANGE_PENCE,
 )
 from protocol.s1sp.duis_xml import (
     DUIS_NAMESPACE,
@@ -64,7 +76,12 @@ from protocol.s1sp.duis_xml import (
     text,
 )
 from protocol.s1sp.errors import InvalidRequestError, S1srRefusalError
-from protocol.s1sp.rules import ResultItem, RuleContext
+from protocol.s1sp.rules import (
+    ResultItem,
+    RuleContext,
+    name_out_of_range,
+    require_register_range,
+)
 from protocol.s1sp.service_requests.record import (
     CRITICAL_VARIANTS,
     METERS,
@@ -72,6 +89,8 @@ from protocol.s1sp.service_requests.record import (
     ServiceRequest,
 )
 from protocol.s1sp.units import (
+    DEBT_RECOVERY_RATE_PENCE_PRICE_SCALE,
+    DUIS_MONEY_PRICE_SCALE,
     debt_recovery_per_payment_to_percentage,
     debt_recovery_rate_to_pence,
     duis_money_to_pence,
@@ -81,6 +100,7 @@ from protocol.s1sp.units import (
 
 __all__ = [
     "DEBT_RECOVERY_PERIODS",
+    "DEBT_RECOVERY_RATE_RANGES",
     "DEBT_RECOVERY_WRAPPERS",
     "DEBT_REGISTERS",
     "PREPAY_CONFIGURATION_ELEMENTS",
@@ -92,6 +112,7 @@ __all__ = [
     "PaymentModeUpdate",
     "PrepayConfigurationUpdate",
     "TopUp",
+    "debt_recovery_rate_items",
 ]
 
 _UTRN = re.compile(r"[0-9]{20}")
@@ -130,7 +151,14 @@ def rule_18_3_meter_balance_adjustment(ctx: RuleContext, body: MeterBalanceUpdat
                 ("MeterBalance", pence_to_duis_money(answer["meter_balance_pence"]))]
     assert body.adjust_meter_balance is not None
     adjustment_pence = duis_money_to_pence(body.adjust_meter_balance, "AdjustMeterBalance")
-    answer = ctx.send(Command.ADJUST_METER_BALANCE, {"adjustment_pence": adjustment_pence})
+    try:
+        answer = ctx.send(Command.ADJUST_METER_BALANCE, {"adjustment_pence": adjustment_pence})
+    except S1srRefusalError as error:
+        low, high = METER_BALANCE_RANGE_PENCE
+        raise name_out_of_range(
+            error, f"AdjustMeterBalance {body.adjust_meter_balance}",
+            f"{adjustment_pence} p would take the meter balance outside its range "
+            f"{low}..{high} p") from None
     return rule_18_16_values_returned_after_adjustment(answer)
 
 
@@ -175,7 +203,10 @@ def _parse_payment_mode(body: Element, where: str) -> SrBody:
 def rule_18_4_change_to_prepayment(ctx: RuleContext, body: PaymentModeUpdate
                                    ) -> list[ResultItem]:
     """18.4 (+ 18.27, Annex C): SET_PAYMENT_MODE with the truncated DisablementThreshold, the
-    SuspendDebt flags and the Annex C defaults appended."""
+    SuspendDebt flags and the Annex C defaults appended. A cancellation sends only the
+    cancellation."""
+    if body.execution is not None and body.execution.cancel:
+        return ctx.cancel_scheduled(body.execution, Command.SET_PAYMENT_MODE)
     threshold_pence = rule_18_27_truncate_threshold(body.disablement_threshold,
                                                     "DisablementThreshold")
     fields = {
@@ -219,6 +250,12 @@ PREPAY_CONFIGURATION_ELEMENTS: dict[str, str] = {
 }
 
 
+#: 2.1 elements whose device register is not 0..max (the rest: THRESHOLD_RANGE_PENCE).
+PREPAY_CONFIGURATION_RANGES: dict[str, tuple[int, int]] = {
+    "DisablementThreshold": SIGNED_THRESHOLD_RANGE_PENCE,
+}
+
+
 @dataclass(frozen=True)
 class PrepayConfigurationUpdate(SrBody):
     """2.1: the thresholds present, DUIS element name -> DUIS money, in request order."""
@@ -245,17 +282,16 @@ def _parse_prepay_configuration(body: Element, where: str) -> SrBody:
 def rule_18_27_prepay_configuration(ctx: RuleContext, body: PrepayConfigurationUpdate
                                     ) -> list[ResultItem]:
     """18.27 (SR 2.1): every threshold truncated; the response echoes the truncated values
-    under the request's element names."""
+    under the request's element names. A cancellation sends only the cancellation."""
+    if body.execution is not None and body.execution.cancel:
+        return ctx.cancel_scheduled(body.execution, Command.SET_PREPAYMENT_CONFIGURATION)
     fields: dict[str, Any] = {name: 0 for name in PREPAY_CONFIGURATION_ELEMENTS.values()}
     present = PrepaymentConfigurationField(0)
     echoed: list[ResultItem] = []
     for element_name, value in body.values:
         pence = rule_18_27_truncate_threshold(value, element_name)
-        if element_name == "DebtRecoveryRateCap" and value != 0 and pence == 0:
-            raise S1srRefusalError(
-                f"S1SR 18.27: DebtRecoveryRateCap {value} (1/100000 GBP) truncates to 0 pence, "
-                "which the device reads as no cap at all, the opposite of the small cap asked "
-                "for; give at least 1000 (1 p), or 0 for no cap; nothing was sent")
+        require_register_range(element_name, value, pence, PREPAY_CONFIGURATION_RANGES.get(
+            element_name, THRESHOLD_RANGE_PENCE))
         field_name = PREPAY_CONFIGURATION_ELEMENTS[element_name]
         fields[field_name] = pence
         present |= PrepaymentConfigurationField[field_name.removesuffix("_pence").upper()]
@@ -316,14 +352,25 @@ DEBT_RECOVERY_PERIODS: dict[str, DebtRecoveryPeriod] = {
 }
 
 
+#: 2.3: the XSD range of DebtRecoveryRate by fuel (electricity xs:short with its own
+#: DebtRecoveryRatePriceScale; gas xs:int in 1/100000 GBP, no scale element).
+DEBT_RECOVERY_RATE_RANGES: dict[DeviceType, tuple[int, int]] = {
+    DeviceType.ELECTRICITY_METER: (-(2**15), 2**15 - 1),
+    DeviceType.GAS_METER: (-(2**31), 2**31 - 1),
+}
+
+
 @dataclass(frozen=True)
 class DebtRecovery:
     """A time-debt register's recovery: DebtRecoveryRate x 10^DebtRecoveryRatePriceScale GBP
-    per DebtRecoveryRatePeriod (see :func:`protocol.s1sp.units.debt_recovery_rate_to_pence`)."""
+    per DebtRecoveryRatePeriod (see :func:`protocol.s1sp.units.debt_recovery_rate_to_pence`).
+    ``fuel``: the meter type its wrapper names (ElecDebtRecovery* or GasDebtRecovery*); the
+    gas form has no scale element, its rate is DUIS money (scale -5)."""
 
     debt_recovery_rate: int
     debt_recovery_rate_price_scale: int
     debt_recovery_period: DebtRecoveryPeriod
+    fuel: DeviceType = DeviceType.ELECTRICITY_METER
 
 
 @dataclass(frozen=True)
@@ -354,15 +401,32 @@ def _parse_debt_recovery(body: Element, register: DebtRegister, where: str
     if len(wrappers) > 1:
         raise InvalidRequestError(
             f"{where} has more than one recovery element for {register.name}")
-    inner = f"{where}/{local_name(wrappers[0].tag)[1]}"
+    wrapper_name = local_name(wrappers[0].tag)[1]
+    inner = f"{where}/{wrapper_name}"
+    fuel = (DeviceType.GAS_METER if wrapper_name.startswith("Gas")
+            else DeviceType.ELECTRICITY_METER)
     period_text = text(wrappers[0], "DebtRecoveryRatePeriod", inner).upper()
     if period_text not in DEBT_RECOVERY_PERIODS:
         raise InvalidRequestError(
             f"DebtRecoveryRatePeriod {period_text!r} is not DAILY or HOURLY")
-    return DebtRecovery(
-        parse_duis_integer(text(wrappers[0], "DebtRecoveryRate", inner), "DebtRecoveryRate"),
-        optional_integer(wrappers[0], "DebtRecoveryRatePriceScale", inner, 0),
-        DEBT_RECOVERY_PERIODS[period_text])
+    rate = parse_duis_integer(text(wrappers[0], "DebtRecoveryRate", inner),
+                              f"{wrapper_name}/DebtRecoveryRate")
+    lowest, highest = DEBT_RECOVERY_RATE_RANGES[fuel]
+    if not lowest <= rate <= highest:
+        raise InvalidRequestError(
+            f"{wrapper_name}/DebtRecoveryRate {rate} is outside its DUIS type's range "
+            f"{lowest}..{highest}")
+    if fuel is DeviceType.GAS_METER:
+        if find(wrappers[0], "DebtRecoveryRatePriceScale", required=False,
+                where=inner) is not None:
+            raise InvalidRequestError(
+                f"{wrapper_name} has no DebtRecoveryRatePriceScale in DUIS: the gas "
+                "DebtRecoveryRate is in 1/100000 GBP")
+        scale = DUIS_MONEY_PRICE_SCALE
+    else:
+        scale = optional_integer(wrappers[0], "DebtRecoveryRatePriceScale", inner,
+                                 DUIS_MONEY_PRICE_SCALE)
+    return DebtRecovery(rate, scale, DEBT_RECOVERY_PERIODS[period_text], fuel)
 
 
 def _parse_debt(body: Element, where: str) -> SrBody:
@@ -389,7 +453,8 @@ def _parse_debt(body: Element, where: str) -> SrBody:
     return DebtUpdate(tuple(updates))
 
 
-def _update_debt_fields(update: DebtRegisterUpdate) -> dict[str, Any]:
+def _update_debt_fields(update: DebtRegisterUpdate, device_type: DeviceType
+                        ) -> dict[str, Any]:
     """The UPDATE_DEBT fields for one register. The Secure device sets a register's recovery
     together with its adjustment, so a register without its recovery settings is refused
     (rather than zeroing the device's rate)."""
@@ -406,6 +471,12 @@ def _update_debt_fields(update: DebtRegisterUpdate) -> dict[str, Any]:
             raise S1srRefusalError(
                 f"{name} needs its ElecDebtRecovery/GasDebtRecovery settings: the Secure "
                 "device sets the register and its recovery together; nothing was sent")
+        if update.recovery.fuel is not device_type:
+            wrapper = DEBT_RECOVERY_WRAPPERS[update.debt_register][
+                update.recovery.fuel is DeviceType.GAS_METER]
+            raise InvalidRequestError(
+                f"{wrapper} is for a {update.recovery.fuel.name}, but the target is a "
+                f"{device_type.name}; nothing was sent")
         rate_pence = debt_recovery_rate_to_pence(
             update.recovery.debt_recovery_rate, update.recovery.debt_recovery_rate_price_scale)
         period = update.recovery.debt_recovery_period
@@ -418,11 +489,22 @@ def _update_debt_fields(update: DebtRegisterUpdate) -> dict[str, Any]:
     }
 
 
+def debt_recovery_rate_items(device_type: DeviceType, rate_pence: int) -> list[ResultItem]:
+    """A device's recovery rate as DUIS reports it: on a gas meter DebtRecoveryRate in
+    1/100000 GBP (no scale element in DUIS); on an electricity meter the pence with
+    DebtRecoveryRatePriceScale -2."""
+    if device_type is DeviceType.GAS_METER:
+        return [("DebtRecoveryRate", pence_to_duis_money(rate_pence))]
+    return [("DebtRecoveryRate", rate_pence),
+            ("DebtRecoveryRatePriceScale", DEBT_RECOVERY_RATE_PENCE_PRICE_SCALE)]
+
+
 def _update_debt(ctx: RuleContext, body: DebtUpdate) -> list[ResultItem]:
     """2.3: one UPDATE_DEBT per register named, every one checked before anything is sent.
     Registers are sent in order; if the device refuses one, those before it stay applied (the
     reason says which)."""
-    fields_list = [(_DEBT_REGISTER_NAMES[update.debt_register], _update_debt_fields(update))
+    fields_list = [(_DEBT_REGISTER_NAMES[update.debt_register],
+                    _update_debt_fields(update, ctx.device.device_type))
                    for update in body.registers]
     items: list[ResultItem] = []
     for name, fields in fields_list:
@@ -430,6 +512,12 @@ def _update_debt(ctx: RuleContext, body: DebtUpdate) -> list[ResultItem]:
             answer = ctx.send(Command.UPDATE_DEBT, fields)
         except S1srRefusalError as error:
             applied = ", ".join(item_name for item_name, _ in items) or "none"
+            low, high = DEBT_REGISTER_RANGE_PENCE
+            if error.device_status == Status.VALUE_OUT_OF_RANGE.name:
+                error = S1srRefusalError(
+                    f"{error.reason}: the adjustment {fields['debt_adjustment_pence']} p would "
+                    f"take the register outside {low}..{high} p, or the three debt registers "
+                    f"together above {high} p", device_status=error.device_status)
             raise S1srRefusalError(f"{name}: {error.reason} (already applied: {applied})",
                                    device_status=error.device_status) from None
         register_items: list[ResultItem] = [
@@ -438,11 +526,10 @@ def _update_debt(ctx: RuleContext, body: DebtUpdate) -> list[ResultItem]:
             register_items.append(("DebtRecoveryPerPayment",
                                    int(answer["debt_recovery_percentage"]) * 100))
         else:
-            register_items += [
-                ("DebtRecoveryRate", int(answer["debt_recovery_rate_pence"])),
-                ("DebtRecoveryRatePriceScale", -2),
-                ("DebtRecoveryRatePeriod", DebtRecoveryPeriod(
-                    int(answer["debt_recovery_period"])).name)]
+            register_items += debt_recovery_rate_items(
+                ctx.device.device_type, int(answer["debt_recovery_rate_pence"]))
+            register_items.append(("DebtRecoveryRatePeriod", DebtRecoveryPeriod(
+                int(answer["debt_recovery_period"])).name))
         items.append((name, register_items))
     return items
 

@@ -1,7 +1,9 @@
 """Prepayment read Service Requests: 4.3, 4.13, 4.18 (empty bodies; device registers in DUIS
 units back).
 
-4.13 is named ReadPrepaymentConfiguration (*decided*; ReadPrepayConfiguration accepted too).
+4.3 and 4.18 are valid for the GPF too (the DCC templates' RELIABLE_GPF variants, -A3): the
+emulated GPF answers them from its gas meter's data. 4.13 is named ReadPrepaymentConfiguration
+(*decided*; ReadPrepayConfiguration accepted too).
 Money comes back as pence x 1000, CutOffGracePeriod in seconds.
 
 This module never loads a document and never reaches a device except through its RuleContext.
@@ -12,7 +14,12 @@ from __future__ import annotations
 from protocol.apdu import Command, PaymentMode
 from protocol.s1sp.duis_xml import EmptyBody
 from protocol.s1sp.rules import ResultItem, RuleContext, duis_enum_name
-from protocol.s1sp.service_requests.record import METERS, NON_CRITICAL_VARIANTS, ServiceRequest
+from protocol.s1sp.service_requests.record import (
+    GAS_PROXY,
+    METERS,
+    NON_CRITICAL_VARIANTS,
+    ServiceRequest,
+)
 from protocol.s1sp.service_requests.supply import supply_items
 from protocol.s1sp.units import pence_to_duis_money
 
@@ -64,12 +71,14 @@ def _read_meter_balance(ctx: RuleContext, body: EmptyBody) -> list[ResultItem]:
 
 RECORDS: tuple[ServiceRequest, ...] = (
     ServiceRequest("4.3", "Read Instantaneous Prepay Values", ("ReadInstantaneousPrepayValues",),
-                   NON_CRITICAL_VARIANTS, critical=False, valid_device_types=METERS,
+                   NON_CRITICAL_VARIANTS, critical=False,
+                   valid_device_types=METERS | GAS_PROXY,
                    handler=_read_instantaneous_prepay_values),
     ServiceRequest("4.13", "Read Prepayment Configuration",
                    ("ReadPrepaymentConfiguration", "ReadPrepayConfiguration"),
                    NON_CRITICAL_VARIANTS, critical=False, valid_device_types=METERS,
                    handler=_read_prepayment_configuration),
     ServiceRequest("4.18", "Read Meter Balance", ("ReadMeterBalance",), NON_CRITICAL_VARIANTS,
-                   critical=False, valid_device_types=METERS, handler=_read_meter_balance),
+                   critical=False, valid_device_types=METERS | GAS_PROXY,
+                   handler=_read_meter_balance),
 )

@@ -25,6 +25,7 @@ __all__ = [
     "COMMS_HUB",
     "CRITICAL_VARIANTS",
     "ELECTRICITY_METER",
+    "GAS_PROXY",
     "METERS",
     "NON_CRITICAL_VARIANTS",
     "NON_DEVICE_VARIANTS",
@@ -45,7 +46,9 @@ NON_DEVICE_VARIANTS = frozenset({8})
 METERS = frozenset({DeviceType.ELECTRICITY_METER, DeviceType.GAS_METER})
 ELECTRICITY_METER = frozenset({DeviceType.ELECTRICITY_METER})
 COMMS_HUB = frozenset({DeviceType.COMMS_HUB})
-ANY_DEVICE = METERS | COMMS_HUB
+#: The comms hub's gas proxy function (the templates' -A3): gas reads only.
+GAS_PROXY = frozenset({DeviceType.GAS_PROXY_FUNCTION})
+ANY_DEVICE = METERS | COMMS_HUB | GAS_PROXY | frozenset({DeviceType.PPMID})
 
 #: ``parse_body(body_element, body_element_name) -> typed body``
 BodyParser = Callable[[Element, str], SrBody]

@@ -1,6 +1,8 @@
 """Supply Service Requests: 7.1 Enable, 7.2 Disable, 7.3 Arm, 7.4 Read Supply Status.
 
-Bodies are empty (7.2 and 7.3 element names *decided* by analogy with 7.1 and 7.4). The
+Bodies are empty (7.2 and 7.3 element names *decided* by analogy with 7.1 and 7.4). 7.1 is
+valid for the ESME only (E11 for a GSME: its valve is armed with 7.3 and opened at the meter);
+7.2-7.4 for both meters. The
 response names the switch state as DUIS does (On, Off, Armed) and the reason it is off.
 
 This module never loads a document and never reaches a device except through its RuleContext.
@@ -16,6 +18,7 @@ from protocol.s1sp.duis_xml import EmptyBody
 from protocol.s1sp.rules import ResultItem, RuleContext, duis_enum_name
 from protocol.s1sp.service_requests.record import (
     CRITICAL_VARIANTS,
+    ELECTRICITY_METER,
     METERS,
     NON_CRITICAL_VARIANTS,
     Handler,
@@ -47,8 +50,10 @@ def _read_supply_status(ctx: RuleContext, body: EmptyBody) -> list[ResultItem]:
 
 
 RECORDS: tuple[ServiceRequest, ...] = (
+    # 7.1 is for the ESME only: a gas valve is armed (7.3) and opened at the meter
     ServiceRequest("7.1", "Enable Supply", ("EnableSupply",), CRITICAL_VARIANTS, critical=True,
-                   valid_device_types=METERS, handler=_set_supply(SupplyState.ENABLED)),
+                   valid_device_types=ELECTRICITY_METER,
+                   handler=_set_supply(SupplyState.ENABLED)),
     ServiceRequest("7.2", "Disable Supply", ("DisableSupply",), CRITICAL_VARIANTS,
                    critical=True, valid_device_types=METERS,
                    handler=_set_supply(SupplyState.DISABLED)),

@@ -61,13 +61,27 @@ FIXTURE_OUTCOMES: dict[str, tuple[str, str]] = {
     "11.3_activate_firmware_cancellation": ("E-S1SR",
                                             "CANCEL_SCHEDULED_REQUEST: NOTHING_SCHEDULED"),
     "11.3_activate_firmware_future_dated": ("E-S1SR", "has no verified firmware image pending"),
+    # nothing pending on a fresh rig, so the hash is not compared (test_firmware_hash.py)
+    "11.3_activate_firmware_wrong_hash": ("E-S1SR",
+                                          "FIRMWARE_ACTIVATE: FIRMWARE_NO_VERIFIED_IMAGE"),
+    "11.3_activate_firmware_wrong_hash_future_dated": ("E-S1SR",
+                                                       "has no verified firmware image pending"),
     "2.1_prepay_configuration_electricity": ("I0", ""),
     "2.1_prepay_configuration_future_dated": ("I0", ""),
     "2.1_prepay_configuration_gas": ("I0", ""),
+    "2.1_prepay_configuration_negative_threshold": (
+        "E-S1SR", "LowCreditThreshold -200000 (= -200 p) is outside the device register's"),
+    "2.1_prepay_configuration_small_debt_cap": ("I0", ""),
+    "2.1_prepay_configuration_small_debt_cap_cancellation": (
+        "E-S1SR", "CANCEL_SCHEDULED_REQUEST: NOTHING_SCHEDULED"),
+    "2.1_prepay_configuration_small_debt_cap_future_dated": ("I0", ""),
     "2.2_top_up_device": ("I0", ""),
     "2.3_update_debt": ("I0", ""),
+    "2.3_update_debt_electricity": ("I0", ""),
+    "2.3_update_debt_gas": ("I0", ""),
+    # 12.50 GBP is not below the EC threshold: code 08 (issue 10 point 11)
     "2.5_activate_emergency_credit": ("E-S1SR",
-                                      "ACTIVATE_EMERGENCY_CREDIT: NOT_PERMITTED_IN_STATE"),
+                                      "ACTIVATE_EMERGENCY_CREDIT: EMERGENCY_CREDIT_UNAVAILABLE"),
     "4.13_read_prepayment_configuration": ("I0", ""),
     "4.15_read_load_limit_data": ("I0", ""),
     "4.18_read_meter_balance": ("I0", ""),
@@ -238,7 +252,8 @@ def test_synchronise_clock_sets_the_device_to_the_adapter_clock(rig: Rig) -> Non
     adapter_now = START + timedelta(minutes=90)  # the adapter's clock is ahead of the ESME's
     adapter = S1spAdapter(rig.channel, response_clock=lambda: adapter_now)
     assert rig.world.device_clock_seconds(ESME_EUI64) == START_SECONDS
-    xml = adapter.submit(fixture_xml("6.11_synchronise_clock"))
+    xml = adapter.submit(fixture_xml("6.11_synchronise_clock").replace(
+        b"2026-01-05T09:00:00.00Z", b"2026-01-05T10:30:00.00Z"))  # the window holds its time
     assert rig.world.device_clock_seconds(ESME_EUI64) == START_SECONDS + 90 * 60
     assert rig.world.now_seconds == START_SECONDS  # world device time is not moved
     assert fromstring(xml).findtext(

@@ -26,6 +26,7 @@ from protocol.s1sp.duis_xml import EmptyBody, Execution
 from protocol.s1sp.errors import InvalidRequestError
 from protocol.s1sp.responses import DuisResponse
 from protocol.s1sp.service_requests import SERVICE_REQUESTS
+from protocol.s1sp.service_requests.clock import ClockSynchronisation
 from protocol.s1sp.service_requests.firmware import FirmwareActivation, FirmwareUpdate
 from protocol.s1sp.service_requests.han import HanDeviceLogUpdate
 from protocol.s1sp.service_requests.load_limiting import LoadLimitSettingsUpdate
@@ -87,7 +88,8 @@ CASES: dict[str, tuple[Build, str, int, object]] = {
         restoration_period_seconds=600), ESME, 4, LoadLimitSettingsUpdate(5000, 300, 600)),
     "6.4.2": (lambda b: b.reset_load_limiting_counter(ESME), ESME, 1, EmptyBody()),
     "6.11": (lambda b: b.synchronise_clock(
-        ESME, current_date_time=datetime(2026, 1, 5, 9, tzinfo=UTC)), ESME, 4, EmptyBody()),
+        ESME, current_date_time=datetime(2026, 1, 5, 9, tzinfo=UTC)), ESME, 4,
+        ClockSynchronisation("2026-01-05T09:00:00Z", 1_767_603_600, 60)),
     "7.1": (lambda b: b.enable_supply(ESME), ESME, 4, EmptyBody()),
     "7.2": (lambda b: b.disable_supply(ESME), ESME, 4, EmptyBody()),
     "7.3": (lambda b: b.arm_supply(ESME), ESME, 4, EmptyBody()),
@@ -100,10 +102,10 @@ CASES: dict[str, tuple[Build, str, int, object]] = {
              DCC, 8, FirmwareUpdate(b"\x00image", "1.1.0",
                                     (ESME_BYTES, bytes.fromhex("00DB1234567890A2")))),
     "11.2": (lambda b: b.read_firmware_version(ESME), ESME, 1, EmptyBody()),
-    "11.3": (lambda b: b.activate_firmware(ESME, firmware_hash=b"\xab\xcd",
+    "11.3": (lambda b: b.activate_firmware(ESME, firmware_hash=b"\xab\xcd" * 16,
                                            execute_at=CANCEL_FUTURE_DATED), ESME, 4,
-             FirmwareActivation(b"\xab\xcd", execution=Execution("3000-12-31T00:00:00Z", None,
-                                                                 cancel=True))),
+             FirmwareActivation(b"\xab\xcd" * 16, execution=Execution("3000-12-31T00:00:00Z",
+                                                                      None, cancel=True))),
 }
 
 

@@ -240,6 +240,61 @@ def test_2_3_each_register_named_is_updated_with_its_recovery_in_device_units() 
     assert root.findtext(f"{payment}/sr:DebtRecoveryPerPayment", namespaces=NS) == "1200"
 
 
+def _debt_result(xml: str, register: str, name: str) -> str | None:
+    return fromstring(xml).findtext(
+        f"sr:Body/sr:ResponseMessage/sr:UpdateDebtResponse/sr:{register}/sr:{name}",
+        namespaces=NS)
+
+
+def test_2_3_gas_debt_recovery_rate_is_in_duis_money_units_both_ways() -> None:
+    """Issue 10 point 2: the GSME template's DebtRecoveryRate 50000 (no scale element in DUIS
+    for gas) is 1/100000 GBP: 50 p per period on the meter, 50000 back, with no PriceScale."""
+    rig = Rig()
+    xml = rig.submit(fixture_xml("2.3_update_debt_gas"))
+    assert _code(xml) == "I0"
+    debts = rig.world.meter(GSME_EUI64).registers.debts
+    assert debts["TIME_DEBT_1"]["debt_recovery_rate_pence"] == 50
+    assert debts["TIME_DEBT_2"]["debt_recovery_rate_pence"] == 50
+    assert debts["TIME_DEBT_1"]["debt_value_pence"] == 1000
+    assert debts["PAYMENT_DEBT"]["debt_recovery_percentage"] == 1  # 100 hundredths of a %
+    assert _debt_result(xml, "TimeDebtRegister1", "DebtRecoveryRate") == "50000"
+    assert _debt_result(xml, "TimeDebtRegister1", "DebtRecoveryRatePriceScale") is None
+    assert _debt_result(xml, "TimeDebtRegister2", "DebtRecoveryRatePeriod") == "HOURLY"
+    assert _debt_result(xml, "TimeDebtRegister1", "DebtValue") == "1000000"
+
+
+def test_2_3_electricity_debt_recovery_rate_uses_its_own_price_scale() -> None:
+    rig = Rig()
+    xml = rig.submit(fixture_xml("2.3_update_debt_electricity"))
+    assert _code(xml) == "I0"
+    debts = rig.esme.registers.debts
+    assert debts["TIME_DEBT_1"]["debt_recovery_rate_pence"] == 30  # 3 x 10^-1 GBP
+    assert debts["TIME_DEBT_2"]["debt_recovery_rate_pence"] == 150  # 15 x 10^-1 GBP
+    assert _debt_result(xml, "TimeDebtRegister1", "DebtRecoveryRate") == "30"
+    assert _debt_result(xml, "TimeDebtRegister1", "DebtRecoveryRatePriceScale") == "-2"
+
+
+def test_2_3_gas_debt_recovery_with_a_price_scale_is_invalid() -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value(
+        "2.3_update_debt_gas", "<sr:DebtRecoveryRate>50000</sr:DebtRecoveryRate>",
+        "<sr:DebtRecoveryRate>50000</sr:DebtRecoveryRate>"
+        "<sr:DebtRecoveryRatePriceScale>-2</sr:DebtRecoveryRatePriceScale>"))
+    assert _code(xml) == "E-INVALID"
+    assert "GasDebtRecovery1 has no DebtRecoveryRatePriceScale" in (
+        _message(xml, "ErrorReason") or "")
+    assert rig.sent(Command.UPDATE_DEBT) == []
+
+
+def test_2_3_gas_debt_recovery_to_an_electricity_meter_is_invalid() -> None:
+    rig = Rig()
+    xml = rig.submit(_with_value("2.3_update_debt_gas", "00-DB-12-34-56-78-90-A2",
+                                 "00-DB-12-34-56-78-90-A1"))
+    assert _code(xml) == "E-INVALID"
+    assert "GasDebtRecovery1 is for a GAS_METER" in (_message(xml, "ErrorReason") or "")
+    assert rig.sent(Command.UPDATE_DEBT) == []
+
+
 def test_2_3_time_register_without_its_recovery_is_refused_before_sending() -> None:
     rig = Rig()
     text = fixture_xml("2.3_update_debt").decode()
@@ -578,20 +633,54 @@ def test_future_dated_request_not_after_the_device_clock_names_both_times() -> N
     assert _message(xml, "DeviceStatus") == "VALUE_OUT_OF_RANGE"
 
 
-def test_2_1_debt_recovery_rate_cap_truncating_to_zero_pence_is_refused_unsent() -> None:
+def test_2_1_debt_recovery_rate_cap_30_is_truncated_sent_as_0_and_returned_as_0() -> None:
+    """Issue 10 point 1: the ESME 2.1 template's DebtRecoveryRateCap 30 (0.03 p) truncates to
+    0 p (S1SR 18.27); it is sent, returned as 0, and the meter holds a cap of 0 p."""
     rig = Rig()
-    xml = rig.submit(_with_value("2.1_prepay_configuration_electricity", ">250999<", ">30<"))
-    assert _code(xml) == S1SR_REFUSAL_CODE
-    assert "DebtRecoveryRateCap 30" in (_message(xml, "ErrorReason") or "")
-    assert "no cap" in (_message(xml, "ErrorReason") or "")
-    assert rig.sent_commands() == []
-
-
-def test_2_1_debt_recovery_rate_cap_of_zero_still_means_no_cap_and_is_sent() -> None:
-    rig = Rig()
-    xml = rig.submit(_with_value("2.1_prepay_configuration_electricity", ">250999<", ">0<"))
+    xml = rig.submit(fixture_xml("2.1_prepay_configuration_small_debt_cap"))
     assert _code(xml) == "I0"
-    assert rig.esme.registers.prepayment_parameters["debt_recovery_rate_cap_pence"] == 0
+    assert _result(xml, "DebtRecoveryRateCap") == "0"
+    assert _result(xml, "EmergencyCreditLimit") == "300000"
+    assert _result(xml, "MaxMeterBalance") == "5000000"
+    (sent,) = rig.sent(Command.SET_PREPAYMENT_CONFIGURATION)
+    assert sent.fields["debt_recovery_rate_cap_pence"] == 0
+    parameters = rig.esme.registers.prepayment_parameters
+    assert parameters["debt_recovery_rate_cap_pence"] == 0
+    assert parameters["emergency_credit_limit_pence"] == 300
+
+
+def test_2_1_debt_recovery_rate_cap_30_future_dated_is_scheduled_with_a_cap_of_0() -> None:
+    rig = Rig()
+    xml = rig.submit(fixture_xml("2.1_prepay_configuration_small_debt_cap_future_dated"))
+    assert _code(xml) == "I0"
+    assert _result(xml, "DebtRecoveryRateCap") == "0"
+    scheduled = decode_apdu(rig.sent(Command.SCHEDULE_REQUEST)[0].fields["request"])
+    assert scheduled.fields["debt_recovery_rate_cap_pence"] == 0
+
+
+def test_2_1_cancellation_never_depends_on_the_bodys_values() -> None:
+    rig = Rig()
+    rig.submit(fixture_xml("2.1_prepay_configuration_small_debt_cap_future_dated"))
+    cancellation = _with_value("2.1_prepay_configuration_small_debt_cap_cancellation",
+                               "<sr:EmergencyCreditLimit>300000<",
+                               "<sr:EmergencyCreditLimit>-300000<")
+    xml = rig.submit(cancellation)
+    assert _code(xml) == "I0"
+    assert _result(xml, "Cancelled") == "true"
+    assert rig.sent_commands()[-1] is Command.CANCEL_SCHEDULED_REQUEST
+    assert rig.world.device_by_eui64(ESME_EUI64).schedule == {}
+
+
+def test_6_4_1_cancellation_above_the_maximum_threshold_still_cancels() -> None:
+    rig = Rig()
+    rig.submit(fixture_xml("6.4.1_load_limit_settings_future_dated"))
+    text = fixture_xml("6.4.1_load_limit_settings_future_dated").decode()
+    text = text.replace("2030-01-15T09:00:00Z", "3000-12-31T00:00:00Z")
+    start = text.index("<sr:LoadLimitPowerThreshold>") + len("<sr:LoadLimitPowerThreshold>")
+    text = text[:start] + "70000" + text[text.index("<", start):]
+    xml = rig.submit(text)
+    assert _code(xml) == "I0"
+    assert rig.world.device_by_eui64(ESME_EUI64).schedule == {}
 
 
 def test_11_3_future_dated_without_a_verified_image_is_refused_and_not_scheduled() -> None:

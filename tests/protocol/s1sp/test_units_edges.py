@@ -99,8 +99,8 @@ def test_a_missing_integer_is_named_as_empty() -> None:
     (123456789, -8, 123),      # the lowest scale: 1.23456789 GBP
     (99999999, -8, 99),
     (0, 8, 0),                 # the highest scale
-    (2, 7, 2000000000),        # 20,000,000 GBP
-    (2147483647, -2, 2147483647),  # exactly the largest pence the device holds
+    (2, 4, 2000000),           # 20,000 GBP
+    (2147483, -2, 2147483),    # exactly the largest pence the device holds (issue 10 point 4)
 ])
 def test_debt_recovery_rate_at_every_scale_edge(rate: int, scale: int, pence: int) -> None:
     assert debt_recovery_rate_to_pence(rate, scale) == pence
@@ -109,10 +109,12 @@ def test_debt_recovery_rate_at_every_scale_edge(rate: int, scale: int, pence: in
 @pytest.mark.parametrize(("rate", "scale", "reason"), [
     (1, 9, "DebtRecoveryRatePriceScale 9 is outside -8..8"),
     (1, -9, "DebtRecoveryRatePriceScale -9 is outside -8..8"),
-    (2147483648, -2,
-     "DebtRecoveryRate 2147483648 x 10^-2 GBP is 2147483648 pence, outside 0..2147483647"),
-    (-5, 0, "DebtRecoveryRate -5 x 10^0 GBP is -500 pence, outside 0..2147483647"),
-    (-12345, -5, "DebtRecoveryRate -12345 x 10^-5 GBP is -12 pence, outside 0..2147483647"),
+    (2147484, -2,
+     "DebtRecoveryRate 2147484 x 10^-2 GBP is 2147484 pence, outside the device's "
+     "0..2147483 pence"),
+    (-5, 0, "DebtRecoveryRate -5 x 10^0 GBP is -500 pence, outside the device's 0..2147483 pence"),
+    (-12345, -5,
+     "DebtRecoveryRate -12345 x 10^-5 GBP is -12 pence, outside the device's 0..2147483 pence"),
 ])
 def test_debt_recovery_rate_refusals_say_why(rate: int, scale: int, reason: str) -> None:
     assert _refusal(debt_recovery_rate_to_pence, rate, scale) == reason
