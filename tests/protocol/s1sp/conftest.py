@@ -95,8 +95,7 @@ class Link:
         devices = tuple(d for d in response.body.devices
                         if d.server_address not in self.hidden)
         return encode_response(Response(response.command, response.invoke_id, response.status,
-                                        body=replace(response.body,
-                                                                 devices=devices)))
+                                        body=replace(response.body, devices=devices)))
 
 
 class Rig:
