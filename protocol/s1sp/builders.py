@@ -52,6 +52,7 @@ from protocol.s1sp.duis_xml import (
     Eui64,
     Money,
     eui64_element_text,
+    write_empty_body,
 )
 from protocol.s1sp.service_requests import SERVICE_REQUESTS
 from protocol.s1sp.service_requests.prepayment import PaymentDebtChange, TimeDebtChange
@@ -161,7 +162,8 @@ def _builder_method(record: ServiceRequest) -> Callable[..., str]:
     method.__name__ = record.builder_name
     method.__qualname__ = f"DuisRequestBuilder.{record.builder_name}"
     method.__doc__ = f"SR {variant} {record.name}." + (
-        f" {inspect.cleandoc(write.__doc__)}" if write.__doc__ else "")
+        f" {inspect.cleandoc(write.__doc__)}"
+        if write.__doc__ and write is not write_empty_body else "")
     return method
 
 

@@ -284,7 +284,7 @@ def test_in_process_channel_numbers_requests_and_returns_the_callers_invoke_id(
     first = channel.request(ESME_ADDRESS, Request(Command.READ_METER_BALANCE, 77))
     second = channel.request(ESME_ADDRESS, Request(Command.READ_METER_BALANCE, 77))
     assert first.invoke_id == second.invoke_id == 77
-    assert first.fields["meter_balance_pence"] == rig.esme.registers.meter_balance_pence
+    assert first.body.meter_balance_pence == rig.esme.registers.meter_balance_pence
     assert [apdu[1:3] for _, apdu, _ in channel.exchanges] == [b"\x00\x01", b"\x00\x02"]
     assert channel.exchanges[0][1] == bytes.fromhex("01000103")
 
