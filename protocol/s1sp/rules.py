@@ -4,8 +4,9 @@
 table, the clock, device resolution); handlers live beside their body parsers in the family
 modules of :mod:`protocol.s1sp.service_requests`, one visible ``rule_18_*`` function per S1SR
 Section 18 clause. A handler checks what can be checked before anything is sent (a refusal
-there leaves the device untouched), sends through its context, and returns the DUIS result
-items (money in DUIS units, pence x 1000).
+there leaves the device untouched), sends typed APDU bodies through its context
+(``ctx.send(Command.TOP_UP, TopUpRequest(utrn=...))`` returns the typed response body, read by
+attribute), and returns the DUIS result items (money in DUIS units, pence x 1000).
 
 Future-dated SRs (the records marked ``future_datable``: 1.6, 2.1, 6.4.1, 11.3 with an
 ExecutionDateTime): :meth:`RuleContext.send_possibly_future_dated` sends the whole request APDU
