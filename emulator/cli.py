@@ -635,16 +635,17 @@ def emulator_response_clock(channel: Any, *,
     """The adapter's "now": the emulator's device time (READ_CLOCK on the management device,
     read once here) advanced by the monotonic time elapsed since; the wall clock (UTC) when
     the management device does not answer READ_CLOCK (a real device, or none there)."""
-    from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, Request
+    from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, Empty, Request
 
     fallback = wall_clock or (lambda: datetime.now(timezone.utc))
     try:
-        response = channel.request(MANAGEMENT_SERVER_ADDRESS, Request(Command.READ_CLOCK, 0))
+        response = channel.request(MANAGEMENT_SERVER_ADDRESS,
+                                   Request(Command.READ_CLOCK, 0, body=Empty()))
     except ProtocolError:
         return fallback
-    if not response.ok or "device_time_seconds" not in response.fields:
+    if not response.ok:
         return fallback
-    start_seconds = int(response.fields["device_time_seconds"])
+    start_seconds = response.body.device_time_seconds
     start_ns = monotonic_ns()
 
     def now() -> datetime:
@@ -691,16 +692,17 @@ def _cmd_advance(arguments: argparse.Namespace) -> int:
 def _seconds_until(text: str, client: Any) -> int:
     """Seconds from the emulator's device time to ``--to DATETIME``."""
     from emulator.profile import parse_utc_time_seconds
-    from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, Request
+    from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, Empty, Request
 
     try:
         target_seconds = parse_utc_time_seconds(text)
     except ValueError as error:
         raise CliError(f"secure-emu advance: --to {error}", EXIT_USAGE) from None
-    response = client.request(MANAGEMENT_SERVER_ADDRESS, Request(Command.READ_CLOCK, 0))
-    if not response.ok or "device_time_seconds" not in response.fields:
+    response = client.request(MANAGEMENT_SERVER_ADDRESS,
+                              Request(Command.READ_CLOCK, 0, body=Empty()))
+    if not response.ok:
         raise CliError("secure-emu advance: the device does not tell its time (READ_CLOCK)")
-    now_seconds = int(response.fields["device_time_seconds"])
+    now_seconds = response.body.device_time_seconds
     if target_seconds < now_seconds:
         raise CliError(f"secure-emu advance: --to {text} is before the device time "
                        f"{_iso(now_seconds)}: time never goes back", EXIT_USAGE)

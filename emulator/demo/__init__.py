@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -25,8 +25,12 @@ from defusedxml.ElementTree import fromstring
 
 from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
+    REQUEST_BODY_TYPES,
+    AdvanceDeviceTimeRequest,
     Command,
+    DeviceIdentity,
     DeviceType,
+    Empty,
     PaymentMode,
     Request,
     Response,
@@ -83,7 +87,7 @@ def _wire_lines(exchanges: list[tuple[int, Request, Response]],
 
     for address, request, response in exchanges:
         if request.command is Command.FIRMWARE_BLOCK:
-            size = len(request.fields.get("block_data", b""))
+            size = len(request.body.block_data)
             if block_run is not None and block_run[0] == address:
                 block_run = (address, block_run[1] + 1, block_run[2] + size)
             else:
@@ -94,7 +98,7 @@ def _wire_lines(exchanges: list[tuple[int, Request, Response]],
         if request.command is Command.READ_DEVICE_DIRECTORY:
             continue
         who = f"{names.get(address, 'device')}@{address}"
-        fields = describe_fields(request.fields)
+        fields = describe_fields(request.body)
         lines.append(f"wire -> {who} {request.command.name}" + (f" {fields}" if fields else "")
                      + f"   <- {response.status.name}")
     close_run()
@@ -167,22 +171,22 @@ class DemoDevices:
     names: dict[int, str]
 
     @classmethod
-    def from_directory(cls, devices: list[dict[str, Any]]) -> DemoDevices:
-        by_type: dict[DeviceType, dict[str, Any]] = {}
+    def from_directory(cls, devices: Iterable[DeviceIdentity]) -> DemoDevices:
+        by_type: dict[DeviceType, DeviceIdentity] = {}
         names: dict[int, str] = {MANAGEMENT_SERVER_ADDRESS: "management"}
         for device in devices:
-            by_type.setdefault(device["device_type"], device)
-            names[int(device["server_address"])] = {
+            by_type.setdefault(device.device_type, device)
+            names[device.server_address] = {
                 DeviceType.COMMS_HUB: "hub", DeviceType.ELECTRICITY_METER: "ESME",
-                DeviceType.GAS_METER: "GSME"}.get(device["device_type"], "device")
+                DeviceType.GAS_METER: "GSME"}.get(device.device_type, "device")
         hub = by_type[DeviceType.COMMS_HUB]
         esme = by_type[DeviceType.ELECTRICITY_METER]
         gsme = by_type.get(DeviceType.GAS_METER)
-        return cls(int(hub["server_address"]), format_eui64(hub["device_eui64"]),
-                   int(esme["server_address"]), format_eui64(esme["device_eui64"]),
-                   bytes(esme["device_eui64"]), str(esme["model"]),
-                   int(gsme["server_address"]) if gsme else None,
-                   format_eui64(gsme["device_eui64"]) if gsme else None, names)
+        return cls(hub.server_address, format_eui64(hub.device_eui64),
+                   esme.server_address, format_eui64(esme.device_eui64),
+                   esme.device_eui64, esme.model,
+                   gsme.server_address if gsme else None,
+                   format_eui64(gsme.device_eui64) if gsme else None, names)
 
 
 class _Tour:
@@ -196,8 +200,8 @@ class _Tour:
         self.build = DuisRequestBuilder(counter_start=FIRST_REQUEST_COUNTER)
         self.step_number = 0
         directory = client.request(MANAGEMENT_SERVER_ADDRESS,
-                                   Request(Command.READ_DEVICE_DIRECTORY, 1))
-        self.devices = DemoDevices.from_directory(list(directory.fields["devices"]))
+                                   Request(Command.READ_DEVICE_DIRECTORY, 1, body=Empty()))
+        self.devices = DemoDevices.from_directory(directory.body.devices)
 
     def say(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -229,10 +233,11 @@ class _Tour:
 
     def direct(self, server_address: int, command: Command, note: str,
                **fields: Any) -> Response:
-        """A request straight on the link (no DUIS), shown as such."""
-        response: Response = self.client.request(server_address,
-                                                 Request(command, 1, fields))
-        shown = describe_fields(response.fields)
+        """A request straight on the link (no DUIS), shown as such; ``fields``: the typed
+        request body's."""
+        response: Response = self.client.request(
+            server_address, Request(command, 1, body=REQUEST_BODY_TYPES[command](**fields)))
+        shown = describe_fields(response.body) if response.body is not None else ""
         self.say(f"    link: {command.name} to {self.devices.names.get(server_address, '?')}"
                  f"@{server_address} ({note}) <- {response.status.name}"
                  + (f" {shown}" if shown else ""))
@@ -240,9 +245,9 @@ class _Tour:
 
     def advance(self, seconds: int, why: str) -> None:
         response = self.client.request(MANAGEMENT_SERVER_ADDRESS, Request(
-            Command.ADVANCE_DEVICE_TIME, 1, {"advance_seconds": seconds}))
+            Command.ADVANCE_DEVICE_TIME, 1, body=AdvanceDeviceTimeRequest(advance_seconds=seconds)))
         self.say(f"    ... virtual device time +{seconds} s ({why}); now "
-                 f"{_iso(int(response.fields['device_time_seconds']))}")
+                 f"{_iso(response.body.device_time_seconds)}")
 
 
 def _script(tour: _Tour, make_top_up_utrn: Callable[..., str],

@@ -1,7 +1,10 @@
 """The S1SP adapter: DUIS XML in, S1SR rules applied, APDUs through a DeviceChannel, DUIS back.
 
 ``S1spAdapter(channel).submit(xml) -> response xml`` never raises for bad input: every problem
-becomes a DUIS error response (see :mod:`.responses` for the codes and the form). A request
+becomes a DUIS error response (see :mod:`.responses` for the codes and the form), a fault of
+the adapter itself E-INTERNAL, unless the adapter is built with ``raise_internal_errors=True``
+(what our own tests do): then such a fault raises, so that a bug in a handler fails a test
+instead of answering E-INTERNAL. A request
 that is invalid (malformed or hostile XML, wrong namespace, missing element, value out of
 range, unknown SR) or refused by an S1SR check before sending leaves the devices untouched.
 
@@ -25,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, DeviceType, Request, Status
+from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, DeviceType, Empty, Request, Status
 from protocol.errors import ApduError, LinkError
 from protocol.eui64 import format_eui64
 from protocol.s1sp.annex_c import AnnexCTable
@@ -56,8 +59,11 @@ class S1spAdapter:
     """DUIS Service Requests in, device requests out, DUIS responses back."""
 
     def __init__(self, channel: DeviceChannel, *, annex_c: AnnexCTable | None = None,
-                 response_clock: Callable[[], datetime] | None = None) -> None:
+                 response_clock: Callable[[], datetime] | None = None,
+                 raise_internal_errors: bool = False) -> None:
         self._channel = channel
+        #: a fault of the adapter itself raises instead of answering E-INTERNAL (for tests)
+        self._raise_internal_errors = raise_internal_errors
         self._annex_c = annex_c or AnnexCTable()
         self._clock = response_clock or _utc_now
         self._directory: dict[bytes, DeviceEntry] | None = None
@@ -78,53 +84,62 @@ class S1spAdapter:
     def submit_acknowledged(self, xml: bytes | str) -> list[str]:
         """The I99 acknowledgement then the final response; only the final (error) response
         when the request was not accepted for processing (invalid, E12)."""
-        request, early = self._parse(xml)
-        if early is not None:
-            return [early.to_xml()]
-        assert request is not None
+        parsed = self._parse(xml)
+        if isinstance(parsed, DuisResponse):
+            return [parsed.to_xml()]
+        request, record = parsed
         acknowledgement = DuisResponse(
             ACKNOWLEDGED, self._clock(), request.request_id, request.service_reference,
             request.service_reference_variant)
-        return [acknowledgement.to_xml(), self._safe_submit_request(request).to_xml()]
+        return [acknowledgement.to_xml(), self._safe_submit_request(request, record).to_xml()]
 
     def submit_request(self, request: DuisRequest) -> DuisResponse:
         """Apply the S1SR rules to a parsed request; the typed response (never raises an
         :class:`S1spError`)."""
-        self.last_sent = []
-        self._directory_read_this_request = False
-        try:
-            return self._process(request)
-        except S1spError as error:
-            return self._error(request, error)
+        return self._submit_request(request, None)
 
     # ----------------------------------------------------------------------------------------
     def _submit_document(self, xml: bytes | str) -> DuisResponse:
-        request, early = self._parse(xml)
-        if early is not None:
-            return early
-        assert request is not None
-        return self._safe_submit_request(request)
+        parsed = self._parse(xml)
+        if isinstance(parsed, DuisResponse):
+            return parsed
+        return self._safe_submit_request(*parsed)
 
-    def _parse(self, xml: bytes | str) -> tuple[DuisRequest | None, DuisResponse | None]:
+    def _parse(self, xml: bytes | str) -> tuple[DuisRequest, ServiceRequest] | DuisResponse:
+        """The request and its record (its CommandVariant checked), or the error response."""
         try:
             request = parse_duis_request(xml)
         except S1spError as error:
-            return None, DuisResponse(error.response_code, self._clock(),
-                                      request_id=parse_request_id_leniently(xml),
-                                      error_reason=error.reason)
+            return DuisResponse(error.response_code, self._clock(),
+                                request_id=parse_request_id_leniently(xml),
+                                error_reason=error.reason)
         except Exception as error:  # submit never raises for bad input
-            return None, DuisResponse(INTERNAL_ERROR_CODE, self._clock(),
-                                      error_reason=f"cannot read the request: {error!r}")
+            if self._raise_internal_errors:
+                raise
+            return DuisResponse(INTERNAL_ERROR_CODE, self._clock(),
+                                error_reason=f"cannot read the request: {error!r}")
         try:
-            self._record(request)
+            return request, self._record(request)
         except S1spError as error:
-            return None, self._error(request, error)
-        return request, None
+            return self._error(request, error)
 
-    def _safe_submit_request(self, request: DuisRequest) -> DuisResponse:
+    def _submit_request(self, request: DuisRequest, record: ServiceRequest | None
+                        ) -> DuisResponse:
+        """``record``: the request's, when already looked up and checked (else None)."""
+        self.last_sent = []
+        self._directory_read_this_request = False
         try:
-            return self.submit_request(request)
+            return self._process(request, record or self._record(request))
+        except S1spError as error:
+            return self._error(request, error)
+
+    def _safe_submit_request(self, request: DuisRequest, record: ServiceRequest
+                             ) -> DuisResponse:
+        try:
+            return self._submit_request(request, record)
         except Exception as error:  # submit never raises
+            if self._raise_internal_errors:
+                raise
             return DuisResponse(
                 INTERNAL_ERROR_CODE, self._clock(), request.request_id,
                 request.service_reference, request.service_reference_variant,
@@ -143,8 +158,7 @@ class S1spAdapter:
                 f"{', '.join(str(v) for v in sorted(record.command_variants))})")
         return record
 
-    def _process(self, request: DuisRequest) -> DuisResponse:
-        record = self._record(request)
+    def _process(self, request: DuisRequest, record: ServiceRequest) -> DuisResponse:
         if record.addressee is Addressee.DCC:
             device = DeviceEntry(request.request_id.target_eui64, DeviceType.MANAGEMENT,
                                  MANAGEMENT_SERVER_ADDRESS)
@@ -165,22 +179,20 @@ class S1spAdapter:
                             result_name=f"{record.body_name}Response", result=tuple(result))
 
     def _error(self, request: DuisRequest, error: S1spError) -> DuisResponse:
-        result_items = getattr(error, "result_items", ())
         record = SERVICE_REQUESTS.get(request.service_reference_variant)
-        result_name = (f"{record.body_name}Response" if result_items and record is not None
+        result_name = (f"{record.body_name}Response" if error.result_items and record is not None
                        else None)
         return DuisResponse(error.response_code, self._clock(), request.request_id,
                             request.service_reference, request.service_reference_variant,
-                            result_name=result_name, result=tuple(result_items),
-                            error_reason=error.reason,
-                            device_status=getattr(error, "device_status", None))
+                            result_name=result_name, result=tuple(error.result_items),
+                            error_reason=error.reason, device_status=error.device_status)
 
     # ----------------------------------------------------------------------------------------
     def refresh_device_directory(self) -> dict[bytes, DeviceEntry]:
         """Read the directory from the management logical device (E20/E21 on failure)."""
         try:
-            response = self._channel.request(MANAGEMENT_SERVER_ADDRESS,
-                                             Request(Command.READ_DEVICE_DIRECTORY, 0, {}))
+            response = self._channel.request(
+                MANAGEMENT_SERVER_ADDRESS, Request(Command.READ_DEVICE_DIRECTORY, 0, body=Empty()))
         except (ApduError, LinkError) as error:
             raise device_communication_error(
                 error, "the devices' management address (reading the device directory)"
@@ -189,11 +201,9 @@ class S1spAdapter:
             raise DeviceCommunicationError(
                 f"the management device refused READ_DEVICE_DIRECTORY: {response.status.name}",
                 CANNOT_COMMUNICATE_CODE)
-        directory = {}
-        for entry in response.fields.get("devices", []):
-            eui64 = bytes(entry["device_eui64"])
-            directory[eui64] = DeviceEntry(eui64, DeviceType(int(entry["device_type"])),
-                                           int(entry["server_address"]))
+        directory = {entry.device_eui64: DeviceEntry(entry.device_eui64, entry.device_type,
+                                                     entry.server_address)
+                     for entry in response.body.devices}
         self._directory = directory
         self._directory_read_this_request = True
         return dict(directory)

@@ -35,6 +35,10 @@ class S1spError(Exception):
     """Base class: something the adapter answers with a DUIS error response."""
 
     response_code: str = S1SR_REFUSAL_CODE
+    #: the device's ``protocol.apdu.Status`` name when a device refused; None otherwise
+    device_status: str | None = None
+    #: DUIS result items the error response still carries (e.g. an 11.1's per-device list)
+    result_items: tuple[tuple[str, Any], ...] = ()
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
