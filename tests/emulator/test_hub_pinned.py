@@ -120,23 +120,8 @@ def test_han_answers_a_command_it_does_not_handle_not_supported_by_device() -> N
     assert response.fields == {}
 
 
-@pytest.mark.parametrize("eui64", [METER[:7], METER + b"\x00", 12345, "00DB1234567890A1"])
-def test_han_add_of_a_device_eui64_that_is_not_8_bytes_is_malformed(eui64: Any) -> None:
-    han = Han(HUB)
-    response = han.handle_request(
-        Request(Command.HAN_ADD_DEVICE, 1, {"device_eui64": eui64, "join_window_minutes": 5}),
-        T0)
-    assert response.status is Status.MALFORMED_REQUEST
-    assert han.entries == ()
 
 
-def test_han_remove_of_a_device_eui64_that_is_not_8_bytes_is_malformed() -> None:
-    han = Han(HUB)
-    han.add_joined(METER)
-    response = han.handle_request(
-        Request(Command.HAN_REMOVE_DEVICE, 1, {"device_eui64": METER[:7]}), T0)
-    assert response.status is Status.MALFORMED_REQUEST
-    assert han.is_joined(METER)
 
 
 def test_device_put_on_the_han_directly_is_joined_with_no_window() -> None:

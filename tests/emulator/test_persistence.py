@@ -325,8 +325,9 @@ def test_a_state_file_written_by_the_earlier_code_loads_and_re_encodes_to_the_sa
         STATE_FORMAT_1.read_bytes()
     registers = world.meter(bytes.fromhex("00DB1234567890A1")).registers
     assert registers.payment_mode is PaymentMode.PREPAYMENT
-    assert registers.debts["TIME_DEBT_1"]["debt_recovery_period"] is DebtRecoveryPeriod.HOURLY
-    assert registers.debts["TIME_DEBT_1"]["debt_value_pence"] == 1990
+    time_debt_1 = registers.debts[DebtRegister.TIME_DEBT_1]
+    assert time_debt_1.debt_recovery_period is DebtRecoveryPeriod.HOURLY
+    assert time_debt_1.debt_value_pence == 1990
     assert registers.load_profile_override == ((0, 1234),)
     assert world.now_seconds == 1_767_603_600 + 7_210
     assert world.pending_join_attempts() == {GSME: 1_767_603_600 + 7_230}

@@ -17,6 +17,7 @@ from emulator.profile import Profile
 from emulator.world import MAX_ADVANCE_SECONDS, EmulatedWorld
 from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
+    REQUEST_BODY_TYPES,
     Command,
     DeviceType,
     HanEntryState,
@@ -504,3 +505,41 @@ def test_synchronising_a_clock_past_a_scheduled_time_runs_it_at_once(world_and_c
     (outcome,) = world.scheduled_outcomes(GSME)
     assert outcome.response.ok
     assert world.now_seconds == now  # world time did not move; only the GSME's clock
+
+
+# ---- bodies are checked once, when decoded; a bug in a device part raises --------------------
+
+
+@pytest.mark.parametrize(("address", "apdu_hex"), [
+    (16, "01 0042 21 000000"),  # ADJUST_METER_BALANCE: adjustment_pence one byte short
+    (16, "01 0042 21"),  # ADJUST_METER_BALANCE: no body
+    (2, "01 0042 40 00DB1234567890 0005"),  # HAN_ADD_DEVICE: a 7-byte EUI-64
+    (2, "01 0042 41 00DB1234567890A1 00"),  # HAN_REMOVE_DEVICE: a 9-byte EUI-64
+    (16, "01 0042 50"),  # FIRMWARE_BEGIN: no image size
+])
+def test_a_malformed_body_is_refused_at_decoding_and_changes_nothing(
+        world_and_clock, address: int, apdu_hex: str) -> None:
+    world, _ = world_and_clock
+    before = world.to_state()
+    answer = world.handle_apdu(address, bytes.fromhex(apdu_hex))
+    assert answer == bytes.fromhex("810042" + apdu_hex.split()[2] + "01")  # MALFORMED_REQUEST
+    assert world.to_state() == before
+
+
+def _broken(*_: Any, **__: Any) -> Any:
+    raise KeyError("a bug")
+
+
+@pytest.mark.parametrize(("address", "command", "part"), [
+    (16, Command.READ_METER_BALANCE, "emulator.meter.Meter._balances"),
+    (2, Command.READ_HAN_ENTRIES, "emulator.hub.HanEntry.body"),
+    (16, Command.READ_FIRMWARE_VERSION, "emulator.firmware.FirmwareSlot.status"),
+    (16, Command.READ_DEVICE_IDENTITY, "emulator.device.EmulatedDevice.identity"),
+])
+def test_a_bug_in_a_device_part_raises_instead_of_answering_malformed(
+        world_and_clock, monkeypatch: pytest.MonkeyPatch, address: int, command: Command,
+        part: str) -> None:
+    world, _ = world_and_clock
+    monkeypatch.setattr(part, _broken)
+    with pytest.raises(KeyError, match="a bug"):
+        world.handle_request(address, Request(command, 1, body=REQUEST_BODY_TYPES[command]()))
