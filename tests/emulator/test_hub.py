@@ -120,7 +120,7 @@ def test_han_requests_round_trip_through_apdu_bytes() -> None:
     assert encode_response(response) == bytes.fromhex(
         "810007400000DB1234567890A101") + (T0 + 180).to_bytes(4, "big")
     read = han.handle_request(Request(Command.READ_HAN_ENTRIES, 8), T0 + 1)
-    assert read.fields["entries"][0]["device_eui64"] == METER
+    assert read.body.entries[0].device_eui64 == METER
     removed = han.handle_request(Request(Command.HAN_REMOVE_DEVICE, 9, {"device_eui64": METER}),
                                  T0 + 2)
     assert removed.ok and removed.fields == {"device_eui64": METER}

@@ -142,7 +142,7 @@ def supply(meter: Meter) -> tuple[SupplyState, SupplyOffReason]:
 
 
 def balance(meter: Meter) -> int:
-    return send(meter, Command.READ_METER_BALANCE).fields["meter_balance_pence"]
+    return send(meter, Command.READ_METER_BALANCE).body.meter_balance_pence
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,8 +348,7 @@ def test_18_8_activation_makes_the_full_limit_available_below_the_threshold() ->
     meter = prepay_meter(meter_balance_pence=99)  # threshold 100, limit 500
     response = send(meter, Command.ACTIVATE_EMERGENCY_CREDIT)
     assert response.fields == {"meter_balance_pence": 99, "emergency_credit_balance_pence": 500}
-    assert send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).fields[
-        "emergency_credit_active"]
+    assert send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).body.emergency_credit_active
 
 
 def test_18_8_activation_at_or_above_the_threshold_is_refused_with_nothing_changed() -> None:
@@ -404,8 +403,8 @@ def test_top_up_smaller_than_used_emergency_credit_repays_part_and_keeps_it_acti
     send(meter, Command.ACTIVATE_EMERGENCY_CREDIT)
     meter.advance_to(T0 + 100 * 300)
     response = top_up(meter, counter=1, pence=120)
-    assert response.fields["emergency_credit_repaid_pence"] == 120
-    assert response.fields["credit_added_pence"] == 0
+    assert response.body.emergency_credit_repaid_pence == 120
+    assert response.body.credit_added_pence == 0
     fields = send(meter, Command.READ_METER_BALANCE).fields
     assert fields["emergency_credit_balance_pence"] == 200 + 120
 
@@ -508,8 +507,8 @@ def test_remote_disable_arm_and_enable_follow_srs_7_1_to_7_3() -> None:
     meter = make_meter()
     assert send(meter, Command.SET_SUPPLY_STATE, supply_state=SupplyState.DISABLED).fields == {
         "supply_state": SupplyState.DISABLED, "supply_off_reason": SupplyOffReason.REMOTE}
-    assert send(meter, Command.SET_SUPPLY_STATE, supply_state=SupplyState.ARMED).fields[
-        "supply_state"] is SupplyState.ARMED
+    armed = send(meter, Command.SET_SUPPLY_STATE, supply_state=SupplyState.ARMED).body
+    assert armed.supply_state is SupplyState.ARMED
     assert send(meter, Command.SET_SUPPLY_STATE, supply_state=SupplyState.ENABLED).fields == {
         "supply_state": SupplyState.ENABLED, "supply_off_reason": SupplyOffReason.NONE}
 
@@ -692,7 +691,7 @@ def test_a_debt_recovery_rate_cap_of_0_pence_is_a_cap_of_0_and_recovers_nothing(
                          payment_debt_recovery_percentage=25, debt_recovery_rate_cap_pence=0)
     meter.advance_to(T0 + 5 * HOUR)
     assert balance(meter) == 1_000
-    assert top_up(meter, counter=1, pounds=10).fields["debt_recovered_pence"] == 0
+    assert top_up(meter, counter=1, pounds=10).body.debt_recovered_pence == 0
     values = send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).fields
     assert (values["time_debt_1_pence"], values["payment_debt_pence"]) == (100, 300)
 
@@ -713,15 +712,14 @@ def test_payment_debt_takes_its_percentage_of_each_top_up() -> None:
     assert response.fields == {"credit_added_pence": 750, "emergency_credit_repaid_pence": 0,
                                "debt_recovered_pence": 250, "meter_balance_pence": 1_750}
     response = top_up(meter, counter=2, pounds=10)
-    assert response.fields["debt_recovered_pence"] == 50  # only 50 p left to recover
-    assert send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).fields[
-        "payment_debt_pence"] == 0
+    assert response.body.debt_recovered_pence == 50  # only 50 p left to recover
+    assert send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).body.payment_debt_pence == 0
 
 
 def test_payment_debt_share_respects_the_daily_cap() -> None:
     meter = prepay_meter(payment_debt_pence=300, payment_debt_recovery_percentage=50,
                          debt_recovery_rate_cap_pence=40)
-    assert top_up(meter, counter=1, pounds=10).fields["debt_recovered_pence"] == 40
+    assert top_up(meter, counter=1, pounds=10).body.debt_recovered_pence == 40
 
 
 def test_suspend_debt_disabled_stops_time_debt_recovery_while_the_supply_is_disabled() -> None:
@@ -751,8 +749,7 @@ def test_time_debt_recovery_without_suspension_draws_on_emergency_credit() -> No
                          time_debt_1_recovery_period="hourly")
     send(meter, Command.ACTIVATE_EMERGENCY_CREDIT)
     meter.advance_to(T0 + 5 * HOUR)
-    assert send(meter, Command.READ_METER_BALANCE).fields[
-        "emergency_credit_balance_pence"] == 450
+    assert send(meter, Command.READ_METER_BALANCE).body.emergency_credit_balance_pence == 450
 
 
 # ---------------------------------------------------------------------------------------------
@@ -772,8 +769,8 @@ def test_18_37_load_limit_threshold_above_the_device_maximum_is_refused_never_cl
     assert_refused_with_nothing_changed(meter, Status.VALUE_OUT_OF_RANGE,
                                         Command.SET_LOAD_LIMIT_SETTINGS,
                                         **load_limit_fields(10_001))
-    assert send(meter, Command.SET_LOAD_LIMIT_SETTINGS, **load_limit_fields(10_000)).fields[
-        "load_limit_power_threshold_w"] == 10_000
+    settings = send(meter, Command.SET_LOAD_LIMIT_SETTINGS, **load_limit_fields(10_000)).body
+    assert settings.load_limit_power_threshold_w == 10_000
 
 
 def test_18_37_default_maximum_is_65535_watts() -> None:
@@ -804,10 +801,10 @@ def test_average_demand_above_threshold_opens_the_switch_counts_it_then_re_arms(
     assert supply(meter)[0] is SupplyState.DISABLED
     meter.advance_to(start + 60 + 120)
     assert supply(meter) == (SupplyState.ARMED, SupplyOffReason.LOAD_LIMIT)
-    assert not send(meter, Command.READ_LOAD_LIMIT_DATA).fields["load_limit_active"]
+    assert not send(meter, Command.READ_LOAD_LIMIT_DATA).body.load_limit_active
     assert meter.press_button_to_enable() is SupplyState.ENABLED
     meter.advance_to(start + 240)
-    assert send(meter, Command.READ_LOAD_LIMIT_DATA).fields["load_limit_counter"] == 2
+    assert send(meter, Command.READ_LOAD_LIMIT_DATA).body.load_limit_counter == 2
 
 
 def test_average_demand_at_the_threshold_does_not_trip() -> None:
@@ -830,7 +827,7 @@ def test_reset_load_limit_counter_zeroes_it() -> None:
     meter = make_meter(load_w=5_000)
     send(meter, Command.SET_LOAD_LIMIT_SETTINGS, **load_limit_fields(1_000, 60, 60))
     meter.advance_to(T0 + 60)
-    assert send(meter, Command.RESET_LOAD_LIMIT_COUNTER).fields["load_limit_counter"] == 0
+    assert send(meter, Command.RESET_LOAD_LIMIT_COUNTER).body.load_limit_counter == 0
 
 
 def test_load_limit_threshold_zero_turns_load_limiting_off() -> None:
@@ -947,7 +944,7 @@ def test_every_meter_command_round_trips_through_apdu_bytes() -> None:
         response = meter.handle_request(decoded, T0)
         assert response.status is Status.SUCCESS, request.command
         assert decode(encode_response(response)) == response
-    assert response.fields["load_limit_power_threshold_w"] == 4_000
+    assert response.body.load_limit_power_threshold_w == 4_000
 
 
 def test_leaving_prepayment_charges_used_emergency_credit_to_the_balance() -> None:
@@ -971,9 +968,9 @@ def test_remote_enable_during_load_limit_restoration_ends_the_restoration() -> N
     meter = make_meter(load_w=5_000)
     send(meter, Command.SET_LOAD_LIMIT_SETTINGS, **load_limit_fields(1_000, 60, 600))
     meter.advance_to(T0 + 60)
-    assert send(meter, Command.READ_LOAD_LIMIT_DATA).fields["load_limit_active"]
+    assert send(meter, Command.READ_LOAD_LIMIT_DATA).body.load_limit_active
     send(meter, Command.SET_SUPPLY_STATE, supply_state=SupplyState.ENABLED)
-    assert not send(meter, Command.READ_LOAD_LIMIT_DATA).fields["load_limit_active"]
+    assert not send(meter, Command.READ_LOAD_LIMIT_DATA).body.load_limit_active
 
 
 def test_every_profile_key_is_documented_in_the_meter_config_docstring() -> None:
@@ -1058,8 +1055,8 @@ def test_debt_that_would_take_the_accumulated_debt_past_the_maximum_is_refused()
     assert_refused_with_nothing_changed(meter, Status.VALUE_OUT_OF_RANGE, Command.UPDATE_DEBT,
                                         **debt_fields(DebtRegister.PAYMENT_DEBT, 147_484))
     send(meter, Command.UPDATE_DEBT, **debt_fields(DebtRegister.PAYMENT_DEBT, 147_483))
-    assert send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).fields[
-        "accumulated_debt_pence"] == 2_147_483
+    values = send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).body
+    assert values.accumulated_debt_pence == 2_147_483
 
 
 def test_a_never_configured_limit_reads_as_the_register_maximum() -> None:
