@@ -132,7 +132,7 @@ from protocol.register_ranges import (
 )
 
 #: MeterConfig is re-exported: a meter is built from one, and callers import both from here.
-__all__ = ["Meter", "MeterConfig"]
+__all__ = ["METER_COMMANDS", "Meter", "MeterConfig"]
 
 #: SET_PREPAYMENT_CONFIGURATION bit -> register name.
 _CONFIGURATION_FIELDS: dict[PrepaymentConfigurationField, str] = {
@@ -837,3 +837,5 @@ _HANDLERS: dict[Command, _Handler] = {
     Command.RESET_LOAD_LIMIT_COUNTER: Meter._reset_load_limit_counter,
     Command.SET_SUPPLY_STATE: Meter._set_supply_state,
 }
+#: The commands a meter answers (the load-limiting ones on an ESME only).
+METER_COMMANDS = frozenset(_HANDLERS)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from emulator.errors import ProfileError, StateError
-from emulator.meter import Meter
+from emulator.meter import METER_COMMANDS, Meter
 from emulator.meter_config import PREPAYMENT_PARAMETERS, MeterConfig
 from emulator.meter_tables import (
     NON_DISABLEMENT_CALENDARS,
@@ -21,6 +21,7 @@ from emulator.meter_tables import (
 from emulator.state_codecs import decode_meter_registers, encode_meter_registers
 from emulator.utrn import UtrnValueClass, make_utrn, verhoeff_check_digit
 from protocol.apdu import (
+    REQUEST_BODY_TYPES,
     RESPONSE_BODIES,
     Command,
     DebtRecoveryPeriod,
@@ -28,8 +29,10 @@ from protocol.apdu import (
     DeviceType,
     PaymentMode,
     PrepaymentConfigurationField,
+    PrepaymentDefaults,
     Request,
     Response,
+    SetPaymentModeRequest,
     Status,
     SupplyOffReason,
     SupplyState,
@@ -87,7 +90,10 @@ def send(meter: Meter, command: Command, at_seconds: int | None = None,
          **fields: Any) -> Response:
     """Send one request; a SUCCESS response must carry exactly its body's fields and encode."""
     when = meter.device_time_seconds if at_seconds is None else at_seconds
-    response = meter.handle_request(Request(command, 7, fields), when)
+    # a command the meter does not handle is sent without its body (the meter never reads it)
+    request = (Request(command, 7, body=REQUEST_BODY_TYPES[command](**fields)) if fields
+               or command in METER_COMMANDS else Request(command, 7, {}))
+    response = meter.handle_request(request, when)
     assert response.invoke_id == 7 and response.command is command
     wire = encode_response(response)
     decoded = decode_apdu(wire)
@@ -124,7 +130,7 @@ def payment_mode_fields(mode: PaymentMode = PaymentMode.PREPAYMENT, *,
     return {"payment_mode": mode, "disablement_threshold_pence": disablement_threshold_pence,
             "suspend_debt_disabled": suspend_debt_disabled,
             "suspend_debt_emergency": suspend_debt_emergency,
-            "defaults": {**ANNEX_C_DEFAULTS, **defaults}}
+            "defaults": PrepaymentDefaults(**{**ANNEX_C_DEFAULTS, **defaults})}
 
 
 def top_up(meter: Meter, counter: int, pounds: int = 0, pence: int = 0,
@@ -916,7 +922,7 @@ def test_every_meter_command_round_trips_through_apdu_bytes() -> None:
 
     meter = prepay_meter(meter_balance_pence=0)
     requests = [
-        Request(Command.SET_PAYMENT_MODE, 1, payment_mode_fields()),
+        Request(Command.SET_PAYMENT_MODE, 1, body=SetPaymentModeRequest(**payment_mode_fields())),
         Request(Command.ACTIVATE_EMERGENCY_CREDIT, 2),
         Request(Command.TOP_UP, 3, {"utrn": make_utrn(EUI, 1, UtrnValueClass.POUNDS, 3).encode()}),
         Request(Command.ADJUST_METER_BALANCE, 4, {"adjustment_pence": -12}),
