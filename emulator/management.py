@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from emulator.answers import ok, refuse, whole
+from emulator.answers import ok, refuse
 from emulator.device import MAX_DEVICE_TIME_SECONDS, EmulatedDevice
 from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
+    AdvanceDeviceTimeRequest,
     Command,
+    DeviceClock,
+    DeviceIdentity,
     DeviceType,
+    ReadDeviceDirectoryResponse,
     Request,
     Response,
     Status,
@@ -29,14 +33,14 @@ __all__ = ["MANAGEMENT_IDENTITY", "MAX_ADVANCE_SECONDS", "handle_management_requ
 #: come back within link timeouts, and a meter with 30 s load-limit periods steps every period
 #: (about 0.4 s for 31 days on a 2-core box). Send several requests to go further.
 MAX_ADVANCE_SECONDS = 31 * 24 * 60 * 60
-#: The management device's DEVICE_IDENTITY fields.
-MANAGEMENT_IDENTITY = {
-    "device_eui64": bytes(8),
-    "device_type": DeviceType.MANAGEMENT,
-    "server_address": MANAGEMENT_SERVER_ADDRESS,
-    "manufacturer": "secure-emu",
-    "model": "management",
-}
+#: The management device's DEVICE_IDENTITY.
+MANAGEMENT_IDENTITY = DeviceIdentity(
+    device_eui64=bytes(8),
+    device_type=DeviceType.MANAGEMENT,
+    server_address=MANAGEMENT_SERVER_ADDRESS,
+    manufacturer="secure-emu",
+    model="management",
+)
 
 
 def handle_management_request(request: Request, *, devices: Iterable[EmulatedDevice],
@@ -48,21 +52,18 @@ def handle_management_request(request: Request, *, devices: Iterable[EmulatedDev
     cannot); ``advance`` runs the world to the clock's time and returns world device time."""
     command = request.command
     if command is Command.READ_DEVICE_DIRECTORY:
-        return ok(request, {"devices": [d.identity() for d in devices]})
+        return ok(request, ReadDeviceDirectoryResponse(tuple(d.identity() for d in devices)))
     if command is Command.READ_CLOCK:
-        return ok(request, {"device_time_seconds": now_seconds})
+        return ok(request, DeviceClock(now_seconds))
     if command is Command.READ_DEVICE_IDENTITY:
-        return ok(request, dict(MANAGEMENT_IDENTITY))
-    if command is Command.ADVANCE_DEVICE_TIME:
-        try:
-            advance_seconds = whole(request.fields["advance_seconds"], 0xFFFF_FFFF)
-        except (KeyError, TypeError, ValueError):
-            return refuse(request, Status.MALFORMED_REQUEST)
+        return ok(request, MANAGEMENT_IDENTITY)
+    if isinstance(request.body, AdvanceDeviceTimeRequest):
+        advance_seconds = request.body.advance_seconds
         if fast_forward is None:
             return refuse(request, Status.NOT_SUPPORTED_BY_DEVICE)
         if (advance_seconds > MAX_ADVANCE_SECONDS
                 or now_seconds + advance_seconds > MAX_DEVICE_TIME_SECONDS):
             return refuse(request, Status.VALUE_OUT_OF_RANGE)
         fast_forward(advance_seconds)
-        return ok(request, {"device_time_seconds": advance()})
+        return ok(request, DeviceClock(advance()))
     return refuse(request, Status.NOT_SUPPORTED_BY_DEVICE)

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from emulator.consumption import SECONDS_PER_DAY, LoadProfile
 from emulator.errors import ProfileError
+from emulator.meter_registers import PREPAYMENT_PARAMETERS
 from emulator.meter_tables import (
     DEFAULT_MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
     LOAD_LIMIT_PERIOD_MAX_SECONDS,
@@ -30,7 +31,6 @@ from emulator.metrology.load_model import LoadModelError, ReplayedLoad
 from emulator.metrology.profile_keys import METROLOGY_KEY_PARSERS, load_model_of, tariff_of
 from protocol.apdu import (
     MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
-    PREPAYMENT_DEFAULTS,
     DebtRecoveryPeriod,
     DeviceType,
     PaymentMode,
@@ -56,11 +56,6 @@ __all__ = [
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
 
-#: Prepayment parameters that take the Annex C defaults on a switch to prepayment when never
-#: configured: exactly the fields of ``protocol.apdu.PREPAYMENT_DEFAULTS``.
-PREPAYMENT_PARAMETERS: tuple[str, ...] = tuple(
-    sub.name for sub in PREPAYMENT_DEFAULTS.subcons  # type: ignore[attr-defined]
-)
 #: What a never-configured parameter reads back as (anything not listed: 0): the limits and
 #: the debt-recovery cap are at their maximum, i.e. they limit nothing.
 UNCONFIGURED_VALUES: dict[str, int] = {

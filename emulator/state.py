@@ -43,7 +43,13 @@ from emulator.scheduler import (
     ScheduledOutcome,
     ScheduledRequest,
 )
-from emulator.state_codecs import decode_eui64_hex, decode_han, decode_meter_registers, encode_han
+from emulator.state_codecs import (
+    decode_eui64_hex,
+    decode_han,
+    decode_meter_registers,
+    encode_han,
+    encode_meter_registers,
+)
 from protocol.apdu import Request, decode_apdu
 
 __all__ = [
@@ -84,7 +90,8 @@ def _encode_device(device: EmulatedDevice) -> dict[str, Any]:
     return {
         "clock_offset_seconds": device.clock_offset_seconds,
         "firmware": device.firmware.to_state(),
-        "meter": device.meter.to_state() if device.meter is not None else None,
+        "meter": (encode_meter_registers(device.meter.registers) if device.meter is not None
+                  else None),
         "han": encode_han(device.hub.han) if device.hub is not None else None,
         "schedule": [{"execution_time_seconds": e.execution_time_seconds,
                       "request_hex": e.request_apdu.hex()}

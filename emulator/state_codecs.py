@@ -21,13 +21,19 @@ from typing import Any
 
 from emulator.errors import StateError
 from emulator.hub import HAN_TABLE_MAX_ENTRIES, Han, HanEntry
-from emulator.meter_registers import DEBT_REGISTER_NAMES, DebtState, MeterRegisters
+from emulator.meter_registers import (
+    PREPAYMENT_PARAMETERS,
+    Debt,
+    MeterRegisters,
+    PrepaymentParameters,
+)
 from emulator.metrology.engine import EnergyRegisters
 from emulator.metrology.logs import DeviationLog, PrepaymentDailyLog, RegisterSnapshots
 from emulator.metrology.max_demand import MaxDemand, MaxDemandRegisters
 from emulator.metrology.tariff import PendingChange, Prices, SwitchingTable, Tariff
 from protocol.apdu import (
     DebtRecoveryPeriod,
+    DebtRegister,
     HanEntryState,
     PaymentMode,
     SupplyOffReason,
@@ -85,10 +91,10 @@ def _text(value: Any) -> str:
     return value
 
 
-def _decode_parameters(value: Any) -> dict[str, int]:
-    if not isinstance(value, dict):
-        raise TypeError("not a table")
-    return {_text(name): _whole(v) for name, v in value.items()}
+def _decode_parameters(value: Any) -> PrepaymentParameters:
+    if not isinstance(value, dict) or set(value) != set(PREPAYMENT_PARAMETERS):
+        raise ValueError(f"not a table of {', '.join(PREPAYMENT_PARAMETERS)}")
+    return PrepaymentParameters(**{name: _whole(v) for name, v in value.items()})
 
 
 _DEBT_CODECS: dict[str, FieldCodec] = {
@@ -99,20 +105,25 @@ _DEBT_CODECS: dict[str, FieldCodec] = {
 }
 
 
-def _encode_debts(debts: Mapping[str, DebtState]) -> dict[str, dict[str, int]]:
-    return {name: {key: _DEBT_CODECS[key].encode(value) for key, value in debt.items()}
-            for name, debt in debts.items()}
+#: The debt registers, under their names (``TIME_DEBT_1``, ...) in the state file.
+_DEBT_REGISTER_NAMES: tuple[str, ...] = tuple(register.name for register in DebtRegister)
 
 
-def _decode_debts(value: Any) -> dict[str, DebtState]:
-    if not isinstance(value, dict) or set(value) != set(DEBT_REGISTER_NAMES):
-        raise ValueError(f"not a table of {', '.join(DEBT_REGISTER_NAMES)}")
-    debts: dict[str, DebtState] = {}
+def _encode_debts(debts: Mapping[DebtRegister, Debt]) -> dict[str, dict[str, int]]:
+    return {register.name: {key: _DEBT_CODECS[key].encode(value)
+                             for key, value in dataclasses.asdict(debt).items()}
+            for register, debt in debts.items()}
+
+
+def _decode_debts(value: Any) -> dict[DebtRegister, Debt]:
+    if not isinstance(value, dict) or set(value) != set(_DEBT_REGISTER_NAMES):
+        raise ValueError(f"not a table of {', '.join(_DEBT_REGISTER_NAMES)}")
+    debts: dict[DebtRegister, Debt] = {}
     for name, raw in value.items():
         if not isinstance(raw, dict) or set(raw) != set(_DEBT_CODECS):
             raise ValueError(f"{name} is not a table of {', '.join(_DEBT_CODECS)}")
-        debts[name] = {key: codec.decode(raw[key])  # type: ignore[misc]
-                       for key, codec in _DEBT_CODECS.items()}
+        debts[DebtRegister[name]] = Debt(**{key: codec.decode(raw[key])
+                                            for key, codec in _DEBT_CODECS.items()})
     return debts
 
 
@@ -294,7 +305,8 @@ METER_REGISTER_CODECS: dict[str, FieldCodec] = {
     "disablement_threshold_pence": _INT,
     "suspend_debt_disabled": _BOOL,
     "suspend_debt_emergency": _BOOL,
-    "prepayment_parameters": FieldCodec("a table of whole numbers", dict, _decode_parameters),
+    "prepayment_parameters": FieldCodec("a table of whole numbers", dataclasses.asdict,
+                                        _decode_parameters),
     "configured_parameters": FieldCodec("a list of names", list, _list_of(_text)),
     "debts": FieldCodec("a table of debt registers", _encode_debts, _decode_debts),
     "load_profile_override": FieldCodec(

@@ -84,7 +84,9 @@ from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
     READ_ONLY_COMMANDS,
     Command,
+    HanEntry,
     HanEntryState,
+    HanRemoveDeviceResponse,
     Request,
     Response,
     decode_apdu,
@@ -260,7 +262,7 @@ class EmulatedWorld:
         if device is None:
             response = handle_management_request(
                 request, devices=self._by_address, now_seconds=self._now_seconds,
-                fast_forward=getattr(self._clock, "fast_forward", None),
+                fast_forward=self._clock.fast_forward,
                 advance=self._advance_and_report)
             if not read_only:
                 self._commit()
@@ -417,14 +419,16 @@ class EmulatedWorld:
         if not response.ok or request.command not in (Command.HAN_ADD_DEVICE,
                                                       Command.HAN_REMOVE_DEVICE):
             return
-        eui64 = bytes(response.fields["device_eui64"])
+        body = response.body
+        assert isinstance(body, HanEntry | HanRemoveDeviceResponse)
+        eui64 = body.device_eui64
         joiner = self._devices.get(eui64)
         if request.command is Command.HAN_REMOVE_DEVICE:
             if self._join_attempts.pop(eui64, None) is not None and joiner is not None:
                 self._touch(joiner)
             return
         if (joiner is None or joiner.profile.is_hub or not joiner.profile.joins_han
-                or response.fields["state"] != HanEntryState.JOIN_WINDOW_OPEN):
+                or not isinstance(body, HanEntry) or body.state != HanEntryState.JOIN_WINDOW_OPEN):
             return
         self._join_attempts[eui64] = (self._now_seconds + joiner.profile.join_delay_seconds,
                                       hub_device.eui64)
@@ -449,15 +453,12 @@ class EmulatedWorld:
             _ = device.meter  # build it
             self._step_device(device, self._now_seconds)
         return encode_world_state(
-            now_seconds=self._now_seconds, clock_offset_seconds=self._clock_offset(),
+            now_seconds=self._now_seconds, clock_offset_seconds=self._clock.offset_seconds,
             join_attempts=self._join_attempts, devices=self._by_address)
 
-    def _clock_offset(self) -> int | None:
-        clock_offset = getattr(self._clock, "offset_seconds", None)
-        return clock_offset if isinstance(clock_offset, int) else None
-
     def _world_row(self) -> dict[str, Any]:
-        return {"now_seconds": self._now_seconds, "clock_offset_seconds": self._clock_offset(),
+        return {"now_seconds": self._now_seconds,
+                "clock_offset_seconds": self._clock.offset_seconds,
                 "born_seconds": self._born_seconds}
 
     def _records(self, devices: Iterable[EmulatedDevice]) -> list[DeviceRecord]:
@@ -553,18 +554,13 @@ class EmulatedWorld:
     def _restore_clock(self, saved_now: int, saved_clock_offset: int | None) -> None:
         """Bring the clock back to where the saved world was: a SystemClock's fast-forward
         offset is restored; any clock behind the saved time is fast-forwarded to it."""
-        fast_forward = getattr(self._clock, "fast_forward", None)
-        current_offset = getattr(self._clock, "offset_seconds", None)
-        if (fast_forward is not None and saved_clock_offset is not None
-                and isinstance(current_offset, int) and saved_clock_offset > current_offset):
-            fast_forward(saved_clock_offset - current_offset)
+        current_offset = self._clock.offset_seconds
+        if (saved_clock_offset is not None and current_offset is not None
+                and saved_clock_offset > current_offset):
+            self._clock.fast_forward(saved_clock_offset - current_offset)
         behind = saved_now - self._clock.device_time_seconds()
         if behind > 0:
-            if fast_forward is None:
-                raise StateError(f"state file {self._state_path} was saved at device time "
-                                 f"{saved_now}, after this clock's time, and the clock cannot "
-                                 "be moved forward")
-            fast_forward(behind)
+            self._clock.fast_forward(behind)
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ def test_keys_on_different_devices_are_independent() -> None:
     world.handle_request(16, _adjust(1, 250))
     gsme = world.handle_request(17, _adjust(2, 250))
     assert gsme.ok and world.meter(bytes.fromhex("00DB1234567890A2")).registers \
-        .meter_balance_pence == gsme.fields["meter_balance_pence"]
+        .meter_balance_pence == gsme.body.meter_balance_pence
 
 
 # ---- a server killed at random points ----------------------------------------------------------

@@ -8,12 +8,14 @@ from xml.etree.ElementTree import fromstring
 
 import pytest
 
+from emulator.state_codecs import encode_meter_registers
 from protocol.apdu import (
     MAX_FIRMWARE_BLOCK_BYTES,
     MAX_LOAD_LIMIT_PERIOD_SECONDS,
     MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
     MIN_LOAD_LIMIT_PERIOD_SECONDS,
     Command,
+    DebtRegister,
     Empty,
     PaymentMode,
     PrepaymentConfigurationField,
@@ -134,8 +136,8 @@ def test_18_4_annex_c_defaults_are_appended_and_fill_only_never_configured_param
     sent = rig.sent(Command.SET_PAYMENT_MODE)[0]
     assert asdict(sent.body.defaults) == annex_c.as_defaults_fields()
     parameters = rig.esme.registers.prepayment_parameters
-    assert parameters["emergency_credit_limit_pence"] == 300  # configured: kept
-    assert parameters["low_credit_threshold_pence"] == 250  # never configured: Annex C
+    assert parameters.emergency_credit_limit_pence == 300  # configured: kept
+    assert parameters.low_credit_threshold_pence == 250  # never configured: Annex C
 
 
 def test_18_4_annex_c_defaults_are_visible_in_the_request_bytes() -> None:
@@ -169,8 +171,8 @@ def test_18_27_prepay_configuration_thresholds_truncated_under_request_names() -
     for name, pence in expected.items():
         assert _result(xml, name) == str(pence * 1000)
     parameters = rig.esme.registers.prepayment_parameters
-    assert parameters["emergency_credit_limit_pence"] == 1000
-    assert parameters["debt_recovery_rate_cap_pence"] == 250
+    assert parameters.emergency_credit_limit_pence == 1000
+    assert parameters.debt_recovery_rate_cap_pence == 250
     assert rig.esme.registers.disablement_threshold_pence == 556
     sent = rig.sent(Command.SET_PREPAYMENT_CONFIGURATION)[0]
     assert sent.body.fields_present == PrepaymentConfigurationField(0x7F)
@@ -195,7 +197,7 @@ def test_18_27_only_the_thresholds_given_are_marked_present() -> None:
     assert _code(xml) == "I0"
     sent = rig.sent(Command.SET_PREPAYMENT_CONFIGURATION)[0]
     assert sent.body.fields_present == PrepaymentConfigurationField.DISABLEMENT_THRESHOLD
-    assert rig.esme.registers.prepayment_parameters["emergency_credit_limit_pence"] == 400
+    assert rig.esme.registers.prepayment_parameters.emergency_credit_limit_pence == 400
 
 
 # --- 18.5 / 18.8 ------------------------------------------------------------------------------
@@ -229,10 +231,10 @@ def test_2_3_each_register_named_is_updated_with_its_recovery_in_device_units() 
     xml = rig.submit(fixture_xml("2.3_update_debt"))
     assert _code(xml) == "I0"
     debts = rig.esme.registers.debts
-    assert debts["TIME_DEBT_1"]["debt_value_pence"] == 5000  # 5000999 truncated
-    assert debts["TIME_DEBT_1"]["debt_recovery_rate_pence"] == 35  # 35 x 10^-2 GBP
-    assert debts["PAYMENT_DEBT"]["debt_value_pence"] == 1000 - 250  # -250500 truncated
-    assert debts["PAYMENT_DEBT"]["debt_recovery_percentage"] == 12  # 1250 hundredths of %
+    assert debts[DebtRegister.TIME_DEBT_1].debt_value_pence == 5000  # 5000999 truncated
+    assert debts[DebtRegister.TIME_DEBT_1].debt_recovery_rate_pence == 35  # 35 x 10^-2 GBP
+    assert debts[DebtRegister.PAYMENT_DEBT].debt_value_pence == 1000 - 250  # -250500 truncated
+    assert debts[DebtRegister.PAYMENT_DEBT].debt_recovery_percentage == 12  # 1250 hundredths of %
     root = fromstring(xml)
     register = "sr:Body/sr:ResponseMessage/sr:UpdateDebtResponse/sr:TimeDebtRegister1"
     assert root.findtext(f"{register}/sr:DebtValue", namespaces=NS) == "5000000"
@@ -255,10 +257,10 @@ def test_2_3_gas_debt_recovery_rate_is_in_duis_money_units_both_ways() -> None:
     xml = rig.submit(fixture_xml("2.3_update_debt_gas"))
     assert _code(xml) == "I0"
     debts = rig.world.meter(GSME_EUI64).registers.debts
-    assert debts["TIME_DEBT_1"]["debt_recovery_rate_pence"] == 50
-    assert debts["TIME_DEBT_2"]["debt_recovery_rate_pence"] == 50
-    assert debts["TIME_DEBT_1"]["debt_value_pence"] == 1000
-    assert debts["PAYMENT_DEBT"]["debt_recovery_percentage"] == 1  # 100 hundredths of a %
+    assert debts[DebtRegister.TIME_DEBT_1].debt_recovery_rate_pence == 50
+    assert debts[DebtRegister.TIME_DEBT_2].debt_recovery_rate_pence == 50
+    assert debts[DebtRegister.TIME_DEBT_1].debt_value_pence == 1000
+    assert debts[DebtRegister.PAYMENT_DEBT].debt_recovery_percentage == 1  # 100 hundredths of a %
     assert _debt_result(xml, "TimeDebtRegister1", "DebtRecoveryRate") == "50000"
     assert _debt_result(xml, "TimeDebtRegister1", "DebtRecoveryRatePriceScale") is None
     assert _debt_result(xml, "TimeDebtRegister2", "DebtRecoveryRatePeriod") == "HOURLY"
@@ -270,8 +272,8 @@ def test_2_3_electricity_debt_recovery_rate_uses_its_own_price_scale() -> None:
     xml = rig.submit(fixture_xml("2.3_update_debt_electricity"))
     assert _code(xml) == "I0"
     debts = rig.esme.registers.debts
-    assert debts["TIME_DEBT_1"]["debt_recovery_rate_pence"] == 30  # 3 x 10^-1 GBP
-    assert debts["TIME_DEBT_2"]["debt_recovery_rate_pence"] == 150  # 15 x 10^-1 GBP
+    assert debts[DebtRegister.TIME_DEBT_1].debt_recovery_rate_pence == 30  # 3 x 10^-1 GBP
+    assert debts[DebtRegister.TIME_DEBT_2].debt_recovery_rate_pence == 150  # 15 x 10^-1 GBP
     assert _debt_result(xml, "TimeDebtRegister1", "DebtRecoveryRate") == "30"
     assert _debt_result(xml, "TimeDebtRegister1", "DebtRecoveryRatePriceScale") == "-2"
 
@@ -313,7 +315,7 @@ def test_2_3_device_refusal_names_what_was_already_applied() -> None:
     assert _code(xml) == S1SR_REFUSAL_CODE
     assert _message(xml, "DeviceStatus") == "VALUE_OUT_OF_RANGE"
     assert "already applied: TimeDebtRegister1" in (_message(xml, "ErrorReason") or "")
-    assert rig.esme.registers.debts["PAYMENT_DEBT"]["debt_value_pence"] == 100
+    assert rig.esme.registers.debts[DebtRegister.PAYMENT_DEBT].debt_value_pence == 100
 
 
 # --- 18.37 ------------------------------------------------------------------------------------
@@ -453,7 +455,8 @@ def test_future_dated_request_is_sent_whole_inside_schedule_request(
     if command is Command.FIRMWARE_ACTIVATE:
         _verify_an_image(rig)
     esme = rig.world.device_by_eui64(ESME_EUI64)
-    meter_before, firmware_before = rig.esme.to_state(), esme.firmware.to_state()
+    meter_before = encode_meter_registers(rig.esme.registers)
+    firmware_before = esme.firmware.to_state()
     xml = rig.submit(fixture_xml(fixture))
     assert _code(xml) == "I0"
     assert rig.sent(command) == []
@@ -463,7 +466,8 @@ def test_future_dated_request_is_sent_whole_inside_schedule_request(
     assert isinstance(inner, Request) and inner.command is command
     assert _result(xml, "ExecutionDateTime") == "2030-01-15T09:00:00Z"
     assert esme.schedule[command].execution_time_seconds == 1894698000
-    assert (rig.esme.to_state(), esme.firmware.to_state()) == (meter_before, firmware_before)
+    assert (encode_meter_registers(rig.esme.registers), esme.firmware.to_state()) == (
+        meter_before, firmware_before)
 
 
 def test_future_dated_load_limit_settings_apply_at_the_execution_time() -> None:
@@ -648,8 +652,8 @@ def test_2_1_debt_recovery_rate_cap_30_is_truncated_sent_as_0_and_returned_as_0(
     (sent,) = rig.sent(Command.SET_PREPAYMENT_CONFIGURATION)
     assert sent.body.debt_recovery_rate_cap_pence == 0
     parameters = rig.esme.registers.prepayment_parameters
-    assert parameters["debt_recovery_rate_cap_pence"] == 0
-    assert parameters["emergency_credit_limit_pence"] == 300
+    assert parameters.debt_recovery_rate_cap_pence == 0
+    assert parameters.emergency_credit_limit_pence == 300
 
 
 def test_2_1_debt_recovery_rate_cap_30_future_dated_is_scheduled_with_a_cap_of_0() -> None:
