@@ -54,7 +54,7 @@ from emulator.errors import EmulatorError, StateError
 from emulator.firmware import FIRMWARE_COMMANDS, FirmwareSlot, TransferLock
 from emulator.hub import CommsHub, Han
 from emulator.idempotency import known_response, remember
-from emulator.management import MAX_ADVANCE_SECONDS, handle_management_request
+from emulator.management import MAX_ADVANCE_SECONDS, ManagementPolicy, handle_management_request
 from emulator.meter import Meter
 from emulator.persistence import (
     DeviceRecord,
@@ -111,9 +111,12 @@ _MAX_ROUNDS_PER_SECOND = 8
 class EmulatedWorld:
     """Every device behind one link. See the module docstring for routing and time rules."""
 
-    def __init__(self, profile: Profile, clock: Clock, *, state_path: Path | None = None) -> None:
+    def __init__(self, profile: Profile, clock: Clock, *, state_path: Path | None = None,
+                 management: ManagementPolicy | None = None) -> None:
         self.profile = profile
         self._clock = clock
+        #: who may move time (default: the profile's management password, time travel allowed)
+        self.management = management or ManagementPolicy(profile.management_password)
         self._state_path = Path(state_path) if state_path is not None else None
         self._now_seconds = clock.device_time_seconds()
         self._devices = DeviceTable()
@@ -261,7 +264,7 @@ class EmulatedWorld:
             response = handle_management_request(
                 request, devices=self._by_address, now_seconds=self._now_seconds,
                 fast_forward=getattr(self._clock, "fast_forward", None),
-                advance=self._advance_and_report)
+                advance=self._advance_and_report, policy=self.management)
             if not read_only:
                 self._commit()
             return response
