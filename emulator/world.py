@@ -59,6 +59,7 @@ from emulator.meter import Meter
 from emulator.persistence import (
     DeviceRecord,
     StateStore,
+    clean_up_after_a_kill,
     import_json_state,
     is_json_state_file,
     load_state,
@@ -497,6 +498,7 @@ class EmulatedWorld:
         """Restore from the state file at ``path`` (a database, or a JSON state file imported
         once), or create it; True if restored. Raises :class:`StateError` if it cannot be read
         or written."""
+        clean_up_after_a_kill(path)
         try:
             exists = path.exists()
         except OSError as error:
