@@ -65,8 +65,9 @@ ROUND_KINDS = ("kill", "write-failure", "faulty-link", "hostile")
 HUNG_SECONDS = 5.0
 #: Headroom RLIMIT_FSIZE leaves above the state file's size in a write-failure round.
 WRITE_HEADROOM_BYTES = 40 * 1024
-#: The balance is reset before a round that would start above this (max balance is 25000 p).
-RESET_ABOVE_PENCE = 20_000
+#: The balance is reset before a round that would start above this (max balance is 25000 p;
+#: a 10 s round adds about 6000 p on this machine).
+RESET_ABOVE_PENCE = 5_000
 KILLS_PER_ROUND = 2
 
 
@@ -173,7 +174,7 @@ def _adjust(rng: random.Random) -> Request:
                    idempotency_key=rng.randbytes(16))
 
 
-def _until_answered(server: Server, request: Request, attempts: int = 5) -> int:
+def _until_answered(server: Server, request: Request, attempts: int = 10) -> int:
     """Send ``request`` (resending it as it is, key included) until a response comes; the
     balance it reports (or -1 for a refusal)."""
     for _ in range(attempts):
@@ -329,7 +330,7 @@ class Round:
         figures = self.figures
         self.balance = start_pence  # what the balance is, as far as the client knows
         deadline = time.monotonic() + self.seconds
-        client = server.client()
+        server, client = self._reconnect(server)
         try:
             while time.monotonic() < deadline:
                 request = _adjust(self.rng)

@@ -107,20 +107,14 @@ def test_keys_on_different_devices_are_independent() -> None:
 
 # ---- a server killed at random points ----------------------------------------------------------
 
-#: The server: the default profile's world on a state file, APDUs for the ESME on stdin and
-#: answers on stdout (2-byte length first). It kills itself with SIGKILL at the commit and the
-#: point named on its command line: before the commit, after it (before the answer leaves), or
-#: after the answer left.
-SERVER = r"""
+#: What both killing servers share: ``killing_commit``, which they put in place of
+#: StateStore.commit, SIGKILLs the process at commit number ``kill_at``, before or after
+#: writing (``point``).
+KILLING_COMMIT = r"""
 import os, signal, sys
-from emulator.clock import VirtualClock
 from emulator.persistence import StateStore
-from emulator.profile import Profile
-from emulator.world import EmulatedWorld
 
 path, kill_at, point = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-profile = Profile.default()
-world = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds), state_path=path)
 commits = 0
 commit = StateStore.commit
 
@@ -133,7 +127,18 @@ def killing_commit(store, world_row, records):
     if commits == kill_at and point == "after-commit":
         os.kill(os.getpid(), signal.SIGKILL)
     return written
+"""
+#: The server: the default profile's world on a state file, APDUs for the ESME on stdin and
+#: answers on stdout (2-byte length first). It kills itself with SIGKILL at the commit and the
+#: point named on its command line: before the commit, after it (before the answer leaves), or
+#: after the answer left.
+SERVER = KILLING_COMMIT + r"""
+from emulator.clock import VirtualClock
+from emulator.profile import Profile
+from emulator.world import EmulatedWorld
 
+profile = Profile.default()
+world = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds), state_path=path)
 StateStore.commit = killing_commit
 stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
 while len(head := stdin.read(2)) == 2:
@@ -218,24 +223,8 @@ def test_a_server_killed_at_random_points_applies_every_command_exactly_once(
 
 #: `secure-emu serve --tcp 127.0.0.1:0 --virtual-time --state PATH` run by emulator.cli.main,
 #: with a SIGKILL at the commit named on its command line (before or after the commit).
-KILLING_SERVE = r"""
-import os, signal, sys
+KILLING_SERVE = KILLING_COMMIT + r"""
 from emulator.cli import main
-from emulator.persistence import StateStore
-
-path, kill_at, point = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-commits = 0
-commit = StateStore.commit
-
-def killing_commit(store, world_row, records):
-    global commits
-    commits += 1
-    if commits == kill_at and point == "before-commit":
-        os.kill(os.getpid(), signal.SIGKILL)
-    written = commit(store, world_row, records)
-    if commits == kill_at and point == "after-commit":
-        os.kill(os.getpid(), signal.SIGKILL)
-    return written
 
 StateStore.commit = killing_commit
 sys.exit(main(["serve", "--tcp", "127.0.0.1:0", "--virtual-time", "--state", path]))
