@@ -24,10 +24,11 @@ request that takes longer than ``HUNG_SECONDS`` counts as hung. The server's res
 is sampled in the hostile round (start, peak, after the hostile clients left).
 
 It prints the figures and exits 1 on any loss, double application, applied-but-failed command
-or hung request. Everything runs on 127.0.0.1 and within ``--seconds`` (plus server starts and
-the resends); ``--seed`` fixes every choice the campaign makes (kill times, fault seeds,
-keys, hostile bytes), while the interleaving with the server still follows the wall clock. It
-kills only the processes it started.
+or hung request. Everything runs on 127.0.0.1 and within ``--seconds`` (plus server starts, the
+resends, and what a round needs for its fault to bite: at least ``MIN_COMMANDS_PER_ROUND``
+commands and, in a kill round, the first kill); ``--seed`` fixes every choice the campaign
+makes (kill times, fault seeds, keys, hostile bytes), while the interleaving with the server
+still follows the wall clock. It kills only the processes it started.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ WRITE_HEADROOM_BYTES = 40 * 1024
 #: a 10 s round adds about 6000 p on this machine).
 RESET_ABOVE_PENCE = 5_000
 KILLS_PER_ROUND = 2
+#: A round sends at least this many commands (a write-failure round's writes fail by then)...
+MIN_COMMANDS_PER_ROUND = 12
+#: ... and goes on at most this long past its time to let its fault bite.
+MAX_OVERRUN_SECONDS = 20.0
 
 
 @dataclass
@@ -269,6 +274,7 @@ class Round:
         self.sent = 0
         self.balance = 0
         self.kills_left = KILLS_PER_ROUND if kind == "kill" else 0
+        self.kills_before = figures.kills
         self.killer: threading.Timer | None = None
 
     def _start(self) -> Server:
@@ -332,7 +338,7 @@ class Round:
         deadline = time.monotonic() + self.seconds
         server, client = self._reconnect(server)
         try:
-            while time.monotonic() < deadline:
+            while self._going_on(deadline):
                 request = _adjust(self.rng)
                 self.sent += 1
                 figures.commands += 1
@@ -357,6 +363,16 @@ class Round:
         finally:
             client.close()
         return server
+
+    def _going_on(self, deadline: float) -> bool:
+        """Until the round's time is up, and the fault has had its chance: at least
+        ``MIN_COMMANDS_PER_ROUND`` commands, and in a kill round the first kill (within
+        ``MAX_OVERRUN_SECONDS`` past the deadline)."""
+        now = time.monotonic()
+        if now >= deadline + MAX_OVERRUN_SECONDS:
+            return False
+        return (now < deadline or self.sent < MIN_COMMANDS_PER_ROUND
+                or (self.kind == "kill" and self.figures.kills == self.kills_before))
 
     def _send(self, client: DeviceClient, request: Request) -> str | None:
         """None once the device answered SUCCESS, else what went wrong."""
