@@ -81,7 +81,7 @@ class Figures:
     """What the campaign counted."""
 
     rounds: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ROUND_KINDS, 0))
-    #: commands not answered SUCCESS at first, by the fault of the round (evidence it bit)
+    #: attempts not answered SUCCESS, by the fault of the round (evidence it bit)
     not_answered: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(ROUND_KINDS, 0))
     commands: int = 0
@@ -110,7 +110,7 @@ class Figures:
             f"commands {self.commands}: succeeded {self.succeeded}, outcome unknown "
             f"{self.outcome_unknown}, nothing sent {self.nothing_sent}, refused "
             f"{self.refused} (each read, then resent with its key if not applied)",
-            f"not answered SUCCESS at first, by fault: {bitten}",
+            f"attempts not answered SUCCESS, by fault: {bitten}",
             f"lost {self.lost}, doubled {self.doubled}, applied-but-failed "
             f"{self.applied_but_failed}, hung {self.hung}",
             f"kills {self.kills} (SIGKILL, restarted on the same state)",
@@ -342,18 +342,16 @@ class Round:
                 request = _adjust(self.rng)
                 self.sent += 1
                 figures.commands += 1
+                unknown_once = False  # an attempt of this command had an unknown outcome
                 while True:
                     failure = self._send(client, request)
                     if failure is None:
                         break
+                    unknown_once = unknown_once or failure == "outcome unknown"
                     figures.not_answered[self.kind] += 1
-                    client.close()
-                    server, client = self._reconnect(server)
-                    read = self._read(client)
-                    if read is None:  # the read failed too: reconnect and read again
-                        continue
+                    server, client, read = self._read_anew(server, client)
                     if read == self.balance + 1:  # applied, though unanswered
-                        figures.applied_but_failed += failure != "outcome unknown"
+                        figures.applied_but_failed += not unknown_once
                         self.balance = read
                         break
                     self._account(read)
@@ -397,12 +395,19 @@ class Round:
         self.balance += 1
         return None
 
-    def _read(self, client: DeviceClient) -> int | None:
-        try:
-            response = client.request(ESME_ADDRESS, Request(Command.READ_METER_BALANCE, 0))
-        except LinkError:
-            return None
-        return int(response.fields["meter_balance_pence"]) if response.ok else None
+    def _read_anew(self, server: Server, client: DeviceClient
+                   ) -> tuple[Server, DeviceClient, int]:
+        """The balance, read on a new connection (reconnecting until a read is answered)."""
+        for _ in range(20):
+            client.close()
+            server, client = self._reconnect(server)
+            try:
+                response = client.request(ESME_ADDRESS, Request(Command.READ_METER_BALANCE, 0))
+            except LinkError:
+                continue
+            if response.ok:
+                return server, client, int(response.fields["meter_balance_pence"])
+        raise RuntimeError(f"the server at {server.address} answers no READ_METER_BALANCE")
 
     def _account(self, balance_before_pence: int) -> None:
         """The device's balance before the next command should be what the client knows."""
