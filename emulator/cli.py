@@ -83,6 +83,31 @@ def _add_link_target(parser: argparse.ArgumentParser) -> None:
                         help="serial baud rate (default 9600)")
 
 
+#: The environment variable a management password may come in (an option shows in ps).
+MANAGEMENT_PASSWORD_VARIABLE = "SECURE_EMU_MANAGEMENT_PASSWORD"
+
+
+def _add_management_password(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--management-password", metavar="PASSWORD",
+                        help=f"{what}; better in the environment variable "
+                             f"{MANAGEMENT_PASSWORD_VARIABLE}, which ps does not show")
+
+
+def _management_password(arguments: argparse.Namespace) -> str | None:
+    """--management-password, else $SECURE_EMU_MANAGEMENT_PASSWORD, else None (checked)."""
+    from emulator.profile import check_management_password
+
+    password = arguments.management_password
+    if password is None:
+        password = os.environ.get(MANAGEMENT_PASSWORD_VARIABLE) or None
+    if password is None:
+        return None
+    try:
+        return check_management_password(password)
+    except ValueError as error:
+        raise CliError(f"secure-emu: the management password {error}", EXIT_USAGE) from None
+
+
 def _serve_default(name: str) -> Any:
     from emulator import serve
 
@@ -124,7 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default %(default)s)")
     serve.add_argument("--virtual-time", action="store_true",
                        help="device time starts at the profile's start time and moves only "
-                            "on ADVANCE_DEVICE_TIME (secure-emu advance)")
+                            "on ADVANCE_DEVICE_TIME (secure-emu advance); without it "
+                            "ADVANCE_DEVICE_TIME is refused")
+    _add_management_password(serve, "ADVANCE_DEVICE_TIME must carry (overrides the profile's "
+                                     "[world] management_password)")
     _add_serve_harness_options(serve)
     serve.add_argument("--addressing", choices=("flat", "dlms"), default="flat",
                        help="how server addresses are read: flat numbers (default), or "
@@ -169,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "(90s, 15m, 6h, 3d, 1w)")
     how_far.add_argument("--to", metavar="DATETIME",
                          help="move device time to this UTC time, e.g. 2026-02-01T00:00:00Z")
+    _add_management_password(advance, "the server's management password")
     advance.set_defaults(handler=_cmd_advance)
 
     utrn = commands.add_parser("utrn", help="print a valid UTRN for a top-up")
@@ -350,6 +379,7 @@ def _cmd_serve(arguments: argparse.Namespace) -> int:
     from emulator.clock import SystemClock, VirtualClock
     from emulator.errors import EmulatorError
     from emulator.log_output import serve_logging
+    from emulator.management import ManagementPolicy
     from emulator.serve import ServeLoop
     from emulator.world import EmulatedWorld
     from protocol.clock import RealMonotonicClock
@@ -366,8 +396,11 @@ def _cmd_serve(arguments: argparse.Namespace) -> int:
         clock = VirtualClock(profile_start_time_seconds(profile))
     else:
         clock = SystemClock()
+    management = ManagementPolicy(
+        password=_management_password(arguments) or profile.management_password,
+        time_travel_allowed=arguments.virtual_time)
     try:
-        world = EmulatedWorld(profile, clock, state_path=arguments.state)
+        world = EmulatedWorld(profile, clock, state_path=arguments.state, management=management)
     except (EmulatorError, OSError) as error:
         raise CliError(f"secure-emu: cannot start the devices: {error}") from None
 
@@ -679,7 +712,8 @@ def _cmd_advance(arguments: argparse.Namespace) -> int:
             if seconds is None:
                 seconds = _seconds_until(arguments.to, client)
             device_time_seconds = advance_device_time(
-                client, seconds, progress=lambda now, to_go: print(
+                client, seconds, management_password=_management_password(arguments) or "",
+                progress=lambda now, to_go: print(
                     f"device time {_iso(now)}, {to_go} s to go", file=sys.stderr, flush=True))
         except LinkError as error:
             raise CliError(f"secure-emu: {error}") from None

@@ -28,8 +28,8 @@ arguments; the HAN's one-transfer-at-a-time rule (domain 18.63) comes in as a
                               HAN lock held by another device      -> FIRMWARE_UPDATE_IN_PROGRESS
                               else: (re)start the transfer, hold the lock
     FIRMWARE_BLOCK(off, data) no transfer                          -> FIRMWARE_NO_TRANSFER
-                              empty, > MAX_FIRMWARE_BLOCK_BYTES, past the size
-                                                                   -> VALUE_OUT_OF_RANGE
+                              past the announced size              -> VALUE_OUT_OF_RANGE
+                              (1..MAX_FIRMWARE_BLOCK_BYTES is checked when the APDU is decoded)
                               off == bytes received: append; an exact repeat of the previous
                               block: accepted, nothing changes; else FIRMWARE_BLOCK_OUT_OF_ORDER
     FIRMWARE_VERIFY           no transfer                          -> FIRMWARE_NO_TRANSFER
@@ -75,7 +75,6 @@ from construct import Bytes, Const, ConstructError, Int8ub, Int32ub, PaddedStrin
 
 from emulator.errors import EmulatorError, StateError
 from protocol.apdu import (
-    MAX_FIRMWARE_BLOCK_BYTES,
     ApduBody,
     Command,
     FirmwareActivateRequest,
@@ -444,8 +443,6 @@ class FirmwareSlot:
         transfer = self._transfer
         if transfer is None:
             return Status.FIRMWARE_NO_TRANSFER
-        if not block_data or len(block_data) > MAX_FIRMWARE_BLOCK_BYTES:
-            return Status.VALUE_OUT_OF_RANGE
         received_bytes = len(transfer.received)
         if block_offset_bytes == received_bytes:
             if block_offset_bytes + len(block_data) > transfer.image_size_bytes:

@@ -7,6 +7,7 @@ on that HAN, how it joins, and (for meters) the table handed to
 
     [world]
     start_device_time = "2026-01-05T09:00:00Z"   # ISO-8601 UTC (string or TOML datetime)
+    management_password = "..."         # optional: ADVANCE_DEVICE_TIME needs it (ASCII)
 
     [[devices]]
     type = "comms_hub"                  # comms_hub | esme | gsme | gpf | ppmid
@@ -83,7 +84,7 @@ from emulator.errors import ProfileError
 from emulator.hub import HAN_TABLE_MAX_ENTRIES
 from emulator.meter_config import MeterConfig
 from emulator.metrology.load_model import ReplayedLoad, read_half_hour_csv
-from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, DeviceType
+from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, MAX_MANAGEMENT_PASSWORD_BYTES, DeviceType
 from protocol.eui64 import format_eui64, parse_eui64
 
 if sys.version_info >= (3, 11):
@@ -222,6 +223,18 @@ class DeviceProfile:
         return f"{self.type_name} {format_eui64(self.eui64)} at address {self.server_address}"
 
 
+def check_management_password(password: object) -> str:
+    """A management password as the wire carries it (a ``text``): 1-255 printable ASCII
+    characters. Raises ValueError saying what is wrong."""
+    if not isinstance(password, str):
+        raise ValueError("must be a string")
+    if not 1 <= len(password) <= MAX_MANAGEMENT_PASSWORD_BYTES:
+        raise ValueError(f"must be 1-{MAX_MANAGEMENT_PASSWORD_BYTES} characters long")
+    if not (password.isascii() and password.isprintable()):
+        raise ValueError("must be printable ASCII (it travels as an ASCII text field)")
+    return password
+
+
 @dataclass(frozen=True)
 class Profile:
     """Every device behind one link, and the world's start time."""
@@ -230,6 +243,8 @@ class Profile:
     start_device_time_seconds: int
     #: Where the profile came from (a path, or ``<default profile>``), for messages.
     source: str = "<profile>"
+    #: ``[world] management_password``: what ADVANCE_DEVICE_TIME must carry (None: no password).
+    management_password: str | None = None
 
     @classmethod
     def load(cls, path: Path | str) -> Profile:
@@ -275,10 +290,16 @@ class Profile:
         world = table.get("world", {})
         if not isinstance(world, Mapping):
             raise ProfileError(f"{where}: [world] must be a table")
-        unknown = set(world) - {"start_device_time"}
+        unknown = set(world) - {"start_device_time", "management_password"}
         if unknown:
             raise ProfileError(f"{where}: [world]: unknown key(s) {sorted(unknown)}; "
-                               "expected start_device_time")
+                               "expected start_device_time, management_password")
+        password = world.get("management_password")
+        if password is not None:
+            try:
+                password = check_management_password(password)
+            except ValueError as error:
+                raise ProfileError(f"{where}: [world]: management_password: {error}") from None
         if "start_device_time" not in world:
             raise ProfileError(f"{where}: [world]: start_device_time is missing "
                                "(e.g. \"2026-01-05T09:00:00Z\")")
@@ -298,7 +319,8 @@ class Profile:
         for index, raw in enumerate(raw_fleets, 1):
             devices += _fleet(raw, index, where)
         _check_world(devices, where)
-        return cls(devices=devices, start_device_time_seconds=start_seconds, source=source)
+        return cls(devices=devices, start_device_time_seconds=start_seconds, source=source,
+                   management_password=password)
 
     # ---- reads -------------------------------------------------------------------------
 

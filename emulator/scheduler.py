@@ -2,8 +2,10 @@
 
 SCHEDULE_REQUEST holds a whole request APDU until the device clock reaches
 ``execution_time_seconds``. One entry per command code (scheduling a command again replaces
-the entry). The embedded APDU must decode as a request (else MALFORMED_REQUEST), must not itself
-be a scheduling or management command (NOT_SUPPORTED_BY_DEVICE), and the time must be later than
+the entry), so a device holds at most ``MAX_SCHEDULED_REQUESTS_PER_DEVICE`` entries, each at
+most ``protocol.apdu.MAX_SCHEDULED_REQUEST_BYTES`` long (a longer one does not decode). The
+embedded APDU must decode as a request (else MALFORMED_REQUEST), must not itself be a
+scheduling or management command (NOT_SUPPORTED_BY_DEVICE), and the time must be later than
 the device clock (else VALUE_OUT_OF_RANGE). When due it runs exactly as if it had arrived then,
 and its response is kept in the device's log of scheduled outcomes (the last
 ``MAX_SCHEDULED_OUTCOMES``).
@@ -39,6 +41,7 @@ from protocol.errors import ApduError
 
 __all__ = [
     "MAX_SCHEDULED_OUTCOMES",
+    "MAX_SCHEDULED_REQUESTS_PER_DEVICE",
     "NOT_SCHEDULABLE",
     "SCHEDULER_COMMANDS",
     "EventQueue",
@@ -58,6 +61,9 @@ SCHEDULER_COMMANDS = frozenset({Command.SCHEDULE_REQUEST, Command.CANCEL_SCHEDUL
 #: Commands that cannot be held by a scheduler.
 NOT_SCHEDULABLE = frozenset({Command.SCHEDULE_REQUEST, Command.CANCEL_SCHEDULED_REQUEST,
                              Command.READ_DEVICE_DIRECTORY, Command.ADVANCE_DEVICE_TIME})
+#: Entries a device can hold at once: one per schedulable command code (docs/protocol.md 8.3).
+MAX_SCHEDULED_REQUESTS_PER_DEVICE = sum(1 for command in Command
+                                        if command not in NOT_SCHEDULABLE)
 
 
 @dataclass(frozen=True)

@@ -210,10 +210,10 @@ def restore_device_record(device: EmulatedDevice, record: DeviceRecord, devices:
         return _state_int(when, "join attempt time"), hub.eui64
     except StateError as error:
         raise StateError(f"{where}: {error}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
         raise StateError(f"{where}: saved state of {device.profile.describe()} is malformed "
-                         f"({error!r}); delete the state file to start from the profile"
-                         ) from None
+                         f"({type(error).__name__}); delete the state file to start from the "
+                         "profile") from None
 
 
 def _state_int(value: Any, name: str, *, signed: bool = False) -> int:

@@ -39,6 +39,11 @@ from protocol.apdu import (
     SupplyOffReason,
     SupplyState,
 )
+from protocol.register_ranges import (
+    METER_BALANCE_RANGE_PENCE,
+    SIGNED_THRESHOLD_RANGE_PENCE,
+    THRESHOLD_RANGE_PENCE,
+)
 
 __all__ = [
     "METER_REGISTER_CODECS",
@@ -137,6 +142,21 @@ def _decode_segments(value: Any) -> tuple[tuple[int, int], ...]:
 
 
 _INT = FieldCodec("a whole number", int, _whole)
+
+
+def _money(value_range: tuple[int, int]) -> FieldCodec:
+    """A money register within its documented range (protocol.register_ranges): a state file
+    holding more than the wire and DUIS can carry is refused, not loaded."""
+    lowest, highest = value_range
+
+    def decode(value: Any) -> int:
+        pence = _whole(value)
+        if not lowest <= pence <= highest:
+            raise ValueError(f"outside the register's range {lowest}..{highest} p")
+        return pence
+
+    return FieldCodec(f"whole pence within {lowest}..{highest}", int, decode)
+
 _BOOL = FieldCodec("true or false", bool, _flag)
 
 
@@ -299,10 +319,10 @@ def _encode_load_history(history: tuple[tuple[int, Any], ...]) -> list[list[Any]
 METER_REGISTER_CODECS: dict[str, FieldCodec] = {
     "now_seconds": _INT,
     "payment_mode": _enum_codec(PaymentMode),
-    "meter_balance_pence": _INT,
+    "meter_balance_pence": _money(METER_BALANCE_RANGE_PENCE),
     "supply_state": _enum_codec(SupplyState),
     "supply_off_reason": _enum_codec(SupplyOffReason),
-    "disablement_threshold_pence": _INT,
+    "disablement_threshold_pence": _money(SIGNED_THRESHOLD_RANGE_PENCE),
     "suspend_debt_disabled": _BOOL,
     "suspend_debt_emergency": _BOOL,
     "prepayment_parameters": FieldCodec("a table of whole numbers", dataclasses.asdict,
@@ -313,7 +333,7 @@ METER_REGISTER_CODECS: dict[str, FieldCodec] = {
         "a list of [start_second_of_day, load_w] pairs",
         lambda segments: [list(pair) for pair in segments], _decode_segments),
     "emergency_credit_active": _BOOL,
-    "emergency_credit_balance_pence": _INT,
+    "emergency_credit_balance_pence": _money(THRESHOLD_RANGE_PENCE),
     "emergency_credit_granted_pence": _INT,
     "debt_recovered_today_pence": _INT,
     "debt_recovery_day": _INT,

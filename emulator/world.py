@@ -54,11 +54,12 @@ from emulator.errors import EmulatorError, StateError
 from emulator.firmware import FIRMWARE_COMMANDS, FirmwareSlot, TransferLock
 from emulator.hub import CommsHub, Han
 from emulator.idempotency import known_response, remember
-from emulator.management import MAX_ADVANCE_SECONDS, handle_management_request
+from emulator.management import MAX_ADVANCE_SECONDS, ManagementPolicy, handle_management_request
 from emulator.meter import Meter
 from emulator.persistence import (
     DeviceRecord,
     StateStore,
+    clean_up_after_a_kill,
     import_json_state,
     is_json_state_file,
     load_state,
@@ -113,9 +114,12 @@ _MAX_ROUNDS_PER_SECOND = 8
 class EmulatedWorld:
     """Every device behind one link. See the module docstring for routing and time rules."""
 
-    def __init__(self, profile: Profile, clock: Clock, *, state_path: Path | None = None) -> None:
+    def __init__(self, profile: Profile, clock: Clock, *, state_path: Path | None = None,
+                 management: ManagementPolicy | None = None) -> None:
         self.profile = profile
         self._clock = clock
+        #: who may move time (default: the profile's management password, time travel allowed)
+        self.management = management or ManagementPolicy(profile.management_password)
         self._state_path = Path(state_path) if state_path is not None else None
         self._now_seconds = clock.device_time_seconds()
         self._devices = DeviceTable()
@@ -263,7 +267,7 @@ class EmulatedWorld:
             response = handle_management_request(
                 request, devices=self._by_address, now_seconds=self._now_seconds,
                 fast_forward=self._clock.fast_forward,
-                advance=self._advance_and_report)
+                advance=self._advance_and_report, policy=self.management)
             if not read_only:
                 self._commit()
             return response
@@ -495,6 +499,7 @@ class EmulatedWorld:
         """Restore from the state file at ``path`` (a database, or a JSON state file imported
         once), or create it; True if restored. Raises :class:`StateError` if it cannot be read
         or written."""
+        clean_up_after_a_kill(path)
         try:
             exists = path.exists()
         except OSError as error:

@@ -20,15 +20,31 @@ addressed to the DCC, not a device (its registry record says so): its RequestID 
 resolved; each device of its DeviceIDList is. An 11.1 that no device accepted keeps its
 per-device outcomes in the error response's body.
 
+Exactly once: every state-changing request a DUIS request sends carries an idempotency key
+derived from its RequestID (:class:`RequestIdKeyedChannel`), so the same DUIS request resent
+(after an E21, a reconnect or a restart of the emulator) gets the responses the devices gave
+the first time and changes nothing more.
+
 This module never talks to a port: only through the DeviceChannel it is given.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, DeviceType, Empty, Request, Status
+from protocol.apdu import (
+    MANAGEMENT_SERVER_ADDRESS,
+    READ_ONLY_COMMANDS,
+    Command,
+    DeviceType,
+    Empty,
+    Request,
+    Response,
+    Status,
+    idempotency_key_from_text,
+)
 from protocol.errors import ApduError, LinkError
 from protocol.eui64 import format_eui64
 from protocol.s1sp.annex_c import AnnexCTable
@@ -48,11 +64,33 @@ from protocol.s1sp.responses import ACKNOWLEDGED, SUCCESS, DuisResponse
 from protocol.s1sp.rules import DeviceEntry, RuleContext
 from protocol.s1sp.service_requests import SERVICE_REQUESTS, Addressee, ServiceRequest
 
-__all__ = ["S1spAdapter"]
+__all__ = ["RequestIdKeyedChannel", "S1spAdapter"]
 
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class RequestIdKeyedChannel:
+    """The adapter's channel for one DUIS request: each state-changing request gets the
+    idempotency key of the RequestID's text (``idempotency_key_from_text``); the n-th (n >= 2)
+    to the same device within the request gets that of ``"<RequestID>#<n>"``, so a request
+    sending several commands to one device (an 11.1's firmware blocks) keys each apart, and a
+    resend of the DUIS request derives the same keys in the same order."""
+
+    def __init__(self, channel: DeviceChannel, request_id_text: str) -> None:
+        self._channel = channel
+        self._request_id_text = request_id_text
+        self._sent_to: dict[int, int] = {}
+
+    def request(self, server_address: int, request: Request) -> Response:
+        if request.command not in READ_ONLY_COMMANDS and request.idempotency_key is None:
+            count = self._sent_to.get(server_address, 0) + 1
+            self._sent_to[server_address] = count
+            text = self._request_id_text if count == 1 else f"{self._request_id_text}#{count}"
+            request = dataclasses.replace(request,
+                                          idempotency_key=idempotency_key_from_text(text))
+        return self._channel.request(server_address, request)
 
 
 class S1spAdapter:
@@ -171,7 +209,8 @@ class S1spAdapter:
                     f"device {format_eui64(device.device_eui64)}, a "
                     f"{device.device_type.name} (valid for: "
                     f"{', '.join(sorted(t.name for t in valid))})")
-        context = RuleContext(self._channel, device, self._annex_c, self._clock,
+        channel = RequestIdKeyedChannel(self._channel, str(request.request_id))
+        context = RuleContext(channel, device, self._annex_c, self._clock,
                               self.resolve_device, sent=self.last_sent)
         result = record.handler(context, request.body)
         return DuisResponse(SUCCESS, self._clock(), request.request_id,

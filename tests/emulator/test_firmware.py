@@ -556,13 +556,6 @@ def test_block_past_the_announced_size_is_out_of_range(esme: Device) -> None:
     assert esme.block(1024, bytes(476)).fields == {"bytes_received": 1500}
 
 
-def test_empty_or_oversized_block_is_out_of_range(esme: Device) -> None:
-    assert esme.begin(4096).ok
-    assert esme.block(0, b"").status is Status.VALUE_OUT_OF_RANGE
-    assert esme.block(0, bytes(MAX_FIRMWARE_BLOCK_BYTES + 1)).status is Status.VALUE_OUT_OF_RANGE
-    assert esme.slot.bytes_received == 0
-
-
 def test_block_or_verify_without_a_transfer_is_refused(esme: Device) -> None:
     assert esme.block(0, b"SEFW").status is Status.FIRMWARE_NO_TRANSFER
     assert esme.verify().status is Status.FIRMWARE_NO_TRANSFER

@@ -314,8 +314,8 @@ def test_device_that_does_not_answer_is_e20_naming_the_device() -> None:
     xml = rig.submit(fixture_xml("1.5_adjust_meter_balance"))
     assert _code(xml) == "E20"
     assert _reason(xml) == (
-        "cannot communicate with device 00-DB-12-34-56-78-90-A1: no device answers at server "
-        "address 16")
+        "cannot communicate with device 00-DB-12-34-56-78-90-A1, nothing was sent: no device "
+        "answers at server address 16")
 
 
 def test_adapter_last_sent_holds_each_request_of_the_last_sr_as_the_handler_built_it() -> None:
