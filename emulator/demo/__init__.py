@@ -252,19 +252,33 @@ class _Tour:
 
 def _script(tour: _Tour, make_top_up_utrn: Callable[..., str],
             build_image: Callable[..., bytes]) -> None:
+    """The tour, chapter by chapter."""
+    _directory(tour)
+    tour.say()
+    _balance_and_payment_mode(tour)
+    _emergency_credit_and_top_up(tour, make_top_up_utrn)
+    _load_limiting(tour)
+    _han_join_window(tour)
+    tour.say()
+    _firmware(tour, build_image)
+    tour.say()
+    _after_a_day(tour)
+
+
+def _directory(tour: _Tour) -> None:
     devices = tour.devices
-    say = tour.say
-    say("Devices behind the link (READ_DEVICE_DIRECTORY at the management address "
-        f"{MANAGEMENT_SERVER_ADDRESS}):")
+    tour.say("Devices behind the link (READ_DEVICE_DIRECTORY at the management address "
+             f"{MANAGEMENT_SERVER_ADDRESS}):")
     for address, name in sorted(devices.names.items()):
         if address != MANAGEMENT_SERVER_ADDRESS:
             eui = {devices.hub_address: devices.hub_eui, devices.esme_address: devices.esme_eui,
                    devices.gsme_address: devices.gsme_eui}.get(address, "?")
-            say(f"    {name:<4} server address {address:<3} EUI-64 {eui}")
-    say()
+            tour.say(f"    {name:<4} server address {address:<3} EUI-64 {eui}")
 
-    build = tour.build
-    esme, hub = devices.esme_eui, devices.hub_eui
+
+def _balance_and_payment_mode(tour: _Tour) -> None:
+    """S1SR 18.3 and 18.16 (balance adjustments), 18.4 and 18.27 (payment mode, thresholds)."""
+    build, esme = tour.build, tour.devices.esme_eui
     tour.step("4.18", "the ESME's balance before we start", build.read_meter_balance(esme))
     tour.step("18.3 18.16",
               "AdjustMeterBalance +123456 (1/100000 GBP, i.e. 123.456 p): truncated to 123 p",
@@ -291,6 +305,11 @@ def _script(tour: _Tour, make_top_up_utrn: Callable[..., str],
                   emergency_credit_limit_pence=500,
                   emergency_credit_threshold_pence=DuisMoney(200999),
                   disablement_threshold_pence=0))
+
+
+def _emergency_credit_and_top_up(tour: _Tour, make_top_up_utrn: Callable[..., str]) -> None:
+    """S1SR 18.8 (emergency credit), then a top-up that repays it and its duplicate."""
+    build, esme = tour.build, tour.devices.esme_eui
     tour.step("18.3", "ResetMeterBalance: balance to 0",
               build.update_meter_balance(esme, reset=True))
     tour.step("18.8",
@@ -298,11 +317,16 @@ def _script(tour: _Tour, make_top_up_utrn: Callable[..., str],
               build.activate_emergency_credit(esme))
     tour.advance(6 * 3600, "six hours of consumption, paid from emergency credit")
     tour.step("18.8", "what is left of the emergency credit", build.read_meter_balance(esme))
-    utrn = make_top_up_utrn(devices.esme_eui64, 1, pence=1000)
+    utrn = make_top_up_utrn(tour.devices.esme_eui64, 1, pence=1000)
     tour.step("top-up", f"UTRN {utrn} (generated: counter 1, GBP 10) repays emergency credit "
               "first", build.top_up_device(esme, utrn))
     tour.step("top-up", "the same UTRN again: refused as a duplicate",
               build.top_up_device(esme, utrn))
+
+
+def _load_limiting(tour: _Tour) -> None:
+    """S1SR 18.37: a threshold above the device maximum refused by the S1SP, then one set."""
+    build, esme = tour.build, tour.devices.esme_eui
     tour.step("18.37",
               "LoadLimitPowerThreshold 70000 W is above the device maximum 65535 W: refused "
               "by the S1SP, nothing sent",
@@ -314,18 +338,25 @@ def _script(tour: _Tour, make_top_up_utrn: Callable[..., str],
               build.update_load_limiting_general_settings(
                   esme, power_threshold_w=5000, period_seconds=300,
                   restoration_period_seconds=600))
+
+
+def _han_join_window(tour: _Tour) -> None:
+    """S1SR 18.62: a join window in whole minutes, rounded up, closing on time."""
+    devices = tour.devices
     tour.step("18.62",
               f"add {NEVER_JOINING_EUI} with JoinTimePeriod 90 s -> 2 whole minutes "
               "(rounded up, never shorter)",
-              build.update_han_device_log(hub, NEVER_JOINING_EUI, join_time_period_seconds=90))
+              tour.build.update_han_device_log(devices.hub_eui, NEVER_JOINING_EUI,
+                                               join_time_period_seconds=90))
     tour.advance(119, "119 s after opening, the 2-minute window is still open")
     tour.direct(devices.hub_address, Command.READ_HAN_ENTRIES, "the join list")
     tour.advance(1, "120 s: exactly 2 minutes, the window closes; that device never joined")
     tour.direct(devices.hub_address, Command.READ_HAN_ENTRIES, "the entry is gone")
 
-    say()
-    _firmware(tour, build_image)
-    say()
+
+def _after_a_day(tour: _Tour) -> None:
+    """A day of consumption, then the ESME's registers, configuration, supply and firmware."""
+    build, esme = tour.build, tour.devices.esme_eui
     tour.advance(86_400, "one day of consumption at the profile's load and tariff")
     tour.step("4.18", "balance after a day of consumption", build.read_meter_balance(esme))
     tour.step("4.3", "every prepayment register", build.read_instantaneous_prepay_values(esme))
