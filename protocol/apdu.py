@@ -60,6 +60,7 @@ from construct import (
     Terminated,
 )
 
+from protocol.apdu_codec import FixedBodyCodec, derive_fixed_codec
 from protocol.errors import ApduError
 from protocol.eui64 import format_eui64
 
@@ -693,6 +694,21 @@ _BODY_PARSERS: dict[tuple[bool, Command], tuple[Construct, _Convert]] = {
                                        (False, RESPONSE_BODIES, RESPONSE_BODY_TYPES))
     for command, layout in layouts.items()}
 
+#: The fast path (:mod:`protocol.apdu_codec`): per layout (by identity), its ``struct`` codec
+#: derived from it, for every fixed-size layout; Construct decides whatever it declines.
+_FIXED_CODECS: dict[int, FixedBodyCodec] = {
+    id(layout): codec
+    for layout in {id(layout): layout
+                   for layout in (*REQUEST_BODIES.values(), *RESPONSE_BODIES.values())}.values()
+    if (codec := derive_fixed_codec(layout, _BODY_TYPES_BY_LAYOUT[id(layout)],
+                                    lambda nested: _BODY_TYPES_BY_LAYOUT[id(nested)],
+                                    (EnumAdapter, FlagsAdapter))) is not None}
+#: Per (is_request, command): the fast decoder of its body, if its layout has one.
+_FIXED_DECODERS: dict[tuple[bool, Command], Callable[[bytes], Any]] = {
+    (is_request, command): _FIXED_CODECS[id(layout)].decode
+    for is_request, layouts in ((True, REQUEST_BODIES), (False, RESPONSE_BODIES))
+    for command, layout in layouts.items() if id(layout) in _FIXED_CODECS}
+
 # --------------------------------------------------------------------------------------------
 # The Python view
 # --------------------------------------------------------------------------------------------
@@ -877,9 +893,22 @@ def _describe_value(name: str, value: Any) -> str:
 
 
 def _build_body(layout: Construct, fields: Any, what: str) -> bytes:
-    """``fields``: a typed body or (transitionally) a mapping."""
+    """``fields``: a typed body or (transitionally) a mapping. The layout's fast codec builds
+    it when it can, Construct otherwise (and says what is wrong)."""
     if layout is EMPTY:
         return b""
+    fixed = _FIXED_CODECS.get(id(layout))
+    if fixed is not None:
+        data = fixed.encode(fields)
+        if data is not None:
+            return data
+    return build_body_with_construct(layout, fields, what)
+
+
+def build_body_with_construct(layout: Construct, fields: Any, what: str) -> bytes:
+    """The reference body encoder, Construct interpreted (the fast path must equal it):
+    ``fields`` (a typed body or a mapping) as ``layout``'s bytes; :class:`ApduError` naming
+    ``what`` if it does not build."""
     as_fields = _AS_FIELDS.get(type(fields))
     try:
         return layout.build(as_fields(fields) if as_fields is not None else dict(fields))
@@ -921,6 +950,18 @@ def encode_response(response: Response) -> bytes:
 
 
 def _parse_body(is_request: bool, command: Command, data: bytes) -> ApduBody:
+    fixed = _FIXED_DECODERS.get((is_request, command))
+    if fixed is not None:
+        body: ApduBody | None = fixed(data)
+        if body is not None:
+            return body
+    return parse_body_with_construct(is_request, command, data)
+
+
+def parse_body_with_construct(is_request: bool, command: Command, data: bytes) -> ApduBody:
+    """The reference body decoder, Construct interpreted (the fast path must equal it): the
+    typed request (``is_request``) or response body of ``command`` in ``data``, which it must
+    use up; :class:`ApduError` saying what is wrong otherwise."""
     layout, from_parsed = _BODY_PARSERS[is_request, command]
     try:
         parsed = layout.parse(data)
