@@ -801,6 +801,12 @@ class Request(_Message):
         return _request, (self.command, self.invoke_id, self._fields, self._body,
                           self.idempotency_key)
 
+    def with_invoke_id(self, invoke_id: int) -> Request:
+        """This request with another invoke id (``dataclasses.replace(request,
+        invoke_id=...)``, without the generic field walk: once per request sent)."""
+        return Request(self.command, invoke_id, self._fields, self._body,
+                       idempotency_key=self.idempotency_key)
+
     def __eq__(self, other: object) -> bool:
         if type(other) is not Request:
             return NotImplemented
@@ -852,6 +858,11 @@ class Response(_Message):
 
     def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle, as __init__ does
         return Response, (self.command, self.invoke_id, self.status, self._fields, self._body)
+
+    def with_invoke_id(self, invoke_id: int) -> Response:
+        """This response with another invoke id (``dataclasses.replace(response,
+        invoke_id=...)``, without the generic field walk: once per response received)."""
+        return Response(self.command, invoke_id, self.status, self._fields, self._body)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not Response:
@@ -973,6 +984,12 @@ def parse_body_with_construct(is_request: bool, command: Command, data: bytes) -
     return from_parsed(parsed.body)
 
 
+#: Each enum's members by wire code (a dict lookup: calling the enum costs a Python frame).
+_APDU_TYPES: dict[int, ApduType] = {int(member): member for member in ApduType}
+_COMMANDS: dict[int, Command] = {int(member): member for member in Command}
+_STATUSES: dict[int, Status] = {int(member): member for member in Status}
+
+
 def decode_apdu(data: bytes) -> Request | Response:
     """Parse one APDU into a Request or Response with a typed ``body``. Raises
     :class:`ApduError` saying what is wrong: too short, unknown type, unknown command, unknown
@@ -981,15 +998,13 @@ def decode_apdu(data: bytes) -> Request | Response:
         raise ApduError(f"APDU of {len(data)} bytes is shorter than its {HEADER_SIZE_BYTES}-byte"
                         " header")
     type_code, invoke_id, command_code = _REQUEST_HEAD.unpack_from(data)
-    try:
-        apdu_type = ApduType(type_code)
-    except ValueError:
+    apdu_type = _APDU_TYPES.get(type_code)
+    if apdu_type is None:
         raise ApduError(f"APDU type 0x{type_code:02X} is neither request (0x01), keyed request"
-                        " (0x02) nor response (0x81)") from None
-    try:
-        command = Command(command_code)
-    except ValueError:
-        raise UnknownCommandError(command_code, invoke_id) from None
+                        " (0x02) nor response (0x81)")
+    command = _COMMANDS.get(command_code)
+    if command is None:
+        raise UnknownCommandError(command_code, invoke_id)
     if apdu_type is ApduType.REQUEST:
         return Request(command, invoke_id,
                        body=_parse_body(True, command, data[HEADER_SIZE_BYTES:]))
@@ -1003,10 +1018,9 @@ def decode_apdu(data: bytes) -> Request | Response:
                        idempotency_key=key)
     if len(data) < _RESPONSE_HEAD.size:
         raise ApduError("response APDU has no status byte")
-    try:
-        status = Status(data[HEADER_SIZE_BYTES])
-    except ValueError:
-        raise ApduError(f"status 0x{data[HEADER_SIZE_BYTES]:02X} is not a known status") from None
+    status = _STATUSES.get(data[HEADER_SIZE_BYTES])
+    if status is None:
+        raise ApduError(f"status 0x{data[HEADER_SIZE_BYTES]:02X} is not a known status")
     if status is not Status.SUCCESS:
         if len(data) != _RESPONSE_HEAD.size:
             raise ApduError(f"{command.name} failure response carries a body")
