@@ -223,12 +223,18 @@ class Role(enum.Enum):
     CLIENT = "client"
     SERVER = "server"
 
+    # Members are singletons compared by identity: hash them by identity too, in C (Enum's
+    # own __hash__ is Python code, run twice per frame for the TRANSITIONS lookup).
+    __hash__ = object.__hash__
+
 
 class LinkState(enum.Enum):
     DISCONNECTED = "disconnected"
     CONNECTING = "connecting"
     CONNECTED = "connected"
     DISCONNECTING = "disconnecting"
+
+    __hash__ = object.__hash__  # as Role's
 
 
 @dataclass(frozen=True)
