@@ -521,6 +521,8 @@ class LinkStation:
 
     def _split(self, data: bytes) -> deque[bytes]:
         size = self._transmit_limit_bytes
+        if 0 < len(data) <= size:  # one segment, the usual case: no generator
+            return deque((data,))
         return deque(data[i:i + size] for i in range(0, len(data), size))
 
     def _next_information_frame(self) -> HdlcFrame:
