@@ -19,7 +19,11 @@ A response whose status is not SUCCESS has an empty body. The body layouts are t
 byte, which docs/protocol.md describes. Each layout also has a typed, frozen dataclass
 generated from it at import (``REQUEST_BODY_TYPES`` / ``RESPONSE_BODY_TYPES``, see
 :class:`ApduBody`): :func:`decode_apdu` checks the bytes once and hands out ``Request.body`` /
-``Response.body`` of those classes, and the encoders take them.
+``Response.body`` of those classes, and the encoders take them. A fixed-size body goes through
+a ``struct`` codec derived from its layout at import (:mod:`protocol.apdu_codec`, proved equal
+to Construct by the tests); everything else, and whatever that codec declines, through
+Construct (:func:`build_body_with_construct` / :func:`parse_body_with_construct`, the
+reference).
 
 Money is integer pence (signed 32-bit) and time whole seconds or minutes, as each field's
 name says: there is no floating point on the wire. Device time is seconds since
@@ -753,7 +757,7 @@ class _Message:
         if body is None and self._has_body():
             command = Command(self.command)  # type: ignore[attr-defined]
             layout = (REQUEST_BODIES if self._is_request else RESPONSE_BODIES)[command]
-            data = _build_body(layout, self._fields, f"{command.name} {self._kind}")
+            data = _build_body(layout, self._fields, command, self._kind)
             body = _parse_body(self._is_request, command, data)
             object.__setattr__(self, "_body", body)
         return body
@@ -903,9 +907,10 @@ def _describe_value(name: str, value: Any) -> str:
     return str(value)
 
 
-def _build_body(layout: Construct, fields: Any, what: str) -> bytes:
-    """``fields``: a typed body or (transitionally) a mapping. The layout's fast codec builds
-    it when it can, Construct otherwise (and says what is wrong)."""
+def _build_body(layout: Construct, fields: Any, command: Command, kind: str) -> bytes:
+    """``fields``: a typed body or (transitionally) a mapping of ``command``'s ``kind``
+    ("request" or "response"). The layout's fast codec builds it when it can, Construct
+    otherwise (and says what is wrong)."""
     if layout is EMPTY:
         return b""
     fixed = _FIXED_CODECS.get(id(layout))
@@ -913,7 +918,7 @@ def _build_body(layout: Construct, fields: Any, what: str) -> bytes:
         data = fixed.encode(fields)
         if data is not None:
             return data
-    return build_body_with_construct(layout, fields, what)
+    return build_body_with_construct(layout, fields, f"{command.name} {kind}")
 
 
 def build_body_with_construct(layout: Construct, fields: Any, what: str) -> bytes:
@@ -932,10 +937,15 @@ def _check_invoke_id(invoke_id: int) -> None:
         raise ApduError(f"invoke_id {invoke_id} is outside 0..65535")
 
 
+def _command(code: int) -> Command:
+    """``Command(code)``: a member is itself (calling an enum costs Python frames)."""
+    return code if type(code) is Command else Command(code)
+
+
 def encode_request(request: Request) -> bytes:
     """The bytes of a request APDU. Raises :class:`ApduError` for a missing or out-of-range
     field."""
-    command = Command(request.command)
+    command = _command(request.command)
     _check_invoke_id(request.invoke_id)
     key = request.idempotency_key
     if key is None:
@@ -945,19 +955,21 @@ def encode_request(request: Request) -> bytes:
     else:
         raise ApduError(f"an idempotency key is {IDEMPOTENCY_KEY_SIZE_BYTES} bytes, got {key!r}")
     body = request._body if request._body is not None else request._fields
-    return head + _build_body(REQUEST_BODIES[command], body, f"{command.name} request")
+    return head + _build_body(REQUEST_BODIES[command], body, command, "request")
 
 
 def encode_response(response: Response) -> bytes:
     """The bytes of a response APDU (the body only when the status is SUCCESS)."""
-    status = Status(response.status)
+    status = response.status
+    if type(status) is not Status:  # a member is itself; anything else is looked up
+        status = Status(status)
     _check_invoke_id(response.invoke_id)
     head = _RESPONSE_HEAD.pack(ApduType.RESPONSE, response.invoke_id, response.command, status)
     if status is not Status.SUCCESS:
         return head
-    command = Command(response.command)
+    command = _command(response.command)
     body = response._body if response._body is not None else response._fields
-    return head + _build_body(RESPONSE_BODIES[command], body, f"{command.name} response")
+    return head + _build_body(RESPONSE_BODIES[command], body, command, "response")
 
 
 def _parse_body(is_request: bool, command: Command, data: bytes) -> ApduBody:
