@@ -5,6 +5,10 @@ Both servers run as processes of their own, side by side in one run: the emulato
 slave; the echo as a process copying the master's input back, with a pyserial ``Serial`` on
 the slave writing 40 bytes and reading them back (about the size of the request and its
 answer). The clients run in this process.
+``test_read_meter_balance_in_one_process`` runs the same round trip with no I/O at all (the
+client's transport hands each write straight to a ``LinkServer`` over the world, in this
+process): the Python cost of both ends, which the pty round trip pays with cold caches and
+process switches on top.
 ``test_round_trip_ratio`` alternates blocks of both and prints the emulator's rate as a
 fraction of the echo's (the target is at least 50%): from the best block, the medians and the
 minimums.
@@ -22,8 +26,13 @@ import pytest
 import serial
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from emulator.clock import VirtualClock
+from emulator.profile import Profile
+from emulator.world import EmulatedWorld
 from protocol.apdu import Command, Request
 from protocol.client import DeviceClient
+from protocol.clock import RealMonotonicClock
+from protocol.link_mux import LinkServer
 from protocol.transport import open_port
 
 ESME_ADDRESS = 16
@@ -87,6 +96,41 @@ def echo_round_trip() -> Iterator[Callable[[], bytes]]:
     finally:
         port.close()
         _stop(process)
+
+
+class _Loopback:
+    """A client transport handing each write straight to a LinkServer (no I/O): what the
+    server answers is what the next read returns."""
+
+    name = "loopback"
+
+    def __init__(self, server: LinkServer) -> None:
+        self._server = server
+        self._clock = RealMonotonicClock()
+        self._answer = b""
+
+    def write(self, data: bytes) -> None:
+        self._answer += self._server.receive_bytes(data, self._clock.monotonic_ms())
+
+    def read(self, max_bytes: int, timeout_ms: int) -> bytes:
+        answer, self._answer = self._answer[:max_bytes], self._answer[max_bytes:]
+        return answer
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.benchmark(group="round trip without I/O")
+def test_read_meter_balance_in_one_process(record_environment: BenchmarkFixture) -> None:
+    profile = Profile.load("default")
+    world = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds))
+    client = DeviceClient(_Loopback(LinkServer(world)))  # type: ignore[arg-type]
+    request = Request(Command.READ_METER_BALANCE, 1)
+
+    def round_trip() -> int:
+        return int(client.request(ESME_ADDRESS, request).fields["meter_balance_pence"])
+
+    assert record_environment(round_trip) == 1250
 
 
 @pytest.mark.benchmark(group="pty round trip")
