@@ -35,15 +35,28 @@ from protocol.apdu import (
 from protocol.apdu_codec import FixedBodyCodec, derive_fixed_codec
 from tests.protocol.test_apdu import strategy_for, typed_strategy_for
 
-#: (is_request, command, layout, body class, its fast codec) of every body that has one.
+
+@dataclasses.dataclass(frozen=True)
+class FixedBody:
+    """One request or response body that has a fast codec."""
+
+    is_request: bool
+    command: Command
+    layout: construct.Construct
+    body_type: type
+    codec: FixedBodyCodec
+
+    def __str__(self) -> str:
+        return f"{self.command.name}_{'request' if self.is_request else 'response'}"
+
+
 FIXED = [
-    (is_request, command, layout, types[command], codec)
+    FixedBody(is_request, command, layout, types[command], codec)
     for is_request, layouts, types in ((True, REQUEST_BODIES, REQUEST_BODY_TYPES),
                                        (False, RESPONSE_BODIES, RESPONSE_BODY_TYPES))
     for command, layout in layouts.items()
     if (codec := apdu._FIXED_CODECS.get(id(layout))) is not None]
-FIXED_IDS = [f"{command.name}_{'request' if is_request else 'response'}"
-             for is_request, command, *_ in FIXED]
+every_fixed_body = pytest.mark.parametrize("case", FIXED, ids=str)
 
 
 def _construct_bytes(layout: construct.Construct, body: Any) -> bytes | Exception:
@@ -63,7 +76,7 @@ def _construct_body(is_request: bool, command: Command, data: bytes) -> Any:
 
 
 def test_the_hot_bodies_have_a_fast_codec() -> None:
-    fixed = {(is_request, command) for is_request, command, *_ in FIXED}
+    fixed = {(case.is_request, case.command) for case in FIXED}
     assert (False, Command.READ_METER_BALANCE) in fixed
     assert (True, Command.ADJUST_METER_BALANCE) in fixed
     assert (False, Command.ADJUST_METER_BALANCE) in fixed
@@ -79,31 +92,27 @@ def test_a_variable_size_body_has_none() -> None:
     assert id(RESPONSE_BODIES[Command.READ_FIRMWARE_VERSION]) not in apdu._FIXED_CODECS
 
 
-@pytest.mark.parametrize(("is_request", "command", "layout", "body_type", "codec"), FIXED,
-                         ids=FIXED_IDS)
+@every_fixed_body
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_a_typed_body_encodes_and_decodes_as_construct_does(
-        is_request: bool, command: Command, layout: construct.Construct, body_type: type,
-        codec: FixedBodyCodec, data: st.DataObject) -> None:
-    body = data.draw(typed_strategy_for(layout, body_type))
-    expected = _construct_bytes(layout, body)
+        case: FixedBody, data: st.DataObject) -> None:
+    body = data.draw(typed_strategy_for(case.layout, case.body_type))
+    expected = _construct_bytes(case.layout, body)
     assert isinstance(expected, bytes)
-    assert codec.encode(body) == expected
-    decoded = codec.decode(expected)
-    assert type(decoded) is body_type
-    assert decoded == body == _construct_body(is_request, command, expected)
+    assert case.codec.encode(body) == expected
+    decoded = case.codec.decode(expected)
+    assert type(decoded) is case.body_type
+    assert decoded == body == _construct_body(case.is_request, case.command, expected)
 
 
-@pytest.mark.parametrize(("is_request", "command", "layout", "body_type", "codec"), FIXED,
-                         ids=FIXED_IDS)
+@every_fixed_body
 @settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_a_field_mapping_encodes_as_construct_does(
-        is_request: bool, command: Command, layout: construct.Construct, body_type: type,
-        codec: FixedBodyCodec, data: st.DataObject) -> None:
-    fields = data.draw(strategy_for(layout))
-    assert codec.encode(fields) == _construct_bytes(layout, fields)
+        case: FixedBody, data: st.DataObject) -> None:
+    fields = data.draw(strategy_for(case.layout))
+    assert case.codec.encode(fields) == _construct_bytes(case.layout, fields)
 
 
 def _wild_strategy_for(subcon: construct.Construct) -> st.SearchStrategy[Any]:
@@ -126,44 +135,40 @@ def _wild_strategy_for(subcon: construct.Construct) -> st.SearchStrategy[Any]:
 PaymentModeLike = enum.IntEnum("PaymentModeLike", {"ZERO": 0, "ONE": 1})
 
 
-@pytest.mark.parametrize(("is_request", "command", "layout", "body_type", "codec"), FIXED,
-                         ids=FIXED_IDS)
+@every_fixed_body
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_any_field_values_encode_as_construct_encodes_them_or_are_left_to_it(
-        is_request: bool, command: Command, layout: construct.Construct, body_type: type,
-        codec: FixedBodyCodec, data: st.DataObject) -> None:
-    fields = data.draw(_wild_strategy_for(layout) if layout is not construct.Pass
+        case: FixedBody, data: st.DataObject) -> None:
+    fields = data.draw(_wild_strategy_for(case.layout) if case.layout is not construct.Pass
                        else st.just({}))
     if not isinstance(fields, dict):
         return
     if data.draw(st.booleans(), label="as a typed body"):
-        names = [field.name for field in dataclasses.fields(body_type)]
+        names = [field.name for field in dataclasses.fields(case.body_type)]
         if set(names) != set(fields):
             return
         # a typed body holding the same (possibly wrong) values, nested records as given
-        body: Any = body_type(**fields)
+        body: Any = case.body_type(**fields)
     else:
         body = fields
     # the fast path gives Construct's bytes or declines (then Construct builds or refuses it:
     # it takes some values the fast path leaves to it, such as an int for fixed bytes)
-    fast = codec.encode(body)
+    fast = case.codec.encode(body)
     if fast is not None:
-        assert fast == _construct_bytes(layout, body)
+        assert fast == _construct_bytes(case.layout, body)
 
 
-@pytest.mark.parametrize(("is_request", "command", "layout", "body_type", "codec"), FIXED,
-                         ids=FIXED_IDS)
+@every_fixed_body
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_any_bytes_decode_as_construct_decodes_them(
-        is_request: bool, command: Command, layout: construct.Construct, body_type: type,
-        codec: FixedBodyCodec, data: st.DataObject) -> None:
-    size = codec.size
+        case: FixedBody, data: st.DataObject) -> None:
+    size = case.codec.size
     wire = data.draw(st.one_of(st.binary(min_size=size, max_size=size),
                                st.binary(max_size=size + 2)))
-    expected = _construct_body(is_request, command, wire)
-    decoded = codec.decode(wire)
+    expected = _construct_body(case.is_request, case.command, wire)
+    decoded = case.codec.decode(wire)
     if decoded is None:  # declined: Construct refuses it and says why
         assert isinstance(expected, ApduError)
     else:
@@ -205,9 +210,9 @@ def test_a_layout_with_a_field_it_does_not_know_gets_no_fast_codec(
 
 
 def test_every_fast_codec_is_the_size_of_its_layout() -> None:
-    for _, _, layout, _, codec in FIXED:
-        expected = 0 if layout is construct.Pass else layout.sizeof()
-        assert codec.size == expected
+    for case in FIXED:
+        expected = 0 if case.layout is construct.Pass else case.layout.sizeof()
+        assert case.codec.size == expected
 
 
 def test_an_apdu_decodes_the_same_without_the_fast_path(
