@@ -339,23 +339,14 @@ PREPAYMENT_DEFAULTS = Struct(
     "utrn_type" / Int8ub,
 )
 
-#: All prepayment parameters a device holds.
+#: All prepayment parameters a device holds: the mode, the disablement threshold and the
+#: suspend flags, then the PREPAYMENT_DEFAULTS fields in their order.
 PREPAYMENT_CONFIGURATION = Struct(
     "payment_mode" / EnumAdapter(PaymentMode),
     "disablement_threshold_pence" / Pence,
     "suspend_debt_disabled" / Flag,
     "suspend_debt_emergency" / Flag,
-    "emergency_credit_limit_pence" / Pence,
-    "emergency_credit_threshold_pence" / Pence,
-    "low_credit_threshold_pence" / Pence,
-    "max_meter_balance_pence" / Pence,
-    "max_credit_threshold_pence" / Pence,
-    "debt_recovery_rate_cap_pence" / Pence,
-    "low_emergency_credit_threshold_pence" / Pence,
-    "cut_off_grace_period_minutes" / Int16ub,
-    "keypad_lock_timeout_seconds" / Int16ub,
-    "non_disablement_calendar_id" / Int8ub,
-    "utrn_type" / Int8ub,
+    *PREPAYMENT_DEFAULTS.subcons,
 )
 
 BALANCES = Struct(
