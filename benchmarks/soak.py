@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from protocol.apdu import Command, Request, Status
+from protocol.apdu import AdjustMeterBalanceRequest, Command, Request, Status
 from protocol.client import DeviceClient
 from protocol.errors import (
     DeviceUnreachableError,
@@ -175,7 +175,8 @@ def _limit_file_size(limit_bytes: int) -> Callable[[], None]:
 
 
 def _adjust(rng: random.Random) -> Request:
-    return Request(Command.ADJUST_METER_BALANCE, 0, {"adjustment_pence": 1},
+    return Request(Command.ADJUST_METER_BALANCE, 0,
+                   body=AdjustMeterBalanceRequest(adjustment_pence=1),
                    idempotency_key=rng.randbytes(16))
 
 
@@ -190,7 +191,7 @@ def _until_answered(server: Server, request: Request, attempts: int = 10) -> int
             continue
         if response.status is not Status.SUCCESS:
             return -1
-        return int(response.fields.get("meter_balance_pence", -1))
+        return int(getattr(response.body, "meter_balance_pence", -1))
     raise RuntimeError(f"a clean server did not answer {request.command.name} in {attempts} "
                        "attempts")
 
@@ -391,7 +392,7 @@ class Round:
             figures.refused += 1
             return "refused"
         figures.succeeded += 1
-        self._account(int(response.fields["meter_balance_pence"]) - 1)
+        self._account(response.body.meter_balance_pence - 1)
         self.balance += 1
         return None
 
@@ -406,7 +407,7 @@ class Round:
             except LinkError:
                 continue
             if response.ok:
-                return server, client, int(response.fields["meter_balance_pence"])
+                return server, client, response.body.meter_balance_pence
         raise RuntimeError(f"the server at {server.address} answers no READ_METER_BALANCE")
 
     def _account(self, balance_before_pence: int) -> None:

@@ -25,7 +25,16 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from emulator.clock import VirtualClock
 from emulator.profile import Profile, fleet_profile_text
 from emulator.world import EmulatedWorld
-from protocol.apdu import Command, Request, Response, decode_apdu, encode_request
+from protocol.apdu import (
+    AdjustMeterBalanceRequest,
+    ApduBody,
+    Balances,
+    Command,
+    Request,
+    Response,
+    decode_apdu,
+    encode_request,
+)
 
 FLEET_SIZES = tuple(int(size) for size in
                     os.environ.get("SECURE_EMU_BENCH_FLEET_SIZES", "10,10000,100000").split(","))
@@ -47,13 +56,13 @@ class Fleet:
         self.addresses = meters[::step][:TARGET_METERS]
         self._next = 0
 
-    def request(self, command: Command, fields: dict | None = None) -> Response:
+    def request(self, command: Command, body: ApduBody | None = None) -> Response:
         """Move the clock 1 s on and send one request to the next ESME in turn."""
         self.clock.advance_seconds(1)
         address = self.addresses[self._next % len(self.addresses)]
         self._next += 1
         answer = self.world.handle_apdu(address, encode_request(Request(command, 1,
-                                                                        fields or {})))
+                                                                        body)))
         assert answer is not None
         decoded = decode_apdu(answer)
         assert isinstance(decoded, Response) and decoded.ok, decoded
@@ -73,7 +82,7 @@ def fleet(request: pytest.FixtureRequest,
 def test_read_meter_balance(record_environment: BenchmarkFixture, fleet: Fleet) -> None:
     record_environment.extra_info["devices"] = len(fleet.profile.devices)
     response = record_environment(fleet.request, Command.READ_METER_BALANCE)
-    assert "meter_balance_pence" in response.fields
+    assert isinstance(response.body, Balances)
 
 
 @pytest.mark.benchmark(group="fleet: ADJUST_METER_BALANCE per request, state file")
@@ -84,10 +93,11 @@ def test_adjust_meter_balance_with_a_state_file(record_environment: BenchmarkFix
 
     def adjust() -> Response:
         sign[0] = -sign[0]
-        return fleet.request(Command.ADJUST_METER_BALANCE, {"adjustment_pence": sign[0]})
+        return fleet.request(Command.ADJUST_METER_BALANCE,
+                             AdjustMeterBalanceRequest(adjustment_pence=sign[0]))
 
     response = record_environment(adjust)
-    assert response.fields["adjustment_applied_pence"] in (1, -1)
+    assert response.body.adjustment_applied_pence in (1, -1)
 
 
 @pytest.mark.benchmark(group="fleet: load and build 100,000 devices")

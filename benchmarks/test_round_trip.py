@@ -73,7 +73,7 @@ def emulator_round_trip() -> Iterator[Callable[[], int]]:
     request = Request(Command.READ_METER_BALANCE, 1)
 
     def round_trip() -> int:
-        return int(client.request(ESME_ADDRESS, request).fields["meter_balance_pence"])
+        return int(client.request(ESME_ADDRESS, request).body.meter_balance_pence)
 
     try:
         yield round_trip
@@ -128,7 +128,7 @@ def test_read_meter_balance_in_one_process(record_environment: BenchmarkFixture)
     request = Request(Command.READ_METER_BALANCE, 1)
 
     def round_trip() -> int:
-        return int(client.request(ESME_ADDRESS, request).fields["meter_balance_pence"])
+        return int(client.request(ESME_ADDRESS, request).body.meter_balance_pence)
 
     assert record_environment(round_trip) == 1250
 

@@ -188,19 +188,20 @@ def advance_device_time(channel: Any, seconds: int,
     ``management_password`` the server's, if it has one."""
     from emulator.errors import StateError
     from emulator.world import MAX_ADVANCE_SECONDS
-    from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, Request
+    from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, AdvanceDeviceTimeRequest, Command, Request
 
     remaining_seconds = seconds
     device_time_seconds: int | None = None
     while remaining_seconds > 0 or device_time_seconds is None:
         step_seconds = min(remaining_seconds, MAX_ADVANCE_SECONDS)
         response = channel.request(MANAGEMENT_SERVER_ADDRESS, Request(
-            Command.ADVANCE_DEVICE_TIME, 0, {"advance_seconds": step_seconds,
-                                             "management_password": management_password}))
+            Command.ADVANCE_DEVICE_TIME, 0,
+            body=AdvanceDeviceTimeRequest(advance_seconds=step_seconds,
+                                          management_password=management_password)))
         if not response.ok:
             raise StateError(f"the emulator refused to advance time: {response.status.name}")
         remaining_seconds -= step_seconds
-        device_time_seconds = int(response.fields["device_time_seconds"])
+        device_time_seconds = response.body.device_time_seconds
         if remaining_seconds > 0 and progress is not None:
             progress(device_time_seconds, remaining_seconds)
     return device_time_seconds

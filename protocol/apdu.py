@@ -753,176 +753,129 @@ _FIXED_DECODERS: dict[tuple[bool, Command], Callable[[bytes], Any]] = {
 # The Python view
 # --------------------------------------------------------------------------------------------
 
-#: TRANSITIONAL: the string-keyed view of a body, kept while the consumers move to the typed
-#: ``.body``; it goes once they have (with ``fields=`` in the constructors and ``.fields``).
-Fields = Mapping[str, Any]
-
-
 class _Message:
-    """What Request and Response share: the typed body and, transitionally, the same body as a
-    string-keyed mapping. Either is given at construction; the other is derived when first
-    read (a mapping becomes a typed body through the wire codec, so a mapping that would not
-    encode raises :class:`ApduError` there)."""
+    """What Request and Response share: the typed body, checked against the command at
+    construction."""
 
-    __slots__ = ("_body", "_fields")
+    __slots__ = ("body",)
     _is_request: ClassVar[bool]
 
-    def _set_body(self, command: Command, fields: Fields | None, body: ApduBody | None) -> None:
-        if body is not None:
-            expected = (REQUEST_BODY_TYPES if self._is_request else RESPONSE_BODY_TYPES)[command]
-            if type(body) is not expected:
-                raise TypeError(f"a {Command(command).name} {self._kind} body is a "
-                                f"{expected.__name__}, not a {type(body).__name__}")
-        elif fields is None:
-            fields = {}
-        object.__setattr__(self, "_body", body)
-        object.__setattr__(self, "_fields", fields)
-
-    @property
-    def _kind(self) -> str:
-        return "request" if self._is_request else "response"
-
-    def _has_body(self) -> bool:
-        return True
-
-    @property
-    def body(self) -> ApduBody | None:
-        """The typed body, an instance of ``REQUEST_BODY_TYPES[command]`` (requests) or
-        ``RESPONSE_BODY_TYPES[command]`` (SUCCESS responses); None for a failure response."""
-        body = self._body
-        if body is None and self._has_body():
-            command = Command(self.command)  # type: ignore[attr-defined]
-            layout = (REQUEST_BODIES if self._is_request else RESPONSE_BODIES)[command]
-            data = _build_body(layout, self._fields, command, self._kind)
-            body = _parse_body(self._is_request, command, data)
-            object.__setattr__(self, "_body", body)
-        return body
-
-    @property
-    def fields(self) -> Fields:
-        """TRANSITIONAL: the body as a mapping named as in the layout (nested records as
-        dicts, arrays as lists); read ``.body`` instead."""
-        fields = self._fields
-        if fields is None:
-            fields = _AS_FIELDS[type(self._body)](self._body)
-            object.__setattr__(self, "_fields", fields)
-        return fields
-
-    def _same_body(self, other: _Message) -> bool:
-        if self._fields is None and other._fields is None:
-            return bool(self._body == other._body)
-        return bool(self.fields == other.fields)
+    def _set_body(self, command: Command, body: ApduBody | None) -> None:
+        expected = (REQUEST_BODY_TYPES if self._is_request else RESPONSE_BODY_TYPES)[command]
+        if body is None and expected.layout is EMPTY:
+            body = expected()
+        if type(body) is not expected:
+            kind = "request" if self._is_request else "response"
+            given = "none" if body is None else f"a {type(body).__name__}"
+            raise TypeError(f"a {Command(command).name} {kind} body is a {expected.__name__}, "
+                            f"not {given}")
+        object.__setattr__(self, "body", body)
 
 
 @dataclass(frozen=True, init=False, repr=False, eq=False)
 class Request(_Message):
     """A request to one device, its body typed: ``Request(Command.ADJUST_METER_BALANCE, 7,
-    body=AdjustMeterBalanceRequest(adjustment_pence=-250))``. TRANSITIONAL: a mapping named as
-    in :data:`REQUEST_BODIES` may be given instead of ``body`` (``Request(command, 7,
-    {"adjustment_pence": -250})``). ``idempotency_key`` (16 bytes, or None) makes it a keyed
-    request."""
+    body=AdjustMeterBalanceRequest(adjustment_pence=-250))``; the body may be left out when
+    the command's request body is :class:`Empty`. ``idempotency_key`` (16 bytes, or None)
+    makes it a keyed request."""
 
     __slots__ = ("command", "idempotency_key", "invoke_id")
     _is_request = True
     command: Command
     invoke_id: int
     idempotency_key: bytes | None
-    fields: Fields  # TRANSITIONAL
     body: ApduBody
 
-    def __init__(self, command: Command, invoke_id: int, fields: Fields | None = None,
-                 body: ApduBody | None = None, *, idempotency_key: bytes | None = None) -> None:
+    def __init__(self, command: Command, invoke_id: int, body: ApduBody | None = None, *,
+                 idempotency_key: bytes | None = None) -> None:
         object.__setattr__(self, "command", command)
         object.__setattr__(self, "invoke_id", invoke_id)
         object.__setattr__(self, "idempotency_key", idempotency_key)
-        self._set_body(command, fields, body)
+        self._set_body(command, body)
 
     def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle, as __init__ does
-        return _request, (self.command, self.invoke_id, self._fields, self._body,
-                          self.idempotency_key)
+        return _request, (self.command, self.invoke_id, self.body, self.idempotency_key)
 
     def with_invoke_id(self, invoke_id: int) -> Request:
         """This request with another invoke id (``dataclasses.replace(request,
         invoke_id=...)``, without the generic field walk: once per request sent)."""
-        return Request(self.command, invoke_id, self._fields, self._body,
-                       idempotency_key=self.idempotency_key)
+        return Request(self.command, invoke_id, self.body, idempotency_key=self.idempotency_key)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not Request:
             return NotImplemented
         return (self.command == other.command and self.invoke_id == other.invoke_id
-                and self.idempotency_key == other.idempotency_key and self._same_body(other))
+                and self.idempotency_key == other.idempotency_key and self.body == other.body)
 
     def __repr__(self) -> str:
-        shown = f"body={self._body!r}" if self._body is not None else f"fields={self._fields!r}"
         key = (f", idempotency_key={self.idempotency_key.hex()}"
                if self.idempotency_key is not None else "")
         return (f"Request(command={self.command!r}, invoke_id={self.invoke_id!r}, "
-                f"{shown}{key})")
+                f"body={self.body!r}{key})")
 
 
-def _request(command: Command, invoke_id: int, fields: Fields | None, body: ApduBody | None,
+def _request(command: Command, invoke_id: int, body: ApduBody,
              idempotency_key: bytes | None) -> Request:
-    return Request(command, invoke_id, fields, body, idempotency_key=idempotency_key)
+    return Request(command, invoke_id, body, idempotency_key=idempotency_key)
 
 
 @dataclass(frozen=True, init=False, repr=False, eq=False)
 class Response(_Message):
-    """A device's answer; ``body`` is typed for a SUCCESS response and None otherwise:
-    ``Response(Command.READ_METER_BALANCE, 7, Status.SUCCESS, body=Balances(...))``.
-    TRANSITIONAL: a mapping named as in :data:`RESPONSE_BODIES` may be given instead."""
+    """A device's answer; ``body`` is typed for a SUCCESS response (and may be left out when
+    the command's response body is :class:`Empty`) and None otherwise:
+    ``Response(Command.READ_METER_BALANCE, 7, Status.SUCCESS, body=Balances(...))``."""
 
     __slots__ = ("command", "invoke_id", "status")
     _is_request = False
     command: Command
     invoke_id: int
     status: Status
-    fields: Fields  # TRANSITIONAL
     body: ApduBody | None
 
     def __init__(self, command: Command, invoke_id: int, status: Status,
-                 fields: Fields | None = None, body: ApduBody | None = None) -> None:
+                 body: ApduBody | None = None) -> None:
         object.__setattr__(self, "command", command)
         object.__setattr__(self, "invoke_id", invoke_id)
         object.__setattr__(self, "status", status)
-        if body is not None and status is not Status.SUCCESS:
+        if status is Status.SUCCESS:
+            self._set_body(command, body)
+        elif body is not None:
             raise TypeError(f"a {Status(status).name} response has no body")
-        self._set_body(command, fields, body)
-
-    def _has_body(self) -> bool:
-        return self.status is Status.SUCCESS
+        else:
+            object.__setattr__(self, "body", None)
 
     @property
     def ok(self) -> bool:
         return self.status is Status.SUCCESS
 
     def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle, as __init__ does
-        return Response, (self.command, self.invoke_id, self.status, self._fields, self._body)
+        return Response, (self.command, self.invoke_id, self.status, self.body)
 
     def with_invoke_id(self, invoke_id: int) -> Response:
         """This response with another invoke id (``dataclasses.replace(response,
         invoke_id=...)``, without the generic field walk: once per response received)."""
-        return Response(self.command, invoke_id, self.status, self._fields, self._body)
+        return Response(self.command, invoke_id, self.status, self.body)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not Response:
             return NotImplemented
         return (self.command == other.command and self.invoke_id == other.invoke_id
-                and self.status == other.status and self._same_body(other))
+                and self.status == other.status and self.body == other.body)
 
     def __repr__(self) -> str:
-        shown = f"body={self._body!r}" if self._body is not None else f"fields={self._fields!r}"
         return (f"Response(command={self.command!r}, invoke_id={self.invoke_id!r}, "
-                f"status={self.status!r}, {shown})")
+                f"status={self.status!r}, body={self.body!r})")
 
 
-def describe_fields(fields: Fields | ApduBody) -> str:
-    """APDU fields (a typed body or, transitionally, a mapping) as one readable line for
-    traces and transcripts: enums by name, EUI-64s (fields named ``*_eui64``) in their dashed
-    text form, short printable ASCII as text, other bytes as hex (long ones shortened), nested
-    records and lists in braces and brackets."""
-    if isinstance(fields, ApduBody):
-        fields = _AS_FIELDS[type(fields)](fields)
+def describe_fields(body: ApduBody) -> str:
+    """A typed APDU body as one readable line for traces and transcripts: enums by name,
+    EUI-64s (fields named ``*_eui64``) in their dashed text form, short printable ASCII as
+    text, other bytes as hex (long ones shortened), nested records and lists in braces and
+    brackets."""
+    return _describe_mapping(_AS_FIELDS[type(body)](body))
+
+
+def _describe_mapping(fields: Mapping[str, Any]) -> str:
     return ", ".join(f"{name}={_describe_value(name, value)}" for name, value in fields.items())
 
 
@@ -935,7 +888,7 @@ def _describe_value(name: str, value: Any) -> str:
         text = value.hex()
         return text if len(value) <= 20 else f"{text[:40]}...({len(value)} bytes)"
     if isinstance(value, Mapping):
-        return "{" + describe_fields(value) + "}"
+        return "{" + _describe_mapping(value) + "}"
     if isinstance(value, list):
         return "[" + ", ".join(_describe_value(name, item) for item in value) + "]"
     if isinstance(value, enum.Enum):
@@ -943,27 +896,28 @@ def _describe_value(name: str, value: Any) -> str:
     return str(value)
 
 
-def _build_body(layout: Construct, fields: Any, command: Command, kind: str) -> bytes:
-    """``fields``: a typed body or (transitionally) a mapping of ``command``'s ``kind``
-    ("request" or "response"). The layout's fast codec builds it when it can, Construct
-    otherwise (and says what is wrong)."""
+def _build_body(layout: Construct, body: ApduBody, command: Command, kind: str) -> bytes:
+    """``body`` as the bytes of ``command``'s ``kind`` ("request" or "response") body: the
+    layout's fast codec builds it when it can, Construct otherwise (and says what is wrong)."""
     if layout is EMPTY:
         return b""
     fixed = _FIXED_CODECS.get(id(layout))
     if fixed is not None:
-        data = fixed.encode(fields)
+        data = fixed.encode(body)
         if data is not None:
             return data
-    return build_body_with_construct(layout, fields, f"{command.name} {kind}")
+    return build_body_with_construct(layout, body, f"{command.name} {kind}")
 
 
-def build_body_with_construct(layout: Construct, fields: Any, what: str) -> bytes:
+def build_body_with_construct(layout: Construct, body: ApduBody | Mapping[str, Any],
+                              what: str) -> bytes:
     """The reference body encoder, Construct interpreted (the fast path must equal it):
-    ``fields`` (a typed body or a mapping) as ``layout``'s bytes; :class:`ApduError` naming
+    ``body`` (a typed body, or the same values as a mapping named as in the layout, which the
+    codec tests draw from the layout) as ``layout``'s bytes; :class:`ApduError` naming
     ``what`` if it does not build."""
-    as_fields = _AS_FIELDS.get(type(fields))
+    as_fields = _AS_FIELDS.get(type(body))
     try:
-        return layout.build(as_fields(fields) if as_fields is not None else dict(fields))
+        return layout.build(as_fields(body) if as_fields is not None else dict(body))
     except (ConstructError, KeyError, ValueError, TypeError) as error:
         raise ApduError(f"cannot encode {what}: {error}") from error
 
@@ -990,8 +944,7 @@ def encode_request(request: Request) -> bytes:
         head = _KEYED_REQUEST_HEAD.pack(ApduType.KEYED_REQUEST, request.invoke_id, command, key)
     else:
         raise ApduError(f"an idempotency key is {IDEMPOTENCY_KEY_SIZE_BYTES} bytes, got {key!r}")
-    body = request._body if request._body is not None else request._fields
-    return head + _build_body(REQUEST_BODIES[command], body, command, "request")
+    return head + _build_body(REQUEST_BODIES[command], request.body, command, "request")
 
 
 def encode_response(response: Response) -> bytes:
@@ -1004,8 +957,7 @@ def encode_response(response: Response) -> bytes:
     if status is not Status.SUCCESS:
         return head
     command = _command(response.command)
-    body = response._body if response._body is not None else response._fields
-    return head + _build_body(RESPONSE_BODIES[command], body, command, "response")
+    return head + _build_body(RESPONSE_BODIES[command], response.body, command, "response")
 
 
 def _parse_body(is_request: bool, command: Command, data: bytes) -> ApduBody:
@@ -1072,7 +1024,7 @@ def decode_apdu(data: bytes) -> Request | Response:
     if status is not Status.SUCCESS:
         if len(data) != _RESPONSE_HEAD.size:
             raise ApduError(f"{command.name} failure response carries a body")
-        return Response(command, invoke_id, status, {})
+        return Response(command, invoke_id, status)
     return Response(command, invoke_id, status,
                     body=_parse_body(False, command, data[_RESPONSE_HEAD.size:]))
 

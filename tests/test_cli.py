@@ -186,12 +186,12 @@ def esme_balance_pence(path: str) -> int:
 
     with DeviceClient.open(port=path) as client:
         response = client.request(16, Request(Command.READ_METER_BALANCE, 1))
-    return int(response.fields["meter_balance_pence"])
+    return int(response.body.meter_balance_pence)
 
 
 def test_serve_pty_prints_the_client_path_first_and_saves_state_on_sigterm(
         tmp_path: Path) -> None:
-    from protocol.apdu import Command, Request
+    from protocol.apdu import AdjustMeterBalanceRequest, Command, Request
     from protocol.client import DeviceClient
 
     state = tmp_path / "state.json"
@@ -201,8 +201,8 @@ def test_serve_pty_prints_the_client_path_first_and_saves_state_on_sigterm(
         before = esme_balance_pence(path)
         with DeviceClient.open(port=path) as client:
             adjusted = client.request(16, Request(Command.ADJUST_METER_BALANCE, 1,
-                                                  {"adjustment_pence": 321}))
-        assert adjusted.fields["meter_balance_pence"] == before + 321
+                                                  body=AdjustMeterBalanceRequest(adjustment_pence=321)))
+        assert adjusted.body.meter_balance_pence == before + 321
     finally:
         err = stop_serve(process)
     assert "Traceback" not in err
@@ -380,7 +380,7 @@ def test_send_on_virtual_time_synchronises_the_meter_to_emulator_time_not_the_wa
     assert "<sr:ResponseCode>I0<" in out
     assert "<sr:DeviceDateTime>2026-01-05T09:00:" in out
     assert "<sr:ResponseDateTime>2026-01-05T09:00:" in out
-    assert abs(clock.fields["device_time_seconds"] - 1767603600) < 60
+    assert abs(clock.body.device_time_seconds - 1767603600) < 60
 
 
 def _world_channel() -> tuple[object, object]:

@@ -32,7 +32,7 @@ def test_serve_with_dlms_addressing_reads_server_addresses_as_logical_physical_p
         path = process.stdout.readline().strip()
         with DeviceClient.open(port=path, addressing=Addressing.DLMS) as client:
             balance = client.request(16, Request(Command.READ_METER_BALANCE, 1))  # 02 21
-        assert balance.ok and balance.fields["meter_balance_pence"] == 1250
+        assert balance.ok and balance.body.meter_balance_pence == 1250
         # flat 16 (21) is logical 16 without a physical part here: the management device
         with DeviceClient.open(port=path) as client:
             answer = client.request(16, Request(Command.READ_METER_BALANCE, 2))

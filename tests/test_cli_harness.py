@@ -197,7 +197,7 @@ def test_serve_link_needs_a_pty(capsys, tmp_path: Path) -> None:
 
 
 def test_serve_with_faults_still_applies_each_adjustment_once() -> None:
-    from protocol.apdu import Command, Request
+    from protocol.apdu import AdjustMeterBalanceRequest, Command, Request
     from protocol.client import DeviceClient
 
     process, address = _serve("--tcp", "127.0.0.1:0", "--faults",
@@ -207,11 +207,11 @@ def test_serve_with_faults_still_applies_each_adjustment_once() -> None:
                                max_retransmissions=20) as client:
             for pence in (10, 20):
                 assert client.request(16, Request(Command.ADJUST_METER_BALANCE, 1,
-                                                  {"adjustment_pence": pence})).ok
+                                                  body=AdjustMeterBalanceRequest(adjustment_pence=pence))).ok
             end = client.request(16, Request(Command.READ_METER_BALANCE, 2))
     finally:
         stop_serve(process)
-    assert end.fields["meter_balance_pence"] == 1280
+    assert end.body.meter_balance_pence == 1280
 
 
 def test_serve_with_a_bad_fault_spec_names_the_key(capsys) -> None:

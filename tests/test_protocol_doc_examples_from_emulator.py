@@ -100,8 +100,8 @@ def test_one_frame_directory_is_125_bytes_listing_hub_esme_and_gsme_but_not_mana
     assert not response.segmented and len(response.information) == 125
     directory = decode_apdu(response.information[3:])
     assert isinstance(directory, Response) and directory.ok
-    assert [(d["device_eui64"].hex(), d["device_type"], d["server_address"], d["model"])
-            for d in directory.fields["devices"]] == [
+    assert [(d.device_eui64.hex(), d.device_type, d.server_address, d.model)
+            for d in directory.body.devices] == [
         ("00db1234567890a0", DeviceType.COMMS_HUB, 2, "SECURE-CHF"),
         ("00db1234567890a1", DeviceType.ELECTRICITY_METER, 16, "LIBERTY100"),
         ("00db1234567890a2", DeviceType.GAS_METER, 17, "SECURE-GSME")]
@@ -113,7 +113,7 @@ def test_emulator_client_sends_the_doc_frames_and_reassembles_the_doc_segments()
     assert [encode_frame(f) for f in client.frames_to_send()] == [FRAMES["snrm_max_info_64"]]
     client.receive_frame(decode_frame(FRAMES["ua_max_info_64"]), 0)
     assert client.negotiated == LinkParameters(64)
-    client.send_apdu(encode_request(Request(Command.READ_DEVICE_DIRECTORY, 1, {})), 0)
+    client.send_apdu(encode_request(Request(Command.READ_DEVICE_DIRECTORY, 1)), 0)
     assert [encode_frame(f) for f in client.frames_to_send()] == [
         FRAMES["read_device_directory_request_max_info_64"]]
     segment_1 = decode_frame(FRAMES["read_device_directory_response_segment_1"])

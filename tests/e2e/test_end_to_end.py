@@ -20,9 +20,13 @@ from emulator.serve import ServeLoop
 from emulator.world import EmulatedWorld
 from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
+    AdjustMeterBalanceRequest,
+    AdvanceDeviceTimeRequest,
     Command,
+    DeviceIdentity,
     DeviceType,
     Request,
+    TopUpRequest,
 )
 from protocol.client import DeviceClient
 from protocol.clock import RealMonotonicClock
@@ -89,22 +93,22 @@ def hardware_only(external_port: str | None) -> str:
     return external_port
 
 
-def directory(client: DeviceClient) -> list[dict]:
+def directory(client: DeviceClient) -> list[DeviceIdentity]:
     response = client.request(MANAGEMENT_SERVER_ADDRESS,
                               Request(Command.READ_DEVICE_DIRECTORY, 1))
     assert response.ok, response.status
-    return list(response.fields["devices"])
+    return list(response.body.devices)
 
 
 def address_of(client: DeviceClient, device_type: DeviceType) -> int:
     for device in directory(client):
-        if device["device_type"] is device_type:
-            return int(device["server_address"])
+        if device.device_type is device_type:
+            return device.server_address
     raise AssertionError(f"no {device_type.name} in the directory")
 
 
 def test_directory_lists_hub_and_meters_behind_one_link(client: DeviceClient) -> None:
-    types = {device["device_type"] for device in directory(client)}
+    types = {device.device_type for device in directory(client)}
     assert {DeviceType.COMMS_HUB, DeviceType.ELECTRICITY_METER} <= types
 
 
@@ -112,28 +116,28 @@ def test_meter_balance_read_round_trips_over_the_port(client: DeviceClient) -> N
     esme = address_of(client, DeviceType.ELECTRICITY_METER)
     response = client.request(esme, Request(Command.READ_METER_BALANCE, 1))
     assert response.ok
-    assert isinstance(response.fields["meter_balance_pence"], int)
+    assert isinstance(response.body.meter_balance_pence, int)
 
 
 def test_adjust_meter_balance_is_applied_once_and_read_back(client: DeviceClient) -> None:
     esme = address_of(client, DeviceType.ELECTRICITY_METER)
     before = client.request(esme, Request(Command.READ_METER_BALANCE, 1))
     adjusted = client.request(esme, Request(Command.ADJUST_METER_BALANCE, 2,
-                                            {"adjustment_pence": 123}))
+                                            body=AdjustMeterBalanceRequest(adjustment_pence=123)))
     assert adjusted.ok, adjusted.status
-    assert adjusted.fields["adjustment_applied_pence"] == 123
+    assert adjusted.body.adjustment_applied_pence == 123
     after = client.request(esme, Request(Command.READ_METER_BALANCE, 3))
-    assert adjusted.fields["meter_balance_pence"] == after.fields["meter_balance_pence"]
+    assert adjusted.body.meter_balance_pence == after.body.meter_balance_pence
     # consumption may debit between reads on real time; never more credit than was added
-    assert (after.fields["meter_balance_pence"]
-            <= before.fields["meter_balance_pence"] + 123)
+    assert (after.body.meter_balance_pence
+            <= before.body.meter_balance_pence + 123)
 
 
 def test_advance_device_time_moves_virtual_time(emulator_only, client: DeviceClient) -> None:
     response = client.request(MANAGEMENT_SERVER_ADDRESS, Request(
-        Command.ADVANCE_DEVICE_TIME, 1, {"advance_seconds": 3600}))
+        Command.ADVANCE_DEVICE_TIME, 1, body=AdvanceDeviceTimeRequest(advance_seconds=3600)))
     assert response.ok
-    assert response.fields["device_time_seconds"] >= START_DEVICE_TIME_SECONDS + 3600
+    assert response.body.device_time_seconds >= START_DEVICE_TIME_SECONDS + 3600
 
 
 def test_many_tcp_clients_share_one_world(emulator_only) -> None:
@@ -149,10 +153,10 @@ def test_many_tcp_clients_share_one_world(emulator_only) -> None:
         start = clients[0].request(esme, Request(Command.READ_METER_BALANCE, 1))
         for client in clients:
             assert client.request(esme, Request(Command.ADJUST_METER_BALANCE, 1,
-                                                {"adjustment_pence": 10})).ok
+                                                body=AdjustMeterBalanceRequest(adjustment_pence=10))).ok
         end = clients[2].request(esme, Request(Command.READ_METER_BALANCE, 1))
-        assert (end.fields["meter_balance_pence"]
-                == start.fields["meter_balance_pence"] + 30)
+        assert (end.body.meter_balance_pence
+                == start.body.meter_balance_pence + 30)
     finally:
         for client in clients:
             client.close()
@@ -180,11 +184,11 @@ def test_lossy_link_to_real_meter_applies_each_adjustment_exactly_once(
     total = 0
     for pence in range(1, 21):
         response = client.request(esme, Request(Command.ADJUST_METER_BALANCE, pence,
-                                                {"adjustment_pence": pence}))
-        assert response.ok and response.fields["adjustment_applied_pence"] == pence
+                                                body=AdjustMeterBalanceRequest(adjustment_pence=pence)))
+        assert response.ok and response.body.adjustment_applied_pence == pence
         total += pence
     end = client.request(esme, Request(Command.READ_METER_BALANCE, 1))
-    assert end.fields["meter_balance_pence"] == start.fields["meter_balance_pence"] + total
+    assert end.body.meter_balance_pence == start.body.meter_balance_pence + total
 
 
 def test_real_port_answers_a_directory_read(hardware_only: str) -> None:
@@ -199,12 +203,13 @@ def test_lossy_link_applies_each_top_up_exactly_once(
 
     client = lossy_client(memory_link, manual_clock, duplicate_chunk=0.25, seeds=(21, 22))
     esme = next(d for d in directory(client)
-                if d["device_type"] is DeviceType.ELECTRICITY_METER)
-    address, eui64 = int(esme["server_address"]), bytes(esme["device_eui64"])
+                if d.device_type is DeviceType.ELECTRICITY_METER)
+    address, eui64 = esme.server_address, esme.device_eui64
     for counter in range(1, 9):
         utrn = make_utrn(eui64, counter, UtrnValueClass.PENNIES, 50)
         response = client.request(address, Request(Command.TOP_UP, counter,
-                                                    {"utrn": utrn.encode("ascii")}))
+                                                   body=TopUpRequest(utrn=utrn.encode("ascii"))))
         assert response.ok, response.status
-        assert response.fields["credit_added_pence"] + response.fields[
-            "debt_recovered_pence"] + response.fields["emergency_credit_repaid_pence"] == 50
+        body = response.body
+        assert (body.credit_added_pence + body.debt_recovered_pence
+                + body.emergency_credit_repaid_pence) == 50

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 from typing import Any
@@ -29,7 +30,13 @@ from emulator.firmware import (
 )
 from protocol.apdu import (
     MAX_FIRMWARE_BLOCK_BYTES,
+    ApduBody,
     Command,
+    FirmwareActivateRequest,
+    FirmwareBeginRequest,
+    FirmwareBlockRequest,
+    FirmwareBlockResponse,
+    FirmwareStatus,
     Request,
     Response,
     Status,
@@ -75,25 +82,27 @@ class Device:
         self.eui64 = eui64
         self.invoke_id = 0
 
-    def ask(self, command: Command, fields: dict[str, Any] | None = None,
+    def ask(self, command: Command, body: ApduBody | None = None,
             now_seconds: int = T0_SECONDS) -> Response:
         self.invoke_id += 1
-        response = self.slot.handle_request(Request(command, self.invoke_id, fields or {}),
+        response = self.slot.handle_request(Request(command, self.invoke_id, body),
                                             now_seconds, self.lock, self.eui64)
         decoded = decode_apdu(encode_response(response))
         assert isinstance(decoded, Response)
         assert (decoded.command, decoded.invoke_id, decoded.status) == (
             command, self.invoke_id, response.status)
-        assert decoded.fields == dict(response.fields)
+        assert decoded.body == response.body
         return response
 
     def begin(self, image_size_bytes: int, now_seconds: int = T0_SECONDS) -> Response:
-        return self.ask(Command.FIRMWARE_BEGIN, {"image_size_bytes": image_size_bytes},
+        return self.ask(Command.FIRMWARE_BEGIN,
+                        FirmwareBeginRequest(image_size_bytes=image_size_bytes),
                         now_seconds)
 
     def block(self, offset_bytes: int, data: bytes, now_seconds: int = T0_SECONDS) -> Response:
         return self.ask(Command.FIRMWARE_BLOCK,
-                        {"block_offset_bytes": offset_bytes, "block_data": data}, now_seconds)
+                        FirmwareBlockRequest(block_offset_bytes=offset_bytes,
+                                             block_data=data), now_seconds)
 
     def send(self, image: bytes) -> None:
         assert self.begin(len(image)).ok
@@ -111,12 +120,13 @@ class Device:
 
     def activate(self, activation_time_seconds: int, now_seconds: int = T0_SECONDS) -> Response:
         return self.ask(Command.FIRMWARE_ACTIVATE,
-                        {"activation_time_seconds": activation_time_seconds}, now_seconds)
+                        FirmwareActivateRequest(
+                            activation_time_seconds=activation_time_seconds), now_seconds)
 
     def read(self, now_seconds: int = T0_SECONDS) -> dict[str, Any]:
         response = self.ask(Command.READ_FIRMWARE_VERSION, now_seconds=now_seconds)
         assert response.ok
-        return dict(response.fields)
+        return dataclasses.asdict(response.body)
 
 
 def esme_image(version: str = "1.1.0", model: str = ESME_MODEL) -> bytes:
@@ -247,10 +257,10 @@ def test_good_image_transferred_in_blocks_verified_and_activated_now(
     assert esme.read()["transfer_in_progress"] is True
     verified = esme.verify()
     assert verified.ok
-    assert verified.fields == {"running_version": "1.0.0", "pending_version": "1.1.0",
-                               "pending_activation_time_seconds": 0,
-                               "transfer_in_progress": False,
-                               "pending_image_sha256": hashlib.sha256(PAYLOAD).digest()}
+    assert verified.body == FirmwareStatus(running_version="1.0.0", pending_version="1.1.0",
+                                           pending_activation_time_seconds=0,
+                                           transfer_in_progress=False,
+                                           pending_image_sha256=hashlib.sha256(PAYLOAD).digest())
     assert lock.holder_eui64 is None
     activated = esme.activate(0)
     assert activated.ok and activated.body.running_version == "1.1.0"
@@ -534,9 +544,9 @@ def test_repeat_of_the_previous_block_is_accepted_without_changing_anything(
     assert esme.begin(len(image)).ok
     assert esme.block(0, image[:1024]).ok
     repeat = esme.block(0, image[:1024])
-    assert repeat.ok and repeat.fields == {"bytes_received": 1024}
+    assert repeat.ok and repeat.body == FirmwareBlockResponse(bytes_received=1024)
     assert esme.block(1024, image[1024:2048]).ok
-    assert esme.block(1024, image[1024:2048]).fields == {"bytes_received": 2048}
+    assert esme.block(1024, image[1024:2048]).body == FirmwareBlockResponse(bytes_received=2048)
     for offset in range(2048, len(image), 1024):
         assert esme.block(offset, image[offset:offset + 1024]).ok
     assert esme.verify().ok
@@ -553,7 +563,7 @@ def test_block_past_the_announced_size_is_out_of_range(esme: Device) -> None:
     assert esme.begin(1500).ok
     assert esme.block(0, bytes(1024)).ok
     assert esme.block(1024, bytes(477)).status is Status.VALUE_OUT_OF_RANGE
-    assert esme.block(1024, bytes(476)).fields == {"bytes_received": 1500}
+    assert esme.block(1024, bytes(476)).body == FirmwareBlockResponse(bytes_received=1500)
 
 
 def test_block_or_verify_without_a_transfer_is_refused(esme: Device) -> None:
@@ -621,7 +631,7 @@ def test_state_round_trip_mid_transfer_lets_the_transfer_continue(
     assert esme.block(1024, image[1024:2048]).ok
     restored = Device(_round_trip(esme.slot), lock)
     assert restored.slot.to_state() == esme.slot.to_state()
-    assert restored.block(1024, image[1024:2048]).fields == {"bytes_received": 2048}
+    assert restored.block(1024, image[1024:2048]).body == FirmwareBlockResponse(bytes_received=2048)
     assert restored.block(2048, image[2048:3072]).ok
     assert restored.block(3072, image[3072:]).ok
     assert restored.verify().body.pending_version == "1.1.0"

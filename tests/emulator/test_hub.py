@@ -7,7 +7,10 @@ import pytest
 from emulator.hub import Han
 from protocol.apdu import (
     Command,
+    HanAddDeviceRequest,
     HanEntryState,
+    HanRemoveDeviceRequest,
+    HanRemoveDeviceResponse,
     Request,
     Status,
     decode_apdu,
@@ -114,19 +117,22 @@ def test_remove_unknown_device_is_not_found_and_known_device_goes() -> None:
 def test_han_requests_round_trip_through_apdu_bytes() -> None:
     han = Han(HUB)
     request = decode_apdu(encode_request(Request(
-        Command.HAN_ADD_DEVICE, 7, {"device_eui64": METER, "join_window_minutes": 3})))
+        Command.HAN_ADD_DEVICE, 7, body=HanAddDeviceRequest(device_eui64=METER,
+                                                            join_window_minutes=3))))
     response = han.handle_request(request, T0)
     # 81 | invoke 0007 | command 40 | SUCCESS | eui64 | state 1 | closes at T0 + 180
     assert encode_response(response) == bytes.fromhex(
         "810007400000DB1234567890A101") + (T0 + 180).to_bytes(4, "big")
     read = han.handle_request(Request(Command.READ_HAN_ENTRIES, 8), T0 + 1)
     assert read.body.entries[0].device_eui64 == METER
-    removed = han.handle_request(Request(Command.HAN_REMOVE_DEVICE, 9, {"device_eui64": METER}),
+    removed = han.handle_request(Request(Command.HAN_REMOVE_DEVICE, 9,
+                                         body=HanRemoveDeviceRequest(device_eui64=METER)),
                                  T0 + 2)
-    assert removed.ok and removed.fields == {"device_eui64": METER}
-    again = han.handle_request(Request(Command.HAN_REMOVE_DEVICE, 10, {"device_eui64": METER}),
+    assert removed.ok and removed.body == HanRemoveDeviceResponse(device_eui64=METER)
+    again = han.handle_request(Request(Command.HAN_REMOVE_DEVICE, 10,
+                                       body=HanRemoveDeviceRequest(device_eui64=METER)),
                                T0 + 3)
-    assert again.status is Status.HAN_DEVICE_NOT_FOUND and again.fields == {}
+    assert again.status is Status.HAN_DEVICE_NOT_FOUND and again.body is None
 
 
 

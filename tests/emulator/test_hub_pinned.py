@@ -17,6 +17,7 @@ from emulator.state_codecs import decode_han, encode_han
 from emulator.world import EmulatedWorld
 from protocol.apdu import (
     Command,
+    HanAddDeviceRequest,
     HanEntryState,
     Request,
     Status,
@@ -36,8 +37,9 @@ def _eui(index: int) -> bytes:
 
 def _add_request(eui64: bytes, minutes: int, invoke_id: int = 7) -> Request:
     """A HAN_ADD_DEVICE as the hub receives it: through the APDU bytes."""
-    return decode_apdu(encode_request(Request(Command.HAN_ADD_DEVICE, invoke_id, {
-        "device_eui64": eui64, "join_window_minutes": minutes})))
+    return decode_apdu(encode_request(Request(Command.HAN_ADD_DEVICE, invoke_id,
+                                              body=HanAddDeviceRequest(
+        device_eui64=eui64, join_window_minutes=minutes))))
 
 
 def _full_han() -> Han:
@@ -56,7 +58,7 @@ def test_refused_han_add_is_answered_value_out_of_range_with_no_fields(
     han = Han(HUB)
     response = han.handle_request(_add_request(eui64, minutes), T0)
     assert response.status is Status.VALUE_OUT_OF_RANGE
-    assert response.fields == {}
+    assert response.body is None
     # 81 | invoke 0007 | command 40 | status VALUE_OUT_OF_RANGE, nothing more
     assert encode_response(response) == bytes.fromhex("8100074004")
     assert han.entries == ()
@@ -66,7 +68,7 @@ def test_han_add_to_a_full_table_is_answered_han_table_full_with_no_fields() -> 
     han = _full_han()
     response = han.handle_request(_add_request(METER, 5), T0 + 1)
     assert response.status is Status.HAN_TABLE_FULL
-    assert response.fields == {}
+    assert response.body is None
     assert encode_response(response) == bytes.fromhex("8100074021")
     assert len(han.entries) == 8
     assert han.entry(METER) is None
@@ -99,7 +101,8 @@ def test_hub_in_a_world_refuses_to_put_itself_on_its_own_han() -> None:
     world = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds))
     hub_address = profile.device(HUB).server_address
     response = world.handle_request(hub_address, Request(
-        Command.HAN_ADD_DEVICE, 1, {"device_eui64": HUB, "join_window_minutes": 5}))
+        Command.HAN_ADD_DEVICE, 1, body=HanAddDeviceRequest(device_eui64=HUB,
+                                                            join_window_minutes=5)))
     assert response.status is Status.VALUE_OUT_OF_RANGE
     entries = world.handle_request(hub_address, Request(Command.READ_HAN_ENTRIES, 2))
     assert HUB not in [entry.device_eui64 for entry in entries.body.entries]
@@ -117,7 +120,7 @@ def test_comms_hub_keeps_its_identity_and_firmware_and_its_han_is_its_own() -> N
 def test_han_answers_a_command_it_does_not_handle_not_supported_by_device() -> None:
     response = Han(HUB).handle_request(Request(Command.READ_CLOCK, 4), T0)
     assert response.status is Status.NOT_SUPPORTED_BY_DEVICE
-    assert response.fields == {}
+    assert response.body is None
 
 
 

@@ -18,7 +18,16 @@ from emulator.clock import VirtualClock
 from emulator.profile import Profile
 from emulator.utrn import UtrnValueClass, make_utrn
 from emulator.world import EmulatedWorld
-from protocol.apdu import Command, Request, Status, decode_apdu, encode_request
+from protocol.apdu import (
+    AdjustMeterBalanceRequest,
+    AdjustMeterBalanceResponse,
+    Command,
+    Request,
+    Status,
+    TopUpRequest,
+    decode_apdu,
+    encode_request,
+)
 from protocol.client import DeviceClient
 from protocol.errors import DeviceUnreachableError, RequestOutcomeUnknownError
 
@@ -34,7 +43,8 @@ def _world(path: Path | None = None) -> EmulatedWorld:
 
 
 def _adjust(invoke_id: int, pence: int, key: bytes | None = KEY) -> Request:
-    return Request(Command.ADJUST_METER_BALANCE, invoke_id, {"adjustment_pence": pence},
+    return Request(Command.ADJUST_METER_BALANCE, invoke_id,
+                   body=AdjustMeterBalanceRequest(adjustment_pence=pence),
                    idempotency_key=key)
 
 
@@ -46,9 +56,10 @@ def test_a_resent_keyed_request_gets_the_stored_response_and_changes_nothing() -
     world = _world()
     first = world.handle_request(16, _adjust(1, 250))
     again = world.handle_request(16, _adjust(2, 250))
-    assert first.fields == {"adjustment_applied_pence": 250, "meter_balance_pence": 1500}
+    assert first.body == AdjustMeterBalanceResponse(adjustment_applied_pence=250,
+                                                    meter_balance_pence=1500)
     assert again.invoke_id == 2 and again.status is Status.SUCCESS
-    assert again.fields == first.fields
+    assert again.body == first.body
     assert _balance(world) == 1500
     # without a key the same request is applied again
     world.handle_request(16, _adjust(3, 250, key=None))
@@ -66,10 +77,10 @@ def test_a_key_used_again_for_another_request_is_refused_and_changes_nothing() -
 def test_a_refusal_is_remembered_like_a_success() -> None:
     world = _world()
     utrn = make_utrn(ESME, 1, UtrnValueClass.POUNDS, 10).encode("ascii")
-    plain = world.handle_request(16, Request(Command.TOP_UP, 1, {"utrn": utrn}))
+    plain = world.handle_request(16, Request(Command.TOP_UP, 1, body=TopUpRequest(utrn=utrn)))
     assert plain.ok
     balance = _balance(world)
-    keyed = Request(Command.TOP_UP, 2, {"utrn": utrn}, idempotency_key=KEY)
+    keyed = Request(Command.TOP_UP, 2, body=TopUpRequest(utrn=utrn), idempotency_key=KEY)
     assert world.handle_request(16, keyed).status is Status.UTRN_DUPLICATE
     assert world.handle_request(16, keyed).status is Status.UTRN_DUPLICATE
     assert _balance(world) == balance
@@ -94,7 +105,7 @@ def test_keys_survive_a_restart(tmp_path: Path) -> None:
     world.close()
     restarted = _world(path)
     again = restarted.handle_request(16, _adjust(2, 250))
-    assert again.fields == first.fields and _balance(restarted) == 1500
+    assert again.body == first.body and _balance(restarted) == 1500
 
 
 def test_keys_on_different_devices_are_independent() -> None:
@@ -190,7 +201,8 @@ def test_a_server_killed_at_random_points_applies_every_command_exactly_once(
         if rng.random() < 0.3:
             pounds = rng.randint(1, 5)
             utrn = make_utrn(ESME, index + 1, UtrnValueClass.POUNDS, pounds).encode("ascii")
-            commands.append(Request(Command.TOP_UP, index, {"utrn": utrn}, idempotency_key=key))
+            commands.append(Request(Command.TOP_UP, index, body=TopUpRequest(utrn=utrn),
+                                    idempotency_key=key))
         else:
             commands.append(_adjust(index, rng.randint(-200, 400), key))
     once = _world()  # every command applied once, nothing killed
@@ -263,7 +275,8 @@ def test_secure_emu_serve_killed_at_random_points_with_device_client_resending_a
     for index in range(10):
         if rng.random() < 0.3:
             utrn = make_utrn(ESME, index + 1, UtrnValueClass.POUNDS, rng.randint(1, 5))
-            commands.append(Request(Command.TOP_UP, index, {"utrn": utrn.encode("ascii")}))
+            commands.append(Request(Command.TOP_UP, index,
+                                    body=TopUpRequest(utrn=utrn.encode("ascii"))))
         else:
             commands.append(_adjust(index, rng.randint(-200, 400), key=None))
     once = _world()

@@ -12,7 +12,13 @@ from emulator.clock import VirtualClock
 from emulator.management import ManagementPolicy
 from emulator.profile import Profile, default_profile_text
 from emulator.world import EmulatedWorld
-from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, Request, Status
+from protocol.apdu import (
+    MANAGEMENT_SERVER_ADDRESS,
+    AdvanceDeviceTimeRequest,
+    Command,
+    Request,
+    Status,
+)
 from protocol.client import DeviceClient
 
 DAY_SECONDS = 86_400
@@ -26,11 +32,11 @@ def _world(policy: ManagementPolicy | None = None,
 
 
 def _advance(world: EmulatedWorld, password: str | None = None) -> Status:
-    fields: dict[str, object] = {"advance_seconds": DAY_SECONDS}
+    body = AdvanceDeviceTimeRequest(advance_seconds=DAY_SECONDS)
     if password is not None:
-        fields["management_password"] = password
+        body = AdvanceDeviceTimeRequest(advance_seconds=DAY_SECONDS, management_password=password)
     return world.handle_request(MANAGEMENT_SERVER_ADDRESS, Request(
-        Command.ADVANCE_DEVICE_TIME, 1, fields)).status
+        Command.ADVANCE_DEVICE_TIME, 1, body=body)).status
 
 
 def test_advance_device_time_without_the_right_password_is_refused_and_changes_nothing(
@@ -49,7 +55,7 @@ def test_the_directory_and_clock_are_readable_without_the_password() -> None:
     world = _world(ManagementPolicy(password="s3cret"))
     for command in (Command.READ_DEVICE_DIRECTORY, Command.READ_CLOCK,
                     Command.READ_DEVICE_IDENTITY):
-        assert world.handle_request(MANAGEMENT_SERVER_ADDRESS, Request(command, 1, {})).ok
+        assert world.handle_request(MANAGEMENT_SERVER_ADDRESS, Request(command, 1)).ok
 
 
 def test_time_travel_not_allowed_is_not_supported_even_with_the_password() -> None:
@@ -87,8 +93,8 @@ def _served_advance_statuses(process: subprocess.Popen[bytes], address: str,
     try:
         with DeviceClient.open(tcp=address) as client:
             return [client.request(MANAGEMENT_SERVER_ADDRESS, Request(
-                Command.ADVANCE_DEVICE_TIME, 1, {"advance_seconds": 60,
-                                                 "management_password": password})).status
+                Command.ADVANCE_DEVICE_TIME, 1, body=AdvanceDeviceTimeRequest(
+                    advance_seconds=60, management_password=password))).status
                     for password in passwords]
     finally:
         process.terminate()

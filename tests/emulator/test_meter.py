@@ -4,13 +4,14 @@ protocol.apdu Requests and checks that SUCCESS responses encode with exactly the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import pytest
 
 from emulator.errors import ProfileError, StateError
-from emulator.meter import METER_COMMANDS, Meter
+from emulator.meter import Meter
 from emulator.meter_config import PREPAYMENT_PARAMETERS, MeterConfig
 from emulator.meter_tables import (
     NON_DISABLEMENT_CALENDARS,
@@ -23,19 +24,31 @@ from emulator.utrn import UtrnValueClass, make_utrn, verhoeff_check_digit
 from protocol.apdu import (
     REQUEST_BODY_TYPES,
     RESPONSE_BODIES,
+    AdjustMeterBalanceRequest,
+    AdjustMeterBalanceResponse,
+    Balances,
     Command,
     DebtRecoveryPeriod,
     DebtRegister,
+    DebtState,
     DeviceType,
     PaymentMode,
     PrepaymentConfigurationField,
     PrepaymentDefaults,
     Request,
+    ResetMeterBalanceResponse,
     Response,
+    SetLoadLimitSettingsRequest,
     SetPaymentModeRequest,
+    SetPrepaymentConfigurationRequest,
+    SetSupplyStateRequest,
     Status,
     SupplyOffReason,
     SupplyState,
+    SupplyStatus,
+    TopUpRequest,
+    TopUpResponse,
+    UpdateDebtRequest,
     decode_apdu,
     encode_response,
 )
@@ -90,9 +103,7 @@ def send(meter: Meter, command: Command, at_seconds: int | None = None,
          **fields: Any) -> Response:
     """Send one request; a SUCCESS response must carry exactly its body's fields and encode."""
     when = meter.device_time_seconds if at_seconds is None else at_seconds
-    # a command the meter does not handle is sent without its body (the meter never reads it)
-    request = (Request(command, 7, body=REQUEST_BODY_TYPES[command](**fields)) if fields
-               or command in METER_COMMANDS else Request(command, 7, {}))
+    request = Request(command, 7, body=REQUEST_BODY_TYPES[command](**fields))
     response = meter.handle_request(request, when)
     assert response.invoke_id == 7 and response.command is command
     wire = encode_response(response)
@@ -100,9 +111,9 @@ def send(meter: Meter, command: Command, at_seconds: int | None = None,
     assert isinstance(decoded, Response) and decoded.status is response.status
     if response.status is Status.SUCCESS:
         body_fields = {sub.name for sub in RESPONSE_BODIES[command].subcons}
-        assert set(response.fields) == body_fields
+        assert {field.name for field in dataclasses.fields(response.body)} == body_fields
     else:
-        assert response.fields == {}
+        assert response.body is None
     return response
 
 
@@ -143,8 +154,8 @@ def top_up(meter: Meter, counter: int, pounds: int = 0, pence: int = 0,
 
 
 def supply(meter: Meter) -> tuple[SupplyState, SupplyOffReason]:
-    fields = send(meter, Command.READ_SUPPLY_STATUS).fields
-    return fields["supply_state"], fields["supply_off_reason"]
+    fields = send(meter, Command.READ_SUPPLY_STATUS).body
+    return fields.supply_state, fields.supply_off_reason
 
 
 def balance(meter: Meter) -> int:
@@ -168,20 +179,24 @@ def test_meter_reads_answer_with_exactly_their_fields(device_type: DeviceType,
 
 def test_read_instantaneous_prepay_values_reports_registers_in_pence() -> None:
     meter = prepay_meter(time_debt_1_pence=300, time_debt_2_pence=20, payment_debt_pence=5)
-    fields = send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).fields
-    assert fields["meter_balance_pence"] == 1_000
-    assert fields["accumulated_debt_pence"] == 325
-    assert (fields["time_debt_1_pence"], fields["time_debt_2_pence"],
-            fields["payment_debt_pence"]) == (300, 20, 5)
-    assert fields["payment_mode"] is PaymentMode.PREPAYMENT
-    assert fields["supply_state"] is SupplyState.ENABLED
+    fields = send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).body
+    assert fields.meter_balance_pence == 1_000
+    assert fields.accumulated_debt_pence == 325
+    assert (fields.time_debt_1_pence, fields.time_debt_2_pence,
+            fields.payment_debt_pence) == (300, 20, 5)
+    assert fields.payment_mode is PaymentMode.PREPAYMENT
+    assert fields.supply_state is SupplyState.ENABLED
 
 
-@pytest.mark.parametrize("command", [Command.READ_FIRMWARE_VERSION, Command.HAN_ADD_DEVICE,
-                                     Command.READ_CLOCK, Command.SCHEDULE_REQUEST])
+@pytest.mark.parametrize(("command", "fields"), [
+    (Command.READ_FIRMWARE_VERSION, {}),
+    (Command.HAN_ADD_DEVICE, {"device_eui64": OTHER_EUI, "join_window_minutes": 1}),
+    (Command.READ_CLOCK, {}),
+    (Command.SCHEDULE_REQUEST, {"execution_time_seconds": T0, "request": b""})])
 def test_commands_the_meter_does_not_handle_are_not_supported_by_device(
-        command: Command) -> None:
-    assert_refused_with_nothing_changed(prepay_meter(), Status.NOT_SUPPORTED_BY_DEVICE, command)
+        command: Command, fields: dict[str, Any]) -> None:
+    assert_refused_with_nothing_changed(prepay_meter(), Status.NOT_SUPPORTED_BY_DEVICE, command,
+                                        **fields)
 
 
 @pytest.mark.parametrize("command", [Command.READ_LOAD_LIMIT_DATA,
@@ -208,14 +223,16 @@ def test_gsme_refuses_load_limit_settings_with_nothing_changed() -> None:
 def test_18_3_adjustment_adds_whole_pence_and_reports_applied_and_resulting_balance() -> None:
     meter = prepay_meter()
     response = send(meter, Command.ADJUST_METER_BALANCE, adjustment_pence=556)
-    assert response.fields == {"adjustment_applied_pence": 556, "meter_balance_pence": 1_556}
+    assert response.body == AdjustMeterBalanceResponse(adjustment_applied_pence=556,
+                                                       meter_balance_pence=1_556)
     assert balance(meter) == 1_556
 
 
 def test_18_3_negative_adjustment_takes_from_the_balance() -> None:
     meter = make_meter(meter_balance_pence=100)
     response = send(meter, Command.ADJUST_METER_BALANCE, adjustment_pence=-250)
-    assert response.fields == {"adjustment_applied_pence": -250, "meter_balance_pence": -150}
+    assert response.body == AdjustMeterBalanceResponse(adjustment_applied_pence=-250,
+                                                       meter_balance_pence=-150)
 
 
 def test_18_3_adjustment_above_max_meter_balance_is_refused_with_nothing_changed() -> None:
@@ -227,7 +244,8 @@ def test_18_3_adjustment_above_max_meter_balance_is_refused_with_nothing_changed
 
 def test_18_3_reset_meter_balance_sets_it_to_zero() -> None:
     meter = make_meter(meter_balance_pence=-4_321)
-    assert send(meter, Command.RESET_METER_BALANCE).fields == {"meter_balance_pence": 0}
+    assert send(meter, Command.RESET_METER_BALANCE).body == ResetMeterBalanceResponse(
+        meter_balance_pence=0)
     assert balance(meter) == 0
 
 
@@ -245,25 +263,25 @@ def test_18_4_change_to_prepayment_carries_the_balance_over_unchanged() -> None:
 
 def test_18_4_unconfigured_parameters_take_the_defaults_configured_ones_keep_theirs() -> None:
     meter = make_meter(emergency_credit_limit_pence=750, max_meter_balance_pence=9_999)
-    fields = send(meter, Command.SET_PAYMENT_MODE, **payment_mode_fields()).fields
-    assert fields["emergency_credit_limit_pence"] == 750
-    assert fields["max_meter_balance_pence"] == 9_999
+    fields = send(meter, Command.SET_PAYMENT_MODE, **payment_mode_fields()).body
+    assert fields.emergency_credit_limit_pence == 750
+    assert fields.max_meter_balance_pence == 9_999
     for name in set(PREPAYMENT_PARAMETERS) - {"emergency_credit_limit_pence",
                                                "max_meter_balance_pence"}:
-        assert fields[name] == ANNEX_C_DEFAULTS[name], name
+        assert getattr(fields, name) == ANNEX_C_DEFAULTS[name], name
 
 
 def test_18_4_change_to_prepayment_stores_threshold_and_suspend_flags_ec_not_active() -> None:
     meter = make_meter(meter_balance_pence=50)
     fields = send(meter, Command.SET_PAYMENT_MODE, **payment_mode_fields(
         disablement_threshold_pence=-200, suspend_debt_disabled=True,
-        suspend_debt_emergency=True)).fields
-    assert fields["payment_mode"] is PaymentMode.PREPAYMENT
-    assert fields["disablement_threshold_pence"] == -200
-    assert fields["suspend_debt_disabled"] and fields["suspend_debt_emergency"]
-    values = send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).fields
-    assert not values["emergency_credit_active"]
-    assert values["emergency_credit_balance_pence"] == 0
+        suspend_debt_emergency=True)).body
+    assert fields.payment_mode is PaymentMode.PREPAYMENT
+    assert fields.disablement_threshold_pence == -200
+    assert fields.suspend_debt_disabled and fields.suspend_debt_emergency
+    values = send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).body
+    assert not values.emergency_credit_active
+    assert values.emergency_credit_balance_pence == 0
 
 
 def test_18_4_defaults_apply_only_once_later_defaults_do_not_overwrite() -> None:
@@ -271,8 +289,8 @@ def test_18_4_defaults_apply_only_once_later_defaults_do_not_overwrite() -> None
     send(meter, Command.SET_PAYMENT_MODE, **payment_mode_fields())
     send(meter, Command.SET_PAYMENT_MODE, **payment_mode_fields(PaymentMode.CREDIT))
     fields = send(meter, Command.SET_PAYMENT_MODE, **payment_mode_fields(
-        emergency_credit_limit_pence=1)).fields
-    assert fields["emergency_credit_limit_pence"] == 500
+        emergency_credit_limit_pence=1)).body
+    assert fields.emergency_credit_limit_pence == 500
 
 
 def test_18_4_after_change_to_prepayment_supply_follows_prepayment_rules() -> None:
@@ -316,11 +334,11 @@ def test_set_prepayment_configuration_applies_only_the_fields_present() -> None:
                   debt_recovery_rate_cap_pence=1, emergency_credit_limit_pence=2,
                   emergency_credit_threshold_pence=3, low_credit_threshold_pence=556,
                   max_meter_balance_pence=5, max_credit_threshold_pence=6,
-                  disablement_threshold_pence=-7).fields
-    assert fields["low_credit_threshold_pence"] == 556
-    assert fields["disablement_threshold_pence"] == -7
-    assert fields["emergency_credit_limit_pence"] == 500
-    assert fields["max_meter_balance_pence"] == 25_000
+                  disablement_threshold_pence=-7).body
+    assert fields.low_credit_threshold_pence == 556
+    assert fields.disablement_threshold_pence == -7
+    assert fields.emergency_credit_limit_pence == 500
+    assert fields.max_meter_balance_pence == 25_000
 
 
 def test_set_prepayment_configuration_negative_limit_is_refused_with_nothing_changed() -> None:
@@ -353,7 +371,7 @@ def test_18_5_emergency_credit_limit_zero_makes_emergency_credit_unavailable() -
 def test_18_8_activation_makes_the_full_limit_available_below_the_threshold() -> None:
     meter = prepay_meter(meter_balance_pence=99)  # threshold 100, limit 500
     response = send(meter, Command.ACTIVATE_EMERGENCY_CREDIT)
-    assert response.fields == {"meter_balance_pence": 99, "emergency_credit_balance_pence": 500}
+    assert response.body == Balances(meter_balance_pence=99, emergency_credit_balance_pence=500)
     assert send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).body.emergency_credit_active
 
 
@@ -388,8 +406,8 @@ def test_consumption_debits_the_balance_then_emergency_credit() -> None:
     meter = prepay_meter(meter_balance_pence=50, load_w=1_000)  # 1 p per 100 s
     send(meter, Command.ACTIVATE_EMERGENCY_CREDIT)
     meter.advance_to(T0 + 100 * 80)
-    fields = send(meter, Command.READ_METER_BALANCE).fields
-    assert fields == {"meter_balance_pence": 0, "emergency_credit_balance_pence": 470}
+    fields = send(meter, Command.READ_METER_BALANCE).body
+    assert fields == Balances(meter_balance_pence=0, emergency_credit_balance_pence=470)
 
 
 def test_18_8_next_top_up_repays_used_emergency_credit_first() -> None:
@@ -397,11 +415,11 @@ def test_18_8_next_top_up_repays_used_emergency_credit_first() -> None:
     send(meter, Command.ACTIVATE_EMERGENCY_CREDIT)
     meter.advance_to(T0 + 100 * 300)  # 300 p of EC used
     response = top_up(meter, counter=1, pounds=5)
-    assert response.fields == {"credit_added_pence": 200, "emergency_credit_repaid_pence": 300,
-                               "debt_recovered_pence": 0, "meter_balance_pence": 200}
-    values = send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).fields
-    assert not values["emergency_credit_active"]
-    assert values["emergency_credit_balance_pence"] == 0
+    assert response.body == TopUpResponse(credit_added_pence=200, emergency_credit_repaid_pence=300,
+                                          debt_recovered_pence=0, meter_balance_pence=200)
+    values = send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).body
+    assert not values.emergency_credit_active
+    assert values.emergency_credit_balance_pence == 0
 
 
 def test_top_up_smaller_than_used_emergency_credit_repays_part_and_keeps_it_active() -> None:
@@ -411,8 +429,8 @@ def test_top_up_smaller_than_used_emergency_credit_repays_part_and_keeps_it_acti
     response = top_up(meter, counter=1, pence=120)
     assert response.body.emergency_credit_repaid_pence == 120
     assert response.body.credit_added_pence == 0
-    fields = send(meter, Command.READ_METER_BALANCE).fields
-    assert fields["emergency_credit_balance_pence"] == 200 + 120
+    fields = send(meter, Command.READ_METER_BALANCE).body
+    assert fields.emergency_credit_balance_pence == 200 + 120
 
 
 # ---------------------------------------------------------------------------------------------
@@ -511,12 +529,12 @@ def test_top_up_that_does_not_restore_credit_leaves_the_supply_disabled() -> Non
 
 def test_remote_disable_arm_and_enable_follow_srs_7_1_to_7_3() -> None:
     meter = make_meter()
-    assert send(meter, Command.SET_SUPPLY_STATE, supply_state=SupplyState.DISABLED).fields == {
-        "supply_state": SupplyState.DISABLED, "supply_off_reason": SupplyOffReason.REMOTE}
+    assert send(meter, Command.SET_SUPPLY_STATE, supply_state=SupplyState.DISABLED).body \
+        == SupplyStatus(supply_state=SupplyState.DISABLED, supply_off_reason=SupplyOffReason.REMOTE)
     armed = send(meter, Command.SET_SUPPLY_STATE, supply_state=SupplyState.ARMED).body
     assert armed.supply_state is SupplyState.ARMED
-    assert send(meter, Command.SET_SUPPLY_STATE, supply_state=SupplyState.ENABLED).fields == {
-        "supply_state": SupplyState.ENABLED, "supply_off_reason": SupplyOffReason.NONE}
+    assert send(meter, Command.SET_SUPPLY_STATE, supply_state=SupplyState.ENABLED).body \
+        == SupplyStatus(supply_state=SupplyState.ENABLED, supply_off_reason=SupplyOffReason.NONE)
 
 
 def test_remote_arm_of_an_enabled_supply_is_not_permitted_with_nothing_changed() -> None:
@@ -546,8 +564,8 @@ def test_supply_transition_table_has_credit_rules_only_for_prepayment() -> None:
 def test_top_up_adds_the_token_value_and_reports_the_split(device_type: DeviceType) -> None:
     meter = prepay_meter(device_type)
     response = top_up(meter, counter=1, pounds=20)
-    assert response.fields == {"credit_added_pence": 2_000, "emergency_credit_repaid_pence": 0,
-                               "debt_recovered_pence": 0, "meter_balance_pence": 3_000}
+    assert response.body == TopUpResponse(credit_added_pence=2_000, emergency_credit_repaid_pence=0,
+                                          debt_recovered_pence=0, meter_balance_pence=3_000)
 
 
 def _good_utrn(counter: int = 1) -> str:
@@ -634,10 +652,10 @@ def test_update_debt_adds_to_the_register_and_reports_it() -> None:
     meter = prepay_meter()
     response = send(meter, Command.UPDATE_DEBT, **debt_fields(
         DebtRegister.TIME_DEBT_1, 1_000, rate_pence=7, period=DebtRecoveryPeriod.HOURLY))
-    assert response.fields == {"debt_register": DebtRegister.TIME_DEBT_1,
-                               "debt_value_pence": 1_000, "debt_recovery_rate_pence": 7,
-                               "debt_recovery_period": DebtRecoveryPeriod.HOURLY,
-                               "debt_recovery_percentage": 0}
+    assert response.body == DebtState(debt_register=DebtRegister.TIME_DEBT_1,
+                                      debt_value_pence=1_000, debt_recovery_rate_pence=7,
+                                      debt_recovery_period=DebtRecoveryPeriod.HOURLY,
+                                      debt_recovery_percentage=0)
 
 
 def test_update_debt_below_zero_is_refused_with_nothing_changed() -> None:
@@ -658,11 +676,11 @@ def test_time_debt_is_recovered_at_its_rate_on_each_hour() -> None:
         DebtRegister.TIME_DEBT_1, 100, rate_pence=7, period=DebtRecoveryPeriod.HOURLY))
     assert meter.next_event_time_seconds() == T0 + HOUR
     meter.advance_to(T0 + 3 * HOUR - 1)
-    values = send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).fields
-    assert (values["time_debt_1_pence"], values["meter_balance_pence"]) == (86, 986)
+    values = send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).body
+    assert (values.time_debt_1_pence, values.meter_balance_pence) == (86, 986)
     meter.advance_to(T0 + 20 * HOUR)
-    values = send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).fields
-    assert (values["time_debt_1_pence"], values["meter_balance_pence"]) == (0, 900)
+    values = send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).body
+    assert (values.time_debt_1_pence, values.meter_balance_pence) == (0, 900)
 
 
 def test_time_debt_is_recovered_daily_at_utc_midnight() -> None:
@@ -698,8 +716,8 @@ def test_a_debt_recovery_rate_cap_of_0_pence_is_a_cap_of_0_and_recovers_nothing(
     meter.advance_to(T0 + 5 * HOUR)
     assert balance(meter) == 1_000
     assert top_up(meter, counter=1, pounds=10).body.debt_recovered_pence == 0
-    values = send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).fields
-    assert (values["time_debt_1_pence"], values["payment_debt_pence"]) == (100, 300)
+    values = send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).body
+    assert (values.time_debt_1_pence, values.payment_debt_pence) == (100, 300)
 
 
 def test_a_never_configured_debt_recovery_rate_cap_limits_nothing() -> None:
@@ -715,8 +733,8 @@ def test_a_never_configured_debt_recovery_rate_cap_limits_nothing() -> None:
 def test_payment_debt_takes_its_percentage_of_each_top_up() -> None:
     meter = prepay_meter(payment_debt_pence=300, payment_debt_recovery_percentage=25)
     response = top_up(meter, counter=1, pounds=10)
-    assert response.fields == {"credit_added_pence": 750, "emergency_credit_repaid_pence": 0,
-                               "debt_recovered_pence": 250, "meter_balance_pence": 1_750}
+    assert response.body == TopUpResponse(credit_added_pence=750, emergency_credit_repaid_pence=0,
+                                          debt_recovered_pence=250, meter_balance_pence=1_750)
     response = top_up(meter, counter=2, pounds=10)
     assert response.body.debt_recovered_pence == 50  # only 50 p left to recover
     assert send(meter, Command.READ_INSTANTANEOUS_PREPAY_VALUES).body.payment_debt_pence == 0
@@ -745,8 +763,8 @@ def test_suspend_debt_emergency_stops_time_debt_recovery_while_on_emergency_cred
                          time_debt_1_recovery_period="hourly", suspend_debt_emergency=True)
     send(meter, Command.ACTIVATE_EMERGENCY_CREDIT)
     meter.advance_to(T0 + 5 * HOUR)
-    assert send(meter, Command.READ_METER_BALANCE).fields == {
-        "meter_balance_pence": 0, "emergency_credit_balance_pence": 500}
+    assert send(meter, Command.READ_METER_BALANCE).body == Balances(
+        meter_balance_pence=0, emergency_credit_balance_pence=500)
 
 
 def test_time_debt_recovery_without_suspension_draws_on_emergency_credit() -> None:
@@ -801,8 +819,8 @@ def test_average_demand_above_threshold_opens_the_switch_counts_it_then_re_arms(
     assert supply(meter)[0] is SupplyState.ENABLED
     meter.advance_to(start + 60)
     assert supply(meter) == (SupplyState.DISABLED, SupplyOffReason.LOAD_LIMIT)
-    data = send(meter, Command.READ_LOAD_LIMIT_DATA).fields
-    assert (data["load_limit_counter"], data["load_limit_active"]) == (1, True)
+    data = send(meter, Command.READ_LOAD_LIMIT_DATA).body
+    assert (data.load_limit_counter, data.load_limit_active) == (1, True)
     meter.advance_to(start + 60 + 119)
     assert supply(meter)[0] is SupplyState.DISABLED
     meter.advance_to(start + 60 + 120)
@@ -924,19 +942,23 @@ def test_every_meter_command_round_trips_through_apdu_bytes() -> None:
     requests = [
         Request(Command.SET_PAYMENT_MODE, 1, body=SetPaymentModeRequest(**payment_mode_fields())),
         Request(Command.ACTIVATE_EMERGENCY_CREDIT, 2),
-        Request(Command.TOP_UP, 3, {"utrn": make_utrn(EUI, 1, UtrnValueClass.POUNDS, 3).encode()}),
-        Request(Command.ADJUST_METER_BALANCE, 4, {"adjustment_pence": -12}),
-        Request(Command.UPDATE_DEBT, 5, debt_fields(DebtRegister.PAYMENT_DEBT, 40,
-                                                     percentage=10)),
-        Request(Command.SET_PREPAYMENT_CONFIGURATION, 6, {
-            "fields_present": PrepaymentConfigurationField.MAX_CREDIT_THRESHOLD,
-            "debt_recovery_rate_cap_pence": 0, "emergency_credit_limit_pence": 0,
-            "emergency_credit_threshold_pence": 0, "low_credit_threshold_pence": 0,
-            "max_meter_balance_pence": 0, "max_credit_threshold_pence": 9_000,
-            "disablement_threshold_pence": 0}),
-        Request(Command.SET_LOAD_LIMIT_SETTINGS, 7, load_limit_fields(4_000)),
+        Request(Command.TOP_UP, 3,
+                body=TopUpRequest(utrn=make_utrn(EUI, 1, UtrnValueClass.POUNDS, 3).encode())),
+        Request(Command.ADJUST_METER_BALANCE, 4,
+                body=AdjustMeterBalanceRequest(adjustment_pence=-12)),
+        Request(Command.UPDATE_DEBT, 5, body=UpdateDebtRequest(
+            **debt_fields(DebtRegister.PAYMENT_DEBT, 40, percentage=10))),
+        Request(Command.SET_PREPAYMENT_CONFIGURATION, 6, body=SetPrepaymentConfigurationRequest(
+            fields_present=PrepaymentConfigurationField.MAX_CREDIT_THRESHOLD,
+            debt_recovery_rate_cap_pence=0, emergency_credit_limit_pence=0,
+            emergency_credit_threshold_pence=0, low_credit_threshold_pence=0,
+            max_meter_balance_pence=0, max_credit_threshold_pence=9_000,
+            disablement_threshold_pence=0)),
+        Request(Command.SET_LOAD_LIMIT_SETTINGS, 7,
+                body=SetLoadLimitSettingsRequest(**load_limit_fields(4_000))),
         Request(Command.RESET_LOAD_LIMIT_COUNTER, 8),
-        Request(Command.SET_SUPPLY_STATE, 9, {"supply_state": SupplyState.DISABLED}),
+        Request(Command.SET_SUPPLY_STATE, 9,
+                body=SetSupplyStateRequest(supply_state=SupplyState.DISABLED)),
         Request(Command.RESET_METER_BALANCE, 10),
         Request(Command.READ_INSTANTANEOUS_PREPAY_VALUES, 11),
         Request(Command.READ_PREPAYMENT_CONFIGURATION, 12),
@@ -958,8 +980,8 @@ def test_leaving_prepayment_charges_used_emergency_credit_to_the_balance() -> No
     send(meter, Command.ACTIVATE_EMERGENCY_CREDIT)
     meter.advance_to(T0 + 100 * 120)  # 120 p of EC used
     send(meter, Command.SET_PAYMENT_MODE, **payment_mode_fields(PaymentMode.CREDIT))
-    assert send(meter, Command.READ_METER_BALANCE).fields == {
-        "meter_balance_pence": -120, "emergency_credit_balance_pence": 0}
+    assert send(meter, Command.READ_METER_BALANCE).body == Balances(
+        meter_balance_pence=-120, emergency_credit_balance_pence=0)
 
 
 def test_pressing_the_button_on_an_enabled_or_remotely_disabled_supply_changes_nothing() -> None:
@@ -1066,6 +1088,6 @@ def test_debt_that_would_take_the_accumulated_debt_past_the_maximum_is_refused()
 
 
 def test_a_never_configured_limit_reads_as_the_register_maximum() -> None:
-    fields = send(make_meter(GSME), Command.READ_PREPAYMENT_CONFIGURATION).fields
-    assert fields["max_meter_balance_pence"] == 2_147_483
-    assert fields["max_credit_threshold_pence"] == 2_147_483
+    fields = send(make_meter(GSME), Command.READ_PREPAYMENT_CONFIGURATION).body
+    assert fields.max_meter_balance_pence == 2_147_483
+    assert fields.max_credit_threshold_pence == 2_147_483

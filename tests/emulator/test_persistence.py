@@ -17,13 +17,25 @@ from emulator.profile import Profile
 from emulator.utrn import UtrnValueClass, make_utrn
 from emulator.world import EmulatedWorld
 from protocol.apdu import (
+    AdjustMeterBalanceRequest,
+    AdvanceDeviceTimeRequest,
+    ApduBody,
     Command,
     DebtRecoveryPeriod,
     DebtRegister,
+    DeviceClock,
+    FirmwareBeginRequest,
+    FirmwareBlockRequest,
+    FirmwareBlockResponse,
+    HanAddDeviceRequest,
     HanEntryState,
+    HanRemoveDeviceRequest,
     PaymentMode,
     Request,
+    ScheduleRequestRequest,
     Status,
+    TopUpRequest,
+    UpdateDebtRequest,
 )
 
 DEVICES = [{"type": "esme", "eui64": "00-DB-12-34-56-78-90-A1", "server_address": 16}]
@@ -95,9 +107,9 @@ def test_world_refuses_a_state_file_of_another_profile(tmp_path: Path) -> None:
 # ---- a restart resumes exactly -----------------------------------------------------------
 
 
-def _request(world: EmulatedWorld, address: int, command: Command, fields: dict | None = None,
+def _request(world: EmulatedWorld, address: int, command: Command, body: ApduBody | None = None,
              ) -> object:
-    response = world.handle_request(address, Request(command, 1, fields or {}))
+    response = world.handle_request(address, Request(command, 1, body))
     assert response.ok, response
     return response
 
@@ -109,18 +121,18 @@ def test_restart_from_the_state_file_resumes_balances_debts_utrns_han_and_firmwa
     clock = VirtualClock(profile.start_device_time_seconds)
     world = EmulatedWorld(profile, clock, state_path=path)
     utrn = make_utrn(ESME, 7, UtrnValueClass.POUNDS, 10).encode("ascii")
-    _request(world, 16, Command.TOP_UP, {"utrn": utrn})
-    _request(world, 16, Command.UPDATE_DEBT, {
-        "debt_register": DebtRegister.TIME_DEBT_2, "debt_adjustment_pence": 700,
-        "debt_recovery_rate_pence": 5, "debt_recovery_period": DebtRecoveryPeriod.HOURLY,
-        "debt_recovery_percentage": 0})
+    _request(world, 16, Command.TOP_UP, TopUpRequest(utrn=utrn))
+    _request(world, 16, Command.UPDATE_DEBT, UpdateDebtRequest(
+        debt_register=DebtRegister.TIME_DEBT_2, debt_adjustment_pence=700,
+        debt_recovery_rate_pence=5, debt_recovery_period=DebtRecoveryPeriod.HOURLY,
+        debt_recovery_percentage=0))
     clock.advance_seconds(3 * 3600 + 17)
     image = (FIRMWARE_IMAGES / "esme_liberty100_1.1.0.sefw").read_bytes()
-    _request(world, 16, Command.FIRMWARE_BEGIN, {"image_size_bytes": len(image)})
-    _request(world, 16, Command.FIRMWARE_BLOCK, {"block_offset_bytes": 0,
-                                                  "block_data": image[:1024]})
-    _request(world, 2, Command.HAN_ADD_DEVICE, {"device_eui64": bytes(7) + b"\x09",
-                                                "join_window_minutes": 10})
+    _request(world, 16, Command.FIRMWARE_BEGIN, FirmwareBeginRequest(image_size_bytes=len(image)))
+    _request(world, 16, Command.FIRMWARE_BLOCK, FirmwareBlockRequest(block_offset_bytes=0,
+                                                                     block_data=image[:1024]))
+    _request(world, 2, Command.HAN_ADD_DEVICE, HanAddDeviceRequest(device_eui64=bytes(7) + b"\x09",
+                                                                   join_window_minutes=10))
     before = world.handle_request(16, Request(Command.READ_INSTANTANEOUS_PREPAY_VALUES, 2))
     saved = _saved_rows(path)
 
@@ -133,18 +145,20 @@ def test_restart_from_the_state_file_resumes_balances_debts_utrns_han_and_firmwa
     assert after == before
     assert after.body.time_debt_2_pence == 700 - 3 * 5
     # the UTRN counter is remembered: the same code is a duplicate after the restart
-    duplicate = restarted.handle_request(16, Request(Command.TOP_UP, 3, {"utrn": utrn}))
+    duplicate = restarted.handle_request(16, Request(Command.TOP_UP, 3,
+                                                     body=TopUpRequest(utrn=utrn)))
     assert duplicate.status is Status.UTRN_DUPLICATE
     entries = restarted.hub().han.entries
     assert [e.state for e in entries] == [HanEntryState.JOINED, HanEntryState.JOINED,
                                           HanEntryState.JOIN_WINDOW_OPEN]
     # the transfer continues where it stopped, and still holds the HAN
     assert restarted.hub().han.holder_eui64 == ESME
-    block = restarted.handle_request(16, Request(Command.FIRMWARE_BLOCK, 4, {
-        "block_offset_bytes": 1024, "block_data": image[1024:2048]}))
-    assert block.fields == {"bytes_received": 2048}
-    gsme_begin = restarted.handle_request(17, Request(Command.FIRMWARE_BEGIN, 5,
-                                                      {"image_size_bytes": 100}))
+    block = restarted.handle_request(16, Request(Command.FIRMWARE_BLOCK, 4,
+                                                 body=FirmwareBlockRequest(
+        block_offset_bytes=1024, block_data=image[1024:2048])))
+    assert block.body == FirmwareBlockResponse(bytes_received=2048)
+    gsme_begin = restarted.handle_request(17, Request(
+        Command.FIRMWARE_BEGIN, 5, body=FirmwareBeginRequest(image_size_bytes=100)))
     assert gsme_begin.status is Status.FIRMWARE_UPDATE_IN_PROGRESS
     assert saved != _saved_rows(path)
 
@@ -158,15 +172,15 @@ def _saved_rows(path: Path) -> list[tuple]:
 
 def _start_esme_transfer(world: EmulatedWorld) -> bytes:
     image = (FIRMWARE_IMAGES / "esme_liberty100_1.1.0.sefw").read_bytes()
-    _request(world, 16, Command.FIRMWARE_BEGIN, {"image_size_bytes": len(image)})
-    _request(world, 16, Command.FIRMWARE_BLOCK, {"block_offset_bytes": 0,
-                                                  "block_data": image[:1024]})
+    _request(world, 16, Command.FIRMWARE_BEGIN, FirmwareBeginRequest(image_size_bytes=len(image)))
+    _request(world, 16, Command.FIRMWARE_BLOCK, FirmwareBlockRequest(block_offset_bytes=0,
+                                                                     block_data=image[:1024]))
     return image
 
 
 def _gsme_begin(world: EmulatedWorld) -> Status:
-    return world.handle_request(17, Request(Command.FIRMWARE_BEGIN, 9,
-                                            {"image_size_bytes": 100})).status
+    return world.handle_request(17, Request(
+        Command.FIRMWARE_BEGIN, 9, body=FirmwareBeginRequest(image_size_bytes=100))).status
 
 
 def test_restart_mid_transfer_keeps_the_han_lock_and_the_idle_deadline(tmp_path: Path) -> None:
@@ -225,13 +239,13 @@ def test_a_read_writes_no_state_while_a_change_is_written_before_its_answer(
     for address, command in _READS:
         assert world.handle_request(address, Request(command, 1)).ok, command
     assert writes == []
-    adjusted = world.handle_request(16, Request(Command.ADJUST_METER_BALANCE, 2,
-                                                {"adjustment_pence": 250}))
+    adjusted = world.handle_request(16, Request(
+        Command.ADJUST_METER_BALANCE, 2, body=AdjustMeterBalanceRequest(adjustment_pence=250)))
     assert adjusted.ok and len(writes) == 1
     saved = _saved_esme_meter(path)
     assert saved["meter_balance_pence"] == adjusted.body.meter_balance_pence
     # a refusal that changes state (a failed verify discards the transfer) is written too
-    _request(world, 16, Command.FIRMWARE_BEGIN, {"image_size_bytes": 500})
+    _request(world, 16, Command.FIRMWARE_BEGIN, FirmwareBeginRequest(image_size_bytes=500))
     assert len(writes) == 2
     failed = world.handle_request(16, Request(Command.FIRMWARE_VERIFY, 3))
     assert failed.status is Status.FIRMWARE_BAD_LENGTH and len(writes) == 3
@@ -250,7 +264,8 @@ def test_state_is_saved_before_the_answer_leaves(tmp_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(path)) as db:  # nothing changed yet: as built
         assert db.execute("SELECT state FROM devices WHERE eui64 = ?",
                           (ESME.hex(),)).fetchone() == ("",)
-    world.handle_request(16, Request(Command.ADJUST_METER_BALANCE, 1, {"adjustment_pence": 250}))
+    world.handle_request(16, Request(Command.ADJUST_METER_BALANCE, 1,
+                                     body=AdjustMeterBalanceRequest(adjustment_pence=250)))
     assert _saved_esme_meter(path)["meter_balance_pence"] == 1250 + 250
 
 
@@ -259,8 +274,8 @@ def test_restart_with_a_system_clock_keeps_the_fast_forward_offset(tmp_path: Pat
     profile = Profile.default()
     clock = SystemClock()
     world = EmulatedWorld(profile, clock, state_path=path)
-    response = world.handle_request(1, Request(Command.ADVANCE_DEVICE_TIME, 1,
-                                               {"advance_seconds": 86_400}))
+    response = world.handle_request(1, Request(
+        Command.ADVANCE_DEVICE_TIME, 1, body=AdvanceDeviceTimeRequest(advance_seconds=86_400)))
     assert response.ok
     new_clock = SystemClock()
     EmulatedWorld(profile, new_clock, state_path=path)
@@ -281,12 +296,14 @@ def test_restart_resumes_schedules_clock_offsets_and_pending_joins(tmp_path: Pat
     clock = VirtualClock(profile.start_device_time_seconds)
     world = EmulatedWorld(profile, clock, state_path=path)
     now = clock.device_time_seconds()
-    _request(world, 16, Command.SYNCHRONISE_CLOCK, {"device_time_seconds": now + 40})
+    _request(world, 16, Command.SYNCHRONISE_CLOCK, DeviceClock(device_time_seconds=now + 40))
     embedded = bytes.fromhex("01 0005 21 00000064")  # ADJUST_METER_BALANCE by 100 p
-    _request(world, 16, Command.SCHEDULE_REQUEST, {"execution_time_seconds": now + 100,
-                                                   "request": embedded})
-    _request(world, 2, Command.HAN_REMOVE_DEVICE, {"device_eui64": GSME})
-    _request(world, 2, Command.HAN_ADD_DEVICE, {"device_eui64": GSME, "join_window_minutes": 1})
+    _request(world, 16, Command.SCHEDULE_REQUEST,
+             ScheduleRequestRequest(execution_time_seconds=now + 100,
+                                    request=embedded))
+    _request(world, 2, Command.HAN_REMOVE_DEVICE, HanRemoveDeviceRequest(device_eui64=GSME))
+    _request(world, 2, Command.HAN_ADD_DEVICE, HanAddDeviceRequest(device_eui64=GSME,
+                                                                   join_window_minutes=1))
 
     restarted_clock = VirtualClock(profile.start_device_time_seconds)
     restarted = EmulatedWorld(profile, restarted_clock, state_path=path)

@@ -119,13 +119,14 @@ def test_command_line_options_point_the_fixtures_at_a_running_server(
     from emulator.served import served
 
     pytester.makepyfile(test_user="""
-        from protocol.apdu import Command, Request
+        from protocol.apdu import AdjustMeterBalanceRequest, Command, Request
 
         def test_external(secure_emu_tcp, secure_emu_adapter, secure_emu_profile):
             assert secure_emu_tcp.world is None  # nothing served by the fixture
             with secure_emu_tcp.client() as client:
-                response = client.request(16, Request(Command.ADJUST_METER_BALANCE, 1,
-                                                      {"adjustment_pence": 7}))
+                response = client.request(16, Request(
+                    Command.ADJUST_METER_BALANCE, 1,
+                    body=AdjustMeterBalanceRequest(adjustment_pence=7)))
             assert response.body.meter_balance_pence == 1257
             assert secure_emu_profile == "dcc-duis-templates"
     """)

@@ -10,7 +10,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emulator.serve import ServeLoop
-from protocol.apdu import Command, Request, Response, Status, encode_request, encode_response
+from protocol.apdu import (
+    AdjustMeterBalanceRequest,
+    AdjustMeterBalanceResponse,
+    Balances,
+    Command,
+    Request,
+    Response,
+    Status,
+    encode_request,
+    encode_response,
+)
 from protocol.client import DeviceClient
 from protocol.clock import RealMonotonicClock
 from protocol.hdlc import FrameType, HdlcFrame
@@ -45,12 +55,13 @@ class FakeWorld:
                 self.meter_balance_pence += request.body.adjustment_pence
                 return encode_response(Response(
                     request.command, request.invoke_id, Status.SUCCESS,
-                    {"adjustment_applied_pence": request.body.adjustment_pence,
-                     "meter_balance_pence": self.meter_balance_pence}))
+                    body=AdjustMeterBalanceResponse(
+                        adjustment_applied_pence=request.body.adjustment_pence,
+                        meter_balance_pence=self.meter_balance_pence)))
             return encode_response(Response(
                 Command.READ_METER_BALANCE, request.invoke_id, Status.SUCCESS,
-                {"meter_balance_pence": self.meter_balance_pence,
-                 "emergency_credit_balance_pence": 0}))
+                body=Balances(meter_balance_pence=self.meter_balance_pence,
+                              emergency_credit_balance_pence=0)))
 
     def advance(self) -> None:
         self.advanced += 1
@@ -136,7 +147,7 @@ def drive_one_request(server: LinkServer, client_address: int, request: Request,
 def test_link_server_answers_a_request_through_the_world() -> None:
     world = FakeWorld()
     response = drive_one_request(LinkServer(world), 0x10, Request(
-        Command.ADJUST_METER_BALANCE, 9, {"adjustment_pence": -120}), 0)
+        Command.ADJUST_METER_BALANCE, 9, body=AdjustMeterBalanceRequest(adjustment_pence=-120)), 0)
     assert response.ok and response.invoke_id == 9
     assert response.body.meter_balance_pence == 380
     assert len(world.handled) == 1
@@ -188,7 +199,8 @@ def test_tcp_serves_many_clients_at_once_over_one_shared_world(tcp_loop) -> None
     try:
         for index, client in enumerate(clients):
             client.request(METER_ADDRESS, Request(
-                Command.ADJUST_METER_BALANCE, 1, {"adjustment_pence": index + 1}))
+                Command.ADJUST_METER_BALANCE, 1, body=AdjustMeterBalanceRequest(
+                    adjustment_pence=index + 1)))
         # every client sees the shared balance: 500 + 1 + 2 + 3
         assert [read_balance(c) for c in clients] == [506, 506, 506]
         assert world.meter_balance_pence == 506

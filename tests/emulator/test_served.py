@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from emulator.served import parse_advance_seconds, served
-from protocol.apdu import Command, Request
+from protocol.apdu import AdjustMeterBalanceRequest, Command, Request
 
 
 def _open_fds() -> set[str]:
@@ -28,7 +28,7 @@ def test_served_answers_at_once_and_leaves_nothing_behind(transport: str) -> Non
             assert host == "127.0.0.1" and int(port) > 0
         with meters.client() as client:
             adjusted = client.request(16, Request(Command.ADJUST_METER_BALANCE, 1,
-                                                  {"adjustment_pence": 5}))
+                                                  body=AdjustMeterBalanceRequest(adjustment_pence=5)))
         assert adjusted.body.meter_balance_pence == 1255
     assert set(threading.enumerate()) == threads_before
     assert _open_fds() <= fds_before
@@ -72,7 +72,7 @@ def test_served_with_faults_still_applies_each_adjustment_once(transport: str) -
                                             max_retransmissions=20) as client:
         for pence in (1, 2, 3):
             assert client.request(16, Request(Command.ADJUST_METER_BALANCE, pence,
-                                              {"adjustment_pence": pence})).ok
+                                              body=AdjustMeterBalanceRequest(adjustment_pence=pence))).ok
         end = client.request(16, Request(Command.READ_METER_BALANCE, 9))
     assert end.body.meter_balance_pence == 1256
 

@@ -12,9 +12,13 @@ from emulator.profile import Profile
 from emulator.scheduler import MAX_SCHEDULED_REQUESTS_PER_DEVICE
 from emulator.world import EmulatedWorld
 from protocol.apdu import (
+    AdvanceDeviceTimeRequest,
     Command,
+    FirmwareBeginRequest,
+    FirmwareBlockResponse,
     Request,
     Response,
+    ScheduledEntry,
     Status,
     decode_apdu,
     encode_request,
@@ -49,10 +53,11 @@ def _answer(world: EmulatedWorld, data: bytes) -> Response:
 def test_a_firmware_block_of_0_or_more_than_1024_bytes_is_malformed_on_the_wire() -> None:
     world = _world()
     assert world.handle_request(ESME_ADDRESS, Request(
-        Command.FIRMWARE_BEGIN, 1, {"image_size_bytes": 70_000})).ok
+        Command.FIRMWARE_BEGIN, 1, body=FirmwareBeginRequest(image_size_bytes=70_000))).ok
     for size in (0, 1025, 60_000):
         assert _answer(world, _block_request_bytes(size)).status is Status.MALFORMED_REQUEST
-    assert _answer(world, _block_request_bytes(1024)).fields == {"bytes_received": 1024}
+    assert _answer(world, _block_request_bytes(1024)).body == FirmwareBlockResponse(
+        bytes_received=1024)
 
 
 def test_a_scheduled_request_longer_than_1050_bytes_is_refused_and_nothing_is_held(
@@ -67,8 +72,8 @@ def test_a_scheduled_request_longer_than_1050_bytes_is_refused_and_nothing_is_he
     assert _answer(world, _schedule_bytes(later, longest + b"\x00")).status \
         is Status.MALFORMED_REQUEST
     scheduled = world.handle_request(ESME_ADDRESS, Request(
-        Command.READ_SCHEDULED_REQUESTS, 2, {})).fields["scheduled"]
-    assert scheduled == [{"scheduled_command": 0x51, "execution_time_seconds": later}]
+        Command.READ_SCHEDULED_REQUESTS, 2)).body.scheduled
+    assert scheduled == (ScheduledEntry(scheduled_command=0x51, execution_time_seconds=later),)
 
 
 def test_a_device_holds_at_most_one_entry_per_schedulable_command() -> None:
@@ -79,14 +84,15 @@ def test_a_device_holds_at_most_one_entry_per_schedulable_command() -> None:
         for extra in range(3):  # scheduling a command again replaces its entry
             _answer(world, _schedule_bytes(later + extra, inner))
     scheduled = world.handle_request(ESME_ADDRESS, Request(
-        Command.READ_SCHEDULED_REQUESTS, 2, {})).fields["scheduled"]
-    assert len(scheduled) == len({entry["scheduled_command"] for entry in scheduled})
+        Command.READ_SCHEDULED_REQUESTS, 2)).body.scheduled
+    assert len(scheduled) == len({entry.scheduled_command for entry in scheduled})
     assert 0 < len(scheduled) <= MAX_SCHEDULED_REQUESTS_PER_DEVICE == 27
 
 
 def test_the_documented_advance_device_time_example_decodes_to_its_fields() -> None:
     request = decode_apdu(bytes.fromhex("0100057E00000E1006733363726574"))
-    assert request == Request(Command.ADVANCE_DEVICE_TIME, 5, {
-        "advance_seconds": 3600, "management_password": "s3cret"})
-    assert encode_request(Request(Command.ADVANCE_DEVICE_TIME, 5, {"advance_seconds": 60})) \
+    assert request == Request(Command.ADVANCE_DEVICE_TIME, 5, body=AdvanceDeviceTimeRequest(
+        advance_seconds=3600, management_password="s3cret"))
+    assert encode_request(Request(Command.ADVANCE_DEVICE_TIME, 5,
+                                  body=AdvanceDeviceTimeRequest(advance_seconds=60))) \
         == bytes.fromhex("0100057E0000003C00")

@@ -14,7 +14,7 @@ from emulator.clock import VirtualClock
 from emulator.errors import StateError
 from emulator.profile import Profile
 from emulator.world import EmulatedWorld
-from protocol.apdu import Command, Request
+from protocol.apdu import AdjustMeterBalanceRequest, Command, FirmwareBeginRequest, Request
 
 ESME = bytes.fromhex("00DB1234567890A1")
 DATA = Path(__file__).parent / "data"
@@ -28,7 +28,7 @@ def _world(path: Path) -> tuple[EmulatedWorld, VirtualClock]:
 
 def _adjust(world: EmulatedWorld, pence: int) -> int:
     response = world.handle_request(16, Request(Command.ADJUST_METER_BALANCE, 1,
-                                                {"adjustment_pence": pence}))
+                                                body=AdjustMeterBalanceRequest(adjustment_pence=pence)))
     assert response.ok
     return response.body.meter_balance_pence
 
@@ -61,7 +61,7 @@ def test_a_change_that_cannot_be_committed_leaves_the_device_as_it_was(tmp_path:
         other.execute("BEGIN IMMEDIATE")  # another writer holds the database: a real failure
         with pytest.raises(StateError, match="cannot write the state file"):
             world.handle_request(16, Request(Command.ADJUST_METER_BALANCE, 2,
-                                             {"adjustment_pence": 250}))
+                                             body=AdjustMeterBalanceRequest(adjustment_pence=250)))
         assert world.meter(ESME).registers.meter_balance_pence == 1350
         other.execute("ROLLBACK")
     assert _adjust(world, 250) == 1600
@@ -78,7 +78,7 @@ def test_a_firmware_begin_that_cannot_be_committed_does_not_hold_the_han(tmp_pat
         other.execute("BEGIN IMMEDIATE")
         with pytest.raises(StateError):
             world.handle_request(16, Request(Command.FIRMWARE_BEGIN, 1,
-                                             {"image_size_bytes": 100}))
+                                             body=FirmwareBeginRequest(image_size_bytes=100)))
         other.execute("ROLLBACK")
     assert world.hub().han.holder_eui64 is None
     assert not world.device_by_eui64(ESME).firmware.transfer_in_progress

@@ -16,7 +16,7 @@ from emulator.errors import StateError
 from emulator.profile import Profile
 from emulator.utrn import UtrnValueClass, make_utrn
 from emulator.world import EmulatedWorld
-from protocol.apdu import Command, Request, Status
+from protocol.apdu import Command, Request, Status, TopUpRequest
 
 ESME = bytes.fromhex("00DB1234567890A1")
 DATA = Path(__file__).parent / "data"
@@ -104,14 +104,15 @@ def test_a_deeply_nested_json_state_file_is_refused_in_one_line(tmp_path: Path) 
 def test_a_top_up_resent_after_a_crash_gets_its_original_answer(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     utrn = make_utrn(ESME, 1, UtrnValueClass.POUNDS, 10).encode("ascii")
-    top_up = Request(Command.TOP_UP, 1, {"utrn": utrn}, idempotency_key=bytes(range(16)))
+    top_up = Request(Command.TOP_UP, 1, body=TopUpRequest(utrn=utrn),
+                     idempotency_key=bytes(range(16)))
     first = _world(path).handle_request(16, top_up)  # then the process dies: no close
     assert first.ok
     restarted = _world(path)
     again = restarted.handle_request(16, top_up)
-    assert again.status is Status.SUCCESS and again.fields == first.fields
-    unkeyed = Request(Command.TOP_UP, 2, {"utrn": utrn})
+    assert again.status is Status.SUCCESS and again.body == first.body
+    unkeyed = Request(Command.TOP_UP, 2, body=TopUpRequest(utrn=utrn))
     assert restarted.handle_request(16, unkeyed).status is Status.UTRN_DUPLICATE
     # 1250 p + 10 pounds, of which 100 p went to the payment debt: applied once
-    assert first.fields["meter_balance_pence"] == 2150
+    assert first.body.meter_balance_pence == 2150
     assert restarted.meter(ESME).registers.meter_balance_pence == 2150

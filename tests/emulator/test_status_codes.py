@@ -14,11 +14,15 @@ from emulator.profile import Profile
 from emulator.utrn import UtrnValueClass, make_utrn
 from emulator.world import EmulatedWorld
 from protocol.apdu import (
+    REQUEST_BODY_TYPES,
+    AdjustMeterBalanceRequest,
+    CancelScheduledRequestRequest,
     Command,
     Request,
     Response,
     Status,
     SupplyState,
+    TopUpRequest,
     decode_apdu,
     encode_request,
 )
@@ -45,7 +49,8 @@ class Wire:
         return Status(answer[4])
 
     def send(self, address: int, command: Command, **fields: object) -> Status:
-        return self.raw(address, encode_request(Request(command, 1, dict(fields))))
+        return self.raw(address, encode_request(Request(command, 1,
+                                                        REQUEST_BODY_TYPES[command](**fields))))
 
     def top_up(self, utrn: str | bytes) -> Status:
         data = utrn.encode() if isinstance(utrn, str) else utrn
@@ -62,12 +67,12 @@ def _utrn(counter: int, pounds: int, eui64: bytes = ESME_EUI64) -> str:
 
 
 def _malformed(w: Wire) -> Status:  # a 19-digit UTRN: the body is one byte short
-    return w.raw(ESME, encode_request(Request(Command.TOP_UP, 1, {
-        "utrn": _utrn(1, 1).encode()}))[:-1])
+    return w.raw(ESME, encode_request(Request(Command.TOP_UP, 1, body=TopUpRequest(
+        utrn=_utrn(1, 1).encode())))[:-1])
 
 
 def _unknown_command(w: Wire) -> Status:
-    apdu = bytearray(encode_request(Request(Command.READ_METER_BALANCE, 1, {})))
+    apdu = bytearray(encode_request(Request(Command.READ_METER_BALANCE, 1)))
     apdu[3] = 0xEE
     return w.raw(ESME, bytes(apdu))
 
@@ -122,7 +127,8 @@ def _key_reused(w: Wire) -> Status:
 
     def adjust(pence: int) -> Status:
         return w.raw(ESME, encode_request(Request(
-            Command.ADJUST_METER_BALANCE, 1, {"adjustment_pence": pence}, idempotency_key=key)))
+            Command.ADJUST_METER_BALANCE, 1, body=AdjustMeterBalanceRequest(
+                adjustment_pence=pence), idempotency_key=key)))
 
     assert adjust(100) is Status.SUCCESS
     return adjust(200)  # the same key on another request
@@ -191,6 +197,7 @@ def test_every_status_is_either_provoked_or_documented_as_reserved() -> None:
 def test_nothing_held_answers_nothing_scheduled_with_no_body() -> None:
     wire = Wire()
     answer = decode_apdu(wire.world.handle_apdu(ESME, encode_request(Request(
-        Command.CANCEL_SCHEDULED_REQUEST, 1, {"scheduled_command": 0x20}))))
+        Command.CANCEL_SCHEDULED_REQUEST, 1, body=CancelScheduledRequestRequest(
+            scheduled_command=0x20)))))
     assert isinstance(answer, Response)
-    assert (answer.status, answer.fields) == (Status.NOTHING_SCHEDULED, {})
+    assert (answer.status, answer.body) == (Status.NOTHING_SCHEDULED, None)

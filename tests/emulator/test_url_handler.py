@@ -8,7 +8,7 @@ import pytest
 import serial
 
 import emulator  # noqa: F401  (importing the package registers the scheme)
-from protocol.apdu import Command, Request
+from protocol.apdu import AdjustMeterBalanceRequest, Command, Request
 from protocol.client import DeviceClient
 
 ESME_EUI = "00-DB-12-34-56-78-90-A1"
@@ -22,7 +22,7 @@ def test_device_client_reads_and_adjusts_a_balance_through_the_url() -> None:
     with DeviceClient.open(port="secure-emu://?profile=default") as client:
         before = client.request(16, Request(Command.READ_METER_BALANCE, 1))
         adjusted = client.request(16, Request(Command.ADJUST_METER_BALANCE, 2,
-                                              {"adjustment_pence": 250}))
+                                              body=AdjustMeterBalanceRequest(adjustment_pence=250)))
     assert before.body.meter_balance_pence == 1250
     assert adjusted.body.meter_balance_pence == 1500
 
@@ -55,7 +55,7 @@ def test_every_adjustment_is_applied_once_through_a_faulty_url() -> None:
     with DeviceClient.open(port=url, retransmit_timeout_ms=50, max_retransmissions=20) as client:
         for pence in range(1, 6):
             assert client.request(16, Request(Command.ADJUST_METER_BALANCE, pence,
-                                              {"adjustment_pence": pence})).ok
+                                              body=AdjustMeterBalanceRequest(adjustment_pence=pence))).ok
         end = client.request(16, Request(Command.READ_METER_BALANCE, 9))
         assert client.counters.frames_sent > 0
     assert end.body.meter_balance_pence == 1250 + 15

@@ -18,12 +18,28 @@ from emulator.world import MAX_ADVANCE_SECONDS, EmulatedWorld
 from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
     REQUEST_BODY_TYPES,
+    AdjustMeterBalanceRequest,
+    AdjustMeterBalanceResponse,
+    AdvanceDeviceTimeRequest,
+    ApduBody,
+    CancelScheduledRequestRequest,
+    CancelScheduledRequestResponse,
     Command,
+    DeviceClock,
+    DeviceIdentity,
     DeviceType,
+    FirmwareActivateRequest,
+    FirmwareBeginRequest,
+    FirmwareBlockRequest,
+    HanAddDeviceRequest,
     HanEntryState,
+    HanRemoveDeviceRequest,
+    ReadScheduledRequestsResponse,
     Request,
     Response,
     ScheduledEntry,
+    ScheduleRequestRequest,
+    ScheduleRequestResponse,
     Status,
     decode_apdu,
     encode_request,
@@ -49,9 +65,9 @@ def world_and_clock() -> tuple[EmulatedWorld, VirtualClock]:
 
 
 def ask(world: EmulatedWorld, address: int, command: Command,
-        fields: dict[str, Any] | None = None) -> Response:
+        body: ApduBody | None = None) -> Response:
     """Send one request as bytes, as the link would, and decode the answer."""
-    answer = world.handle_apdu(address, encode_request(Request(command, 0x1234, fields or {})))
+    answer = world.handle_apdu(address, encode_request(Request(command, 0x1234, body)))
     assert answer is not None
     response = decode_apdu(answer)
     assert isinstance(response, Response) and response.invoke_id == 0x1234
@@ -59,10 +75,10 @@ def ask(world: EmulatedWorld, address: int, command: Command,
 
 
 def schedule(world: EmulatedWorld, address: int, at_seconds: int, command: Command,
-             fields: dict[str, Any] | None = None) -> Response:
-    embedded = encode_request(Request(command, 0x0BAD, fields or {}))
+             body: ApduBody | None = None) -> Response:
+    embedded = encode_request(Request(command, 0x0BAD, body))
     return ask(world, address, Command.SCHEDULE_REQUEST,
-               {"execution_time_seconds": at_seconds, "request": embedded})
+               ScheduleRequestRequest(execution_time_seconds=at_seconds, request=embedded))
 
 
 # ---- addresses, management -------------------------------------------------------------------
@@ -94,8 +110,8 @@ def test_advance_device_time_moves_the_clock_and_runs_the_meters(world_and_clock
     start = clock.device_time_seconds()
     before = ask(world, 16, Command.READ_METER_BALANCE).body.meter_balance_pence
     response = ask(world, MANAGEMENT_SERVER_ADDRESS, Command.ADVANCE_DEVICE_TIME,
-                   {"advance_seconds": 3600})
-    assert response.fields == {"device_time_seconds": start + 3600}
+                   AdvanceDeviceTimeRequest(advance_seconds=3600))
+    assert response.body == DeviceClock(device_time_seconds=start + 3600)
     assert clock.device_time_seconds() == start + 3600
     after = ask(world, 16, Command.READ_METER_BALANCE).body.meter_balance_pence
     assert after < before  # 500 W for an hour at 24.5 p/kWh plus standing charge
@@ -105,7 +121,7 @@ def test_advance_beyond_the_maximum_is_out_of_range_and_moves_nothing(world_and_
     world, clock = world_and_clock
     start = clock.device_time_seconds()
     response = ask(world, MANAGEMENT_SERVER_ADDRESS, Command.ADVANCE_DEVICE_TIME,
-                   {"advance_seconds": MAX_ADVANCE_SECONDS + 1})
+                   AdvanceDeviceTimeRequest(advance_seconds=MAX_ADVANCE_SECONDS + 1))
     assert response.status is Status.VALUE_OUT_OF_RANGE
     assert clock.device_time_seconds() == start
 
@@ -124,16 +140,16 @@ def test_management_device_refuses_meter_commands(world_and_clock) -> None:
 def test_identity_comes_from_the_profile(world_and_clock) -> None:
     world, _ = world_and_clock
     response = ask(world, 17, Command.READ_DEVICE_IDENTITY)
-    assert response.fields == {"device_eui64": GSME, "device_type": DeviceType.GAS_METER,
-                               "server_address": 17, "manufacturer": "Secure Meters",
-                               "model": "SECURE-GSME"}
+    assert response.body == DeviceIdentity(device_eui64=GSME, device_type=DeviceType.GAS_METER,
+                                           server_address=17, manufacturer="Secure Meters",
+                                           model="SECURE-GSME")
 
 
 def test_synchronise_clock_sets_only_that_devices_clock(world_and_clock) -> None:
     world, clock = world_and_clock
     now = clock.device_time_seconds()
-    response = ask(world, 16, Command.SYNCHRONISE_CLOCK, {"device_time_seconds": now + 120})
-    assert response.fields == {"device_time_seconds": now + 120}
+    response = ask(world, 16, Command.SYNCHRONISE_CLOCK, DeviceClock(device_time_seconds=now + 120))
+    assert response.body == DeviceClock(device_time_seconds=now + 120)
     clock.advance_seconds(10)
     assert ask(world, 16, Command.READ_CLOCK).body.device_time_seconds == now + 130
     assert ask(world, 17, Command.READ_CLOCK).body.device_time_seconds == now + 10
@@ -151,15 +167,17 @@ def test_han_commands_go_to_the_hub_and_are_not_supported_on_a_meter(world_and_c
     entries = ask(world, 2, Command.READ_HAN_ENTRIES).body.entries
     assert {e.device_eui64 for e in entries} == {ESME, GSME}
     assert ask(world, 16, Command.READ_HAN_ENTRIES).status is Status.NOT_SUPPORTED_BY_DEVICE
-    assert ask(world, 16, Command.HAN_ADD_DEVICE, {
-        "device_eui64": GSME, "join_window_minutes": 1}).status is Status.NOT_SUPPORTED_BY_DEVICE
+    assert ask(world, 16, Command.HAN_ADD_DEVICE, HanAddDeviceRequest(
+        device_eui64=GSME, join_window_minutes=1)).status is Status.NOT_SUPPORTED_BY_DEVICE
 
 
 def test_meter_commands_go_to_the_meter_and_are_not_supported_on_the_hub(
         world_and_clock) -> None:
     world, _ = world_and_clock
-    adjusted = ask(world, 16, Command.ADJUST_METER_BALANCE, {"adjustment_pence": 100})
-    assert adjusted.fields == {"adjustment_applied_pence": 100, "meter_balance_pence": 1350}
+    adjusted = ask(world, 16, Command.ADJUST_METER_BALANCE,
+                   AdjustMeterBalanceRequest(adjustment_pence=100))
+    assert adjusted.body == AdjustMeterBalanceResponse(adjustment_applied_pence=100,
+                                                       meter_balance_pence=1350)
     assert world.meter(ESME).registers.meter_balance_pence == 1350
     assert ask(world, 2, Command.READ_METER_BALANCE).status is Status.NOT_SUPPORTED_BY_DEVICE
 
@@ -168,7 +186,7 @@ def test_management_only_commands_are_not_supported_on_a_device(world_and_clock)
     world, _ = world_and_clock
     assert ask(world, 16, Command.READ_DEVICE_DIRECTORY).status is Status.NOT_SUPPORTED_BY_DEVICE
     assert ask(world, 2, Command.ADVANCE_DEVICE_TIME,
-               {"advance_seconds": 5}).status is Status.NOT_SUPPORTED_BY_DEVICE
+               AdvanceDeviceTimeRequest(advance_seconds=5)).status is Status.NOT_SUPPORTED_BY_DEVICE
 
 
 def test_undecodable_bytes_get_a_failure_response_with_the_invoke_id(world_and_clock) -> None:
@@ -206,9 +224,9 @@ def test_any_body_for_any_command_never_raises(command: Command, body: bytes,
 
 
 def remove_and_re_add(world: EmulatedWorld, eui64: bytes, minutes: int) -> None:
-    assert ask(world, 2, Command.HAN_REMOVE_DEVICE, {"device_eui64": eui64}).ok
-    added = ask(world, 2, Command.HAN_ADD_DEVICE, {"device_eui64": eui64,
-                                                   "join_window_minutes": minutes})
+    assert ask(world, 2, Command.HAN_REMOVE_DEVICE, HanRemoveDeviceRequest(device_eui64=eui64)).ok
+    added = ask(world, 2, Command.HAN_ADD_DEVICE, HanAddDeviceRequest(device_eui64=eui64,
+                                                                      join_window_minutes=minutes))
     assert added.body.state == HanEntryState.JOIN_WINDOW_OPEN
 
 
@@ -261,22 +279,24 @@ def test_attempt_join_edges_at_n_times_60_seconds() -> None:
 def test_one_firmware_transfer_at_a_time_across_the_han(world_and_clock) -> None:
     world, _ = world_and_clock
     image = (FIRMWARE_IMAGES / "esme_liberty100_1.1.0.sefw").read_bytes()
-    assert ask(world, 16, Command.FIRMWARE_BEGIN, {"image_size_bytes": len(image)}).ok
+    assert ask(world, 16, Command.FIRMWARE_BEGIN,
+               FirmwareBeginRequest(image_size_bytes=len(image))).ok
     for address in (2, 17):
-        refused = ask(world, address, Command.FIRMWARE_BEGIN, {"image_size_bytes": 100})
+        refused = ask(world, address, Command.FIRMWARE_BEGIN,
+                      FirmwareBeginRequest(image_size_bytes=100))
         assert refused.status is Status.FIRMWARE_UPDATE_IN_PROGRESS
     for offset in range(0, len(image), 1024):
-        assert ask(world, 16, Command.FIRMWARE_BLOCK, {
-            "block_offset_bytes": offset, "block_data": image[offset:offset + 1024]}).ok
+        assert ask(world, 16, Command.FIRMWARE_BLOCK, FirmwareBlockRequest(
+            block_offset_bytes=offset, block_data=image[offset:offset + 1024])).ok
     assert ask(world, 16, Command.FIRMWARE_VERIFY).body.pending_version == "1.1.0"
-    assert ask(world, 17, Command.FIRMWARE_BEGIN, {"image_size_bytes": 100}).ok
+    assert ask(world, 17, Command.FIRMWARE_BEGIN, FirmwareBeginRequest(image_size_bytes=100)).ok
 
 
 def test_a_hub_firmware_transfer_blocks_a_meter_transfer_on_the_same_han(
         world_and_clock) -> None:
     world, _ = world_and_clock
-    assert ask(world, 2, Command.FIRMWARE_BEGIN, {"image_size_bytes": 2205}).ok
-    refused = ask(world, 16, Command.FIRMWARE_BEGIN, {"image_size_bytes": 2205})
+    assert ask(world, 2, Command.FIRMWARE_BEGIN, FirmwareBeginRequest(image_size_bytes=2205)).ok
+    refused = ask(world, 16, Command.FIRMWARE_BEGIN, FirmwareBeginRequest(image_size_bytes=2205))
     assert refused.status is Status.FIRMWARE_UPDATE_IN_PROGRESS
 
 
@@ -288,19 +308,21 @@ def test_an_idle_hub_transfer_frees_the_han_at_exactly_its_deadline(
         meter_begins_after_seconds: int, expected: Status) -> None:
     world, clock = make_world()
     start = clock.device_time_seconds()
-    assert ask(world, 2, Command.FIRMWARE_BEGIN, {"image_size_bytes": 2205}).ok
+    assert ask(world, 2, Command.FIRMWARE_BEGIN, FirmwareBeginRequest(image_size_bytes=2205)).ok
     clock.advance_seconds(meter_begins_after_seconds)
-    assert ask(world, 16, Command.FIRMWARE_BEGIN, {"image_size_bytes": 2205}).status is expected
-    hub_firmware = ask(world, 2, Command.READ_FIRMWARE_VERSION).fields
-    assert hub_firmware["transfer_in_progress"] is (expected is not Status.SUCCESS)
+    assert ask(world, 16, Command.FIRMWARE_BEGIN,
+               FirmwareBeginRequest(image_size_bytes=2205)).status is expected
+    hub_firmware = ask(world, 2, Command.READ_FIRMWARE_VERSION).body
+    assert hub_firmware.transfer_in_progress is (expected is not Status.SUCCESS)
     assert world.now_seconds == start + meter_begins_after_seconds
 
 
 def _send_two_blocks(world: EmulatedWorld, address: int, image: bytes) -> None:
-    assert ask(world, address, Command.FIRMWARE_BEGIN, {"image_size_bytes": len(image)}).ok
+    assert ask(world, address, Command.FIRMWARE_BEGIN,
+               FirmwareBeginRequest(image_size_bytes=len(image))).ok
     for offset in (0, 1024):
-        assert ask(world, address, Command.FIRMWARE_BLOCK, {
-            "block_offset_bytes": offset, "block_data": image[offset:offset + 1024]}).ok
+        assert ask(world, address, Command.FIRMWARE_BLOCK, FirmwareBlockRequest(
+            block_offset_bytes=offset, block_data=image[offset:offset + 1024])).ok
 
 
 def test_an_interrupted_transfer_does_not_hold_the_han_after_thirty_days(
@@ -309,11 +331,11 @@ def test_an_interrupted_transfer_does_not_hold_the_han_after_thirty_days(
     image = (FIRMWARE_IMAGES / "esme_liberty100_1.1.0.sefw").read_bytes()
     _send_two_blocks(world, 16, image)
     assert ask(world, MANAGEMENT_SERVER_ADDRESS, Command.ADVANCE_DEVICE_TIME,
-               {"advance_seconds": 30 * 86_400}).ok
-    assert ask(world, 17, Command.FIRMWARE_BEGIN, {"image_size_bytes": 100}).ok
-    esme_firmware = ask(world, 16, Command.READ_FIRMWARE_VERSION).fields
-    assert esme_firmware["running_version"] == "1.0.0"
-    assert esme_firmware["transfer_in_progress"] is False
+               AdvanceDeviceTimeRequest(advance_seconds=30 * 86_400)).ok
+    assert ask(world, 17, Command.FIRMWARE_BEGIN, FirmwareBeginRequest(image_size_bytes=100)).ok
+    esme_firmware = ask(world, 16, Command.READ_FIRMWARE_VERSION).body
+    assert esme_firmware.running_version == "1.0.0"
+    assert esme_firmware.transfer_in_progress is False
 
 
 @pytest.mark.parametrize(("gsme_begins_after_seconds", "expected"), [
@@ -325,11 +347,11 @@ def test_an_idle_transfer_frees_the_han_at_exactly_its_deadline_on_the_devices_c
     world, clock = make_world()
     start = clock.device_time_seconds()
     assert ask(world, 16, Command.SYNCHRONISE_CLOCK,
-               {"device_time_seconds": start + 5_000}).ok  # the ESME's clock runs ahead
+               DeviceClock(device_time_seconds=start + 5_000)).ok  # the ESME's clock runs ahead
     image = (FIRMWARE_IMAGES / "esme_liberty100_1.1.0.sefw").read_bytes()
     _send_two_blocks(world, 16, image)
     assert schedule(world, 17, start + gsme_begins_after_seconds, Command.FIRMWARE_BEGIN,
-                    {"image_size_bytes": 100}).ok
+                    FirmwareBeginRequest(image_size_bytes=100)).ok
     clock.advance_seconds(3_600)  # one long step: the world runs its events in time order
     world.advance()
     (outcome,) = world.scheduled_outcomes(GSME)
@@ -340,13 +362,13 @@ def test_firmware_activation_at_a_future_time_runs_when_time_gets_there(
         world_and_clock) -> None:
     world, clock = world_and_clock
     image = (FIRMWARE_IMAGES / "chf_secure-chf_3.1.0.sefw").read_bytes()
-    ask(world, 2, Command.FIRMWARE_BEGIN, {"image_size_bytes": len(image)})
+    ask(world, 2, Command.FIRMWARE_BEGIN, FirmwareBeginRequest(image_size_bytes=len(image)))
     for offset in range(0, len(image), 1024):
-        ask(world, 2, Command.FIRMWARE_BLOCK, {"block_offset_bytes": offset,
-                                               "block_data": image[offset:offset + 1024]})
+        ask(world, 2, Command.FIRMWARE_BLOCK, FirmwareBlockRequest(
+            block_offset_bytes=offset, block_data=image[offset:offset + 1024]))
     ask(world, 2, Command.FIRMWARE_VERIFY)
     at = clock.device_time_seconds() + 500
-    ask(world, 2, Command.FIRMWARE_ACTIVATE, {"activation_time_seconds": at})
+    ask(world, 2, Command.FIRMWARE_ACTIVATE, FirmwareActivateRequest(activation_time_seconds=at))
     clock.advance_seconds(499)
     assert ask(world, 2, Command.READ_FIRMWARE_VERSION).body.running_version == "3.0.0"
     clock.advance_seconds(1)
@@ -359,10 +381,11 @@ def test_firmware_activation_at_a_future_time_runs_when_time_gets_there(
 def test_scheduled_request_runs_at_its_time_as_if_it_arrived_then(world_and_clock) -> None:
     world, clock = world_and_clock
     at = clock.device_time_seconds() + 600
-    accepted = schedule(world, 16, at, Command.ADJUST_METER_BALANCE, {"adjustment_pence": 500})
-    assert accepted.fields == {"scheduled_command": Command.ADJUST_METER_BALANCE,
-                               "execution_time_seconds": at,
-                               "replaced_execution_time_seconds": 0}
+    accepted = schedule(world, 16, at, Command.ADJUST_METER_BALANCE,
+                        AdjustMeterBalanceRequest(adjustment_pence=500))
+    assert accepted.body == ScheduleRequestResponse(scheduled_command=Command.ADJUST_METER_BALANCE,
+                                                    execution_time_seconds=at,
+                                                    replaced_execution_time_seconds=0)
     clock.advance_seconds(599)
     world.advance()
     assert world.scheduled_outcomes(ESME) == ()
@@ -374,7 +397,8 @@ def test_scheduled_request_runs_at_its_time_as_if_it_arrived_then(world_and_cloc
     assert outcome.response.ok and outcome.response.invoke_id == 0x0BAD
     assert outcome.response.body.adjustment_applied_pence == 500
     assert world.meter(ESME).registers.meter_balance_pence == balance_before + 500
-    assert ask(world, 16, Command.READ_SCHEDULED_REQUESTS).fields == {"scheduled": []}
+    assert ask(world, 16, Command.READ_SCHEDULED_REQUESTS).body == ReadScheduledRequestsResponse(
+        scheduled=())
 
 
 def test_scheduled_request_sees_the_meter_as_at_its_time_within_a_long_advance(
@@ -413,10 +437,10 @@ def test_cancel_removes_a_scheduled_request_and_nothing_scheduled_is_refused(
     world, clock = world_and_clock
     schedule(world, 17, clock.device_time_seconds() + 100, Command.RESET_METER_BALANCE)
     cancelled = ask(world, 17, Command.CANCEL_SCHEDULED_REQUEST,
-                    {"scheduled_command": Command.RESET_METER_BALANCE})
-    assert cancelled.fields == {"cancelled": True}
+                    CancelScheduledRequestRequest(scheduled_command=Command.RESET_METER_BALANCE))
+    assert cancelled.body == CancelScheduledRequestResponse(cancelled=True)
     again = ask(world, 17, Command.CANCEL_SCHEDULED_REQUEST,
-                {"scheduled_command": Command.RESET_METER_BALANCE})
+                CancelScheduledRequestRequest(scheduled_command=Command.RESET_METER_BALANCE))
     assert again.status is Status.NOTHING_SCHEDULED
     clock.advance_seconds(200)
     world.advance()
@@ -432,10 +456,11 @@ def test_cancel_removes_a_scheduled_request_and_nothing_scheduled_is_refused(
 def test_schedule_with_a_bad_embedded_apdu_is_malformed(world_and_clock,
                                                         embedded: bytes) -> None:
     world, clock = world_and_clock
-    response = ask(world, 16, Command.SCHEDULE_REQUEST, {
-        "execution_time_seconds": clock.device_time_seconds() + 60, "request": embedded})
+    response = ask(world, 16, Command.SCHEDULE_REQUEST, ScheduleRequestRequest(
+        execution_time_seconds=clock.device_time_seconds() + 60, request=embedded))
     assert response.status is Status.MALFORMED_REQUEST
-    assert ask(world, 16, Command.READ_SCHEDULED_REQUESTS).fields == {"scheduled": []}
+    assert ask(world, 16, Command.READ_SCHEDULED_REQUESTS).body == ReadScheduledRequestsResponse(
+        scheduled=())
 
 
 def test_schedule_at_now_or_in_the_past_is_out_of_range(world_and_clock) -> None:
@@ -448,14 +473,15 @@ def test_schedule_at_now_or_in_the_past_is_out_of_range(world_and_clock) -> None
 def test_a_scheduling_command_cannot_itself_be_scheduled(world_and_clock) -> None:
     world, clock = world_and_clock
     response = schedule(world, 16, clock.device_time_seconds() + 60,
-                        Command.CANCEL_SCHEDULED_REQUEST, {"scheduled_command": 3})
+                        Command.CANCEL_SCHEDULED_REQUEST, CancelScheduledRequestRequest(
+                            scheduled_command=3))
     assert response.status is Status.NOT_SUPPORTED_BY_DEVICE
 
 
 def test_schedule_times_are_on_the_devices_own_clock(world_and_clock) -> None:
     world, clock = world_and_clock
     now = clock.device_time_seconds()
-    ask(world, 16, Command.SYNCHRONISE_CLOCK, {"device_time_seconds": now + 1000})
+    ask(world, 16, Command.SYNCHRONISE_CLOCK, DeviceClock(device_time_seconds=now + 1000))
     schedule(world, 16, now + 1100, Command.READ_SUPPLY_STATUS)
     clock.advance_seconds(99)
     world.advance()
@@ -476,9 +502,10 @@ def test_events_at_the_same_second_run_closing_windows_then_joins_then_schedules
     # at now + 30 the hub reads its HAN: the scheduled read must see the ESME joined
     schedule(world, 2, now + 30, Command.READ_HAN_ENTRIES)
     # at now + 60 a scheduled add for a device whose earlier window closes at that second
-    ask(world, 2, Command.HAN_ADD_DEVICE, {"device_eui64": bytes(8), "join_window_minutes": 1})
+    ask(world, 2, Command.HAN_ADD_DEVICE, HanAddDeviceRequest(device_eui64=bytes(8),
+                                                              join_window_minutes=1))
     schedule(world, 2, now + 60, Command.HAN_ADD_DEVICE,
-             {"device_eui64": bytes(8), "join_window_minutes": 2})
+             HanAddDeviceRequest(device_eui64=bytes(8), join_window_minutes=2))
     clock.advance_seconds(3600)
     world.advance()
     first, second = world.scheduled_outcomes(HUB)
@@ -492,9 +519,9 @@ def test_a_scheduled_add_with_no_join_delay_joins_at_that_second_within_a_long_a
     world, clock = make_world(DEFAULT_TOML.replace("join_delay_seconds = 30",
                                                    "join_delay_seconds = 0"))
     now = clock.device_time_seconds()
-    assert ask(world, 2, Command.HAN_REMOVE_DEVICE, {"device_eui64": GSME}).ok
+    assert ask(world, 2, Command.HAN_REMOVE_DEVICE, HanRemoveDeviceRequest(device_eui64=GSME)).ok
     schedule(world, 2, now + 10, Command.HAN_ADD_DEVICE,
-             {"device_eui64": GSME, "join_window_minutes": 1})
+             HanAddDeviceRequest(device_eui64=GSME, join_window_minutes=1))
     clock.advance_seconds(600)  # far past the window: the join must have run at now + 10
     world.advance()
     assert world.hub().han.is_joined(GSME)
@@ -504,7 +531,7 @@ def test_synchronising_a_clock_past_a_scheduled_time_runs_it_at_once(world_and_c
     world, clock = world_and_clock
     now = clock.device_time_seconds()
     schedule(world, 17, now + 3600, Command.READ_SUPPLY_STATUS)
-    ask(world, 17, Command.SYNCHRONISE_CLOCK, {"device_time_seconds": now + 7200})
+    ask(world, 17, Command.SYNCHRONISE_CLOCK, DeviceClock(device_time_seconds=now + 7200))
     (outcome,) = world.scheduled_outcomes(GSME)
     assert outcome.response.ok
     assert world.now_seconds == now  # world time did not move; only the GSME's clock

@@ -10,6 +10,9 @@ import pytest
 
 from protocol.apdu import (
     ADAPTER_CLIENT_ADDRESS,
+    AdjustMeterBalanceRequest,
+    AdjustMeterBalanceResponse,
+    Balances,
     Command,
     Request,
     Response,
@@ -44,18 +47,18 @@ class CountingMeter:
         request = decode_apdu(apdu)
         assert isinstance(request, Request)
         if request.command is Command.ADJUST_METER_BALANCE:
-            adjustment = request.fields["adjustment_pence"]
+            adjustment = request.body.adjustment_pence
             self.meter_balance_pence += adjustment
             self.adjustments_applied.append(adjustment)
-            fields = {"adjustment_applied_pence": adjustment,
-                      "meter_balance_pence": self.meter_balance_pence}
+            body = AdjustMeterBalanceResponse(adjustment_applied_pence=adjustment,
+                                              meter_balance_pence=self.meter_balance_pence)
             return encode_response(Response(request.command, request.invoke_id,
-                                            Status.SUCCESS, fields))
+                                            Status.SUCCESS, body))
         if request.command is Command.READ_METER_BALANCE:
-            fields = {"meter_balance_pence": self.meter_balance_pence,
-                      "emergency_credit_balance_pence": 0}
+            body = Balances(meter_balance_pence=self.meter_balance_pence,
+                            emergency_credit_balance_pence=0)
             return encode_response(Response(request.command, request.invoke_id,
-                                            Status.SUCCESS, fields))
+                                            Status.SUCCESS, body))
         return encode_response(Response(request.command, request.invoke_id,
                                         Status.NOT_SUPPORTED_BY_DEVICE))
 
@@ -67,7 +70,8 @@ class CountingMeter:
 
 
 def adjust(pence: int, invoke_id: int = 7) -> Request:
-    return Request(Command.ADJUST_METER_BALANCE, invoke_id, {"adjustment_pence": pence})
+    return Request(Command.ADJUST_METER_BALANCE, invoke_id,
+                   body=AdjustMeterBalanceRequest(adjustment_pence=pence))
 
 
 def test_request_returns_the_devices_response_with_the_callers_invoke_id(
@@ -77,7 +81,8 @@ def test_request_returns_the_devices_response_with_the_callers_invoke_id(
     response = client.request(METER_ADDRESS, adjust(250, invoke_id=4242))
     assert response.ok
     assert response.invoke_id == 4242
-    assert response.fields == {"adjustment_applied_pence": 250, "meter_balance_pence": 1250}
+    assert response.body == AdjustMeterBalanceResponse(adjustment_applied_pence=250,
+                                                       meter_balance_pence=1250)
     assert world.adjustments_applied == [250]
 
 
@@ -173,7 +178,7 @@ def test_lossy_link_applies_each_money_command_exactly_once(
             response = client.request(METER_ADDRESS, adjust(number))
         except (DeviceTimeoutError, DeviceUnreachableError):
             continue  # outcome unknown to the client; the device may or may not have it
-        assert response.fields["adjustment_applied_pence"] == number
+        assert response.body.adjustment_applied_pence == number
         sent.append(number)
     # every acknowledged adjustment applied once, none applied twice, and in order
     assert len(set(world.adjustments_applied)) == len(world.adjustments_applied)
@@ -208,7 +213,7 @@ def test_after_the_device_restarts_a_read_reconnects_and_succeeds(
     assert client.request(METER_ADDRESS, Request(Command.READ_METER_BALANCE, 1)).ok
     transport.server = LinkServer(world)  # a restarted device: no link, answers DM
     response = client.request(METER_ADDRESS, Request(Command.READ_METER_BALANCE, 1))
-    assert response.fields["meter_balance_pence"] == 1000
+    assert response.body.meter_balance_pence == 1000
 
 
 def test_after_the_device_restarts_a_money_command_is_not_resent_blindly(

@@ -13,6 +13,8 @@ from emulator.clock import VirtualClock
 from emulator.profile import Profile
 from emulator.world import EmulatedWorld
 from protocol.apdu import (
+    RESPONSE_BODY_TYPES,
+    AdjustMeterBalanceRequest,
     Command,
     Request,
     decode_apdu,
@@ -94,10 +96,11 @@ def test_every_state_changing_request_gets_its_own_key_and_reads_none(
     client.request(ESME_ADDRESS, Request(Command.READ_METER_BALANCE, 1))
     for _ in range(2):
         client.request(ESME_ADDRESS, Request(Command.ADJUST_METER_BALANCE, 2,
-                                             {"adjustment_pence": 5}))
+                                             body=AdjustMeterBalanceRequest(adjustment_pence=5)))
     given = idempotency_key_from_text("caller's own text")
     client.request(ESME_ADDRESS, Request(Command.ADJUST_METER_BALANCE, 3,
-                                         {"adjustment_pence": 5}, idempotency_key=given))
+                                         body=AdjustMeterBalanceRequest(adjustment_pence=5),
+                                         idempotency_key=given))
     keys = [request.idempotency_key for request in world.requests]
     assert keys[0] is None
     assert all(key is not None and len(key) == 16 for key in keys[1:])
@@ -112,7 +115,7 @@ def test_a_lost_answer_is_outcome_unknown_and_resending_its_request_applies_it_o
     client = _client(memory_link, manual_clock, world)
     with pytest.raises(DeviceTimeoutError, match="outcome unknown") as caught:
         client.request(ESME_ADDRESS, Request(Command.ADJUST_METER_BALANCE, 1,
-                                             {"adjustment_pence": 300}))
+                                             body=AdjustMeterBalanceRequest(adjustment_pence=300)))
     error = caught.value
     assert isinstance(error, RequestOutcomeUnknownError)
     assert not isinstance(error, DeviceUnreachableError)
@@ -121,7 +124,8 @@ def test_a_lost_answer_is_outcome_unknown_and_resending_its_request_applies_it_o
     assert isinstance(resent, Request) and resent.idempotency_key is not None
     fresh = _client(memory_link, manual_clock, world)  # a new connection
     response = fresh.request(error.server_address, resent)
-    assert response.fields == {"adjustment_applied_pence": 300, "meter_balance_pence": 1550}
+    assert response.body == RESPONSE_BODY_TYPES[Command.ADJUST_METER_BALANCE](
+        adjustment_applied_pence=300, meter_balance_pence=1550)
     assert world.balance_pence == 1550  # not applied twice
 
 
@@ -129,7 +133,8 @@ def test_nothing_sent_is_unreachable_and_not_outcome_unknown(memory_link, manual
     world = LosingWorld()
     client = _client(memory_link, manual_clock, world)
     with pytest.raises(DeviceUnreachableError) as caught:
-        client.request(99, Request(Command.ADJUST_METER_BALANCE, 1, {"adjustment_pence": 1}))
+        client.request(99, Request(Command.ADJUST_METER_BALANCE, 1,
+                                   body=AdjustMeterBalanceRequest(adjustment_pence=1)))
     assert not isinstance(caught.value, RequestOutcomeUnknownError)
 
 
@@ -162,7 +167,7 @@ def test_the_connection_closing_after_the_request_left_is_outcome_unknown(
                           clock=manual_clock)
     with pytest.raises(LinkDroppedError, match="outcome unknown") as caught:
         client.request(ESME_ADDRESS, Request(Command.ADJUST_METER_BALANCE, 1,
-                                             {"adjustment_pence": 7}))
+                                             body=AdjustMeterBalanceRequest(adjustment_pence=7)))
     assert isinstance(caught.value, RequestOutcomeUnknownError)
     assert world.balance_pence == 1257
 

@@ -81,7 +81,7 @@ def test_dlms_cosem_default_address_reaches_the_management_device(dlms_pty) -> N
     answer = transport.send_request(encode_request(Request(Command.READ_DEVICE_DIRECTORY, 3)))
     directory = response_of(answer)
     assert (directory.status, directory.invoke_id) == (Status.SUCCESS, 3)
-    assert [d["server_address"] for d in directory.fields["devices"]] == [2, 16, 17]
+    assert [d.server_address for d in directory.body.devices] == [2, 16, 17]
     disc = transport.disconnect()
     assert not disc.payload  # UA without information
     assert server.counters.apdus_handled == 1
@@ -96,7 +96,7 @@ def test_dlms_cosem_logical_1_physical_16_reads_the_esme(dlms_pty) -> None:
         balance = response_of(transport.send_request(
             encode_request(Request(Command.READ_METER_BALANCE, invoke_id))))
         assert (balance.status, balance.invoke_id) == (Status.SUCCESS, invoke_id)
-    assert balance.fields["meter_balance_pence"] == 1250  # the default profile's ESME
+    assert balance.body.meter_balance_pence == 1250  # the default profile's ESME
     transport.disconnect()
     [station] = server.stations()
     assert station.local_address == 144  # the link is kept under the address as written

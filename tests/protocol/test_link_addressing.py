@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.apdu import Command, Request, Response, Status, decode_apdu, encode_response
+from protocol.apdu import Balances, Command, Request, Response, Status, decode_apdu, encode_response
 from protocol.client import DeviceClient
 from protocol.crc import crc16_x25
 from protocol.errors import FrameError
@@ -42,7 +42,7 @@ class Devices:
         request = decode_apdu(apdu)
         return encode_response(Response(
             Command.READ_METER_BALANCE, request.invoke_id, Status.SUCCESS,
-            {"meter_balance_pence": server_address, "emergency_credit_balance_pence": 0}))
+            body=Balances(meter_balance_pence=server_address, emergency_credit_balance_pence=0)))
 
 
 def snrm_bytes(server_address_hex: str, *, poll: bool = True) -> bytes:
@@ -201,7 +201,7 @@ def test_device_client_in_dlms_mode_reaches_each_device_through_a_dlms_server(
     assert client.wire_address(16) == 144
     for device in (16, 1, 17):
         response = client.request(device, Request(Command.READ_METER_BALANCE, 5))
-        assert response.fields["meter_balance_pence"] == device
+        assert response.body.meter_balance_pence == device
     assert devices.asked == [16, 1, 17]
     client.close()
 

@@ -10,8 +10,11 @@ frames. Nothing here reads a clock or does I/O beyond reading two files of the r
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import itertools
 import re
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +22,17 @@ import pytest
 
 from protocol import apdu as apdu_module
 from protocol.apdu import (
+    REQUEST_BODY_TYPES,
+    RESPONSE_BODY_TYPES,
+    AdjustMeterBalanceRequest,
+    AdjustMeterBalanceResponse,
+    ApduBody,
+    Balances,
     Command,
     DeviceType,
+    FirmwareBeginRequest,
+    FirmwareBlockRequest,
+    FirmwareBlockResponse,
     Request,
     Response,
     Status,
@@ -227,58 +239,61 @@ def test_snrm_and_ua_propose_and_agree_128_bytes_and_window_1() -> None:
 
 
 def test_read_meter_balance_vectors_carry_1250_pence() -> None:
-    assert apdu_of("read_meter_balance_request") == Request(Command.READ_METER_BALANCE, 1, {})
+    assert apdu_of("read_meter_balance_request") == Request(Command.READ_METER_BALANCE, 1)
     response = apdu_of("read_meter_balance_response")
-    assert response == Response(Command.READ_METER_BALANCE, 1, Status.SUCCESS, {
-        "meter_balance_pence": 1250, "emergency_credit_balance_pence": 0})
+    assert response == Response(Command.READ_METER_BALANCE, 1, Status.SUCCESS, body=Balances(
+        meter_balance_pence=1250, emergency_credit_balance_pence=0))
 
 
 def test_adjust_meter_balance_vectors_take_250_pence_off_in_twos_complement() -> None:
     request = apdu_of("adjust_meter_balance_request")
-    assert request == Request(Command.ADJUST_METER_BALANCE, 2, {"adjustment_pence": -250})
+    assert request == Request(Command.ADJUST_METER_BALANCE, 2,
+                              body=AdjustMeterBalanceRequest(adjustment_pence=-250))
     assert frame("adjust_meter_balance_request").information.endswith(bytes.fromhex("FFFFFF06"))
     response = apdu_of("adjust_meter_balance_response")
-    assert response == Response(Command.ADJUST_METER_BALANCE, 2, Status.SUCCESS, {
-        "adjustment_applied_pence": -250, "meter_balance_pence": 1000})
+    assert response == Response(Command.ADJUST_METER_BALANCE, 2, Status.SUCCESS,
+                                body=AdjustMeterBalanceResponse(
+        adjustment_applied_pence=-250, meter_balance_pence=1000))
 
 
 def test_refused_adjustment_vector_is_a_five_byte_status_only_response() -> None:
     request = apdu_of("adjust_refused_request")
-    assert request == Request(Command.ADJUST_METER_BALANCE, 5, {"adjustment_pence": 1_000_000})
+    assert request == Request(Command.ADJUST_METER_BALANCE, 5,
+                              body=AdjustMeterBalanceRequest(adjustment_pence=1_000_000))
     response = apdu_of("adjust_refused_response")
     assert response == Response(Command.ADJUST_METER_BALANCE, 5,
-                                Status.EXCEEDS_MAX_METER_BALANCE, {})
+                                Status.EXCEEDS_MAX_METER_BALANCE)
     assert frame("adjust_refused_response").information == bytes.fromhex("E6E700 81 0005 21 07")
 
 
 def test_firmware_vectors_announce_and_carry_the_first_200_bytes_of_the_esme_image() -> None:
     image = ESME_IMAGE_PATH.read_bytes()
     assert apdu_of("firmware_begin_request") == Request(
-        Command.FIRMWARE_BEGIN, 3, {"image_size_bytes": len(image)})
+        Command.FIRMWARE_BEGIN, 3, body=FirmwareBeginRequest(image_size_bytes=len(image)))
     begin = apdu_of("firmware_begin_response")
     assert isinstance(begin, Response) and begin.ok
-    assert begin.fields["running_version"] == "1.0.0" and begin.fields["transfer_in_progress"]
+    assert begin.body.running_version == "1.0.0" and begin.body.transfer_in_progress
     block = apdu_of("firmware_block_request_segment_1", "firmware_block_request_segment_2")
     assert block == Request(Command.FIRMWARE_BLOCK, 4,
-                            {"block_offset_bytes": 0, "block_data": image[:200]})
+                            body=FirmwareBlockRequest(block_offset_bytes=0, block_data=image[:200]))
     assert apdu_of("firmware_block_response") == Response(
-        Command.FIRMWARE_BLOCK, 4, Status.SUCCESS, {"bytes_received": 200})
+        Command.FIRMWARE_BLOCK, 4, Status.SUCCESS, body=FirmwareBlockResponse(bytes_received=200))
 
 
 def test_device_directory_vector_lists_hub_esme_and_gsme_addresses_not_management() -> None:
     assert apdu_of("read_device_directory_request") == Request(
-        Command.READ_DEVICE_DIRECTORY, 1, {})
+        Command.READ_DEVICE_DIRECTORY, 1)
     assert FRAMES["read_device_directory_request_max_info_64"] \
         == FRAMES["read_device_directory_request"]
     response = apdu_of("read_device_directory_response")
     assert apdu_of("read_device_directory_response_segment_1",
                    "read_device_directory_response_segment_2") == response
     assert isinstance(response, Response) and response.ok
-    devices = response.fields["devices"]
-    assert [(d["server_address"], d["device_type"]) for d in devices] == [
+    devices = response.body.devices
+    assert [(d.server_address, d.device_type) for d in devices] == [
         (2, DeviceType.COMMS_HUB), (16, DeviceType.ELECTRICITY_METER), (17, DeviceType.GAS_METER)]
-    assert devices[1]["device_eui64"] == bytes.fromhex("00DB1234567890A1")
-    assert devices[1]["model"] == "LIBERTY100"
+    assert devices[1].device_eui64 == bytes.fromhex("00DB1234567890A1")
+    assert devices[1].model == "LIBERTY100"
     assert len(frame("read_device_directory_response").information) == 125
 
 
@@ -673,18 +688,46 @@ def _sample(layout: Layout, serial: Iterator[int] | None = None) -> dict[str, ob
 @pytest.mark.parametrize("command", list(Command), ids=[c.name for c in Command])
 def test_doc_body_tables_alone_decode_what_the_code_encodes(command: Command) -> None:
     request_layout, response_layout = _body_layouts(command)
-    request = Request(command, 0x0102, _sample(request_layout))
+    request = Request(command, 0x0102,
+                      _typed(REQUEST_BODY_TYPES[command], _sample(request_layout)))
     request_bytes = apdu_module.encode_request(request)
     assert request_bytes[:4] == bytes((0x01, 0x01, 0x02, command.value))
     parsed, end = _doc_parse(request_layout, request_bytes, 4)
-    assert end == len(request_bytes) and parsed == dict(request.fields)
-    assert decode_apdu(request_bytes).fields == parsed
-    response = Response(command, 0x0102, Status.SUCCESS, _sample(response_layout))
+    assert end == len(request_bytes) and parsed == _plain(request.body)
+    assert _plain(decode_apdu(request_bytes).body) == parsed
+    response = Response(command, 0x0102, Status.SUCCESS,
+                        _typed(RESPONSE_BODY_TYPES[command], _sample(response_layout)))
     response_bytes = encode_response(response)
     assert response_bytes[:5] == bytes((0x81, 0x01, 0x02, command.value, 0x00))
     parsed, end = _doc_parse(response_layout, response_bytes, 5)
-    assert end == len(response_bytes) and parsed == dict(response.fields)
-    assert decode_apdu(response_bytes).fields == parsed
+    assert end == len(response_bytes) and parsed == _plain(response.body)
+    assert _plain(decode_apdu(response_bytes).body) == parsed
+
+
+def _typed(body_type: type[ApduBody], sample: dict[str, object]) -> ApduBody:
+    """The typed body holding a :func:`_sample` (lists as tuples, enum codes as enums)."""
+    def value(python_type: object, raw: object) -> object:
+        if isinstance(python_type, type) and issubclass(python_type, ApduBody):
+            return _typed(python_type, raw)  # type: ignore[arg-type]
+        if typing.get_origin(python_type) is tuple:
+            item_type = typing.get_args(python_type)[0]
+            return tuple(value(item_type, item) for item in raw)  # type: ignore[attr-defined]
+        if isinstance(python_type, type) and issubclass(python_type, enum.Enum):
+            return python_type(raw)
+        return raw
+
+    return body_type(**{field.name: value(field.type, sample[field.name])
+                        for field in dataclasses.fields(body_type)})  # type: ignore[arg-type]
+
+
+def _plain(body: object) -> object:
+    """A typed body as the doc parser gives it: records as dicts, arrays as lists."""
+    if dataclasses.is_dataclass(body):
+        return {field.name: _plain(getattr(body, field.name))
+                for field in dataclasses.fields(body)}
+    if isinstance(body, tuple):
+        return [_plain(item) for item in body]
+    return body
 
 
 def test_doc_body_tables_alone_decode_the_worked_examples() -> None:
@@ -699,4 +742,4 @@ def test_doc_body_tables_alone_decode_the_worked_examples() -> None:
         layout = _body_layouts(command)[1 if is_response else 0]
         parsed, end = _doc_parse(layout, apdu_bytes, 5 if is_response else 4)
         assert end == len(apdu_bytes)
-        assert parsed == decode_apdu(apdu_bytes).fields, labels
+        assert parsed == _plain(decode_apdu(apdu_bytes).body), labels

@@ -11,6 +11,7 @@ import pytest
 
 from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
+    Balances,
     Command,
     Request,
     Response,
@@ -291,8 +292,9 @@ def test_in_process_channel_numbers_requests_and_returns_the_callers_invoke_id(
 
 def test_in_process_channel_rejects_a_mismatched_invoke_id_or_command() -> None:
     def stale(address: int, apdu: bytes) -> bytes:
-        return encode_response(Response(Command.READ_METER_BALANCE, 999, Status.SUCCESS, {
-            "meter_balance_pence": 0, "emergency_credit_balance_pence": 0}))
+        return encode_response(Response(Command.READ_METER_BALANCE, 999, Status.SUCCESS,
+                                        body=Balances(meter_balance_pence=0,
+                                                      emergency_credit_balance_pence=0)))
     with pytest.raises(DeviceUnreachableError, match="invoke id 999"):
         InProcessChannel(stale).request(ESME_ADDRESS, Request(Command.READ_METER_BALANCE, 0))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from protocol.apdu import Command, DeviceType, Request, Status, SupplyState
+from protocol.apdu import Command, DeviceType, Request, SetSupplyStateRequest, Status, SupplyState
 from protocol.s1sp.service_requests import SERVICE_REQUESTS
 from tests.protocol.s1sp.conftest import GSME_EUI64, Rig
 from tests.protocol.s1sp.duis_answers import response_code
@@ -41,7 +41,7 @@ def test_7_1_enable_supply_to_a_gas_meter_is_e11_and_the_valve_stays_shut() -> N
     rig = TemplatesRig()
     gas = rig.world.meter(TEMPLATES_GSME_EUI64)
     rig.world.handle_request(rig.address(TEMPLATES_GSME_EUI64), Request(
-        Command.SET_SUPPLY_STATE, 0, {"supply_state": SupplyState.DISABLED}))
+        Command.SET_SUPPLY_STATE, 0, body=SetSupplyStateRequest(supply_state=SupplyState.DISABLED)))
     xml = rig.submit(template_fixture_xml("7.1_enable_supply_gas_meter"))
     assert response_code(xml) == "E11"
     assert Command.SET_SUPPLY_STATE not in rig.sent_commands()
@@ -53,8 +53,8 @@ def test_a_gas_meter_refuses_a_remote_enable_on_the_wire_too() -> None:
     gas = rig.world.meter(GSME_EUI64)
     address = rig.world.device_by_eui64(GSME_EUI64).server_address
     rig.world.handle_request(address, Request(Command.SET_SUPPLY_STATE, 0,
-                                              {"supply_state": SupplyState.DISABLED}))
+                                              body=SetSupplyStateRequest(supply_state=SupplyState.DISABLED)))
     response = rig.world.handle_request(address, Request(
-        Command.SET_SUPPLY_STATE, 0, {"supply_state": SupplyState.ENABLED}))
+        Command.SET_SUPPLY_STATE, 0, body=SetSupplyStateRequest(supply_state=SupplyState.ENABLED)))
     assert response.status is Status.NOT_SUPPORTED_BY_DEVICE
     assert gas.registers.supply_state is SupplyState.DISABLED

@@ -17,6 +17,7 @@ from protocol.apdu import (
     Command,
     DebtRegister,
     Empty,
+    FirmwareBeginRequest,
     PaymentMode,
     PrepaymentConfigurationField,
     Request,
@@ -61,7 +62,7 @@ def _with_value(fixture: str, old: str, new: str) -> str:
 def _hold_the_han(rig: Rig, hub_address: int) -> None:
     """Start a firmware transfer to a hub: the transfer holds that hub's HAN (18.63)."""
     begin = rig.world.handle_request(hub_address, Request(
-        Command.FIRMWARE_BEGIN, 0, {"image_size_bytes": 100}))
+        Command.FIRMWARE_BEGIN, 0, body=FirmwareBeginRequest(image_size_bytes=100)))
     assert begin.ok
 
 

@@ -11,7 +11,15 @@ from xml.etree.ElementTree import Element, fromstring
 
 import pytest
 
-from protocol.apdu import Command, PaymentMode, Request, Response, Status
+from protocol.apdu import (
+    AdjustMeterBalanceRequest,
+    Command,
+    FirmwareBeginRequest,
+    PaymentMode,
+    Request,
+    Response,
+    Status,
+)
 from protocol.errors import ApduError
 from protocol.s1sp.adapter import S1spAdapter
 from protocol.s1sp.channel import InProcessChannel
@@ -48,7 +56,7 @@ def _with_value(fixture: str, old: str, new: str) -> str:
 
 def _han_euis(rig: Rig) -> list[bytes]:
     entries = rig.channel.request(HUB_ADDRESS, Request(Command.READ_HAN_ENTRIES, 0))
-    return [entry["device_eui64"] for entry in entries.fields["entries"]]
+    return [entry.device_eui64 for entry in entries.body.entries]
 
 
 # --- 1.5: ResetMeterBalance -------------------------------------------------------------------
@@ -74,9 +82,9 @@ def test_1_6_to_credit_puts_a_prepayment_meter_in_credit_and_says_credit() -> No
     assert _result(xml, "PaymentMode") == "Credit"
     assert _result_names(xml) == ["PaymentMode"]
     sent = rig.sent(Command.SET_PAYMENT_MODE)[-1]
-    assert sent.fields["payment_mode"] == PaymentMode.CREDIT
-    assert sent.fields["disablement_threshold_pence"] == 0
-    assert (sent.fields["suspend_debt_disabled"], sent.fields["suspend_debt_emergency"]) == (
+    assert sent.body.payment_mode == PaymentMode.CREDIT
+    assert sent.body.disablement_threshold_pence == 0
+    assert (sent.body.suspend_debt_disabled, sent.body.suspend_debt_emergency) == (
         False, False)
 
 
@@ -113,8 +121,7 @@ def test_6_4_1_load_limit_power_threshold_of_zero_is_sent_and_held() -> None:
     rig = Rig()
     xml = rig.submit(_with_value("6.4.1_load_limit_settings", ">6000<", ">0<"))
     assert _code(xml) == "I0"
-    assert rig.sent(Command.SET_LOAD_LIMIT_SETTINGS)[0].fields[
-        "load_limit_power_threshold_w"] == 0
+    assert rig.sent(Command.SET_LOAD_LIMIT_SETTINGS)[0].body.load_limit_power_threshold_w == 0
     assert rig.esme.registers.load_limit_power_threshold_w == 0
     assert _result(xml, "LoadLimitPowerThreshold") == "0"
 
@@ -181,7 +188,7 @@ def test_6_4_1_future_dated_carries_the_whole_request_apdu_inside_schedule_reque
     rig = Rig()
     assert _code(rig.submit(fixture_xml("6.4.1_load_limit_settings_future_dated"))) == "I0"
     # request 01 | invoke id 0000 | SET_LOAD_LIMIT_SETTINGS 30 | 6000 W | 1800 s | 600 s
-    assert rig.sent(Command.SCHEDULE_REQUEST)[0].fields["request"] == bytes.fromhex(
+    assert rig.sent(Command.SCHEDULE_REQUEST)[0].body.request == bytes.fromhex(
         "01" "0000" "30" "1770" "0708" "0258")
 
 
@@ -214,7 +221,7 @@ def test_8_11_remove_of_a_device_on_the_join_list_succeeds_and_it_is_gone() -> N
     assert _code(xml) == "I0"
     assert [(name, _result(xml, name)) for name in _result_names(xml)] == [
         ("DeviceID", "00-DB-12-34-56-78-90-A3"), ("RequestType", "Remove")]
-    assert rig.sent(Command.HAN_REMOVE_DEVICE)[0].fields["device_eui64"] == NEW_DEVICE
+    assert rig.sent(Command.HAN_REMOVE_DEVICE)[0].body.device_eui64 == NEW_DEVICE
     assert NEW_DEVICE not in _han_euis(rig)
 
 
@@ -322,7 +329,8 @@ def test_adapter_last_sent_holds_each_request_of_the_last_sr_as_the_handler_buil
     rig = Rig()
     rig.submit(fixture_xml("1.5_adjust_meter_balance"))  # 1234567 -> 1234 p
     assert rig.adapter.last_sent == [
-        (16, Request(Command.ADJUST_METER_BALANCE, 0, {"adjustment_pence": 1234}))]
+        (16, Request(Command.ADJUST_METER_BALANCE, 0,
+                     body=AdjustMeterBalanceRequest(adjustment_pence=1234)))]
 
 
 @pytest.mark.parametrize(("read_clock_lost", "clock_text"), [
@@ -357,7 +365,7 @@ class _DeviceSide:
         if self._error is not None:
             raise self._error
         assert self._status is not None
-        return Response(request.command, request.invoke_id, self._status, {})
+        return Response(request.command, request.invoke_id, self._status)
 
 
 def test_request_the_channel_cannot_encode_is_invalid_naming_the_command() -> None:
@@ -395,7 +403,7 @@ def _firmware_body(xml: str) -> list[tuple[str, object]]:
 def test_11_1_refused_everywhere_keeps_the_request_version_and_joins_the_reasons() -> None:
     rig = Rig()
     assert rig.world.handle_request(HUB_ADDRESS, Request(  # the HAN's one transfer is taken
-        Command.FIRMWARE_BEGIN, 0, {"image_size_bytes": 100})).ok
+        Command.FIRMWARE_BEGIN, 0, body=FirmwareBeginRequest(image_size_bytes=100))).ok
     xml = rig.submit(fixture_xml("11.1_update_firmware"))
     busy = "S1SR 18.63: a firmware update is already in progress on this device's HAN"
     assert _code(xml) == "E-S1SR"
