@@ -84,16 +84,24 @@ from emulator.metrology.engine import Metrology, electricity_wh, gas_dm3
 from emulator.metrology.logs import LoadHistory
 from emulator.metrology.max_demand import MaxDemandRegisters
 from emulator.metrology.profile_keys import load_model_of, tariff_of
-from emulator.metrology.tariff import PendingChange, TariffTimeline
+from emulator.metrology.tariff import MAX_BLOCKS, PendingChange, TariffTimeline
 from emulator.state_codecs import decode_meter_registers, encode_meter_registers
+from emulator.tariff_fields import (
+    prices_fields,
+    prices_of_fields,
+    tariff_fields,
+    tariff_of_fields,
+)
 from emulator.utrn import parse_utrn
 from protocol.apdu import (
+    MAX_PROFILE_PERIODS_PER_READ,
     Command,
     DebtRecoveryPeriod,
     DebtRegister,
     DeviceType,
     PaymentMode,
     PrepaymentConfigurationField,
+    RegisterUnit,
     Request,
     Response,
     Status,
@@ -133,6 +141,10 @@ _LOAD_LIMIT_COMMANDS = frozenset({
     Command.SET_LOAD_LIMIT_SETTINGS,
     Command.RESET_LOAD_LIMIT_COUNTER,
 })
+
+
+_MAX_DEMAND_COMMANDS = frozenset({Command.READ_MAXIMUM_DEMAND})
+_HALF_HOUR_SECONDS = 1_800
 
 
 _Handler = Callable[["Meter", Mapping[str, Any]], "tuple[Status, dict[str, Any]]"]
@@ -225,7 +237,8 @@ class Meter:
         self.advance_to(device_time_seconds)
         command = request.command
         handler = _HANDLERS.get(command)
-        if handler is None or (command in _LOAD_LIMIT_COMMANDS and not self._is_esme):
+        if handler is None or (command in _LOAD_LIMIT_COMMANDS | _MAX_DEMAND_COMMANDS
+                               and not self._is_esme):
             return Response(command, request.invoke_id, Status.NOT_SUPPORTED_BY_DEVICE)
         try:
             status, fields = handler(self, request.fields)
@@ -798,6 +811,110 @@ class Meter:
         self._r.load_limit_counter = 0
         return Status.SUCCESS, self._load_limit_data()
 
+    # -- metering data (registers, logs, tariff, maximum demand) ----------------------------
+
+    @property
+    def _register_unit(self) -> RegisterUnit:
+        return RegisterUnit.WATT_HOURS if self._is_esme else RegisterUnit.CUBIC_DECIMETRES
+
+    def _read_energy_registers(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+        """The total, every TOU band of the tariff in force or ever counted, and (block
+        tariffs, or blocks ever counted) every block; indexes from 1."""
+        m = self._metrology
+        tariff = m.timeline.current
+        tou = m.tou_registers()
+        blocks = m.block_registers()
+        bands = range(max(tariff.band_count, max(tou, default=-1) + 1))
+        tariff_blocks = (max(map(len, tariff.prices.block_prices_millipence_per_kwh))
+                         if tariff.has_blocks else 0)
+        block_count = max([tariff_blocks, *(block + 1 for block, value in blocks.items()
+                                            if block > 0 and value > 0)])
+        return Status.SUCCESS, {
+            "register_unit": self._register_unit,
+            "total_register": m.total_register(),
+            "tou_registers": [{"index": band + 1, "register_value": tou.get(band, 0)}
+                              for band in bands],
+            "block_registers": [{"index": block + 1, "register_value": blocks.get(block, 0)}
+                                for block in range(block_count)],
+        }
+
+    @staticmethod
+    def _log_range(fields: Mapping[str, Any]) -> tuple[int, int]:
+        start, end = int(fields["start_seconds"]), int(fields["end_seconds"])
+        if start >= end:
+            raise ValueError("a log range ends after it starts")
+        return start, end
+
+    def _read_profile_data(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+        """The half-hours starting in ``[start, end)``, at most
+        MAX_PROFILE_PERIODS_PER_READ of them from the first kept one: register units consumed
+        in each (differences of the total register, so they add up to it)."""
+        start, end = self._log_range(fields)
+        first = -(-start // _HALF_HOUR_SECONDS)
+        last = -(-end // _HALF_HOUR_SECONDS)
+        profile = self._metrology.half_hour_profile(first, last)[:MAX_PROFILE_PERIODS_PER_READ]
+        return Status.SUCCESS, {
+            "register_unit": self._register_unit,
+            "first_period_start_seconds": profile[0][0] if profile else 0,
+            "period_seconds": _HALF_HOUR_SECONDS,
+            "values": [{"register_units": value} for _, value in profile],
+        }
+
+    def _read_daily_read_log(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+        start, end = self._log_range(fields)
+        return Status.SUCCESS, {"register_unit": self._register_unit, "entries": [
+            {"midnight_seconds": midnight, "total_register": total,
+             "cells": [{"band": cell // MAX_BLOCKS + 1, "block": cell % MAX_BLOCKS + 1,
+                        "register_value": value} for cell, value in sorted(cells.items())]}
+            for midnight, total, cells in self._metrology.daily_read_log()
+            if start <= midnight < end]}
+
+    def _read_prepayment_daily_log(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+        start, end = self._log_range(fields)
+        return Status.SUCCESS, {"entries": [
+            {"midnight_seconds": midnight, **values}
+            for midnight, values in self._r.prepayment_daily_log.entries()
+            if start <= midnight < end]}
+
+    def _read_tariff(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+        timeline = self._metrology.timeline
+        return Status.SUCCESS, {
+            "tariff": tariff_fields(timeline.current),
+            "pending_effective_seconds": timeline.next_change_after(self._r.now_seconds) or 0}
+
+    def _read_maximum_demand(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+        registers = self._metrology.max_demand
+        return Status.SUCCESS, {
+            **{name: {"demand_w": register.value_w,
+                      "capture_time_seconds": register.capture_seconds,
+                      "last_reset_seconds": register.last_reset_seconds}
+               for name, register in (("active_import", registers.active),
+                                      ("configurable_time_active_import",
+                                       registers.configurable_time))},
+            "configurable_window_start_second_of_day": registers.window_start_second_of_day,
+            "configurable_window_end_second_of_day": registers.window_end_second_of_day,
+        }
+
+    def _set_tariff(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+        """A new tariff from now (a future-dated one arrives in SCHEDULE_REQUEST)."""
+        try:
+            tariff = tariff_of_fields(fields)
+        except ValueError:
+            return Status.VALUE_OUT_OF_RANGE, {}
+        self.schedule_tariff_change(PendingChange(self._r.now_seconds, tariff=tariff))
+        return Status.SUCCESS, tariff_fields(self._metrology.timeline.current)
+
+    def _set_prices(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+        """New prices for the tariff in force, from now: as many bands and blocks as it has
+        (else VALUE_OUT_OF_RANGE, nothing changed)."""
+        try:
+            prices = prices_of_fields(fields)
+            self._metrology.timeline.current.with_prices(prices)
+        except ValueError:
+            return Status.VALUE_OUT_OF_RANGE, {}
+        self.schedule_tariff_change(PendingChange(self._r.now_seconds, prices=prices))
+        return Status.SUCCESS, prices_fields(self._metrology.timeline.current.prices)
+
     def _set_supply_state(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
         r = self._r
         requested = SupplyState(fields["supply_state"])
@@ -835,4 +952,12 @@ _HANDLERS: dict[Command, _Handler] = {
     Command.SET_LOAD_LIMIT_SETTINGS: Meter._set_load_limit_settings,
     Command.RESET_LOAD_LIMIT_COUNTER: Meter._reset_load_limit_counter,
     Command.SET_SUPPLY_STATE: Meter._set_supply_state,
+    Command.READ_ENERGY_REGISTERS: Meter._read_energy_registers,
+    Command.READ_PROFILE_DATA: Meter._read_profile_data,
+    Command.READ_DAILY_READ_LOG: Meter._read_daily_read_log,
+    Command.READ_PREPAYMENT_DAILY_LOG: Meter._read_prepayment_daily_log,
+    Command.READ_TARIFF: Meter._read_tariff,
+    Command.READ_MAXIMUM_DEMAND: Meter._read_maximum_demand,
+    Command.SET_TARIFF: Meter._set_tariff,
+    Command.SET_PRICES: Meter._set_prices,
 }

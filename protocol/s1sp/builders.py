@@ -387,6 +387,41 @@ class DuisRequestBuilder:
                            execute_at)
 
     # ----------------------------------------------------------------------------------------
+    # Metering data 4.1.x, 4.6.1, 4.8.1, 4.12.1, 4.14 (ReadLogPeriod: [start, end))
+    # ----------------------------------------------------------------------------------------
+
+    def read_instantaneous_import_registers(self, target: Eui64) -> str:
+        """SR 4.1.1 (ESME, GSME, GPF)."""
+        return self._build("4.1.1", target, [])
+
+    def read_instantaneous_import_tou_matrices(self, target: Eui64) -> str:
+        """SR 4.1.2 (ESME, GSME, GPF)."""
+        return self._build("4.1.2", target, [])
+
+    def read_instantaneous_import_block_counters(self, target: Eui64) -> str:
+        """SR 4.1.4 (GSME, GPF)."""
+        return self._build("4.1.4", target, [])
+
+    def retrieve_import_daily_read_log(self, target: Eui64, *, start: datetime,
+                                       end: datetime) -> str:
+        """SR 4.6.1: the midnights in ``[start, end)``."""
+        return self._build("4.6.1", target, _read_log_period(start, end))
+
+    def read_active_import_profile_data(self, target: Eui64, *, start: datetime,
+                                        end: datetime) -> str:
+        """SR 4.8.1: the half-hours starting in ``[start, end)``."""
+        return self._build("4.8.1", target, _read_log_period(start, end))
+
+    def read_maximum_demand_import_registers(self, target: Eui64) -> str:
+        """SR 4.12.1 (ESME)."""
+        return self._build("4.12.1", target, [])
+
+    def read_prepayment_daily_read_log(self, target: Eui64, *, start: datetime,
+                                       end: datetime) -> str:
+        """SR 4.14: the midnights in ``[start, end)``."""
+        return self._build("4.14", target, _read_log_period(start, end))
+
+    # ----------------------------------------------------------------------------------------
     # The document
     # ----------------------------------------------------------------------------------------
 
@@ -413,6 +448,12 @@ class DuisRequestBuilder:
         indent(root, space="  ")
         return ('<?xml version="1.0" encoding="UTF-8"?>\n'
                 + tostring(root, encoding="unicode") + "\n")
+
+
+def _read_log_period(start: datetime, end: datetime) -> list[_Item]:
+    return [("ReadLogPeriod", [
+        ("StartDateTime", datetime_to_duis_date_time(start, "start")),
+        ("EndDateTime", datetime_to_duis_date_time(end, "end"))])]
 
 
 def _execution_text(execute_at: datetime) -> str:

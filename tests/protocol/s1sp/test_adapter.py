@@ -82,6 +82,20 @@ FIXTURE_OUTCOMES: dict[str, tuple[str, str]] = {
     # 12.50 GBP is not below the EC threshold: code 08 (issue 10 point 11)
     "2.5_activate_emergency_credit": ("E-S1SR",
                                       "ACTIVATE_EMERGENCY_CREDIT: EMERGENCY_CREDIT_UNAVAILABLE"),
+    "4.1.1_read_instantaneous_import_registers": ("I0", ""),
+    "4.1.1_read_instantaneous_import_registers_gas": ("I0", ""),
+    "4.1.2_read_instantaneous_import_tou_matrices": ("I0", ""),
+    "4.1.4_read_instantaneous_import_block_counters_gas": ("I0", ""),
+    "4.6.1_retrieve_import_daily_read_log": ("I0", ""),
+    "4.8.1_read_active_import_profile_data": ("I0", ""),
+    "4.8.1_read_active_import_profile_data_gas": ("I0", ""),
+    "4.8.1_read_active_import_profile_data_reversed_period": (
+        "E-INVALID", "StartDateTime 2026-01-06T00:00:00Z is not before EndDateTime"),
+    "4.8.1_read_active_import_profile_data_too_long": (
+        "E-INVALID", "covers 19104 half-hours; DUIS 4.8.1 carries at most 19056"),
+    "4.12.1_read_maximum_demand_import_registers": ("I0", ""),
+    "4.14_read_prepayment_daily_read_log": ("I0", ""),
+    "4.14_read_prepayment_daily_read_log_gas": ("I0", ""),
     "4.13_read_prepayment_configuration": ("I0", ""),
     "4.15_read_load_limit_data": ("I0", ""),
     "4.18_read_meter_balance": ("I0", ""),

@@ -30,6 +30,7 @@ from protocol.s1sp.service_requests.clock import ClockSynchronisation
 from protocol.s1sp.service_requests.firmware import FirmwareActivation, FirmwareUpdate
 from protocol.s1sp.service_requests.han import HanDeviceLogUpdate
 from protocol.s1sp.service_requests.load_limiting import LoadLimitSettingsUpdate
+from protocol.s1sp.service_requests.metering import LogPeriodRead
 from protocol.s1sp.service_requests.prepayment import (
     PREPAY_CONFIGURATION_ELEMENTS,
     DebtRecovery,
@@ -102,6 +103,20 @@ CASES: dict[str, tuple[Build, str, int, object]] = {
              DCC, 8, FirmwareUpdate(b"\x00image", "1.1.0",
                                     (ESME_BYTES, bytes.fromhex("00DB1234567890A2")))),
     "11.2": (lambda b: b.read_firmware_version(ESME), ESME, 1, EmptyBody()),
+    "4.1.1": (lambda b: b.read_instantaneous_import_registers(GSME), GSME, 1, EmptyBody()),
+    "4.1.2": (lambda b: b.read_instantaneous_import_tou_matrices(ESME), ESME, 1, EmptyBody()),
+    "4.1.4": (lambda b: b.read_instantaneous_import_block_counters(GSME), GSME, 1,
+              EmptyBody()),
+    "4.6.1": (lambda b: b.retrieve_import_daily_read_log(
+        ESME, start=datetime(2026, 1, 5, tzinfo=UTC), end=datetime(2026, 2, 5, tzinfo=UTC)),
+        ESME, 1, LogPeriodRead(1_767_571_200, 1_770_249_600)),
+    "4.8.1": (lambda b: b.read_active_import_profile_data(
+        ESME, start=datetime(2026, 1, 5, tzinfo=UTC), end=datetime(2026, 1, 6, tzinfo=UTC)),
+        ESME, 1, LogPeriodRead(1_767_571_200, 1_767_657_600)),
+    "4.12.1": (lambda b: b.read_maximum_demand_import_registers(ESME), ESME, 1, EmptyBody()),
+    "4.14": (lambda b: b.read_prepayment_daily_read_log(
+        GSME, start=datetime(2026, 1, 5, tzinfo=UTC), end=datetime(2026, 2, 5, tzinfo=UTC)),
+        GSME, 1, LogPeriodRead(1_767_571_200, 1_770_249_600)),
     "11.3": (lambda b: b.activate_firmware(ESME, firmware_hash=b"\xab\xcd" * 16,
                                            execute_at=CANCEL_FUTURE_DATED), ESME, 4,
              FirmwareActivation(b"\xab\xcd" * 16, execution=Execution("3000-12-31T00:00:00Z",

@@ -33,8 +33,9 @@ from tests.protocol.s1sp.conftest import FIXTURES, Rig, fixture_xml
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURE_FILES = sorted(FIXTURES.glob("*.xml"))
-SUPPORTED = ("1.5", "1.6", "2.1", "2.2", "2.3", "2.5", "4.3", "4.13", "4.15", "4.18", "6.4.1",
-             "6.4.2", "6.11", "7.1", "7.2", "7.3", "7.4", "8.11", "11.1", "11.2", "11.3")
+SUPPORTED = ("1.5", "1.6", "2.1", "2.2", "2.3", "2.5", "4.1.1", "4.1.2", "4.1.4", "4.3", "4.6.1",
+             "4.8.1", "4.12.1", "4.13", "4.14", "4.15", "4.18", "6.4.1", "6.4.2", "6.11", "7.1",
+             "7.2", "7.3", "7.4", "8.11", "11.1", "11.2", "11.3")
 
 
 def test_the_registry_holds_every_supported_sr_once_in_variant_order() -> None:
