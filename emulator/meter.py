@@ -857,7 +857,7 @@ class Meter:
             "register_unit": self._register_unit,
             "first_period_start_seconds": profile[0][0] if profile else 0,
             "period_seconds": _HALF_HOUR_SECONDS,
-            "values": [{"register_units": value} for _, value in profile],
+            "values": [value for _, value in profile],
         }
 
     def _read_daily_read_log(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:

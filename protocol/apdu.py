@@ -488,9 +488,6 @@ MAX_DEMAND = Struct(
     "last_reset_seconds" / DeviceTimeSeconds,
 )
 
-#: One profile period's consumption, in register units (a difference of the total register).
-PERIOD_CONSUMPTION = Struct("register_units" / Int32ub)
-
 #: The device's clock, as SYNCHRONISE_CLOCK sets it and READ_CLOCK reads it.
 DEVICE_CLOCK = Struct("device_time_seconds" / DeviceTimeSeconds)
 
@@ -592,7 +589,9 @@ RESPONSE_BODIES: dict[Command, Construct] = {
         "register_unit" / EnumAdapter(RegisterUnit),
         "first_period_start_seconds" / DeviceTimeSeconds,
         "period_seconds" / Int16ub,
-        "values" / PrefixedArray(Int16ub, PERIOD_CONSUMPTION),
+        # register units consumed in each period (differences of the total register); plain
+        # integers, not records, so that a 1488-value answer codes in bulk
+        "values" / PrefixedArray(Int16ub, Int32ub),
     ),
     Command.READ_DAILY_READ_LOG: Struct(
         "register_unit" / EnumAdapter(RegisterUnit),

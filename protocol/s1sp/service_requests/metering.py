@@ -216,7 +216,7 @@ def _read_active_import_profile_data(ctx: RuleContext, body: LogPeriodRead
             items.append(("LogEntry", [
                 ("Timestamp", stamp),
                 ("Gas" if gas else "Electricity",
-                 [("PrimaryValue", register_to_duis_energy(value.register_units, unit))])]))
+                 [("PrimaryValue", register_to_duis_energy(value, unit))])]))
     return items
 
 
