@@ -56,6 +56,7 @@ from protocol.s1sp.units import (
     datetime_to_device_seconds,
     datetime_to_duis_date_time,
     duration_to_seconds,
+    millipence_to_duis_prices,
     pence_to_debt_recovery_rate,
     pence_to_request_duis_money,
     percentage_to_debt_recovery_per_payment,
@@ -387,6 +388,59 @@ class DuisRequestBuilder:
                            execute_at)
 
     # ----------------------------------------------------------------------------------------
+    # Tariff 1.1.1, 1.2.1, 4.11.1 (electricity: prices in millipence, put at a DUIS PriceScale)
+    # ----------------------------------------------------------------------------------------
+
+    def update_import_tariff(self, target: Eui64, *,
+                             day_profiles: Sequence[Sequence[tuple[int, int]]],
+                             week: Sequence[int],
+                             prices_millipence_per_kwh: Sequence[Sequence[int]],
+                             standing_charge_millipence_per_day: int,
+                             block_thresholds_wh: Sequence[Sequence[int]] = (),
+                             execute_at: datetime | None = None) -> str:
+        """SR 1.1.1, electricity: ``day_profiles`` of ``(start_second_of_day, band)`` (bands
+        from 1), the day profile (from 0) of each weekday Monday first, per band its block
+        prices (one price: a TOU tariff) and, for a block tariff, its thresholds (Wh).
+        Future-datable."""
+        block = any(block_thresholds_wh)
+        action = "BlockTariffAction" if block else "TOUTariffAction"
+        profiles: list[_Item] = [("DayProfile", [("DayName", str(number)), *(
+            ("ProfileSchedule", [("StartTime", _time_of_day(start)), (action, str(band))])
+            for start, band in profile)]) for number, profile in enumerate(day_profiles, 1)]
+        days = [(f"ReferencedDayName@{weekday}", str(day + 1))
+                for weekday, day in enumerate(week, start=1)]
+        rows = list(block_thresholds_wh) + [()] * (8 - len(block_thresholds_wh))
+        thresholds: list[_Item] = [(f"Thresholds@{n}", [
+            (f"BlockThreshold@{k}", str(value))
+            for k, value in enumerate(row or (_NO_THRESHOLD,), start=1)])
+            for n, row in enumerate(rows, start=1)]
+        items: list[_Item] = [("ElecTariffElements", [
+            ("CurrencyUnits", "GBP"),
+            ("SwitchingTable", [("DayProfiles", profiles),
+                                ("WeekProfiles", [("WeekProfile", [("WeekName", "1"), *days])]),
+                                ("Seasons", [("Season", [
+                                    ("SeasonName", "all"),
+                                    ("SeasonStartDate", _ANY_DATE),
+                                    ("ReferencedWeekName", "1")])])]),
+            ("ThresholdMatrix", thresholds)]),
+            _price_elements(prices_millipence_per_kwh, standing_charge_millipence_per_day,
+                            block)]
+        return self._build("1.1.1", target, items, execute_at)
+
+    def update_price(self, target: Eui64, *, prices_millipence_per_kwh: Sequence[Sequence[int]],
+                     standing_charge_millipence_per_day: int,
+                     execute_at: datetime | None = None) -> str:
+        """SR 1.2.1, electricity: per band its block prices (one each: TOU prices).
+        Future-datable."""
+        block = any(len(band) > 1 for band in prices_millipence_per_kwh)
+        return self._build("1.2.1", target, [_price_elements(
+            prices_millipence_per_kwh, standing_charge_millipence_per_day, block)], execute_at)
+
+    def read_tariff(self, target: Eui64) -> str:
+        """SR 4.11.1 (ESME, GSME)."""
+        return self._build("4.11.1", target, [])
+
+    # ----------------------------------------------------------------------------------------
     # Metering data 4.1.x, 4.6.1, 4.8.1, 4.12.1, 4.14 (ReadLogPeriod: [start, end))
     # ----------------------------------------------------------------------------------------
 
@@ -450,6 +504,42 @@ class DuisRequestBuilder:
                 + tostring(root, encoding="unicode") + "\n")
 
 
+#: A BlockThreshold meaning "no threshold"; a Season start that matches any date.
+_NO_THRESHOLD = 0xFFFF_FFFF
+_ANY_DATE: list[_Item] = [("Year", [("NonSpecifiedYear", None)]),
+                          ("Month", [("NonSpecifiedMonth", None)]),
+                          ("DayOfMonth", [("NonSpecifiedDayOfMonth", None)]),
+                          ("DayOfWeek", [("NonSpecifiedDayOfWeek", None)])]
+
+
+def _time_of_day(second_of_day: int) -> str:
+    if not 0 <= second_of_day < 86_400:
+        raise ValueError(f"a switch time is a second of the day 0..86399, not {second_of_day}")
+    hours, rest = divmod(second_of_day, 3600)
+    return f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}.00Z"
+
+
+def _price_elements(bands: Sequence[Sequence[int]], standing_millipence: int,
+                    block: bool) -> _Item:
+    """ElectricityPriceElements: the prices and the standing charge each at the scale
+    :func:`~protocol.s1sp.units.millipence_to_duis_prices` gives."""
+    scale, flat = millipence_to_duis_prices([price for band in bands for price in band])
+    standing_scale, (standing,) = millipence_to_duis_prices([standing_millipence])
+    if block:
+        rows, offset = [], 0
+        for n, band in enumerate(bands, start=1):
+            rows.append((f"BlockPrices@{n}", [(f"BlockPrice@{k}", str(price)) for k, price in
+                                              enumerate(flat[offset:offset + len(band)], 1)]))
+            offset += len(band)
+        tariff: _Item = ("BlockTariff", rows)
+    else:
+        tariff = ("TOUTariff", [(f"TOUPrice@{n}", str(price)) for n, price in
+                                enumerate(flat, start=1)])
+    return ("PriceElements", [("ElectricityPriceElements", [
+        ("StandingCharge", str(standing)), ("StandingChargeScale", str(standing_scale)),
+        ("PriceScale", str(scale)), tariff])])
+
+
 def _read_log_period(start: datetime, end: datetime) -> list[_Item]:
     return [("ReadLogPeriod", [
         ("StartDateTime", datetime_to_duis_date_time(start, "start")),
@@ -472,8 +562,10 @@ def _tag(local: str) -> str:
 
 
 def _add_items(parent: Element, items: list[_Item]) -> None:
+    """``name@3`` makes ``<name index="3">``."""
     for name, value in items:
-        child = SubElement(parent, _tag(name))
+        name, _, index = name.partition("@")
+        child = SubElement(parent, _tag(name), {"index": index} if index else {})
         if isinstance(value, list):
             _add_items(child, value)
         elif value is not None:

@@ -28,6 +28,7 @@ This module never loads a document and never reaches a device except through its
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -38,10 +39,19 @@ from protocol.apdu import (
     DeviceType,
     RegisterUnit,
 )
-from protocol.s1sp.duis_xml import EmptyBody, SrBody, find, text
+from protocol.s1sp.duis_xml import (
+    EmptyBody,
+    Execution,
+    SrBody,
+    duis_children,
+    find,
+    local_name,
+    text,
+)
 from protocol.s1sp.errors import InvalidRequestError
 from protocol.s1sp.rules import ResultItem, RuleContext, require_success
 from protocol.s1sp.service_requests.record import (
+    CRITICAL_VARIANTS,
     ELECTRICITY_METER,
     GAS_PROXY,
     METERS,
@@ -50,14 +60,18 @@ from protocol.s1sp.service_requests.record import (
 )
 from protocol.s1sp.units import (
     DUIS_ENERGY_UNIT_NAMES,
+    DUIS_MONEY_PRICE_SCALE,
     device_seconds_to_duis_date_time,
     duis_date_time_to_device_seconds,
+    duis_price_to_millipence,
+    millipence_to_duis_prices,
+    parse_duis_integer,
     pence_to_duis_money,
     register_to_duis_energy,
     require_log_period,
 )
 
-__all__ = ["MAX_PROFILE_LOG_ENTRIES", "RECORDS", "LogPeriodRead"]
+__all__ = ["MAX_PROFILE_LOG_ENTRIES", "RECORDS", "LogPeriodRead", "PriceUpdate", "TariffUpdate"]
 
 #: DUIS 4.8.1 carries at most this many LogEntry (397 days of half-hours).
 MAX_PROFILE_LOG_ENTRIES = 19_056
@@ -264,7 +278,402 @@ def _read_maximum_demand_import_registers(ctx: RuleContext, body: EmptyBody
             ])]
 
 
+# -- 1.1.1, 1.2.1, 4.11.1: tariff and prices --------------------------------------------------
+
+#: Block period the S1SP gives a tariff (*decided*: DUIS 1.1.1 carries none): one UTC day.
+TARIFF_BLOCK_PERIOD_SECONDS = 86_400
+#: A BlockThreshold of this value means "no threshold" (the DCC's TOU-only template fills every
+#: threshold row with it).
+NO_THRESHOLD = 0xFFFF_FFFF
+#: ReferencedDayName index 1 is Monday (*decided*, as DLMS week profiles count).
+_WEEKDAYS = 7
+_TIME_OF_DAY = re.compile(r"([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.0+)?(?:Z|[+-]00:00)?")
+
+
+@dataclass(frozen=True)
+class PriceUpdate(SrBody):
+    """PriceElements (1.1.1, 1.2.1) in millipence: the standing charge per day, and TOU
+    prices (TOUPrice index order) or block prices (BlockPrices index order, each its
+    BlockPrice in index order) per kWh; ``threshold_count`` is gas's NumberOfThresholds."""
+
+    standing_charge_millipence_per_day: int
+    tou_prices_millipence_per_kwh: tuple[int, ...] = ()
+    block_prices_millipence_per_kwh: tuple[tuple[int, ...], ...] = ()
+    threshold_count: int | None = None
+    execution: Execution | None = None
+
+
+@dataclass(frozen=True)
+class TariffUpdate(SrBody):
+    """1.1.1: the switching table (day profiles of ``(start_second_of_day, action)``, actions
+    counted from 1; the day profile of each weekday, Monday first), whether the actions are
+    block-tariff actions, the threshold rows (Wh, "no threshold" dropped), the prices, and what
+    the meter cannot hold and so was not applied (``(element, count)``)."""
+
+    day_profiles: tuple[tuple[tuple[int, int], ...], ...]
+    week: tuple[int, ...]
+    block: bool
+    thresholds_wh: tuple[tuple[int, ...], ...]
+    prices: PriceUpdate
+    not_applied: tuple[tuple[str, int], ...] = ()
+    execution: Execution | None = None
+
+
+def _children(element: Element, name: str) -> list[Element]:
+    return [child for child in duis_children(element) if local_name(child.tag)[1] == name]
+
+
+def _child(element: Element, name: str, where: str, required: bool = True) -> Element | None:
+    found = _children(element, name)
+    if len(found) > 1 or (required and not found):
+        raise InvalidRequestError(f"{where} needs exactly one {name} element")
+    return found[0] if found else None
+
+
+def _integer(element: Element, name: str, where: str) -> int:
+    node = _child(element, name, where)
+    assert node is not None
+    return parse_duis_integer(node.text, name)
+
+
+def _by_index(elements: list[Element], name: str) -> list[Element]:
+    """``elements`` in the order of their ``index`` attribute, 1, 2, ... with none missing."""
+    try:
+        indexed = sorted((int(element.get("index", "")), n) for n, element in enumerate(elements))
+    except ValueError:
+        raise InvalidRequestError(f"every {name} needs a whole-number index attribute") from None
+    if [index for index, _ in indexed] != list(range(1, len(elements) + 1)):
+        raise InvalidRequestError(f"{name} indexes must be 1..{len(elements)}, each once")
+    return [elements[n] for _, n in indexed]
+
+
+def _second_of_day(value_text: str | None) -> int:
+    match = _TIME_OF_DAY.fullmatch((value_text or "").strip())
+    if match is None or int(match[1]) > 23 or int(match[2]) > 59 or int(match[3]) > 59:
+        raise InvalidRequestError(f"StartTime {value_text!r} is not a whole-second UTC time of "
+                                  "day such as 07:00:00.00Z")
+    return int(match[1]) * 3600 + int(match[2]) * 60 + int(match[3])
+
+
+def _day_profile(profile: Element, where: str) -> tuple[tuple[int, int], ...]:
+    """One DayProfile's switches from midnight: a profile whose first switch is later than
+    00:00 starts the day in the band of its last switch (*decided*: the day wraps)."""
+    switches: dict[int, int] = {}
+    for schedule in _children(profile, "ProfileSchedule"):
+        start = _second_of_day(text(schedule, "StartTime", where))
+        actions = [child for child in duis_children(schedule)
+                   if local_name(child.tag)[1] in ("TOUTariffAction", "BlockTariffAction",
+                                                   "BlockTariff")]
+        if len(actions) != 1 or start in switches:
+            raise InvalidRequestError(f"{where}: each ProfileSchedule needs one action and a "
+                                      "StartTime of its own")
+        name = local_name(actions[0].tag)[1]
+        action = 1 if name == "BlockTariff" else parse_duis_integer(actions[0].text, name)
+        switches[start] = -action if name != "TOUTariffAction" else action
+    if not switches:
+        raise InvalidRequestError(f"{where}: a DayProfile needs a ProfileSchedule")
+    ordered = sorted(switches.items())
+    if ordered[0][0] != 0:
+        ordered.insert(0, (0, ordered[-1][1]))
+    return tuple(ordered)
+
+
+def _parse_switching(tariff: Element, where: str
+                     ) -> tuple[tuple[tuple[tuple[int, int], ...], ...], tuple[int, ...],
+                                bool, list[tuple[str, int]]]:
+    """Day profiles, the week of the first Season, whether actions are block actions, and
+    what is not applied: Seasons naming another week, SpecialDays (*decided*: the meter holds
+    one week profile and no special days; the response says how many were not applied)."""
+    switching = _child(tariff, "SwitchingTable", where)
+    assert switching is not None
+    profiles_element = _child(switching, "DayProfiles", where)
+    weeks_element = _child(switching, "WeekProfiles", where)
+    seasons_element = _child(switching, "Seasons", where)
+    assert profiles_element is not None and weeks_element is not None
+    assert seasons_element is not None
+    names: dict[int, int] = {}
+    profiles = []
+    for profile in _children(profiles_element, "DayProfile"):
+        day_name = _integer(profile, "DayName", where)
+        if day_name in names:
+            raise InvalidRequestError(f"DayName {day_name} is given twice")
+        names[day_name] = len(profiles)
+        profiles.append(_day_profile(profile, f"{where}/DayProfile {day_name}"))
+    kinds = {action > 0 for profile in profiles for _, action in profile}
+    if len(kinds) != 1:
+        raise InvalidRequestError("a switching table mixing TOUTariffAction and block actions "
+                                  "(a hybrid tariff) is not supported by the meter")
+    seasons = _children(seasons_element, "Season")
+    if not seasons:
+        raise InvalidRequestError(f"{where}: Seasons needs a Season")
+    week_names = [_integer(season, "ReferencedWeekName", where) for season in seasons]
+    week_element = next((week for week in _children(weeks_element, "WeekProfile")
+                         if _integer(week, "WeekName", where) == week_names[0]), None)
+    if week_element is None:
+        raise InvalidRequestError(f"Season refers to WeekName {week_names[0]}, which is not given")
+    days = _by_index(_children(week_element, "ReferencedDayName"), "ReferencedDayName")
+    if len(days) != _WEEKDAYS:
+        raise InvalidRequestError("a WeekProfile names exactly 7 days")
+    week = []
+    for day in days:
+        day_name = parse_duis_integer(day.text, "ReferencedDayName")
+        if day_name not in names:
+            raise InvalidRequestError(f"ReferencedDayName {day_name} is not a DayName given")
+        week.append(names[day_name])
+    not_applied = []
+    other_seasons = sum(1 for name in week_names[1:] if name != week_names[0])
+    if other_seasons:
+        not_applied.append(("Season", other_seasons))
+    special = _child(tariff, "SpecialDays", where, required=False)
+    special_days = len(_children(special, "SpecialDay")) if special is not None else 0
+    if special_days:
+        not_applied.append(("SpecialDay", special_days))
+    block = not kinds.pop()
+    return (tuple(tuple((start, abs(action)) for start, action in profile)
+                  for profile in profiles), tuple(week), block, not_applied)
+
+
+def _threshold_row(elements: list[Element]) -> tuple[int, ...]:
+    values = [parse_duis_integer(element.text, "BlockThreshold")
+              for element in _by_index(elements, "BlockThreshold")]
+    return tuple(value for value in values if value != NO_THRESHOLD)
+
+
+def _parse_thresholds(tariff: Element, gas: bool, where: str) -> tuple[tuple[int, ...], ...]:
+    matrix = _child(tariff, "ThresholdMatrix", where, required=False)
+    if matrix is None:
+        return ()
+    if gas:
+        return (_threshold_row(_children(matrix, "BlockThreshold")),)
+    return tuple(_threshold_row(_children(row, "BlockThreshold"))
+                 for row in _by_index(_children(matrix, "Thresholds"), "Thresholds"))
+
+
+def _prices(elements: list[Element], name: str, scale: int) -> tuple[int, ...]:
+    return tuple(duis_price_to_millipence(parse_duis_integer(element.text, name), scale, name)
+                 for element in _by_index(elements, name))
+
+
+def _parse_prices(body: Element, where: str) -> PriceUpdate:
+    """PriceElements: electricity prices x 10^PriceScale GBP, standing charge x
+    10^StandingChargeScale GBP; gas prices and standing charge in 1/100000 GBP."""
+    price_elements = _child(body, "PriceElements", where)
+    assert price_elements is not None
+    elec = _child(price_elements, "ElectricityPriceElements", where, required=False)
+    gas = _child(price_elements, "GasPriceElements", where, required=False)
+    if (elec is None) == (gas is None):
+        raise InvalidRequestError("PriceElements needs ElectricityPriceElements or "
+                                  "GasPriceElements")
+    prices = elec if elec is not None else gas
+    assert prices is not None
+    if elec is not None:
+        price_scale = _integer(elec, "PriceScale", where)
+        standing_scale = _integer(elec, "StandingChargeScale", where)
+    else:
+        if text(prices, "CurrencyUnits", where) != "GBP":
+            raise InvalidRequestError("the meter holds prices in GBP only: CurrencyUnits GBP")
+        price_scale = standing_scale = DUIS_MONEY_PRICE_SCALE
+    standing = duis_price_to_millipence(_integer(prices, "StandingCharge", where),
+                                        standing_scale, "StandingCharge")
+    tou = _child(prices, "TOUTariff", where, required=False)
+    block = _child(prices, "BlockTariff", where, required=False)
+    if (tou is None) == (block is None):
+        raise InvalidRequestError("prices need a TOUTariff or a BlockTariff (a HybridTariff is "
+                                  "not supported by the meter)")
+    if tou is not None:
+        return PriceUpdate(standing, _prices(_children(tou, "TOUPrice"), "TOUPrice",
+                                             price_scale))
+    assert block is not None
+    if elec is not None:
+        rows = tuple(_prices(_children(row, "BlockPrice"), "BlockPrice", price_scale)
+                     for row in _by_index(_children(block, "BlockPrices"), "BlockPrices"))
+        return PriceUpdate(standing, block_prices_millipence_per_kwh=rows)
+    count = _child(block, "NumberOfThresholds", where, required=False)
+    return PriceUpdate(standing, block_prices_millipence_per_kwh=(
+        _prices(_children(block, "BlockPrice"), "BlockPrice", price_scale),),
+        threshold_count=None if count is None else parse_duis_integer(count.text,
+                                                                      "NumberOfThresholds"))
+
+
+def _parse_price_update(body: Element, where: str) -> PriceUpdate:
+    return _parse_prices(body, where)
+
+
+def _parse_tariff_update(body: Element, where: str) -> TariffUpdate:
+    elec = _child(body, "ElecTariffElements", where, required=False)
+    gas = _child(body, "GasTariffElements", where, required=False)
+    if (elec is None) == (gas is None):
+        raise InvalidRequestError("UpdateImportTariffPrimaryElement needs ElecTariffElements "
+                                  "or GasTariffElements")
+    tariff = elec if elec is not None else gas
+    assert tariff is not None
+    if elec is not None and text(elec, "CurrencyUnits", where) != "GBP":
+        raise InvalidRequestError("the meter holds prices in GBP only: CurrencyUnits GBP")
+    profiles, week, block, not_applied = _parse_switching(tariff, where)
+    return TariffUpdate(profiles, week, block, _parse_thresholds(tariff, gas is not None, where),
+                        _parse_prices(body, where), tuple(not_applied))
+
+
+def _band_prices(prices: PriceUpdate, band_blocks: list[int] | None) -> list[list[int]]:
+    """Prices per band: TOU prices one per band, or each band's first ``band_blocks[band]``
+    block prices (too few is E-INVALID; more are not used)."""
+    if prices.tou_prices_millipence_per_kwh:
+        return [[price] for price in prices.tou_prices_millipence_per_kwh]
+    rows = prices.block_prices_millipence_per_kwh
+    if band_blocks is None:
+        return [list(row) for row in rows]
+    if len(rows) < len(band_blocks):
+        raise InvalidRequestError(f"{len(rows)} BlockPrices for {len(band_blocks)} block "
+                                  "tariffs")
+    for band, (row, blocks) in enumerate(zip(rows, band_blocks, strict=False), start=1):
+        if len(row) < blocks:
+            raise InvalidRequestError(f"BlockPrices {band} has {len(row)} BlockPrice for "
+                                      f"{blocks} blocks")
+    return [list(row[:blocks]) for row, blocks in zip(rows, band_blocks, strict=False)]
+
+
+def _prices_fields(standing_millipence: int, bands: list[list[int]]) -> dict[str, Any]:
+    return {"standing_charge_millipence_per_day": standing_millipence,
+            "bands": [{"block_prices": [{"price_millipence_per_kwh": price} for price in band]}
+                      for band in bands]}
+
+
+def _tariff_fields(body: TariffUpdate) -> dict[str, Any]:
+    """The SET_TARIFF fields of a 1.1.1: TOU actions and block-tariff actions alike become
+    TOU bands (an action n is band n); a block tariff's band n takes threshold row n and the
+    first (thresholds + 1) prices of BlockPrices n."""
+    bands_used = max(action for profile in body.day_profiles for _, action in profile)
+    prices = body.prices
+    if body.block:
+        rows = list(body.thresholds_wh[:bands_used]) or [()]
+        if prices.threshold_count is not None:
+            rows = [row[:prices.threshold_count] for row in rows]
+        rows += [()] * (bands_used - len(rows))
+        bands = _band_prices(prices, [len(row) + 1 for row in rows])
+    else:
+        if prices.block_prices_millipence_per_kwh:
+            raise InvalidRequestError("a switching table of TOUTariffAction needs TOUTariff "
+                                      "prices")
+        bands = _band_prices(prices, None)
+        rows = [()] * len(bands)
+    if bands_used > len(bands):
+        raise InvalidRequestError(f"the switching table uses tariff action {bands_used} but "
+                                  f"the prices give {len(bands)}")
+    rows += [()] * (len(bands) - len(rows))
+    return {
+        "day_profiles": [{"switches": [{"start_second_of_day": start, "band": action}
+                                       for start, action in profile]}
+                         for profile in body.day_profiles],
+        "week_day_profiles": bytes(body.week),
+        "band_thresholds": [{"thresholds": [{"threshold_wh": wh} for wh in row]}
+                            for row in rows],
+        "block_period_seconds": TARIFF_BLOCK_PERIOD_SECONDS,
+        "prices": _prices_fields(prices.standing_charge_millipence_per_day, bands),
+    }
+
+
+def _send_tariff_change(ctx: RuleContext, execution: Execution | None, command: Command,
+                        fields: dict[str, Any], not_applied: tuple[tuple[str, int], ...]
+                        ) -> list[ResultItem]:
+    _, scheduling = ctx.send_possibly_future_dated(execution, command, fields)
+    return [*scheduling, *((f"{name}NotApplied", count) for name, count in not_applied)]
+
+
+def _update_import_tariff(ctx: RuleContext, body: TariffUpdate) -> list[ResultItem]:
+    if body.execution is not None and body.execution.cancel:
+        return ctx.cancel_scheduled(body.execution, Command.SET_TARIFF)
+    return _send_tariff_change(ctx, body.execution, Command.SET_TARIFF, _tariff_fields(body),
+                               body.not_applied)
+
+
+def _update_price(ctx: RuleContext, body: PriceUpdate) -> list[ResultItem]:
+    """1.2.1: new prices for the tariff the meter holds now (READ_TARIFF gives its bands and
+    blocks: surplus BlockPrice elements are not used, too few is E-INVALID)."""
+    if body.execution is not None and body.execution.cancel:
+        return ctx.cancel_scheduled(body.execution, Command.SET_PRICES)
+    held = _read(ctx, Command.READ_TARIFF).tariff
+    blocks = [len(band.block_prices) for band in held.prices.bands]
+    if body.tou_prices_millipence_per_kwh and any(count > 1 for count in blocks):
+        raise InvalidRequestError("the meter holds a block tariff: give BlockTariff prices")
+    bands = _band_prices(body, None if body.tou_prices_millipence_per_kwh else blocks)
+    if len(bands) != len(blocks):
+        raise InvalidRequestError(f"the meter's tariff has {len(blocks)} band(s); the prices "
+                                  f"give {len(bands)}")
+    return _send_tariff_change(ctx, body.execution, Command.SET_PRICES,
+                               _prices_fields(body.standing_charge_millipence_per_day, bands),
+                               ())
+
+
+def _indexed_prices(name: str, values: list[int]) -> list[ResultItem]:
+    return [(name, [("Index", index), ("Value", value)])
+            for index, value in enumerate(values, start=1)]
+
+
+def _read_tariff(ctx: RuleContext, body: EmptyBody) -> list[ResultItem]:
+    """4.11.1: the tariff in force. Electricity prices at one PriceScale (-5 unless a value
+    does not fit xs:short), the standing charge at its own; gas in 1/100000 GBP."""
+    answer = _read(ctx, Command.READ_TARIFF)
+    tariff = answer.tariff
+    bands = [[price.price_millipence_per_kwh for price in band.block_prices]
+             for band in tariff.prices.bands]
+    block = any(len(band.thresholds) for band in tariff.band_thresholds)
+    action = "BlockTariffAction" if block else "TOUTariffAction"
+    day_profiles: list[ResultItem] = [("DayProfile", [
+        ("Day", number), *(("ProfileSchedule", [("StartTime", _time_of_day(
+            switch.start_second_of_day)), (action, switch.band)]) for switch in profile.switches)])
+        for number, profile in enumerate(tariff.day_profiles, start=1)]
+    week: list[ResultItem] = [("WeekProfile", [("WeekName", 1), *(
+        ("ReferencedElecDay" if not _is_gas(ctx) else "ReferencedDay",
+         [("Index", weekday), ("Value", day + 1)])
+        for weekday, day in enumerate(tariff.week_day_profiles, start=1))])]
+    switching: ResultItem = ("TariffSwitchingTable", [("DayProfiles", day_profiles),
+                                                      ("WeekProfiles", week)])
+    standing = tariff.prices.standing_charge_millipence_per_day
+    if _is_gas(ctx):
+        items: list[ResultItem] = [("CurrencyUnitsLabel", "GBP"), ("StandingCharge", standing),
+                                   switching]
+        if block:
+            thresholds = tariff.band_thresholds[0].thresholds
+            items.append(("TariffThresholds", [
+                ("BlockThreshold", [("Index", n), ("Value", threshold.threshold_wh)])
+                for n, threshold in enumerate(thresholds, start=1)]))
+            items.append(("BlockTariff", _indexed_prices("BlockPrice", bands[0])))
+        else:
+            items.append(("TOUTariff", _indexed_prices(
+                "TariffTOUPrice", [band[0] for band in bands])))
+        return [("Gas", items)]
+    scale, flat = millipence_to_duis_prices([price for band in bands for price in band])
+    standing_scale, (standing_value,) = millipence_to_duis_prices([standing])
+    items = [("CurrencyUnitsLabel", "GBP"), ("CurrencyUnitsName", "Millipence"),
+             ("StandingCharge", standing_value), ("StandingChargeScale", standing_scale),
+             ("PriceScale", scale)]
+    if block:
+        rows, offset = [], 0
+        for band in bands:
+            rows.append(flat[offset:offset + len(band)])
+            offset += len(band)
+        items.append(("TariffBlockPriceMatrix", [
+            ("TariffBlockPrices", [("Index", n), *_indexed_prices("BlockPrice", row)])
+            for n, row in enumerate(rows, start=1)]))
+        items.append(("TariffThresholdMatrix", [
+            ("ElecTariffThresholds", [("Index", n), *(
+                ("BlockThreshold", [("Index", k), ("Value", t.threshold_wh)])
+                for k, t in enumerate(row.thresholds, start=1))])
+            for n, row in enumerate(tariff.band_thresholds, start=1)]))
+    else:
+        items.append(("TariffTOUPriceMatrix", _indexed_prices("TariffTOUPrice", flat)))
+    items.append(switching)
+    return [("Electricity", items)]
+
+
 RECORDS: tuple[ServiceRequest, ...] = (
+    ServiceRequest("1.1.1", "Update Import Tariff (Primary Element)",
+                   ("UpdateImportTariffPrimaryElement",), CRITICAL_VARIANTS, critical=True,
+                   valid_device_types=METERS, handler=_update_import_tariff,
+                   parse_body=_parse_tariff_update, future_datable=True),
+    ServiceRequest("1.2.1", "Update Price (Primary Element)", ("UpdatePricePrimaryElement",),
+                   CRITICAL_VARIANTS, critical=True, valid_device_types=METERS,
+                   handler=_update_price, parse_body=_parse_price_update, future_datable=True),
     ServiceRequest("4.1.1", "Read Instantaneous Import Registers",
                    ("ReadInstantaneousImportRegisters",), NON_CRITICAL_VARIANTS,
                    critical=False, valid_device_types=METERS | GAS_PROXY,
@@ -287,6 +696,9 @@ RECORDS: tuple[ServiceRequest, ...] = (
                    ("ReadMaximumDemandImportRegisters",), NON_CRITICAL_VARIANTS,
                    critical=False, valid_device_types=ELECTRICITY_METER,
                    handler=_read_maximum_demand_import_registers),
+    ServiceRequest("4.11.1", "Read Tariff (Primary Element)", ("ReadTariffPrimaryElement",),
+                   NON_CRITICAL_VARIANTS, critical=False, valid_device_types=METERS,
+                   handler=_read_tariff),
     ServiceRequest("4.14", "Read Prepayment Daily Read Log", ("ReadPrepaymentDailyReadLog",),
                    NON_CRITICAL_VARIANTS, critical=False, valid_device_types=METERS | GAS_PROXY,
                    handler=_read_prepayment_daily_read_log, parse_body=_parse_log_period),

@@ -48,6 +48,18 @@ def _message(xml: str, name: str) -> str | None:
 
 #: What each fixture gets from a fresh rig: I0, or E-S1SR with the reason it is refused.
 FIXTURE_OUTCOMES: dict[str, tuple[str, str]] = {
+    "1.1.1_update_import_tariff_block": ("I0", ""),
+    "1.1.1_update_import_tariff_price_missing": (
+        "E-INVALID", "the switching table uses tariff action 3 but the prices give 2"),
+    "1.1.1_update_import_tariff_tou": ("I0", ""),
+    "1.1.1_update_import_tariff_tou_cancellation": (
+        "E-S1SR", "CANCEL_SCHEDULED_REQUEST: NOTHING_SCHEDULED"),
+    "1.1.1_update_import_tariff_tou_future_dated": ("I0", ""),
+    "1.2.1_update_price": ("I0", ""),
+    "1.2.1_update_price_future_dated": ("I0", ""),
+    "1.2.1_update_price_too_many_bands": ("E-INVALID", "the meter's tariff has 1 band"),
+    "4.11.1_read_tariff": ("I0", ""),
+    "4.11.1_read_tariff_gas": ("I0", ""),
     "1.5_adjust_meter_balance": ("I0", ""),
     "1.5_adjust_meter_balance_negative": ("I0", ""),
     "1.5_reset_meter_balance": ("I0", ""),

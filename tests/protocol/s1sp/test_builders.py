@@ -30,7 +30,7 @@ from protocol.s1sp.service_requests.clock import ClockSynchronisation
 from protocol.s1sp.service_requests.firmware import FirmwareActivation, FirmwareUpdate
 from protocol.s1sp.service_requests.han import HanDeviceLogUpdate
 from protocol.s1sp.service_requests.load_limiting import LoadLimitSettingsUpdate
-from protocol.s1sp.service_requests.metering import LogPeriodRead
+from protocol.s1sp.service_requests.metering import LogPeriodRead, PriceUpdate, TariffUpdate
 from protocol.s1sp.service_requests.prepayment import (
     PREPAY_CONFIGURATION_ELEMENTS,
     DebtRecovery,
@@ -103,6 +103,19 @@ CASES: dict[str, tuple[Build, str, int, object]] = {
              DCC, 8, FirmwareUpdate(b"\x00image", "1.1.0",
                                     (ESME_BYTES, bytes.fromhex("00DB1234567890A2")))),
     "11.2": (lambda b: b.read_firmware_version(ESME), ESME, 1, EmptyBody()),
+    "1.1.1": (lambda b: b.update_import_tariff(
+        ESME, day_profiles=[[(0, 1), (25_200, 2), (82_800, 1)], [(0, 1)]],
+        week=[0, 0, 0, 0, 0, 1, 1], prices_millipence_per_kwh=[[15_000], [40_000]],
+        standing_charge_millipence_per_day=53_000,
+        execute_at=datetime(2030, 1, 15, 9, tzinfo=UTC)), ESME, 4,
+        TariffUpdate(((((0, 1), (25_200, 2), (82_800, 1)), ((0, 1),))),
+                     (0, 0, 0, 0, 0, 1, 1), False, ((),) * 8,
+                     PriceUpdate(53_000, (15_000, 40_000)),
+                     execution=Execution("2030-01-15T09:00:00Z", 1_894_698_000))),
+    "1.2.1": (lambda b: b.update_price(ESME, prices_millipence_per_kwh=[[10_000, 20_000]],
+                                       standing_charge_millipence_per_day=41_000), ESME, 4,
+              PriceUpdate(41_000, block_prices_millipence_per_kwh=((10_000, 20_000),))),
+    "4.11.1": (lambda b: b.read_tariff(GSME), GSME, 1, EmptyBody()),
     "4.1.1": (lambda b: b.read_instantaneous_import_registers(GSME), GSME, 1, EmptyBody()),
     "4.1.2": (lambda b: b.read_instantaneous_import_tou_matrices(ESME), ESME, 1, EmptyBody()),
     "4.1.4": (lambda b: b.read_instantaneous_import_block_counters(GSME), GSME, 1,

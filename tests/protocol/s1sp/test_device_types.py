@@ -21,6 +21,7 @@ GPF, PPMID = DeviceType.GAS_PROXY_FUNCTION, DeviceType.PPMID
 #: Written out from docs/duis.md (template targets -A0 ESME, -A1 GSME, -A2 comms hub, -A3 GPF,
 #: -A4 PPMID).
 EXPECTED_DEVICE_TYPES: dict[str, set[DeviceType]] = {
+    "1.1.1": {ESME, GSME}, "1.2.1": {ESME, GSME}, "4.11.1": {ESME, GSME},
     "1.5": {ESME, GSME}, "1.6": {ESME, GSME}, "2.1": {ESME, GSME}, "2.2": {ESME, GSME},
     "2.3": {ESME, GSME}, "2.5": {ESME, GSME},
     "4.3": {ESME, GSME, GPF}, "4.13": {ESME, GSME}, "4.15": {ESME}, "4.18": {ESME, GSME, GPF},
