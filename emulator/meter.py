@@ -143,7 +143,7 @@ _LOAD_LIMIT_COMMANDS = frozenset({
 })
 
 
-_MAX_DEMAND_COMMANDS = frozenset({Command.READ_MAXIMUM_DEMAND})
+_MAX_DEMAND_COMMANDS = frozenset({Command.READ_MAXIMUM_DEMAND, Command.READ_ACTIVE_POWER})
 _HALF_HOUR_SECONDS = 1_800
 
 
@@ -876,6 +876,22 @@ class Meter:
             for midnight, values in self._r.prepayment_daily_log.entries()
             if start <= midnight < end]}
 
+    def _read_daily_consumption_log(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+        """The consumption of each whole past UTC day whose midnight is in the range (the
+        last 731 days)."""
+        start, end = self._log_range(fields)
+        days = self._metrology.daily_consumption(-(-start // SECONDS_PER_DAY),
+                                                 -(-end // SECONDS_PER_DAY))
+        return Status.SUCCESS, {"register_unit": self._register_unit, "entries": [
+            {"midnight_seconds": midnight, "register_units": value} for midnight, value in days]}
+
+    def _read_active_power(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+        """The load drawn now (W): the load model's, or 0 while the supply is not enabled."""
+        m = self._metrology
+        enabled = self._r.supply_state == SupplyState.ENABLED
+        return Status.SUCCESS, {
+            "active_power_import_w": m.load_model.load_w_at(m.now_seconds) if enabled else 0}
+
     def _read_tariff(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
         timeline = self._metrology.timeline
         return Status.SUCCESS, {
@@ -958,6 +974,8 @@ _HANDLERS: dict[Command, _Handler] = {
     Command.READ_PREPAYMENT_DAILY_LOG: Meter._read_prepayment_daily_log,
     Command.READ_TARIFF: Meter._read_tariff,
     Command.READ_MAXIMUM_DEMAND: Meter._read_maximum_demand,
+    Command.READ_ACTIVE_POWER: Meter._read_active_power,
+    Command.READ_DAILY_CONSUMPTION_LOG: Meter._read_daily_consumption_log,
     Command.SET_TARIFF: Meter._set_tariff,
     Command.SET_PRICES: Meter._set_prices,
 }

@@ -92,6 +92,8 @@ class Command(enum.IntEnum):
     READ_PREPAYMENT_DAILY_LOG = 0x0F
     READ_TARIFF = 0x10
     READ_MAXIMUM_DEMAND = 0x11
+    READ_ACTIVE_POWER = 0x12
+    READ_DAILY_CONSUMPTION_LOG = 0x13
     # prepayment and money
     SET_PAYMENT_MODE = 0x20
     ADJUST_METER_BALANCE = 0x21
@@ -440,6 +442,13 @@ DAILY_READ_ENTRY = Struct(
     "cells" / PrefixedArray(Int16ub, REGISTER_CELL),
 )
 
+#: One day's consumption (DUIS 4.17): the register units consumed in the UTC day starting at
+#: ``midnight_seconds``.
+DAILY_CONSUMPTION_ENTRY = Struct(
+    "midnight_seconds" / DeviceTimeSeconds,
+    "register_units" / Int32ub,
+)
+
 PREPAYMENT_DAILY_ENTRY = Struct(
     "midnight_seconds" / DeviceTimeSeconds,
     "meter_balance_pence" / Pence,
@@ -511,6 +520,8 @@ REQUEST_BODIES: dict[Command, Construct] = {
     Command.READ_PREPAYMENT_DAILY_LOG: LOG_RANGE,
     Command.READ_TARIFF: EMPTY,
     Command.READ_MAXIMUM_DEMAND: EMPTY,
+    Command.READ_ACTIVE_POWER: EMPTY,
+    Command.READ_DAILY_CONSUMPTION_LOG: LOG_RANGE,
     Command.SET_TARIFF: TARIFF,
     Command.SET_PRICES: TARIFF_PRICES,
     Command.SET_PAYMENT_MODE: Struct(
@@ -609,6 +620,11 @@ RESPONSE_BODIES: dict[Command, Construct] = {
         "configurable_time_active_import" / MAX_DEMAND,
         "configurable_window_start_second_of_day" / Int32ub,
         "configurable_window_end_second_of_day" / Int32ub,
+    ),
+    Command.READ_ACTIVE_POWER: Struct("active_power_import_w" / Int32ub),
+    Command.READ_DAILY_CONSUMPTION_LOG: Struct(
+        "register_unit" / EnumAdapter(RegisterUnit),
+        "entries" / PrefixedArray(Int16ub, DAILY_CONSUMPTION_ENTRY),
     ),
     Command.SET_TARIFF: TARIFF,
     Command.SET_PRICES: TARIFF_PRICES,

@@ -441,7 +441,7 @@ class DuisRequestBuilder:
         return self._build("4.11.1", target, [])
 
     # ----------------------------------------------------------------------------------------
-    # Metering data 4.1.x, 4.6.1, 4.8.1, 4.12.1, 4.14 (ReadLogPeriod: [start, end))
+    # Metering data 4.1.x, 4.6.1, 4.8.1, 4.12.1, 4.14, 4.16, 4.17 (ReadLogPeriod: [start, end))
     # ----------------------------------------------------------------------------------------
 
     def read_instantaneous_import_registers(self, target: Eui64) -> str:
@@ -469,6 +469,15 @@ class DuisRequestBuilder:
     def read_maximum_demand_import_registers(self, target: Eui64) -> str:
         """SR 4.12.1 (ESME)."""
         return self._build("4.12.1", target, [])
+
+    def read_active_power_import(self, target: Eui64) -> str:
+        """SR 4.16 (ESME)."""
+        return self._build("4.16", target, [])
+
+    def retrieve_daily_consumption_log(self, target: Eui64, *, start: datetime,
+                                       end: datetime) -> str:
+        """SR 4.17: the whole days whose midnight is in ``[start, end)``."""
+        return self._build("4.17", target, _read_log_period(start, end))
 
     def read_prepayment_daily_read_log(self, target: Eui64, *, start: datetime,
                                        end: datetime) -> str:

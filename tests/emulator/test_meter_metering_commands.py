@@ -200,6 +200,25 @@ def test_maximum_demand_is_the_highest_half_hour_average_and_gas_has_none() -> N
     assert ask(gas, Command.READ_MAXIMUM_DEMAND).status is Status.NOT_SUPPORTED_BY_DEVICE
 
 
+def test_active_power_is_the_load_now_and_0_with_the_supply_off() -> None:
+    device = meter({"load_profile": [[0, 700], [6 * HOUR, 2_100]]})
+    device.advance_to(T0 + 6 * HOUR)
+    assert ask(device, Command.READ_ACTIVE_POWER).body.active_power_import_w == 2_100
+    ask(device, Command.SET_SUPPLY_STATE, {"supply_state": 1})  # DISABLED
+    assert ask(device, Command.READ_ACTIVE_POWER).body.active_power_import_w == 0
+    gas = meter({"load_w": 100}, DeviceType.GAS_METER)
+    assert ask(gas, Command.READ_ACTIVE_POWER).status is Status.NOT_SUPPORTED_BY_DEVICE
+
+
+def test_daily_consumption_gives_each_whole_day_whose_midnight_is_in_the_range() -> None:
+    device = meter(TWO_RATE)
+    device.advance_to(T0 + 3 * DAY + HOUR)
+    body = ask(device, Command.READ_DAILY_CONSUMPTION_LOG,
+               {"start_seconds": T0 + 1, "end_seconds": T0 + 10 * DAY}).body
+    assert [(e.midnight_seconds, e.register_units) for e in body.entries] == [
+        (T0 + DAY, 28_800), (T0 + 2 * DAY, 28_800)]  # the day starting 3 days in is not over
+
+
 @pytest.mark.parametrize("command", [Command.READ_ENERGY_REGISTERS, Command.READ_TARIFF])
 def test_reads_change_nothing(command: Command) -> None:
     device = meter(TWO_RATE)

@@ -1,5 +1,5 @@
 """Metering-data Service Requests (issue 11): energy registers, daily and half-hourly logs,
-the prepayment daily log, maximum demand.
+the prepayment daily log, maximum demand, active power, daily consumption, tariff and prices.
 
 - 4.1.1 ReadInstantaneousImportRegisters, 4.1.2 ReadInstantaneousImportTOUMatrices (ESME,
   GSME, GPF) and 4.1.4 ReadInstantaneousImportBlockCounters (GSME, GPF): READ_ENERGY_REGISTERS.
@@ -10,6 +10,12 @@ the prepayment daily log, maximum demand.
   ReadLogPeriod is E-INVALID, nothing sent.
 - 4.14 ReadPrepaymentDailyReadLog (ESME, GSME, GPF): READ_PREPAYMENT_DAILY_LOG.
 - 4.12.1 ReadMaximumDemandImportRegisters (ESME): READ_MAXIMUM_DEMAND.
+- 4.16 ReadActivePowerImport (ESME): READ_ACTIVE_POWER, the load drawn now in W.
+- 4.17 RetrieveDailyConsumptionLog (ESME, GSME, GPF): READ_DAILY_CONSUMPTION_LOG, each whole
+  UTC day whose midnight is in the period, at most the last 731.
+- 1.1.1 UpdateImportTariffPrimaryElement, 1.2.1 UpdatePricePrimaryElement (ESME, GSME;
+  future-datable) and 4.11.1 ReadTariffPrimaryElement: SET_TARIFF, SET_PRICES, READ_TARIFF
+  (decisions in docs/duis.md, "Tariff and prices").
 
 Read log bodies carry ``ReadLogPeriod/StartDateTime`` and ``EndDateTime``; an entry belongs
 to the period when ``start <= Timestamp < end`` (*decided*). A half-hour's Timestamp is the
@@ -243,6 +249,26 @@ def _read_prepayment_daily_read_log(ctx: RuleContext, body: LogPeriodRead
     entries: list[ResultItem] = [
         ("LogEntry", [*((name, pence_to_duis_money(getattr(entry, field)))
                         for name, field in _PREPAYMENT_LOG_MONEY),
+                      ("Timestamp", device_seconds_to_duis_date_time(entry.midnight_seconds))])
+        for entry in log.entries]
+    return [("Gas" if _is_gas(ctx) else "Electricity", entries)]
+
+
+# -- 4.16, 4.17 -----------------------------------------------------------------------------
+
+
+def _read_active_power_import(ctx: RuleContext, body: EmptyBody) -> list[ResultItem]:
+    power = _read(ctx, Command.READ_ACTIVE_POWER)
+    return [("ActivePowerImport", [("Value", power.active_power_import_w), ("Unit", "W")])]
+
+
+def _retrieve_daily_consumption_log(ctx: RuleContext, body: LogPeriodRead
+                                    ) -> list[ResultItem]:
+    """4.17: each whole UTC day whose midnight is in the period (at most the last 731)."""
+    log = _read(ctx, Command.READ_DAILY_CONSUMPTION_LOG, _log_range(body))
+    entries: list[ResultItem] = [
+        ("LogEntry", [("Value", register_to_duis_energy(entry.register_units,
+                                                        log.register_unit)),
                       ("Timestamp", device_seconds_to_duis_date_time(entry.midnight_seconds))])
         for entry in log.entries]
     return [("Gas" if _is_gas(ctx) else "Electricity", entries)]
@@ -696,6 +722,12 @@ RECORDS: tuple[ServiceRequest, ...] = (
                    ("ReadMaximumDemandImportRegisters",), NON_CRITICAL_VARIANTS,
                    critical=False, valid_device_types=ELECTRICITY_METER,
                    handler=_read_maximum_demand_import_registers),
+    ServiceRequest("4.16", "Read Active Power Import", ("ReadActivePowerImport",),
+                   NON_CRITICAL_VARIANTS, critical=False, valid_device_types=ELECTRICITY_METER,
+                   handler=_read_active_power_import),
+    ServiceRequest("4.17", "Retrieve Daily Consumption Log", ("RetrieveDailyConsumptionLog",),
+                   NON_CRITICAL_VARIANTS, critical=False, valid_device_types=METERS | GAS_PROXY,
+                   handler=_retrieve_daily_consumption_log, parse_body=_parse_log_period),
     ServiceRequest("4.11.1", "Read Tariff (Primary Element)", ("ReadTariffPrimaryElement",),
                    NON_CRITICAL_VARIANTS, critical=False, valid_device_types=METERS,
                    handler=_read_tariff),

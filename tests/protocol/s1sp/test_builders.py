@@ -116,6 +116,10 @@ CASES: dict[str, tuple[Build, str, int, object]] = {
                                        standing_charge_millipence_per_day=41_000), ESME, 4,
               PriceUpdate(41_000, block_prices_millipence_per_kwh=((10_000, 20_000),))),
     "4.11.1": (lambda b: b.read_tariff(GSME), GSME, 1, EmptyBody()),
+    "4.16": (lambda b: b.read_active_power_import(ESME), ESME, 1, EmptyBody()),
+    "4.17": (lambda b: b.retrieve_daily_consumption_log(
+        ESME, start=datetime(2026, 1, 5, tzinfo=UTC), end=datetime(2026, 2, 5, tzinfo=UTC)),
+        ESME, 1, LogPeriodRead(1_767_571_200, 1_770_249_600)),
     "4.1.1": (lambda b: b.read_instantaneous_import_registers(GSME), GSME, 1, EmptyBody()),
     "4.1.2": (lambda b: b.read_instantaneous_import_tou_matrices(ESME), ESME, 1, EmptyBody()),
     "4.1.4": (lambda b: b.read_instantaneous_import_block_counters(GSME), GSME, 1,

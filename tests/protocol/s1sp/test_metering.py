@@ -210,3 +210,29 @@ def test_a_log_period_outside_the_kept_logs_answers_no_entries() -> None:
     xml = DuisRequestBuilder().retrieve_import_daily_read_log(
         ESME_EUI64, start=MIDNIGHT - timedelta(days=400), end=MIDNIGHT - timedelta(days=300))
     assert answer(rig, xml).groups("LogEntry") == []
+
+
+def test_4_16_reads_the_esme_load_now_in_w_and_is_e11_for_gas() -> None:
+    rig = two_rate_rig(HOUR)
+    power = answer(rig, fixture_xml("4.16_read_active_power_import")).group("ActivePowerImport")
+    assert (power.integer("Value"), power.text("Unit")) == (1_200, "W")
+    gas = DuisRequestBuilder().read_active_power_import(GSME)
+    assert DuisResponse.from_xml(rig.submit(gas)).response_code == "E11"
+
+
+def test_4_17_gives_each_whole_day_whose_midnight_is_in_the_period() -> None:
+    rig = two_rate_rig(3 * DAY)  # to 2026-01-08T09:00Z: two whole days
+    entries = answer(rig, fixture_xml("4.17_retrieve_daily_consumption_log")).group(
+        "Electricity").groups("LogEntry")
+    assert [(e.text("Timestamp"), e.integer("Value")) for e in entries] == [
+        ("2026-01-06T00:00:00Z", 28_800), ("2026-01-07T00:00:00Z", 28_800)]
+
+
+def test_4_17_to_the_gpf_is_the_gas_meters_daily_consumption_in_m3() -> None:
+    rig = TemplatesRig()
+    rig.clock.fast_forward(3 * DAY)
+    entries = answer(rig, template_fixture_xml("4.17_retrieve_daily_consumption_log_gpf")).group(
+        "Gas").groups("LogEntry")
+    days = rig.world.meter(TEMPLATES_GSME_EUI64).metrology.daily_consumption(0, 2**20)
+    assert len(entries) == len(days) == 3
+    assert [e.text("Value") for e in entries] == [f"{v // 1000}.{v % 1000:03d}" for _, v in days]
