@@ -49,6 +49,7 @@ def _message(xml: str, name: str) -> str | None:
 #: What each fixture gets from a fresh rig: I0, or E-S1SR with the reason it is refused.
 FIXTURE_OUTCOMES: dict[str, tuple[str, str]] = {
     "1.1.1_update_import_tariff_block": ("I0", ""),
+    "1.1.1_update_import_tariff_gas_block": ("I0", ""),
     "1.1.1_update_import_tariff_price_missing": (
         "E-INVALID", "the switching table uses tariff action 3 but the prices give 2"),
     "1.1.1_update_import_tariff_tou": ("I0", ""),

@@ -162,3 +162,17 @@ def test_4_11_1_on_the_gas_meter_answers_the_gas_branch_in_duis_money() -> None:
     assert response.integer("StandingCharge") == gas.standing_charge_millipence_per_day
     assert response.group("TOUTariff").group("TariffTOUPrice").integer("Value") == (
         gas.block_prices_millipence_per_kwh[0][0])
+
+
+def test_a_gas_block_tariff_takes_number_of_thresholds_and_prices_in_duis_money() -> None:
+    rig = Rig()
+    ok(rig, fixture_xml("1.1.1_update_import_tariff_gas_block"))
+    tariff = rig.world.meter(GSME_EUI64).metrology.timeline.current
+    assert tariff.block_thresholds_wh == ((8_000, 20_000),)
+    assert tariff.prices.block_prices_millipence_per_kwh == ((6_150, 5_800, 5_500),)
+    assert tariff.prices.standing_charge_millipence_per_day == 29_875
+    gas = ok(rig, DuisRequestBuilder().read_tariff(GSME_EUI64)).group("Gas")
+    assert [p.integer("Value") for p in gas.group("BlockTariff").groups("BlockPrice")] == [
+        6_150, 5_800, 5_500]
+    assert [t.integer("Value") for t in gas.group("TariffThresholds").groups(
+        "BlockThreshold")] == [8_000, 20_000]
