@@ -13,6 +13,8 @@ values can be written out: 400 W 00:00-07:00, 1500 W 07:00-19:00, 900 W 19:00-24
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 from typing import Any
@@ -127,9 +129,12 @@ def test_forty_days_of_registers_logs_half_hours_and_money_agree() -> None:
                                                                           elapsed)
 
 
-def test_a_13_month_profile_read_over_a_pty_answers_every_half_hour() -> None:
-    clock = VirtualClock(int(START.timestamp()))
-    world = EmulatedWorld(Profile.default(), clock)
+@contextmanager
+def adapter_on_a_pty_after(days: int) -> Iterator[S1spAdapter]:
+    """An adapter on a DeviceClient on a pty served by a ServeLoop thread over the default
+    profile's world, ``days`` of virtual time after its start (ADVANCE_DEVICE_TIME, at most 31
+    days a request)."""
+    world = EmulatedWorld(Profile.default(), VirtualClock(int(START.timestamp())))
     loop = ServeLoop(world, RealMonotonicClock(), advance_interval_ms=None)
     pair = PtyPair()
     loop.add_stream(pair.server, name="pty")
@@ -137,27 +142,32 @@ def test_a_13_month_profile_read_over_a_pty_answers_every_half_hour() -> None:
     thread.start()
     client = DeviceClient(open_port(pair.client_path))
     try:
-        for days in [31] * 12 + [25]:  # 397 days, at most 31 a request
+        while days > 0:
             advanced = client.request(MANAGEMENT_SERVER_ADDRESS, Request(
-                Command.ADVANCE_DEVICE_TIME, 0, {"advance_seconds": days * DAY}))
+                Command.ADVANCE_DEVICE_TIME, 0, {"advance_seconds": min(days, 31) * DAY}))
             assert advanced.ok
-        adapter = S1spAdapter(client)
+            days -= 31
+        yield S1spAdapter(client)
+    finally:
+        client.close()
+        loop.request_stop()
+        thread.join(5)
+
+
+def test_a_13_month_profile_read_over_a_pty_answers_every_half_hour() -> None:
+    with adapter_on_a_pty_after(397) as adapter:
         builder = DuisRequestBuilder()
         total = DuisResponse.from_xml(adapter.submit(
             builder.read_instantaneous_import_registers(ESME))).group("Electricity").group(
             "ActiveImportRegister").integer("Value")
         response = DuisResponse.from_xml(adapter.submit(builder.read_active_import_profile_data(
             ESME, start=START, end=START + timedelta(days=397))))
-        assert response.response_code == "I0", response.error_reason
-        entries = response.groups("LogEntry")
-        assert len(entries) == 19_056
-        assert entries[0].text("Timestamp") == "2026-01-05T09:00:00Z"
-        assert entries[-1].text("Timestamp") == "2027-02-06T08:30:00Z"
-        assert sum(e.group("Electricity").integer("PrimaryValue") for e in entries) == total
-        # the default ESME draws 500 W until its prepayment credit runs out (97 h): the
-        # half-hours after it are 0
-        assert total == 500 * 97 == 48_500
-    finally:
-        client.close()
-        loop.request_stop()
-        thread.join(5)
+    assert response.response_code == "I0", response.error_reason
+    entries = response.groups("LogEntry")
+    assert len(entries) == 19_056
+    assert entries[0].text("Timestamp") == "2026-01-05T09:00:00Z"
+    assert entries[-1].text("Timestamp") == "2027-02-06T08:30:00Z"
+    assert sum(e.group("Electricity").integer("PrimaryValue") for e in entries) == total
+    # the default ESME draws 500 W until its prepayment credit runs out (97 h): the
+    # half-hours after it are 0
+    assert total == 500 * 97 == 48_500

@@ -480,25 +480,32 @@ def _prices(elements: list[Element], name: str, scale: int) -> tuple[int, ...]:
                  for element in _by_index(elements, name))
 
 
+def _fuel_branch(element: Element, electricity: str, gas: str, where: str
+                 ) -> tuple[Element, bool]:
+    """The one child called ``electricity`` or ``gas``, and whether it is gas; a branch
+    holding CurrencyUnits must say GBP."""
+    found = _children(element, electricity) + _children(element, gas)
+    if len(found) != 1:
+        raise InvalidRequestError(f"{where} needs one {electricity} or {gas}")
+    branch = found[0]
+    currency = _child(branch, "CurrencyUnits", where, required=False)
+    if currency is not None and (currency.text or "").strip() != "GBP":
+        raise InvalidRequestError("the meter holds prices in GBP only: CurrencyUnits GBP")
+    return branch, local_name(branch.tag)[1] == gas
+
+
 def _parse_prices(body: Element, where: str) -> PriceUpdate:
-    """PriceElements: electricity prices x 10^PriceScale GBP, standing charge x
-    10^StandingChargeScale GBP; gas prices and standing charge in 1/100000 GBP."""
+    """PriceElements (the whole 1.2.1 body): electricity prices x 10^PriceScale GBP, standing
+    charge x 10^StandingChargeScale GBP; gas prices and standing charge in 1/100000 GBP."""
     price_elements = _child(body, "PriceElements", where)
     assert price_elements is not None
-    elec = _child(price_elements, "ElectricityPriceElements", where, required=False)
-    gas = _child(price_elements, "GasPriceElements", where, required=False)
-    if (elec is None) == (gas is None):
-        raise InvalidRequestError("PriceElements needs ElectricityPriceElements or "
-                                  "GasPriceElements")
-    prices = elec if elec is not None else gas
-    assert prices is not None
-    if elec is not None:
-        price_scale = _integer(elec, "PriceScale", where)
-        standing_scale = _integer(elec, "StandingChargeScale", where)
-    else:
-        if text(prices, "CurrencyUnits", where) != "GBP":
-            raise InvalidRequestError("the meter holds prices in GBP only: CurrencyUnits GBP")
+    prices, gas = _fuel_branch(price_elements, "ElectricityPriceElements", "GasPriceElements",
+                               where)
+    if gas:
         price_scale = standing_scale = DUIS_MONEY_PRICE_SCALE
+    else:
+        price_scale = _integer(prices, "PriceScale", where)
+        standing_scale = _integer(prices, "StandingChargeScale", where)
     standing = duis_price_to_millipence(_integer(prices, "StandingCharge", where),
                                         standing_scale, "StandingCharge")
     tou = _child(prices, "TOUTariff", where, required=False)
@@ -510,7 +517,7 @@ def _parse_prices(body: Element, where: str) -> PriceUpdate:
         return PriceUpdate(standing, _prices(_children(tou, "TOUPrice"), "TOUPrice",
                                              price_scale))
     assert block is not None
-    if elec is not None:
+    if not gas:
         rows = tuple(_prices(_children(row, "BlockPrice"), "BlockPrice", price_scale)
                      for row in _by_index(_children(block, "BlockPrices"), "BlockPrices"))
         return PriceUpdate(standing, block_prices_millipence_per_kwh=rows)
@@ -521,22 +528,10 @@ def _parse_prices(body: Element, where: str) -> PriceUpdate:
                                                                       "NumberOfThresholds"))
 
 
-def _parse_price_update(body: Element, where: str) -> PriceUpdate:
-    return _parse_prices(body, where)
-
-
 def _parse_tariff_update(body: Element, where: str) -> TariffUpdate:
-    elec = _child(body, "ElecTariffElements", where, required=False)
-    gas = _child(body, "GasTariffElements", where, required=False)
-    if (elec is None) == (gas is None):
-        raise InvalidRequestError("UpdateImportTariffPrimaryElement needs ElecTariffElements "
-                                  "or GasTariffElements")
-    tariff = elec if elec is not None else gas
-    assert tariff is not None
-    if elec is not None and text(elec, "CurrencyUnits", where) != "GBP":
-        raise InvalidRequestError("the meter holds prices in GBP only: CurrencyUnits GBP")
+    tariff, gas = _fuel_branch(body, "ElecTariffElements", "GasTariffElements", where)
     profiles, week, block, not_applied = _parse_switching(tariff, where)
-    return TariffUpdate(profiles, week, block, _parse_thresholds(tariff, gas is not None, where),
+    return TariffUpdate(profiles, week, block, _parse_thresholds(tariff, gas, where),
                         _parse_prices(body, where), tuple(not_applied))
 
 
@@ -699,7 +694,7 @@ RECORDS: tuple[ServiceRequest, ...] = (
                    parse_body=_parse_tariff_update, future_datable=True),
     ServiceRequest("1.2.1", "Update Price (Primary Element)", ("UpdatePricePrimaryElement",),
                    CRITICAL_VARIANTS, critical=True, valid_device_types=METERS,
-                   handler=_update_price, parse_body=_parse_price_update, future_datable=True),
+                   handler=_update_price, parse_body=_parse_prices, future_datable=True),
     ServiceRequest("4.1.1", "Read Instantaneous Import Registers",
                    ("ReadInstantaneousImportRegisters",), NON_CRITICAL_VARIANTS,
                    critical=False, valid_device_types=METERS | GAS_PROXY,
