@@ -45,6 +45,12 @@ Rules (decisions marked; constants and transition tables live in :mod:`emulator.
   DUIS can carry (+-2147483 p); a request that would take one outside is VALUE_OUT_OF_RANGE
   with nothing changed (an accumulated debt above the maximum included), and consumption never
   takes the meter balance below the minimum (*decided*: the register saturates).
+- Metering data (issue 11): energy registers, the half-hour profile (at most
+  ``MAX_PROFILE_PERIODS_PER_READ`` half-hours an answer), the daily read, daily consumption and
+  prepayment logs, the tariff and maximum demand are read from the metrology engine; a log
+  range that does not start before it ends is MALFORMED_REQUEST. SET_TARIFF / SET_PRICES take
+  effect now (future-dated ones arrive in SCHEDULE_REQUEST); one the engine cannot hold is
+  VALUE_OUT_OF_RANGE with nothing changed. Maximum demand and active power are ESME only.
 - Stored but not acted on: low-credit and low-EC thresholds (no alerts on this protocol), the
   cut-off grace period, keypad lock timeout and UTRN type.
 
@@ -81,6 +87,7 @@ from emulator.meter_tables import (
     supply_transition,
 )
 from emulator.metrology.engine import Metrology, electricity_wh, gas_dm3
+from emulator.metrology.load_model import HALF_HOUR_SECONDS
 from emulator.metrology.logs import LoadHistory
 from emulator.metrology.max_demand import MaxDemandRegisters
 from emulator.metrology.profile_keys import load_model_of, tariff_of
@@ -143,8 +150,8 @@ _LOAD_LIMIT_COMMANDS = frozenset({
 })
 
 
-_MAX_DEMAND_COMMANDS = frozenset({Command.READ_MAXIMUM_DEMAND, Command.READ_ACTIVE_POWER})
-_HALF_HOUR_SECONDS = 1_800
+#: Metering reads only an ESME answers (a GSME has no demand registers or power reading).
+_ESME_ONLY_READS = frozenset({Command.READ_MAXIMUM_DEMAND, Command.READ_ACTIVE_POWER})
 
 
 _Handler = Callable[["Meter", Mapping[str, Any]], "tuple[Status, dict[str, Any]]"]
@@ -237,7 +244,7 @@ class Meter:
         self.advance_to(device_time_seconds)
         command = request.command
         handler = _HANDLERS.get(command)
-        if handler is None or (command in _LOAD_LIMIT_COMMANDS | _MAX_DEMAND_COMMANDS
+        if handler is None or (command in _LOAD_LIMIT_COMMANDS | _ESME_ONLY_READS
                                and not self._is_esme):
             return Response(command, request.invoke_id, Status.NOT_SUPPORTED_BY_DEVICE)
         try:
@@ -850,13 +857,13 @@ class Meter:
         MAX_PROFILE_PERIODS_PER_READ of them from the first kept one: register units consumed
         in each (differences of the total register, so they add up to it)."""
         start, end = self._log_range(fields)
-        first = -(-start // _HALF_HOUR_SECONDS)
-        last = -(-end // _HALF_HOUR_SECONDS)
+        first = -(-start // HALF_HOUR_SECONDS)
+        last = -(-end // HALF_HOUR_SECONDS)
         profile = self._metrology.half_hour_profile(first, last)[:MAX_PROFILE_PERIODS_PER_READ]
         return Status.SUCCESS, {
             "register_unit": self._register_unit,
             "first_period_start_seconds": profile[0][0] if profile else 0,
-            "period_seconds": _HALF_HOUR_SECONDS,
+            "period_seconds": HALF_HOUR_SECONDS,
             "values": [value for _, value in profile],
         }
 
