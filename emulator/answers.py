@@ -1,30 +1,21 @@
 """Small builders of device answers shared by the world's parts (routing, scheduler,
-management device): a SUCCESS response, a refusal, a checked whole-number request field.
+management device): a SUCCESS response with its typed body, a refusal.
 
 This module holds no state and does no I/O.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from protocol.apdu import ApduBody, Request, Response, Status
 
-from protocol.apdu import Request, Response, Status
-
-__all__ = ["ok", "refuse", "whole"]
+__all__ = ["ok", "refuse"]
 
 
-def ok(request: Request, fields: dict[str, Any]) -> Response:
-    """SUCCESS with ``fields``."""
-    return Response(request.command, request.invoke_id, Status.SUCCESS, fields)
+def ok(request: Request, body: ApduBody) -> Response:
+    """SUCCESS with ``body`` (an instance of ``RESPONSE_BODY_TYPES[request.command]``)."""
+    return Response(request.command, request.invoke_id, Status.SUCCESS, body=body)
 
 
 def refuse(request: Request, status: Status) -> Response:
-    """A refusal: ``status`` and no fields."""
+    """A refusal: ``status`` and no body."""
     return Response(request.command, request.invoke_id, status)
-
-
-def whole(value: Any, maximum: int) -> int:
-    """``value`` if it is a whole number 0..maximum; ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
-        raise ValueError(f"{value!r} is not a whole number 0..{maximum}")
-    return value

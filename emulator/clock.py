@@ -2,7 +2,8 @@
 
 Device time is integer UTC seconds since 1970-01-01; monotonic time is integer milliseconds.
 :class:`Clock` is :class:`protocol.clock.MonotonicClock` (what link timers need) plus device
-time and fast-forward, which every clock has: callers call ``fast_forward``, never probe for it.
+time, fast-forward and ``offset_seconds``, which every clock has: callers call them, never probe
+for them.
 ``SystemClock`` reads the real clocks (plus a fast-forward offset on device time);
 ``VirtualClock`` only moves when told to, for tests and ``--virtual-time`` serving.
 This module must never sleep, and never return floats.
@@ -29,6 +30,13 @@ class Clock(MonotonicClock, Protocol):
 
     def fast_forward(self, seconds: int) -> None:
         """Move device time ahead by ``seconds`` (>= 0); raises StateError if negative."""
+        ...
+
+    @property
+    def offset_seconds(self) -> int | None:
+        """Seconds fast-forwarded beyond the real UTC time (a state file keeps them, so that a
+        restart resumes there); None for a clock whose device time is not real time plus an
+        offset (a virtual clock)."""
         ...
 
 
@@ -96,3 +104,9 @@ class VirtualClock:
     def fast_forward(self, seconds: int) -> None:
         """Same as :meth:`advance_seconds` (the clock protocol's name for it)."""
         self.advance_seconds(seconds)
+
+    @property
+    def offset_seconds(self) -> None:
+        """None: virtual device time is not real time plus an offset (a fast-forward moves the
+        clock itself, and a restart brings it to the saved device time)."""
+        return None

@@ -12,13 +12,13 @@ I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from emulator.firmware import FirmwareSlot
 from emulator.hub import CommsHub
 from emulator.meter import Meter
 from emulator.profile import DeviceProfile
-from protocol.apdu import Command
+from protocol.apdu import Command, DeviceIdentity
 
 if TYPE_CHECKING:
     from emulator.idempotency import AppliedRequest
@@ -74,11 +74,11 @@ class EmulatedDevice:
     def server_address(self) -> int:
         return self.profile.server_address
 
-    def identity(self) -> dict[str, Any]:
-        """The DEVICE_IDENTITY fields of protocol.apdu."""
-        return {"device_eui64": self.eui64, "device_type": self.profile.device_type,
-                "server_address": self.server_address,
-                "manufacturer": self.profile.manufacturer, "model": self.profile.model}
+    def identity(self) -> DeviceIdentity:
+        """The device as the wire's DEVICE_IDENTITY body."""
+        return DeviceIdentity(device_eui64=self.eui64, device_type=self.profile.device_type,
+                              server_address=self.server_address,
+                              manufacturer=self.profile.manufacturer, model=self.profile.model)
 
     def clock_seconds(self, world_now_seconds: int) -> int:
         """What the device's clock reads when world device time is ``world_now_seconds``."""

@@ -28,8 +28,8 @@ arguments; the HAN's one-transfer-at-a-time rule (domain 18.63) comes in as a
                               HAN lock held by another device      -> FIRMWARE_UPDATE_IN_PROGRESS
                               else: (re)start the transfer, hold the lock
     FIRMWARE_BLOCK(off, data) no transfer                          -> FIRMWARE_NO_TRANSFER
-                              empty, > MAX_FIRMWARE_BLOCK_BYTES, past the size
-                                                                   -> VALUE_OUT_OF_RANGE
+                              past the announced size              -> VALUE_OUT_OF_RANGE
+                              (1..MAX_FIRMWARE_BLOCK_BYTES is checked when the APDU is decoded)
                               off == bytes received: append; an exact repeat of the previous
                               block: accepted, nothing changes; else FIRMWARE_BLOCK_OUT_OF_ORDER
     FIRMWARE_VERIFY           no transfer                          -> FIRMWARE_NO_TRANSFER
@@ -74,7 +74,18 @@ from typing import Any, Protocol
 from construct import Bytes, Const, ConstructError, Int8ub, Int32ub, PaddedString, Struct
 
 from emulator.errors import EmulatorError, StateError
-from protocol.apdu import MAX_FIRMWARE_BLOCK_BYTES, Command, Request, Response, Status
+from protocol.apdu import (
+    ApduBody,
+    Command,
+    FirmwareActivateRequest,
+    FirmwareBeginRequest,
+    FirmwareBlockRequest,
+    FirmwareBlockResponse,
+    FirmwareStatus,
+    Request,
+    Response,
+    Status,
+)
 
 __all__ = [
     "FIRMWARE_COMMANDS",
@@ -379,115 +390,103 @@ class FirmwareSlot:
     def bytes_received(self) -> int:
         return len(self._transfer.received) if self._transfer is not None else 0
 
-    def status_fields(self) -> dict[str, Any]:
-        """The FIRMWARE_STATUS fields of protocol.apdu."""
-        return {
-            "running_version": self.running_version,
-            "pending_version": self.pending_version,
-            "pending_activation_time_seconds": self.pending_activation_time_seconds,
-            "transfer_in_progress": self.transfer_in_progress,
-            "pending_image_sha256": self.pending_image_sha256 or bytes(32),
-        }
+    def status(self) -> FirmwareStatus:
+        """The slot as the wire's FIRMWARE_STATUS body."""
+        return FirmwareStatus(
+            running_version=self.running_version,
+            pending_version=self.pending_version,
+            pending_activation_time_seconds=self.pending_activation_time_seconds,
+            transfer_in_progress=self.transfer_in_progress,
+            pending_image_sha256=self.pending_image_sha256 or bytes(32))
 
     # ---- requests ----------------------------------------------------------------------
 
     def handle_request(self, request: Request, device_time_seconds: int,
                        transfer_lock: TransferLock, device_eui64: bytes) -> Response:
-        """Answer one firmware request at ``device_time_seconds``. A command outside
-        :data:`FIRMWARE_COMMANDS` answers NOT_SUPPORTED_BY_DEVICE; missing or mistyped fields
-        answer MALFORMED_REQUEST. Never raises for anything the request carries."""
+        """Answer one firmware request at ``device_time_seconds`` (the body already checked by
+        decoding). A command outside :data:`FIRMWARE_COMMANDS` answers
+        NOT_SUPPORTED_BY_DEVICE."""
         self.advance_to(device_time_seconds, transfer_lock, device_eui64)
-        try:
-            command = Command(request.command)
-        except ValueError:
-            return Response(request.command, request.invoke_id, Status.UNKNOWN_COMMAND, {})
-        try:
-            if command is Command.FIRMWARE_BEGIN:
-                status, fields = self._begin(request.fields, device_time_seconds,
-                                             transfer_lock, device_eui64)
-            elif command is Command.FIRMWARE_BLOCK:
-                status, fields = self._block(request.fields, device_time_seconds,
-                                             transfer_lock, device_eui64)
-            elif command is Command.FIRMWARE_VERIFY:
-                status, fields = self._verify(transfer_lock, device_eui64)
-            elif command is Command.FIRMWARE_ACTIVATE:
-                status, fields = self._activate(request.fields, device_time_seconds)
-            elif command is Command.READ_FIRMWARE_VERSION:
-                status, fields = Status.SUCCESS, self.status_fields()
-            else:
-                status, fields = Status.NOT_SUPPORTED_BY_DEVICE, {}
-        except (KeyError, TypeError, ValueError):
-            status, fields = Status.MALFORMED_REQUEST, {}
-        if status is not Status.SUCCESS:
-            fields = {}
-        return Response(command, request.invoke_id, status, fields)
+        command = request.command
+        body = request.body
+        answer: ApduBody | Status
+        if isinstance(body, FirmwareBeginRequest):
+            answer = self._begin(body, device_time_seconds, transfer_lock, device_eui64)
+        elif isinstance(body, FirmwareBlockRequest):
+            answer = self._block(body, device_time_seconds, transfer_lock, device_eui64)
+        elif command is Command.FIRMWARE_VERIFY:
+            answer = self._verify(transfer_lock, device_eui64)
+        elif isinstance(body, FirmwareActivateRequest):
+            answer = self._activate(body, device_time_seconds)
+        elif command is Command.READ_FIRMWARE_VERSION:
+            answer = self.status()
+        else:
+            answer = Status.NOT_SUPPORTED_BY_DEVICE
+        if isinstance(answer, Status):
+            return Response(command, request.invoke_id, answer)
+        return Response(command, request.invoke_id, Status.SUCCESS, body=answer)
 
-    def _begin(self, fields: Mapping[str, Any], device_time_seconds: int,
-               transfer_lock: TransferLock, device_eui64: bytes) -> tuple[Status, dict[str, Any]]:
-        image_size_bytes = int(fields["image_size_bytes"])
-        if not 0 < image_size_bytes <= MAX_FIRMWARE_IMAGE_BYTES:
-            return Status.VALUE_OUT_OF_RANGE, {}
+    def _begin(self, body: FirmwareBeginRequest, device_time_seconds: int,
+               transfer_lock: TransferLock, device_eui64: bytes) -> FirmwareStatus | Status:
+        if not 0 < body.image_size_bytes <= MAX_FIRMWARE_IMAGE_BYTES:
+            return Status.VALUE_OUT_OF_RANGE
         if not _hold(transfer_lock, device_eui64):
-            return Status.FIRMWARE_UPDATE_IN_PROGRESS, {}
-        self._transfer = _Transfer(image_size_bytes, bytearray(), device_time_seconds)
-        return Status.SUCCESS, self.status_fields()
+            return Status.FIRMWARE_UPDATE_IN_PROGRESS
+        self._transfer = _Transfer(body.image_size_bytes, bytearray(), device_time_seconds)
+        return self.status()
 
-    def _block(self, fields: Mapping[str, Any], device_time_seconds: int,
-               transfer_lock: TransferLock, device_eui64: bytes) -> tuple[Status, dict[str, Any]]:
-        block_offset_bytes = int(fields["block_offset_bytes"])
-        block_data = fields["block_data"]
-        if not isinstance(block_data, (bytes, bytearray, memoryview)):
-            raise TypeError("block_data must be bytes")
-        block_data = bytes(block_data)
+    def _block(self, body: FirmwareBlockRequest, device_time_seconds: int,
+               transfer_lock: TransferLock, device_eui64: bytes
+               ) -> FirmwareBlockResponse | Status:
+        block_offset_bytes = body.block_offset_bytes
+        block_data = body.block_data
         transfer = self._transfer
         if transfer is None:
-            return Status.FIRMWARE_NO_TRANSFER, {}
-        if not block_data or len(block_data) > MAX_FIRMWARE_BLOCK_BYTES:
-            return Status.VALUE_OUT_OF_RANGE, {}
+            return Status.FIRMWARE_NO_TRANSFER
         received_bytes = len(transfer.received)
         if block_offset_bytes == received_bytes:
             if block_offset_bytes + len(block_data) > transfer.image_size_bytes:
-                return Status.VALUE_OUT_OF_RANGE, {}
+                return Status.VALUE_OUT_OF_RANGE
             if not _hold(transfer_lock, device_eui64):
-                return Status.FIRMWARE_UPDATE_IN_PROGRESS, {}
+                return Status.FIRMWARE_UPDATE_IN_PROGRESS
             transfer.received += block_data
             transfer.last_block_offset_bytes = block_offset_bytes
         elif not (block_offset_bytes == transfer.last_block_offset_bytes
                   and transfer.received[block_offset_bytes:] == block_data):
-            return Status.FIRMWARE_BLOCK_OUT_OF_ORDER, {}
+            return Status.FIRMWARE_BLOCK_OUT_OF_ORDER
         transfer.last_activity_time_seconds = device_time_seconds
-        return Status.SUCCESS, {"bytes_received": len(transfer.received)}
+        return FirmwareBlockResponse(bytes_received=len(transfer.received))
 
     def _verify(self, transfer_lock: TransferLock,
-                device_eui64: bytes) -> tuple[Status, dict[str, Any]]:
+                device_eui64: bytes) -> FirmwareStatus | Status:
         transfer = self._transfer
         if transfer is None:
-            return Status.FIRMWARE_NO_TRANSFER, {}
+            return Status.FIRMWARE_NO_TRANSFER
         if not _hold(transfer_lock, device_eui64):
-            return Status.FIRMWARE_UPDATE_IN_PROGRESS, {}
+            return Status.FIRMWARE_UPDATE_IN_PROGRESS
         self._transfer = None
         transfer_lock.release(device_eui64)
         if len(transfer.received) != transfer.image_size_bytes:
-            return Status.FIRMWARE_BAD_LENGTH, {}
+            return Status.FIRMWARE_BAD_LENGTH
         try:
             header = verify_image(bytes(transfer.received), self.manufacturer, self.model)
         except FirmwareImageRefusedError as error:
-            return error.status, {}
+            return error.status
         self.pending_version = header.version
         self.pending_image_sha256 = header.payload_sha256
         self.pending_activation_time_seconds = 0
-        return Status.SUCCESS, self.status_fields()
+        return self.status()
 
-    def _activate(self, fields: Mapping[str, Any],
-                  device_time_seconds: int) -> tuple[Status, dict[str, Any]]:
-        activation_time_seconds = int(fields["activation_time_seconds"])
+    def _activate(self, body: FirmwareActivateRequest,
+                  device_time_seconds: int) -> FirmwareStatus | Status:
+        activation_time_seconds = body.activation_time_seconds
         if not self.pending_version:
-            return Status.FIRMWARE_NO_VERIFIED_IMAGE, {}
+            return Status.FIRMWARE_NO_VERIFIED_IMAGE
         if activation_time_seconds == 0 or activation_time_seconds <= device_time_seconds:
             self._run_pending()
         else:
             self.pending_activation_time_seconds = activation_time_seconds
-        return Status.SUCCESS, self.status_fields()
+        return self.status()
 
     def _run_pending(self) -> None:
         self.running_version = self.pending_version

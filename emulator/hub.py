@@ -26,13 +26,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from emulator.firmware import FirmwareSlot
+from protocol import apdu
 from protocol.apdu import (
     MAX_JOIN_WINDOW_MINUTES,
+    ApduBody,
     Command,
+    HanAddDeviceRequest,
     HanEntryState,
+    HanRemoveDeviceRequest,
+    HanRemoveDeviceResponse,
+    ReadHanEntriesResponse,
     Request,
     Response,
     Status,
@@ -66,10 +71,10 @@ class HanEntry:
     #: Device time the join window closes; 0 once joined.
     join_window_closes_at_seconds: int = 0
 
-    def fields(self) -> dict[str, Any]:
-        """The HAN_ENTRY fields of protocol.apdu."""
-        return {"device_eui64": self.device_eui64, "state": self.state,
-                "join_window_closes_at_seconds": self.join_window_closes_at_seconds}
+    def body(self) -> apdu.HanEntry:
+        """The entry as the wire's HAN_ENTRY body."""
+        return apdu.HanEntry(device_eui64=self.device_eui64, state=self.state,
+                             join_window_closes_at_seconds=self.join_window_closes_at_seconds)
 
 
 class Han:
@@ -143,28 +148,27 @@ class Han:
         return min(closing) if closing else None
 
     def handle_request(self, request: Request, now_seconds: int) -> Response:
-        """Answer HAN_ADD_DEVICE, HAN_REMOVE_DEVICE or READ_HAN_ENTRIES."""
+        """Answer HAN_ADD_DEVICE, HAN_REMOVE_DEVICE or READ_HAN_ENTRIES (the body already
+        checked by decoding)."""
         command = request.command
+        body = request.body
         self.advance_to(now_seconds)
-        try:
-            if command is Command.HAN_ADD_DEVICE:
-                status, entry = self.add_device(_eui64_field(request.fields["device_eui64"]),
-                                                int(request.fields["join_window_minutes"]),
-                                                now_seconds)
-                fields = entry.fields() if entry is not None else {}
-            elif command is Command.HAN_REMOVE_DEVICE:
-                eui64 = _eui64_field(request.fields["device_eui64"])
-                status = self.remove_device(eui64)
-                fields = {"device_eui64": eui64}
-            elif command is Command.READ_HAN_ENTRIES:
-                status = Status.SUCCESS
-                fields = {"entries": [entry.fields() for entry in self._entries.values()]}
-            else:
-                status, fields = Status.NOT_SUPPORTED_BY_DEVICE, {}
-        except (KeyError, TypeError, ValueError):
-            status, fields = Status.MALFORMED_REQUEST, {}
+        answer: ApduBody | None = None
+        if isinstance(body, HanAddDeviceRequest):
+            status, entry = self.add_device(body.device_eui64, body.join_window_minutes,
+                                            now_seconds)
+            answer = entry.body() if entry is not None else None
+        elif isinstance(body, HanRemoveDeviceRequest):
+            status = self.remove_device(body.device_eui64)
+            answer = HanRemoveDeviceResponse(device_eui64=body.device_eui64)
+        elif command is Command.READ_HAN_ENTRIES:
+            status = Status.SUCCESS
+            answer = ReadHanEntriesResponse(
+                entries=tuple(entry.body() for entry in self._entries.values()))
+        else:
+            status = Status.NOT_SUPPORTED_BY_DEVICE
         return Response(command, request.invoke_id, status,
-                        fields if status is Status.SUCCESS else {})
+                        body=answer if status is Status.SUCCESS else None)
 
     # ---- TransferLock (S1SR 18.63) -----------------------------------------------------
 
@@ -194,9 +198,3 @@ class CommsHub:
         self.eui64 = eui64
         self.firmware = firmware
         self.han = han if han is not None else Han(eui64)
-
-
-def _eui64_field(value: Any) -> bytes:
-    if not isinstance(value, (bytes, bytearray)) or len(value) != 8:
-        raise ValueError(f"device_eui64 must be 8 bytes, got {value!r}")
-    return bytes(value)

@@ -2,12 +2,15 @@
 
 A :class:`Meter` holds the registers in whole pence, runs consumption, debt recovery, load
 limiting and the supply rules as device time is advanced, and answers the meter commands of
-:mod:`protocol.apdu`. Requests come in as :class:`protocol.apdu.Request`; answers go out as
-:class:`protocol.apdu.Response` whose fields are exactly ``RESPONSE_BODIES[command]``.
+:mod:`protocol.apdu`. Requests come in as :class:`protocol.apdu.Request` with their typed body
+(decoding has checked it); answers go out as :class:`protocol.apdu.Response` with the typed body
+``RESPONSE_BODY_TYPES[command]``. Each command has one handler method taking the typed request
+body (the table :data:`_HANDLERS`); a handler returns the response body, or the Status of a
+refusal. A bug in a handler raises: it never becomes a status on the wire.
 
 Its configuration is :class:`emulator.meter_config.MeterConfig`; its registers are
 :class:`emulator.meter_registers.MeterRegisters` (typed values), turned into the state file's
-JSON only by :mod:`emulator.state_codecs`.
+JSON only by :mod:`emulator.state_codecs` (the meter holds no persistence code).
 
 Rules (decisions marked; constants and transition tables live in :mod:`emulator.meter_tables`):
 
@@ -59,7 +62,8 @@ This module must never read a clock, sleep or do I/O: time comes in as arguments
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from typing import Any
 
 from emulator.consumption import SECONDS_PER_DAY, CostAccumulator, LoadProfile
@@ -69,13 +73,13 @@ from emulator.errors import (
     UtrnError,
     UtrnWrongMeterError,
 )
-from emulator.meter_config import (
-    PARAMETER_MAXIMA,
+from emulator.meter_config import PARAMETER_MAXIMA, UNCONFIGURED_VALUES, MeterConfig
+from emulator.meter_registers import (
     PREPAYMENT_PARAMETERS,
-    UNCONFIGURED_VALUES,
-    MeterConfig,
+    Debt,
+    MeterRegisters,
+    PrepaymentParameters,
 )
-from emulator.meter_registers import MeterRegisters, new_debt
 from emulator.meter_tables import (
     LOAD_LIMIT_PERIOD_MAX_SECONDS,
     LOAD_LIMIT_PERIOD_MIN_SECONDS,
@@ -92,28 +96,57 @@ from emulator.metrology.logs import LoadHistory
 from emulator.metrology.max_demand import MaxDemandRegisters
 from emulator.metrology.profile_keys import load_model_of, tariff_of
 from emulator.metrology.tariff import MAX_BLOCKS, PendingChange, TariffTimeline
-from emulator.state_codecs import decode_meter_registers, encode_meter_registers
-from emulator.tariff_fields import (
-    prices_fields,
-    prices_of_fields,
-    tariff_fields,
-    tariff_of_fields,
-)
+from emulator.tariff_bodies import prices_body, prices_of_body, tariff_body, tariff_of_body
 from emulator.utrn import parse_utrn
 from protocol.apdu import (
     MAX_PROFILE_PERIODS_PER_READ,
+    AdjustMeterBalanceRequest,
+    AdjustMeterBalanceResponse,
+    ApduBody,
+    Balances,
     Command,
+    DailyConsumptionEntry,
+    DailyReadEntry,
     DebtRecoveryPeriod,
     DebtRegister,
+    DebtState,
     DeviceType,
+    Empty,
+    EnergyRegisters,
+    IndexedRegister,
+    InstantaneousPrepayValues,
+    LoadLimitData,
+    LogRange,
+    MaxDemand,
     PaymentMode,
+    PrepaymentConfiguration,
     PrepaymentConfigurationField,
+    PrepaymentDailyEntry,
+    ReadActivePowerResponse,
+    ReadDailyConsumptionLogResponse,
+    ReadDailyReadLogResponse,
+    ReadMaximumDemandResponse,
+    ReadPrepaymentDailyLogResponse,
+    ReadProfileDataResponse,
+    ReadTariffResponse,
+    RegisterCell,
     RegisterUnit,
     Request,
+    ResetMeterBalanceResponse,
     Response,
+    SetLoadLimitSettingsRequest,
+    SetPaymentModeRequest,
+    SetPrepaymentConfigurationRequest,
+    SetSupplyStateRequest,
     Status,
     SupplyOffReason,
     SupplyState,
+    SupplyStatus,
+    Tariff,
+    TariffPrices,
+    TopUpRequest,
+    TopUpResponse,
+    UpdateDebtRequest,
 )
 from protocol.register_ranges import (
     DEBT_REGISTER_RANGE_PENCE,
@@ -126,7 +159,7 @@ from protocol.register_ranges import (
 )
 
 #: MeterConfig is re-exported: a meter is built from one, and callers import both from here.
-__all__ = ["Meter", "MeterConfig"]
+__all__ = ["METER_COMMANDS", "Meter", "MeterConfig"]
 
 #: SET_PREPAYMENT_CONFIGURATION bit -> register name.
 _CONFIGURATION_FIELDS: dict[PrepaymentConfigurationField, str] = {
@@ -149,12 +182,12 @@ _LOAD_LIMIT_COMMANDS = frozenset({
     Command.RESET_LOAD_LIMIT_COUNTER,
 })
 
-
 #: Metering reads only an ESME answers (a GSME has no demand registers or power reading).
 _ESME_ONLY_READS = frozenset({Command.READ_MAXIMUM_DEMAND, Command.READ_ACTIVE_POWER})
 
-
-_Handler = Callable[["Meter", Mapping[str, Any]], "tuple[Status, dict[str, Any]]"]
+#: A request handler: the meter and the typed request body -> the response body, or the
+#: Status of a refusal (which changed nothing but what the module docstring says).
+_Handler = Callable[["Meter", Any], "ApduBody | Status"]
 
 
 class Meter:
@@ -162,7 +195,7 @@ class Meter:
 
     def __init__(self, config: MeterConfig, device_time_seconds: int) -> None:
         self.config = config
-        parameters = {}
+        parameters: dict[str, int] = {}
         configured = []
         for name in PREPAYMENT_PARAMETERS:
             value = getattr(config, name)
@@ -174,14 +207,15 @@ class Meter:
         if config.disablement_threshold_pence is not None:
             configured.append("disablement_threshold_pence")
         debts = {
-            DebtRegister.TIME_DEBT_1.name: new_debt(
+            DebtRegister.TIME_DEBT_1: Debt(
                 config.time_debt_1_pence, config.time_debt_1_recovery_rate_pence,
                 config.time_debt_1_recovery_period),
-            DebtRegister.TIME_DEBT_2.name: new_debt(
+            DebtRegister.TIME_DEBT_2: Debt(
                 config.time_debt_2_pence, config.time_debt_2_recovery_rate_pence,
                 config.time_debt_2_recovery_period),
-            DebtRegister.PAYMENT_DEBT.name: new_debt(
-                config.payment_debt_pence, percentage=config.payment_debt_recovery_percentage),
+            DebtRegister.PAYMENT_DEBT: Debt(
+                config.payment_debt_pence,
+                debt_recovery_percentage=config.payment_debt_recovery_percentage),
         }
         self._r = MeterRegisters(
             now_seconds=device_time_seconds,
@@ -193,7 +227,7 @@ class Meter:
             disablement_threshold_pence=config.disablement_threshold_pence or 0,
             suspend_debt_disabled=config.suspend_debt_disabled,
             suspend_debt_emergency=config.suspend_debt_emergency,
-            prepayment_parameters=parameters,
+            prepayment_parameters=PrepaymentParameters(**parameters),
             configured_parameters=configured,
             debts=debts,
             debt_recovery_day=device_time_seconds // SECONDS_PER_DAY,
@@ -204,21 +238,10 @@ class Meter:
         self._rebuild_caches()
         self._evaluate_supply()
 
-    # -- persistence (the codec is emulator.state) ------------------------------------------
-
-    def to_state(self) -> dict[str, Any]:
-        """Every register in the state file's JSON shape; :meth:`from_state` restores it."""
-        return encode_meter_registers(self._r)
-
-    @classmethod
-    def from_state(cls, config: MeterConfig, state: Mapping[str, Any]) -> Meter:
-        """A meter with ``config`` and the registers of a saved ``state``; raises
-        :class:`StateError` naming what is missing, unknown or of the wrong type."""
-        return cls.restore(config, decode_meter_registers(state))
-
     @classmethod
     def restore(cls, config: MeterConfig, registers: MeterRegisters) -> Meter:
-        """A meter with ``config`` holding ``registers`` as they are (nothing is re-run)."""
+        """A meter with ``config`` holding ``registers`` as they are (nothing is re-run); the
+        state file's registers are decoded by :mod:`emulator.state_codecs`."""
         meter = cls.__new__(cls)
         meter.config = config
         meter._r = registers
@@ -240,20 +263,18 @@ class Meter:
         return self._r
 
     def handle_request(self, request: Request, device_time_seconds: int) -> Response:
-        """Advance to ``device_time_seconds`` and answer one request."""
+        """Advance to ``device_time_seconds`` and answer one request (its body already checked
+        by decoding): the handler of :data:`_HANDLERS` for its command."""
         self.advance_to(device_time_seconds)
         command = request.command
         handler = _HANDLERS.get(command)
         if handler is None or (command in _LOAD_LIMIT_COMMANDS | _ESME_ONLY_READS
                                and not self._is_esme):
             return Response(command, request.invoke_id, Status.NOT_SUPPORTED_BY_DEVICE)
-        try:
-            status, fields = handler(self, request.fields)
-        except (KeyError, TypeError, ValueError):
-            return Response(command, request.invoke_id, Status.MALFORMED_REQUEST)
-        if status is not Status.SUCCESS:
-            return Response(command, request.invoke_id, status)
-        return Response(command, request.invoke_id, status, fields)
+        answer = handler(self, request.body)
+        if isinstance(answer, Status):
+            return Response(command, request.invoke_id, answer)
+        return Response(command, request.invoke_id, Status.SUCCESS, body=answer)
 
     def advance_to(self, device_time_seconds: int) -> None:
         """Run consumption, debt recovery, load limiting and supply rules up to
@@ -286,9 +307,9 @@ class Meter:
             if crossing is not None:
                 candidates.append(crossing)
             for register in _TIME_DEBTS:
-                debt = r.debts[register.name]
-                if debt["debt_value_pence"] > 0 and debt["debt_recovery_rate_pence"] > 0:
-                    period = _DEBT_PERIOD_SECONDS[debt["debt_recovery_period"]]
+                debt = r.debts[register]
+                if debt.debt_value_pence > 0 and debt.debt_recovery_rate_pence > 0:
+                    period = _DEBT_PERIOD_SECONDS[debt.debt_recovery_period]
                     candidates.append((now // period + 1) * period)
         if self._is_esme and r.load_limit_power_threshold_w > 0:
             period = r.load_limit_period_seconds
@@ -334,7 +355,7 @@ class Meter:
         _ = self._calendar_for_current_id()
 
     def _calendar_for_current_id(self) -> NonDisablementCalendar:
-        calendar_id = self._r.prepayment_parameters["non_disablement_calendar_id"]
+        calendar_id = self._r.prepayment_parameters.non_disablement_calendar_id
         if calendar_id != self._calendar_id:
             self._calendar = NON_DISABLEMENT_CALENDARS[calendar_id]
             self._calendar_id = calendar_id
@@ -437,10 +458,9 @@ class Meter:
             self._apply(SupplyEvent.LOAD_LIMIT_RESTORED)
         if r.payment_mode == PaymentMode.PREPAYMENT:
             for register in _TIME_DEBTS:
-                debt = r.debts[register.name]
-                period = _DEBT_PERIOD_SECONDS[debt["debt_recovery_period"]]
+                period = _DEBT_PERIOD_SECONDS[r.debts[register].debt_recovery_period]
                 if now % period == 0:
-                    self._recover_time_debt(debt)
+                    self._recover_time_debt(register)
             if now % SECONDS_PER_DAY == 0:
                 self._record_prepayment_day(now)
         self._evaluate_supply()
@@ -449,25 +469,26 @@ class Meter:
         """The prepayment daily read log (DUIS 4.14): money registers at midnight, after that
         midnight's debt recovery (*decided*)."""
         r = self._r
-        debts = {name: r.debts[name]["debt_value_pence"] for name in r.debts}
+        debts = {register: debt.debt_value_pence for register, debt in r.debts.items()}
         r.prepayment_daily_log.record(midnight_seconds, [
             r.meter_balance_pence, r.emergency_credit_balance_pence, sum(debts.values()),
-            debts[DebtRegister.PAYMENT_DEBT.name], debts[DebtRegister.TIME_DEBT_1.name],
-            debts[DebtRegister.TIME_DEBT_2.name]])
+            debts[DebtRegister.PAYMENT_DEBT], debts[DebtRegister.TIME_DEBT_1],
+            debts[DebtRegister.TIME_DEBT_2]])
 
-    def _recover_time_debt(self, debt: dict[str, int]) -> None:
+    def _recover_time_debt(self, register: DebtRegister) -> None:
         r = self._r
-        if debt["debt_value_pence"] <= 0 or debt["debt_recovery_rate_pence"] <= 0:
+        debt = r.debts[register]
+        if debt.debt_value_pence <= 0 or debt.debt_recovery_rate_pence <= 0:
             return
         if r.suspend_debt_disabled and r.supply_state == SupplyState.DISABLED:
             return
         if r.suspend_debt_emergency and r.emergency_credit_active:
             return
-        wanted = min(debt["debt_recovery_rate_pence"], debt["debt_value_pence"])
+        wanted = min(debt.debt_recovery_rate_pence, debt.debt_value_pence)
         recovered = min(wanted, self._debt_cap_left())
         if recovered <= 0:
             return
-        debt["debt_value_pence"] -= recovered
+        r.debts[register] = replace(debt, debt_value_pence=debt.debt_value_pence - recovered)
         self._count_recovered(recovered)
         self._debit(recovered)
 
@@ -475,7 +496,7 @@ class Meter:
         r = self._r
         day = r.now_seconds // SECONDS_PER_DAY
         recovered_today = r.debt_recovered_today_pence if day == r.debt_recovery_day else 0
-        cap = r.prepayment_parameters["debt_recovery_rate_cap_pence"]
+        cap = r.prepayment_parameters.debt_recovery_rate_cap_pence
         return max(cap - recovered_today, 0)
 
     def _count_recovered(self, pence: int) -> None:
@@ -540,88 +561,82 @@ class Meter:
 
     # -- response bodies ---------------------------------------------------------------------------
 
-    def _prepayment_configuration(self) -> dict[str, Any]:
+    def _prepayment_configuration(self) -> PrepaymentConfiguration:
         r = self._r
-        return {
-            "payment_mode": r.payment_mode,
-            "disablement_threshold_pence": r.disablement_threshold_pence,
-            "suspend_debt_disabled": r.suspend_debt_disabled,
-            "suspend_debt_emergency": r.suspend_debt_emergency,
-            **{name: r.prepayment_parameters[name] for name in PREPAYMENT_PARAMETERS},
-        }
+        return PrepaymentConfiguration(
+            payment_mode=r.payment_mode,
+            disablement_threshold_pence=r.disablement_threshold_pence,
+            suspend_debt_disabled=r.suspend_debt_disabled,
+            suspend_debt_emergency=r.suspend_debt_emergency,
+            **asdict(r.prepayment_parameters))
 
-    def _balances(self) -> dict[str, Any]:
-        return {"meter_balance_pence": self._r.meter_balance_pence,
-                "emergency_credit_balance_pence": self._r.emergency_credit_balance_pence}
+    def _balances(self) -> Balances:
+        return Balances(meter_balance_pence=self._r.meter_balance_pence,
+                        emergency_credit_balance_pence=self._r.emergency_credit_balance_pence)
 
-    def _supply_status(self) -> dict[str, Any]:
-        return {"supply_state": self._r.supply_state,
-                "supply_off_reason": self._r.supply_off_reason}
+    def _supply_status(self) -> SupplyStatus:
+        return SupplyStatus(supply_state=self._r.supply_state,
+                            supply_off_reason=self._r.supply_off_reason)
 
-    def _load_limit_data(self) -> dict[str, Any]:
+    def _load_limit_data(self) -> LoadLimitData:
         r = self._r
-        return {
-            "load_limit_power_threshold_w": r.load_limit_power_threshold_w,
-            "load_limit_period_seconds": r.load_limit_period_seconds,
-            "load_limit_restoration_period_seconds": r.load_limit_restoration_period_seconds,
-            "load_limit_counter": r.load_limit_counter,
-            "load_limit_active": r.load_limit_restoration_ends_at_seconds > 0,
-        }
+        return LoadLimitData(
+            load_limit_power_threshold_w=r.load_limit_power_threshold_w,
+            load_limit_period_seconds=r.load_limit_period_seconds,
+            load_limit_restoration_period_seconds=r.load_limit_restoration_period_seconds,
+            load_limit_counter=r.load_limit_counter,
+            load_limit_active=r.load_limit_restoration_ends_at_seconds > 0)
 
-    def _debt_state(self, register: DebtRegister) -> dict[str, Any]:
-        return {"debt_register": register, **self._r.debts[register.name]}
+    def _debt_state(self, register: DebtRegister) -> DebtState:
+        return DebtState(debt_register=register, **asdict(self._r.debts[register]))
 
     def _accumulated_debt_pence(self) -> int:
-        return sum(d["debt_value_pence"] for d in self._r.debts.values())
+        return sum(debt.debt_value_pence for debt in self._r.debts.values())
 
     # -- request handlers (validate everything, then change) ---------------------------------------
 
-    def _read_instantaneous_prepay_values(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _read_instantaneous_prepay_values(self, _: Empty) -> InstantaneousPrepayValues:
         r = self._r
         debts = r.debts
-        return Status.SUCCESS, {
-            "payment_mode": r.payment_mode,
-            "meter_balance_pence": r.meter_balance_pence,
-            "emergency_credit_balance_pence": r.emergency_credit_balance_pence,
-            "emergency_credit_active": r.emergency_credit_active,
-            "accumulated_debt_pence": self._accumulated_debt_pence(),
-            "time_debt_1_pence": debts[DebtRegister.TIME_DEBT_1.name]["debt_value_pence"],
-            "time_debt_2_pence": debts[DebtRegister.TIME_DEBT_2.name]["debt_value_pence"],
-            "payment_debt_pence": debts[DebtRegister.PAYMENT_DEBT.name]["debt_value_pence"],
-            **self._supply_status(),
-        }
+        return InstantaneousPrepayValues(
+            payment_mode=r.payment_mode,
+            meter_balance_pence=r.meter_balance_pence,
+            emergency_credit_balance_pence=r.emergency_credit_balance_pence,
+            emergency_credit_active=r.emergency_credit_active,
+            accumulated_debt_pence=self._accumulated_debt_pence(),
+            time_debt_1_pence=debts[DebtRegister.TIME_DEBT_1].debt_value_pence,
+            time_debt_2_pence=debts[DebtRegister.TIME_DEBT_2].debt_value_pence,
+            payment_debt_pence=debts[DebtRegister.PAYMENT_DEBT].debt_value_pence,
+            supply_state=r.supply_state,
+            supply_off_reason=r.supply_off_reason)
 
-    def _read_prepayment_configuration(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
-        return Status.SUCCESS, self._prepayment_configuration()
+    def _read_prepayment_configuration(self, _: Empty) -> PrepaymentConfiguration:
+        return self._prepayment_configuration()
 
-    def _read_meter_balance(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
-        return Status.SUCCESS, self._balances()
+    def _read_meter_balance(self, _: Empty) -> Balances:
+        return self._balances()
 
-    def _read_supply_status(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
-        return Status.SUCCESS, self._supply_status()
+    def _read_supply_status(self, _: Empty) -> SupplyStatus:
+        return self._supply_status()
 
-    def _read_load_limit_data(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
-        return Status.SUCCESS, self._load_limit_data()
+    def _read_load_limit_data(self, _: Empty) -> LoadLimitData:
+        return self._load_limit_data()
 
-    def _set_payment_mode(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _set_payment_mode(self, body: SetPaymentModeRequest) -> PrepaymentConfiguration | Status:
         r = self._r
-        mode = PaymentMode(fields["payment_mode"])
-        if mode is PaymentMode.CREDIT:
+        if body.payment_mode is PaymentMode.CREDIT:
             if r.payment_mode == PaymentMode.PREPAYMENT:
                 self._end_emergency_credit_charging_used()
                 r.payment_mode = PaymentMode.CREDIT
                 self._apply(SupplyEvent.MODE_TO_CREDIT)
-            return Status.SUCCESS, self._prepayment_configuration()
-        disablement_threshold_pence = int(fields["disablement_threshold_pence"])
-        if not in_range(disablement_threshold_pence, SIGNED_THRESHOLD_RANGE_PENCE):
-            return Status.VALUE_OUT_OF_RANGE, {}
-        defaults = fields["defaults"]
-        new_parameters = dict(r.prepayment_parameters)
-        for name in PREPAYMENT_PARAMETERS:
-            if name not in r.configured_parameters:
-                new_parameters[name] = int(defaults[name])
+            return self._prepayment_configuration()
+        if not in_range(body.disablement_threshold_pence, SIGNED_THRESHOLD_RANGE_PENCE):
+            return Status.VALUE_OUT_OF_RANGE
+        new_parameters = replace(r.prepayment_parameters, **{
+            name: getattr(body.defaults, name) for name in PREPAYMENT_PARAMETERS
+            if name not in r.configured_parameters})
         if not self._parameters_valid(new_parameters):
-            return Status.VALUE_OUT_OF_RANGE, {}
+            return Status.VALUE_OUT_OF_RANGE
         if r.payment_mode != PaymentMode.PREPAYMENT:
             r.emergency_credit_active = False
             r.emergency_credit_balance_pence = 0
@@ -630,20 +645,20 @@ class Meter:
         r.configured_parameters = sorted(
             set(r.configured_parameters) | set(PREPAYMENT_PARAMETERS)
             | {"disablement_threshold_pence"})
-        r.disablement_threshold_pence = disablement_threshold_pence
-        r.suspend_debt_disabled = bool(fields["suspend_debt_disabled"])
-        r.suspend_debt_emergency = bool(fields["suspend_debt_emergency"])
+        r.disablement_threshold_pence = body.disablement_threshold_pence
+        r.suspend_debt_disabled = body.suspend_debt_disabled
+        r.suspend_debt_emergency = body.suspend_debt_emergency
         r.payment_mode = PaymentMode.PREPAYMENT
         self._evaluate_supply()
-        return Status.SUCCESS, self._prepayment_configuration()
+        return self._prepayment_configuration()
 
     @staticmethod
-    def _parameters_valid(parameters: Mapping[str, int]) -> bool:
-        for name, value in parameters.items():
+    def _parameters_valid(parameters: PrepaymentParameters) -> bool:
+        for name, value in asdict(parameters).items():
             if not in_range(value, (0, PARAMETER_MAXIMA[name]) if name in PARAMETER_MAXIMA
                             else THRESHOLD_RANGE_PENCE):
                 return False
-        return parameters["non_disablement_calendar_id"] in NON_DISABLEMENT_CALENDARS
+        return parameters.non_disablement_calendar_id in NON_DISABLEMENT_CALENDARS
 
     def _end_emergency_credit_charging_used(self) -> None:
         """EC ends: EC actually used is charged to the meter balance, headroom withdrawn."""
@@ -655,60 +670,54 @@ class Meter:
         r.emergency_credit_balance_pence = 0
         r.emergency_credit_granted_pence = 0
 
-    def _adjust_meter_balance(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _adjust_meter_balance(self, body: AdjustMeterBalanceRequest
+                              ) -> AdjustMeterBalanceResponse | Status:
         r = self._r
-        adjustment_pence = int(fields["adjustment_pence"])
+        adjustment_pence = body.adjustment_pence
         new_balance = r.meter_balance_pence + adjustment_pence
         if not in_range(new_balance, METER_BALANCE_RANGE_PENCE):
-            return Status.VALUE_OUT_OF_RANGE, {}
-        if adjustment_pence > 0 and new_balance > r.prepayment_parameters[
-                "max_meter_balance_pence"]:
-            return Status.EXCEEDS_MAX_METER_BALANCE, {}
+            return Status.VALUE_OUT_OF_RANGE
+        if adjustment_pence > 0 and new_balance > r.prepayment_parameters.max_meter_balance_pence:
+            return Status.EXCEEDS_MAX_METER_BALANCE
         r.meter_balance_pence = new_balance
         self._evaluate_supply()
-        return Status.SUCCESS, {"adjustment_applied_pence": adjustment_pence,
-                                "meter_balance_pence": new_balance}
+        return AdjustMeterBalanceResponse(adjustment_applied_pence=adjustment_pence,
+                                          meter_balance_pence=new_balance)
 
-    def _reset_meter_balance(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _reset_meter_balance(self, _: Empty) -> ResetMeterBalanceResponse:
         self._r.meter_balance_pence = 0
         self._evaluate_supply()
-        return Status.SUCCESS, {"meter_balance_pence": 0}
+        return ResetMeterBalanceResponse(meter_balance_pence=0)
 
-    def _set_prepayment_configuration(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _set_prepayment_configuration(self, body: SetPrepaymentConfigurationRequest
+                                      ) -> PrepaymentConfiguration | Status:
         r = self._r
-        present = PrepaymentConfigurationField(int(fields["fields_present"]))
-        new_parameters = dict(r.prepayment_parameters)
-        new_threshold = r.disablement_threshold_pence
-        touched = []
-        for flag, name in _CONFIGURATION_FIELDS.items():
-            if flag in present:
-                value = int(fields[name])
-                touched.append(name)
-                if name == "disablement_threshold_pence":
-                    new_threshold = value
-                else:
-                    new_parameters[name] = value
+        changed = {name: getattr(body, name) for flag, name in _CONFIGURATION_FIELDS.items()
+                   if flag in body.fields_present}
+        touched = set(changed)
+        new_threshold = changed.pop("disablement_threshold_pence", r.disablement_threshold_pence)
+        new_parameters = replace(r.prepayment_parameters, **changed)
         if not self._parameters_valid(new_parameters) or not in_range(
                 new_threshold, SIGNED_THRESHOLD_RANGE_PENCE):
-            return Status.VALUE_OUT_OF_RANGE, {}
+            return Status.VALUE_OUT_OF_RANGE
         r.prepayment_parameters = new_parameters
         r.disablement_threshold_pence = new_threshold
-        r.configured_parameters = sorted(set(r.configured_parameters) | set(touched))
+        r.configured_parameters = sorted(set(r.configured_parameters) | touched)
         self._evaluate_supply()
-        return Status.SUCCESS, self._prepayment_configuration()
+        return self._prepayment_configuration()
 
-    def _top_up(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _top_up(self, body: TopUpRequest) -> TopUpResponse | Status:
         r = self._r
         if r.utrn_locked_until_seconds > r.now_seconds:
-            return Status.UTRN_ENTRY_LOCKED, {}
-        status, result = self._check_top_up(fields["utrn"])
-        if status is not Status.SUCCESS:
+            return Status.UTRN_ENTRY_LOCKED
+        checked = self._check_top_up(body.utrn)
+        if isinstance(checked, Status):
             r.utrn_bad_entries_in_a_row += 1
             if r.utrn_bad_entries_in_a_row >= self.config.utrn_lockout_bad_entries:
                 r.utrn_bad_entries_in_a_row = 0
                 r.utrn_locked_until_seconds = r.now_seconds + self.config.utrn_lockout_seconds
-            return status, {}
-        counter, ec_repaid, debt_recovered, credit_added = result
+            return checked
+        counter, ec_repaid, debt_recovered, credit_added = checked
         r.utrn_bad_entries_in_a_row = 0
         r.utrn_used_counters = sorted({*r.utrn_used_counters, counter})[
             -UTRN_USED_COUNTER_WINDOW:]
@@ -717,106 +726,107 @@ class Meter:
             if r.emergency_credit_balance_pence >= r.emergency_credit_granted_pence:
                 self._end_emergency_credit_charging_used()
         if debt_recovered:
-            r.debts[DebtRegister.PAYMENT_DEBT.name]["debt_value_pence"] -= debt_recovered
+            debt = r.debts[DebtRegister.PAYMENT_DEBT]
+            r.debts[DebtRegister.PAYMENT_DEBT] = replace(
+                debt, debt_value_pence=debt.debt_value_pence - debt_recovered)
             self._count_recovered(debt_recovered)
         r.meter_balance_pence += credit_added
         self._evaluate_supply()
-        return Status.SUCCESS, {"credit_added_pence": credit_added,
-                                "emergency_credit_repaid_pence": ec_repaid,
-                                "debt_recovered_pence": debt_recovered,
-                                "meter_balance_pence": r.meter_balance_pence}
+        return TopUpResponse(credit_added_pence=credit_added,
+                             emergency_credit_repaid_pence=ec_repaid,
+                             debt_recovered_pence=debt_recovered,
+                             meter_balance_pence=r.meter_balance_pence)
 
-    def _check_top_up(self, utrn: Any) -> tuple[Status, tuple[int, int, int, int]]:
-        """Status and (counter, EC repaid, debt recovered, credit added); changes nothing."""
+    def _check_top_up(self, utrn: bytes) -> tuple[int, int, int, int] | Status:
+        """(counter, EC repaid, debt recovered, credit added), or the refusal; changes
+        nothing."""
         r = self._r
-        nothing = (0, 0, 0, 0)
         try:
             parsed = parse_utrn(utrn, self.config.eui64)
         except UtrnCheckDigitError:
-            return Status.UTRN_INVALID_CHECK_DIGIT, nothing
+            return Status.UTRN_INVALID_CHECK_DIGIT
         except UtrnWrongMeterError:
-            return Status.UTRN_WRONG_METER, nothing
+            return Status.UTRN_WRONG_METER
         except UtrnError:
-            return Status.UTRN_MALFORMED, nothing
+            return Status.UTRN_MALFORMED
         used = r.utrn_used_counters
         if parsed.counter in used or (len(used) >= UTRN_USED_COUNTER_WINDOW
                                       and parsed.counter <= used[0]):
-            return Status.UTRN_DUPLICATE, nothing
+            return Status.UTRN_DUPLICATE
         value_pence = parsed.value_pence
-        if value_pence > r.prepayment_parameters["max_credit_threshold_pence"]:
-            return Status.UTRN_EXCEEDS_MAX_CREDIT, nothing
+        if value_pence > r.prepayment_parameters.max_credit_threshold_pence:
+            return Status.UTRN_EXCEEDS_MAX_CREDIT
         ec_used = (r.emergency_credit_granted_pence - r.emergency_credit_balance_pence
                    if r.emergency_credit_active else 0)
         ec_repaid = min(value_pence, ec_used)
         rest = value_pence - ec_repaid
         debt_recovered = 0
         if r.payment_mode == PaymentMode.PREPAYMENT:
-            payment_debt = r.debts[DebtRegister.PAYMENT_DEBT.name]
-            share = rest * payment_debt["debt_recovery_percentage"] // 100
-            debt_recovered = max(min(share, payment_debt["debt_value_pence"],
+            payment_debt = r.debts[DebtRegister.PAYMENT_DEBT]
+            share = rest * payment_debt.debt_recovery_percentage // 100
+            debt_recovered = max(min(share, payment_debt.debt_value_pence,
                                      self._debt_cap_left()), 0)
         credit_added = rest - debt_recovered
         new_balance = r.meter_balance_pence + credit_added
-        if credit_added > 0 and new_balance > r.prepayment_parameters["max_meter_balance_pence"]:
-            return Status.UTRN_EXCEEDS_MAX_METER_BALANCE, nothing
-        return Status.SUCCESS, (parsed.counter, ec_repaid, debt_recovered, credit_added)
+        if credit_added > 0 and new_balance > r.prepayment_parameters.max_meter_balance_pence:
+            return Status.UTRN_EXCEEDS_MAX_METER_BALANCE
+        return parsed.counter, ec_repaid, debt_recovered, credit_added
 
-    def _update_debt(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
-        register = DebtRegister(fields["debt_register"])
-        debt = self._r.debts[register.name]
-        new_value = debt["debt_value_pence"] + int(fields["debt_adjustment_pence"])
-        rate_pence = int(fields["debt_recovery_rate_pence"])
-        period = DebtRecoveryPeriod(fields["debt_recovery_period"])
-        percentage = int(fields["debt_recovery_percentage"])
-        accumulated = self._accumulated_debt_pence() - debt["debt_value_pence"] + new_value
+    def _update_debt(self, body: UpdateDebtRequest) -> DebtState | Status:
+        register = body.debt_register
+        debt = self._r.debts[register]
+        new_value = debt.debt_value_pence + body.debt_adjustment_pence
+        accumulated = self._accumulated_debt_pence() - debt.debt_value_pence + new_value
         if (not in_range(new_value, DEBT_REGISTER_RANGE_PENCE)
                 or accumulated > MONEY_REGISTER_MAX_PENCE
-                or not in_range(rate_pence, DEBT_REGISTER_RANGE_PENCE)
-                or not 0 <= percentage <= 100):
-            return Status.VALUE_OUT_OF_RANGE, {}
-        debt["debt_value_pence"] = new_value
+                or not in_range(body.debt_recovery_rate_pence, DEBT_REGISTER_RANGE_PENCE)
+                or not 0 <= body.debt_recovery_percentage <= 100):
+            return Status.VALUE_OUT_OF_RANGE
         if register is DebtRegister.PAYMENT_DEBT:
-            debt["debt_recovery_percentage"] = percentage
+            debt = replace(debt, debt_value_pence=new_value,
+                           debt_recovery_percentage=body.debt_recovery_percentage)
         else:
-            debt["debt_recovery_rate_pence"] = rate_pence
-            debt["debt_recovery_period"] = period
-        return Status.SUCCESS, self._debt_state(register)
+            debt = replace(debt, debt_value_pence=new_value,
+                           debt_recovery_rate_pence=body.debt_recovery_rate_pence,
+                           debt_recovery_period=body.debt_recovery_period)
+        self._r.debts[register] = debt
+        return self._debt_state(register)
 
-    def _activate_emergency_credit(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _activate_emergency_credit(self, _: Empty) -> Balances | Status:
         r = self._r
         if r.payment_mode != PaymentMode.PREPAYMENT:
-            return Status.NOT_PERMITTED_IN_PAYMENT_MODE, {}
-        limit_pence = r.prepayment_parameters["emergency_credit_limit_pence"]
+            return Status.NOT_PERMITTED_IN_PAYMENT_MODE
+        limit_pence = r.prepayment_parameters.emergency_credit_limit_pence
         if r.emergency_credit_active:
-            return Status.NOT_PERMITTED_IN_STATE, {}
-        if limit_pence == 0 or r.meter_balance_pence >= r.prepayment_parameters[
-                "emergency_credit_threshold_pence"]:
-            return Status.EMERGENCY_CREDIT_UNAVAILABLE, {}
+            return Status.NOT_PERMITTED_IN_STATE
+        if limit_pence == 0 or (r.meter_balance_pence
+                                >= r.prepayment_parameters.emergency_credit_threshold_pence):
+            return Status.EMERGENCY_CREDIT_UNAVAILABLE
         r.emergency_credit_active = True
         r.emergency_credit_balance_pence = limit_pence
         r.emergency_credit_granted_pence = limit_pence
         self._evaluate_supply()
-        return Status.SUCCESS, self._balances()
+        return self._balances()
 
-    def _set_load_limit_settings(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _set_load_limit_settings(self, body: SetLoadLimitSettingsRequest
+                                 ) -> LoadLimitData | Status:
         r = self._r
-        threshold_w = int(fields["load_limit_power_threshold_w"])
-        period_seconds = int(fields["load_limit_period_seconds"])
-        restoration_seconds = int(fields["load_limit_restoration_period_seconds"])
-        if not 0 <= threshold_w <= self.config.max_load_limit_power_threshold_w:
-            return Status.VALUE_OUT_OF_RANGE, {}
-        for seconds in (period_seconds, restoration_seconds):
+        if not 0 <= body.load_limit_power_threshold_w <= (
+                self.config.max_load_limit_power_threshold_w):
+            return Status.VALUE_OUT_OF_RANGE
+        for seconds in (body.load_limit_period_seconds,
+                        body.load_limit_restoration_period_seconds):
             if not LOAD_LIMIT_PERIOD_MIN_SECONDS <= seconds <= LOAD_LIMIT_PERIOD_MAX_SECONDS:
-                return Status.VALUE_OUT_OF_RANGE, {}
-        r.load_limit_power_threshold_w = threshold_w
-        r.load_limit_period_seconds = period_seconds
-        r.load_limit_restoration_period_seconds = restoration_seconds
+                return Status.VALUE_OUT_OF_RANGE
+        r.load_limit_power_threshold_w = body.load_limit_power_threshold_w
+        r.load_limit_period_seconds = body.load_limit_period_seconds
+        r.load_limit_restoration_period_seconds = body.load_limit_restoration_period_seconds
         r.load_limit_period_energy_ws = 0
-        return Status.SUCCESS, self._load_limit_data()
+        return self._load_limit_data()
 
-    def _reset_load_limit_counter(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _reset_load_limit_counter(self, _: Empty) -> LoadLimitData:
         self._r.load_limit_counter = 0
-        return Status.SUCCESS, self._load_limit_data()
+        return self._load_limit_data()
 
     # -- metering data (registers, logs, tariff, maximum demand) ----------------------------
 
@@ -824,7 +834,7 @@ class Meter:
     def _register_unit(self) -> RegisterUnit:
         return RegisterUnit.WATT_HOURS if self._is_esme else RegisterUnit.CUBIC_DECIMETRES
 
-    def _read_energy_registers(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _read_energy_registers(self, _: Empty) -> EnergyRegisters:
         """The total, every TOU band of the tariff in force or ever counted, and (block
         tariffs, or blocks ever counted) every block; indexes from 1."""
         m = self._metrology
@@ -836,121 +846,120 @@ class Meter:
                          if tariff.has_blocks else 0)
         block_count = max([tariff_blocks, *(block + 1 for block, value in blocks.items()
                                             if block > 0 and value > 0)])
-        return Status.SUCCESS, {
-            "register_unit": self._register_unit,
-            "total_register": m.total_register(),
-            "tou_registers": [{"index": band + 1, "register_value": tou.get(band, 0)}
-                              for band in bands],
-            "block_registers": [{"index": block + 1, "register_value": blocks.get(block, 0)}
-                                for block in range(block_count)],
-        }
+        return EnergyRegisters(
+            register_unit=self._register_unit,
+            total_register=m.total_register(),
+            tou_registers=tuple(IndexedRegister(band + 1, tou.get(band, 0)) for band in bands),
+            block_registers=tuple(IndexedRegister(block + 1, blocks.get(block, 0))
+                                  for block in range(block_count)),
+        )
 
-    @staticmethod
-    def _log_range(fields: Mapping[str, Any]) -> tuple[int, int]:
-        start, end = int(fields["start_seconds"]), int(fields["end_seconds"])
-        if start >= end:
-            raise ValueError("a log range ends after it starts")
-        return start, end
-
-    def _read_profile_data(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _read_profile_data(self, body: LogRange) -> ReadProfileDataResponse | Status:
         """The half-hours starting in ``[start, end)``, at most
         MAX_PROFILE_PERIODS_PER_READ of them from the first kept one: register units consumed
         in each (differences of the total register, so they add up to it)."""
-        start, end = self._log_range(fields)
-        first = -(-start // HALF_HOUR_SECONDS)
-        last = -(-end // HALF_HOUR_SECONDS)
+        if body.start_seconds >= body.end_seconds:
+            return Status.MALFORMED_REQUEST
+        first = -(-body.start_seconds // HALF_HOUR_SECONDS)
+        last = -(-body.end_seconds // HALF_HOUR_SECONDS)
         profile = self._metrology.half_hour_profile(first, last)[:MAX_PROFILE_PERIODS_PER_READ]
-        return Status.SUCCESS, {
-            "register_unit": self._register_unit,
-            "first_period_start_seconds": profile[0][0] if profile else 0,
-            "period_seconds": HALF_HOUR_SECONDS,
-            "values": [value for _, value in profile],
-        }
+        return ReadProfileDataResponse(
+            register_unit=self._register_unit,
+            first_period_start_seconds=profile[0][0] if profile else 0,
+            period_seconds=HALF_HOUR_SECONDS,
+            values=tuple(value for _, value in profile),
+        )
 
-    def _read_daily_read_log(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
-        start, end = self._log_range(fields)
-        return Status.SUCCESS, {"register_unit": self._register_unit, "entries": [
-            {"midnight_seconds": midnight, "total_register": total,
-             "cells": [{"band": cell // MAX_BLOCKS + 1, "block": cell % MAX_BLOCKS + 1,
-                        "register_value": value} for cell, value in sorted(cells.items())]}
+    def _read_daily_read_log(self, body: LogRange) -> ReadDailyReadLogResponse | Status:
+        if body.start_seconds >= body.end_seconds:
+            return Status.MALFORMED_REQUEST
+        return ReadDailyReadLogResponse(register_unit=self._register_unit, entries=tuple(
+            DailyReadEntry(midnight, total, tuple(
+                RegisterCell(band=cell // MAX_BLOCKS + 1, block=cell % MAX_BLOCKS + 1,
+                             register_value=value) for cell, value in sorted(cells.items())))
             for midnight, total, cells in self._metrology.daily_read_log()
-            if start <= midnight < end]}
+            if body.start_seconds <= midnight < body.end_seconds))
 
-    def _read_prepayment_daily_log(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
-        start, end = self._log_range(fields)
-        return Status.SUCCESS, {"entries": [
-            {"midnight_seconds": midnight, **values}
+    def _read_prepayment_daily_log(self, body: LogRange
+                                   ) -> ReadPrepaymentDailyLogResponse | Status:
+        if body.start_seconds >= body.end_seconds:
+            return Status.MALFORMED_REQUEST
+        return ReadPrepaymentDailyLogResponse(entries=tuple(
+            PrepaymentDailyEntry(midnight_seconds=midnight, **values)
             for midnight, values in self._r.prepayment_daily_log.entries()
-            if start <= midnight < end]}
+            if body.start_seconds <= midnight < body.end_seconds))
 
-    def _read_daily_consumption_log(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _read_daily_consumption_log(self, body: LogRange
+                                    ) -> ReadDailyConsumptionLogResponse | Status:
         """The consumption of each whole past UTC day whose midnight is in the range (the
         last 731 days)."""
-        start, end = self._log_range(fields)
-        days = self._metrology.daily_consumption(-(-start // SECONDS_PER_DAY),
-                                                 -(-end // SECONDS_PER_DAY))
-        return Status.SUCCESS, {"register_unit": self._register_unit, "entries": [
-            {"midnight_seconds": midnight, "register_units": value} for midnight, value in days]}
+        if body.start_seconds >= body.end_seconds:
+            return Status.MALFORMED_REQUEST
+        days = self._metrology.daily_consumption(-(-body.start_seconds // SECONDS_PER_DAY),
+                                                 -(-body.end_seconds // SECONDS_PER_DAY))
+        return ReadDailyConsumptionLogResponse(
+            register_unit=self._register_unit,
+            entries=tuple(DailyConsumptionEntry(midnight, value) for midnight, value in days))
 
-    def _read_active_power(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _read_active_power(self, _: Empty) -> ReadActivePowerResponse:
         """The load drawn now (W): the load model's, or 0 while the supply is not enabled."""
         m = self._metrology
         enabled = self._r.supply_state == SupplyState.ENABLED
-        return Status.SUCCESS, {
-            "active_power_import_w": m.load_model.load_w_at(m.now_seconds) if enabled else 0}
+        return ReadActivePowerResponse(
+            active_power_import_w=m.load_model.load_w_at(m.now_seconds) if enabled else 0)
 
-    def _read_tariff(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _read_tariff(self, _: Empty) -> ReadTariffResponse:
         timeline = self._metrology.timeline
-        return Status.SUCCESS, {
-            "tariff": tariff_fields(timeline.current),
-            "pending_effective_seconds": timeline.next_change_after(self._r.now_seconds) or 0}
+        return ReadTariffResponse(
+            tariff=tariff_body(timeline.current),
+            pending_effective_seconds=timeline.next_change_after(self._r.now_seconds) or 0)
 
-    def _read_maximum_demand(self, _: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _read_maximum_demand(self, _: Empty) -> ReadMaximumDemandResponse:
         registers = self._metrology.max_demand
-        return Status.SUCCESS, {
-            **{name: {"demand_w": register.value_w,
-                      "capture_time_seconds": register.capture_seconds,
-                      "last_reset_seconds": register.last_reset_seconds}
-               for name, register in (("active_import", registers.active),
-                                      ("configurable_time_active_import",
-                                       registers.configurable_time))},
-            "configurable_window_start_second_of_day": registers.window_start_second_of_day,
-            "configurable_window_end_second_of_day": registers.window_end_second_of_day,
-        }
+        active, configurable = (
+            MaxDemand(demand_w=register.value_w, capture_time_seconds=register.capture_seconds,
+                      last_reset_seconds=register.last_reset_seconds)
+            for register in (registers.active, registers.configurable_time))
+        return ReadMaximumDemandResponse(
+            active_import=active,
+            configurable_time_active_import=configurable,
+            configurable_window_start_second_of_day=registers.window_start_second_of_day,
+            configurable_window_end_second_of_day=registers.window_end_second_of_day,
+        )
 
-    def _set_tariff(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _set_tariff(self, body: Tariff) -> Tariff | Status:
         """A new tariff from now (a future-dated one arrives in SCHEDULE_REQUEST)."""
         try:
-            tariff = tariff_of_fields(fields)
+            tariff = tariff_of_body(body)
         except ValueError:
-            return Status.VALUE_OUT_OF_RANGE, {}
+            return Status.VALUE_OUT_OF_RANGE
         self.schedule_tariff_change(PendingChange(self._r.now_seconds, tariff=tariff))
-        return Status.SUCCESS, tariff_fields(self._metrology.timeline.current)
+        return tariff_body(self._metrology.timeline.current)
 
-    def _set_prices(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _set_prices(self, body: TariffPrices) -> TariffPrices | Status:
         """New prices for the tariff in force, from now: as many bands and blocks as it has
         (else VALUE_OUT_OF_RANGE, nothing changed)."""
         try:
-            prices = prices_of_fields(fields)
+            prices = prices_of_body(body)
             self._metrology.timeline.current.with_prices(prices)
         except ValueError:
-            return Status.VALUE_OUT_OF_RANGE, {}
+            return Status.VALUE_OUT_OF_RANGE
         self.schedule_tariff_change(PendingChange(self._r.now_seconds, prices=prices))
-        return Status.SUCCESS, prices_fields(self._metrology.timeline.current.prices)
+        return prices_body(self._metrology.timeline.current.prices)
 
-    def _set_supply_state(self, fields: Mapping[str, Any]) -> tuple[Status, dict]:
+    def _set_supply_state(self, body: SetSupplyStateRequest) -> SupplyStatus | Status:
         r = self._r
-        requested = SupplyState(fields["supply_state"])
+        requested = body.supply_state
         if requested is SupplyState.ENABLED and not self._is_esme:
-            return Status.NOT_SUPPORTED_BY_DEVICE, {}  # a gas valve opens only at the meter
+            return Status.NOT_SUPPORTED_BY_DEVICE  # a gas valve opens only at the meter
         event = _SUPPLY_REQUEST_EVENTS[requested]
         if event is not SupplyEvent.REMOTE_DISABLE and not self._credit_permits_supply():
-            return Status.NOT_PERMITTED_IN_STATE, {}
+            return Status.NOT_PERMITTED_IN_STATE
         if not self._apply(event):
-            return Status.NOT_PERMITTED_IN_STATE, {}
+            return Status.NOT_PERMITTED_IN_STATE
         if r.supply_off_reason != SupplyOffReason.LOAD_LIMIT:
             r.load_limit_restoration_ends_at_seconds = 0
-        return Status.SUCCESS, self._supply_status()
+        return self._supply_status()
 
 
 _SUPPLY_REQUEST_EVENTS: dict[SupplyState, SupplyEvent] = {
@@ -959,6 +968,8 @@ _SUPPLY_REQUEST_EVENTS: dict[SupplyState, SupplyEvent] = {
     SupplyState.ARMED: SupplyEvent.REMOTE_ARM,
 }
 
+#: The meter's commands: each to its handler (the meter, the typed request body ->
+#: the response body or a refusal Status). A new meter command is one method and one row.
 _HANDLERS: dict[Command, _Handler] = {
     Command.READ_INSTANTANEOUS_PREPAY_VALUES: Meter._read_instantaneous_prepay_values,
     Command.READ_PREPAYMENT_CONFIGURATION: Meter._read_prepayment_configuration,
@@ -986,3 +997,5 @@ _HANDLERS: dict[Command, _Handler] = {
     Command.SET_TARIFF: Meter._set_tariff,
     Command.SET_PRICES: Meter._set_prices,
 }
+#: The commands a meter answers (the load-limiting ones on an ESME only).
+METER_COMMANDS = frozenset(_HANDLERS)

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from emulator.consumption import SECONDS_PER_DAY, LoadProfile
 from emulator.errors import ProfileError
+from emulator.meter_registers import PREPAYMENT_PARAMETERS
 from emulator.meter_tables import (
     DEFAULT_MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
     LOAD_LIMIT_PERIOD_MAX_SECONDS,
@@ -30,7 +31,6 @@ from emulator.metrology.load_model import LoadModelError, ReplayedLoad
 from emulator.metrology.profile_keys import METROLOGY_KEY_PARSERS, load_model_of, tariff_of
 from protocol.apdu import (
     MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
-    PREPAYMENT_DEFAULTS,
     DebtRecoveryPeriod,
     DeviceType,
     PaymentMode,
@@ -56,11 +56,6 @@ __all__ = [
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
 
-#: Prepayment parameters that take the Annex C defaults on a switch to prepayment when never
-#: configured: exactly the fields of ``protocol.apdu.PREPAYMENT_DEFAULTS``.
-PREPAYMENT_PARAMETERS: tuple[str, ...] = tuple(
-    sub.name for sub in PREPAYMENT_DEFAULTS.subcons  # type: ignore[attr-defined]
-)
 #: What a never-configured parameter reads back as (anything not listed: 0): the limits and
 #: the debt-recovery cap are at their maximum, i.e. they limit nothing.
 UNCONFIGURED_VALUES: dict[str, int] = {
@@ -168,10 +163,28 @@ class MeterConfig:
     PROFILE_KEYS: ClassVar[frozenset[str]]
 
     def __post_init__(self) -> None:
+        self._check_meter_identity()
+        self._check_prepayment_parameters()
+        self._check_registers()
+        try:
+            LoadProfile(self.load_profile)
+        except ValueError as error:
+            raise ProfileError(f"load_profile: {error}") from None
+        self._check_load_limiting()
+        if self.utrn_lockout_bad_entries < 1 or self.utrn_lockout_seconds < 0:
+            raise ProfileError("utrn_lockout_bad_entries must be >= 1 and utrn_lockout_seconds "
+                               ">= 0")
+        tariff_of(self)
+        load_model_of(self)
+
+    def _check_meter_identity(self) -> None:
         if not isinstance(self.eui64, bytes) or len(self.eui64) != 8:
             raise ProfileError(f"eui64 must be 8 bytes, got {self.eui64!r}")
         if self.device_type not in _METER_TYPES:
             raise ProfileError(f"device_type {self.device_type!r} is not a meter (ESME or GSME)")
+
+    def _check_prepayment_parameters(self) -> None:
+        """Each prepayment parameter given is within its bounds; the calendar is one we hold."""
         for name in PREPAYMENT_PARAMETERS:
             value = getattr(self, name)
             if value is None:
@@ -185,6 +198,10 @@ class MeterConfig:
         if calendar_id is not None and calendar_id not in NON_DISABLEMENT_CALENDARS:
             raise ProfileError(f"non_disablement_calendar_id = {calendar_id} is not one of "
                                f"{sorted(NON_DISABLEMENT_CALENDARS)}")
+
+    def _check_registers(self) -> None:
+        """Debts, rates and thresholds not negative; each money register within its range, the
+        three debts together within a money register's."""
         for name in ("time_debt_1_pence", "time_debt_1_recovery_rate_pence", "time_debt_2_pence",
                      "time_debt_2_recovery_rate_pence", "payment_debt_pence",
                      "unit_rate_millipence_per_kwh", "standing_charge_millipence_per_day",
@@ -207,10 +224,10 @@ class MeterConfig:
                 > MONEY_REGISTER_MAX_PENCE):
             raise ProfileError("the three debt registers together are above "
                                f"{MONEY_REGISTER_MAX_PENCE} pence")
-        try:
-            LoadProfile(self.load_profile)
-        except ValueError as error:
-            raise ProfileError(f"load_profile: {error}") from None
+
+    def _check_load_limiting(self) -> None:
+        """Thresholds within the 16-bit field and each other (none on a gas meter), periods
+        within their bounds."""
         if self.max_load_limit_power_threshold_w > MAX_LOAD_LIMIT_POWER_THRESHOLD_W:
             raise ProfileError("max_load_limit_power_threshold_w must fit the 16-bit field "
                                f"(<= {MAX_LOAD_LIMIT_POWER_THRESHOLD_W}), "
@@ -226,11 +243,6 @@ class MeterConfig:
                     LOAD_LIMIT_PERIOD_MAX_SECONDS):
                 raise ProfileError(f"{name} must be {LOAD_LIMIT_PERIOD_MIN_SECONDS}-"
                                    f"{LOAD_LIMIT_PERIOD_MAX_SECONDS} s, got {getattr(self, name)}")
-        if self.utrn_lockout_bad_entries < 1 or self.utrn_lockout_seconds < 0:
-            raise ProfileError("utrn_lockout_bad_entries must be >= 1 and utrn_lockout_seconds "
-                               ">= 0")
-        tariff_of(self)
-        load_model_of(self)
 
     @classmethod
     def from_mapping(cls, table: Mapping[str, Any], *, eui64: bytes, device_type: DeviceType,

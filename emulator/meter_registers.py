@@ -9,14 +9,14 @@ This module is data only: it never holds behaviour, reads a clock or does I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TypedDict
+from dataclasses import dataclass, field, fields
 
 from emulator.metrology.engine import EnergyRegisters
 from emulator.metrology.logs import DeviationLog, PrepaymentDailyLog, RegisterSnapshots
 from emulator.metrology.max_demand import MaxDemandRegisters
 from emulator.metrology.tariff import PendingChange, Tariff
 from protocol.apdu import (
+    PREPAYMENT_DEFAULTS,
     DebtRecoveryPeriod,
     DebtRegister,
     PaymentMode,
@@ -24,28 +24,46 @@ from protocol.apdu import (
     SupplyState,
 )
 
-__all__ = ["DEBT_REGISTER_NAMES", "DebtState", "MeterRegisters", "new_debt"]
+__all__ = ["PREPAYMENT_PARAMETERS", "Debt", "MeterRegisters", "PrepaymentParameters"]
 
 
-class DebtState(TypedDict):
-    """One debt register (the UPDATE_DEBT response fields but the register itself)."""
+@dataclass(frozen=True)
+class Debt:
+    """One debt register's state (the UPDATE_DEBT response body but the register itself)."""
 
-    debt_value_pence: int
-    debt_recovery_rate_pence: int
-    debt_recovery_period: DebtRecoveryPeriod
-    debt_recovery_percentage: int
-
-
-def new_debt(value_pence: int = 0, rate_pence: int = 0,
-             period: DebtRecoveryPeriod = DebtRecoveryPeriod.DAILY,
-             percentage: int = 0) -> DebtState:
-    return {"debt_value_pence": value_pence, "debt_recovery_rate_pence": rate_pence,
-            "debt_recovery_period": DebtRecoveryPeriod(period),
-            "debt_recovery_percentage": percentage}
+    debt_value_pence: int = 0
+    #: time debt: pence recovered per period; 0 for the payment debt
+    debt_recovery_rate_pence: int = 0
+    debt_recovery_period: DebtRecoveryPeriod = DebtRecoveryPeriod.DAILY
+    #: payment debt: share of each top-up, 0-100; 0 for a time debt
+    debt_recovery_percentage: int = 0
 
 
-#: The keys of :attr:`MeterRegisters.debts`: each debt register's name.
-DEBT_REGISTER_NAMES: tuple[str, ...] = tuple(register.name for register in DebtRegister)
+@dataclass(frozen=True)
+class PrepaymentParameters:
+    """The prepayment parameters a meter holds (what SET_PAYMENT_MODE's Annex C defaults can
+    fill): money in whole pence, the rest in the units their names carry. Its fields are
+    exactly those of ``protocol.apdu.PREPAYMENT_DEFAULTS`` (checked at import)."""
+
+    emergency_credit_limit_pence: int = 0
+    emergency_credit_threshold_pence: int = 0
+    low_credit_threshold_pence: int = 0
+    max_meter_balance_pence: int = 0
+    max_credit_threshold_pence: int = 0
+    debt_recovery_rate_cap_pence: int = 0
+    low_emergency_credit_threshold_pence: int = 0
+    cut_off_grace_period_minutes: int = 0
+    keypad_lock_timeout_seconds: int = 0
+    non_disablement_calendar_id: int = 0
+    utrn_type: int = 0
+
+
+#: The prepayment parameters' names, in the order of ``protocol.apdu.PREPAYMENT_DEFAULTS``.
+PREPAYMENT_PARAMETERS: tuple[str, ...] = tuple(
+    sub.name for sub in PREPAYMENT_DEFAULTS.subcons  # type: ignore[attr-defined]
+)
+if tuple(f.name for f in fields(PrepaymentParameters)) != PREPAYMENT_PARAMETERS:
+    raise RuntimeError("PrepaymentParameters must have the fields of PREPAYMENT_DEFAULTS")
 
 
 @dataclass
@@ -60,12 +78,11 @@ class MeterRegisters:
     disablement_threshold_pence: int
     suspend_debt_disabled: bool
     suspend_debt_emergency: bool
-    #: prepayment parameter name (``emulator.meter_config.PREPAYMENT_PARAMETERS``) -> value
-    prepayment_parameters: dict[str, int]
+    prepayment_parameters: PrepaymentParameters
     #: the parameters a profile or request has set (the rest are *never configured*)
     configured_parameters: list[str]
-    #: debt register name (``DebtRegister.name``) -> its register
-    debts: dict[str, DebtState]
+    #: every debt register
+    debts: dict[DebtRegister, Debt]
     #: set at run time by set_load_w / set_load_profile; empty: the config's load profile
     load_profile_override: tuple[tuple[int, int], ...] = ()
     emergency_credit_active: bool = False

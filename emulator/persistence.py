@@ -29,6 +29,15 @@ A JSON state file of format 1 (``STATE_FORMAT_VERSION``, written by earlier vers
 the state file is imported once: the world is restored from it, written into a new database
 next to it, the JSON file is kept as ``<name>.format1.json`` and the database takes its name.
 
+What a kill can leave, and what the next start does with it (:func:`clean_up_after_a_kill`):
+a new database is built as ``.<name>.create.tmp`` and renamed into place only once complete,
+so a kill while creating leaves that file (removed at the next start, which creates afresh),
+never a half-made state file; a kill during an import leaves ``.<name>.import.tmp``: removed
+when the JSON file is still in place (the import runs again), or renamed into place when the
+kill fell between the import's two renames (the JSON file already moved to
+``<name>.format1.json``). SQLite's own ``-wal`` and ``-shm`` files beside the state file are
+SQLite's: it replays or discards them when the database is next opened.
+
 This module is the only place the emulator writes files; it never reads a clock and never
 interprets a device's state beyond the row layout above.
 """
@@ -52,6 +61,7 @@ __all__ = [
     "DeviceRecord",
     "StateStore",
     "StoredWorld",
+    "clean_up_after_a_kill",
     "encode_state",
     "is_json_state_file",
     "load_state",
@@ -130,9 +140,12 @@ class StateStore:
         """A new database at ``path`` (which must not exist) holding ``records``; raises
         :class:`StateError` (leaving no file behind) if it cannot be written."""
         path = Path(path)
+        building = _temporary(path, "create")
+        _remove_database(building)
         try:
-            store = cls(path, _connect(path))
+            store = cls(building, _connect(building))
         except (sqlite3.Error, OSError) as error:
+            _remove_database(building)
             raise StateError(f"cannot create the state file {path}: {error}") from None
         try:
             store._db.executescript(_SCHEMA)
@@ -144,11 +157,13 @@ class StateStore:
                     ((d["eui64"].replace("-", "").lower(), d["type"], d["server_address"])
                      for d in fingerprint))
             store.commit(world, records)
+            store.close()  # checkpoints the WAL into the file: the file alone is complete
+            os.replace(building, path)
         except (sqlite3.Error, OSError, StateError) as error:
             store.close()
-            _remove_database(path)
+            _remove_database(building)
             raise StateError(f"cannot create the state file {path}: {error}") from None
-        return store
+        return cls.open(path, fingerprint)[0]
 
     @classmethod
     def open(cls, path: Path, fingerprint: list[dict[str, Any]]) -> tuple[StateStore, StoredWorld]:
@@ -198,7 +213,11 @@ class StateStore:
                              "for, or delete the file to start afresh")
         if "world" not in meta:
             raise StateError(f"state file {path} has no world state")
-        world = json.loads(meta["world"])
+        try:
+            world = json.loads(meta["world"])
+        except (ValueError, RecursionError):
+            raise StateError(f"state file {path}: its world row is not JSON or is nested "
+                             "too deeply: restore a backup or delete it") from None
         self._world_json = meta["world"]
         schedules: dict[str, list[tuple[int, int, bytes]]] = {}
         for eui, command, when, request in self._db.execute(
@@ -320,9 +339,33 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def _remove_database(path: Path) -> None:
-    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
         with contextlib.suppress(OSError):
             os.unlink(name)
+
+
+def _temporary(path: Path, purpose: str) -> Path:
+    """Where a database for ``path`` is built before it takes that name (``create``,
+    ``import``)."""
+    return path.with_name(f".{path.name}.{purpose}.tmp")
+
+
+def clean_up_after_a_kill(path: Path) -> None:
+    """Deal with what a kill left beside the state file ``path`` (module docstring): a
+    database half-built by :meth:`StateStore.create` is removed; an import's database is put
+    in place if the kill fell between the import's renames, else removed. Raises
+    :class:`StateError` if a leftover cannot be dealt with."""
+    path = Path(path)
+    imported = _temporary(path, "import")
+    try:
+        _remove_database(_temporary(path, "create"))
+        if (imported.exists() and not path.exists()
+                and path.with_name(path.name + IMPORTED_JSON_SUFFIX).exists()):
+            os.replace(imported, path)  # the import was complete but for its last rename
+        _remove_database(imported)
+    except OSError as error:
+        raise StateError(f"cannot clean up after an interrupted run beside the state file "
+                         f"{path}: {error}") from None
 
 
 def _difference(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> str:
@@ -344,7 +387,7 @@ def import_json_state(json_path: Path, fingerprint: list[dict[str, Any]],
     JSON file where it was) if any step fails."""
     json_path = Path(json_path)
     backup = json_path.with_name(json_path.name + IMPORTED_JSON_SUFFIX)
-    temporary = json_path.with_name(f".{json_path.name}.import.tmp")
+    temporary = _temporary(json_path, "import")
     if backup.exists():
         raise StateError(f"cannot import the JSON state file {json_path}: {backup} exists "
                          "already; move it away first")
@@ -407,6 +450,9 @@ def load_state(path: Path, devices: list[dict[str, Any]]) -> dict[str, Any] | No
     except (UnicodeDecodeError, ValueError) as error:
         raise StateError(f"state file {path} is not JSON ({error}); delete it to start from "
                          "the profile") from None
+    except RecursionError:
+        raise StateError(f"state file {path} is nested too deeply to be a secure-emu state "
+                         "file; delete it to start from the profile") from None
     if not isinstance(document, dict):
         raise StateError(f"state file {path} is not a secure-emu state file")
     version = document.get("state_format_version")

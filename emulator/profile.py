@@ -7,6 +7,7 @@ on that HAN, how it joins, and (for meters) the table handed to
 
     [world]
     start_device_time = "2026-01-05T09:00:00Z"   # ISO-8601 UTC (string or TOML datetime)
+    management_password = "..."         # optional: ADVANCE_DEVICE_TIME needs it (ASCII)
 
     [[devices]]
     type = "comms_hub"                  # comms_hub | esme | gsme | gpf | ppmid
@@ -83,7 +84,7 @@ from emulator.errors import ProfileError
 from emulator.hub import HAN_TABLE_MAX_ENTRIES
 from emulator.meter_config import MeterConfig
 from emulator.metrology.load_model import ReplayedLoad, read_half_hour_csv
-from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, DeviceType
+from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, MAX_MANAGEMENT_PASSWORD_BYTES, DeviceType
 from protocol.eui64 import format_eui64, parse_eui64
 
 if sys.version_info >= (3, 11):
@@ -222,6 +223,18 @@ class DeviceProfile:
         return f"{self.type_name} {format_eui64(self.eui64)} at address {self.server_address}"
 
 
+def check_management_password(password: object) -> str:
+    """A management password as the wire carries it (a ``text``): 1-255 printable ASCII
+    characters. Raises ValueError saying what is wrong."""
+    if not isinstance(password, str):
+        raise ValueError("must be a string")
+    if not 1 <= len(password) <= MAX_MANAGEMENT_PASSWORD_BYTES:
+        raise ValueError(f"must be 1-{MAX_MANAGEMENT_PASSWORD_BYTES} characters long")
+    if not (password.isascii() and password.isprintable()):
+        raise ValueError("must be printable ASCII (it travels as an ASCII text field)")
+    return password
+
+
 @dataclass(frozen=True)
 class Profile:
     """Every device behind one link, and the world's start time."""
@@ -230,6 +243,8 @@ class Profile:
     start_device_time_seconds: int
     #: Where the profile came from (a path, or ``<default profile>``), for messages.
     source: str = "<profile>"
+    #: ``[world] management_password``: what ADVANCE_DEVICE_TIME must carry (None: no password).
+    management_password: str | None = None
 
     @classmethod
     def load(cls, path: Path | str) -> Profile:
@@ -275,10 +290,16 @@ class Profile:
         world = table.get("world", {})
         if not isinstance(world, Mapping):
             raise ProfileError(f"{where}: [world] must be a table")
-        unknown = set(world) - {"start_device_time"}
+        unknown = set(world) - {"start_device_time", "management_password"}
         if unknown:
             raise ProfileError(f"{where}: [world]: unknown key(s) {sorted(unknown)}; "
-                               "expected start_device_time")
+                               "expected start_device_time, management_password")
+        password = world.get("management_password")
+        if password is not None:
+            try:
+                password = check_management_password(password)
+            except ValueError as error:
+                raise ProfileError(f"{where}: [world]: management_password: {error}") from None
         if "start_device_time" not in world:
             raise ProfileError(f"{where}: [world]: start_device_time is missing "
                                "(e.g. \"2026-01-05T09:00:00Z\")")
@@ -298,7 +319,8 @@ class Profile:
         for index, raw in enumerate(raw_fleets, 1):
             devices += _fleet(raw, index, where)
         _check_world(devices, where)
-        return cls(devices=devices, start_device_time_seconds=start_seconds, source=source)
+        return cls(devices=devices, start_device_time_seconds=start_seconds, source=source,
+                   management_password=password)
 
     # ---- reads -------------------------------------------------------------------------
 
@@ -335,6 +357,9 @@ def _load_csv_reader(base_dir: Path) -> Callable[[str], ReplayedLoad]:
     return read
 
 
+_Fail = Callable[[str, str], ProfileError]
+
+
 def _device(raw: Any, index: int, where: str,
             read_load_csv: Callable[[str], ReplayedLoad] | None = None) -> DeviceProfile:
     name = f"device {index}"
@@ -346,6 +371,32 @@ def _device(raw: Any, index: int, where: str,
     def fail(key: str, message: str) -> ProfileError:
         return ProfileError(f"{where}: {name}: {key}: {message}")
 
+    device_type, identity = _device_identity(raw, where, name, fail)
+    _check_keys_for_type(raw, device_type, fail)
+    if device_type is DeviceType.COMMS_HUB:
+        return DeviceProfile(device_type, **identity)
+    han = _han_membership(raw, device_type, fail)
+    meter_table = raw.get("meter", {})
+    if not isinstance(meter_table, Mapping):
+        raise fail("meter", "must be a [devices.meter] table")
+    if device_type in _NO_METER_TYPES:
+        return DeviceProfile(device_type, **identity, **han)
+    try:
+        meter_config = MeterConfig.from_mapping(meter_table, eui64=identity["eui64"],
+                                                device_type=device_type,
+                                                read_load_csv=read_load_csv)
+    except ProfileError as error:
+        raise ProfileError(f"{where}: {name}: [devices.meter]: {error}") from None
+    except (TypeError, ValueError) as error:
+        raise ProfileError(f"{where}: {name}: [devices.meter]: {error}") from None
+    return DeviceProfile(device_type, **identity, **han, meter_table=_frozen(meter_table),
+                         meter_config=meter_config)
+
+
+def _device_identity(raw: Mapping[str, Any], where: str, name: str,
+                     fail: _Fail) -> tuple[DeviceType, dict[str, Any]]:
+    """A ``[[devices]]`` table's keys checked, and its type and identity: ``eui64``,
+    ``server_address``, ``manufacturer``, ``model``, ``firmware_version``."""
     unknown = set(raw) - _DEVICE_KEYS
     if unknown:
         raise ProfileError(f"{where}: {name}: unknown key(s) {sorted(unknown)}; known keys: "
@@ -357,7 +408,6 @@ def _device(raw: Any, index: int, where: str,
     type_name = raw["type"]
     if type_name not in _DEVICE_TYPES:
         raise fail("type", f"{type_name!r} is not one of {', '.join(_DEVICE_TYPES)}")
-    device_type = _DEVICE_TYPES[type_name]
     try:
         eui64 = parse_eui64(raw["eui64"])
     except ValueError as error:
@@ -368,59 +418,54 @@ def _device(raw: Any, index: int, where: str,
         raise fail("server_address", f"{server_address!r} must be a whole number "
                    f"{MANAGEMENT_SERVER_ADDRESS + 1}..{MAX_SERVER_ADDRESS} "
                    f"({MANAGEMENT_SERVER_ADDRESS} is the management device)")
-    texts = {}
+    identity: dict[str, Any] = {"eui64": eui64, "server_address": server_address}
     for key in ("manufacturer", "model", "firmware_version"):
         value = raw[key]
         if not isinstance(value, str) or not value or not value.isascii() or len(value) > 255:
             raise fail(key, f"{value!r} must be non-empty ASCII text of at most 255 characters")
-        texts[key] = value
+        identity[key] = value
+    return _DEVICE_TYPES[type_name], identity
+
+
+def _check_keys_for_type(raw: Mapping[str, Any], device_type: DeviceType, fail: _Fail) -> None:
+    """No key its type does not take: a GPF no HAN keys nor meter table, a PPMID no meter
+    table, a comms hub no meter keys."""
     if device_type in _NO_METER_TYPES:
         absent = _GPF_ABSENT if device_type is DeviceType.GAS_PROXY_FUNCTION else {"meter"}
         present = set(raw) & absent
         if present:
-            raise fail(sorted(present)[0], f"a {type_name} takes none of "
+            raise fail(sorted(present)[0], f"a {raw['type']} takes none of "
                        f"{', '.join(sorted(absent))}")
     if device_type is DeviceType.COMMS_HUB:
         present = set(raw) & _HUB_ONLY_ABSENT
         if present:
             raise fail(sorted(present)[0], "a comms hub takes no meter keys "
                        f"({', '.join(sorted(_HUB_ONLY_ABSENT))})")
-        return DeviceProfile(device_type, eui64, server_address, **texts)
+
+
+def _han_membership(raw: Mapping[str, Any], device_type: DeviceType,
+                    fail: _Fail) -> dict[str, Any]:
+    """A meter's (or GPF's, PPMID's) HAN keys: ``hub``, ``on_han``, ``joins_han``,
+    ``join_delay_seconds`` (as ``hub_eui64`` ...)."""
     if "hub" not in raw:
         raise fail("hub", "is missing: name the comms hub whose HAN this meter is on")
     try:
         hub_eui64 = parse_eui64(raw["hub"])
     except ValueError as error:
         raise fail("hub", str(error)) from None
-    flags = {}
+    han: dict[str, Any] = {"hub_eui64": hub_eui64}
     for key, default in (("on_han", device_type is not DeviceType.GAS_PROXY_FUNCTION),
                          ("joins_han", device_type is not DeviceType.GAS_PROXY_FUNCTION)):
         value = raw.get(key, default)
         if not isinstance(value, bool):
             raise fail(key, f"{value!r} must be true or false")
-        flags[key] = value
+        han[key] = value
     join_delay_seconds = raw.get("join_delay_seconds", DEFAULT_JOIN_DELAY_SECONDS)
     if isinstance(join_delay_seconds, bool) or not isinstance(join_delay_seconds, int) or (
             join_delay_seconds < 0):
         raise fail("join_delay_seconds", f"{join_delay_seconds!r} must be a whole number >= 0")
-    meter_table = raw.get("meter", {})
-    if not isinstance(meter_table, Mapping):
-        raise fail("meter", "must be a [devices.meter] table")
-    if device_type in _NO_METER_TYPES:
-        return DeviceProfile(device_type, eui64, server_address, **texts, hub_eui64=hub_eui64,
-                             on_han=flags["on_han"], join_delay_seconds=join_delay_seconds,
-                             joins_han=flags["joins_han"])
-    try:
-        meter_config = MeterConfig.from_mapping(meter_table, eui64=eui64, device_type=device_type,
-                                                read_load_csv=read_load_csv)
-    except ProfileError as error:
-        raise ProfileError(f"{where}: {name}: [devices.meter]: {error}") from None
-    except (TypeError, ValueError) as error:
-        raise ProfileError(f"{where}: {name}: [devices.meter]: {error}") from None
-    return DeviceProfile(device_type, eui64, server_address, **texts, hub_eui64=hub_eui64,
-                         on_han=flags["on_han"], join_delay_seconds=join_delay_seconds,
-                         joins_han=flags["joins_han"], meter_table=_frozen(meter_table),
-                         meter_config=meter_config)
+    han["join_delay_seconds"] = join_delay_seconds
+    return han
 
 
 _FLEET_KEYS = frozenset({"hubs", "meters", "eui64_start", "server_address_start", "on_han",
@@ -440,41 +485,8 @@ def _fleet(raw: Any, index: int, where: str) -> tuple[DeviceProfile, ...]:
     for key in ("hubs", "meters", "eui64_start", "server_address_start", "comms_hub"):
         if key not in raw:
             raise ProfileError(f"{name}: {key}: is missing")
-    hubs = raw["hubs"]
-    if isinstance(hubs, bool) or not isinstance(hubs, int) or hubs < 1:
-        raise ProfileError(f"{name}: hubs: {hubs!r} must be a whole number >= 1")
-    meter_types = raw["meters"]
-    if not isinstance(meter_types, list) or any(m not in ("esme", "gsme") for m in meter_types):
-        raise ProfileError(f"{name}: meters: {meter_types!r} must be a list of \"esme\" and "
-                           "\"gsme\"")
-    try:
-        first_eui64 = int.from_bytes(parse_eui64(raw["eui64_start"]), "big")
-    except ValueError as error:
-        raise ProfileError(f"{name}: eui64_start: {error}") from None
-    per_hub = 1 + len(meter_types)
-    count = hubs * per_hub
-    first_address = raw["server_address_start"]
-    if isinstance(first_address, bool) or not isinstance(first_address, int) or not (
-            first_address > MANAGEMENT_SERVER_ADDRESS
-            and first_address + count - 1 <= MAX_SERVER_ADDRESS):
-        raise ProfileError(f"{name}: server_address_start: {first_address!r} must be a whole "
-                           f"number from {MANAGEMENT_SERVER_ADDRESS + 1} such that its "
-                           f"{count} devices end at or below {MAX_SERVER_ADDRESS}")
-    if first_eui64 + count - 1 > 0xFFFF_FFFF_FFFF_FFFF:
-        raise ProfileError(f"{name}: eui64_start: its {count} devices run past FF-FF-...-FF")
-    meter_keys = {key: raw[key] for key in ("on_han", "join_delay_seconds", "joins_han")
-                  if key in raw}
-    templates: dict[str, DeviceProfile] = {}
-    for type_name in ("comms_hub", *dict.fromkeys(meter_types)):
-        table = raw.get(type_name)
-        if not isinstance(table, Mapping):
-            raise ProfileError(f"{name}: [fleet.{type_name}] is missing: give its "
-                               f"{', '.join(_FLEET_DEVICE_KEYS)}")
-        template = {"type": type_name, "eui64": raw["eui64_start"],
-                    "server_address": first_address, **table}
-        if type_name != "comms_hub":
-            template.update(meter_keys, hub=raw["eui64_start"])
-        templates[type_name] = _device(template, 1, f"{name}: [fleet.{type_name}]")
+    hubs, meter_types, first_eui64, first_address = _fleet_numbering(raw, name)
+    templates = _fleet_templates(raw, name, meter_types, first_address)
     devices: list[DeviceProfile] = []
     number = 0
     for _ in range(hubs):
@@ -488,6 +500,53 @@ def _fleet(raw: Any, index: int, where: str) -> tuple[DeviceProfile, ...]:
                                          hub_eui64))
             number += 1
     return tuple(devices)
+
+
+def _fleet_numbering(raw: Mapping[str, Any], name: str) -> tuple[int, list[str], int, int]:
+    """A fleet's size and numbering, checked: hubs, the meter types on each hub, the first
+    EUI-64 (as an int) and the first server address."""
+    hubs = raw["hubs"]
+    if isinstance(hubs, bool) or not isinstance(hubs, int) or hubs < 1:
+        raise ProfileError(f"{name}: hubs: {hubs!r} must be a whole number >= 1")
+    meter_types = raw["meters"]
+    if not isinstance(meter_types, list) or any(m not in ("esme", "gsme") for m in meter_types):
+        raise ProfileError(f"{name}: meters: {meter_types!r} must be a list of \"esme\" and "
+                           "\"gsme\"")
+    try:
+        first_eui64 = int.from_bytes(parse_eui64(raw["eui64_start"]), "big")
+    except ValueError as error:
+        raise ProfileError(f"{name}: eui64_start: {error}") from None
+    count = hubs * (1 + len(meter_types))
+    first_address = raw["server_address_start"]
+    if isinstance(first_address, bool) or not isinstance(first_address, int) or not (
+            first_address > MANAGEMENT_SERVER_ADDRESS
+            and first_address + count - 1 <= MAX_SERVER_ADDRESS):
+        raise ProfileError(f"{name}: server_address_start: {first_address!r} must be a whole "
+                           f"number from {MANAGEMENT_SERVER_ADDRESS + 1} such that its "
+                           f"{count} devices end at or below {MAX_SERVER_ADDRESS}")
+    if first_eui64 + count - 1 > 0xFFFF_FFFF_FFFF_FFFF:
+        raise ProfileError(f"{name}: eui64_start: its {count} devices run past FF-FF-...-FF")
+    return hubs, meter_types, first_eui64, first_address
+
+
+def _fleet_templates(raw: Mapping[str, Any], name: str, meter_types: list[str],
+                     first_address: int) -> dict[str, DeviceProfile]:
+    """One checked device per type of the fleet (``[fleet.comms_hub]``, ``[fleet.esme]``...),
+    each table read once however many devices copy it."""
+    meter_keys = {key: raw[key] for key in ("on_han", "join_delay_seconds", "joins_han")
+                  if key in raw}
+    templates: dict[str, DeviceProfile] = {}
+    for type_name in ("comms_hub", *dict.fromkeys(meter_types)):
+        table = raw.get(type_name)
+        if not isinstance(table, Mapping):
+            raise ProfileError(f"{name}: [fleet.{type_name}] is missing: give its "
+                               f"{', '.join(_FLEET_DEVICE_KEYS)}")
+        template = {"type": type_name, "eui64": raw["eui64_start"],
+                    "server_address": first_address, **table}
+        if type_name != "comms_hub":
+            template.update(meter_keys, hub=raw["eui64_start"])
+        templates[type_name] = _device(template, 1, f"{name}: [fleet.{type_name}]")
+    return templates
 
 
 def _fleet_device(template: DeviceProfile, eui64: bytes, server_address: int,

@@ -2,8 +2,10 @@
 
 SCHEDULE_REQUEST holds a whole request APDU until the device clock reaches
 ``execution_time_seconds``. One entry per command code (scheduling a command again replaces
-the entry). The embedded APDU must decode as a request (else MALFORMED_REQUEST), must not itself
-be a scheduling or management command (NOT_SUPPORTED_BY_DEVICE), and the time must be later than
+the entry), so a device holds at most ``MAX_SCHEDULED_REQUESTS_PER_DEVICE`` entries, each at
+most ``protocol.apdu.MAX_SCHEDULED_REQUEST_BYTES`` long (a longer one does not decode). The
+embedded APDU must decode as a request (else MALFORMED_REQUEST), must not itself be a
+scheduling or management command (NOT_SUPPORTED_BY_DEVICE), and the time must be later than
 the device clock (else VALUE_OUT_OF_RANGE). When due it runs exactly as if it had arrived then,
 and its response is kept in the device's log of scheduled outcomes (the last
 ``MAX_SCHEDULED_OUTCOMES``).
@@ -20,13 +22,26 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from emulator.answers import ok, refuse, whole
-from emulator.device import MAX_DEVICE_TIME_SECONDS, EmulatedDevice
-from protocol.apdu import Command, Request, Response, Status, decode_apdu
+from emulator.answers import ok, refuse
+from emulator.device import EmulatedDevice
+from protocol.apdu import (
+    CancelScheduledRequestRequest,
+    CancelScheduledRequestResponse,
+    Command,
+    ReadScheduledRequestsResponse,
+    Request,
+    Response,
+    ScheduledEntry,
+    ScheduleRequestRequest,
+    ScheduleRequestResponse,
+    Status,
+    decode_apdu,
+)
 from protocol.errors import ApduError
 
 __all__ = [
     "MAX_SCHEDULED_OUTCOMES",
+    "MAX_SCHEDULED_REQUESTS_PER_DEVICE",
     "NOT_SCHEDULABLE",
     "SCHEDULER_COMMANDS",
     "EventQueue",
@@ -46,6 +61,9 @@ SCHEDULER_COMMANDS = frozenset({Command.SCHEDULE_REQUEST, Command.CANCEL_SCHEDUL
 #: Commands that cannot be held by a scheduler.
 NOT_SCHEDULABLE = frozenset({Command.SCHEDULE_REQUEST, Command.CANCEL_SCHEDULED_REQUEST,
                              Command.READ_DEVICE_DIRECTORY, Command.ADVANCE_DEVICE_TIME})
+#: Entries a device can hold at once: one per schedulable command code (docs/protocol.md 8.3).
+MAX_SCHEDULED_REQUESTS_PER_DEVICE = sum(1 for command in Command
+                                        if command not in NOT_SCHEDULABLE)
 
 
 @dataclass(frozen=True)
@@ -75,27 +93,22 @@ class ScheduledOutcome:
 def handle_scheduler_request(device: EmulatedDevice, request: Request,
                              device_clock_seconds: int) -> Response:
     """Answer SCHEDULE_REQUEST, CANCEL_SCHEDULED_REQUEST or READ_SCHEDULED_REQUESTS for
-    ``device`` (raises KeyError, TypeError or ValueError for malformed fields)."""
-    command = request.command
-    if command is Command.READ_SCHEDULED_REQUESTS:
+    ``device`` (the body already checked by decoding)."""
+    body = request.body
+    if request.command is Command.READ_SCHEDULED_REQUESTS:
         entries = sorted(device.schedule.values(),
                          key=lambda e: (e.execution_time_seconds, e.command))
-        return ok(request, {"scheduled": [
-            {"scheduled_command": int(e.command),
-             "execution_time_seconds": e.execution_time_seconds} for e in entries]})
-    if command is Command.CANCEL_SCHEDULED_REQUEST:
-        code = whole(request.fields["scheduled_command"], 0xFF)
+        return ok(request, ReadScheduledRequestsResponse(tuple(
+            ScheduledEntry(e.command, e.execution_time_seconds) for e in entries)))
+    if isinstance(body, CancelScheduledRequestRequest):
         for scheduled in list(device.schedule):
-            if int(scheduled) == code:
+            if scheduled == body.scheduled_command:
                 del device.schedule[scheduled]
-                return ok(request, {"cancelled": True})
+                return ok(request, CancelScheduledRequestResponse(cancelled=True))
         return refuse(request, Status.NOTHING_SCHEDULED)
-    execution_time_seconds = whole(request.fields["execution_time_seconds"],
-                                   MAX_DEVICE_TIME_SECONDS)
-    embedded = request.fields["request"]
-    if not isinstance(embedded, (bytes, bytearray)):
-        raise TypeError("request must be bytes")
-    embedded = bytes(embedded)
+    assert isinstance(body, ScheduleRequestRequest)
+    execution_time_seconds = body.execution_time_seconds
+    embedded = body.request
     try:
         decoded = decode_apdu(embedded)
     except ApduError:
@@ -109,10 +122,9 @@ def handle_scheduler_request(device: EmulatedDevice, request: Request,
     replaced = device.schedule.get(decoded.command)
     device.schedule[decoded.command] = ScheduledRequest(decoded.command,
                                                         execution_time_seconds, embedded)
-    return ok(request, {"scheduled_command": int(decoded.command),
-                        "execution_time_seconds": execution_time_seconds,
-                        "replaced_execution_time_seconds":
-                            replaced.execution_time_seconds if replaced else 0})
+    return ok(request, ScheduleRequestResponse(
+        decoded.command, execution_time_seconds,
+        replaced.execution_time_seconds if replaced else 0))
 
 
 def pop_due(device: EmulatedDevice, device_clock_seconds: int) -> list[ScheduledRequest]:

@@ -181,9 +181,11 @@ class Served:
 
 
 def advance_device_time(channel: Any, seconds: int,
-                        progress: Callable[[int, int], None] | None = None) -> int:
+                        progress: Callable[[int, int], None] | None = None, *,
+                        management_password: str = "") -> int:
     """ADVANCE_DEVICE_TIME in steps the link can wait for; the device time reached.
-    ``progress(device_time_seconds, seconds_to_go)`` after every step but the last."""
+    ``progress(device_time_seconds, seconds_to_go)`` after every step but the last;
+    ``management_password`` the server's, if it has one."""
     from emulator.errors import StateError
     from emulator.world import MAX_ADVANCE_SECONDS
     from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, Request
@@ -193,7 +195,8 @@ def advance_device_time(channel: Any, seconds: int,
     while remaining_seconds > 0 or device_time_seconds is None:
         step_seconds = min(remaining_seconds, MAX_ADVANCE_SECONDS)
         response = channel.request(MANAGEMENT_SERVER_ADDRESS, Request(
-            Command.ADVANCE_DEVICE_TIME, 0, {"advance_seconds": step_seconds}))
+            Command.ADVANCE_DEVICE_TIME, 0, {"advance_seconds": step_seconds,
+                                             "management_password": management_password}))
         if not response.ok:
             raise StateError(f"the emulator refused to advance time: {response.status.name}")
         remaining_seconds -= step_seconds

@@ -43,7 +43,13 @@ from emulator.scheduler import (
     ScheduledOutcome,
     ScheduledRequest,
 )
-from emulator.state_codecs import decode_eui64_hex, decode_han, decode_meter_registers, encode_han
+from emulator.state_codecs import (
+    decode_eui64_hex,
+    decode_han,
+    decode_meter_registers,
+    encode_han,
+    encode_meter_registers,
+)
 from protocol.apdu import Request, decode_apdu
 
 __all__ = [
@@ -84,7 +90,8 @@ def _encode_device(device: EmulatedDevice) -> dict[str, Any]:
     return {
         "clock_offset_seconds": device.clock_offset_seconds,
         "firmware": device.firmware.to_state(),
-        "meter": device.meter.to_state() if device.meter is not None else None,
+        "meter": (encode_meter_registers(device.meter.registers) if device.meter is not None
+                  else None),
         "han": encode_han(device.hub.han) if device.hub is not None else None,
         "schedule": [{"execution_time_seconds": e.execution_time_seconds,
                       "request_hex": e.request_apdu.hex()}
@@ -203,10 +210,10 @@ def restore_device_record(device: EmulatedDevice, record: DeviceRecord, devices:
         return _state_int(when, "join attempt time"), hub.eui64
     except StateError as error:
         raise StateError(f"{where}: {error}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
         raise StateError(f"{where}: saved state of {device.profile.describe()} is malformed "
-                         f"({error!r}); delete the state file to start from the profile"
-                         ) from None
+                         f"({type(error).__name__}); delete the state file to start from the "
+                         "profile") from None
 
 
 def _state_int(value: Any, name: str, *, signed: bool = False) -> int:

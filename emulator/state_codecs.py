@@ -21,17 +21,28 @@ from typing import Any
 
 from emulator.errors import StateError
 from emulator.hub import HAN_TABLE_MAX_ENTRIES, Han, HanEntry
-from emulator.meter_registers import DEBT_REGISTER_NAMES, DebtState, MeterRegisters
+from emulator.meter_registers import (
+    PREPAYMENT_PARAMETERS,
+    Debt,
+    MeterRegisters,
+    PrepaymentParameters,
+)
 from emulator.metrology.engine import EnergyRegisters
 from emulator.metrology.logs import DeviationLog, PrepaymentDailyLog, RegisterSnapshots
 from emulator.metrology.max_demand import MaxDemand, MaxDemandRegisters
 from emulator.metrology.tariff import PendingChange, Prices, SwitchingTable, Tariff
 from protocol.apdu import (
     DebtRecoveryPeriod,
+    DebtRegister,
     HanEntryState,
     PaymentMode,
     SupplyOffReason,
     SupplyState,
+)
+from protocol.register_ranges import (
+    METER_BALANCE_RANGE_PENCE,
+    SIGNED_THRESHOLD_RANGE_PENCE,
+    THRESHOLD_RANGE_PENCE,
 )
 
 __all__ = [
@@ -85,10 +96,10 @@ def _text(value: Any) -> str:
     return value
 
 
-def _decode_parameters(value: Any) -> dict[str, int]:
-    if not isinstance(value, dict):
-        raise TypeError("not a table")
-    return {_text(name): _whole(v) for name, v in value.items()}
+def _decode_parameters(value: Any) -> PrepaymentParameters:
+    if not isinstance(value, dict) or set(value) != set(PREPAYMENT_PARAMETERS):
+        raise ValueError(f"not a table of {', '.join(PREPAYMENT_PARAMETERS)}")
+    return PrepaymentParameters(**{name: _whole(v) for name, v in value.items()})
 
 
 _DEBT_CODECS: dict[str, FieldCodec] = {
@@ -99,20 +110,25 @@ _DEBT_CODECS: dict[str, FieldCodec] = {
 }
 
 
-def _encode_debts(debts: Mapping[str, DebtState]) -> dict[str, dict[str, int]]:
-    return {name: {key: _DEBT_CODECS[key].encode(value) for key, value in debt.items()}
-            for name, debt in debts.items()}
+#: The debt registers, under their names (``TIME_DEBT_1``, ...) in the state file.
+_DEBT_REGISTER_NAMES: tuple[str, ...] = tuple(register.name for register in DebtRegister)
 
 
-def _decode_debts(value: Any) -> dict[str, DebtState]:
-    if not isinstance(value, dict) or set(value) != set(DEBT_REGISTER_NAMES):
-        raise ValueError(f"not a table of {', '.join(DEBT_REGISTER_NAMES)}")
-    debts: dict[str, DebtState] = {}
+def _encode_debts(debts: Mapping[DebtRegister, Debt]) -> dict[str, dict[str, int]]:
+    return {register.name: {key: _DEBT_CODECS[key].encode(value)
+                             for key, value in dataclasses.asdict(debt).items()}
+            for register, debt in debts.items()}
+
+
+def _decode_debts(value: Any) -> dict[DebtRegister, Debt]:
+    if not isinstance(value, dict) or set(value) != set(_DEBT_REGISTER_NAMES):
+        raise ValueError(f"not a table of {', '.join(_DEBT_REGISTER_NAMES)}")
+    debts: dict[DebtRegister, Debt] = {}
     for name, raw in value.items():
         if not isinstance(raw, dict) or set(raw) != set(_DEBT_CODECS):
             raise ValueError(f"{name} is not a table of {', '.join(_DEBT_CODECS)}")
-        debts[name] = {key: codec.decode(raw[key])  # type: ignore[misc]
-                       for key, codec in _DEBT_CODECS.items()}
+        debts[DebtRegister[name]] = Debt(**{key: codec.decode(raw[key])
+                                            for key, codec in _DEBT_CODECS.items()})
     return debts
 
 
@@ -126,6 +142,21 @@ def _decode_segments(value: Any) -> tuple[tuple[int, int], ...]:
 
 
 _INT = FieldCodec("a whole number", int, _whole)
+
+
+def _money(value_range: tuple[int, int]) -> FieldCodec:
+    """A money register within its documented range (protocol.register_ranges): a state file
+    holding more than the wire and DUIS can carry is refused, not loaded."""
+    lowest, highest = value_range
+
+    def decode(value: Any) -> int:
+        pence = _whole(value)
+        if not lowest <= pence <= highest:
+            raise ValueError(f"outside the register's range {lowest}..{highest} p")
+        return pence
+
+    return FieldCodec(f"whole pence within {lowest}..{highest}", int, decode)
+
 _BOOL = FieldCodec("true or false", bool, _flag)
 
 
@@ -288,20 +319,21 @@ def _encode_load_history(history: tuple[tuple[int, Any], ...]) -> list[list[Any]
 METER_REGISTER_CODECS: dict[str, FieldCodec] = {
     "now_seconds": _INT,
     "payment_mode": _enum_codec(PaymentMode),
-    "meter_balance_pence": _INT,
+    "meter_balance_pence": _money(METER_BALANCE_RANGE_PENCE),
     "supply_state": _enum_codec(SupplyState),
     "supply_off_reason": _enum_codec(SupplyOffReason),
-    "disablement_threshold_pence": _INT,
+    "disablement_threshold_pence": _money(SIGNED_THRESHOLD_RANGE_PENCE),
     "suspend_debt_disabled": _BOOL,
     "suspend_debt_emergency": _BOOL,
-    "prepayment_parameters": FieldCodec("a table of whole numbers", dict, _decode_parameters),
+    "prepayment_parameters": FieldCodec("a table of whole numbers", dataclasses.asdict,
+                                        _decode_parameters),
     "configured_parameters": FieldCodec("a list of names", list, _list_of(_text)),
     "debts": FieldCodec("a table of debt registers", _encode_debts, _decode_debts),
     "load_profile_override": FieldCodec(
         "a list of [start_second_of_day, load_w] pairs",
         lambda segments: [list(pair) for pair in segments], _decode_segments),
     "emergency_credit_active": _BOOL,
-    "emergency_credit_balance_pence": _INT,
+    "emergency_credit_balance_pence": _money(THRESHOLD_RANGE_PENCE),
     "emergency_credit_granted_pence": _INT,
     "debt_recovered_today_pence": _INT,
     "debt_recovery_day": _INT,

@@ -54,11 +54,12 @@ from emulator.errors import EmulatorError, StateError
 from emulator.firmware import FIRMWARE_COMMANDS, FirmwareSlot, TransferLock
 from emulator.hub import CommsHub, Han
 from emulator.idempotency import known_response, remember
-from emulator.management import MAX_ADVANCE_SECONDS, handle_management_request
+from emulator.management import MAX_ADVANCE_SECONDS, ManagementPolicy, handle_management_request
 from emulator.meter import Meter
 from emulator.persistence import (
     DeviceRecord,
     StateStore,
+    clean_up_after_a_kill,
     import_json_state,
     is_json_state_file,
     load_state,
@@ -84,7 +85,9 @@ from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
     READ_ONLY_COMMANDS,
     Command,
+    HanEntry,
     HanEntryState,
+    HanRemoveDeviceResponse,
     Request,
     Response,
     decode_apdu,
@@ -111,9 +114,12 @@ _MAX_ROUNDS_PER_SECOND = 8
 class EmulatedWorld:
     """Every device behind one link. See the module docstring for routing and time rules."""
 
-    def __init__(self, profile: Profile, clock: Clock, *, state_path: Path | None = None) -> None:
+    def __init__(self, profile: Profile, clock: Clock, *, state_path: Path | None = None,
+                 management: ManagementPolicy | None = None) -> None:
         self.profile = profile
         self._clock = clock
+        #: who may move time (default: the profile's management password, time travel allowed)
+        self.management = management or ManagementPolicy(profile.management_password)
         self._state_path = Path(state_path) if state_path is not None else None
         self._now_seconds = clock.device_time_seconds()
         self._devices = DeviceTable()
@@ -260,8 +266,8 @@ class EmulatedWorld:
         if device is None:
             response = handle_management_request(
                 request, devices=self._by_address, now_seconds=self._now_seconds,
-                fast_forward=getattr(self._clock, "fast_forward", None),
-                advance=self._advance_and_report)
+                fast_forward=self._clock.fast_forward,
+                advance=self._advance_and_report, policy=self.management)
             if not read_only:
                 self._commit()
             return response
@@ -417,14 +423,16 @@ class EmulatedWorld:
         if not response.ok or request.command not in (Command.HAN_ADD_DEVICE,
                                                       Command.HAN_REMOVE_DEVICE):
             return
-        eui64 = bytes(response.fields["device_eui64"])
+        body = response.body
+        assert isinstance(body, HanEntry | HanRemoveDeviceResponse)
+        eui64 = body.device_eui64
         joiner = self._devices.get(eui64)
         if request.command is Command.HAN_REMOVE_DEVICE:
             if self._join_attempts.pop(eui64, None) is not None and joiner is not None:
                 self._touch(joiner)
             return
         if (joiner is None or joiner.profile.is_hub or not joiner.profile.joins_han
-                or response.fields["state"] != HanEntryState.JOIN_WINDOW_OPEN):
+                or not isinstance(body, HanEntry) or body.state != HanEntryState.JOIN_WINDOW_OPEN):
             return
         self._join_attempts[eui64] = (self._now_seconds + joiner.profile.join_delay_seconds,
                                       hub_device.eui64)
@@ -449,15 +457,12 @@ class EmulatedWorld:
             _ = device.meter  # build it
             self._step_device(device, self._now_seconds)
         return encode_world_state(
-            now_seconds=self._now_seconds, clock_offset_seconds=self._clock_offset(),
+            now_seconds=self._now_seconds, clock_offset_seconds=self._clock.offset_seconds,
             join_attempts=self._join_attempts, devices=self._by_address)
 
-    def _clock_offset(self) -> int | None:
-        clock_offset = getattr(self._clock, "offset_seconds", None)
-        return clock_offset if isinstance(clock_offset, int) else None
-
     def _world_row(self) -> dict[str, Any]:
-        return {"now_seconds": self._now_seconds, "clock_offset_seconds": self._clock_offset(),
+        return {"now_seconds": self._now_seconds,
+                "clock_offset_seconds": self._clock.offset_seconds,
                 "born_seconds": self._born_seconds}
 
     def _records(self, devices: Iterable[EmulatedDevice]) -> list[DeviceRecord]:
@@ -494,6 +499,7 @@ class EmulatedWorld:
         """Restore from the state file at ``path`` (a database, or a JSON state file imported
         once), or create it; True if restored. Raises :class:`StateError` if it cannot be read
         or written."""
+        clean_up_after_a_kill(path)
         try:
             exists = path.exists()
         except OSError as error:
@@ -553,18 +559,13 @@ class EmulatedWorld:
     def _restore_clock(self, saved_now: int, saved_clock_offset: int | None) -> None:
         """Bring the clock back to where the saved world was: a SystemClock's fast-forward
         offset is restored; any clock behind the saved time is fast-forwarded to it."""
-        fast_forward = getattr(self._clock, "fast_forward", None)
-        current_offset = getattr(self._clock, "offset_seconds", None)
-        if (fast_forward is not None and saved_clock_offset is not None
-                and isinstance(current_offset, int) and saved_clock_offset > current_offset):
-            fast_forward(saved_clock_offset - current_offset)
+        current_offset = self._clock.offset_seconds
+        if (saved_clock_offset is not None and current_offset is not None
+                and saved_clock_offset > current_offset):
+            self._clock.fast_forward(saved_clock_offset - current_offset)
         behind = saved_now - self._clock.device_time_seconds()
         if behind > 0:
-            if fast_forward is None:
-                raise StateError(f"state file {self._state_path} was saved at device time "
-                                 f"{saved_now}, after this clock's time, and the clock cannot "
-                                 "be moved forward")
-            fast_forward(behind)
+            self._clock.fast_forward(behind)
 
 
 @dataclass(frozen=True)

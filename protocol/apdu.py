@@ -34,7 +34,7 @@ import enum
 import hashlib
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, make_dataclass
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any, ClassVar
 
 from construct import (
@@ -42,6 +42,7 @@ from construct import (
     Bytes,
     Construct,
     ConstructError,
+    Default,
     Flag,
     FocusedSeq,
     FormatField,
@@ -58,6 +59,8 @@ from construct import (
     StringEncoded,
     Struct,
     Terminated,
+    ValidationError,
+    Validator,
 )
 
 from protocol.errors import ApduError
@@ -175,6 +178,7 @@ class Status(enum.IntEnum):
     FIRMWARE_NO_VERIFIED_IMAGE = 0x37
     NOTHING_SCHEDULED = 0x40
     IDEMPOTENCY_KEY_REUSED = 0x41
+    NOT_AUTHORISED = 0x42  # the management password is missing or wrong
     DEVICE_BUSY = 0x7F
 
 
@@ -245,11 +249,20 @@ class PrepaymentConfigurationField(enum.IntFlag):
 MANAGEMENT_SERVER_ADDRESS = 0x01
 #: Client address the S1SP adapter uses.
 ADAPTER_CLIENT_ADDRESS = 0x10
-#: Largest number of bytes a FIRMWARE_BLOCK may carry.
+#: Largest number of bytes a FIRMWARE_BLOCK may carry (and the smallest: 1).
 MAX_FIRMWARE_BLOCK_BYTES = 1024
 #: Most half-hour values one READ_PROFILE_DATA answer carries (31 days): a longer range is
 #: read in several requests.
 MAX_PROFILE_PERIODS_PER_READ = 31 * 48
+#: Longest request APDU SCHEDULE_REQUEST may hold: a keyed FIRMWARE_BLOCK of the largest block
+#: (20-byte keyed header, 4-byte offset, 2-byte length, 1024 bytes); the S1SP's longest
+#: SET_TARIFF is bounded to it too (MAX_TARIFF_REQUEST_BYTES).
+MAX_SCHEDULED_REQUEST_BYTES = 20 + 4 + 2 + MAX_FIRMWARE_BLOCK_BYTES
+#: Longest SET_TARIFF request APDU (4-byte header, then the TARIFF body) the S1SP sends: what
+#: SCHEDULE_REQUEST holds, so that a tariff fits whether it is sent now or future-dated.
+MAX_TARIFF_REQUEST_BYTES = MAX_SCHEDULED_REQUEST_BYTES
+#: Longest management password (a ``text`` field).
+MAX_MANAGEMENT_PASSWORD_BYTES = 255
 
 # Device limits of the Secure profile, shared by the emulated devices and the S1SP so that each
 # is written once.
@@ -298,6 +311,32 @@ class FlagsAdapter(Adapter):  # type: ignore[misc]
 
     def _encode(self, obj: Any, context: Any, path: str) -> int:
         return int(obj)
+
+
+class SizeBounded(Validator):  # type: ignore[misc]
+    """A variable-length field (bytes or text) whose length must be within ``min_size`` ..
+    ``max_size``: checked when decoded and when encoded (a ValidationError, so an ApduError)."""
+
+    def __init__(self, subcon: Construct, min_size: int, max_size: int) -> None:
+        super().__init__(subcon)
+        self.min_size = min_size
+        self.max_size = max_size
+
+    def _validate(self, obj: Any, context: Any, path: str) -> bool:
+        return self.min_size <= len(obj) <= self.max_size
+
+    def _check(self, obj: Any, path: str) -> Any:
+        if not self._validate(obj, None, path):
+            raise ValidationError(f"{len(obj)} bytes, outside the {self.min_size}-"
+                                  f"{self.max_size} the layout allows", path=path)
+        return obj
+
+    def _parse(self, stream: Any, context: Any, path: str) -> Any:
+        return self._check(self.subcon._parsereport(stream, context, path), path)
+
+    def _build(self, obj: Any, stream: Any, context: Any, path: str) -> Any:
+        self._check(obj, path)
+        return self.subcon._build(obj, stream, context, path)
 
 
 Pence = Int32sb
@@ -567,7 +606,7 @@ REQUEST_BODIES: dict[Command, Construct] = {
     Command.FIRMWARE_BEGIN: Struct("image_size_bytes" / Int32ub),
     Command.FIRMWARE_BLOCK: Struct(
         "block_offset_bytes" / Int32ub,
-        "block_data" / Prefixed(Int16ub, GreedyBytes),
+        "block_data" / SizeBounded(Prefixed(Int16ub, GreedyBytes), 1, MAX_FIRMWARE_BLOCK_BYTES),
     ),
     Command.FIRMWARE_VERIFY: EMPTY,
     Command.FIRMWARE_ACTIVATE: Struct(
@@ -577,10 +616,15 @@ REQUEST_BODIES: dict[Command, Construct] = {
     Command.READ_SCHEDULED_REQUESTS: EMPTY,
     Command.SCHEDULE_REQUEST: Struct(
         "execution_time_seconds" / DeviceTimeSeconds,
-        "request" / Prefixed(Int16ub, GreedyBytes),  # a whole request APDU
+        # a whole request APDU
+        "request" / SizeBounded(Prefixed(Int16ub, GreedyBytes), 0, MAX_SCHEDULED_REQUEST_BYTES),
     ),
     Command.CANCEL_SCHEDULED_REQUEST: Struct("scheduled_command" / Int8ub),
-    Command.ADVANCE_DEVICE_TIME: Struct("advance_seconds" / Int32ub),
+    Command.ADVANCE_DEVICE_TIME: Struct(
+        "advance_seconds" / Int32ub,
+        # the server's management password; "" (one 00 byte) when it has none
+        "management_password" / Default(ShortText, ""),
+    ),
 }
 
 #: Response body layout for each command (sent only with status SUCCESS).
@@ -757,7 +801,7 @@ def _field_type(subcon: Construct, class_name: str) -> tuple[Any, _Convert | Non
                                                                _Convert | None]:
     """The Python type of one Construct field, and the converters (None: the value as is)
     from a parsed value and to a buildable one."""
-    while isinstance(subcon, Renamed):
+    while isinstance(subcon, (Renamed, Default, Validator)):
         subcon = subcon.subcon
     if isinstance(subcon, Struct):
         nested = _body_type(subcon, class_name)
@@ -795,8 +839,13 @@ def _body_type(layout: Construct, name: str) -> type[ApduBody]:
     if name in _BODY_TYPES_BY_NAME:
         raise TypeError(f"two body layouts would both be named {name}")
     specs = [(sub.name, *_field_type(sub, name)) for sub in subcons]
+    # a field the layout gives a Default gets it in the class too (it comes last)
+    defaults = {sub.name: field(default=sub.subcon.value) for sub in subcons
+                if isinstance(sub.subcon, Default)}
     cls: type[ApduBody] = make_dataclass(
-        name, [(field_name, python_type) for field_name, python_type, _, _ in specs],
+        name, [(field_name, python_type, *([defaults[field_name]] if field_name in defaults
+                                           else []))
+               for field_name, python_type, _, _ in specs],
         bases=(ApduBody,), frozen=True, slots=True, namespace={"layout": layout})
     cls.__module__ = __name__
     cls.__doc__ = f"Typed APDU body generated from its Construct layout: {cls.__doc__}"

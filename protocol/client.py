@@ -9,12 +9,29 @@ id again), and waits for the matching response. Retransmission is the link's: th
 sleeps in ``transport.read`` only until the link's ``next_timeout_ms`` and then calls
 ``handle_timeout``, on an injected clock.
 
-Errors:
+Idempotency keys: every state-changing request (a command not in ``READ_ONLY_COMMANDS``)
+goes as a keyed request (docs/protocol.md section 7). A request that has a key keeps it (the
+S1SP adapter derives one from the DUIS RequestID; a caller may use
+``protocol.apdu.idempotency_key_from_text``); one without gets 16 random bytes. To resend a
+request whose outcome is unknown, on this client or a new one (after a reconnect, or a restart
+of the emulator), send the ``request`` of the error again: it carries the same key, so the
+device applies it at most once and answers a resend with the response it gave.
 
-- the link cannot be brought up (no UA to SNRM after the retries, DM, FRMR, port closed or
-  failing) -> :class:`~protocol.errors.DeviceUnreachableError`;
-- the link is up but no response came after the retries
-  -> :class:`~protocol.errors.DeviceTimeoutError`.
+Errors, exact about whether the request left:
+
+- nothing of the request was sent: the link cannot be brought up (no UA to SNRM after the
+  retries, DM, FRMR), or the port failed before the request was written
+  -> :class:`~protocol.errors.DeviceUnreachableError`; the device did not apply it;
+- the request was written and the link is up, but no response came after the retries
+  -> :class:`~protocol.errors.DeviceTimeoutError`, a
+  :class:`~protocol.errors.RequestOutcomeUnknownError`;
+- the request was written, then the link went away (DM from a restarted device, the port or
+  connection closed) -> :class:`~protocol.errors.LinkDroppedError`, also a
+  :class:`~protocol.errors.RequestOutcomeUnknownError` (and a ``DeviceUnreachableError``).
+
+A read (READ_*) is sent once more on a fresh link when the link drops; a state-changing
+request is not resent by the client itself: the caller decides (read first, then resend the
+error's ``request``).
 
 As a backstop, if nothing at all arrives for ``(max_retransmissions + 2) *
 retransmit_timeout_ms`` while waiting, the wait ends with the same errors. A response whose
@@ -32,9 +49,11 @@ own (that is :mod:`protocol.transport`) and must never sleep: it only waits in
 from __future__ import annotations
 
 import dataclasses
+import secrets
 
 from protocol.apdu import (
     ADAPTER_CLIENT_ADDRESS,
+    IDEMPOTENCY_KEY_SIZE_BYTES,
     READ_ONLY_COMMANDS,
     InvokeIdCounter,
     Request,
@@ -47,6 +66,7 @@ from protocol.errors import (
     ApduError,
     DeviceTimeoutError,
     DeviceUnreachableError,
+    LinkDroppedError,
     ProtocolError,
 )
 from protocol.hdlc import DLMS_MANAGEMENT_LOGICAL_DEVICE, Addressing, dlms_server_address
@@ -131,6 +151,9 @@ class DeviceClient:
         self._watch: _Watch = {}
         self._invoke_ids = InvokeIdCounter()
         self._closed = False
+        #: set when a request is handed to its station; True once a write carried its frames
+        self._request_pending_write = False
+        self._request_written = False
 
     # ----------------------------------------------------------------------------------------
     @classmethod
@@ -171,16 +194,22 @@ class DeviceClient:
     def request(self, server_address: int, request: Request) -> Response:
         """Send ``request`` to the device at ``server_address`` and return its response.
 
-        Raises DeviceUnreachableError or DeviceTimeoutError; ApduError if the request itself
-        cannot be encoded."""
+        A state-changing request without an idempotency key is given one (16 random bytes).
+        Raises DeviceUnreachableError (nothing sent), RequestOutcomeUnknownError (sent, no
+        answer: DeviceTimeoutError or LinkDroppedError, whose ``request`` is the keyed request
+        to resend); ApduError if the request itself cannot be encoded."""
         if self._closed:
             raise DeviceUnreachableError(f"the client for {self._name} is closed")
+        read_only = request.command in READ_ONLY_COMMANDS
+        if not read_only and request.idempotency_key is None:
+            request = dataclasses.replace(
+                request, idempotency_key=secrets.token_bytes(IDEMPOTENCY_KEY_SIZE_BYTES))
         # A device that lost the link (restarted) answers DM; a read is safe to send again on
-        # a fresh link, anything that changes state is not (it may have been applied).
-        attempts = 2 if request.command in READ_ONLY_COMMANDS else 1
+        # a fresh link; a state-changing request goes back to the caller, key attached.
+        attempts = 2 if read_only else 1
         wire_address = self.wire_address(server_address)
         for attempt in range(1, attempts + 1):
-            outcome = self._exchange(wire_address, request)
+            outcome = self._exchange(wire_address, request, server_address)
             if outcome.response is not None:
                 self.counters.responses_received += 1
                 return dataclasses.replace(outcome.response, invoke_id=request.invoke_id)
@@ -189,22 +218,38 @@ class DeviceClient:
                 break
         reason = outcome.failure.reason if outcome.failure is not None else "no answer"
         if isinstance(outcome.failure, Disconnected):
-            raise DeviceUnreachableError(
+            raise LinkDroppedError(
                 f"the device at server address {server_address} on {self._name} dropped the "
-                f"link while answering {request.command.name}: {reason}; the next request "
-                "reconnects")
+                f"link while answering {request.command.name}: {reason}; outcome unknown "
+                "(read before resending; resending the same request, same idempotency key, "
+                "is safe); the next request reconnects",
+                request=request, server_address=server_address)
         raise DeviceTimeoutError(
             f"no response from the device at server address {server_address} on "
             f"{self._name} to {request.command.name} after {self._max_retransmissions} "
-            f"retransmissions ({reason})")
+            f"retransmissions ({reason}); outcome unknown (read before resending; resending "
+            "the same request, same idempotency key, is safe)",
+            request=request, server_address=server_address)
 
-    def _exchange(self, server_address: int, request: Request) -> _Outcome:
+    def _exchange(self, wire_address: int, request: Request, server_address: int) -> _Outcome:
         invoke_id = self._invoke_ids.take()
         apdu = encode_request(dataclasses.replace(request, invoke_id=invoke_id))
-        station = self._connected_station(server_address)
+        station = self._connected_station(wire_address)
         station.send_apdu(apdu, self._clock.monotonic_ms())
         self.counters.requests_sent += 1
-        return self._wait(server_address, want_response=(invoke_id, request.command))
+        self._request_pending_write, self._request_written = True, False
+        try:
+            return self._wait(wire_address, want_response=(invoke_id, request.command))
+        except DeviceUnreachableError as error:
+            if not self._request_written:
+                raise
+            raise LinkDroppedError(
+                f"{error}; {request.command.name} to server address {server_address} was "
+                "sent: outcome unknown (read before resending; resending the same request, "
+                "same idempotency key, is safe)",
+                request=request, server_address=server_address) from error
+        finally:
+            self._request_pending_write = False
 
     def close(self) -> None:
         """Disconnect every link politely (best effort, briefly), then close the transport."""
@@ -343,3 +388,5 @@ class DeviceClient:
             except TransportError as error:
                 self._mux.clear()
                 raise DeviceUnreachableError(f"{self._name}: {error}") from error
+            if self._request_pending_write:
+                self._request_written = True

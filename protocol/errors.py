@@ -25,11 +25,34 @@ class LinkError(ProtocolError):
 
 
 class DeviceUnreachableError(LinkError):
-    """The link to the device could not be brought up or was lost."""
+    """The link to the device could not be brought up or was lost. Unless the error is also a
+    :class:`RequestOutcomeUnknownError` (:class:`LinkDroppedError`), nothing of the request was
+    sent, so the device did not apply it."""
 
 
-class DeviceTimeoutError(LinkError):
-    """The link is up but the device did not answer within the retries allowed."""
+class RequestOutcomeUnknownError(LinkError):
+    """The request went on the wire (at least one of its frames was written) and no answer
+    came: the device may or may not have applied it. Read before resending; resending
+    ``request`` (the request as sent, with its idempotency key) is safe on a device that keeps
+    keys (docs/protocol.md section 7): it is applied at most once."""
+
+    def __init__(self, message: str, *, request: object = None,
+                 server_address: int | None = None) -> None:
+        super().__init__(message)
+        #: the request as sent (a ``protocol.apdu.Request``, idempotency key included), or None
+        self.request = request
+        self.server_address = server_address
+
+
+class DeviceTimeoutError(RequestOutcomeUnknownError):
+    """The link is up, the request was sent, but the device did not answer within the
+    retries allowed (outcome unknown)."""
+
+
+class LinkDroppedError(RequestOutcomeUnknownError, DeviceUnreachableError):
+    """The request was sent, then the link went away (the device answered DM, or the port or
+    connection closed) before an answer came: outcome unknown, and the next request
+    reconnects."""
 
 
 class TransportError(ProtocolError):

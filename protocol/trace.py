@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from protocol.apdu import ApduType, decode_apdu, describe_fields
+from protocol.apdu import Response, decode_apdu, describe_fields
 from protocol.errors import ProtocolError
 from protocol.hdlc import FrameType, HdlcFrame
 from protocol.hdlc_codec import encode_frame
@@ -35,11 +35,12 @@ def _describe_apdu(information: bytes) -> str:
         apdu = decode_apdu(apdu_bytes)
     except ProtocolError as error:
         return f"APDU not decodable here ({error})"
-    fields = describe_fields(apdu.fields)
-    kind = "request" if apdu_bytes[0] == ApduType.REQUEST else "response"
-    status = getattr(apdu, "status", None)
-    status_text = f" {status.name}" if status is not None else ""
-    return f"{apdu.command.name} {kind}{status_text} invoke={apdu.invoke_id} {{{fields}}}"
+    fields = describe_fields(apdu.body) if apdu.body is not None else ""
+    if isinstance(apdu, Response):
+        kind = f"response {apdu.status.name}"
+    else:
+        kind = "request" if apdu.idempotency_key is None else "keyed request"
+    return f"{apdu.command.name} {kind} invoke={apdu.invoke_id} {{{fields}}}"
 
 
 def describe_frame(frame: HdlcFrame) -> str:

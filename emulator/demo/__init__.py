@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,8 +26,12 @@ from defusedxml.ElementTree import fromstring
 
 from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
+    REQUEST_BODY_TYPES,
+    AdvanceDeviceTimeRequest,
     Command,
+    DeviceIdentity,
     DeviceType,
+    Empty,
     PaymentMode,
     Request,
     Response,
@@ -84,7 +88,7 @@ def _wire_lines(exchanges: list[tuple[int, Request, Response]],
 
     for address, request, response in exchanges:
         if request.command is Command.FIRMWARE_BLOCK:
-            size = len(request.fields.get("block_data", b""))
+            size = len(request.body.block_data)
             if block_run is not None and block_run[0] == address:
                 block_run = (address, block_run[1] + 1, block_run[2] + size)
             else:
@@ -95,7 +99,7 @@ def _wire_lines(exchanges: list[tuple[int, Request, Response]],
         if request.command is Command.READ_DEVICE_DIRECTORY:
             continue
         who = f"{names.get(address, 'device')}@{address}"
-        fields = describe_fields(request.fields)
+        fields = describe_fields(request.body)
         lines.append(f"wire -> {who} {request.command.name}" + (f" {fields}" if fields else "")
                      + f"   <- {response.status.name}")
     close_run()
@@ -168,22 +172,22 @@ class DemoDevices:
     names: dict[int, str]
 
     @classmethod
-    def from_directory(cls, devices: list[dict[str, Any]]) -> DemoDevices:
-        by_type: dict[DeviceType, dict[str, Any]] = {}
+    def from_directory(cls, devices: Iterable[DeviceIdentity]) -> DemoDevices:
+        by_type: dict[DeviceType, DeviceIdentity] = {}
         names: dict[int, str] = {MANAGEMENT_SERVER_ADDRESS: "management"}
         for device in devices:
-            by_type.setdefault(device["device_type"], device)
-            names[int(device["server_address"])] = {
+            by_type.setdefault(device.device_type, device)
+            names[device.server_address] = {
                 DeviceType.COMMS_HUB: "hub", DeviceType.ELECTRICITY_METER: "ESME",
-                DeviceType.GAS_METER: "GSME"}.get(device["device_type"], "device")
+                DeviceType.GAS_METER: "GSME"}.get(device.device_type, "device")
         hub = by_type[DeviceType.COMMS_HUB]
         esme = by_type[DeviceType.ELECTRICITY_METER]
         gsme = by_type.get(DeviceType.GAS_METER)
-        return cls(int(hub["server_address"]), format_eui64(hub["device_eui64"]),
-                   int(esme["server_address"]), format_eui64(esme["device_eui64"]),
-                   bytes(esme["device_eui64"]), str(esme["model"]),
-                   int(gsme["server_address"]) if gsme else None,
-                   format_eui64(gsme["device_eui64"]) if gsme else None, names)
+        return cls(hub.server_address, format_eui64(hub.device_eui64),
+                   esme.server_address, format_eui64(esme.device_eui64),
+                   esme.device_eui64, esme.model,
+                   gsme.server_address if gsme else None,
+                   format_eui64(gsme.device_eui64) if gsme else None, names)
 
 
 class _Tour:
@@ -197,8 +201,8 @@ class _Tour:
         self.build = DuisRequestBuilder(counter_start=FIRST_REQUEST_COUNTER)
         self.step_number = 0
         directory = client.request(MANAGEMENT_SERVER_ADDRESS,
-                                   Request(Command.READ_DEVICE_DIRECTORY, 1))
-        self.devices = DemoDevices.from_directory(list(directory.fields["devices"]))
+                                   Request(Command.READ_DEVICE_DIRECTORY, 1, body=Empty()))
+        self.devices = DemoDevices.from_directory(directory.body.devices)
 
     def say(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -230,10 +234,11 @@ class _Tour:
 
     def direct(self, server_address: int, command: Command, note: str,
                **fields: Any) -> Response:
-        """A request straight on the link (no DUIS), shown as such."""
-        response: Response = self.client.request(server_address,
-                                                 Request(command, 1, fields))
-        shown = describe_fields(response.fields)
+        """A request straight on the link (no DUIS), shown as such; ``fields``: the typed
+        request body's."""
+        response: Response = self.client.request(
+            server_address, Request(command, 1, body=REQUEST_BODY_TYPES[command](**fields)))
+        shown = describe_fields(response.body) if response.body is not None else ""
         self.say(f"    link: {command.name} to {self.devices.names.get(server_address, '?')}"
                  f"@{server_address} ({note}) <- {response.status.name}"
                  + (f" {shown}" if shown else ""))
@@ -242,27 +247,41 @@ class _Tour:
     def advance(self, seconds: int, why: str) -> int:
         """Move virtual device time on; the device time now."""
         response = self.client.request(MANAGEMENT_SERVER_ADDRESS, Request(
-            Command.ADVANCE_DEVICE_TIME, 1, {"advance_seconds": seconds}))
-        now = int(response.fields["device_time_seconds"])
+            Command.ADVANCE_DEVICE_TIME, 1, body=AdvanceDeviceTimeRequest(advance_seconds=seconds)))
+        now: int = response.body.device_time_seconds
         self.say(f"    ... virtual device time +{seconds} s ({why}); now {_iso(now)}")
         return now
 
 
 def _script(tour: _Tour, make_top_up_utrn: Callable[..., str],
             build_image: Callable[..., bytes]) -> None:
+    """The tour, chapter by chapter."""
+    _directory(tour)
+    tour.say()
+    _balance_and_payment_mode(tour)
+    _emergency_credit_and_top_up(tour, make_top_up_utrn)
+    _load_limiting(tour)
+    _han_join_window(tour)
+    tour.say()
+    _firmware(tour, build_image)
+    tour.say()
+    _after_a_day(tour)
+
+
+def _directory(tour: _Tour) -> None:
     devices = tour.devices
-    say = tour.say
-    say("Devices behind the link (READ_DEVICE_DIRECTORY at the management address "
-        f"{MANAGEMENT_SERVER_ADDRESS}):")
+    tour.say("Devices behind the link (READ_DEVICE_DIRECTORY at the management address "
+             f"{MANAGEMENT_SERVER_ADDRESS}):")
     for address, name in sorted(devices.names.items()):
         if address != MANAGEMENT_SERVER_ADDRESS:
             eui = {devices.hub_address: devices.hub_eui, devices.esme_address: devices.esme_eui,
                    devices.gsme_address: devices.gsme_eui}.get(address, "?")
-            say(f"    {name:<4} server address {address:<3} EUI-64 {eui}")
-    say()
+            tour.say(f"    {name:<4} server address {address:<3} EUI-64 {eui}")
 
-    build = tour.build
-    esme, hub = devices.esme_eui, devices.hub_eui
+
+def _balance_and_payment_mode(tour: _Tour) -> None:
+    """S1SR 18.3 and 18.16 (balance adjustments), 18.4 and 18.27 (payment mode, thresholds)."""
+    build, esme = tour.build, tour.devices.esme_eui
     tour.step("4.18", "the ESME's balance before we start", build.read_meter_balance(esme))
     tour.step("18.3 18.16",
               "AdjustMeterBalance +123456 (1/100000 GBP, i.e. 123.456 p): truncated to 123 p",
@@ -289,6 +308,11 @@ def _script(tour: _Tour, make_top_up_utrn: Callable[..., str],
                   emergency_credit_limit_pence=500,
                   emergency_credit_threshold_pence=DuisMoney(200999),
                   disablement_threshold_pence=0))
+
+
+def _emergency_credit_and_top_up(tour: _Tour, make_top_up_utrn: Callable[..., str]) -> None:
+    """S1SR 18.8 (emergency credit), then a top-up that repays it and its duplicate."""
+    build, esme = tour.build, tour.devices.esme_eui
     tour.step("18.3", "ResetMeterBalance: balance to 0",
               build.update_meter_balance(esme, reset=True))
     tour.step("18.8",
@@ -296,11 +320,16 @@ def _script(tour: _Tour, make_top_up_utrn: Callable[..., str],
               build.activate_emergency_credit(esme))
     tour.advance(6 * 3600, "six hours of consumption, paid from emergency credit")
     tour.step("18.8", "what is left of the emergency credit", build.read_meter_balance(esme))
-    utrn = make_top_up_utrn(devices.esme_eui64, 1, pence=1000)
+    utrn = make_top_up_utrn(tour.devices.esme_eui64, 1, pence=1000)
     tour.step("top-up", f"UTRN {utrn} (generated: counter 1, GBP 10) repays emergency credit "
               "first", build.top_up_device(esme, utrn))
     tour.step("top-up", "the same UTRN again: refused as a duplicate",
               build.top_up_device(esme, utrn))
+
+
+def _load_limiting(tour: _Tour) -> None:
+    """S1SR 18.37: a threshold above the device maximum refused by the S1SP, then one set."""
+    build, esme = tour.build, tour.devices.esme_eui
     tour.step("18.37",
               "LoadLimitPowerThreshold 70000 W is above the device maximum 65535 W: refused "
               "by the S1SP, nothing sent",
@@ -312,18 +341,27 @@ def _script(tour: _Tour, make_top_up_utrn: Callable[..., str],
               build.update_load_limiting_general_settings(
                   esme, power_threshold_w=5000, period_seconds=300,
                   restoration_period_seconds=600))
+
+
+def _han_join_window(tour: _Tour) -> None:
+    """S1SR 18.62: a join window in whole minutes, rounded up, closing on time."""
+    devices = tour.devices
     tour.step("18.62",
               f"add {NEVER_JOINING_EUI} with JoinTimePeriod 90 s -> 2 whole minutes "
               "(rounded up, never shorter)",
-              build.update_han_device_log(hub, NEVER_JOINING_EUI, join_time_period_seconds=90))
+              tour.build.update_han_device_log(devices.hub_eui, NEVER_JOINING_EUI,
+                                               join_time_period_seconds=90))
     tour.advance(119, "119 s after opening, the 2-minute window is still open")
     tour.direct(devices.hub_address, Command.READ_HAN_ENTRIES, "the join list")
     tour.advance(1, "120 s: exactly 2 minutes, the window closes; that device never joined")
     tour.direct(devices.hub_address, Command.READ_HAN_ENTRIES, "the entry is gone")
 
-    say()
-    _firmware(tour, build_image)
-    say()
+
+
+def _after_a_day(tour: _Tour) -> None:
+    """A day of consumption, then the ESME's registers, configuration, supply, firmware and
+    metering data."""
+    build, esme = tour.build, tour.devices.esme_eui
     now = tour.advance(86_400, "one day of consumption at the profile's load and tariff")
     tour.step("4.18", "balance after a day of consumption", build.read_meter_balance(esme))
     tour.step("4.3", "every prepayment register", build.read_instantaneous_prepay_values(esme))

@@ -1,7 +1,10 @@
 """The S1SP adapter: DUIS XML in, S1SR rules applied, APDUs through a DeviceChannel, DUIS back.
 
 ``S1spAdapter(channel).submit(xml) -> response xml`` never raises for bad input: every problem
-becomes a DUIS error response (see :mod:`.responses` for the codes and the form). A request
+becomes a DUIS error response (see :mod:`.responses` for the codes and the form), a fault of
+the adapter itself E-INTERNAL, unless the adapter is built with ``raise_internal_errors=True``
+(what our own tests do): then such a fault raises, so that a bug in a handler fails a test
+instead of answering E-INTERNAL. A request
 that is invalid (malformed or hostile XML, wrong namespace, missing element, value out of
 range, unknown SR) or refused by an S1SR check before sending leaves the devices untouched.
 
@@ -17,15 +20,31 @@ addressed to the DCC, not a device (its registry record says so): its RequestID 
 resolved; each device of its DeviceIDList is. An 11.1 that no device accepted keeps its
 per-device outcomes in the error response's body.
 
+Exactly once: every state-changing request a DUIS request sends carries an idempotency key
+derived from its RequestID (:class:`RequestIdKeyedChannel`), so the same DUIS request resent
+(after an E21, a reconnect or a restart of the emulator) gets the responses the devices gave
+the first time and changes nothing more.
+
 This module never talks to a port: only through the DeviceChannel it is given.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, DeviceType, Request, Status
+from protocol.apdu import (
+    MANAGEMENT_SERVER_ADDRESS,
+    READ_ONLY_COMMANDS,
+    Command,
+    DeviceType,
+    Empty,
+    Request,
+    Response,
+    Status,
+    idempotency_key_from_text,
+)
 from protocol.errors import ApduError, LinkError
 from protocol.eui64 import format_eui64
 from protocol.s1sp.annex_c import AnnexCTable
@@ -45,19 +64,44 @@ from protocol.s1sp.responses import ACKNOWLEDGED, SUCCESS, DuisResponse
 from protocol.s1sp.rules import DeviceEntry, RuleContext
 from protocol.s1sp.service_requests import SERVICE_REQUESTS, Addressee, ServiceRequest
 
-__all__ = ["S1spAdapter"]
+__all__ = ["RequestIdKeyedChannel", "S1spAdapter"]
 
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class RequestIdKeyedChannel:
+    """The adapter's channel for one DUIS request: each state-changing request gets the
+    idempotency key of the RequestID's text (``idempotency_key_from_text``); the n-th (n >= 2)
+    to the same device within the request gets that of ``"<RequestID>#<n>"``, so a request
+    sending several commands to one device (an 11.1's firmware blocks) keys each apart, and a
+    resend of the DUIS request derives the same keys in the same order."""
+
+    def __init__(self, channel: DeviceChannel, request_id_text: str) -> None:
+        self._channel = channel
+        self._request_id_text = request_id_text
+        self._sent_to: dict[int, int] = {}
+
+    def request(self, server_address: int, request: Request) -> Response:
+        if request.command not in READ_ONLY_COMMANDS and request.idempotency_key is None:
+            count = self._sent_to.get(server_address, 0) + 1
+            self._sent_to[server_address] = count
+            text = self._request_id_text if count == 1 else f"{self._request_id_text}#{count}"
+            request = dataclasses.replace(request,
+                                          idempotency_key=idempotency_key_from_text(text))
+        return self._channel.request(server_address, request)
+
+
 class S1spAdapter:
     """DUIS Service Requests in, device requests out, DUIS responses back."""
 
     def __init__(self, channel: DeviceChannel, *, annex_c: AnnexCTable | None = None,
-                 response_clock: Callable[[], datetime] | None = None) -> None:
+                 response_clock: Callable[[], datetime] | None = None,
+                 raise_internal_errors: bool = False) -> None:
         self._channel = channel
+        #: a fault of the adapter itself raises instead of answering E-INTERNAL (for tests)
+        self._raise_internal_errors = raise_internal_errors
         self._annex_c = annex_c or AnnexCTable()
         self._clock = response_clock or _utc_now
         self._directory: dict[bytes, DeviceEntry] | None = None
@@ -78,53 +122,62 @@ class S1spAdapter:
     def submit_acknowledged(self, xml: bytes | str) -> list[str]:
         """The I99 acknowledgement then the final response; only the final (error) response
         when the request was not accepted for processing (invalid, E12)."""
-        request, early = self._parse(xml)
-        if early is not None:
-            return [early.to_xml()]
-        assert request is not None
+        parsed = self._parse(xml)
+        if isinstance(parsed, DuisResponse):
+            return [parsed.to_xml()]
+        request, record = parsed
         acknowledgement = DuisResponse(
             ACKNOWLEDGED, self._clock(), request.request_id, request.service_reference,
             request.service_reference_variant)
-        return [acknowledgement.to_xml(), self._safe_submit_request(request).to_xml()]
+        return [acknowledgement.to_xml(), self._safe_submit_request(request, record).to_xml()]
 
     def submit_request(self, request: DuisRequest) -> DuisResponse:
         """Apply the S1SR rules to a parsed request; the typed response (never raises an
         :class:`S1spError`)."""
-        self.last_sent = []
-        self._directory_read_this_request = False
-        try:
-            return self._process(request)
-        except S1spError as error:
-            return self._error(request, error)
+        return self._submit_request(request, None)
 
     # ----------------------------------------------------------------------------------------
     def _submit_document(self, xml: bytes | str) -> DuisResponse:
-        request, early = self._parse(xml)
-        if early is not None:
-            return early
-        assert request is not None
-        return self._safe_submit_request(request)
+        parsed = self._parse(xml)
+        if isinstance(parsed, DuisResponse):
+            return parsed
+        return self._safe_submit_request(*parsed)
 
-    def _parse(self, xml: bytes | str) -> tuple[DuisRequest | None, DuisResponse | None]:
+    def _parse(self, xml: bytes | str) -> tuple[DuisRequest, ServiceRequest] | DuisResponse:
+        """The request and its record (its CommandVariant checked), or the error response."""
         try:
             request = parse_duis_request(xml)
         except S1spError as error:
-            return None, DuisResponse(error.response_code, self._clock(),
-                                      request_id=parse_request_id_leniently(xml),
-                                      error_reason=error.reason)
+            return DuisResponse(error.response_code, self._clock(),
+                                request_id=parse_request_id_leniently(xml),
+                                error_reason=error.reason)
         except Exception as error:  # submit never raises for bad input
-            return None, DuisResponse(INTERNAL_ERROR_CODE, self._clock(),
-                                      error_reason=f"cannot read the request: {error!r}")
+            if self._raise_internal_errors:
+                raise
+            return DuisResponse(INTERNAL_ERROR_CODE, self._clock(),
+                                error_reason=f"cannot read the request: {error!r}")
         try:
-            self._record(request)
+            return request, self._record(request)
         except S1spError as error:
-            return None, self._error(request, error)
-        return request, None
+            return self._error(request, error)
 
-    def _safe_submit_request(self, request: DuisRequest) -> DuisResponse:
+    def _submit_request(self, request: DuisRequest, record: ServiceRequest | None
+                        ) -> DuisResponse:
+        """``record``: the request's, when already looked up and checked (else None)."""
+        self.last_sent = []
+        self._directory_read_this_request = False
         try:
-            return self.submit_request(request)
+            return self._process(request, record or self._record(request))
+        except S1spError as error:
+            return self._error(request, error)
+
+    def _safe_submit_request(self, request: DuisRequest, record: ServiceRequest
+                             ) -> DuisResponse:
+        try:
+            return self._submit_request(request, record)
         except Exception as error:  # submit never raises
+            if self._raise_internal_errors:
+                raise
             return DuisResponse(
                 INTERNAL_ERROR_CODE, self._clock(), request.request_id,
                 request.service_reference, request.service_reference_variant,
@@ -143,8 +196,7 @@ class S1spAdapter:
                 f"{', '.join(str(v) for v in sorted(record.command_variants))})")
         return record
 
-    def _process(self, request: DuisRequest) -> DuisResponse:
-        record = self._record(request)
+    def _process(self, request: DuisRequest, record: ServiceRequest) -> DuisResponse:
         if record.addressee is Addressee.DCC:
             device = DeviceEntry(request.request_id.target_eui64, DeviceType.MANAGEMENT,
                                  MANAGEMENT_SERVER_ADDRESS)
@@ -157,7 +209,8 @@ class S1spAdapter:
                     f"device {format_eui64(device.device_eui64)}, a "
                     f"{device.device_type.name} (valid for: "
                     f"{', '.join(sorted(t.name for t in valid))})")
-        context = RuleContext(self._channel, device, self._annex_c, self._clock,
+        channel = RequestIdKeyedChannel(self._channel, str(request.request_id))
+        context = RuleContext(channel, device, self._annex_c, self._clock,
                               self.resolve_device, sent=self.last_sent)
         result = record.handler(context, request.body)
         return DuisResponse(SUCCESS, self._clock(), request.request_id,
@@ -165,22 +218,20 @@ class S1spAdapter:
                             result_name=f"{record.body_name}Response", result=tuple(result))
 
     def _error(self, request: DuisRequest, error: S1spError) -> DuisResponse:
-        result_items = getattr(error, "result_items", ())
         record = SERVICE_REQUESTS.get(request.service_reference_variant)
-        result_name = (f"{record.body_name}Response" if result_items and record is not None
+        result_name = (f"{record.body_name}Response" if error.result_items and record is not None
                        else None)
         return DuisResponse(error.response_code, self._clock(), request.request_id,
                             request.service_reference, request.service_reference_variant,
-                            result_name=result_name, result=tuple(result_items),
-                            error_reason=error.reason,
-                            device_status=getattr(error, "device_status", None))
+                            result_name=result_name, result=tuple(error.result_items),
+                            error_reason=error.reason, device_status=error.device_status)
 
     # ----------------------------------------------------------------------------------------
     def refresh_device_directory(self) -> dict[bytes, DeviceEntry]:
         """Read the directory from the management logical device (E20/E21 on failure)."""
         try:
-            response = self._channel.request(MANAGEMENT_SERVER_ADDRESS,
-                                             Request(Command.READ_DEVICE_DIRECTORY, 0, {}))
+            response = self._channel.request(
+                MANAGEMENT_SERVER_ADDRESS, Request(Command.READ_DEVICE_DIRECTORY, 0, body=Empty()))
         except (ApduError, LinkError) as error:
             raise device_communication_error(
                 error, "the devices' management address (reading the device directory)"
@@ -189,11 +240,9 @@ class S1spAdapter:
             raise DeviceCommunicationError(
                 f"the management device refused READ_DEVICE_DIRECTORY: {response.status.name}",
                 CANNOT_COMMUNICATE_CODE)
-        directory = {}
-        for entry in response.fields.get("devices", []):
-            eui64 = bytes(entry["device_eui64"])
-            directory[eui64] = DeviceEntry(eui64, DeviceType(int(entry["device_type"])),
-                                           int(entry["server_address"]))
+        directory = {entry.device_eui64: DeviceEntry(entry.device_eui64, entry.device_type,
+                                                     entry.server_address)
+                     for entry in response.body.devices}
         self._directory = directory
         self._directory_read_this_request = True
         return dict(directory)

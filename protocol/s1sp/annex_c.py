@@ -20,6 +20,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from protocol.apdu import PrepaymentDefaults
 from protocol.register_ranges import THRESHOLD_RANGE_PENCE
 from protocol.s1sp.errors import AnnexCError
 
@@ -62,8 +63,12 @@ class AnnexCTable:
                     f"Annex C {name} = {value} is outside {lowest}..{highest}")
 
     def as_defaults_fields(self) -> dict[str, int]:
-        """The ``defaults`` struct of a SET_PAYMENT_MODE request."""
+        """The ``defaults`` struct of a SET_PAYMENT_MODE request, by field name."""
         return dataclasses.asdict(self)
+
+    def as_defaults(self) -> PrepaymentDefaults:
+        """The typed ``defaults`` body of a SET_PAYMENT_MODE request."""
+        return PrepaymentDefaults(**self.as_defaults_fields())
 
     def with_overrides(self, overrides: dict[str, Any]) -> AnnexCTable:
         """A copy with ``overrides`` applied; an unknown key is an :class:`AnnexCError`."""

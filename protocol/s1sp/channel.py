@@ -54,7 +54,7 @@ class InProcessChannel:
 
     def request(self, server_address: int, request: Request) -> Response:
         invoke_id = self._invoke_ids.take()
-        apdu = encode_request(Request(request.command, invoke_id, request.fields))
+        apdu = encode_request(Request(request.command, invoke_id, body=request.body))
         answer = self._handle_apdu(server_address, apdu)
         self.exchanges.append((server_address, apdu, answer))
         if answer is None:
@@ -74,4 +74,5 @@ class InProcessChannel:
                 f"the device at server address {server_address} answered invoke id "
                 f"{response.invoke_id} ({response.command.name}) to invoke id {invoke_id} "
                 f"({request.command.name})")
-        return Response(response.command, request.invoke_id, response.status, response.fields)
+        return Response(response.command, request.invoke_id, response.status,
+                        body=response.body)

@@ -13,7 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from protocol.errors import ApduError, DeviceTimeoutError, DeviceUnreachableError, LinkError
+from protocol.errors import (
+    ApduError,
+    DeviceUnreachableError,
+    LinkError,
+    RequestOutcomeUnknownError,
+)
 
 #: Our one code for a request refused by an S1SR rule or by a device failure status
 #: (*decided*: DUIS has no code for it). The reason names the rule or the device Status.
@@ -25,16 +30,25 @@ INVALID_REQUEST_CODE = "E-INVALID"
 INTERNAL_ERROR_CODE = "E-INTERNAL"
 #: DUIS: the device is not known (no device with that EUI-64 behind the link).
 UNKNOWN_DEVICE_CODE = "E19"
-#: DUIS: the device could not be communicated with.
+#: DUIS: the device could not be communicated with. Ours: nothing of the request was sent
+#: (the link could not be brought up), so the device did not apply it; resend when it is back.
 CANNOT_COMMUNICATE_CODE = "E20"
-#: DUIS: the device did not respond.
+#: DUIS: no response from the device. Ours: the request went on the wire and no answer came,
+#: so the outcome is unknown (the device may have applied it): :data:`OUTCOME_UNKNOWN_GUIDANCE`.
 NO_RESPONSE_CODE = "E21"
+#: What an E21 reason tells the user to do.
+OUTCOME_UNKNOWN_GUIDANCE = ("outcome unknown: read before resending; resending the same "
+                            "RequestID is safe (idempotency key)")
 
 
 class S1spError(Exception):
     """Base class: something the adapter answers with a DUIS error response."""
 
     response_code: str = S1SR_REFUSAL_CODE
+    #: the device's ``protocol.apdu.Status`` name when a device refused; None otherwise
+    device_status: str | None = None
+    #: DUIS result items the error response still carries (e.g. an 11.1's per-device list)
+    result_items: tuple[tuple[str, Any], ...] = ()
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -99,7 +113,8 @@ class UnrepresentableValueError(S1spError):
 
 
 class DeviceCommunicationError(S1spError):
-    """The device could not be reached (E20) or did not answer (E21)."""
+    """Nothing could be sent to the device (E20), or it was sent and no answer came (E21,
+    outcome unknown)."""
 
     def __init__(self, reason: str, response_code: str) -> None:
         super().__init__(reason)
@@ -109,13 +124,17 @@ class DeviceCommunicationError(S1spError):
 def device_communication_error(error: ApduError | LinkError, subject: str
                                ) -> DeviceCommunicationError:
     """The DUIS answer to a wire failure while exchanging with ``subject`` (words such as
-    ``device 00-DB-...``): E21 when the device did not answer, E20 for every other failure."""
-    if isinstance(error, DeviceTimeoutError):
-        return DeviceCommunicationError(f"no response from {subject}: {error}",
-                                        NO_RESPONSE_CODE)
+    ``device 00-DB-...``): E21 when the request went on the wire and no answer came
+    (:class:`~protocol.errors.RequestOutcomeUnknownError`: outcome unknown, the reason says to
+    read before resending), E20 for every failure before anything was sent."""
+    if isinstance(error, RequestOutcomeUnknownError):
+        return DeviceCommunicationError(
+            f"no response from {subject}: {OUTCOME_UNKNOWN_GUIDANCE} ({error})",
+            NO_RESPONSE_CODE)
     if isinstance(error, DeviceUnreachableError):
-        return DeviceCommunicationError(f"cannot communicate with {subject}: {error}",
-                                        CANNOT_COMMUNICATE_CODE)
+        return DeviceCommunicationError(
+            f"cannot communicate with {subject}, nothing was sent: {error}",
+            CANNOT_COMMUNICATE_CODE)
     return DeviceCommunicationError(f"the link to {subject} failed: {error}",
                                     CANNOT_COMMUNICATE_CODE)
 

@@ -99,11 +99,15 @@ class TypedResult:
                     raise TypeError(f"{name} holds nested elements: read it with group()")
                 return value
         present = ", ".join(item_name for item_name, _ in self.result) or "none"
-        code = getattr(self, "response_code", None)
-        reason = getattr(self, "error_reason", None)
+        code, reason = self._answered()
         answered = "" if code is None else f"; the response is {code}" + (
             f": {reason}" if reason else "")
         raise KeyError(f"no result element {name} (present: {present}){answered}")
+
+    def _answered(self) -> tuple[str | None, str | None]:
+        """The response code and error reason a missing element's error names (a nested
+        group has none)."""
+        return None, None
 
     def text(self, name: str) -> str:
         """The element's text."""
@@ -183,6 +187,9 @@ class DuisResponse(TypedResult):
     @property
     def ok(self) -> bool:
         return self.response_code in (SUCCESS, ACKNOWLEDGED)
+
+    def _answered(self) -> tuple[str | None, str | None]:
+        return self.response_code, self.error_reason
 
     def result_value(self, name: str) -> ResultValue | None:
         """The first top-level result element called ``name`` (None when absent)."""

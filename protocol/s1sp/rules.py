@@ -4,8 +4,9 @@
 table, the clock, device resolution); handlers live beside their body parsers in the family
 modules of :mod:`protocol.s1sp.service_requests`, one visible ``rule_18_*`` function per S1SR
 Section 18 clause. A handler checks what can be checked before anything is sent (a refusal
-there leaves the device untouched), sends through its context, and returns the DUIS result
-items (money in DUIS units, pence x 1000).
+there leaves the device untouched), sends typed APDU bodies through its context
+(``ctx.send(Command.TOP_UP, TopUpRequest(utrn=...))`` returns the typed response body, read by
+attribute), and returns the DUIS result items (money in DUIS units, pence x 1000).
 
 Future-dated SRs (the records marked ``future_datable``: 1.6, 2.1, 6.4.1, 11.3 with an
 ExecutionDateTime): :meth:`RuleContext.send_possibly_future_dated` sends the whole request APDU
@@ -21,12 +22,24 @@ This module never parses XML and never reaches a device except through its chann
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from protocol.apdu import Command, DeviceType, Request, Response, Status, encode_request
+from protocol.apdu import (
+    REQUEST_BODY_TYPES,
+    ApduBody,
+    CancelScheduledRequestRequest,
+    Command,
+    DeviceType,
+    Request,
+    Response,
+    ScheduleRequestRequest,
+    Status,
+    encode_request,
+)
 from protocol.errors import ApduError, LinkError
 from protocol.eui64 import format_eui64
 from protocol.s1sp.annex_c import AnnexCTable
@@ -42,6 +55,7 @@ from protocol.s1sp.units import device_seconds_to_duis_date_time, pence_to_duis_
 
 __all__ = [
     "DeviceEntry",
+    "ResponseBody",
     "ResultItem",
     "ResultValue",
     "RuleContext",
@@ -54,6 +68,9 @@ __all__ = [
 #: A DUIS result element: (name, value); a list value is a nested element.
 ResultValue = str | int | bool | list["ResultItem"]
 ResultItem = tuple[str, ResultValue]
+#: A SUCCESS response's typed body: an instance of ``protocol.apdu.RESPONSE_BODY_TYPES[command]``
+#: (generated at import from the Construct layouts, so typed here as Any).
+ResponseBody = Any
 
 
 @dataclass(frozen=True)
@@ -78,9 +95,11 @@ class RuleContext:
     sent: list[tuple[int, Request]] = field(default_factory=list)
 
     def send_to(self, device: DeviceEntry, command: Command,
-                fields: Mapping[str, Any] | None = None) -> Response:
-        """Send one request; E20/E21 become :class:`DeviceCommunicationError`."""
-        request = Request(command, 0, dict(fields or {}))
+                body: ApduBody | None = None) -> Response:
+        """Send one request (``body``: an instance of ``REQUEST_BODY_TYPES[command]``; None
+        for a command whose request body is empty); E20/E21 become
+        :class:`DeviceCommunicationError`."""
+        request = Request(command, 0, body=_request_body(command, body))
         self.sent.append((device.server_address, request))
         try:
             return self.channel.request(device.server_address, request)
@@ -91,43 +110,46 @@ class RuleContext:
             raise device_communication_error(
                 error, f"device {format_eui64(device.device_eui64)}") from None
 
-    def send(self, command: Command, fields: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
-        """Send to the target device; a failure status is an :class:`S1srRefusalError`."""
-        return require_success(self.send_to(self.device, command, fields), self.device)
+    def send(self, command: Command, body: ApduBody | None = None) -> ResponseBody:
+        """Send to the target device; the typed response body (an instance of
+        ``RESPONSE_BODY_TYPES[command]``); a failure status is an :class:`S1srRefusalError`."""
+        return require_success(self.send_to(self.device, command, body), self.device)
 
     def send_possibly_future_dated(self, execution: Execution | None, command: Command,
-                                   fields: Mapping[str, Any] | None = None
-                                   ) -> tuple[Mapping[str, Any] | None, list[ResultItem]]:
-        """Send now, or schedule / cancel per ExecutionDateTime. Returns the device's fields
-        when sent now (else None) and result items describing the scheduling."""
+                                   body: ApduBody | None = None
+                                   ) -> tuple[ResponseBody | None, list[ResultItem]]:
+        """Send now, or schedule / cancel per ExecutionDateTime. Returns the device's typed
+        response body when sent now (else None) and result items describing the
+        scheduling."""
         if execution is None:
-            return self.send(command, fields), []
+            return self.send(command, body), []
         if execution.cancel:
             return None, self.cancel_scheduled(execution, command)
         try:
-            inner = encode_request(Request(command, 0, dict(fields or {})))
+            inner = encode_request(Request(command, 0, body=_request_body(command, body)))
         except ApduError as error:
             raise InvalidRequestError(
                 f"a value does not fit the device's {command.name} request: {error}") from None
         assert execution.execution_time_seconds is not None
-        response = self.send_to(self.device, Command.SCHEDULE_REQUEST, {
-            "execution_time_seconds": execution.execution_time_seconds, "request": inner})
+        response = self.send_to(self.device, Command.SCHEDULE_REQUEST, ScheduleRequestRequest(
+            execution_time_seconds=execution.execution_time_seconds, request=inner))
         if response.status is Status.VALUE_OUT_OF_RANGE:
             raise self._not_after_device_clock(execution, command)
         answer = require_success(response, self.device)
         items: list[ResultItem] = [("ExecutionDateTime", device_seconds_to_duis_date_time(
-            int(answer["execution_time_seconds"]))), ("Scheduled", True)]
-        replaced_seconds = int(answer.get("replaced_execution_time_seconds", 0))
-        if replaced_seconds:
+            answer.execution_time_seconds)), ("Scheduled", True)]
+        if answer.replaced_execution_time_seconds:
             items.append(("ReplacedExecutionDateTime",
-                          device_seconds_to_duis_date_time(replaced_seconds)))
+                          device_seconds_to_duis_date_time(
+                              answer.replaced_execution_time_seconds)))
         return None, items
 
     def cancel_scheduled(self, execution: Execution, command: Command) -> list[ResultItem]:
         """The cancellation form (3000-12-31): CANCEL_SCHEDULED_REQUEST for ``command``. A
         handler calls it before checking the body's values: a cancellation never depends on
         them."""
-        self.send(Command.CANCEL_SCHEDULED_REQUEST, {"scheduled_command": int(command)})
+        self.send(Command.CANCEL_SCHEDULED_REQUEST,
+                  CancelScheduledRequestRequest(scheduled_command=command))
         return [("ExecutionDateTime", execution.text), ("Cancelled", True)]
 
     def _not_after_device_clock(self, execution: Execution, command: Command
@@ -139,8 +161,7 @@ class RuleContext:
         try:
             clock = self.send_to(self.device, Command.READ_CLOCK)
             if clock.ok:
-                clock_text = device_seconds_to_duis_date_time(
-                    int(clock.fields["device_time_seconds"]))
+                clock_text = device_seconds_to_duis_date_time(clock.body.device_time_seconds)
         except S1spError:
             pass
         return S1srRefusalError(
@@ -172,16 +193,22 @@ def name_out_of_range(error: S1srRefusalError, element_name: str, what: str
                             device_status=error.device_status)
 
 
-def require_success(response: Response, device: DeviceEntry) -> Mapping[str, Any]:
-    """The response's fields; a failure status is an :class:`S1srRefusalError` naming it."""
+def require_success(response: Response, device: DeviceEntry) -> ResponseBody:
+    """The response's typed body; a failure status is an :class:`S1srRefusalError` naming
+    it."""
     if response.status is not Status.SUCCESS:
         raise S1srRefusalError(
             f"device {format_eui64(device.device_eui64)} refused {response.command.name}: "
             f"{response.status.name}", device_status=response.status.name)
-    return response.fields
+    return response.body
 
 
-def duis_enum_name(value: Any, enum_class: type[Any]) -> str:
-    """``NO_CREDIT`` -> ``NoCredit``: device enum names in DUIS's CamelCase style."""
-    name = str(enum_class(int(value)).name)
-    return "".join(part.capitalize() for part in name.split("_"))
+def duis_enum_name(value: enum.Enum) -> str:
+    """``SupplyOffReason.NO_CREDIT`` -> ``NoCredit``: device enum names in DUIS's CamelCase
+    style."""
+    return "".join(part.capitalize() for part in value.name.split("_"))
+
+
+def _request_body(command: Command, body: ApduBody | None) -> ApduBody:
+    """``body``, or the empty body of a command whose request carries none."""
+    return REQUEST_BODY_TYPES[command]() if body is None else body

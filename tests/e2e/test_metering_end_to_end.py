@@ -23,7 +23,12 @@ from emulator.clock import VirtualClock
 from emulator.profile import Profile
 from emulator.serve import ServeLoop
 from emulator.world import EmulatedWorld
-from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command, Request
+from protocol.apdu import (
+    MANAGEMENT_SERVER_ADDRESS,
+    AdvanceDeviceTimeRequest,
+    Command,
+    Request,
+)
 from protocol.client import DeviceClient
 from protocol.clock import RealMonotonicClock
 from protocol.s1sp.adapter import S1spAdapter
@@ -144,7 +149,8 @@ def adapter_on_a_pty_after(days: int) -> Iterator[S1spAdapter]:
     try:
         while days > 0:
             advanced = client.request(MANAGEMENT_SERVER_ADDRESS, Request(
-                Command.ADVANCE_DEVICE_TIME, 0, {"advance_seconds": min(days, 31) * DAY}))
+                Command.ADVANCE_DEVICE_TIME, 0,
+                body=AdvanceDeviceTimeRequest(advance_seconds=min(days, 31) * DAY)))
             assert advanced.ok
             days -= 31
         yield S1spAdapter(client)

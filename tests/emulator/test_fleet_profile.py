@@ -67,9 +67,9 @@ def test_a_fleet_meter_beyond_the_two_byte_reach_answers_at_its_address() -> Non
     profile = Profile.from_toml_bytes(FLEET.encode())
     world = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds))
     response = world.handle_request(16387, Request(Command.READ_METER_BALANCE, 1))
-    assert response.ok and response.fields["meter_balance_pence"] == 777
+    assert response.ok and response.body.meter_balance_pence == 777
     identity = world.handle_request(16387, Request(Command.READ_DEVICE_IDENTITY, 2))
-    assert identity.fields["device_eui64"] == bytes.fromhex("00db000000010005")
+    assert identity.body.device_eui64 == bytes.fromhex("00db000000010005")
 
 
 @pytest.mark.parametrize(("old", "new", "message"), [
@@ -112,7 +112,7 @@ def test_the_generated_fleet_profile_holds_that_many_devices(count: int) -> None
     world = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds))
     if count > 1:
         balance = world.handle_request(3, Request(Command.READ_METER_BALANCE, 1))
-        assert balance.fields["meter_balance_pence"] == 1250
+        assert balance.body.meter_balance_pence == 1250
 
 
 def test_a_generated_fleet_of_zero_devices_is_refused() -> None:

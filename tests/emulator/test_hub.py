@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.hub import (
-    HAN_TABLE_MAX_ENTRIES,
-    MAX_JOIN_WINDOW_MINUTES,
-    Han,
-)
+from emulator.hub import Han
 from protocol.apdu import (
     Command,
     HanEntryState,
@@ -73,7 +69,7 @@ def test_joined_entry_never_expires() -> None:
     assert han.is_joined(METER)
 
 
-@pytest.mark.parametrize("minutes", [0, MAX_JOIN_WINDOW_MINUTES + 1, 0xFFFF])
+@pytest.mark.parametrize("minutes", [0, 61, 0xFFFF])
 def test_join_window_of_zero_or_above_the_maximum_is_out_of_range(minutes: int) -> None:
     han = Han(HUB)
     assert add(han, METER, minutes) is Status.VALUE_OUT_OF_RANGE
@@ -81,7 +77,7 @@ def test_join_window_of_zero_or_above_the_maximum_is_out_of_range(minutes: int) 
 
 
 def test_join_window_of_the_maximum_is_accepted() -> None:
-    assert add(Han(HUB), METER, MAX_JOIN_WINDOW_MINUTES) is Status.SUCCESS
+    assert add(Han(HUB), METER, 60) is Status.SUCCESS
 
 
 def test_adding_the_hub_itself_is_out_of_range() -> None:
@@ -90,7 +86,7 @@ def test_adding_the_hub_itself_is_out_of_range() -> None:
 
 def test_table_full_refuses_a_new_device_but_reopens_an_existing_one() -> None:
     han = Han(HUB)
-    euis = [bytes([0, 0, 0, 0, 0, 0, 0, i + 1]) for i in range(HAN_TABLE_MAX_ENTRIES)]
+    euis = [bytes([0, 0, 0, 0, 0, 0, 0, i + 1]) for i in range(8)]
     for eui64 in euis:
         assert add(han, eui64, 5) is Status.SUCCESS
     assert add(han, METER, 5) is Status.HAN_TABLE_FULL
@@ -124,7 +120,7 @@ def test_han_requests_round_trip_through_apdu_bytes() -> None:
     assert encode_response(response) == bytes.fromhex(
         "810007400000DB1234567890A101") + (T0 + 180).to_bytes(4, "big")
     read = han.handle_request(Request(Command.READ_HAN_ENTRIES, 8), T0 + 1)
-    assert read.fields["entries"][0]["device_eui64"] == METER
+    assert read.body.entries[0].device_eui64 == METER
     removed = han.handle_request(Request(Command.HAN_REMOVE_DEVICE, 9, {"device_eui64": METER}),
                                  T0 + 2)
     assert removed.ok and removed.fields == {"device_eui64": METER}
@@ -133,9 +129,6 @@ def test_han_requests_round_trip_through_apdu_bytes() -> None:
     assert again.status is Status.HAN_DEVICE_NOT_FOUND and again.fields == {}
 
 
-def test_han_request_with_missing_fields_is_malformed() -> None:
-    response = Han(HUB).handle_request(Request(Command.HAN_ADD_DEVICE, 1, {}), T0)
-    assert response.status is Status.MALFORMED_REQUEST
 
 
 def test_transfer_lock_is_held_by_one_device_at_a_time() -> None:

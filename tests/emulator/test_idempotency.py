@@ -1,5 +1,7 @@
 """Keyed requests are applied exactly once: a resend gets the stored response and changes
-nothing, across a restart too, and across a server killed (SIGKILL) at any point."""
+nothing, across a restart too, and across a server killed (SIGKILL) at any point: in process,
+and through the real link to a `secure-emu serve` process with DeviceClient resending what was
+left unanswered over a new connection."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from emulator.profile import Profile
 from emulator.utrn import UtrnValueClass, make_utrn
 from emulator.world import EmulatedWorld
 from protocol.apdu import Command, Request, Status, decode_apdu, encode_request
+from protocol.client import DeviceClient
+from protocol.errors import DeviceUnreachableError, RequestOutcomeUnknownError
 
 ESME = bytes.fromhex("00DB1234567890A1")
 KEY = bytes(range(16))
@@ -98,25 +102,19 @@ def test_keys_on_different_devices_are_independent() -> None:
     world.handle_request(16, _adjust(1, 250))
     gsme = world.handle_request(17, _adjust(2, 250))
     assert gsme.ok and world.meter(bytes.fromhex("00DB1234567890A2")).registers \
-        .meter_balance_pence == gsme.fields["meter_balance_pence"]
+        .meter_balance_pence == gsme.body.meter_balance_pence
 
 
 # ---- a server killed at random points ----------------------------------------------------------
 
-#: The server: the default profile's world on a state file, APDUs for the ESME on stdin and
-#: answers on stdout (2-byte length first). It kills itself with SIGKILL at the commit and the
-#: point named on its command line: before the commit, after it (before the answer leaves), or
-#: after the answer left.
-SERVER = r"""
+#: What both killing servers share: ``killing_commit``, which they put in place of
+#: StateStore.commit, SIGKILLs the process at commit number ``kill_at``, before or after
+#: writing (``point``).
+KILLING_COMMIT = r"""
 import os, signal, sys
-from emulator.clock import VirtualClock
 from emulator.persistence import StateStore
-from emulator.profile import Profile
-from emulator.world import EmulatedWorld
 
 path, kill_at, point = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-profile = Profile.default()
-world = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds), state_path=path)
 commits = 0
 commit = StateStore.commit
 
@@ -129,7 +127,18 @@ def killing_commit(store, world_row, records):
     if commits == kill_at and point == "after-commit":
         os.kill(os.getpid(), signal.SIGKILL)
     return written
+"""
+#: The server: the default profile's world on a state file, APDUs for the ESME on stdin and
+#: answers on stdout (2-byte length first). It kills itself with SIGKILL at the commit and the
+#: point named on its command line: before the commit, after it (before the answer leaves), or
+#: after the answer left.
+SERVER = KILLING_COMMIT + r"""
+from emulator.clock import VirtualClock
+from emulator.profile import Profile
+from emulator.world import EmulatedWorld
 
+profile = Profile.default()
+world = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds), state_path=path)
 StateStore.commit = killing_commit
 stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
 while len(head := stdin.read(2)) == 2:
@@ -208,3 +217,99 @@ def test_a_server_killed_at_random_points_applies_every_command_exactly_once(
     restarted = _world(path)
     assert _balance(restarted) == _balance(once)
     assert restarted.to_state() == once.to_state()  # UTRN counters, debts: nothing doubled
+
+
+# ---- the same through the real link: `secure-emu serve` killed, DeviceClient resending --------
+
+#: `secure-emu serve --tcp 127.0.0.1:0 --virtual-time --state PATH` run by emulator.cli.main,
+#: with a SIGKILL at the commit named on its command line (before or after the commit).
+KILLING_SERVE = KILLING_COMMIT + r"""
+from emulator.cli import main
+
+StateStore.commit = killing_commit
+sys.exit(main(["serve", "--tcp", "127.0.0.1:0", "--virtual-time", "--state", path]))
+"""
+SERVE_KILL_SEEDS = int(os.environ.get("SECURE_EMU_SERVE_KILL_SEEDS", "3"))
+
+
+class _ServeProcess:
+    def __init__(self, path: Path, kill_at: int, point: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", KILLING_SERVE, str(path), str(kill_at), point],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO)
+        assert self.process.stdout is not None
+        self.address = self.process.stdout.readline().decode().strip()
+        assert self.address.startswith("127.0.0.1:"), self.address
+
+    def client(self) -> DeviceClient:
+        return DeviceClient.open(tcp=self.address, retransmit_timeout_ms=300,
+                                 max_retransmissions=2)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        code = self.process.wait(10)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        return code
+
+
+@pytest.mark.parametrize("seed", range(SERVE_KILL_SEEDS))
+def test_secure_emu_serve_killed_at_random_points_with_device_client_resending_applies_each_once(
+        tmp_path: Path, seed: int) -> None:
+    rng = random.Random(1000 + seed)
+    path = tmp_path / "state.db"
+    commands: list[Request] = []  # no keys: DeviceClient gives each its own
+    for index in range(10):
+        if rng.random() < 0.3:
+            utrn = make_utrn(ESME, index + 1, UtrnValueClass.POUNDS, rng.randint(1, 5))
+            commands.append(Request(Command.TOP_UP, index, {"utrn": utrn.encode("ascii")}))
+        else:
+            commands.append(_adjust(index, rng.randint(-200, 400), key=None))
+    once = _world()
+    for request in commands:
+        assert once.handle_request(16, request).ok
+    _world(path).close()  # the state file exists: every commit counted is a request's
+    plan = ["after-commit", rng.choice(("before-commit", "after-commit", "after-answer"))]
+    kills: list[str] = []
+    answers_left: list[int] = []  # after-answer: answers this server gives before its kill
+
+    def start() -> _ServeProcess:
+        point = plan[len(kills)] if len(kills) < len(plan) else "never"
+        kills.append(point)
+        answers_left[:] = [rng.randint(1, 3)] if point == "after-answer" else []
+        kill_at = rng.randint(1, 3) if point.endswith("-commit") else 0
+        return _ServeProcess(path, kill_at, point)
+
+    server = start()
+    client = server.client()
+    outcomes_unknown = 0
+    for request in commands:
+        pending = request
+        while True:
+            try:
+                response = client.request(16, pending)
+                break
+            except RequestOutcomeUnknownError as error:  # sent, no answer: resend it, same key
+                outcomes_unknown += 1
+                assert isinstance(error.request, Request)
+                pending = error.request
+            except DeviceUnreachableError:  # nothing sent: sending it again is safe anyway
+                pass
+            client.close()
+            assert server.stop() == -9
+            server = start()
+            client = server.client()
+        assert response.status is Status.SUCCESS, response
+        if answers_left:
+            answers_left[0] -= 1
+            if answers_left[0] == 0:  # killed between an answer and the next request
+                server.process.kill()
+                server.process.wait(10)
+    client.close()
+    server.stop()
+    assert outcomes_unknown >= 1  # the first kill falls after a commit: its answer is lost
+    restarted = _world(path)
+    assert _balance(restarted) == _balance(once)  # 0 lost, 0 doubled
+    assert restarted.to_state()["devices"][ESME.hex()]["meter"] \
+        == once.to_state()["devices"][ESME.hex()]["meter"]  # UTRN counters, debts too

@@ -9,14 +9,28 @@ from typing import Any
 import pytest
 
 from emulator.meter import Meter, MeterConfig
+from emulator.state_codecs import encode_meter_registers
 from protocol.apdu import (
     MAX_PROFILE_PERIODS_PER_READ,
+    REQUEST_BODY_TYPES,
+    ApduBody,
+    BandPrices,
+    BandSwitch,
+    BandThresholds,
+    BlockPrice,
+    BlockThreshold,
     Command,
+    DayProfile,
     DeviceType,
+    LogRange,
     RegisterUnit,
     Request,
     Response,
+    SetSupplyStateRequest,
     Status,
+    SupplyState,
+    Tariff,
+    TariffPrices,
     decode_apdu,
     encode_response,
 )
@@ -33,7 +47,7 @@ TWO_RATE: dict[str, Any] = {
     "standing_charge_millipence_per_day": 50_000,
     "load_w": 1_200,
 }
-EVERYTHING = {"start_seconds": 0, "end_seconds": 0xFFFFFFFF}
+EVERYTHING = LogRange(start_seconds=0, end_seconds=0xFFFFFFFF)
 
 
 def meter(table: dict[str, Any], device_type: DeviceType = DeviceType.ELECTRICITY_METER
@@ -41,10 +55,12 @@ def meter(table: dict[str, Any], device_type: DeviceType = DeviceType.ELECTRICIT
     return Meter(MeterConfig.from_mapping(table, eui64=EUI, device_type=device_type), T0)
 
 
-def ask(device: Meter, command: Command, fields: dict[str, Any] | None = None) -> Response:
-    """Ask at the meter's own time; the answer is checked to survive the wire codec."""
-    response = device.handle_request(Request(command, 9, fields or {}),
-                                     device.device_time_seconds)
+def ask(device: Meter, command: Command, body: ApduBody | None = None) -> Response:
+    """Ask at the meter's own time (``body`` None: the command's empty body); the answer is
+    checked to survive the wire codec."""
+    request = (Request(command, 9, body=body) if body is not None
+               else Request(command, 9, body=REQUEST_BODY_TYPES[command]()))
+    response = device.handle_request(request, device.device_time_seconds)
     decoded = decode_apdu(encode_response(response))
     assert decoded == response
     assert isinstance(decoded, Response)
@@ -79,7 +95,7 @@ def test_profile_gives_each_closed_half_hour_in_the_range_from_its_start() -> No
     device = meter(TWO_RATE)
     device.advance_to(T0 + 2 * HOUR + 600)  # four closed half-hours, one open
     body = ask(device, Command.READ_PROFILE_DATA,
-               {"start_seconds": T0 + HH - 1, "end_seconds": T0 + DAY}).body
+               LogRange(start_seconds=T0 + HH - 1, end_seconds=T0 + DAY)).body
     assert body.first_period_start_seconds == T0 + HH  # the half-hour starting in range
     assert body.period_seconds == 1_800
     assert list(body.values) == [600, 600, 600]
@@ -89,10 +105,10 @@ def test_a_long_profile_read_is_cut_at_31_days_and_the_rest_read_from_there() ->
     device = meter(TWO_RATE)
     device.advance_to(T0 + 40 * DAY)
     first = ask(device, Command.READ_PROFILE_DATA,
-                {"start_seconds": T0, "end_seconds": T0 + 40 * DAY}).body
+                LogRange(start_seconds=T0, end_seconds=T0 + 40 * DAY)).body
     assert len(first.values) == MAX_PROFILE_PERIODS_PER_READ == 1_488
     rest = ask(device, Command.READ_PROFILE_DATA,
-               {"start_seconds": T0 + 31 * DAY, "end_seconds": T0 + 40 * DAY}).body
+               LogRange(start_seconds=T0 + 31 * DAY, end_seconds=T0 + 40 * DAY)).body
     assert rest.first_period_start_seconds == T0 + 31 * DAY
     assert len(rest.values) == 9 * 48
     total = ask(device, Command.READ_ENERGY_REGISTERS).body.total_register
@@ -103,7 +119,7 @@ def test_a_log_range_that_does_not_start_before_it_ends_is_malformed() -> None:
     device = meter(TWO_RATE)
     for command in (Command.READ_PROFILE_DATA, Command.READ_DAILY_READ_LOG,
                     Command.READ_PREPAYMENT_DAILY_LOG):
-        response = ask(device, command, {"start_seconds": T0, "end_seconds": T0})
+        response = ask(device, command, LogRange(start_seconds=T0, end_seconds=T0))
         assert response.status is Status.MALFORMED_REQUEST
 
 
@@ -111,7 +127,7 @@ def test_daily_read_log_holds_each_midnights_registers_per_band_and_block() -> N
     device = meter(TWO_RATE)
     device.advance_to(T0 + 3 * DAY + 5)
     body = ask(device, Command.READ_DAILY_READ_LOG,
-               {"start_seconds": T0 + DAY, "end_seconds": T0 + 3 * DAY}).body
+               LogRange(start_seconds=T0 + DAY, end_seconds=T0 + 3 * DAY)).body
     assert [(e.midnight_seconds, e.total_register) for e in body.entries] == [
         (T0 + DAY, 28_800), (T0 + 2 * DAY, 57_600)]
     assert [(c.band, c.block, c.register_value) for c in body.entries[1].cells] == [
@@ -140,22 +156,25 @@ def test_tariff_read_gives_switching_prices_and_no_pending_change() -> None:
     assert body.pending_effective_seconds == 0
 
 
-def _tariff_fields(bands: list[list[int]], thresholds: list[list[int]]) -> dict[str, Any]:
-    return {"day_profiles": [{"switches": [{"start_second_of_day": 0, "band": 1}]}],
-            "week_day_profiles": bytes(7),
-            "band_thresholds": [{"thresholds": [{"threshold_wh": t} for t in row]}
-                                for row in thresholds],
-            "block_period_seconds": DAY,
-            "prices": {"standing_charge_millipence_per_day": 40_000, "bands": [
-                {"block_prices": [{"price_millipence_per_kwh": p} for p in band]}
-                for band in bands]}}
+def _prices(standing_millipence: int, bands: list[list[int]]) -> TariffPrices:
+    return TariffPrices(standing_millipence, tuple(
+        BandPrices(tuple(BlockPrice(p) for p in band)) for band in bands))
+
+
+def _tariff(bands: list[list[int]], thresholds: list[list[int]]) -> Tariff:
+    return Tariff(day_profiles=(DayProfile((BandSwitch(0, 1),)),),
+                  week_day_profiles=bytes(7),
+                  band_thresholds=tuple(BandThresholds(tuple(BlockThreshold(t) for t in row))
+                                        for row in thresholds),
+                  block_period_seconds=DAY,
+                  prices=_prices(40_000, bands))
 
 
 def test_a_new_tariff_takes_effect_now_and_costs_from_now() -> None:
     device = meter(TWO_RATE)
     device.advance_to(T0 + HOUR)
-    block_tariff = _tariff_fields([[10_000, 20_000]], [[500]])
-    assert ask(device, Command.SET_TARIFF, block_tariff).fields == block_tariff
+    block_tariff = _tariff([[10_000, 20_000]], [[500]])
+    assert ask(device, Command.SET_TARIFF, block_tariff).body == block_tariff
     device.advance_to(T0 + 2 * HOUR)  # 1200 Wh: 500 Wh in block 1, 700 Wh in block 2
     body = ask(device, Command.READ_ENERGY_REGISTERS).body
     assert [(r.index, r.register_value) for r in body.block_registers] == [(1, 1_700),
@@ -168,7 +187,7 @@ def test_a_new_tariff_takes_effect_now_and_costs_from_now() -> None:
 
 def test_a_tariff_the_meter_cannot_hold_is_refused_and_nothing_changes() -> None:
     device = meter(TWO_RATE)
-    wrong = _tariff_fields([[10_000, 20_000]], [[]])  # two block prices, no threshold
+    wrong = _tariff([[10_000, 20_000]], [[]])  # two block prices, no threshold
     assert ask(device, Command.SET_TARIFF, wrong).status is Status.VALUE_OUT_OF_RANGE
     assert ask(device, Command.READ_TARIFF).body.tariff.prices.standing_charge_millipence_per_day \
         == 50_000
@@ -176,13 +195,10 @@ def test_a_tariff_the_meter_cannot_hold_is_refused_and_nothing_changes() -> None
 
 def test_new_prices_keep_the_switching_and_must_fit_its_bands() -> None:
     device = meter(TWO_RATE)
-    one_band = {"standing_charge_millipence_per_day": 1, "bands": [
-        {"block_prices": [{"price_millipence_per_kwh": 9}]}]}
+    one_band = _prices(1, [[9]])
     assert ask(device, Command.SET_PRICES, one_band).status is Status.VALUE_OUT_OF_RANGE
-    two_bands = {"standing_charge_millipence_per_day": 60_000, "bands": [
-        {"block_prices": [{"price_millipence_per_kwh": 11_000}]},
-        {"block_prices": [{"price_millipence_per_kwh": 33_000}]}]}
-    assert ask(device, Command.SET_PRICES, two_bands).fields == two_bands
+    two_bands = _prices(60_000, [[11_000], [33_000]])
+    assert ask(device, Command.SET_PRICES, two_bands).body == two_bands
     tariff = ask(device, Command.READ_TARIFF).body.tariff
     assert len(tariff.day_profiles[0].switches) == 3
     assert tariff.prices.standing_charge_millipence_per_day == 60_000
@@ -204,7 +220,7 @@ def test_active_power_is_the_load_now_and_0_with_the_supply_off() -> None:
     device = meter({"load_profile": [[0, 700], [6 * HOUR, 2_100]]})
     device.advance_to(T0 + 6 * HOUR)
     assert ask(device, Command.READ_ACTIVE_POWER).body.active_power_import_w == 2_100
-    ask(device, Command.SET_SUPPLY_STATE, {"supply_state": 1})  # DISABLED
+    ask(device, Command.SET_SUPPLY_STATE, SetSupplyStateRequest(SupplyState.DISABLED))
     assert ask(device, Command.READ_ACTIVE_POWER).body.active_power_import_w == 0
     gas = meter({"load_w": 100}, DeviceType.GAS_METER)
     assert ask(gas, Command.READ_ACTIVE_POWER).status is Status.NOT_SUPPORTED_BY_DEVICE
@@ -214,7 +230,7 @@ def test_daily_consumption_gives_each_whole_day_whose_midnight_is_in_the_range()
     device = meter(TWO_RATE)
     device.advance_to(T0 + 3 * DAY + HOUR)
     body = ask(device, Command.READ_DAILY_CONSUMPTION_LOG,
-               {"start_seconds": T0 + 1, "end_seconds": T0 + 10 * DAY}).body
+               LogRange(start_seconds=T0 + 1, end_seconds=T0 + 10 * DAY)).body
     assert [(e.midnight_seconds, e.register_units) for e in body.entries] == [
         (T0 + DAY, 28_800), (T0 + 2 * DAY, 28_800)]  # the day starting 3 days in is not over
 
@@ -223,6 +239,6 @@ def test_daily_consumption_gives_each_whole_day_whose_midnight_is_in_the_range()
 def test_reads_change_nothing(command: Command) -> None:
     device = meter(TWO_RATE)
     device.advance_to(T0 + DAY)
-    before = device.to_state()
+    before = encode_meter_registers(device.registers)
     ask(device, command)
-    assert device.to_state() == before
+    assert encode_meter_registers(device.registers) == before

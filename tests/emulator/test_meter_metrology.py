@@ -101,7 +101,8 @@ def test_metrology_state_survives_a_save_and_restore_mid_run() -> None:
     for meter in (straight, saved):
         meter.advance_to(T0 + DAY + 4_321)
         meter.set_load_profile(((0, 700),))
-    restored = Meter.from_state(saved.config, encode_meter_registers(saved.registers))
+    restored = Meter.restore(saved.config,
+                             decode_meter_registers(encode_meter_registers(saved.registers)))
     restored.advance_to(T0 + 3 * DAY + 100)
     straight.advance_to(T0 + 3 * DAY + 100)
     assert restored.registers == straight.registers
@@ -211,7 +212,8 @@ def test_a_future_price_change_takes_effect_at_its_time_and_survives_a_save() ->
     for meter in (straight, saved):
         meter.schedule_tariff_change(change, T0 + HOUR)
     saved.advance_to(T0 + 5 * HOUR)
-    restored = Meter.from_state(saved.config, encode_meter_registers(saved.registers))
+    restored = Meter.restore(saved.config,
+                             decode_meter_registers(encode_meter_registers(saved.registers)))
     for meter in (straight, restored):
         meter.advance_to(T0 + 12 * HOUR)
     # 10 h at 10 p/kWh, then 2 h at 30 p/kWh and 24 p/day (2 p for 2 h)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from emulator.meter import Meter
 from emulator.meter_config import MeterConfig
+from emulator.state_codecs import encode_meter_registers
 from protocol.apdu import DeviceType
 
 EUI = bytes.fromhex("00DB1234567890A0")
@@ -114,4 +115,4 @@ def test_prepayment_meter_ends_in_the_same_state_whether_advanced_in_one_step_or
         stepped.advance_to(now)
     one_step = meter_from(table, start)
     one_step.advance_to(now)
-    assert stepped.to_state() == one_step.to_state()
+    assert encode_meter_registers(stepped.registers) == encode_meter_registers(one_step.registers)

@@ -131,7 +131,7 @@ def test_restart_from_the_state_file_resumes_balances_debts_utrns_han_and_firmwa
     assert restarted.to_state() == world.to_state()
     after = restarted.handle_request(16, Request(Command.READ_INSTANTANEOUS_PREPAY_VALUES, 2))
     assert after == before
-    assert after.fields["time_debt_2_pence"] == 700 - 3 * 5
+    assert after.body.time_debt_2_pence == 700 - 3 * 5
     # the UTRN counter is remembered: the same code is a duplicate after the restart
     duplicate = restarted.handle_request(16, Request(Command.TOP_UP, 3, {"utrn": utrn}))
     assert duplicate.status is Status.UTRN_DUPLICATE
@@ -229,7 +229,7 @@ def test_a_read_writes_no_state_while_a_change_is_written_before_its_answer(
                                                 {"adjustment_pence": 250}))
     assert adjusted.ok and len(writes) == 1
     saved = _saved_esme_meter(path)
-    assert saved["meter_balance_pence"] == adjusted.fields["meter_balance_pence"]
+    assert saved["meter_balance_pence"] == adjusted.body.meter_balance_pence
     # a refusal that changes state (a failed verify discards the transfer) is written too
     _request(world, 16, Command.FIRMWARE_BEGIN, {"image_size_bytes": 500})
     assert len(writes) == 2
@@ -300,7 +300,7 @@ def test_restart_resumes_schedules_clock_offsets_and_pending_joins(tmp_path: Pat
     restarted_clock.advance_seconds(30)
     restarted.advance()
     (outcome,) = restarted.scheduled_outcomes(ESME)
-    assert outcome.response.fields["adjustment_applied_pence"] == 100
+    assert outcome.response.body.adjustment_applied_pence == 100
     assert outcome.execution_time_seconds == now + 100
 
 
@@ -325,8 +325,9 @@ def test_a_state_file_written_by_the_earlier_code_loads_and_re_encodes_to_the_sa
         STATE_FORMAT_1.read_bytes()
     registers = world.meter(bytes.fromhex("00DB1234567890A1")).registers
     assert registers.payment_mode is PaymentMode.PREPAYMENT
-    assert registers.debts["TIME_DEBT_1"]["debt_recovery_period"] is DebtRecoveryPeriod.HOURLY
-    assert registers.debts["TIME_DEBT_1"]["debt_value_pence"] == 1990
+    time_debt_1 = registers.debts[DebtRegister.TIME_DEBT_1]
+    assert time_debt_1.debt_recovery_period is DebtRecoveryPeriod.HOURLY
+    assert time_debt_1.debt_value_pence == 1990
     assert registers.load_profile_override == ((0, 1234),)
     assert world.now_seconds == 1_767_603_600 + 7_210
     assert world.pending_join_attempts() == {GSME: 1_767_603_600 + 7_230}

@@ -126,7 +126,7 @@ def test_command_line_options_point_the_fixtures_at_a_running_server(
             with secure_emu_tcp.client() as client:
                 response = client.request(16, Request(Command.ADJUST_METER_BALANCE, 1,
                                                       {"adjustment_pence": 7}))
-            assert response.fields["meter_balance_pence"] == 1257
+            assert response.body.meter_balance_pence == 1257
             assert secure_emu_profile == "dcc-duis-templates"
     """)
     with served(transport="tcp") as meters:

@@ -42,10 +42,10 @@ class FakeWorld:
             request = decode_apdu(apdu)
             assert isinstance(request, Request)
             if request.command is Command.ADJUST_METER_BALANCE:
-                self.meter_balance_pence += request.fields["adjustment_pence"]
+                self.meter_balance_pence += request.body.adjustment_pence
                 return encode_response(Response(
                     request.command, request.invoke_id, Status.SUCCESS,
-                    {"adjustment_applied_pence": request.fields["adjustment_pence"],
+                    {"adjustment_applied_pence": request.body.adjustment_pence,
                      "meter_balance_pence": self.meter_balance_pence}))
             return encode_response(Response(
                 Command.READ_METER_BALANCE, request.invoke_id, Status.SUCCESS,
@@ -61,7 +61,7 @@ class FakeWorld:
 
 def read_balance(client: DeviceClient) -> int:
     response = client.request(METER_ADDRESS, Request(Command.READ_METER_BALANCE, 1))
-    return int(response.fields["meter_balance_pence"])
+    return int(response.body.meter_balance_pence)
 
 
 def snrm(destination: int, source: int) -> bytes:
@@ -138,7 +138,7 @@ def test_link_server_answers_a_request_through_the_world() -> None:
     response = drive_one_request(LinkServer(world), 0x10, Request(
         Command.ADJUST_METER_BALANCE, 9, {"adjustment_pence": -120}), 0)
     assert response.ok and response.invoke_id == 9
-    assert response.fields["meter_balance_pence"] == 380
+    assert response.body.meter_balance_pence == 380
     assert len(world.handled) == 1
 
 
@@ -159,7 +159,7 @@ def test_random_bytes_never_crash_the_server_or_stop_it_serving(
     server.receive_bytes(b"\x7e" * 3, now_ms)
     response = drive_one_request(server, 0x20, Request(Command.READ_METER_BALANCE, 3), now_ms)
     assert response.ok
-    assert response.fields["meter_balance_pence"] == world.meter_balance_pence
+    assert response.body.meter_balance_pence == world.meter_balance_pence
     assert server.counters.internal_errors == 0
 
 

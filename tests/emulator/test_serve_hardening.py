@@ -56,7 +56,7 @@ def serving(world: EmulatedWorld | None = None, **options: object
 
 def read_clock(client: DeviceClient) -> int:
     response = client.request(MANAGEMENT_SERVER_ADDRESS, Request(Command.READ_CLOCK, 1))
-    return int(response.fields["device_time_seconds"])
+    return int(response.body.device_time_seconds)
 
 
 def wait_until(condition, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]

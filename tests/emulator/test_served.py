@@ -29,7 +29,7 @@ def test_served_answers_at_once_and_leaves_nothing_behind(transport: str) -> Non
         with meters.client() as client:
             adjusted = client.request(16, Request(Command.ADJUST_METER_BALANCE, 1,
                                                   {"adjustment_pence": 5}))
-        assert adjusted.fields["meter_balance_pence"] == 1255
+        assert adjusted.body.meter_balance_pence == 1255
     assert set(threading.enumerate()) == threads_before
     assert _open_fds() <= fds_before
 
@@ -74,7 +74,7 @@ def test_served_with_faults_still_applies_each_adjustment_once(transport: str) -
             assert client.request(16, Request(Command.ADJUST_METER_BALANCE, pence,
                                               {"adjustment_pence": pence})).ok
         end = client.request(16, Request(Command.READ_METER_BALANCE, 9))
-    assert end.fields["meter_balance_pence"] == 1256
+    assert end.body.meter_balance_pence == 1256
 
 
 def test_served_trace_gets_frame_lines() -> None:

@@ -18,6 +18,7 @@ from emulator.state_codecs import (
 )
 from protocol.apdu import (
     DebtRecoveryPeriod,
+    DebtRegister,
     DeviceType,
     PaymentMode,
     SupplyOffReason,
@@ -44,7 +45,8 @@ def test_meter_registers_are_enums_in_memory_and_ints_in_the_state() -> None:
     assert registers.payment_mode is PaymentMode.PREPAYMENT
     assert registers.supply_state is SupplyState.ARMED
     assert registers.supply_off_reason is SupplyOffReason.REMOTE
-    assert registers.debts["TIME_DEBT_1"]["debt_recovery_period"] is DebtRecoveryPeriod.HOURLY
+    time_debt_1 = registers.debts[DebtRegister.TIME_DEBT_1]
+    assert time_debt_1.debt_recovery_period is DebtRecoveryPeriod.HOURLY
     state = json.loads(json.dumps(encode_meter_registers(registers)))
     assert (state["payment_mode"], state["supply_state"], state["supply_off_reason"]) == (1, 2, 1)
     assert state["debts"]["TIME_DEBT_1"] == {

@@ -30,7 +30,7 @@ def _adjust(world: EmulatedWorld, pence: int) -> int:
     response = world.handle_request(16, Request(Command.ADJUST_METER_BALANCE, 1,
                                                 {"adjustment_pence": pence}))
     assert response.ok
-    return response.fields["meter_balance_pence"]
+    return response.body.meter_balance_pence
 
 
 def test_a_state_file_in_a_missing_directory_refuses_to_start(tmp_path: Path) -> None:

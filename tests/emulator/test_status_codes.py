@@ -9,6 +9,7 @@ import pytest
 
 from emulator.clock import VirtualClock
 from emulator.firmware import build_image
+from emulator.management import ManagementPolicy
 from emulator.profile import Profile
 from emulator.utrn import UtrnValueClass, make_utrn
 from emulator.world import EmulatedWorld
@@ -110,6 +111,12 @@ def _out_of_order(w: Wire) -> Status:
     return w.send(ESME, Command.FIRMWARE_BLOCK, block_offset_bytes=5, block_data=b"x")
 
 
+def _not_authorised(w: Wire) -> Status:
+    w.world.management = ManagementPolicy(password="s3cret")  # as serve with a password
+    return w.send(1, Command.ADVANCE_DEVICE_TIME, advance_seconds=60,
+                  management_password="wrong")
+
+
 def _key_reused(w: Wire) -> Status:
     key = bytes(range(16))
 
@@ -165,6 +172,7 @@ PROVOKE: dict[Status, Callable[[Wire], Status]] = {
     Status.NOTHING_SCHEDULED: lambda w: w.send(ESME, Command.CANCEL_SCHEDULED_REQUEST,
                                                scheduled_command=int(Command.SET_PAYMENT_MODE)),
     Status.IDEMPOTENCY_KEY_REUSED: _key_reused,
+    Status.NOT_AUTHORISED: _not_authorised,
 }
 #: Documented as reserved: the emulator never sends them.
 RESERVED = {Status.DEVICE_BUSY}

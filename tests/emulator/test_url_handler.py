@@ -23,8 +23,8 @@ def test_device_client_reads_and_adjusts_a_balance_through_the_url() -> None:
         before = client.request(16, Request(Command.READ_METER_BALANCE, 1))
         adjusted = client.request(16, Request(Command.ADJUST_METER_BALANCE, 2,
                                               {"adjustment_pence": 250}))
-    assert before.fields["meter_balance_pence"] == 1250
-    assert adjusted.fields["meter_balance_pence"] == 1500
+    assert before.body.meter_balance_pence == 1250
+    assert adjusted.body.meter_balance_pence == 1500
 
 
 def test_the_adapter_drives_a_named_profile_through_the_url() -> None:
@@ -58,7 +58,7 @@ def test_every_adjustment_is_applied_once_through_a_faulty_url() -> None:
                                               {"adjustment_pence": pence})).ok
         end = client.request(16, Request(Command.READ_METER_BALANCE, 9))
         assert client.counters.frames_sent > 0
-    assert end.fields["meter_balance_pence"] == 1250 + 15
+    assert end.body.meter_balance_pence == 1250 + 15
 
 
 def test_trace_writes_frames_to_stderr(capfd) -> None:

@@ -17,11 +17,13 @@ from emulator.profile import Profile
 from emulator.world import MAX_ADVANCE_SECONDS, EmulatedWorld
 from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
+    REQUEST_BODY_TYPES,
     Command,
     DeviceType,
     HanEntryState,
     Request,
     Response,
+    ScheduledEntry,
     Status,
     decode_apdu,
     encode_request,
@@ -81,8 +83,8 @@ def test_unknown_address_gets_no_answer(world_and_clock) -> None:
 def test_directory_lists_every_device_by_address(world_and_clock) -> None:
     world, _ = world_and_clock
     response = ask(world, MANAGEMENT_SERVER_ADDRESS, Command.READ_DEVICE_DIRECTORY)
-    assert [(d["server_address"], d["device_type"], d["device_eui64"])
-            for d in response.fields["devices"]] == [
+    assert [(d.server_address, d.device_type, d.device_eui64)
+            for d in response.body.devices] == [
         (2, DeviceType.COMMS_HUB, HUB), (16, DeviceType.ELECTRICITY_METER, ESME),
         (17, DeviceType.GAS_METER, GSME)]
 
@@ -90,12 +92,12 @@ def test_directory_lists_every_device_by_address(world_and_clock) -> None:
 def test_advance_device_time_moves_the_clock_and_runs_the_meters(world_and_clock) -> None:
     world, clock = world_and_clock
     start = clock.device_time_seconds()
-    before = ask(world, 16, Command.READ_METER_BALANCE).fields["meter_balance_pence"]
+    before = ask(world, 16, Command.READ_METER_BALANCE).body.meter_balance_pence
     response = ask(world, MANAGEMENT_SERVER_ADDRESS, Command.ADVANCE_DEVICE_TIME,
                    {"advance_seconds": 3600})
     assert response.fields == {"device_time_seconds": start + 3600}
     assert clock.device_time_seconds() == start + 3600
-    after = ask(world, 16, Command.READ_METER_BALANCE).fields["meter_balance_pence"]
+    after = ask(world, 16, Command.READ_METER_BALANCE).body.meter_balance_pence
     assert after < before  # 500 W for an hour at 24.5 p/kWh plus standing charge
 
 
@@ -113,7 +115,7 @@ def test_management_device_refuses_meter_commands(world_and_clock) -> None:
     response = ask(world, MANAGEMENT_SERVER_ADDRESS, Command.READ_METER_BALANCE)
     assert response.status is Status.NOT_SUPPORTED_BY_DEVICE
     clock_reply = ask(world, MANAGEMENT_SERVER_ADDRESS, Command.READ_CLOCK)
-    assert clock_reply.fields["device_time_seconds"] == world.now_seconds
+    assert clock_reply.body.device_time_seconds == world.now_seconds
 
 
 # ---- routing by command family ---------------------------------------------------------------
@@ -133,21 +135,21 @@ def test_synchronise_clock_sets_only_that_devices_clock(world_and_clock) -> None
     response = ask(world, 16, Command.SYNCHRONISE_CLOCK, {"device_time_seconds": now + 120})
     assert response.fields == {"device_time_seconds": now + 120}
     clock.advance_seconds(10)
-    assert ask(world, 16, Command.READ_CLOCK).fields["device_time_seconds"] == now + 130
-    assert ask(world, 17, Command.READ_CLOCK).fields["device_time_seconds"] == now + 10
+    assert ask(world, 16, Command.READ_CLOCK).body.device_time_seconds == now + 130
+    assert ask(world, 17, Command.READ_CLOCK).body.device_time_seconds == now + 10
 
 
 def test_firmware_version_comes_from_each_devices_own_slot(world_and_clock) -> None:
     world, _ = world_and_clock
     versions = {address: ask(world, address, Command.READ_FIRMWARE_VERSION)
-                .fields["running_version"] for address in (2, 16, 17)}
+                .body.running_version for address in (2, 16, 17)}
     assert versions == {2: "3.0.0", 16: "1.0.0", 17: "2.0.0"}
 
 
 def test_han_commands_go_to_the_hub_and_are_not_supported_on_a_meter(world_and_clock) -> None:
     world, _ = world_and_clock
-    entries = ask(world, 2, Command.READ_HAN_ENTRIES).fields["entries"]
-    assert {e["device_eui64"] for e in entries} == {ESME, GSME}
+    entries = ask(world, 2, Command.READ_HAN_ENTRIES).body.entries
+    assert {e.device_eui64 for e in entries} == {ESME, GSME}
     assert ask(world, 16, Command.READ_HAN_ENTRIES).status is Status.NOT_SUPPORTED_BY_DEVICE
     assert ask(world, 16, Command.HAN_ADD_DEVICE, {
         "device_eui64": GSME, "join_window_minutes": 1}).status is Status.NOT_SUPPORTED_BY_DEVICE
@@ -207,7 +209,7 @@ def remove_and_re_add(world: EmulatedWorld, eui64: bytes, minutes: int) -> None:
     assert ask(world, 2, Command.HAN_REMOVE_DEVICE, {"device_eui64": eui64}).ok
     added = ask(world, 2, Command.HAN_ADD_DEVICE, {"device_eui64": eui64,
                                                    "join_window_minutes": minutes})
-    assert added.fields["state"] == HanEntryState.JOIN_WINDOW_OPEN
+    assert added.body.state == HanEntryState.JOIN_WINDOW_OPEN
 
 
 def test_meter_joins_by_itself_after_its_join_delay(world_and_clock) -> None:
@@ -266,7 +268,7 @@ def test_one_firmware_transfer_at_a_time_across_the_han(world_and_clock) -> None
     for offset in range(0, len(image), 1024):
         assert ask(world, 16, Command.FIRMWARE_BLOCK, {
             "block_offset_bytes": offset, "block_data": image[offset:offset + 1024]}).ok
-    assert ask(world, 16, Command.FIRMWARE_VERIFY).fields["pending_version"] == "1.1.0"
+    assert ask(world, 16, Command.FIRMWARE_VERIFY).body.pending_version == "1.1.0"
     assert ask(world, 17, Command.FIRMWARE_BEGIN, {"image_size_bytes": 100}).ok
 
 
@@ -346,9 +348,9 @@ def test_firmware_activation_at_a_future_time_runs_when_time_gets_there(
     at = clock.device_time_seconds() + 500
     ask(world, 2, Command.FIRMWARE_ACTIVATE, {"activation_time_seconds": at})
     clock.advance_seconds(499)
-    assert ask(world, 2, Command.READ_FIRMWARE_VERSION).fields["running_version"] == "3.0.0"
+    assert ask(world, 2, Command.READ_FIRMWARE_VERSION).body.running_version == "3.0.0"
     clock.advance_seconds(1)
-    assert ask(world, 2, Command.READ_FIRMWARE_VERSION).fields["running_version"] == "3.1.0"
+    assert ask(world, 2, Command.READ_FIRMWARE_VERSION).body.running_version == "3.1.0"
 
 
 # ---- scheduling ------------------------------------------------------------------------------
@@ -370,7 +372,7 @@ def test_scheduled_request_runs_at_its_time_as_if_it_arrived_then(world_and_cloc
     (outcome,) = world.scheduled_outcomes(ESME)
     assert outcome.execution_time_seconds == at
     assert outcome.response.ok and outcome.response.invoke_id == 0x0BAD
-    assert outcome.response.fields["adjustment_applied_pence"] == 500
+    assert outcome.response.body.adjustment_applied_pence == 500
     assert world.meter(ESME).registers.meter_balance_pence == balance_before + 500
     assert ask(world, 16, Command.READ_SCHEDULED_REQUESTS).fields == {"scheduled": []}
 
@@ -381,27 +383,29 @@ def test_scheduled_request_sees_the_meter_as_at_its_time_within_a_long_advance(
     start = clock.device_time_seconds()
     schedule(world, 16, start + 3600, Command.READ_METER_BALANCE)
     clock.advance_seconds(3600)
-    at_hour = ask(world, 16, Command.READ_METER_BALANCE).fields["meter_balance_pence"]
+    at_hour = ask(world, 16, Command.READ_METER_BALANCE).body.meter_balance_pence
     other, other_clock = make_world()
     schedule(other, 16, start + 3600, Command.READ_METER_BALANCE)
     other_clock.advance_seconds(86_400)  # one big step
     other.advance()
     (outcome,) = other.scheduled_outcomes(ESME)
-    assert outcome.response.fields["meter_balance_pence"] == at_hour
+    assert outcome.response.body.meter_balance_pence == at_hour
 
 
 def test_scheduling_the_same_command_again_replaces_it(world_and_clock) -> None:
     world, clock = world_and_clock
     now = clock.device_time_seconds()
     first = schedule(world, 16, now + 100, Command.READ_METER_BALANCE)
-    assert first.fields["replaced_execution_time_seconds"] == 0
+    assert first.body.replaced_execution_time_seconds == 0
     schedule(world, 16, now + 50, Command.READ_SUPPLY_STATUS)
     again = schedule(world, 16, now + 200, Command.READ_METER_BALANCE)
-    assert again.fields["replaced_execution_time_seconds"] == now + 100  # said, not silent
-    listed = ask(world, 16, Command.READ_SCHEDULED_REQUESTS).fields["scheduled"]
-    assert listed == [
-        {"scheduled_command": Command.READ_SUPPLY_STATUS, "execution_time_seconds": now + 50},
-        {"scheduled_command": Command.READ_METER_BALANCE, "execution_time_seconds": now + 200}]
+    assert again.body.replaced_execution_time_seconds == now + 100  # said, not silent
+    listed = ask(world, 16, Command.READ_SCHEDULED_REQUESTS).body.scheduled
+    assert listed == (
+        ScheduledEntry(scheduled_command=Command.READ_SUPPLY_STATUS,
+                       execution_time_seconds=now + 50),
+        ScheduledEntry(scheduled_command=Command.READ_METER_BALANCE,
+                       execution_time_seconds=now + 200))
 
 
 def test_cancel_removes_a_scheduled_request_and_nothing_scheduled_is_refused(
@@ -478,10 +482,10 @@ def test_events_at_the_same_second_run_closing_windows_then_joins_then_schedules
     clock.advance_seconds(3600)
     world.advance()
     first, second = world.scheduled_outcomes(HUB)
-    states = {e["device_eui64"]: e["state"] for e in first.response.fields["entries"]}
+    states = {e.device_eui64: e.state for e in first.response.body.entries}
     assert states[ESME] == HanEntryState.JOINED
     # the old window closed first, so the scheduled add made a fresh entry closing at +180
-    assert second.response.fields["join_window_closes_at_seconds"] == now + 60 + 120
+    assert second.response.body.join_window_closes_at_seconds == now + 60 + 120
 
 
 def test_a_scheduled_add_with_no_join_delay_joins_at_that_second_within_a_long_advance() -> None:
@@ -504,3 +508,41 @@ def test_synchronising_a_clock_past_a_scheduled_time_runs_it_at_once(world_and_c
     (outcome,) = world.scheduled_outcomes(GSME)
     assert outcome.response.ok
     assert world.now_seconds == now  # world time did not move; only the GSME's clock
+
+
+# ---- bodies are checked once, when decoded; a bug in a device part raises --------------------
+
+
+@pytest.mark.parametrize(("address", "apdu_hex"), [
+    (16, "01 0042 21 000000"),  # ADJUST_METER_BALANCE: adjustment_pence one byte short
+    (16, "01 0042 21"),  # ADJUST_METER_BALANCE: no body
+    (2, "01 0042 40 00DB1234567890 0005"),  # HAN_ADD_DEVICE: a 7-byte EUI-64
+    (2, "01 0042 41 00DB1234567890A1 00"),  # HAN_REMOVE_DEVICE: a 9-byte EUI-64
+    (16, "01 0042 50"),  # FIRMWARE_BEGIN: no image size
+])
+def test_a_malformed_body_is_refused_at_decoding_and_changes_nothing(
+        world_and_clock, address: int, apdu_hex: str) -> None:
+    world, _ = world_and_clock
+    before = world.to_state()
+    answer = world.handle_apdu(address, bytes.fromhex(apdu_hex))
+    assert answer == bytes.fromhex("810042" + apdu_hex.split()[2] + "01")  # MALFORMED_REQUEST
+    assert world.to_state() == before
+
+
+def _broken(*_: Any, **__: Any) -> Any:
+    raise KeyError("a bug")
+
+
+@pytest.mark.parametrize(("address", "command", "part"), [
+    (16, Command.READ_METER_BALANCE, "emulator.meter.Meter._balances"),
+    (2, Command.READ_HAN_ENTRIES, "emulator.hub.HanEntry.body"),
+    (16, Command.READ_FIRMWARE_VERSION, "emulator.firmware.FirmwareSlot.status"),
+    (16, Command.READ_DEVICE_IDENTITY, "emulator.device.EmulatedDevice.identity"),
+])
+def test_a_bug_in_a_device_part_raises_instead_of_answering_malformed(
+        world_and_clock, monkeypatch: pytest.MonkeyPatch, address: int, command: Command,
+        part: str) -> None:
+    world, _ = world_and_clock
+    monkeypatch.setattr(part, _broken)
+    with pytest.raises(KeyError, match="a bug"):
+        world.handle_request(address, Request(command, 1, body=REQUEST_BODY_TYPES[command]()))

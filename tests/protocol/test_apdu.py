@@ -41,6 +41,7 @@ from protocol.apdu import (
     Request,
     Response,
     SetSupplyStateRequest,
+    SizeBounded,
     Status,
     SupplyState,
     UnknownCommandError,
@@ -60,8 +61,10 @@ _INTEGER_RANGES = {
 
 def strategy_for(subcon: construct.Construct) -> st.SearchStrategy[Any]:
     """Values a Construct field accepts, read off the definition."""
-    if isinstance(subcon, construct.Renamed):
+    if isinstance(subcon, (construct.Renamed, construct.Default)):
         return strategy_for(subcon.subcon)
+    if isinstance(subcon, SizeBounded):  # bytes16 within the layout's bounds
+        return st.binary(min_size=subcon.min_size, max_size=min(subcon.max_size, 300))
     if subcon is construct.Pass:
         return st.just({})
     if isinstance(subcon, construct.Struct):
@@ -124,7 +127,7 @@ def expected_python_type(subcon: construct.Construct) -> Any:
     """The Python type a body class must give a Construct field, written out here so that the
     generated classes are checked against an independent reading of the layout (a nested
     record is checked recursively and stands for its own body class)."""
-    if isinstance(subcon, construct.Renamed):
+    if isinstance(subcon, construct.Renamed | construct.Default | SizeBounded):
         return expected_python_type(subcon.subcon)
     if isinstance(subcon, EnumAdapter):
         return subcon.enum_class

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from protocol.apdu import Command, Request, Response, Status, encode_request, encode_response
+from protocol.apdu import (
+    AdjustMeterBalanceRequest,
+    Command,
+    Request,
+    Response,
+    Status,
+    encode_request,
+    encode_response,
+)
 from protocol.hdlc import FrameType, HdlcFrame
 from protocol.hdlc_codec import encode_frame
 from protocol.trace import describe_frame, format_trace_line, line_trace
@@ -12,7 +20,8 @@ METER_ADDRESS = 16
 
 def test_describe_frame_shows_type_addresses_sequence_numbers_and_the_apdu() -> None:
     information = bytes.fromhex("e6e600") + encode_request(
-        Request(Command.ADJUST_METER_BALANCE, 5, {"adjustment_pence": -42}))
+        Request(Command.ADJUST_METER_BALANCE, 5,
+                body=AdjustMeterBalanceRequest(adjustment_pence=-42)))
     frame = HdlcFrame.make(FrameType.I, METER_ADDRESS, 0x10, information,
                            send_sequence=3, receive_sequence=2)
     text = describe_frame(frame)
@@ -20,6 +29,14 @@ def test_describe_frame_shows_type_addresses_sequence_numbers_and_the_apdu() -> 
     assert "N(S)=3 N(R)=2" in text
     assert "ADJUST_METER_BALANCE request invoke=5" in text
     assert "adjustment_pence=-42" in text
+
+
+def test_describe_frame_names_a_keyed_request_a_request() -> None:
+    information = bytes.fromhex("e6e600") + encode_request(
+        Request(Command.ADJUST_METER_BALANCE, 6, body=AdjustMeterBalanceRequest(
+            adjustment_pence=7), idempotency_key=bytes(range(16))))
+    text = describe_frame(HdlcFrame.make(FrameType.I, METER_ADDRESS, 0x10, information))
+    assert "ADJUST_METER_BALANCE keyed request invoke=6 {adjustment_pence=7}" in text
 
 
 def test_describe_frame_of_a_response_shows_the_status() -> None:

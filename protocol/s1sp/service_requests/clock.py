@@ -20,10 +20,11 @@ This module never loads a document and never reaches a device except through its
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from xml.etree.ElementTree import Element
 
-from protocol.apdu import Command
-from protocol.s1sp.duis_xml import SrBody, text
+from protocol.apdu import Command, DeviceClock
+from protocol.s1sp.duis_xml import BodyItem, SrBody, seconds_text, text
 from protocol.s1sp.errors import InvalidRequestError, S1srRefusalError
 from protocol.s1sp.rules import ResultItem, RuleContext
 from protocol.s1sp.service_requests.record import (
@@ -34,6 +35,7 @@ from protocol.s1sp.service_requests.record import (
 )
 from protocol.s1sp.units import (
     datetime_to_device_seconds,
+    datetime_to_duis_date_time,
     device_seconds_to_duis_date_time,
     duis_date_time_to_device_seconds,
     parse_duis_integer,
@@ -59,15 +61,27 @@ class ClockSynchronisation(SrBody):
         return self.window_start_seconds + self.tolerance_period_seconds
 
 
+_CURRENT_DATE_TIME, _TOLERANCE_PERIOD = "CurrentDateTime", "TolerancePeriod"
+
+
 def _parse_synchronise_clock(body: Element, where: str) -> SrBody:
-    current = text(body, "CurrentDateTime", where)
-    tolerance = parse_duis_integer(text(body, "TolerancePeriod", where), "TolerancePeriod")
+    current = text(body, _CURRENT_DATE_TIME, where)
+    tolerance = parse_duis_integer(text(body, _TOLERANCE_PERIOD, where), _TOLERANCE_PERIOD)
     lowest, highest = TOLERANCE_PERIOD_RANGE_SECONDS
     if not lowest <= tolerance <= highest:
         raise InvalidRequestError(
-            f"TolerancePeriod {tolerance} s is outside DUIS's {lowest}..{highest} s")
+            f"{_TOLERANCE_PERIOD} {tolerance} s is outside DUIS's {lowest}..{highest} s")
     return ClockSynchronisation(current, duis_date_time_to_device_seconds(
-        current, "CurrentDateTime"), tolerance)
+        current, _CURRENT_DATE_TIME), tolerance)
+
+
+def _write_synchronise_clock(*, current_date_time: datetime,
+                             tolerance_period_seconds: int | timedelta = 60) -> list[BodyItem]:
+    """CurrentDateTime + TolerancePeriod are the validity window: the S1SP sets the device to
+    its own clock only when it sends inside that window (docs/duis.md)."""
+    return [(_CURRENT_DATE_TIME, datetime_to_duis_date_time(current_date_time,
+                                                            _CURRENT_DATE_TIME)),
+            (_TOLERANCE_PERIOD, seconds_text(tolerance_period_seconds, _TOLERANCE_PERIOD))]
 
 
 def rule_6_11_validity_window(ctx: RuleContext, body: ClockSynchronisation
@@ -84,9 +98,8 @@ def rule_6_11_validity_window(ctx: RuleContext, body: ClockSynchronisation
             f"{device_seconds_to_duis_date_time(end)} (CurrentDateTime + TolerancePeriod "
             f"{body.tolerance_period_seconds} s); nothing was sent. Give a CurrentDateTime "
             "near the S1SP's time (the emulator's clock when sent to an emulator)")
-    answer = ctx.send(Command.SYNCHRONISE_CLOCK, {"device_time_seconds": sending_seconds})
-    return [("DeviceDateTime",
-             device_seconds_to_duis_date_time(int(answer["device_time_seconds"])))]
+    answer = ctx.send(Command.SYNCHRONISE_CLOCK, DeviceClock(device_time_seconds=sending_seconds))
+    return [("DeviceDateTime", device_seconds_to_duis_date_time(answer.device_time_seconds))]
 
 
 RECORDS: tuple[ServiceRequest, ...] = (
@@ -95,5 +108,5 @@ RECORDS: tuple[ServiceRequest, ...] = (
     ServiceRequest("6.11", "Synchronise Clock", ("SynchroniseClock",),
                    CRITICAL_VARIANTS | NON_CRITICAL_VARIANTS, critical=True,
                    valid_device_types=METERS, handler=rule_6_11_validity_window,
-                   parse_body=_parse_synchronise_clock),
+                   parse_body=_parse_synchronise_clock, write_body=_write_synchronise_clock),
 )

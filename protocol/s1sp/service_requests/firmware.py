@@ -36,18 +36,28 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from xml.etree.ElementTree import Element
 
-from protocol.apdu import MAX_FIRMWARE_BLOCK_BYTES, Command, Status
+from protocol.apdu import (
+    MAX_FIRMWARE_BLOCK_BYTES,
+    ApduBody,
+    Command,
+    FirmwareActivateRequest,
+    FirmwareBeginRequest,
+    FirmwareBlockRequest,
+    Status,
+)
 from protocol.eui64 import format_eui64
 from protocol.s1sp.duis_xml import (
+    BodyItem,
     EmptyBody,
+    Eui64,
     Execution,
     SrBody,
     element_eui64,
+    eui64_element_text,
     find,
     find_all,
     text,
@@ -63,7 +73,7 @@ from protocol.s1sp.errors import (
     S1srRefusalError,
     UnknownDeviceError,
 )
-from protocol.s1sp.rules import DeviceEntry, ResultItem, RuleContext
+from protocol.s1sp.rules import DeviceEntry, ResponseBody, ResultItem, RuleContext
 from protocol.s1sp.service_requests.record import (
     ANY_DEVICE,
     CRITICAL_VARIANTS,
@@ -106,17 +116,22 @@ class FirmwareActivation(SrBody):
     execution: Execution | None = None
 
 
+_FIRMWARE_IMAGE, _FIRMWARE_VERSION = "FirmwareImage", "FirmwareVersion"
+_DEVICE_ID_LIST, _DEVICE_ID = "DeviceIDList", "DeviceID"
+_FIRMWARE_HASH = "FirmwareHash"
+
+
 def _parse_firmware_update(body: Element, where: str) -> SrBody:
-    image_text = "".join(text(body, "FirmwareImage", where).split())
+    image_text = "".join(text(body, _FIRMWARE_IMAGE, where).split())
     try:
         image = base64.b64decode(image_text, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidRequestError("FirmwareImage is not valid base64") from None
+        raise InvalidRequestError(f"{_FIRMWARE_IMAGE} is not valid base64") from None
     if not image:
-        raise InvalidRequestError("FirmwareImage is empty")
-    list_node = find(body, "DeviceIDList", required=True, where=where)
+        raise InvalidRequestError(f"{_FIRMWARE_IMAGE} is empty")
+    list_node = find(body, _DEVICE_ID_LIST, required=True, where=where)
     assert list_node is not None
-    nested = find_all(list_node, "DeviceID")
+    nested = find_all(list_node, _DEVICE_ID)
     texts = ([node.text or "" for node in nested] if nested
              else (list_node.text or "").split())
     if len(texts) > MAX_FIRMWARE_DEVICE_IDS:
@@ -128,21 +143,42 @@ def _parse_firmware_update(body: Element, where: str) -> SrBody:
         raise InvalidRequestError("DeviceIDList names no device")
     if len(set(devices)) != len(devices):
         raise InvalidRequestError("DeviceIDList names a device more than once")
-    version_node = find(body, "FirmwareVersion", required=False, where=where)
+    version_node = find(body, _FIRMWARE_VERSION, required=False, where=where)
     version = "" if version_node is None else (version_node.text or "").strip()
     return FirmwareUpdate(image, version, devices)
 
 
+def _write_firmware_update(device_ids: Sequence[Eui64], image: bytes, *,
+                           firmware_version: str = "") -> list[BodyItem]:
+    """Addressed to the DCC (the builder's ``dcc_eui``): ``image`` (bytes, sent in base64)
+    for each of ``device_ids``."""
+    if isinstance(device_ids, (str, bytes)):
+        raise TypeError("device_ids is a sequence of EUI-64s, not one")
+    items: list[BodyItem] = [
+        (_FIRMWARE_IMAGE, base64.b64encode(bytes(image)).decode("ascii")),
+        (_DEVICE_ID_LIST, " ".join(eui64_element_text(eui, "device_ids entry")
+                                   for eui in device_ids))]
+    if firmware_version:
+        items.insert(1, (_FIRMWARE_VERSION, firmware_version))
+    return items
+
+
 def _parse_firmware_activation(body: Element, where: str) -> SrBody:
     try:
-        firmware_hash = bytes.fromhex(text(body, "FirmwareHash", where))
+        firmware_hash = bytes.fromhex(text(body, _FIRMWARE_HASH, where))
     except ValueError:
-        raise InvalidRequestError("FirmwareHash is not hexadecimal") from None
+        raise InvalidRequestError(f"{_FIRMWARE_HASH} is not hexadecimal") from None
     if len(firmware_hash) != FIRMWARE_HASH_BYTES:
         raise InvalidRequestError(
-            f"FirmwareHash is {len(firmware_hash)} bytes; DUIS gives it as the "
+            f"{_FIRMWARE_HASH} is {len(firmware_hash)} bytes; DUIS gives it as the "
             f"{FIRMWARE_HASH_BYTES}-byte SHA-256 of the image")
     return FirmwareActivation(firmware_hash)
+
+
+def _write_firmware_activation(*, firmware_hash: bytes) -> list[BodyItem]:
+    """Activate the verified image whose SHA-256 (the SEFW header's payload_sha256) is
+    ``firmware_hash``; the S1SP refuses a mismatch. Future-datable."""
+    return [(_FIRMWARE_HASH, bytes(firmware_hash).hex())]
 
 
 def rule_18_63_firmware_update(ctx: RuleContext, body: FirmwareUpdate) -> list[ResultItem]:
@@ -152,7 +188,8 @@ def rule_18_63_firmware_update(ctx: RuleContext, body: FirmwareUpdate) -> list[R
     image_versions = [str(dict(items)["PendingFirmwareVersion"]) for items in outcomes
                       if dict(items)["Outcome"] == "Accepted"]
     image_version = image_versions[0] if image_versions else ""
-    version_items: list[ResultItem] = [("FirmwareVersion", image_version or body.firmware_version)]
+    version_items: list[ResultItem] = [(_FIRMWARE_VERSION,
+                                        image_version or body.firmware_version)]
     if image_version and body.firmware_version and body.firmware_version != image_version:
         version_items += [
             ("RequestedFirmwareVersion", body.firmware_version),
@@ -195,18 +232,18 @@ def _firmware_update_one(ctx: RuleContext, eui64: bytes, image: bytes) -> list[R
     except DeviceCommunicationError as error:
         return [*items, ("Outcome", "Refused"), ("ResponseCode", error.response_code),
                 ("Reason", error.reason)]
-    steps: list[tuple[Command, dict[str, Any]]] = [
-        (Command.FIRMWARE_BEGIN, {"image_size_bytes": len(image)})]
+    steps: list[tuple[Command, ApduBody | None]] = [
+        (Command.FIRMWARE_BEGIN, FirmwareBeginRequest(image_size_bytes=len(image)))]
     for offset in range(0, len(image), MAX_FIRMWARE_BLOCK_BYTES):
-        steps.append((Command.FIRMWARE_BLOCK, {
-            "block_offset_bytes": offset,
-            "block_data": image[offset:offset + MAX_FIRMWARE_BLOCK_BYTES]}))
-    steps.append((Command.FIRMWARE_VERIFY, {}))
-    answer: Mapping[str, Any] = {}
-    for command, fields in steps:
+        steps.append((Command.FIRMWARE_BLOCK, FirmwareBlockRequest(
+            block_offset_bytes=offset,
+            block_data=image[offset:offset + MAX_FIRMWARE_BLOCK_BYTES])))
+    steps.append((Command.FIRMWARE_VERIFY, None))
+    pending_version = ""
+    for command, request in steps:
         began = command is not Command.FIRMWARE_BEGIN  # BEGIN was accepted before this step
         try:
-            response = ctx.send_to(device, command, fields)
+            response = ctx.send_to(device, command, request)
         except DeviceCommunicationError as error:
             if began:
                 _discard_transfer(ctx, device)
@@ -219,9 +256,10 @@ def _firmware_update_one(ctx: RuleContext, eui64: bytes, image: bytes) -> list[R
                     ("ResponseCode", S1srRefusalError.response_code),
                     ("DeviceStatus", response.status.name),
                     ("Reason", _firmware_refusal_reason(command, response.status))]
-        answer = response.fields
+        if command is Command.FIRMWARE_VERIFY:
+            pending_version = response.body.pending_version
     return [*items, ("Outcome", "Accepted"), ("ResponseCode", "I0"),
-            ("PendingFirmwareVersion", str(answer.get("pending_version", "")))]
+            ("PendingFirmwareVersion", pending_version)]
 
 
 def _discard_transfer(ctx: RuleContext, device: DeviceEntry) -> None:
@@ -231,13 +269,14 @@ def _discard_transfer(ctx: RuleContext, device: DeviceEntry) -> None:
         ctx.send_to(device, Command.FIRMWARE_VERIFY)
 
 
-def _firmware_status_items(a: Mapping[str, Any]) -> list[ResultItem]:
-    items: list[ResultItem] = [("FirmwareVersion", str(a["running_version"])),
-                               ("PendingFirmwareVersion", str(a["pending_version"])),
-                               ("TransferInProgress", bool(a["transfer_in_progress"]))]
-    if int(a["pending_activation_time_seconds"]):
+def _firmware_status_items(a: ResponseBody) -> list[ResultItem]:
+    """The result of a FIRMWARE_STATUS answer."""
+    items: list[ResultItem] = [(_FIRMWARE_VERSION, a.running_version),
+                               ("PendingFirmwareVersion", a.pending_version),
+                               ("TransferInProgress", a.transfer_in_progress)]
+    if a.pending_activation_time_seconds:
         items.append(("PendingActivationDateTime", device_seconds_to_duis_date_time(
-            int(a["pending_activation_time_seconds"]))))
+            a.pending_activation_time_seconds)))
     return items
 
 
@@ -252,22 +291,23 @@ def rule_11_3_firmware_hash(ctx: RuleContext, body: FirmwareActivation) -> list[
     if body.execution is not None and body.execution.cancel:
         return ctx.cancel_scheduled(body.execution, Command.FIRMWARE_ACTIVATE)
     status = ctx.send(Command.READ_FIRMWARE_VERSION)
-    pending_sha256 = bytes(status["pending_image_sha256"])
-    if str(status["pending_version"]) and body.firmware_hash != pending_sha256:
+    pending_sha256 = status.pending_image_sha256
+    if status.pending_version and body.firmware_hash != pending_sha256:
         raise S1srRefusalError(
-            f"FirmwareHash {body.firmware_hash.hex().upper()} does not match the SHA-256 of the "
-            f"image pending on device {format_eui64(ctx.device.device_eui64)} "
-            f"({pending_sha256.hex().upper()}, version {status['pending_version']}); nothing "
+            f"{_FIRMWARE_HASH} {body.firmware_hash.hex().upper()} does not match the SHA-256 "
+            f"of the image pending on device {format_eui64(ctx.device.device_eui64)} "
+            f"({pending_sha256.hex().upper()}, version {status.pending_version}); nothing "
             "was activated or scheduled")
     # scheduling needs a verified image now, as activating now does
-    if body.execution is not None and not str(status["pending_version"]):
+    if body.execution is not None and not status.pending_version:
         raise S1srRefusalError(
             f"device {format_eui64(ctx.device.device_eui64)} has no verified firmware image "
             "pending (send 11.1 UpdateFirmware first), so FIRMWARE_ACTIVATE cannot be "
             f"scheduled for {body.execution.text}: FIRMWARE_NO_VERIFIED_IMAGE; nothing was "
             "scheduled", device_status=Status.FIRMWARE_NO_VERIFIED_IMAGE.name)
     answer, scheduling = ctx.send_possibly_future_dated(
-        body.execution, Command.FIRMWARE_ACTIVATE, {"activation_time_seconds": 0})
+        body.execution, Command.FIRMWARE_ACTIVATE,
+        FirmwareActivateRequest(activation_time_seconds=0))
     return scheduling if answer is None else _firmware_status_items(answer)
 
 
@@ -275,11 +315,12 @@ RECORDS: tuple[ServiceRequest, ...] = (
     ServiceRequest("11.1", "Update Firmware", ("UpdateFirmware",), NON_DEVICE_VARIANTS,
                    critical=False, valid_device_types=ANY_DEVICE,
                    handler=rule_18_63_firmware_update, parse_body=_parse_firmware_update,
-                   addressee=Addressee.DCC),
+                   write_body=_write_firmware_update, addressee=Addressee.DCC),
     ServiceRequest("11.2", "Read Firmware Version", ("ReadFirmwareVersion",),
                    NON_CRITICAL_VARIANTS, critical=False, valid_device_types=ANY_DEVICE,
                    handler=_read_firmware_version),
     ServiceRequest("11.3", "Activate Firmware", ("ActivateFirmware",), CRITICAL_VARIANTS,
                    critical=True, valid_device_types=ANY_DEVICE, handler=rule_11_3_firmware_hash,
-                   parse_body=_parse_firmware_activation, future_datable=True),
+                   parse_body=_parse_firmware_activation,
+                   write_body=_write_firmware_activation, future_datable=True),
 )

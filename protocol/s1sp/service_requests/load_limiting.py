@@ -17,9 +17,8 @@ This module never loads a document and never reaches a device except through its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
 from xml.etree.ElementTree import Element
 
 from protocol.apdu import (
@@ -27,10 +26,11 @@ from protocol.apdu import (
     MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
     MIN_LOAD_LIMIT_PERIOD_SECONDS,
     Command,
+    SetLoadLimitSettingsRequest,
 )
-from protocol.s1sp.duis_xml import EmptyBody, Execution, SrBody, text
+from protocol.s1sp.duis_xml import BodyItem, EmptyBody, Execution, SrBody, seconds_text, text
 from protocol.s1sp.errors import InvalidRequestError, S1srRefusalError
-from protocol.s1sp.rules import ResultItem, RuleContext
+from protocol.s1sp.rules import ResponseBody, ResultItem, RuleContext
 from protocol.s1sp.service_requests.record import (
     CRITICAL_VARIANTS,
     ELECTRICITY_METER,
@@ -42,12 +42,18 @@ from protocol.s1sp.units import parse_duis_integer
 __all__ = ["RECORDS", "LoadLimitSettingsUpdate"]
 
 
-def _load_limit_items(answer: Mapping[str, Any]) -> list[ResultItem]:
-    return [("LoadLimitPowerThreshold", int(answer["load_limit_power_threshold_w"])),
-            ("LoadLimitPeriod", int(answer["load_limit_period_seconds"])),
-            ("LoadLimitRestorationPeriod", int(answer["load_limit_restoration_period_seconds"])),
-            ("LoadLimitCounter", int(answer["load_limit_counter"])),
-            ("LoadLimitActive", bool(answer["load_limit_active"]))]
+_POWER_THRESHOLD = "LoadLimitPowerThreshold"
+_PERIOD = "LoadLimitPeriod"
+_RESTORATION_PERIOD = "LoadLimitRestorationPeriod"
+
+
+def _load_limit_items(answer: ResponseBody) -> list[ResultItem]:
+    """The result of a LOAD_LIMIT_DATA answer."""
+    return [(_POWER_THRESHOLD, answer.load_limit_power_threshold_w),
+            (_PERIOD, answer.load_limit_period_seconds),
+            (_RESTORATION_PERIOD, answer.load_limit_restoration_period_seconds),
+            ("LoadLimitCounter", answer.load_limit_counter),
+            ("LoadLimitActive", answer.load_limit_active)]
 
 
 def _read_load_limit_data(ctx: RuleContext, body: EmptyBody) -> list[ResultItem]:
@@ -69,12 +75,19 @@ class LoadLimitSettingsUpdate(SrBody):
 
 
 def _parse_load_limit_settings(body: Element, where: str) -> SrBody:
-    return LoadLimitSettingsUpdate(
-        parse_duis_integer(text(body, "LoadLimitPowerThreshold", where),
-                           "LoadLimitPowerThreshold"),
-        parse_duis_integer(text(body, "LoadLimitPeriod", where), "LoadLimitPeriod"),
-        parse_duis_integer(text(body, "LoadLimitRestorationPeriod", where),
-                           "LoadLimitRestorationPeriod"))
+    return LoadLimitSettingsUpdate(*(parse_duis_integer(text(body, name, where), name)
+                                     for name in (_POWER_THRESHOLD, _PERIOD,
+                                                  _RESTORATION_PERIOD)))
+
+
+def _write_load_limit_settings(*, power_threshold_w: int, period_seconds: int | timedelta,
+                               restoration_period_seconds: int | timedelta) -> list[BodyItem]:
+    """LoadLimitPowerThreshold (W), LoadLimitPeriod and LoadLimitRestorationPeriod (s);
+    future-datable."""
+    return [(_POWER_THRESHOLD, str(int(power_threshold_w))),
+            (_PERIOD, seconds_text(period_seconds, _PERIOD)),
+            (_RESTORATION_PERIOD, seconds_text(restoration_period_seconds,
+                                               _RESTORATION_PERIOD))]
 
 
 def rule_18_37_load_limit_power_threshold(ctx: RuleContext, body: LoadLimitSettingsUpdate
@@ -86,28 +99,26 @@ def rule_18_37_load_limit_power_threshold(ctx: RuleContext, body: LoadLimitSetti
     threshold_w = body.load_limit_power_threshold_w
     if threshold_w > MAX_LOAD_LIMIT_POWER_THRESHOLD_W:
         raise S1srRefusalError(
-            f"S1SR 18.37: LoadLimitPowerThreshold {threshold_w} W is above the device maximum "
+            f"S1SR 18.37: {_POWER_THRESHOLD} {threshold_w} W is above the device maximum "
             f"of {MAX_LOAD_LIMIT_POWER_THRESHOLD_W} W; nothing was sent to the meter")
     if threshold_w < 0:
-        raise InvalidRequestError(f"LoadLimitPowerThreshold {threshold_w} W is negative")
-    for name, seconds in (("LoadLimitPeriod", body.load_limit_period_seconds),
-                          ("LoadLimitRestorationPeriod",
-                           body.load_limit_restoration_period_seconds)):
+        raise InvalidRequestError(f"{_POWER_THRESHOLD} {threshold_w} W is negative")
+    for name, seconds in ((_PERIOD, body.load_limit_period_seconds),
+                          (_RESTORATION_PERIOD, body.load_limit_restoration_period_seconds)):
         if not MIN_LOAD_LIMIT_PERIOD_SECONDS <= seconds <= MAX_LOAD_LIMIT_PERIOD_SECONDS:
             raise InvalidRequestError(
                 f"{name} {seconds} s is outside the {MIN_LOAD_LIMIT_PERIOD_SECONDS}.."
                 f"{MAX_LOAD_LIMIT_PERIOD_SECONDS} s the device accepts; nothing was sent or "
                 "scheduled")
     answer, scheduling = ctx.send_possibly_future_dated(
-        body.execution, Command.SET_LOAD_LIMIT_SETTINGS, {
-            "load_limit_power_threshold_w": threshold_w,
-            "load_limit_period_seconds": body.load_limit_period_seconds,
-            "load_limit_restoration_period_seconds": body.load_limit_restoration_period_seconds,
-        })
+        body.execution, Command.SET_LOAD_LIMIT_SETTINGS, SetLoadLimitSettingsRequest(
+            load_limit_power_threshold_w=threshold_w,
+            load_limit_period_seconds=body.load_limit_period_seconds,
+            load_limit_restoration_period_seconds=body.load_limit_restoration_period_seconds))
     if answer is None:
-        return [("LoadLimitPowerThreshold", threshold_w),
-                ("LoadLimitPeriod", body.load_limit_period_seconds),
-                ("LoadLimitRestorationPeriod", body.load_limit_restoration_period_seconds),
+        return [(_POWER_THRESHOLD, threshold_w),
+                (_PERIOD, body.load_limit_period_seconds),
+                (_RESTORATION_PERIOD, body.load_limit_restoration_period_seconds),
                 *scheduling]
     return _load_limit_items(answer)
 
@@ -122,11 +133,14 @@ RECORDS: tuple[ServiceRequest, ...] = (
                     "UpdateDeviceConfigurationLoadLimiting"), CRITICAL_VARIANTS, critical=True,
                    valid_device_types=ELECTRICITY_METER,
                    handler=rule_18_37_load_limit_power_threshold,
-                   parse_body=_parse_load_limit_settings, future_datable=True),
+                   parse_body=_parse_load_limit_settings,
+                   write_body=_write_load_limit_settings,
+                   builder_name="update_load_limiting_general_settings", future_datable=True),
     # *decided* tolerance: 6.4.2 accepts CommandVariants 1-6
     ServiceRequest("6.4.2", "Update Device Configuration (Load Limiting Counter Reset)",
                    ("UpdateDeviceConfigurationLoadLimitingCounterReset",
                     "ResetLoadLimitingCounter"), NON_CRITICAL_VARIANTS | CRITICAL_VARIANTS,
                    critical=False, valid_device_types=ELECTRICITY_METER,
-                   handler=_reset_load_limit_counter),
+                   handler=_reset_load_limit_counter,
+                   builder_name="reset_load_limiting_counter"),
 )

@@ -15,7 +15,8 @@ the prepayment daily log, maximum demand, active power, daily consumption, tarif
   UTC day whose midnight is in the period, at most the last 731.
 - 1.1.1 UpdateImportTariffPrimaryElement, 1.2.1 UpdatePricePrimaryElement (ESME, GSME;
   future-datable) and 4.11.1 ReadTariffPrimaryElement: SET_TARIFF, SET_PRICES, READ_TARIFF
-  (decisions in docs/duis.md, "Tariff and prices").
+  (decisions in docs/duis.md, "Tariff and prices"); a tariff whose SET_TARIFF would be longer
+  than ``MAX_TARIFF_REQUEST_BYTES`` (what SCHEDULE_REQUEST holds) is E-INVALID, nothing sent.
 
 Read log bodies carry ``ReadLogPeriod/StartDateTime`` and ``EndDateTime``; an entry belongs
 to the period when ``start <= Timestamp < end`` (*decided*). A half-hour's Timestamp is the
@@ -35,17 +36,32 @@ This module never loads a document and never reaches a device except through its
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from xml.etree.ElementTree import Element
 
 from protocol.apdu import (
     MAX_PROFILE_PERIODS_PER_READ,
+    MAX_TARIFF_REQUEST_BYTES,
+    BandPrices,
+    BandSwitch,
+    BandThresholds,
+    BlockPrice,
+    BlockThreshold,
     Command,
+    DayProfile,
     DeviceType,
+    LogRange,
     RegisterUnit,
+    Request,
+    Tariff,
+    TariffPrices,
+    encode_request,
 )
 from protocol.s1sp.duis_xml import (
+    BodyItem,
     EmptyBody,
     Execution,
     SrBody,
@@ -55,7 +71,7 @@ from protocol.s1sp.duis_xml import (
     text,
 )
 from protocol.s1sp.errors import InvalidRequestError
-from protocol.s1sp.rules import ResultItem, RuleContext, require_success
+from protocol.s1sp.rules import ResultItem, RuleContext
 from protocol.s1sp.service_requests.record import (
     CRITICAL_VARIANTS,
     ELECTRICITY_METER,
@@ -67,6 +83,7 @@ from protocol.s1sp.service_requests.record import (
 from protocol.s1sp.units import (
     DUIS_ENERGY_UNIT_NAMES,
     DUIS_MONEY_PRICE_SCALE,
+    datetime_to_duis_date_time,
     device_seconds_to_duis_date_time,
     duis_date_time_to_device_seconds,
     duis_price_to_millipence,
@@ -111,17 +128,17 @@ def _parse_log_period(body: Element, where: str) -> LogPeriodRead:
         for name in ("StartDateTime", "EndDateTime")))
 
 
-def _log_range(body: LogPeriodRead) -> dict[str, int]:
-    """The device request fields of a read log period (checked: start before end)."""
+def _write_log_period(*, start: datetime, end: datetime) -> list[BodyItem]:
+    """ReadLogPeriod: the entries whose Timestamp is in ``[start, end)``."""
+    return [("ReadLogPeriod", [
+        ("StartDateTime", datetime_to_duis_date_time(start, "start")),
+        ("EndDateTime", datetime_to_duis_date_time(end, "end"))])]
+
+
+def _log_range(body: LogPeriodRead) -> LogRange:
+    """The device request body of a read log period (checked: start before end)."""
     require_log_period(body.start_seconds, body.end_seconds)
-    return {"start_seconds": body.start_seconds, "end_seconds": body.end_seconds}
-
-
-def _read(ctx: RuleContext, command: Command, fields: dict[str, int] | None = None) -> Any:
-    """The typed body of the target device's SUCCESS answer (read values by attribute)."""
-    response = ctx.send_to(ctx.device, command, fields)
-    require_success(response, ctx.device)
-    return response.body
+    return LogRange(start_seconds=body.start_seconds, end_seconds=body.end_seconds)
 
 
 def _is_gas(ctx: RuleContext) -> bool:
@@ -139,7 +156,7 @@ def _indexed(name: str, registers: Any, unit: RegisterUnit) -> list[ResultItem]:
 
 def _read_instantaneous_import_registers(ctx: RuleContext, body: EmptyBody
                                          ) -> list[ResultItem]:
-    registers = _read(ctx, Command.READ_ENERGY_REGISTERS)
+    registers = ctx.send(Command.READ_ENERGY_REGISTERS)
     unit = registers.register_unit
     value = register_to_duis_energy(registers.total_register, unit)
     if unit is RegisterUnit.CUBIC_DECIMETRES:
@@ -151,7 +168,7 @@ def _read_instantaneous_import_registers(ctx: RuleContext, body: EmptyBody
 
 def _read_instantaneous_import_tou_matrices(ctx: RuleContext, body: EmptyBody
                                             ) -> list[ResultItem]:
-    registers = _read(ctx, Command.READ_ENERGY_REGISTERS)
+    registers = ctx.send(Command.READ_ENERGY_REGISTERS)
     unit = registers.register_unit
     if unit is RegisterUnit.CUBIC_DECIMETRES:
         return [("Gas", [("TariffTOURegisterMatrix", _indexed(
@@ -162,7 +179,7 @@ def _read_instantaneous_import_tou_matrices(ctx: RuleContext, body: EmptyBody
 
 def _read_instantaneous_import_block_counters(ctx: RuleContext, body: EmptyBody
                                               ) -> list[ResultItem]:
-    registers = _read(ctx, Command.READ_ENERGY_REGISTERS)
+    registers = ctx.send(Command.READ_ENERGY_REGISTERS)
     return [("ImportBlockCounters", _indexed(
         "TariffBlockCounterValue", registers.block_registers, registers.register_unit))]
 
@@ -206,7 +223,7 @@ def _daily_read_entry(entry: Any, unit: RegisterUnit) -> ResultItem:
 
 def _retrieve_import_daily_read_log(ctx: RuleContext, body: LogPeriodRead
                                     ) -> list[ResultItem]:
-    log = _read(ctx, Command.READ_DAILY_READ_LOG, _log_range(body))
+    log = ctx.send(Command.READ_DAILY_READ_LOG, _log_range(body))
     return [_daily_read_entry(entry, log.register_unit) for entry in log.entries]
 
 
@@ -226,9 +243,9 @@ def _read_active_import_profile_data(ctx: RuleContext, body: LogPeriodRead
     page_seconds = MAX_PROFILE_PERIODS_PER_READ * _HALF_HOUR_SECONDS
     gas = _is_gas(ctx)
     for page_start in range(first * _HALF_HOUR_SECONDS, end * _HALF_HOUR_SECONDS, page_seconds):
-        page = _read(ctx, Command.READ_PROFILE_DATA, {
-            "start_seconds": page_start,
-            "end_seconds": min(page_start + page_seconds, end * _HALF_HOUR_SECONDS)})
+        page = ctx.send(Command.READ_PROFILE_DATA, LogRange(
+            start_seconds=page_start,
+            end_seconds=min(page_start + page_seconds, end * _HALF_HOUR_SECONDS)))
         unit = page.register_unit
         for offset, value in enumerate(page.values):
             stamp = device_seconds_to_duis_date_time(
@@ -245,7 +262,7 @@ def _read_active_import_profile_data(ctx: RuleContext, body: LogPeriodRead
 
 def _read_prepayment_daily_read_log(ctx: RuleContext, body: LogPeriodRead
                                     ) -> list[ResultItem]:
-    log = _read(ctx, Command.READ_PREPAYMENT_DAILY_LOG, _log_range(body))
+    log = ctx.send(Command.READ_PREPAYMENT_DAILY_LOG, _log_range(body))
     entries: list[ResultItem] = [
         ("LogEntry", [*((name, pence_to_duis_money(getattr(entry, field)))
                         for name, field in _PREPAYMENT_LOG_MONEY),
@@ -258,14 +275,14 @@ def _read_prepayment_daily_read_log(ctx: RuleContext, body: LogPeriodRead
 
 
 def _read_active_power_import(ctx: RuleContext, body: EmptyBody) -> list[ResultItem]:
-    power = _read(ctx, Command.READ_ACTIVE_POWER)
+    power = ctx.send(Command.READ_ACTIVE_POWER)
     return [("ActivePowerImport", [("Value", power.active_power_import_w), ("Unit", "W")])]
 
 
 def _retrieve_daily_consumption_log(ctx: RuleContext, body: LogPeriodRead
                                     ) -> list[ResultItem]:
     """4.17: each whole UTC day whose midnight is in the period (at most the last 731)."""
-    log = _read(ctx, Command.READ_DAILY_CONSUMPTION_LOG, _log_range(body))
+    log = ctx.send(Command.READ_DAILY_CONSUMPTION_LOG, _log_range(body))
     entries: list[ResultItem] = [
         ("LogEntry", [("Value", register_to_duis_energy(entry.register_units,
                                                         log.register_unit)),
@@ -294,7 +311,7 @@ def _time_of_day(second_of_day: int) -> str:
 
 def _read_maximum_demand_import_registers(ctx: RuleContext, body: EmptyBody
                                           ) -> list[ResultItem]:
-    demand = _read(ctx, Command.READ_MAXIMUM_DEMAND)
+    demand = ctx.send(Command.READ_MAXIMUM_DEMAND)
     return [("MaxDemandConfigurableTimeActivePowerImport",
              _max_demand_items(demand.configurable_time_active_import)),
             ("MaxDemandActiveEnergyImport", _max_demand_items(demand.active_import)),
@@ -553,14 +570,14 @@ def _band_prices(prices: PriceUpdate, band_blocks: list[int] | None) -> list[lis
     return [list(row[:blocks]) for row, blocks in zip(rows, band_blocks, strict=False)]
 
 
-def _prices_fields(standing_millipence: int, bands: list[list[int]]) -> dict[str, Any]:
-    return {"standing_charge_millipence_per_day": standing_millipence,
-            "bands": [{"block_prices": [{"price_millipence_per_kwh": price} for price in band]}
-                      for band in bands]}
+def _prices_body(standing_millipence: int, bands: list[list[int]]) -> TariffPrices:
+    return TariffPrices(
+        standing_charge_millipence_per_day=standing_millipence,
+        bands=tuple(BandPrices(tuple(BlockPrice(price) for price in band)) for band in bands))
 
 
-def _tariff_fields(body: TariffUpdate) -> dict[str, Any]:
-    """The SET_TARIFF fields of a 1.1.1: TOU actions and block-tariff actions alike become
+def _tariff_body(body: TariffUpdate) -> Tariff:
+    """The SET_TARIFF body of a 1.1.1: TOU actions and block-tariff actions alike become
     TOU bands (an action n is band n); a block tariff's band n takes threshold row n and the
     first (thresholds + 1) prices of BlockPrices n."""
     bands_used = max(action for profile in body.day_profiles for _, action in profile)
@@ -581,29 +598,112 @@ def _tariff_fields(body: TariffUpdate) -> dict[str, Any]:
         raise InvalidRequestError(f"the switching table uses tariff action {bands_used} but "
                                   f"the prices give {len(bands)}")
     rows += [()] * (len(bands) - len(rows))
-    return {
-        "day_profiles": [{"switches": [{"start_second_of_day": start, "band": action}
-                                       for start, action in profile]}
-                         for profile in body.day_profiles],
-        "week_day_profiles": bytes(body.week),
-        "band_thresholds": [{"thresholds": [{"threshold_wh": wh} for wh in row]}
-                            for row in rows],
-        "block_period_seconds": TARIFF_BLOCK_PERIOD_SECONDS,
-        "prices": _prices_fields(prices.standing_charge_millipence_per_day, bands),
-    }
+    tariff = Tariff(
+        day_profiles=tuple(DayProfile(tuple(BandSwitch(start, action) for start, action in profile))
+                           for profile in body.day_profiles),
+        week_day_profiles=bytes(body.week),
+        band_thresholds=tuple(BandThresholds(tuple(BlockThreshold(wh) for wh in row))
+                              for row in rows),
+        block_period_seconds=TARIFF_BLOCK_PERIOD_SECONDS,
+        prices=_prices_body(prices.standing_charge_millipence_per_day, bands),
+    )
+    size_bytes = len(encode_request(Request(Command.SET_TARIFF, 0, body=tariff)))
+    if size_bytes > MAX_TARIFF_REQUEST_BYTES:
+        raise InvalidRequestError(
+            f"ElecTariffElements/SwitchingTable, ThresholdMatrix and PriceElements make a "
+            f"SET_TARIFF of {size_bytes} bytes; the meter takes at most "
+            f"{MAX_TARIFF_REQUEST_BYTES} (fewer DayProfiles, ProfileSchedules or bands); "
+            "nothing was sent")
+    return tariff
+
+
+#: A Season start that matches any date (the builders' one Season).
+_ANY_DATE: list[BodyItem] = [("Year", [("NonSpecifiedYear", None)]),
+                             ("Month", [("NonSpecifiedMonth", None)]),
+                             ("DayOfMonth", [("NonSpecifiedDayOfMonth", None)]),
+                             ("DayOfWeek", [("NonSpecifiedDayOfWeek", None)])]
+#: Threshold rows a 1.1.1 ThresholdMatrix carries (the DCC template's eight).
+_THRESHOLD_ROWS = 8
+
+
+def _start_time_text(second_of_day: int) -> str:
+    if not 0 <= second_of_day < 86_400:
+        raise ValueError(f"a switch time is a second of the day 0..86399, not {second_of_day}")
+    return f"{_time_of_day(second_of_day)}.00Z"
+
+
+def _write_price_elements(bands: Sequence[Sequence[int]], standing_millipence: int,
+                          block: bool) -> BodyItem:
+    """ElectricityPriceElements: the prices and the standing charge each at the scale
+    :func:`~protocol.s1sp.units.millipence_to_duis_prices` gives."""
+    scale, flat = millipence_to_duis_prices([price for band in bands for price in band])
+    standing_scale, (standing,) = millipence_to_duis_prices([standing_millipence])
+    if block:
+        rows, offset = [], 0
+        for n, band in enumerate(bands, start=1):
+            rows.append((f"BlockPrices@{n}", [(f"BlockPrice@{k}", str(price)) for k, price in
+                                              enumerate(flat[offset:offset + len(band)], 1)]))
+            offset += len(band)
+        tariff: BodyItem = ("BlockTariff", rows)
+    else:
+        tariff = ("TOUTariff", [(f"TOUPrice@{n}", str(price)) for n, price in
+                                enumerate(flat, start=1)])
+    return ("PriceElements", [("ElectricityPriceElements", [
+        ("StandingCharge", str(standing)), ("StandingChargeScale", str(standing_scale)),
+        ("PriceScale", str(scale)), tariff])])
+
+
+def _write_import_tariff(*, day_profiles: Sequence[Sequence[tuple[int, int]]],
+                         week: Sequence[int], prices_millipence_per_kwh: Sequence[Sequence[int]],
+                         standing_charge_millipence_per_day: int,
+                         block_thresholds_wh: Sequence[Sequence[int]] = ()) -> list[BodyItem]:
+    """Electricity: ``day_profiles`` of ``(start_second_of_day, band)`` (bands from 1), the
+    day profile (from 0) of each weekday Monday first, per band its block prices (one price: a
+    TOU tariff) and, for a block tariff, its thresholds (Wh). Future-datable."""
+    block = any(block_thresholds_wh)
+    action = "BlockTariffAction" if block else "TOUTariffAction"
+    profiles: list[BodyItem] = [("DayProfile", [("DayName", str(number)), *(
+        ("ProfileSchedule", [("StartTime", _start_time_text(start)), (action, str(band))])
+        for start, band in profile)]) for number, profile in enumerate(day_profiles, 1)]
+    days = [(f"ReferencedDayName@{weekday}", str(day + 1))
+            for weekday, day in enumerate(week, start=1)]
+    rows = list(block_thresholds_wh) + [()] * (_THRESHOLD_ROWS - len(block_thresholds_wh))
+    thresholds: list[BodyItem] = [(f"Thresholds@{n}", [
+        (f"BlockThreshold@{k}", str(value))
+        for k, value in enumerate(row or (NO_THRESHOLD,), start=1)])
+        for n, row in enumerate(rows, start=1)]
+    return [("ElecTariffElements", [
+        ("CurrencyUnits", "GBP"),
+        ("SwitchingTable", [("DayProfiles", profiles),
+                            ("WeekProfiles", [("WeekProfile", [("WeekName", "1"), *days])]),
+                            ("Seasons", [("Season", [
+                                ("SeasonName", "all"),
+                                ("SeasonStartDate", _ANY_DATE),
+                                ("ReferencedWeekName", "1")])])]),
+        ("ThresholdMatrix", thresholds)]),
+        _write_price_elements(prices_millipence_per_kwh, standing_charge_millipence_per_day,
+                              block)]
+
+
+def _write_price(*, prices_millipence_per_kwh: Sequence[Sequence[int]],
+                 standing_charge_millipence_per_day: int) -> list[BodyItem]:
+    """Electricity: per band its block prices (one each: TOU prices). Future-datable."""
+    block = any(len(band) > 1 for band in prices_millipence_per_kwh)
+    return [_write_price_elements(prices_millipence_per_kwh,
+                                  standing_charge_millipence_per_day, block)]
 
 
 def _send_tariff_change(ctx: RuleContext, execution: Execution | None, command: Command,
-                        fields: dict[str, Any], not_applied: tuple[tuple[str, int], ...]
+                        body: Tariff | TariffPrices, not_applied: tuple[tuple[str, int], ...]
                         ) -> list[ResultItem]:
-    _, scheduling = ctx.send_possibly_future_dated(execution, command, fields)
+    _, scheduling = ctx.send_possibly_future_dated(execution, command, body)
     return [*scheduling, *((f"{name}NotApplied", count) for name, count in not_applied)]
 
 
 def _update_import_tariff(ctx: RuleContext, body: TariffUpdate) -> list[ResultItem]:
     if body.execution is not None and body.execution.cancel:
         return ctx.cancel_scheduled(body.execution, Command.SET_TARIFF)
-    return _send_tariff_change(ctx, body.execution, Command.SET_TARIFF, _tariff_fields(body),
+    return _send_tariff_change(ctx, body.execution, Command.SET_TARIFF, _tariff_body(body),
                                body.not_applied)
 
 
@@ -612,7 +712,7 @@ def _update_price(ctx: RuleContext, body: PriceUpdate) -> list[ResultItem]:
     blocks: surplus BlockPrice elements are not used, too few is E-INVALID)."""
     if body.execution is not None and body.execution.cancel:
         return ctx.cancel_scheduled(body.execution, Command.SET_PRICES)
-    held = _read(ctx, Command.READ_TARIFF).tariff
+    held = ctx.send(Command.READ_TARIFF).tariff
     blocks = [len(band.block_prices) for band in held.prices.bands]
     if body.tou_prices_millipence_per_kwh and any(count > 1 for count in blocks):
         raise InvalidRequestError("the meter holds a block tariff: give BlockTariff prices")
@@ -621,7 +721,7 @@ def _update_price(ctx: RuleContext, body: PriceUpdate) -> list[ResultItem]:
         raise InvalidRequestError(f"the meter's tariff has {len(blocks)} band(s); the prices "
                                   f"give {len(bands)}")
     return _send_tariff_change(ctx, body.execution, Command.SET_PRICES,
-                               _prices_fields(body.standing_charge_millipence_per_day, bands),
+                               _prices_body(body.standing_charge_millipence_per_day, bands),
                                ())
 
 
@@ -633,7 +733,7 @@ def _indexed_prices(name: str, values: list[int]) -> list[ResultItem]:
 def _read_tariff(ctx: RuleContext, body: EmptyBody) -> list[ResultItem]:
     """4.11.1: the tariff in force. Electricity prices at one PriceScale (-5 unless a value
     does not fit xs:short), the standing charge at its own; gas in 1/100000 GBP."""
-    answer = _read(ctx, Command.READ_TARIFF)
+    answer = ctx.send(Command.READ_TARIFF)
     tariff = answer.tariff
     bands = [[price.price_millipence_per_kwh for price in band.block_prices]
              for band in tariff.prices.bands]
@@ -691,10 +791,12 @@ RECORDS: tuple[ServiceRequest, ...] = (
     ServiceRequest("1.1.1", "Update Import Tariff (Primary Element)",
                    ("UpdateImportTariffPrimaryElement",), CRITICAL_VARIANTS, critical=True,
                    valid_device_types=METERS, handler=_update_import_tariff,
-                   parse_body=_parse_tariff_update, future_datable=True),
+                   parse_body=_parse_tariff_update, write_body=_write_import_tariff,
+                   builder_name="update_import_tariff", future_datable=True),
     ServiceRequest("1.2.1", "Update Price (Primary Element)", ("UpdatePricePrimaryElement",),
                    CRITICAL_VARIANTS, critical=True, valid_device_types=METERS,
-                   handler=_update_price, parse_body=_parse_prices, future_datable=True),
+                   handler=_update_price, parse_body=_parse_prices, write_body=_write_price,
+                   builder_name="update_price", future_datable=True),
     ServiceRequest("4.1.1", "Read Instantaneous Import Registers",
                    ("ReadInstantaneousImportRegisters",), NON_CRITICAL_VARIANTS,
                    critical=False, valid_device_types=METERS | GAS_PROXY,
@@ -709,10 +811,12 @@ RECORDS: tuple[ServiceRequest, ...] = (
                    handler=_read_instantaneous_import_block_counters),
     ServiceRequest("4.6.1", "Retrieve Import Daily Read Log", ("RetrieveImportDailyReadLog",),
                    NON_CRITICAL_VARIANTS, critical=False, valid_device_types=METERS,
-                   handler=_retrieve_import_daily_read_log, parse_body=_parse_log_period),
+                   handler=_retrieve_import_daily_read_log, parse_body=_parse_log_period,
+                   write_body=_write_log_period),
     ServiceRequest("4.8.1", "Read Active Import Profile Data", ("ReadActiveImportProfileData",),
                    NON_CRITICAL_VARIANTS, critical=False, valid_device_types=METERS,
-                   handler=_read_active_import_profile_data, parse_body=_parse_log_period),
+                   handler=_read_active_import_profile_data, parse_body=_parse_log_period,
+                   write_body=_write_log_period),
     ServiceRequest("4.12.1", "Read Maximum Demand Import Registers",
                    ("ReadMaximumDemandImportRegisters",), NON_CRITICAL_VARIANTS,
                    critical=False, valid_device_types=ELECTRICITY_METER,
@@ -722,11 +826,13 @@ RECORDS: tuple[ServiceRequest, ...] = (
                    handler=_read_active_power_import),
     ServiceRequest("4.17", "Retrieve Daily Consumption Log", ("RetrieveDailyConsumptionLog",),
                    NON_CRITICAL_VARIANTS, critical=False, valid_device_types=METERS | GAS_PROXY,
-                   handler=_retrieve_daily_consumption_log, parse_body=_parse_log_period),
+                   handler=_retrieve_daily_consumption_log, parse_body=_parse_log_period,
+                   write_body=_write_log_period),
     ServiceRequest("4.11.1", "Read Tariff (Primary Element)", ("ReadTariffPrimaryElement",),
                    NON_CRITICAL_VARIANTS, critical=False, valid_device_types=METERS,
-                   handler=_read_tariff),
+                   handler=_read_tariff, builder_name="read_tariff"),
     ServiceRequest("4.14", "Read Prepayment Daily Read Log", ("ReadPrepaymentDailyReadLog",),
                    NON_CRITICAL_VARIANTS, critical=False, valid_device_types=METERS | GAS_PROXY,
-                   handler=_read_prepayment_daily_read_log, parse_body=_parse_log_period),
+                   handler=_read_prepayment_daily_read_log, parse_body=_parse_log_period,
+                   write_body=_write_log_period),
 )

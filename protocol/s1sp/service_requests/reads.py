@@ -11,7 +11,7 @@ This module never loads a document and never reaches a device except through its
 
 from __future__ import annotations
 
-from protocol.apdu import Command, PaymentMode
+from protocol.apdu import Command
 from protocol.s1sp.duis_xml import EmptyBody
 from protocol.s1sp.rules import ResultItem, RuleContext, duis_enum_name
 from protocol.s1sp.service_requests.record import (
@@ -40,33 +40,34 @@ _CONFIGURATION_MONEY: tuple[tuple[str, str], ...] = (
 
 def _read_instantaneous_prepay_values(ctx: RuleContext, body: EmptyBody) -> list[ResultItem]:
     a = ctx.send(Command.READ_INSTANTANEOUS_PREPAY_VALUES)
-    return [("PaymentMode", duis_enum_name(a["payment_mode"], PaymentMode)),
-            ("MeterBalance", pence_to_duis_money(a["meter_balance_pence"])),
-            ("EmergencyCreditBalance", pence_to_duis_money(a["emergency_credit_balance_pence"])),
-            ("EmergencyCreditActive", bool(a["emergency_credit_active"])),
-            ("AccumulatedDebt", pence_to_duis_money(a["accumulated_debt_pence"])),
-            ("TimeDebtRegister1", pence_to_duis_money(a["time_debt_1_pence"])),
-            ("TimeDebtRegister2", pence_to_duis_money(a["time_debt_2_pence"])),
-            ("PaymentDebtRegister", pence_to_duis_money(a["payment_debt_pence"])),
+    return [("PaymentMode", duis_enum_name(a.payment_mode)),
+            ("MeterBalance", pence_to_duis_money(a.meter_balance_pence)),
+            ("EmergencyCreditBalance", pence_to_duis_money(a.emergency_credit_balance_pence)),
+            ("EmergencyCreditActive", a.emergency_credit_active),
+            ("AccumulatedDebt", pence_to_duis_money(a.accumulated_debt_pence)),
+            ("TimeDebtRegister1", pence_to_duis_money(a.time_debt_1_pence)),
+            ("TimeDebtRegister2", pence_to_duis_money(a.time_debt_2_pence)),
+            ("PaymentDebtRegister", pence_to_duis_money(a.payment_debt_pence)),
             *supply_items(a)]
 
 
 def _read_prepayment_configuration(ctx: RuleContext, body: EmptyBody) -> list[ResultItem]:
     a = ctx.send(Command.READ_PREPAYMENT_CONFIGURATION)
-    return [("PaymentMode", duis_enum_name(a["payment_mode"], PaymentMode)),
-            ("SuspendDebtDisabled", bool(a["suspend_debt_disabled"])),
-            ("SuspendDebtEmergency", bool(a["suspend_debt_emergency"])),
-            *((name, pence_to_duis_money(a[key])) for name, key in _CONFIGURATION_MONEY),
-            ("CutOffGracePeriod", int(a["cut_off_grace_period_minutes"]) * 60),
-            ("KeypadLockTimeout", int(a["keypad_lock_timeout_seconds"])),
-            ("NonDisablementCalendarID", int(a["non_disablement_calendar_id"])),
-            ("UTRNType", int(a["utrn_type"]))]
+    return [("PaymentMode", duis_enum_name(a.payment_mode)),
+            ("SuspendDebtDisabled", a.suspend_debt_disabled),
+            ("SuspendDebtEmergency", a.suspend_debt_emergency),
+            *((name, pence_to_duis_money(getattr(a, field_name)))
+              for name, field_name in _CONFIGURATION_MONEY),
+            ("CutOffGracePeriod", a.cut_off_grace_period_minutes * 60),
+            ("KeypadLockTimeout", a.keypad_lock_timeout_seconds),
+            ("NonDisablementCalendarID", a.non_disablement_calendar_id),
+            ("UTRNType", a.utrn_type)]
 
 
 def _read_meter_balance(ctx: RuleContext, body: EmptyBody) -> list[ResultItem]:
     a = ctx.send(Command.READ_METER_BALANCE)
-    return [("MeterBalance", pence_to_duis_money(a["meter_balance_pence"])),
-            ("EmergencyCreditBalance", pence_to_duis_money(a["emergency_credit_balance_pence"]))]
+    return [("MeterBalance", pence_to_duis_money(a.meter_balance_pence)),
+            ("EmergencyCreditBalance", pence_to_duis_money(a.emergency_credit_balance_pence))]
 
 
 RECORDS: tuple[ServiceRequest, ...] = (

@@ -17,7 +17,7 @@ from typing import Any
 from xml.etree.ElementTree import Element
 
 from protocol.apdu import DeviceType
-from protocol.s1sp.duis_xml import EmptyBody, SrBody
+from protocol.s1sp.duis_xml import BodyWriter, EmptyBody, SrBody, write_empty_body
 from protocol.s1sp.rules import ResultItem, RuleContext
 
 __all__ = [
@@ -81,7 +81,12 @@ class ServiceRequest:
     ExecutionDateTime, read by :func:`protocol.s1sp.duis.parse_duis_request` into the body's
     ``execution`` field and scheduled on the device by
     :meth:`~protocol.s1sp.rules.RuleContext.send_possibly_future_dated`; for any other SR an
-    ExecutionDateTime is not read."""
+    ExecutionDateTime is not read. ``write_body``: the body writer, beside the parser and
+    sharing its element names: Python values (pence, seconds, aware datetimes) -> the body's
+    elements (an ExecutionDateTime aside); :class:`protocol.s1sp.builders.DuisRequestBuilder`
+    offers it as the method ``builder_name`` (by default the name in snake_case: Read Meter
+    Balance -> ``read_meter_balance``), taking the target device first unless the SR is
+    addressed to the DCC, and ``execute_at`` when it is future-datable."""
 
     service_reference_variant: str
     name: str
@@ -93,9 +98,17 @@ class ServiceRequest:
     parse_body: BodyParser = parse_empty_body
     future_datable: bool = False
     addressee: Addressee = Addressee.DEVICE
+    write_body: BodyWriter = write_empty_body
+    builder_name: str = ""
 
     def __post_init__(self) -> None:
         where = f"SR {self.service_reference_variant!r}"
+        if not self.builder_name:
+            object.__setattr__(self, "builder_name",
+                               re.sub(r"[^a-z0-9]+", "_", self.name.lower()).strip("_"))
+        if not self.builder_name.isidentifier() or self.builder_name.startswith("_"):
+            raise ValueError(f"{where}: builder name {self.builder_name!r} is not a public "
+                             "method name")
         if not _VARIANT.fullmatch(self.service_reference_variant):
             raise ValueError(f"{where}: not a ServiceReferenceVariant such as 6.4.1")
         if not self.name or not self.body_names or not all(self.body_names):
@@ -110,8 +123,9 @@ class ServiceRequest:
                              f"{self.default_command_variant} is not allowed")
         if not self.valid_device_types:
             raise ValueError(f"{where}: it must be valid for at least one device type")
-        if not callable(self.handler) or not callable(self.parse_body):
-            raise ValueError(f"{where}: its handler and body parser must be callables")
+        if not all(map(callable, (self.handler, self.parse_body, self.write_body))):
+            raise ValueError(f"{where}: its handler, body parser and body writer must be "
+                             "callables")
 
     @property
     def service_reference(self) -> str:

@@ -10,12 +10,9 @@ This module never loads a document and never reaches a device except through its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from protocol.apdu import Command, SupplyOffReason, SupplyState
+from protocol.apdu import Command, SetSupplyStateRequest, SupplyState
 from protocol.s1sp.duis_xml import EmptyBody
-from protocol.s1sp.rules import ResultItem, RuleContext, duis_enum_name
+from protocol.s1sp.rules import ResponseBody, ResultItem, RuleContext, duis_enum_name
 from protocol.s1sp.service_requests.record import (
     CRITICAL_VARIANTS,
     ELECTRICITY_METER,
@@ -32,15 +29,17 @@ SUPPLY_STATUS_NAMES: dict[SupplyState, str] = {
     SupplyState.ENABLED: "On", SupplyState.DISABLED: "Off", SupplyState.ARMED: "Armed"}
 
 
-def supply_items(answer: Mapping[str, Any]) -> list[ResultItem]:
-    """SupplyStatus and SupplyOffReason from a device answer carrying the switch state."""
-    return [("SupplyStatus", SUPPLY_STATUS_NAMES[SupplyState(int(answer["supply_state"]))]),
-            ("SupplyOffReason", duis_enum_name(answer["supply_off_reason"], SupplyOffReason))]
+def supply_items(answer: ResponseBody) -> list[ResultItem]:
+    """SupplyStatus and SupplyOffReason from a device answer carrying the switch state (its
+    ``supply_state`` and ``supply_off_reason``)."""
+    return [("SupplyStatus", SUPPLY_STATUS_NAMES[answer.supply_state]),
+            ("SupplyOffReason", duis_enum_name(answer.supply_off_reason))]
 
 
 def _set_supply(state: SupplyState) -> Handler:
     def handler(ctx: RuleContext, body: EmptyBody) -> list[ResultItem]:
-        return supply_items(ctx.send(Command.SET_SUPPLY_STATE, {"supply_state": state}))
+        return supply_items(ctx.send(Command.SET_SUPPLY_STATE,
+                                     SetSupplyStateRequest(supply_state=state)))
     handler.__name__ = f"set_supply_{state.name.lower()}"
     return handler
 

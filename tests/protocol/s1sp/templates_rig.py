@@ -35,7 +35,8 @@ class TemplatesRig(Rig):
         self.world = EmulatedWorld(profile, self.clock)
         self.link = Link(self.world)
         self.channel = InProcessChannel(self.link)
-        self.adapter = S1spAdapter(self.channel, response_clock=self.now)
+        self.adapter = S1spAdapter(self.channel, response_clock=self.now,
+                                   raise_internal_errors=True)
 
     def address(self, eui64: bytes) -> int:
         return self.world.device_by_eui64(eui64).server_address

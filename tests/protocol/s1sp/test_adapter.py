@@ -235,7 +235,8 @@ class _ScriptedChannel:
     (LinkError("FRMR received"), "E20"),
 ])
 def test_link_errors_become_e21_and_e20(rig: Rig, error: Exception, code: str) -> None:
-    adapter = S1spAdapter(_ScriptedChannel(rig, error), response_clock=rig.now)
+    adapter = S1spAdapter(_ScriptedChannel(rig, error), response_clock=rig.now,
+                          raise_internal_errors=True)
     xml = adapter.submit(fixture_xml("7.1_enable_supply"))
     assert _header(xml, "ResponseCode") == code
     assert str(error) in (_message(xml, "ErrorReason") or "")
@@ -244,7 +245,8 @@ def test_link_errors_become_e21_and_e20(rig: Rig, error: Exception, code: str) -
 def test_directory_unreachable_is_e20() -> None:
     def nobody(address: int, apdu: bytes) -> bytes | None:
         return None
-    adapter = S1spAdapter(InProcessChannel(nobody), response_clock=lambda: START)
+    adapter = S1spAdapter(InProcessChannel(nobody), response_clock=lambda: START,
+                          raise_internal_errors=True)
     assert _header(adapter.submit(fixture_xml("7.4_read_supply_status")),
                    "ResponseCode") == "E20"
 
@@ -270,8 +272,20 @@ def test_submit_never_raises_even_when_the_channel_fails_unexpectedly(rig: Rig) 
     assert "boom" in (_message(xml, "ErrorReason") or "")
 
 
+def test_a_strict_adapter_raises_a_fault_of_its_own_instead_of_answering_e_internal(
+        rig: Rig) -> None:
+    adapter = S1spAdapter(_ScriptedChannel(rig, RuntimeError("boom")), response_clock=rig.now,
+                          raise_internal_errors=True)
+    with pytest.raises(RuntimeError, match="boom"):
+        adapter.submit(fixture_xml("7.1_enable_supply"))
+    with pytest.raises(RuntimeError, match="boom"):
+        adapter.submit_acknowledged(fixture_xml("7.1_enable_supply"))
+    # bad input is still answered, never raised
+    assert _header(adapter.submit(b"<not-duis/>"), "ResponseCode") == "E-INVALID"
+
+
 def test_response_clock_defaults_to_utc_now(rig: Rig) -> None:
-    adapter = S1spAdapter(rig.channel)
+    adapter = S1spAdapter(rig.channel, raise_internal_errors=True)
     stamp = _header(adapter.submit(fixture_xml("7.4_read_supply_status")), "ResponseDateTime")
     assert stamp is not None and stamp.endswith("Z")
     assert datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").year >= 2024
@@ -279,7 +293,8 @@ def test_response_clock_defaults_to_utc_now(rig: Rig) -> None:
 
 def test_synchronise_clock_sets_the_device_to_the_adapter_clock(rig: Rig) -> None:
     adapter_now = START + timedelta(minutes=90)  # the adapter's clock is ahead of the ESME's
-    adapter = S1spAdapter(rig.channel, response_clock=lambda: adapter_now)
+    adapter = S1spAdapter(rig.channel, response_clock=lambda: adapter_now,
+                          raise_internal_errors=True)
     assert rig.world.device_clock_seconds(ESME_EUI64) == START_SECONDS
     xml = adapter.submit(fixture_xml("6.11_synchronise_clock").replace(
         b"2026-01-05T09:00:00.00Z", b"2026-01-05T10:30:00.00Z"))  # the window holds its time
@@ -298,7 +313,7 @@ def test_in_process_channel_numbers_requests_and_returns_the_callers_invoke_id(
     first = channel.request(ESME_ADDRESS, Request(Command.READ_METER_BALANCE, 77))
     second = channel.request(ESME_ADDRESS, Request(Command.READ_METER_BALANCE, 77))
     assert first.invoke_id == second.invoke_id == 77
-    assert first.fields["meter_balance_pence"] == rig.esme.registers.meter_balance_pence
+    assert first.body.meter_balance_pence == rig.esme.registers.meter_balance_pence
     assert [apdu[1:3] for _, apdu, _ in channel.exchanges] == [b"\x00\x01", b"\x00\x02"]
     assert channel.exchanges[0][1] == bytes.fromhex("01000103")
 

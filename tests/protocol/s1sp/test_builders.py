@@ -6,6 +6,7 @@ built."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -154,6 +155,22 @@ def test_each_builder_parses_back_to_the_values_given(variant: str) -> None:
                   bytes.fromhex(target.replace("-", "")), 7),
         command_variant, variant.rsplit(".", 1)[0] if variant.count(".") == 2 else variant,
         variant, body)
+
+
+def test_each_method_shows_the_parameters_it_takes_and_its_sr() -> None:
+    def parameters(method: Callable[..., str]) -> list[str]:
+        return list(inspect.signature(method).parameters)
+
+    assert parameters(DuisRequestBuilder.update_meter_balance) == [
+        "self", "target", "adjust_pence", "reset"]
+    assert parameters(DuisRequestBuilder.activate_firmware) == [
+        "self", "target", "firmware_hash", "execute_at"]
+    assert parameters(DuisRequestBuilder.update_firmware) == [  # to the DCC: no target
+        "self", "device_ids", "image", "firmware_version"]
+    assert parameters(DuisRequestBuilder.read_meter_balance) == ["self", "target"]
+    assert DuisRequestBuilder.read_meter_balance.__doc__ == "SR 4.18 Read Meter Balance."
+    assert DuisRequestBuilder.top_up_device.__doc__.startswith(
+        "SR 2.2 Top Up Device. The 20-digit UTRN")
 
 
 def test_the_counter_counts_up_from_its_start_and_the_originator_is_the_builders() -> None:

@@ -22,7 +22,7 @@ def _rig_with_a_pending_image() -> Rig:
 def test_the_device_reports_the_pending_images_sha256_in_its_firmware_status() -> None:
     rig = _rig_with_a_pending_image()
     firmware = rig.world.device_by_eui64(ESME_EUI64).firmware
-    assert firmware.status_fields()["pending_image_sha256"] == IMAGE_SHA256
+    assert firmware.status().pending_image_sha256 == IMAGE_SHA256
 
 
 @pytest.mark.parametrize("fixture", ["11.3_activate_firmware_wrong_hash",

@@ -13,7 +13,15 @@ from emulator.clock import VirtualClock
 from emulator.errors import ProfileError
 from emulator.profile import Profile, built_in_profile_text
 from emulator.world import EmulatedWorld
-from protocol.apdu import Command, DeviceType, HanEntryState, Request, Status
+from protocol.apdu import (
+    REQUEST_BODY_TYPES,
+    Command,
+    DeviceType,
+    Empty,
+    HanEntryState,
+    Request,
+    Status,
+)
 from tests.protocol.s1sp.duis_answers import NS, response_code
 from tests.protocol.s1sp.templates_rig import (
     TEMPLATES_GPF_EUI64,
@@ -61,8 +69,8 @@ def test_the_ppmid_answers_11_2_with_its_firmware_version() -> None:
 def test_the_ppmid_is_a_member_of_the_hubs_han() -> None:
     rig = TemplatesRig()
     entries = rig.world.handle_request(rig.address(TEMPLATES_HUB_EUI64),
-                                       Request(Command.READ_HAN_ENTRIES, 1, {}))
-    states = {bytes(e["device_eui64"]): e["state"] for e in entries.fields["entries"]}
+                                       Request(Command.READ_HAN_ENTRIES, 1, body=Empty()))
+    states = {e.device_eui64: e.state for e in entries.body.entries}
     assert states[TEMPLATES_PPMID_EUI64] == HanEntryState.JOINED
     assert TEMPLATES_GPF_EUI64 not in states  # part of the hub, not a HAN member
 
@@ -83,7 +91,8 @@ def test_a_money_sr_to_the_ppmid_is_e11_and_nothing_sent() -> None:
 def test_gpf_and_ppmid_refuse_what_they_do_not_do(address: int, command: Command,
                                                   fields: dict[str, object]) -> None:
     rig = TemplatesRig()
-    response = rig.world.handle_request(address, Request(command, 1, fields))
+    response = rig.world.handle_request(
+        address, Request(command, 1, body=REQUEST_BODY_TYPES[command](**fields)))
     assert response.status is Status.NOT_SUPPORTED_BY_DEVICE
 
 
@@ -103,8 +112,9 @@ def test_a_world_with_gpf_and_ppmid_saves_and_restores(tmp_path: Path) -> None:
     world.save()
     again = EmulatedWorld(profile, VirtualClock(profile.start_device_time_seconds),
                           state_path=state)
-    answer = again.handle_request(GPF_ADDRESS, Request(Command.READ_METER_BALANCE, 1, {}))
-    assert answer.fields["meter_balance_pence"] == 777
+    answer = again.handle_request(GPF_ADDRESS,
+                                  Request(Command.READ_METER_BALANCE, 1, body=Empty()))
+    assert answer.body.meter_balance_pence == 777
 
 
 def _templates_profile_with(old: str, new: str) -> bytes:

@@ -146,7 +146,7 @@ def test_4_8_1_forty_days_are_read_in_two_device_requests_and_one_response() -> 
         ESME, start=START, end=START + timedelta(days=40))
     entries = answer(rig, xml).groups("LogEntry")
     assert len(entries) == 40 * 48
-    assert [(r.fields["start_seconds"], r.fields["end_seconds"])
+    assert [(r.body.start_seconds, r.body.end_seconds)
             for r in rig.sent(Command.READ_PROFILE_DATA)] == [
         (START_SECONDS, START_SECONDS + 31 * DAY),
         (START_SECONDS + 31 * DAY, START_SECONDS + 40 * DAY)]

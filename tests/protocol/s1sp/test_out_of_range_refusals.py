@@ -10,7 +10,7 @@ from tests.protocol.s1sp.templates_rig import TemplatesRig, template_fixture_xml
 
 def test_2_1_negative_threshold_is_refused_unsent_naming_the_element_and_range() -> None:
     rig = Rig()
-    before = dict(rig.esme.registers.prepayment_parameters)
+    before = rig.esme.registers.prepayment_parameters
     xml = rig.submit(fixture_xml("2.1_prepay_configuration_negative_threshold"))
     assert response_code(xml) == "E-S1SR"
     assert error_reason(xml).startswith(

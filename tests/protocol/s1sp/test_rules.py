@@ -3,16 +3,20 @@ device holds and the value the DUIS response reports."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from xml.etree.ElementTree import fromstring
 
 import pytest
 
+from emulator.state_codecs import encode_meter_registers
 from protocol.apdu import (
     MAX_FIRMWARE_BLOCK_BYTES,
     MAX_LOAD_LIMIT_PERIOD_SECONDS,
     MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
     MIN_LOAD_LIMIT_PERIOD_SECONDS,
     Command,
+    DebtRegister,
+    Empty,
     PaymentMode,
     PrepaymentConfigurationField,
     Request,
@@ -73,7 +77,7 @@ def test_18_3_adjust_meter_balance_is_truncated_to_pence_and_added() -> None:
     rig = Rig({"meter_balance_pence": 100})
     xml = rig.submit(fixture_xml("1.5_adjust_meter_balance"))  # 1234567
     assert _code(xml) == "I0"
-    assert rig.sent(Command.ADJUST_METER_BALANCE)[0].fields["adjustment_pence"] == 1234
+    assert rig.sent(Command.ADJUST_METER_BALANCE)[0].body.adjustment_pence == 1234
     assert rig.esme.registers.meter_balance_pence == 1334
 
 
@@ -130,10 +134,10 @@ def test_18_4_annex_c_defaults_are_appended_and_fill_only_never_configured_param
     rig = Rig({"emergency_credit_limit_pence": 300}, annex_c=annex_c)
     rig.submit(fixture_xml("1.6_prepayment"))
     sent = rig.sent(Command.SET_PAYMENT_MODE)[0]
-    assert sent.fields["defaults"] == annex_c.as_defaults_fields()
+    assert asdict(sent.body.defaults) == annex_c.as_defaults_fields()
     parameters = rig.esme.registers.prepayment_parameters
-    assert parameters["emergency_credit_limit_pence"] == 300  # configured: kept
-    assert parameters["low_credit_threshold_pence"] == 250  # never configured: Annex C
+    assert parameters.emergency_credit_limit_pence == 300  # configured: kept
+    assert parameters.low_credit_threshold_pence == 250  # never configured: Annex C
 
 
 def test_18_4_annex_c_defaults_are_visible_in_the_request_bytes() -> None:
@@ -146,7 +150,7 @@ def test_18_4_annex_c_defaults_are_visible_in_the_request_bytes() -> None:
     assert apdu[4:11] == bytes.fromhex("01" "0000022c" "01" "00")
     assert apdu[11:15] == defaults.emergency_credit_limit_pence.to_bytes(4, "big")
     decoded = decode_apdu(apdu)
-    assert decoded.fields["defaults"] == defaults.as_defaults_fields()
+    assert asdict(decoded.body.defaults) == defaults.as_defaults_fields()
 
 
 def test_18_27_disablement_threshold_556677_returns_556000() -> None:
@@ -167,11 +171,11 @@ def test_18_27_prepay_configuration_thresholds_truncated_under_request_names() -
     for name, pence in expected.items():
         assert _result(xml, name) == str(pence * 1000)
     parameters = rig.esme.registers.prepayment_parameters
-    assert parameters["emergency_credit_limit_pence"] == 1000
-    assert parameters["debt_recovery_rate_cap_pence"] == 250
+    assert parameters.emergency_credit_limit_pence == 1000
+    assert parameters.debt_recovery_rate_cap_pence == 250
     assert rig.esme.registers.disablement_threshold_pence == 556
     sent = rig.sent(Command.SET_PREPAYMENT_CONFIGURATION)[0]
-    assert sent.fields["fields_present"] == PrepaymentConfigurationField(0x7F)
+    assert sent.body.fields_present == PrepaymentConfigurationField(0x7F)
 
 
 def test_18_27_prepay_configuration_to_gas_meter_reaches_the_gas_meter() -> None:
@@ -192,8 +196,8 @@ def test_18_27_only_the_thresholds_given_are_marked_present() -> None:
     xml = rig.submit(text[:start] + text[end:])
     assert _code(xml) == "I0"
     sent = rig.sent(Command.SET_PREPAYMENT_CONFIGURATION)[0]
-    assert sent.fields["fields_present"] == PrepaymentConfigurationField.DISABLEMENT_THRESHOLD
-    assert rig.esme.registers.prepayment_parameters["emergency_credit_limit_pence"] == 400
+    assert sent.body.fields_present == PrepaymentConfigurationField.DISABLEMENT_THRESHOLD
+    assert rig.esme.registers.prepayment_parameters.emergency_credit_limit_pence == 400
 
 
 # --- 18.5 / 18.8 ------------------------------------------------------------------------------
@@ -227,10 +231,10 @@ def test_2_3_each_register_named_is_updated_with_its_recovery_in_device_units() 
     xml = rig.submit(fixture_xml("2.3_update_debt"))
     assert _code(xml) == "I0"
     debts = rig.esme.registers.debts
-    assert debts["TIME_DEBT_1"]["debt_value_pence"] == 5000  # 5000999 truncated
-    assert debts["TIME_DEBT_1"]["debt_recovery_rate_pence"] == 35  # 35 x 10^-2 GBP
-    assert debts["PAYMENT_DEBT"]["debt_value_pence"] == 1000 - 250  # -250500 truncated
-    assert debts["PAYMENT_DEBT"]["debt_recovery_percentage"] == 12  # 1250 hundredths of %
+    assert debts[DebtRegister.TIME_DEBT_1].debt_value_pence == 5000  # 5000999 truncated
+    assert debts[DebtRegister.TIME_DEBT_1].debt_recovery_rate_pence == 35  # 35 x 10^-2 GBP
+    assert debts[DebtRegister.PAYMENT_DEBT].debt_value_pence == 1000 - 250  # -250500 truncated
+    assert debts[DebtRegister.PAYMENT_DEBT].debt_recovery_percentage == 12  # 1250 hundredths of %
     root = fromstring(xml)
     register = "sr:Body/sr:ResponseMessage/sr:UpdateDebtResponse/sr:TimeDebtRegister1"
     assert root.findtext(f"{register}/sr:DebtValue", namespaces=NS) == "5000000"
@@ -253,10 +257,10 @@ def test_2_3_gas_debt_recovery_rate_is_in_duis_money_units_both_ways() -> None:
     xml = rig.submit(fixture_xml("2.3_update_debt_gas"))
     assert _code(xml) == "I0"
     debts = rig.world.meter(GSME_EUI64).registers.debts
-    assert debts["TIME_DEBT_1"]["debt_recovery_rate_pence"] == 50
-    assert debts["TIME_DEBT_2"]["debt_recovery_rate_pence"] == 50
-    assert debts["TIME_DEBT_1"]["debt_value_pence"] == 1000
-    assert debts["PAYMENT_DEBT"]["debt_recovery_percentage"] == 1  # 100 hundredths of a %
+    assert debts[DebtRegister.TIME_DEBT_1].debt_recovery_rate_pence == 50
+    assert debts[DebtRegister.TIME_DEBT_2].debt_recovery_rate_pence == 50
+    assert debts[DebtRegister.TIME_DEBT_1].debt_value_pence == 1000
+    assert debts[DebtRegister.PAYMENT_DEBT].debt_recovery_percentage == 1  # 100 hundredths of a %
     assert _debt_result(xml, "TimeDebtRegister1", "DebtRecoveryRate") == "50000"
     assert _debt_result(xml, "TimeDebtRegister1", "DebtRecoveryRatePriceScale") is None
     assert _debt_result(xml, "TimeDebtRegister2", "DebtRecoveryRatePeriod") == "HOURLY"
@@ -268,8 +272,8 @@ def test_2_3_electricity_debt_recovery_rate_uses_its_own_price_scale() -> None:
     xml = rig.submit(fixture_xml("2.3_update_debt_electricity"))
     assert _code(xml) == "I0"
     debts = rig.esme.registers.debts
-    assert debts["TIME_DEBT_1"]["debt_recovery_rate_pence"] == 30  # 3 x 10^-1 GBP
-    assert debts["TIME_DEBT_2"]["debt_recovery_rate_pence"] == 150  # 15 x 10^-1 GBP
+    assert debts[DebtRegister.TIME_DEBT_1].debt_recovery_rate_pence == 30  # 3 x 10^-1 GBP
+    assert debts[DebtRegister.TIME_DEBT_2].debt_recovery_rate_pence == 150  # 15 x 10^-1 GBP
     assert _debt_result(xml, "TimeDebtRegister1", "DebtRecoveryRate") == "30"
     assert _debt_result(xml, "TimeDebtRegister1", "DebtRecoveryRatePriceScale") == "-2"
 
@@ -311,7 +315,7 @@ def test_2_3_device_refusal_names_what_was_already_applied() -> None:
     assert _code(xml) == S1SR_REFUSAL_CODE
     assert _message(xml, "DeviceStatus") == "VALUE_OUT_OF_RANGE"
     assert "already applied: TimeDebtRegister1" in (_message(xml, "ErrorReason") or "")
-    assert rig.esme.registers.debts["PAYMENT_DEBT"]["debt_value_pence"] == 100
+    assert rig.esme.registers.debts[DebtRegister.PAYMENT_DEBT].debt_value_pence == 100
 
 
 # --- 18.37 ------------------------------------------------------------------------------------
@@ -357,12 +361,13 @@ def test_18_62_join_time_period_seconds_reach_the_hub_as_minutes_rounded_up(
         f"<sr:JoinTimePeriod>{join_time_period_seconds}<"))
     assert _code(xml) == "I0"
     sent = rig.sent(Command.HAN_ADD_DEVICE)[0]
-    assert sent.fields["join_window_minutes"] == minutes
+    assert sent.body.join_window_minutes == minutes
     assert _result(xml, "JoinTimePeriod") == str(minutes * 60)
-    entries = rig.channel.request(HUB_ADDRESS, Request(Command.READ_HAN_ENTRIES, 0))
-    added = [entry for entry in entries.fields["entries"]
-             if entry["device_eui64"] == bytes.fromhex("00DB1234567890A3")]
-    assert [entry["join_window_closes_at_seconds"] for entry in added] == [
+    entries = rig.channel.request(HUB_ADDRESS,
+                                  Request(Command.READ_HAN_ENTRIES, 0, body=Empty()))
+    added = [entry for entry in entries.body.entries
+             if entry.device_eui64 == bytes.fromhex("00DB1234567890A3")]
+    assert [entry.join_window_closes_at_seconds for entry in added] == [
         START_SECONDS + minutes * 60]
 
 
@@ -405,8 +410,8 @@ def test_18_63_others_go_ahead_in_blocks_of_at_most_max_firmware_block_bytes() -
     assert commands[0] is Command.FIRMWARE_BEGIN and commands[-1] is Command.FIRMWARE_VERIFY
     blocks = [request for request in esme_requests if request.command is Command.FIRMWARE_BLOCK]
     assert len(blocks) == 4  # 3105 bytes
-    assert all(len(block.fields["block_data"]) <= MAX_FIRMWARE_BLOCK_BYTES for block in blocks)
-    assert b"".join(block.fields["block_data"] for block in blocks)[:4] == b"SEFW"
+    assert all(len(block.body.block_data) <= MAX_FIRMWARE_BLOCK_BYTES for block in blocks)
+    assert b"".join(block.body.block_data for block in blocks)[:4] == b"SEFW"
     firmware = rig.world.device_by_eui64(ESME_EUI64).firmware
     assert (firmware.running_version, firmware.pending_version) == ("1.0.0", "1.1.0")
 
@@ -450,17 +455,19 @@ def test_future_dated_request_is_sent_whole_inside_schedule_request(
     if command is Command.FIRMWARE_ACTIVATE:
         _verify_an_image(rig)
     esme = rig.world.device_by_eui64(ESME_EUI64)
-    meter_before, firmware_before = rig.esme.to_state(), esme.firmware.to_state()
+    meter_before = encode_meter_registers(rig.esme.registers)
+    firmware_before = esme.firmware.to_state()
     xml = rig.submit(fixture_xml(fixture))
     assert _code(xml) == "I0"
     assert rig.sent(command) == []
     scheduled = rig.sent(Command.SCHEDULE_REQUEST)[0]
-    assert scheduled.fields["execution_time_seconds"] == 1894698000
-    inner = decode_apdu(scheduled.fields["request"])
+    assert scheduled.body.execution_time_seconds == 1894698000
+    inner = decode_apdu(scheduled.body.request)
     assert isinstance(inner, Request) and inner.command is command
     assert _result(xml, "ExecutionDateTime") == "2030-01-15T09:00:00Z"
     assert esme.schedule[command].execution_time_seconds == 1894698000
-    assert (rig.esme.to_state(), esme.firmware.to_state()) == (meter_before, firmware_before)
+    assert (encode_meter_registers(rig.esme.registers), esme.firmware.to_state()) == (
+        meter_before, firmware_before)
 
 
 def test_future_dated_load_limit_settings_apply_at_the_execution_time() -> None:
@@ -482,8 +489,8 @@ def test_future_dated_1_6_still_returns_the_truncated_threshold() -> None:
     rig = Rig()
     xml = rig.submit(fixture_xml("1.6_prepayment_future_dated"))
     assert rig.esme.registers.disablement_threshold_pence == 0  # not yet
-    scheduled = decode_apdu(rig.sent(Command.SCHEDULE_REQUEST)[0].fields["request"])
-    assert scheduled.fields["disablement_threshold_pence"] == 556
+    scheduled = decode_apdu(rig.sent(Command.SCHEDULE_REQUEST)[0].body.request)
+    assert scheduled.body.disablement_threshold_pence == 556
     assert _result(xml, "DisablementThreshold") == "556000"
 
 
@@ -503,7 +510,7 @@ def test_cancellation_form_sends_cancel_scheduled_request_for_that_command(
     xml = rig.submit(fixture_xml(cancel_fixture))
     assert _code(xml) == "I0"
     cancel = rig.sent(Command.CANCEL_SCHEDULED_REQUEST)[0]
-    assert cancel.fields["scheduled_command"] == command
+    assert cancel.body.scheduled_command == command
     assert esme.schedule == {}
     assert _result(xml, "Cancelled") == "true"
 
@@ -643,10 +650,10 @@ def test_2_1_debt_recovery_rate_cap_30_is_truncated_sent_as_0_and_returned_as_0(
     assert _result(xml, "EmergencyCreditLimit") == "300000"
     assert _result(xml, "MaxMeterBalance") == "5000000"
     (sent,) = rig.sent(Command.SET_PREPAYMENT_CONFIGURATION)
-    assert sent.fields["debt_recovery_rate_cap_pence"] == 0
+    assert sent.body.debt_recovery_rate_cap_pence == 0
     parameters = rig.esme.registers.prepayment_parameters
-    assert parameters["debt_recovery_rate_cap_pence"] == 0
-    assert parameters["emergency_credit_limit_pence"] == 300
+    assert parameters.debt_recovery_rate_cap_pence == 0
+    assert parameters.emergency_credit_limit_pence == 300
 
 
 def test_2_1_debt_recovery_rate_cap_30_future_dated_is_scheduled_with_a_cap_of_0() -> None:
@@ -654,8 +661,8 @@ def test_2_1_debt_recovery_rate_cap_30_future_dated_is_scheduled_with_a_cap_of_0
     xml = rig.submit(fixture_xml("2.1_prepay_configuration_small_debt_cap_future_dated"))
     assert _code(xml) == "I0"
     assert _result(xml, "DebtRecoveryRateCap") == "0"
-    scheduled = decode_apdu(rig.sent(Command.SCHEDULE_REQUEST)[0].fields["request"])
-    assert scheduled.fields["debt_recovery_rate_cap_pence"] == 0
+    scheduled = decode_apdu(rig.sent(Command.SCHEDULE_REQUEST)[0].body.request)
+    assert scheduled.body.debt_recovery_rate_cap_pence == 0
 
 
 def test_2_1_cancellation_never_depends_on_the_bodys_values() -> None:

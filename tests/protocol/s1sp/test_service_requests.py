@@ -1,7 +1,8 @@
 """protocol.s1sp.service_requests: the registry is the only list of Service Requests. Every
 record is complete, every handler is reached through the adapter, every fixture maps to a
-record, future-datable is what decides whether ExecutionDateTime is read, and no other module
-holds a per-SR table."""
+record, future-datable is what decides whether ExecutionDateTime is read, the request builder's
+methods are the records' writers (a record is all a new SR's builder needs), and no other
+module holds a per-SR table."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from typing import Any
 import pytest
 
 from protocol.s1sp import adapter as adapter_module
+from protocol.s1sp import builders as builders_module
+from protocol.s1sp.builders import DuisRequestBuilder
 from protocol.s1sp.duis import parse_duis_request
-from protocol.s1sp.duis_xml import EmptyBody
+from protocol.s1sp.duis_xml import EmptyBody, write_empty_body
 from protocol.s1sp.service_requests import (
     FAMILIES,
     SERVICE_REQUESTS,
@@ -29,6 +32,7 @@ from protocol.s1sp.service_requests.prepayment import (
     PaymentModeUpdate,
     PrepayConfigurationUpdate,
 )
+from protocol.s1sp.service_requests.record import parse_empty_body
 from tests.protocol.s1sp.conftest import FIXTURES, Rig, fixture_xml
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -53,6 +57,9 @@ def test_every_record_is_complete(variant: str) -> None:
     assert record.name and record.body_names and all(record.body_names)
     assert record.command_variants and record.valid_device_types
     assert callable(record.handler) and callable(record.parse_body)
+    assert callable(record.write_body) and record.builder_name.isidentifier()
+    # a body with parameters is both parsed and written; an empty one neither
+    assert (record.parse_body is parse_empty_body) == (record.write_body is write_empty_body)
     assert record.default_command_variant in record.command_variants
     assert variant.startswith(record.service_reference)
 
@@ -68,9 +75,38 @@ def test_an_incomplete_record_is_refused_when_built() -> None:
     for broken in ({"body_names": ()}, {"name": ""}, {"command_variants": frozenset()},
                    {"command_variants": frozenset({9})}, {"valid_device_types": frozenset()},
                    {"service_reference_variant": "7"}, {"handler": None},
-                   {"addressee": Addressee.DCC}, {"critical": True}):
+                   {"addressee": Addressee.DCC}, {"critical": True}, {"write_body": None},
+                   {"builder_name": "_private"}, {"builder_name": "read supply"}):
         with pytest.raises(ValueError):
             dataclasses.replace(record, **broken)
+
+
+def test_a_builder_name_defaults_to_the_name_in_snake_case() -> None:
+    record = dataclasses.replace(SERVICE_REQUESTS["7.4"], name="Read HAN Supply (Status)",
+                                 builder_name="")
+    assert record.builder_name == "read_han_supply_status"
+
+
+def test_the_builders_methods_are_the_records_and_nothing_else() -> None:
+    methods = {name for name in vars(DuisRequestBuilder) if not name.startswith("_")}
+    assert methods == {record.builder_name for record in SERVICE_REQUESTS.values()}
+    assert len(methods) == len(SERVICE_REQUESTS)
+
+
+def test_a_new_record_needs_nothing_more_for_its_builder_method(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the builder module does for every record, done for one it has never seen."""
+    record = dataclasses.replace(
+        SERVICE_REQUESTS["6.4.1"], service_reference_variant="6.4.9",
+        name="Update Load Limiting Again", builder_name="")
+    monkeypatch.setattr(builders_module, "SERVICE_REQUESTS",
+                        {**SERVICE_REQUESTS, "6.4.9": record})
+    method = builders_module._builder_method(record)
+    assert method.__name__ == "update_load_limiting_again"
+    xml = method(DuisRequestBuilder(), "00-DB-12-34-56-78-90-A1", power_threshold_w=100,
+                 period_seconds=60, restoration_period_seconds=90)
+    assert "<sr:ServiceReferenceVariant>6.4.9</sr:ServiceReferenceVariant>" in xml
+    assert "<sr:LoadLimitRestorationPeriod>90</sr:LoadLimitRestorationPeriod>" in xml
 
 
 def test_a_variant_defined_twice_is_refused() -> None:

@@ -176,3 +176,34 @@ def test_a_gas_block_tariff_takes_number_of_thresholds_and_prices_in_duis_money(
         6_150, 5_800, 5_500]
     assert [t.integer("Value") for t in gas.group("TariffThresholds").groups(
         "BlockThreshold")] == [8_000, 20_000]
+
+
+def _half_hourly_tariff(day_profile_count: int) -> dict[str, Any]:
+    """48 TOU bands, each day profile switching band every half-hour: 241 bytes a profile."""
+    return {"day_profiles": [[(n * 1_800, (n + shift) % 48 + 1) for n in range(48)]
+                             for shift in range(day_profile_count)],
+            "week": [n % day_profile_count for n in range(7)],
+            "prices_millipence_per_kwh": [[10_000 + 100 * band] for band in range(48)],
+            "standing_charge_millipence_per_day": 48_000}
+
+
+def test_the_longest_tariff_the_meter_takes_is_sent_now_or_future_dated() -> None:
+    # 4-byte header, 1 + 3 x 241 day profiles, 7 week, 1 + 48 threshold rows, 4 block period,
+    # 4 + 1 + 48 x 5 prices: 1033 bytes, within the 1050 SCHEDULE_REQUEST holds
+    rig = Rig(FLAT)
+    ok(rig, DuisRequestBuilder().update_import_tariff(ESME, **_half_hourly_tariff(3)))
+    assert len(rig.esme.metrology.timeline.current.switching.day_profiles) == 3
+    ok(rig, DuisRequestBuilder().update_import_tariff(
+        ESME, **_half_hourly_tariff(3), execute_at=START + timedelta(hours=2)))
+    assert [r.command for r in rig.sent(Command.SCHEDULE_REQUEST)] == [Command.SCHEDULE_REQUEST]
+
+
+def test_a_tariff_longer_than_the_meter_takes_is_e_invalid_naming_it_and_nothing_sent() -> None:
+    rig = Rig(FLAT)
+    for execute_at in (None, START + timedelta(hours=2)):
+        response = DuisResponse.from_xml(rig.submit(DuisRequestBuilder().update_import_tariff(
+            ESME, **_half_hourly_tariff(4), execute_at=execute_at)))  # 1274 bytes
+        assert response.response_code == "E-INVALID"
+        assert "SwitchingTable" in response.error_reason
+        assert "1274 bytes" in response.error_reason and "at most 1050" in response.error_reason
+    assert not {Command.SET_TARIFF, Command.SCHEDULE_REQUEST} & set(rig.sent_commands())
