@@ -19,7 +19,11 @@ A response whose status is not SUCCESS has an empty body. The body layouts are t
 byte, which docs/protocol.md describes. Each layout also has a typed, frozen dataclass
 generated from it at import (``REQUEST_BODY_TYPES`` / ``RESPONSE_BODY_TYPES``, see
 :class:`ApduBody`): :func:`decode_apdu` checks the bytes once and hands out ``Request.body`` /
-``Response.body`` of those classes, and the encoders take them.
+``Response.body`` of those classes, and the encoders take them. A fixed-size body goes through
+a ``struct`` codec derived from its layout at import (:mod:`protocol.apdu_codec`, proved equal
+to Construct by the tests); everything else, and whatever that codec declines, through
+Construct (:func:`build_body_with_construct` / :func:`parse_body_with_construct`, the
+reference).
 
 Money is integer pence (signed 32-bit) and time whole seconds or minutes, as each field's
 name says: there is no floating point on the wire. Device time is seconds since
@@ -63,6 +67,7 @@ from construct import (
     Validator,
 )
 
+from protocol.apdu_codec import FixedBodyCodec, derive_fixed_codec
 from protocol.errors import ApduError
 from protocol.eui64 import format_eui64
 
@@ -360,23 +365,14 @@ PREPAYMENT_DEFAULTS = Struct(
     "utrn_type" / Int8ub,
 )
 
-#: All prepayment parameters a device holds.
+#: All prepayment parameters a device holds: the mode, the disablement threshold and the
+#: suspend flags, then the PREPAYMENT_DEFAULTS fields in their order.
 PREPAYMENT_CONFIGURATION = Struct(
     "payment_mode" / EnumAdapter(PaymentMode),
     "disablement_threshold_pence" / Pence,
     "suspend_debt_disabled" / Flag,
     "suspend_debt_emergency" / Flag,
-    "emergency_credit_limit_pence" / Pence,
-    "emergency_credit_threshold_pence" / Pence,
-    "low_credit_threshold_pence" / Pence,
-    "max_meter_balance_pence" / Pence,
-    "max_credit_threshold_pence" / Pence,
-    "debt_recovery_rate_cap_pence" / Pence,
-    "low_emergency_credit_threshold_pence" / Pence,
-    "cut_off_grace_period_minutes" / Int16ub,
-    "keypad_lock_timeout_seconds" / Int16ub,
-    "non_disablement_calendar_id" / Int8ub,
-    "utrn_type" / Int8ub,
+    *PREPAYMENT_DEFAULTS.subcons,
 )
 
 BALANCES = Struct(
@@ -895,6 +891,21 @@ _BODY_PARSERS: dict[tuple[bool, Command], tuple[Construct, _Convert]] = {
                                        (False, RESPONSE_BODIES, RESPONSE_BODY_TYPES))
     for command, layout in layouts.items()}
 
+#: The fast path (:mod:`protocol.apdu_codec`): per layout (by identity), its ``struct`` codec
+#: derived from it, for every fixed-size layout; Construct decides whatever it declines.
+_FIXED_CODECS: dict[int, FixedBodyCodec] = {
+    id(layout): codec
+    for layout in {id(layout): layout
+                   for layout in (*REQUEST_BODIES.values(), *RESPONSE_BODIES.values())}.values()
+    if (codec := derive_fixed_codec(layout, _BODY_TYPES_BY_LAYOUT[id(layout)],
+                                    lambda nested: _BODY_TYPES_BY_LAYOUT[id(nested)],
+                                    (EnumAdapter, FlagsAdapter))) is not None}
+#: Per (is_request, command): the fast decoder of its body, if its layout has one.
+_FIXED_DECODERS: dict[tuple[bool, Command], Callable[[bytes], Any]] = {
+    (is_request, command): _FIXED_CODECS[id(layout)].decode
+    for is_request, layouts in ((True, REQUEST_BODIES), (False, RESPONSE_BODIES))
+    for command, layout in layouts.items() if id(layout) in _FIXED_CODECS}
+
 # --------------------------------------------------------------------------------------------
 # The Python view
 # --------------------------------------------------------------------------------------------
@@ -939,7 +950,7 @@ class _Message:
         if body is None and self._has_body():
             command = Command(self.command)  # type: ignore[attr-defined]
             layout = (REQUEST_BODIES if self._is_request else RESPONSE_BODIES)[command]
-            data = _build_body(layout, self._fields, f"{command.name} {self._kind}")
+            data = _build_body(layout, self._fields, command, self._kind)
             body = _parse_body(self._is_request, command, data)
             object.__setattr__(self, "_body", body)
         return body
@@ -986,6 +997,12 @@ class Request(_Message):
     def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle, as __init__ does
         return _request, (self.command, self.invoke_id, self._fields, self._body,
                           self.idempotency_key)
+
+    def with_invoke_id(self, invoke_id: int) -> Request:
+        """This request with another invoke id (``dataclasses.replace(request,
+        invoke_id=...)``, without the generic field walk: once per request sent)."""
+        return Request(self.command, invoke_id, self._fields, self._body,
+                       idempotency_key=self.idempotency_key)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not Request:
@@ -1039,6 +1056,11 @@ class Response(_Message):
     def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle, as __init__ does
         return Response, (self.command, self.invoke_id, self.status, self._fields, self._body)
 
+    def with_invoke_id(self, invoke_id: int) -> Response:
+        """This response with another invoke id (``dataclasses.replace(response,
+        invoke_id=...)``, without the generic field walk: once per response received)."""
+        return Response(self.command, invoke_id, self.status, self._fields, self._body)
+
     def __eq__(self, other: object) -> bool:
         if type(other) is not Response:
             return NotImplemented
@@ -1078,10 +1100,24 @@ def _describe_value(name: str, value: Any) -> str:
     return str(value)
 
 
-def _build_body(layout: Construct, fields: Any, what: str) -> bytes:
-    """``fields``: a typed body or (transitionally) a mapping."""
+def _build_body(layout: Construct, fields: Any, command: Command, kind: str) -> bytes:
+    """``fields``: a typed body or (transitionally) a mapping of ``command``'s ``kind``
+    ("request" or "response"). The layout's fast codec builds it when it can, Construct
+    otherwise (and says what is wrong)."""
     if layout is EMPTY:
         return b""
+    fixed = _FIXED_CODECS.get(id(layout))
+    if fixed is not None:
+        data = fixed.encode(fields)
+        if data is not None:
+            return data
+    return build_body_with_construct(layout, fields, f"{command.name} {kind}")
+
+
+def build_body_with_construct(layout: Construct, fields: Any, what: str) -> bytes:
+    """The reference body encoder, Construct interpreted (the fast path must equal it):
+    ``fields`` (a typed body or a mapping) as ``layout``'s bytes; :class:`ApduError` naming
+    ``what`` if it does not build."""
     as_fields = _AS_FIELDS.get(type(fields))
     try:
         return layout.build(as_fields(fields) if as_fields is not None else dict(fields))
@@ -1094,10 +1130,15 @@ def _check_invoke_id(invoke_id: int) -> None:
         raise ApduError(f"invoke_id {invoke_id} is outside 0..65535")
 
 
+def _command(code: int) -> Command:
+    """``Command(code)``: a member is itself (calling an enum costs Python frames)."""
+    return code if type(code) is Command else Command(code)
+
+
 def encode_request(request: Request) -> bytes:
     """The bytes of a request APDU. Raises :class:`ApduError` for a missing or out-of-range
     field."""
-    command = Command(request.command)
+    command = _command(request.command)
     _check_invoke_id(request.invoke_id)
     key = request.idempotency_key
     if key is None:
@@ -1107,22 +1148,36 @@ def encode_request(request: Request) -> bytes:
     else:
         raise ApduError(f"an idempotency key is {IDEMPOTENCY_KEY_SIZE_BYTES} bytes, got {key!r}")
     body = request._body if request._body is not None else request._fields
-    return head + _build_body(REQUEST_BODIES[command], body, f"{command.name} request")
+    return head + _build_body(REQUEST_BODIES[command], body, command, "request")
 
 
 def encode_response(response: Response) -> bytes:
     """The bytes of a response APDU (the body only when the status is SUCCESS)."""
-    status = Status(response.status)
+    status = response.status
+    if type(status) is not Status:  # a member is itself; anything else is looked up
+        status = Status(status)
     _check_invoke_id(response.invoke_id)
     head = _RESPONSE_HEAD.pack(ApduType.RESPONSE, response.invoke_id, response.command, status)
     if status is not Status.SUCCESS:
         return head
-    command = Command(response.command)
+    command = _command(response.command)
     body = response._body if response._body is not None else response._fields
-    return head + _build_body(RESPONSE_BODIES[command], body, f"{command.name} response")
+    return head + _build_body(RESPONSE_BODIES[command], body, command, "response")
 
 
 def _parse_body(is_request: bool, command: Command, data: bytes) -> ApduBody:
+    fixed = _FIXED_DECODERS.get((is_request, command))
+    if fixed is not None:
+        body: ApduBody | None = fixed(data)
+        if body is not None:
+            return body
+    return parse_body_with_construct(is_request, command, data)
+
+
+def parse_body_with_construct(is_request: bool, command: Command, data: bytes) -> ApduBody:
+    """The reference body decoder, Construct interpreted (the fast path must equal it): the
+    typed request (``is_request``) or response body of ``command`` in ``data``, which it must
+    use up; :class:`ApduError` saying what is wrong otherwise."""
     layout, from_parsed = _BODY_PARSERS[is_request, command]
     try:
         parsed = layout.parse(data)
@@ -1134,6 +1189,12 @@ def _parse_body(is_request: bool, command: Command, data: bytes) -> ApduBody:
     return from_parsed(parsed.body)
 
 
+#: Each enum's members by wire code (a dict lookup: calling the enum costs a Python frame).
+_APDU_TYPES: dict[int, ApduType] = {int(member): member for member in ApduType}
+_COMMANDS: dict[int, Command] = {int(member): member for member in Command}
+_STATUSES: dict[int, Status] = {int(member): member for member in Status}
+
+
 def decode_apdu(data: bytes) -> Request | Response:
     """Parse one APDU into a Request or Response with a typed ``body``. Raises
     :class:`ApduError` saying what is wrong: too short, unknown type, unknown command, unknown
@@ -1142,15 +1203,13 @@ def decode_apdu(data: bytes) -> Request | Response:
         raise ApduError(f"APDU of {len(data)} bytes is shorter than its {HEADER_SIZE_BYTES}-byte"
                         " header")
     type_code, invoke_id, command_code = _REQUEST_HEAD.unpack_from(data)
-    try:
-        apdu_type = ApduType(type_code)
-    except ValueError:
+    apdu_type = _APDU_TYPES.get(type_code)
+    if apdu_type is None:
         raise ApduError(f"APDU type 0x{type_code:02X} is neither request (0x01), keyed request"
-                        " (0x02) nor response (0x81)") from None
-    try:
-        command = Command(command_code)
-    except ValueError:
-        raise UnknownCommandError(command_code, invoke_id) from None
+                        " (0x02) nor response (0x81)")
+    command = _COMMANDS.get(command_code)
+    if command is None:
+        raise UnknownCommandError(command_code, invoke_id)
     if apdu_type is ApduType.REQUEST:
         return Request(command, invoke_id,
                        body=_parse_body(True, command, data[HEADER_SIZE_BYTES:]))
@@ -1164,10 +1223,9 @@ def decode_apdu(data: bytes) -> Request | Response:
                        idempotency_key=key)
     if len(data) < _RESPONSE_HEAD.size:
         raise ApduError("response APDU has no status byte")
-    try:
-        status = Status(data[HEADER_SIZE_BYTES])
-    except ValueError:
-        raise ApduError(f"status 0x{data[HEADER_SIZE_BYTES]:02X} is not a known status") from None
+    status = _STATUSES.get(data[HEADER_SIZE_BYTES])
+    if status is None:
+        raise ApduError(f"status 0x{data[HEADER_SIZE_BYTES]:02X} is not a known status")
     if status is not Status.SUCCESS:
         if len(data) != _RESPONSE_HEAD.size:
             raise ApduError(f"{command.name} failure response carries a body")

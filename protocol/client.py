@@ -212,7 +212,7 @@ class DeviceClient:
             outcome = self._exchange(wire_address, request, server_address)
             if outcome.response is not None:
                 self.counters.responses_received += 1
-                return dataclasses.replace(outcome.response, invoke_id=request.invoke_id)
+                return outcome.response.with_invoke_id(request.invoke_id)
             self._mux.remove_station(self._pair(wire_address))
             if not isinstance(outcome.failure, Disconnected) or attempt == attempts:
                 break
@@ -233,7 +233,7 @@ class DeviceClient:
 
     def _exchange(self, wire_address: int, request: Request, server_address: int) -> _Outcome:
         invoke_id = self._invoke_ids.take()
-        apdu = encode_request(dataclasses.replace(request, invoke_id=invoke_id))
+        apdu = encode_request(request.with_invoke_id(invoke_id))
         station = self._connected_station(wire_address)
         station.send_apdu(apdu, self._clock.monotonic_ms())
         self.counters.requests_sent += 1

@@ -223,12 +223,18 @@ class Role(enum.Enum):
     CLIENT = "client"
     SERVER = "server"
 
+    # Members are singletons compared by identity: hash them by identity too, in C (Enum's
+    # own __hash__ is Python code, run twice per frame for the TRANSITIONS lookup).
+    __hash__ = object.__hash__
+
 
 class LinkState(enum.Enum):
     DISCONNECTED = "disconnected"
     CONNECTING = "connecting"
     CONNECTED = "connected"
     DISCONNECTING = "disconnecting"
+
+    __hash__ = object.__hash__  # as Role's
 
 
 @dataclass(frozen=True)
@@ -515,6 +521,8 @@ class LinkStation:
 
     def _split(self, data: bytes) -> deque[bytes]:
         size = self._transmit_limit_bytes
+        if 0 < len(data) <= size:  # one segment, the usual case: no generator
+            return deque((data,))
         return deque(data[i:i + size] for i in range(0, len(data), size))
 
     def _next_information_frame(self) -> HdlcFrame:
@@ -532,15 +540,22 @@ class LinkStation:
     def _take_segment(self, frame: HdlcFrame) -> bytes | None:
         """Add an accepted I-frame to the reassembly; the APDU bytes (LLC included) once the
         last segment is in, else ``None``. Raises :class:`LinkError` past the bound."""
+        if not frame.segmented and not self._reassembly:  # a whole APDU in one frame
+            if len(frame.information) > self.max_reassembly_bytes:
+                raise self._over_reassembly_bound()
+            return bytes(frame.information)
         self._reassembly += frame.information
         if len(self._reassembly) > self.max_reassembly_bytes:
             self._reassembly = bytearray()
-            raise LinkError(f"APDU from {self.peer_address} exceeds the reassembly bound of "
-                            f"{self.max_reassembly_bytes} bytes")
+            raise self._over_reassembly_bound()
         if frame.segmented:
             return None
         data, self._reassembly = bytes(self._reassembly), bytearray()
         return data
+
+    def _over_reassembly_bound(self) -> LinkError:
+        return LinkError(f"APDU from {self.peer_address} exceeds the reassembly bound of "
+                         f"{self.max_reassembly_bytes} bytes")
 
     def _deliver(self, data: bytes) -> list[LinkEvent]:
         if not data.startswith(self._llc_in):
@@ -755,7 +770,8 @@ class LinkStation:
                     f"{self.max_reassembly_bytes} bytes")
         if have >= LLC_SIZE_BYTES:
             return None
-        head = bytes(self._reassembly) + frame.information[:LLC_SIZE_BYTES - have]
+        head = (bytes(self._reassembly) + frame.information[:LLC_SIZE_BYTES - have] if have
+                else frame.information[:LLC_SIZE_BYTES])
         if head == self._llc_in or (frame.segmented and self._llc_in.startswith(head)):
             return None
         self.counters.apdus_rejected_for_llc += 1

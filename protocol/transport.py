@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import select
 import selectors
 import socket
 import stat
@@ -109,27 +110,27 @@ _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.
 
 
 class _LazyReadWait:
-    """A selector waiting for one descriptor to become readable, made on the first wait and
-    kept (a transport read only without waiting, as a serving loop does, never makes one)."""
+    """A ``poll`` object waiting for one descriptor to become readable, made on the first wait
+    and kept (a transport read only without waiting, as a serving loop does, never makes one).
+    ``select.poll`` directly, not :mod:`selectors`: it is on every client's round trip."""
 
-    __slots__ = ("_selector",)
+    __slots__ = ("_poll",)
 
     def __init__(self) -> None:
-        self._selector: selectors.BaseSelector | None = None
+        self._poll: select.poll | None = None
 
     def wait(self, fd: int, timeout_ms: int) -> bool:
-        """Whether ``fd`` became readable within ``timeout_ms`` (``False`` at once for 0)."""
+        """Whether ``fd`` became readable (or hung up) within ``timeout_ms`` (``False`` at once
+        for 0)."""
         if timeout_ms <= 0:
             return False
-        if self._selector is None:
-            self._selector = selectors.DefaultSelector()
-            self._selector.register(fd, selectors.EVENT_READ)
-        return bool(self._selector.select(_seconds(timeout_ms)))
+        if self._poll is None:
+            self._poll = select.poll()
+            self._poll.register(fd, select.POLLIN)
+        return bool(self._poll.poll(timeout_ms))
 
     def close(self) -> None:
-        if self._selector is not None:
-            self._selector.close()
-            self._selector = None
+        self._poll = None
 
 
 def _seconds(timeout_ms: int) -> float:
@@ -159,17 +160,14 @@ class FdTransport:
 
     def read(self, max_bytes: int, timeout_ms: int) -> bytes:
         self._check_open()
+        # A caller that may wait (a client after its request) waits first: its answer is
+        # rarely there already, and a read that fails costs a system call and an exception.
+        if timeout_ms > 0 and not self._read_wait.wait(self._fd, timeout_ms):
+            return b""
         try:
             data = os.read(self._fd, max_bytes)
         except BlockingIOError:
-            if not self._read_wait.wait(self._fd, timeout_ms):
-                return b""
-            try:
-                data = os.read(self._fd, max_bytes)
-            except BlockingIOError:
-                return b""
-            except OSError as error:
-                raise self._closed_error(error) from error
+            return b""
         except OSError as error:
             raise self._closed_error(error) from error
         if not data:

@@ -411,3 +411,22 @@ def test_an_eui64_is_read_with_dashes_colons_or_none(text: str) -> None:
 def test_a_malformed_eui64_is_refused_with_an_example(text: str) -> None:
     with pytest.raises(ValueError, match="00-DB-12-34-56-78-90-A0"):
         parse_eui64(text)
+
+
+@pytest.mark.parametrize("message", [
+    Request(Command.SET_SUPPLY_STATE, 1,
+            body=SetSupplyStateRequest(supply_state=SupplyState.ARMED)),
+    Request(Command.ADJUST_METER_BALANCE, 1, {"adjustment_pence": -250},
+            idempotency_key=bytes(range(16))),
+    Request(Command.READ_METER_BALANCE, 1),
+    Response(Command.READ_METER_BALANCE, 1, Status.SUCCESS,
+             body=Balances(meter_balance_pence=-10, emergency_credit_balance_pence=0)),
+    Response(Command.TOP_UP, 1, Status.UTRN_DUPLICATE),
+], ids=["typed", "mapping_keyed", "empty", "response", "failure"])
+def test_with_invoke_id_is_replacing_the_invoke_id(message: Request | Response) -> None:
+    renumbered = message.with_invoke_id(0x0203)
+    assert renumbered == dataclasses.replace(message, invoke_id=0x0203)
+    assert renumbered.invoke_id == 0x0203 and message.invoke_id == 1
+    encode = encode_request if isinstance(message, Request) else encode_response
+    assert encode(renumbered)[1:3] == bytes.fromhex("0203")
+    assert encode(renumbered)[3:] == encode(message)[3:]
