@@ -48,6 +48,12 @@ Rules (decisions marked; constants and transition tables live in :mod:`emulator.
   DUIS can carry (+-2147483 p); a request that would take one outside is VALUE_OUT_OF_RANGE
   with nothing changed (an accumulated debt above the maximum included), and consumption never
   takes the meter balance below the minimum (*decided*: the register saturates).
+- Metering data (issue 11): energy registers, the half-hour profile (at most
+  ``MAX_PROFILE_PERIODS_PER_READ`` half-hours an answer), the daily read, daily consumption and
+  prepayment logs, the tariff and maximum demand are read from the metrology engine; a log
+  range that does not start before it ends is MALFORMED_REQUEST. SET_TARIFF / SET_PRICES take
+  effect now (future-dated ones arrive in SCHEDULE_REQUEST); one the engine cannot hold is
+  VALUE_OUT_OF_RANGE with nothing changed. Maximum demand and active power are ESME only.
 - Stored but not acted on: low-credit and low-EC thresholds (no alerts on this protocol), the
   cut-off grace period, keypad lock timeout and UTRN type.
 
@@ -85,27 +91,46 @@ from emulator.meter_tables import (
     supply_transition,
 )
 from emulator.metrology.engine import Metrology, electricity_wh, gas_dm3
+from emulator.metrology.load_model import HALF_HOUR_SECONDS
 from emulator.metrology.logs import LoadHistory
 from emulator.metrology.max_demand import MaxDemandRegisters
 from emulator.metrology.profile_keys import load_model_of, tariff_of
-from emulator.metrology.tariff import PendingChange, TariffTimeline
+from emulator.metrology.tariff import MAX_BLOCKS, PendingChange, TariffTimeline
+from emulator.tariff_bodies import prices_body, prices_of_body, tariff_body, tariff_of_body
 from emulator.utrn import parse_utrn
 from protocol.apdu import (
+    MAX_PROFILE_PERIODS_PER_READ,
     AdjustMeterBalanceRequest,
     AdjustMeterBalanceResponse,
     ApduBody,
     Balances,
     Command,
+    DailyConsumptionEntry,
+    DailyReadEntry,
     DebtRecoveryPeriod,
     DebtRegister,
     DebtState,
     DeviceType,
     Empty,
+    EnergyRegisters,
+    IndexedRegister,
     InstantaneousPrepayValues,
     LoadLimitData,
+    LogRange,
+    MaxDemand,
     PaymentMode,
     PrepaymentConfiguration,
     PrepaymentConfigurationField,
+    PrepaymentDailyEntry,
+    ReadActivePowerResponse,
+    ReadDailyConsumptionLogResponse,
+    ReadDailyReadLogResponse,
+    ReadMaximumDemandResponse,
+    ReadPrepaymentDailyLogResponse,
+    ReadProfileDataResponse,
+    ReadTariffResponse,
+    RegisterCell,
+    RegisterUnit,
     Request,
     ResetMeterBalanceResponse,
     Response,
@@ -117,6 +142,8 @@ from protocol.apdu import (
     SupplyOffReason,
     SupplyState,
     SupplyStatus,
+    Tariff,
+    TariffPrices,
     TopUpRequest,
     TopUpResponse,
     UpdateDebtRequest,
@@ -154,6 +181,9 @@ _LOAD_LIMIT_COMMANDS = frozenset({
     Command.SET_LOAD_LIMIT_SETTINGS,
     Command.RESET_LOAD_LIMIT_COUNTER,
 })
+
+#: Metering reads only an ESME answers (a GSME has no demand registers or power reading).
+_ESME_ONLY_READS = frozenset({Command.READ_MAXIMUM_DEMAND, Command.READ_ACTIVE_POWER})
 
 #: A request handler: the meter and the typed request body -> the response body, or the
 #: Status of a refusal (which changed nothing but what the module docstring says).
@@ -238,7 +268,8 @@ class Meter:
         self.advance_to(device_time_seconds)
         command = request.command
         handler = _HANDLERS.get(command)
-        if handler is None or (command in _LOAD_LIMIT_COMMANDS and not self._is_esme):
+        if handler is None or (command in _LOAD_LIMIT_COMMANDS | _ESME_ONLY_READS
+                               and not self._is_esme):
             return Response(command, request.invoke_id, Status.NOT_SUPPORTED_BY_DEVICE)
         answer = handler(self, request.body)
         if isinstance(answer, Status):
@@ -797,6 +828,125 @@ class Meter:
         self._r.load_limit_counter = 0
         return self._load_limit_data()
 
+    # -- metering data (registers, logs, tariff, maximum demand) ----------------------------
+
+    @property
+    def _register_unit(self) -> RegisterUnit:
+        return RegisterUnit.WATT_HOURS if self._is_esme else RegisterUnit.CUBIC_DECIMETRES
+
+    def _read_energy_registers(self, _: Empty) -> EnergyRegisters:
+        """The total, every TOU band of the tariff in force or ever counted, and (block
+        tariffs, or blocks ever counted) every block; indexes from 1."""
+        m = self._metrology
+        tariff = m.timeline.current
+        tou = m.tou_registers()
+        blocks = m.block_registers()
+        bands = range(max(tariff.band_count, max(tou, default=-1) + 1))
+        tariff_blocks = (max(map(len, tariff.prices.block_prices_millipence_per_kwh))
+                         if tariff.has_blocks else 0)
+        block_count = max([tariff_blocks, *(block + 1 for block, value in blocks.items()
+                                            if block > 0 and value > 0)])
+        return EnergyRegisters(
+            register_unit=self._register_unit,
+            total_register=m.total_register(),
+            tou_registers=tuple(IndexedRegister(band + 1, tou.get(band, 0)) for band in bands),
+            block_registers=tuple(IndexedRegister(block + 1, blocks.get(block, 0))
+                                  for block in range(block_count)),
+        )
+
+    def _read_profile_data(self, body: LogRange) -> ReadProfileDataResponse | Status:
+        """The half-hours starting in ``[start, end)``, at most
+        MAX_PROFILE_PERIODS_PER_READ of them from the first kept one: register units consumed
+        in each (differences of the total register, so they add up to it)."""
+        if body.start_seconds >= body.end_seconds:
+            return Status.MALFORMED_REQUEST
+        first = -(-body.start_seconds // HALF_HOUR_SECONDS)
+        last = -(-body.end_seconds // HALF_HOUR_SECONDS)
+        profile = self._metrology.half_hour_profile(first, last)[:MAX_PROFILE_PERIODS_PER_READ]
+        return ReadProfileDataResponse(
+            register_unit=self._register_unit,
+            first_period_start_seconds=profile[0][0] if profile else 0,
+            period_seconds=HALF_HOUR_SECONDS,
+            values=tuple(value for _, value in profile),
+        )
+
+    def _read_daily_read_log(self, body: LogRange) -> ReadDailyReadLogResponse | Status:
+        if body.start_seconds >= body.end_seconds:
+            return Status.MALFORMED_REQUEST
+        return ReadDailyReadLogResponse(register_unit=self._register_unit, entries=tuple(
+            DailyReadEntry(midnight, total, tuple(
+                RegisterCell(band=cell // MAX_BLOCKS + 1, block=cell % MAX_BLOCKS + 1,
+                             register_value=value) for cell, value in sorted(cells.items())))
+            for midnight, total, cells in self._metrology.daily_read_log()
+            if body.start_seconds <= midnight < body.end_seconds))
+
+    def _read_prepayment_daily_log(self, body: LogRange
+                                   ) -> ReadPrepaymentDailyLogResponse | Status:
+        if body.start_seconds >= body.end_seconds:
+            return Status.MALFORMED_REQUEST
+        return ReadPrepaymentDailyLogResponse(entries=tuple(
+            PrepaymentDailyEntry(midnight_seconds=midnight, **values)
+            for midnight, values in self._r.prepayment_daily_log.entries()
+            if body.start_seconds <= midnight < body.end_seconds))
+
+    def _read_daily_consumption_log(self, body: LogRange
+                                    ) -> ReadDailyConsumptionLogResponse | Status:
+        """The consumption of each whole past UTC day whose midnight is in the range (the
+        last 731 days)."""
+        if body.start_seconds >= body.end_seconds:
+            return Status.MALFORMED_REQUEST
+        days = self._metrology.daily_consumption(-(-body.start_seconds // SECONDS_PER_DAY),
+                                                 -(-body.end_seconds // SECONDS_PER_DAY))
+        return ReadDailyConsumptionLogResponse(
+            register_unit=self._register_unit,
+            entries=tuple(DailyConsumptionEntry(midnight, value) for midnight, value in days))
+
+    def _read_active_power(self, _: Empty) -> ReadActivePowerResponse:
+        """The load drawn now (W): the load model's, or 0 while the supply is not enabled."""
+        m = self._metrology
+        enabled = self._r.supply_state == SupplyState.ENABLED
+        return ReadActivePowerResponse(
+            active_power_import_w=m.load_model.load_w_at(m.now_seconds) if enabled else 0)
+
+    def _read_tariff(self, _: Empty) -> ReadTariffResponse:
+        timeline = self._metrology.timeline
+        return ReadTariffResponse(
+            tariff=tariff_body(timeline.current),
+            pending_effective_seconds=timeline.next_change_after(self._r.now_seconds) or 0)
+
+    def _read_maximum_demand(self, _: Empty) -> ReadMaximumDemandResponse:
+        registers = self._metrology.max_demand
+        active, configurable = (
+            MaxDemand(demand_w=register.value_w, capture_time_seconds=register.capture_seconds,
+                      last_reset_seconds=register.last_reset_seconds)
+            for register in (registers.active, registers.configurable_time))
+        return ReadMaximumDemandResponse(
+            active_import=active,
+            configurable_time_active_import=configurable,
+            configurable_window_start_second_of_day=registers.window_start_second_of_day,
+            configurable_window_end_second_of_day=registers.window_end_second_of_day,
+        )
+
+    def _set_tariff(self, body: Tariff) -> Tariff | Status:
+        """A new tariff from now (a future-dated one arrives in SCHEDULE_REQUEST)."""
+        try:
+            tariff = tariff_of_body(body)
+        except ValueError:
+            return Status.VALUE_OUT_OF_RANGE
+        self.schedule_tariff_change(PendingChange(self._r.now_seconds, tariff=tariff))
+        return tariff_body(self._metrology.timeline.current)
+
+    def _set_prices(self, body: TariffPrices) -> TariffPrices | Status:
+        """New prices for the tariff in force, from now: as many bands and blocks as it has
+        (else VALUE_OUT_OF_RANGE, nothing changed)."""
+        try:
+            prices = prices_of_body(body)
+            self._metrology.timeline.current.with_prices(prices)
+        except ValueError:
+            return Status.VALUE_OUT_OF_RANGE
+        self.schedule_tariff_change(PendingChange(self._r.now_seconds, prices=prices))
+        return prices_body(self._metrology.timeline.current.prices)
+
     def _set_supply_state(self, body: SetSupplyStateRequest) -> SupplyStatus | Status:
         r = self._r
         requested = body.supply_state
@@ -836,6 +986,16 @@ _HANDLERS: dict[Command, _Handler] = {
     Command.SET_LOAD_LIMIT_SETTINGS: Meter._set_load_limit_settings,
     Command.RESET_LOAD_LIMIT_COUNTER: Meter._reset_load_limit_counter,
     Command.SET_SUPPLY_STATE: Meter._set_supply_state,
+    Command.READ_ENERGY_REGISTERS: Meter._read_energy_registers,
+    Command.READ_PROFILE_DATA: Meter._read_profile_data,
+    Command.READ_DAILY_READ_LOG: Meter._read_daily_read_log,
+    Command.READ_PREPAYMENT_DAILY_LOG: Meter._read_prepayment_daily_log,
+    Command.READ_TARIFF: Meter._read_tariff,
+    Command.READ_MAXIMUM_DEMAND: Meter._read_maximum_demand,
+    Command.READ_ACTIVE_POWER: Meter._read_active_power,
+    Command.READ_DAILY_CONSUMPTION_LOG: Meter._read_daily_consumption_log,
+    Command.SET_TARIFF: Meter._set_tariff,
+    Command.SET_PRICES: Meter._set_prices,
 }
 #: The commands a meter answers (the load-limiting ones on an ESME only).
 METER_COMMANDS = frozenset(_HANDLERS)

@@ -34,8 +34,11 @@ from protocol.eui64 import format_eui64
 
 __all__ = ["GPF_READS", "MANAGEMENT_ONLY", "DeviceTable", "HanResponseHook", "route"]
 
-#: The gas reads a GPF answers from its gas meter's data (DUIS 4.3 and 4.18 to the GPF).
-GPF_READS = frozenset({Command.READ_INSTANTANEOUS_PREPAY_VALUES, Command.READ_METER_BALANCE})
+#: The gas reads a GPF answers from its gas meter's data (DUIS 4.3, 4.18, 4.1.1, 4.1.2, 4.1.4,
+#: 4.14 and 4.17 to the GPF).
+GPF_READS = frozenset({Command.READ_INSTANTANEOUS_PREPAY_VALUES, Command.READ_METER_BALANCE,
+                       Command.READ_ENERGY_REGISTERS, Command.READ_PREPAYMENT_DAILY_LOG,
+                       Command.READ_DAILY_CONSUMPTION_LOG})
 
 #: Commands only the management device answers.
 MANAGEMENT_ONLY = frozenset({Command.READ_DEVICE_DIRECTORY, Command.ADVANCE_DEVICE_TIME})

@@ -28,8 +28,9 @@ that does not read its answers gets no more work done). Bounds (all keyword opti
   descriptors (EMFILE) pauses accepting until a client closes or :data:`ACCEPT_RETRY_MS`
   pass; the waiting connections stay queued by the kernel and serving goes on;
 - reassembly: each link reassembles at most ``max_reassembly_bytes`` of one APDU
-  (:data:`SERVED_MAX_REASSEMBLY_BYTES`, 4 KiB: the largest valid request, a SCHEDULE_REQUEST
-  holding a 1024-byte FIRMWARE_BLOCK, is under 1.1 KiB; beyond it the link answers FRMR), and
+  (:data:`SERVED_MAX_REASSEMBLY_BYTES`, 4 KiB: the largest request the S1SP sends, a
+  SCHEDULE_REQUEST holding a 1024-byte FIRMWARE_BLOCK or a SET_TARIFF of
+  ``MAX_TARIFF_REQUEST_BYTES``, is under 1.1 KiB; beyond it the link answers FRMR), and
   a connection has at most ``max_stations`` links (:data:`DEFAULT_MAX_STATIONS`, 64): at most
   256 KiB of partial messages per connection and ``max_connections`` x 256 KiB in total
   (256 MiB with the defaults). Everything a connection holds is released when it closes.
@@ -106,7 +107,7 @@ DEFAULT_MAX_CONNECTIONS = 1024
 DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024
 #: Output a stream (pty, serial port) has not taken for this long is dropped as stale.
 STALE_OUTPUT_MS = 2000
-#: Largest APDU one served link reassembles (the largest valid request is under 1.1 KiB).
+#: Largest APDU one served link reassembles (the S1SP's largest request is under 1.1 KiB).
 SERVED_MAX_REASSEMBLY_BYTES = 4096
 #: After running out of descriptors, accepting resumes when a client closes or after this.
 ACCEPT_RETRY_MS = 100

@@ -93,6 +93,15 @@ class Command(enum.IntEnum):
     READ_DEVICE_IDENTITY = 0x09
     READ_DEVICE_DIRECTORY = 0x0A
     READ_SCHEDULED_REQUESTS = 0x0B
+    # metering data (energy registers, logs, tariff, maximum demand)
+    READ_ENERGY_REGISTERS = 0x0C
+    READ_PROFILE_DATA = 0x0D
+    READ_DAILY_READ_LOG = 0x0E
+    READ_PREPAYMENT_DAILY_LOG = 0x0F
+    READ_TARIFF = 0x10
+    READ_MAXIMUM_DEMAND = 0x11
+    READ_ACTIVE_POWER = 0x12
+    READ_DAILY_CONSUMPTION_LOG = 0x13
     # prepayment and money
     SET_PAYMENT_MODE = 0x20
     ADJUST_METER_BALANCE = 0x21
@@ -101,6 +110,9 @@ class Command(enum.IntEnum):
     TOP_UP = 0x24
     UPDATE_DEBT = 0x25
     ACTIVATE_EMERGENCY_CREDIT = 0x26
+    # tariff
+    SET_TARIFF = 0x27
+    SET_PRICES = 0x28
     # load limiting and supply
     SET_LOAD_LIMIT_SETTINGS = 0x30
     RESET_LOAD_LIMIT_COUNTER = 0x31
@@ -202,6 +214,13 @@ class DeviceType(enum.IntEnum):
     PPMID = 6  # prepayment meter interface device: a type 2 device on the HAN
 
 
+class RegisterUnit(enum.IntEnum):
+    """The unit of a meter's energy registers and logs."""
+
+    WATT_HOURS = 1  # ESME: whole Wh
+    CUBIC_DECIMETRES = 2  # GSME: whole dm3 (litres) of gas
+
+
 class DebtRegister(enum.IntEnum):
     TIME_DEBT_1 = 1
     TIME_DEBT_2 = 2
@@ -237,9 +256,16 @@ MANAGEMENT_SERVER_ADDRESS = 0x01
 ADAPTER_CLIENT_ADDRESS = 0x10
 #: Largest number of bytes a FIRMWARE_BLOCK may carry (and the smallest: 1).
 MAX_FIRMWARE_BLOCK_BYTES = 1024
+#: Most half-hour values one READ_PROFILE_DATA answer carries (31 days): a longer range is
+#: read in several requests.
+MAX_PROFILE_PERIODS_PER_READ = 31 * 48
 #: Longest request APDU SCHEDULE_REQUEST may hold: a keyed FIRMWARE_BLOCK of the largest block
-#: (20-byte keyed header, 4-byte offset, 2-byte length, 1024 bytes), the longest request there is.
+#: (20-byte keyed header, 4-byte offset, 2-byte length, 1024 bytes); the S1SP's longest
+#: SET_TARIFF is bounded to it too (MAX_TARIFF_REQUEST_BYTES).
 MAX_SCHEDULED_REQUEST_BYTES = 20 + 4 + 2 + MAX_FIRMWARE_BLOCK_BYTES
+#: Longest SET_TARIFF request APDU (4-byte header, then the TARIFF body) the S1SP sends: what
+#: SCHEDULE_REQUEST holds, so that a tariff fits whether it is sent now or future-dated.
+MAX_TARIFF_REQUEST_BYTES = MAX_SCHEDULED_REQUEST_BYTES
 #: Longest management password (a ``text`` field).
 MAX_MANAGEMENT_PASSWORD_BYTES = 255
 
@@ -418,6 +444,94 @@ SCHEDULED_ENTRY = Struct(
     "execution_time_seconds" / DeviceTimeSeconds,
 )
 
+#: A time range of a log read: entries with ``start_seconds <= time < end_seconds``.
+LOG_RANGE = Struct(
+    "start_seconds" / DeviceTimeSeconds,
+    "end_seconds" / DeviceTimeSeconds,
+)
+
+#: One indexed energy register (a TOU band or a block, counted from 1), in register units.
+INDEXED_REGISTER = Struct(
+    "index" / Int8ub,
+    "register_value" / Int32ub,
+)
+
+#: The energy registers (DUIS 4.1.1, 4.1.2, 4.1.4): the total, per TOU band and per block.
+ENERGY_REGISTERS = Struct(
+    "register_unit" / EnumAdapter(RegisterUnit),
+    "total_register" / Int32ub,
+    "tou_registers" / PrefixedArray(Int8ub, INDEXED_REGISTER),
+    "block_registers" / PrefixedArray(Int8ub, INDEXED_REGISTER),
+)
+
+#: One register cell of the daily read log: TOU band and block (both from 1).
+REGISTER_CELL = Struct(
+    "band" / Int8ub,
+    "block" / Int8ub,
+    "register_value" / Int32ub,
+)
+
+DAILY_READ_ENTRY = Struct(
+    "midnight_seconds" / DeviceTimeSeconds,
+    "total_register" / Int32ub,
+    "cells" / PrefixedArray(Int16ub, REGISTER_CELL),
+)
+
+#: One day's consumption (DUIS 4.17): the register units consumed in the UTC day starting at
+#: ``midnight_seconds``.
+DAILY_CONSUMPTION_ENTRY = Struct(
+    "midnight_seconds" / DeviceTimeSeconds,
+    "register_units" / Int32ub,
+)
+
+PREPAYMENT_DAILY_ENTRY = Struct(
+    "midnight_seconds" / DeviceTimeSeconds,
+    "meter_balance_pence" / Pence,
+    "emergency_credit_balance_pence" / Pence,
+    "accumulated_debt_pence" / Pence,
+    "payment_debt_pence" / Pence,
+    "time_debt_1_pence" / Pence,
+    "time_debt_2_pence" / Pence,
+)
+
+#: One switch of a day profile: from ``start_second_of_day`` the TOU band ``band`` (from 1).
+BAND_SWITCH = Struct(
+    "start_second_of_day" / Int32ub,
+    "band" / Int8ub,
+)
+
+DAY_PROFILE = Struct("switches" / PrefixedArray(Int8ub, BAND_SWITCH))
+
+BLOCK_PRICE = Struct("price_millipence_per_kwh" / Int32ub)
+#: Prices (SR 1.2.1): per TOU band, one price per block; and the standing charge.
+BAND_PRICES = Struct("block_prices" / PrefixedArray(Int8ub, BLOCK_PRICE))
+TARIFF_PRICES = Struct(
+    "standing_charge_millipence_per_day" / Int32ub,
+    "bands" / PrefixedArray(Int8ub, BAND_PRICES),
+)
+
+BLOCK_THRESHOLD = Struct("threshold_wh" / Int32ub)
+#: A TOU band's block thresholds: energy in the block period at which the next block starts.
+BAND_THRESHOLDS = Struct("thresholds" / PrefixedArray(Int8ub, BLOCK_THRESHOLD))
+
+#: A whole tariff (SR 1.1.1 with its prices): switching table (day profiles, the day profile
+#: of each weekday Monday first, counted from 0), block thresholds per band, block period.
+TARIFF = Struct(
+    "day_profiles" / PrefixedArray(Int8ub, DAY_PROFILE),
+    "week_day_profiles" / Bytes(7),
+    "band_thresholds" / PrefixedArray(Int8ub, BAND_THRESHOLDS),
+    "block_period_seconds" / Int32ub,
+    "prices" / TARIFF_PRICES,
+)
+
+#: One maximum demand register: the highest half-hour average (W), the end of its half-hour,
+#: and when it was last reset (0: never captured).
+MAX_DEMAND = Struct(
+    "demand_w" / Int32ub,
+    "capture_time_seconds" / DeviceTimeSeconds,
+    "last_reset_seconds" / DeviceTimeSeconds,
+)
+
 #: The device's clock, as SYNCHRONISE_CLOCK sets it and READ_CLOCK reads it.
 DEVICE_CLOCK = Struct("device_time_seconds" / DeviceTimeSeconds)
 
@@ -435,6 +549,16 @@ REQUEST_BODIES: dict[Command, Construct] = {
     Command.READ_LOAD_LIMIT_DATA: EMPTY,
     Command.READ_DEVICE_IDENTITY: EMPTY,
     Command.READ_DEVICE_DIRECTORY: EMPTY,
+    Command.READ_ENERGY_REGISTERS: EMPTY,
+    Command.READ_PROFILE_DATA: LOG_RANGE,
+    Command.READ_DAILY_READ_LOG: LOG_RANGE,
+    Command.READ_PREPAYMENT_DAILY_LOG: LOG_RANGE,
+    Command.READ_TARIFF: EMPTY,
+    Command.READ_MAXIMUM_DEMAND: EMPTY,
+    Command.READ_ACTIVE_POWER: EMPTY,
+    Command.READ_DAILY_CONSUMPTION_LOG: LOG_RANGE,
+    Command.SET_TARIFF: TARIFF,
+    Command.SET_PRICES: TARIFF_PRICES,
     Command.SET_PAYMENT_MODE: Struct(
         "payment_mode" / EnumAdapter(PaymentMode),
         "disablement_threshold_pence" / Pence,
@@ -511,6 +635,39 @@ RESPONSE_BODIES: dict[Command, Construct] = {
     Command.READ_LOAD_LIMIT_DATA: LOAD_LIMIT_DATA,
     Command.READ_DEVICE_IDENTITY: DEVICE_IDENTITY,
     Command.READ_DEVICE_DIRECTORY: Struct("devices" / PrefixedArray(Int16ub, DEVICE_IDENTITY)),
+    Command.READ_ENERGY_REGISTERS: ENERGY_REGISTERS,
+    Command.READ_PROFILE_DATA: Struct(
+        "register_unit" / EnumAdapter(RegisterUnit),
+        "first_period_start_seconds" / DeviceTimeSeconds,
+        "period_seconds" / Int16ub,
+        # register units consumed in each period (differences of the total register); plain
+        # integers, not records, so that a 1488-value answer codes in bulk
+        "values" / PrefixedArray(Int16ub, Int32ub),
+    ),
+    Command.READ_DAILY_READ_LOG: Struct(
+        "register_unit" / EnumAdapter(RegisterUnit),
+        "entries" / PrefixedArray(Int8ub, DAILY_READ_ENTRY),
+    ),
+    Command.READ_PREPAYMENT_DAILY_LOG: Struct(
+        "entries" / PrefixedArray(Int8ub, PREPAYMENT_DAILY_ENTRY)),
+    Command.READ_TARIFF: Struct(
+        "tariff" / TARIFF,
+        # when the next change the device holds takes effect (0: none pending)
+        "pending_effective_seconds" / DeviceTimeSeconds,
+    ),
+    Command.READ_MAXIMUM_DEMAND: Struct(
+        "active_import" / MAX_DEMAND,
+        "configurable_time_active_import" / MAX_DEMAND,
+        "configurable_window_start_second_of_day" / Int32ub,
+        "configurable_window_end_second_of_day" / Int32ub,
+    ),
+    Command.READ_ACTIVE_POWER: Struct("active_power_import_w" / Int32ub),
+    Command.READ_DAILY_CONSUMPTION_LOG: Struct(
+        "register_unit" / EnumAdapter(RegisterUnit),
+        "entries" / PrefixedArray(Int16ub, DAILY_CONSUMPTION_ENTRY),
+    ),
+    Command.SET_TARIFF: TARIFF,
+    Command.SET_PRICES: TARIFF_PRICES,
     Command.SET_PAYMENT_MODE: PREPAYMENT_CONFIGURATION,
     Command.ADJUST_METER_BALANCE: Struct(
         "adjustment_applied_pence" / Pence,

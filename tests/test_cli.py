@@ -350,6 +350,7 @@ def test_demo_exits_0_and_prints_the_transcript(capsys) -> None:
         "load_limit_power_threshold_w=5000",
         "join_window_minutes=2",  # 18.62
         "FIRMWARE_UPDATE_IN_PROGRESS", "Outcome=Accepted",  # 18.63
+        "ActiveEnergyUnit=Wh", "READ_PROFILE_DATA", "PrimaryValue=",  # metering reads
         "Demo finished",
     ):
         assert expected in out, expected

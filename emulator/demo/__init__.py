@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from defusedxml.ElementTree import fromstring
@@ -243,11 +244,13 @@ class _Tour:
                  + (f" {shown}" if shown else ""))
         return response
 
-    def advance(self, seconds: int, why: str) -> None:
+    def advance(self, seconds: int, why: str) -> int:
+        """Move virtual device time on; the device time now."""
         response = self.client.request(MANAGEMENT_SERVER_ADDRESS, Request(
             Command.ADVANCE_DEVICE_TIME, 1, body=AdvanceDeviceTimeRequest(advance_seconds=seconds)))
-        self.say(f"    ... virtual device time +{seconds} s ({why}); now "
-                 f"{_iso(response.body.device_time_seconds)}")
+        now: int = response.body.device_time_seconds
+        self.say(f"    ... virtual device time +{seconds} s ({why}); now {_iso(now)}")
+        return now
 
 
 def _script(tour: _Tour, make_top_up_utrn: Callable[..., str],
@@ -354,16 +357,26 @@ def _han_join_window(tour: _Tour) -> None:
     tour.direct(devices.hub_address, Command.READ_HAN_ENTRIES, "the entry is gone")
 
 
+
 def _after_a_day(tour: _Tour) -> None:
-    """A day of consumption, then the ESME's registers, configuration, supply and firmware."""
+    """A day of consumption, then the ESME's registers, configuration, supply, firmware and
+    metering data."""
     build, esme = tour.build, tour.devices.esme_eui
-    tour.advance(86_400, "one day of consumption at the profile's load and tariff")
+    now = tour.advance(86_400, "one day of consumption at the profile's load and tariff")
     tour.step("4.18", "balance after a day of consumption", build.read_meter_balance(esme))
     tour.step("4.3", "every prepayment register", build.read_instantaneous_prepay_values(esme))
     tour.step("4.13", "the thresholds held, in pence x1000 (the Annex C defaults among them)",
               build.read_prepayment_configuration(esme))
     tour.step("7.4", "the supply switch", build.read_supply_status(esme))
     tour.step("11.2", "running firmware after activation", build.read_firmware_version(esme))
+    tour.step("metering", "the import energy register (Wh)",
+              build.read_instantaneous_import_registers(esme))
+    last_half_hour = now - now % 1800
+    tour.step("metering", "the last two hours' half-hour consumption (Wh each, stamped at the "
+              "start of the half-hour)",
+              build.read_active_import_profile_data(
+                  esme, start=datetime.fromtimestamp(last_half_hour - 4 * 1800, tz=timezone.utc),
+                  end=datetime.fromtimestamp(last_half_hour, tz=timezone.utc)))
 
 
 def _firmware(tour: _Tour, build_image: Callable[..., bytes]) -> None:

@@ -191,8 +191,10 @@ def _tag(local: str) -> str:
 
 
 def _add_items(parent: Element, items: list[BodyItem]) -> None:
+    """``name@3`` makes ``<name index="3">``."""
     for name, value in items:
-        child = SubElement(parent, _tag(name))
+        name, _, index = name.partition("@")
+        child = SubElement(parent, _tag(name), {"index": index} if index else {})
         if isinstance(value, list):
             _add_items(child, value)
         elif value is not None:

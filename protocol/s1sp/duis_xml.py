@@ -174,7 +174,8 @@ def parse_execution(body: Element, where: str) -> Execution | None:
 # Writing: what the body writers of the family modules return
 # --------------------------------------------------------------------------------------------
 
-#: A body element to write: (element name, text | nested elements | None for an empty one).
+#: A body element to write: (element name, text | nested elements | None for an empty one);
+#: ``name@3`` writes ``<name index="3">``.
 BodyItem = tuple[str, "str | list[BodyItem] | None"]
 #: ``write_body(*parameters) -> the body's elements``: an SR's body writer, beside its parser;
 #: its parameters are Python values (pence, seconds, aware datetimes, EUI-64s).

@@ -18,6 +18,19 @@
 - Date-times: DUIS ``xs:dateTime`` (UTC, ``Z`` or ``+00:00``; fractions of a second dropped)
   -> device time, integer seconds since 1970-01-01T00:00:00Z in an unsigned 32-bit field. The
   DUIS cancellation date 3000-12-31 is recognised by :func:`is_cancellation_date_time`.
+- Energy (issue 11): an ESME's registers, logs and profile are whole Wh, reported as DUIS
+  integers with ``ActiveEnergyUnit`` ``Wh``; a GSME's are whole dm3, reported as DUIS decimal
+  m3 with three decimals (``1234`` dm3 -> ``1.234``) and ``Unit`` ``m3``
+  (:func:`register_to_duis_energy`, :data:`DUIS_ENERGY_UNIT_NAMES`).
+- Prices (SR 1.1.1 / 1.2.1 / 4.11.1): an electricity price is ``value x 10^PriceScale`` GBP
+  per kWh and the standing charge ``value x 10^StandingChargeScale`` GBP per day; the meter
+  holds millipence (1/100000 GBP), so ``millipence = value x 10^(scale + 5)``. A value finer
+  than a millipenny is refused (*decided*: a price is never changed silently); gas prices and
+  standing charge have no scale of their own: they are DUIS money units, i.e. millipence.
+  Reading back, the scale is -5 unless a value does not fit the DUIS PriceType (xs:short),
+  then the smallest scale at which every value fits exactly (:func:`millipence_to_duis_prices`).
+- Read log periods (4.6.1, 4.8.1, 4.14, 4.17): ``ReadLogPeriod`` StartDateTime..EndDateTime
+  in device seconds, start before end (:func:`require_log_period`).
 - The requester's direction (request builders, :mod:`.builders`; typed response reading,
   :mod:`.responses`): pence -> DUIS money (``pence * 1000``, int32 checked), DUIS money from a
   response -> pence (whole pence only: a sub-penny response value is an error, never
@@ -33,7 +46,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-from protocol.apdu import MAX_JOIN_WINDOW_MINUTES
+from protocol.apdu import MAX_JOIN_WINDOW_MINUTES, RegisterUnit
 from protocol.register_ranges import DEBT_REGISTER_RANGE_PENCE
 from protocol.s1sp.errors import InvalidRequestError, UnrepresentableValueError
 
@@ -41,8 +54,10 @@ __all__ = [
     "CANCELLATION_DATE_TIME",
     "DEBT_RECOVERY_RATE_PENCE_PRICE_SCALE",
     "DEVICE_TIME_MAX_SECONDS",
+    "DUIS_ENERGY_UNIT_NAMES",
     "DUIS_MONEY_PRICE_SCALE",
     "DUIS_MONEY_UNITS_PER_PENNY",
+    "DUIS_PRICE_SHORT_RANGE",
     "INT32_MAX",
     "INT32_MIN",
     "JOIN_WINDOW_MAX_MINUTES",
@@ -54,15 +69,19 @@ __all__ = [
     "duis_date_time_to_device_seconds",
     "duis_money_to_pence",
     "duis_money_to_whole_pence",
+    "duis_price_to_millipence",
     "duration_to_seconds",
     "is_cancellation_date_time",
     "join_time_period_seconds_to_minutes",
     "join_window_minutes_to_seconds",
+    "millipence_to_duis_prices",
     "parse_duis_integer",
     "pence_to_debt_recovery_rate",
     "pence_to_duis_money",
     "pence_to_request_duis_money",
     "percentage_to_debt_recovery_per_payment",
+    "register_to_duis_energy",
+    "require_log_period",
 ]
 
 INT32_MIN = -(2**31)
@@ -279,3 +298,74 @@ def pence_to_debt_recovery_rate(pence: int) -> tuple[int, int]:
 def percentage_to_debt_recovery_per_payment(percentage: int) -> int:
     """Whole percent (the device's unit) -> DebtRecoveryPerPayment, hundredths of a percent."""
     return percentage * 100
+
+
+# --------------------------------------------------------------------------------------------
+# Metering data (issue 11): energy, prices, read log periods
+# --------------------------------------------------------------------------------------------
+
+#: The DUIS unit name of each device register unit (ActiveEnergyUnit / GasConsumptionUnit).
+DUIS_ENERGY_UNIT_NAMES: dict[RegisterUnit, str] = {
+    RegisterUnit.WATT_HOURS: "Wh",
+    RegisterUnit.CUBIC_DECIMETRES: "m3",
+}
+_DM3_PER_M3 = 1000
+#: DUIS PriceType (electricity prices and standing charge) is xs:short.
+DUIS_PRICE_SHORT_RANGE = (-(2**15), 2**15 - 1)
+#: The exponent of a millipenny in GBP: millipence = value x 10^(scale - this).
+_MILLIPENCE_PRICE_SCALE = DUIS_MONEY_PRICE_SCALE
+_PRICE_SCALE_RANGE = (-128, 127)
+
+
+def register_to_duis_energy(register_value: int, register_unit: RegisterUnit) -> int | str:
+    """A device register value -> its DUIS value: Wh as an integer, dm3 as decimal m3 text
+    with three decimals."""
+    if register_unit is RegisterUnit.WATT_HOURS:
+        return register_value
+    whole, fraction = divmod(register_value, _DM3_PER_M3)
+    return f"{whole}.{fraction:03d}"
+
+
+def duis_price_to_millipence(value: int, scale: int, element_name: str) -> int:
+    """``value x 10^scale`` GBP -> millipence (1/100000 GBP), exactly; a value finer than a
+    millipenny, or a negative one, is an :class:`InvalidRequestError` naming the element."""
+    if not _PRICE_SCALE_RANGE[0] <= scale <= _PRICE_SCALE_RANGE[1]:
+        raise InvalidRequestError(f"{element_name}: scale {scale} is outside -128..127")
+    if value < 0:
+        raise InvalidRequestError(f"{element_name} {value} must not be negative")
+    shift = scale - _MILLIPENCE_PRICE_SCALE
+    if shift >= 0:
+        return value * 10**shift
+    millipence, rest = divmod(value, 10**-shift)
+    if rest:
+        raise InvalidRequestError(
+            f"{element_name} {value} x 10^{scale} GBP is finer than the 1/100000 GBP the meter "
+            "holds; give it at scale -5 or coarser")
+    return millipence
+
+
+def millipence_to_duis_prices(values_millipence: list[int]) -> tuple[int, list[int]]:
+    """Millipence -> (scale, values) such that each value x 10^scale GBP is exact and fits
+    the DUIS PriceType (xs:short): scale -5, or coarser while a value does not fit and every
+    value is divisible by 10. A set that cannot be put exactly is
+    :class:`UnrepresentableValueError`."""
+    scale = _MILLIPENCE_PRICE_SCALE
+    values = list(values_millipence)
+    low, high = DUIS_PRICE_SHORT_RANGE
+    while any(not low <= value <= high for value in values):
+        if any(value % 10 for value in values):
+            raise UnrepresentableValueError(
+                f"prices {values_millipence} (1/100000 GBP) cannot all be put exactly in the "
+                "DUIS PriceType (-32768..32767) at one scale")
+        values = [value // 10 for value in values]
+        scale += 1
+    return scale, values
+
+
+def require_log_period(start_seconds: int, end_seconds: int) -> None:
+    """A ReadLogPeriod (device seconds) must start before it ends: else an
+    :class:`InvalidRequestError` naming both date-times."""
+    if start_seconds >= end_seconds:
+        raise InvalidRequestError(
+            f"ReadLogPeriod: StartDateTime {device_seconds_to_duis_date_time(start_seconds)} is "
+            f"not before EndDateTime {device_seconds_to_duis_date_time(end_seconds)}")

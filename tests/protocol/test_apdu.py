@@ -140,7 +140,10 @@ def assert_body_class_matches_layout(body_class: type, layout: construct.Constru
             assert typing.get_origin(field.type) is tuple
             item_type, ellipsis = typing.get_args(field.type)
             assert ellipsis is Ellipsis
-            assert_body_class_matches_layout(item_type, items.subcon)
+            if isinstance(items.subcon, construct.Struct):
+                assert_body_class_matches_layout(item_type, items.subcon)
+            else:  # an array of plain values (READ_PROFILE_DATA's values)
+                assert item_type is expected_python_type(items.subcon)
         else:
             assert field.type is expected_python_type(sub), (body_class.__name__, field.name)
 

@@ -626,8 +626,13 @@ def _doc_parse(layout: Layout, data: bytes, offset: int = 0) -> tuple[dict[str, 
             count = int.from_bytes(data[offset:offset + count_size], "big")
             offset += count_size
             items = []
+            item_kind = kind.split(" + ")[1][:-2]
             for _ in range(count):
-                item, offset = _doc_parse(_shared_layout(kind.split(" + ")[1][:-2]), data, offset)
+                if item_kind in _INTEGER_SIZES:  # an array of plain integers
+                    parsed, offset = _doc_parse([("item", item_kind)], data, offset)
+                    item = parsed["item"]
+                else:
+                    item, offset = _doc_parse(_shared_layout(item_kind), data, offset)
                 items.append(item)
             fields[name] = items
         elif word in _INTEGER_SIZES:
@@ -662,7 +667,10 @@ def _sample(layout: Layout, serial: Iterator[int] | None = None) -> dict[str, ob
     for name, kind in layout:
         n = next(serial)
         word = kind.split()[0]
-        if " count + " in kind:
+        if " count + " in kind and kind.split(" + ")[1][:-2] in _INTEGER_SIZES:
+            item = [("item", kind.split(" + ")[1][:-2])]
+            values[name] = [_sample(item, serial)["item"], _sample(item, serial)["item"]]
+        elif " count + " in kind:
             record = _shared_layout(kind.split(" + ")[1][:-2])
             values[name] = [_sample(record, serial), _sample(record, serial)]
         elif word in _INTEGER_SIZES and len(kind.split()) == 2:  # an enum or a bit set

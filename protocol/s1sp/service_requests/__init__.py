@@ -19,6 +19,7 @@ from protocol.s1sp.service_requests import (
     firmware,
     han,
     load_limiting,
+    metering,
     prepayment,
     reads,
     supply,
@@ -29,7 +30,7 @@ __all__ = ["FAMILIES", "SERVICE_REQUESTS", "Addressee", "ServiceRequest", "build
 
 #: The family modules, each with a ``RECORDS`` tuple.
 FAMILIES: tuple[ModuleType, ...] = (prepayment, reads, load_limiting, clock, supply, han,
-                                    firmware)
+                                    firmware, metering)
 
 
 def _variant_order(variant: str) -> tuple[int, ...]:

@@ -49,6 +49,19 @@ def _message(xml: str, name: str) -> str | None:
 
 #: What each fixture gets from a fresh rig: I0, or E-S1SR with the reason it is refused.
 FIXTURE_OUTCOMES: dict[str, tuple[str, str]] = {
+    "1.1.1_update_import_tariff_block": ("I0", ""),
+    "1.1.1_update_import_tariff_gas_block": ("I0", ""),
+    "1.1.1_update_import_tariff_price_missing": (
+        "E-INVALID", "the switching table uses tariff action 3 but the prices give 2"),
+    "1.1.1_update_import_tariff_tou": ("I0", ""),
+    "1.1.1_update_import_tariff_tou_cancellation": (
+        "E-S1SR", "CANCEL_SCHEDULED_REQUEST: NOTHING_SCHEDULED"),
+    "1.1.1_update_import_tariff_tou_future_dated": ("I0", ""),
+    "1.2.1_update_price": ("I0", ""),
+    "1.2.1_update_price_future_dated": ("I0", ""),
+    "1.2.1_update_price_too_many_bands": ("E-INVALID", "the meter's tariff has 1 band"),
+    "4.11.1_read_tariff": ("I0", ""),
+    "4.11.1_read_tariff_gas": ("I0", ""),
     "1.5_adjust_meter_balance": ("I0", ""),
     "1.5_adjust_meter_balance_negative": ("I0", ""),
     "1.5_reset_meter_balance": ("I0", ""),
@@ -83,7 +96,23 @@ FIXTURE_OUTCOMES: dict[str, tuple[str, str]] = {
     # 12.50 GBP is not below the EC threshold: code 08 (issue 10 point 11)
     "2.5_activate_emergency_credit": ("E-S1SR",
                                       "ACTIVATE_EMERGENCY_CREDIT: EMERGENCY_CREDIT_UNAVAILABLE"),
+    "4.1.1_read_instantaneous_import_registers": ("I0", ""),
+    "4.1.1_read_instantaneous_import_registers_gas": ("I0", ""),
+    "4.1.2_read_instantaneous_import_tou_matrices": ("I0", ""),
+    "4.1.4_read_instantaneous_import_block_counters_gas": ("I0", ""),
+    "4.6.1_retrieve_import_daily_read_log": ("I0", ""),
+    "4.8.1_read_active_import_profile_data": ("I0", ""),
+    "4.8.1_read_active_import_profile_data_gas": ("I0", ""),
+    "4.8.1_read_active_import_profile_data_reversed_period": (
+        "E-INVALID", "StartDateTime 2026-01-06T00:00:00Z is not before EndDateTime"),
+    "4.8.1_read_active_import_profile_data_too_long": (
+        "E-INVALID", "covers 19104 half-hours; DUIS 4.8.1 carries at most 19056"),
+    "4.12.1_read_maximum_demand_import_registers": ("I0", ""),
+    "4.14_read_prepayment_daily_read_log": ("I0", ""),
+    "4.14_read_prepayment_daily_read_log_gas": ("I0", ""),
     "4.13_read_prepayment_configuration": ("I0", ""),
+    "4.16_read_active_power_import": ("I0", ""),
+    "4.17_retrieve_daily_consumption_log": ("I0", ""),
     "4.15_read_load_limit_data": ("I0", ""),
     "4.18_read_meter_balance": ("I0", ""),
     "4.3_read_instantaneous_prepay_values": ("I0", ""),

@@ -31,6 +31,7 @@ from protocol.s1sp.service_requests.clock import ClockSynchronisation
 from protocol.s1sp.service_requests.firmware import FirmwareActivation, FirmwareUpdate
 from protocol.s1sp.service_requests.han import HanDeviceLogUpdate
 from protocol.s1sp.service_requests.load_limiting import LoadLimitSettingsUpdate
+from protocol.s1sp.service_requests.metering import LogPeriodRead, PriceUpdate, TariffUpdate
 from protocol.s1sp.service_requests.prepayment import (
     PREPAY_CONFIGURATION_ELEMENTS,
     DebtRecovery,
@@ -103,6 +104,37 @@ CASES: dict[str, tuple[Build, str, int, object]] = {
              DCC, 8, FirmwareUpdate(b"\x00image", "1.1.0",
                                     (ESME_BYTES, bytes.fromhex("00DB1234567890A2")))),
     "11.2": (lambda b: b.read_firmware_version(ESME), ESME, 1, EmptyBody()),
+    "1.1.1": (lambda b: b.update_import_tariff(
+        ESME, day_profiles=[[(0, 1), (25_200, 2), (82_800, 1)], [(0, 1)]],
+        week=[0, 0, 0, 0, 0, 1, 1], prices_millipence_per_kwh=[[15_000], [40_000]],
+        standing_charge_millipence_per_day=53_000,
+        execute_at=datetime(2030, 1, 15, 9, tzinfo=UTC)), ESME, 4,
+        TariffUpdate(((((0, 1), (25_200, 2), (82_800, 1)), ((0, 1),))),
+                     (0, 0, 0, 0, 0, 1, 1), False, ((),) * 8,
+                     PriceUpdate(53_000, (15_000, 40_000)),
+                     execution=Execution("2030-01-15T09:00:00Z", 1_894_698_000))),
+    "1.2.1": (lambda b: b.update_price(ESME, prices_millipence_per_kwh=[[10_000, 20_000]],
+                                       standing_charge_millipence_per_day=41_000), ESME, 4,
+              PriceUpdate(41_000, block_prices_millipence_per_kwh=((10_000, 20_000),))),
+    "4.11.1": (lambda b: b.read_tariff(GSME), GSME, 1, EmptyBody()),
+    "4.16": (lambda b: b.read_active_power_import(ESME), ESME, 1, EmptyBody()),
+    "4.17": (lambda b: b.retrieve_daily_consumption_log(
+        ESME, start=datetime(2026, 1, 5, tzinfo=UTC), end=datetime(2026, 2, 5, tzinfo=UTC)),
+        ESME, 1, LogPeriodRead(1_767_571_200, 1_770_249_600)),
+    "4.1.1": (lambda b: b.read_instantaneous_import_registers(GSME), GSME, 1, EmptyBody()),
+    "4.1.2": (lambda b: b.read_instantaneous_import_tou_matrices(ESME), ESME, 1, EmptyBody()),
+    "4.1.4": (lambda b: b.read_instantaneous_import_block_counters(GSME), GSME, 1,
+              EmptyBody()),
+    "4.6.1": (lambda b: b.retrieve_import_daily_read_log(
+        ESME, start=datetime(2026, 1, 5, tzinfo=UTC), end=datetime(2026, 2, 5, tzinfo=UTC)),
+        ESME, 1, LogPeriodRead(1_767_571_200, 1_770_249_600)),
+    "4.8.1": (lambda b: b.read_active_import_profile_data(
+        ESME, start=datetime(2026, 1, 5, tzinfo=UTC), end=datetime(2026, 1, 6, tzinfo=UTC)),
+        ESME, 1, LogPeriodRead(1_767_571_200, 1_767_657_600)),
+    "4.12.1": (lambda b: b.read_maximum_demand_import_registers(ESME), ESME, 1, EmptyBody()),
+    "4.14": (lambda b: b.read_prepayment_daily_read_log(
+        GSME, start=datetime(2026, 1, 5, tzinfo=UTC), end=datetime(2026, 2, 5, tzinfo=UTC)),
+        GSME, 1, LogPeriodRead(1_767_571_200, 1_770_249_600)),
     "11.3": (lambda b: b.activate_firmware(ESME, firmware_hash=b"\xab\xcd" * 16,
                                            execute_at=CANCEL_FUTURE_DATED), ESME, 4,
              FirmwareActivation(b"\xab\xcd" * 16, execution=Execution("3000-12-31T00:00:00Z",

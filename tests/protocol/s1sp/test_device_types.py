@@ -21,9 +21,13 @@ GPF, PPMID = DeviceType.GAS_PROXY_FUNCTION, DeviceType.PPMID
 #: Written out from docs/duis.md (template targets -A0 ESME, -A1 GSME, -A2 comms hub, -A3 GPF,
 #: -A4 PPMID).
 EXPECTED_DEVICE_TYPES: dict[str, set[DeviceType]] = {
+    "1.1.1": {ESME, GSME}, "1.2.1": {ESME, GSME}, "4.11.1": {ESME, GSME},
     "1.5": {ESME, GSME}, "1.6": {ESME, GSME}, "2.1": {ESME, GSME}, "2.2": {ESME, GSME},
     "2.3": {ESME, GSME}, "2.5": {ESME, GSME},
     "4.3": {ESME, GSME, GPF}, "4.13": {ESME, GSME}, "4.15": {ESME}, "4.18": {ESME, GSME, GPF},
+    "4.1.1": {ESME, GSME, GPF}, "4.1.2": {ESME, GSME, GPF}, "4.1.4": {GSME, GPF},
+    "4.6.1": {ESME, GSME}, "4.8.1": {ESME, GSME}, "4.12.1": {ESME}, "4.14": {ESME, GSME, GPF},
+    "4.16": {ESME}, "4.17": {ESME, GSME, GPF},
     "6.4.1": {ESME}, "6.4.2": {ESME}, "6.11": {ESME, GSME},
     "7.1": {ESME}, "7.2": {ESME, GSME}, "7.3": {ESME, GSME}, "7.4": {ESME, GSME},
     "8.11": {HUB},

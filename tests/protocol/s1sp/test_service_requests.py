@@ -37,8 +37,10 @@ from tests.protocol.s1sp.conftest import FIXTURES, Rig, fixture_xml
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURE_FILES = sorted(FIXTURES.glob("*.xml"))
-SUPPORTED = ("1.5", "1.6", "2.1", "2.2", "2.3", "2.5", "4.3", "4.13", "4.15", "4.18", "6.4.1",
-             "6.4.2", "6.11", "7.1", "7.2", "7.3", "7.4", "8.11", "11.1", "11.2", "11.3")
+SUPPORTED = ("1.1.1", "1.2.1", "1.5", "1.6", "2.1", "2.2", "2.3", "2.5", "4.1.1", "4.1.2",
+             "4.1.4", "4.3", "4.6.1", "4.8.1", "4.11.1", "4.12.1", "4.13", "4.14", "4.15",
+             "4.16", "4.17", "4.18", "6.4.1", "6.4.2", "6.11", "7.1", "7.2", "7.3", "7.4",
+             "8.11", "11.1", "11.2", "11.3")
 
 
 def test_the_registry_holds_every_supported_sr_once_in_variant_order() -> None:
@@ -62,10 +64,10 @@ def test_every_record_is_complete(variant: str) -> None:
     assert variant.startswith(record.service_reference)
 
 
-def test_only_11_1_is_addressed_to_the_dcc_and_future_datable_srs_are_the_four() -> None:
+def test_only_11_1_is_addressed_to_the_dcc_and_future_datable_srs_are_the_six() -> None:
     assert [v for v, r in SERVICE_REQUESTS.items() if r.addressee is Addressee.DCC] == ["11.1"]
     assert [v for v, r in SERVICE_REQUESTS.items() if r.future_datable] == \
-        ["1.6", "2.1", "6.4.1", "11.3"]
+        ["1.1.1", "1.2.1", "1.6", "2.1", "6.4.1", "11.3"]
 
 
 def test_an_incomplete_record_is_refused_when_built() -> None:
