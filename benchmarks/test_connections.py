@@ -9,8 +9,8 @@ link, no I/O of its own), brought up with SNRM/UA, 64 connections at a time (the
 backlog). A round sends one READ_METER_BALANCE on every connection, in an order shuffled by a
 seeded generator, then waits until every one is answered; each request's latency runs from
 its write to the decode of its answer. The benchmark's round is one such round; requests/s,
-p50/p99 latency over every round (the warm-up round included) and the server process's CPU
-time per request (``/proc``) land in ``extra_info`` and are printed.
+p50/p99 latency over every round (the warm-up round included) and the CPU time per request of
+the server process (``/proc``) and of this one land in ``extra_info`` and are printed.
 
 The silent clients connect once the connections are up, each with a 4 KiB receive buffer,
 send 7,000 SNRMs (whose 32-byte UAs are more than the server's 64 KiB kernel send buffer and
@@ -306,12 +306,14 @@ def test_every_connection_reads_its_balance(record_environment: BenchmarkFixture
         silent_socks = [silent_client(server.address) for _ in range(silent)]
         wait_until_stalled(server.port, silent_socks)
         cpu_before = server.cpu_seconds()
+        client_cpu_before = time.process_time()
         disabled = request.config.getoption("benchmark_disable", False)
         started = time.perf_counter()
         record_environment.pedantic(clients.round, rounds=1 if disabled else ROUNDS,
                                     iterations=1, warmup_rounds=0 if disabled else 1)
         elapsed = time.perf_counter() - started
         cpu_after = server.cpu_seconds()
+        client_cpu = time.process_time() - client_cpu_before
         answered = [c.answered for c in clients.connections]
         rounds = answered[0]
         assert answered == [rounds] * CONNECTIONS and rounds >= 1  # every one, every round
@@ -330,6 +332,7 @@ def test_every_connection_reads_its_balance(record_environment: BenchmarkFixture
         "max_latency_ms": round(max(latencies) * 1e3, 2),
         "server_cpu_us_per_request": (None if cpu_before is None or cpu_after is None else
                                       round((cpu_after - cpu_before) / len(latencies) * 1e6)),
+        "client_cpu_us_per_request": round(client_cpu / len(latencies) * 1e6),
     }
     record_environment.extra_info.update(figures)
     with capsys.disabled():
@@ -337,4 +340,5 @@ def test_every_connection_reads_its_balance(record_environment: BenchmarkFixture
               f"server by the end): all answered, {len(latencies)} requests in {elapsed:.2f} s, "
               f"{figures['requests_per_second']} requests/s, p50 {figures['p50_latency_ms']} ms, "
               f"p99 {figures['p99_latency_ms']} ms, max {figures['max_latency_ms']} ms; server "
-              f"CPU {figures['server_cpu_us_per_request']} us per request")
+              f"CPU {figures['server_cpu_us_per_request']} us per request, this process's "
+              f"{figures['client_cpu_us_per_request']} us")
