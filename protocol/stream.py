@@ -89,7 +89,20 @@ class FrameStreamDecoder:
     def feed(self, data: bytes) -> list[HdlcFrame]:
         """Take the next bytes received; return the frames they complete, oldest first."""
         pending = self._pending
-        buffer = pending + data if pending else bytes(data)
+        # index of the closing flag of the frame just decoded, tried as an opening flag too
+        closing_flag = -1
+        if not pending:
+            buffer = bytes(data)
+        elif (self._pending_opens_on_closing_flag and len(pending) == 1 and len(data) > 1
+              and data[0] == FLAG):
+            # the last frame's closing flag, then an opening flag of the next frame's own: the
+            # kept flag opens nothing (it would be rejected as a bad format, uncounted), so it
+            # is dropped before a decode is tried on it
+            buffer = bytes(data)
+        else:
+            buffer = pending + data
+            if self._pending_opens_on_closing_flag:
+                closing_flag = 0
         size = len(buffer)
         frames: list[HdlcFrame] = []
         append = frames.append
@@ -99,8 +112,6 @@ class FrameStreamDecoder:
         counters = self.counters
         garbage_bytes = 0
         position = 0
-        # index of the closing flag of the frame just decoded, tried as an opening flag too
-        closing_flag = 0 if self._pending_opens_on_closing_flag else -1
         while True:
             flag = find(FLAG_BYTE, position)
             if flag < 0:
@@ -111,7 +122,12 @@ class FrameStreamDecoder:
             frame, verdict, stop = decode(buffer, flag)
             if frame is not None:
                 append(frame)
-                if stop == size or can_start_format[buffer[stop]]:
+                if stop == size:
+                    # the closing flag ends the bytes: kept, it may open the next frame (a
+                    # lone flag is all a decode would say NEED_MORE to)
+                    position = closing_flag = stop - 1
+                    break
+                if can_start_format[buffer[stop]]:
                     # the closing flag may open the next frame (shared flag): try it
                     position = closing_flag = stop - 1
                 else:  # an opening flag of its own follows, or garbage
