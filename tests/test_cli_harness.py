@@ -356,3 +356,10 @@ def test_profile_fleet_of_no_devices_is_a_usage_error(capsys) -> None:
     code, _, err = run_cli(["profile", "--fleet", "0"], capsys)
     assert code == 2
     assert "--fleet N takes a number of devices >= 1" in err
+
+
+def test_serve_summarises_the_addresses_of_a_large_world_in_its_start_up_line() -> None:
+    from emulator.cli.serve import _describe_addresses
+
+    assert _describe_addresses([1, 2, 16, 17]) == "1, 2, 16, 17"
+    assert _describe_addresses(list(range(1, 100_002))) == "100001 addresses, 1..100001"

@@ -177,7 +177,7 @@ def _serve_until_stopped(world: Any, arguments: argparse.Namespace, trace_sink: 
     previous = _install_stop_handlers(loop.stop_from_signal)
     try:
         _open_where(loop, arguments, cleanups)
-        addresses = ", ".join(str(a) for a in sorted(world.server_addresses()))
+        addresses = _describe_addresses(sorted(world.server_addresses()))
         stopping = ("Ctrl-C or SIGTERM stops and saves state to " + str(arguments.state)
                     if arguments.state else "Ctrl-C or SIGTERM stops")
         _LOGGER.info("serving server addresses %s; %s", addresses, stopping)
@@ -350,3 +350,15 @@ def _install_stop_handlers(stop: Callable[[], None]) -> dict[int, Any]:
 def _restore_handlers(previous: dict[int, Any]) -> None:
     for signum, handler in previous.items():
         signal.signal(signum, handler)
+
+
+#: Up to this many server addresses are listed one by one in the start-up line; a larger
+#: world (a fleet) is summarised as a count and a range.
+LISTED_ADDRESSES_MAX = 16
+
+
+def _describe_addresses(addresses: list[int]) -> str:
+    """``1, 2, 16, 17``, or for a fleet ``100001 addresses, 1..100001``."""
+    if len(addresses) <= LISTED_ADDRESSES_MAX:
+        return ", ".join(str(address) for address in addresses)
+    return f"{len(addresses)} addresses, {addresses[0]}..{addresses[-1]}"
