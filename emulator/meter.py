@@ -94,8 +94,9 @@ from emulator.metrology.engine import Metrology, electricity_wh, gas_dm3
 from emulator.metrology.load_model import HALF_HOUR_SECONDS
 from emulator.metrology.logs import LoadHistory
 from emulator.metrology.max_demand import MaxDemandRegisters
-from emulator.metrology.profile_keys import load_model_of, tariff_of
+from emulator.metrology.profile_keys import load_model_of, tariff_of, voltage_model_of
 from emulator.metrology.tariff import MAX_BLOCKS, PendingChange, TariffTimeline
+from emulator.metrology.voltage import MEASUREMENT_PERIOD_SECONDS, VOLTAGE_LOG_DEPTH_PERIODS
 from emulator.tariff_bodies import prices_body, prices_of_body, tariff_body, tariff_of_body
 from emulator.utrn import parse_utrn
 from protocol.apdu import (
@@ -126,6 +127,7 @@ from protocol.apdu import (
     ReadDailyConsumptionLogResponse,
     ReadDailyReadLogResponse,
     ReadMaximumDemandResponse,
+    ReadNetworkDataResponse,
     ReadPrepaymentDailyLogResponse,
     ReadProfileDataResponse,
     ReadTariffResponse,
@@ -182,8 +184,10 @@ _LOAD_LIMIT_COMMANDS = frozenset({
     Command.RESET_LOAD_LIMIT_COUNTER,
 })
 
-#: Metering reads only an ESME answers (a GSME has no demand registers or power reading).
-_ESME_ONLY_READS = frozenset({Command.READ_MAXIMUM_DEMAND, Command.READ_ACTIVE_POWER})
+#: Metering reads only an ESME answers (a GSME has no demand registers, power or voltage
+#: reading).
+_ESME_ONLY_READS = frozenset({Command.READ_MAXIMUM_DEMAND, Command.READ_ACTIVE_POWER,
+                              Command.READ_NETWORK_DATA})
 
 #: A request handler: the meter and the typed request body -> the response body, or the
 #: Status of a refusal (which changed nothing but what the module docstring says).
@@ -369,6 +373,7 @@ class Meter:
         r = self._r
         r.energy.total_ws = r.energy_imported_ws
         self._config_load_model = load_model_of(c)
+        self._voltage = voltage_model_of(c)
         history = [(start, self._config_load_model if segments is None else
                     LoadProfile(segments)) for start, segments in r.load_history]
         if not history:  # new, or saved before the history was kept
@@ -908,6 +913,25 @@ class Meter:
         return ReadActivePowerResponse(
             active_power_import_w=m.load_model.load_w_at(m.now_seconds) if enabled else 0)
 
+    def _read_network_data(self, body: LogRange) -> ReadNetworkDataResponse | Status:
+        """The average RMS voltage of each closed measurement period (half-hour) starting in
+        the range, oldest first, within the last 4320 (90 days) and since the meter started;
+        the over- and under-voltage counts are those of the periods given."""
+        if body.start_seconds >= body.end_seconds:
+            return Status.MALFORMED_REQUEST
+        periods = self._metrology.closed_half_hours(
+            -(-body.start_seconds // MEASUREMENT_PERIOD_SECONDS),
+            -(-body.end_seconds // MEASUREMENT_PERIOD_SECONDS), VOLTAGE_LOG_DEPTH_PERIODS)
+        model = self._voltage
+        voltages = tuple(map(model.average_rms_decivolts, periods))
+        return ReadNetworkDataResponse(
+            measurement_period_seconds=MEASUREMENT_PERIOD_SECONDS,
+            first_period_start_seconds=periods.start * MEASUREMENT_PERIOD_SECONDS
+            if voltages else 0,
+            over_voltage_count=sum(map(model.is_over_voltage, voltages)),
+            under_voltage_count=sum(map(model.is_under_voltage, voltages)),
+            average_rms_voltages_decivolts=voltages)
+
     def _read_tariff(self, _: Empty) -> ReadTariffResponse:
         timeline = self._metrology.timeline
         return ReadTariffResponse(
@@ -994,6 +1018,7 @@ _HANDLERS: dict[Command, _Handler] = {
     Command.READ_MAXIMUM_DEMAND: Meter._read_maximum_demand,
     Command.READ_ACTIVE_POWER: Meter._read_active_power,
     Command.READ_DAILY_CONSUMPTION_LOG: Meter._read_daily_consumption_log,
+    Command.READ_NETWORK_DATA: Meter._read_network_data,
     Command.SET_TARIFF: Meter._set_tariff,
     Command.SET_PRICES: Meter._set_prices,
 }

@@ -28,7 +28,12 @@ from emulator.meter_tables import (
     UTRN_LOCKOUT_SECONDS,
 )
 from emulator.metrology.load_model import LoadModelError, ReplayedLoad
-from emulator.metrology.profile_keys import METROLOGY_KEY_PARSERS, load_model_of, tariff_of
+from emulator.metrology.profile_keys import (
+    METROLOGY_KEY_PARSERS,
+    load_model_of,
+    tariff_of,
+    voltage_model_of,
+)
 from protocol.apdu import (
     MAX_LOAD_LIMIT_POWER_THRESHOLD_W,
     DebtRecoveryPeriod,
@@ -105,6 +110,10 @@ class MeterConfig:
       at ``unit_rate_millipence_per_kwh``), ``tariff_block_thresholds_wh``,
       ``tariff_block_period_seconds``, ``tariff_day_profiles``, ``tariff_week``: the TOU and
       block tariff (:mod:`emulator.metrology.profile_keys`).
+    - ``voltage_nominal_decivolts`` (default 2300), ``voltage_spread_decivolts`` (100),
+      ``voltage_seed`` (0), ``voltage_over_threshold_decivolts`` (2530),
+      ``voltage_under_threshold_decivolts`` (2162): the network voltage an ESME reports (SR
+      4.10; :mod:`emulator.metrology.voltage`).
     - ``max_load_limit_power_threshold_w`` (default 65535, S1SR 18.37),
       ``load_limit_power_threshold_w`` (default 0 = off), ``load_limit_period_seconds``,
       ``load_limit_restoration_period_seconds`` (30-3600, default 300). ESME only.
@@ -156,6 +165,11 @@ class MeterConfig:
     load_seed: int | None = None
     load_spread_percent: int = 20
     load_csv: str = ""
+    voltage_nominal_decivolts: int = 2_300
+    voltage_spread_decivolts: int = 100
+    voltage_seed: int = 0
+    voltage_over_threshold_decivolts: int = 2_530
+    voltage_under_threshold_decivolts: int = 2_162
     #: the model ``load_csv`` names, read by the profile (not a profile key)
     load_replay: ReplayedLoad | None = field(default=None, compare=False, repr=False)
 
@@ -176,6 +190,7 @@ class MeterConfig:
                                ">= 0")
         tariff_of(self)
         load_model_of(self)
+        voltage_model_of(self)
 
     def _check_meter_identity(self) -> None:
         if not isinstance(self.eui64, bytes) or len(self.eui64) != 8:

@@ -102,6 +102,7 @@ class Command(enum.IntEnum):
     READ_MAXIMUM_DEMAND = 0x11
     READ_ACTIVE_POWER = 0x12
     READ_DAILY_CONSUMPTION_LOG = 0x13
+    READ_NETWORK_DATA = 0x14
     # prepayment and money
     SET_PAYMENT_MODE = 0x20
     ADJUST_METER_BALANCE = 0x21
@@ -557,6 +558,7 @@ REQUEST_BODIES: dict[Command, Construct] = {
     Command.READ_MAXIMUM_DEMAND: EMPTY,
     Command.READ_ACTIVE_POWER: EMPTY,
     Command.READ_DAILY_CONSUMPTION_LOG: LOG_RANGE,
+    Command.READ_NETWORK_DATA: LOG_RANGE,
     Command.SET_TARIFF: TARIFF,
     Command.SET_PRICES: TARIFF_PRICES,
     Command.SET_PAYMENT_MODE: Struct(
@@ -665,6 +667,16 @@ RESPONSE_BODIES: dict[Command, Construct] = {
     Command.READ_DAILY_CONSUMPTION_LOG: Struct(
         "register_unit" / EnumAdapter(RegisterUnit),
         "entries" / PrefixedArray(Int16ub, DAILY_CONSUMPTION_ENTRY),
+    ),
+    Command.READ_NETWORK_DATA: Struct(
+        "measurement_period_seconds" / Int16ub,
+        "first_period_start_seconds" / DeviceTimeSeconds,
+        # measurement periods among those given whose average was above / below the threshold
+        "over_voltage_count" / Int16ub,
+        "under_voltage_count" / Int16ub,
+        # the average RMS voltage of each consecutive period, decivolts; plain integers, not
+        # records, so that a 4320-value answer codes in bulk
+        "average_rms_voltages_decivolts" / PrefixedArray(Int16ub, Int16ub),
     ),
     Command.SET_TARIFF: TARIFF,
     Command.SET_PRICES: TARIFF_PRICES,

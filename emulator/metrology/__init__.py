@@ -9,6 +9,7 @@ the DUIS units (those are converted only in ``protocol/s1sp/units.py``).
 - :mod:`.load_model`: constant, daily shape, seeded randomness, replayed CSV; exact energy.
 - :mod:`.gas_volume`: the one energy -> gas volume conversion (calorific value, correction).
 - :mod:`.max_demand`: maximum demand registers and their reset.
+- :mod:`.voltage`: the ESME's network voltage per half-hour (DUIS 4.10), seeded, not stored.
 - :mod:`.logs`: the half-hour profile, daily read and daily consumption logs (recomputed from
   the load model's history and a compact record of what differed), and the prepayment daily
   log (a fixed-width ring).

@@ -261,6 +261,12 @@ class Metrology:
         later = closed_energy_ws(self.history, self.deviations, half_hour, open_half_hour)
         return self.registers.total_ws - self.half_hour_ws - later
 
+    def closed_half_hours(self, first_half_hour: int, end_half_hour: int, depth: int) -> range:
+        """The closed half-hours ``first .. end - 1`` the meter has been running for, at most
+        the last ``depth`` of them (what a log of that depth still answers for)."""
+        first, end = self._clip(first_half_hour, end_half_hour, depth)
+        return range(first, max(first, end))
+
     def _clip(self, first_half_hour: int, end_half_hour: int, depth: int) -> tuple[int, int]:
         open_half_hour = self.now_seconds // HALF_HOUR_SECONDS
         return (max(first_half_hour, open_half_hour - depth, self._first_kept_half_hour()),

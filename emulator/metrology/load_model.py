@@ -38,6 +38,7 @@ __all__ = [
     "SeededShape",
     "constant_load",
     "read_half_hour_csv",
+    "seeded_draw",
 ]
 
 HALF_HOUR_SECONDS = 1_800
@@ -97,6 +98,14 @@ class _HalfHourModel:
         return head + tail + self.sum_half_hours_w(first + 1, last) * HALF_HOUR_SECONDS
 
 
+def seeded_draw(seed: int, index: int, choices: int) -> int:
+    """A draw from ``0 .. choices - 1`` that is a pure function of ``(seed, index)``: a
+    BLAKE2b hash of ``index`` keyed by ``seed`` (0..2**64-1), reduced modulo ``choices``."""
+    digest = hashlib.blake2b(index.to_bytes(8, "little", signed=True), digest_size=8,
+                             key=seed.to_bytes(8, "little")).digest()
+    return int.from_bytes(digest, "little") % choices
+
+
 def _check_shape(shape_w: tuple[int, ...]) -> None:
     if len(shape_w) != HALF_HOURS_PER_DAY:
         raise LoadModelError(f"a daily shape has {HALF_HOURS_PER_DAY} half-hour loads, "
@@ -140,10 +149,8 @@ class SeededShape(_HalfHourModel):
             raise LoadModelError("seed must be 0..2**64-1")
 
     def half_hour_load_w(self, half_hour: int) -> int:
-        digest = hashlib.blake2b(half_hour.to_bytes(8, "little", signed=True), digest_size=8,
-                                 key=self.seed.to_bytes(8, "little")).digest()
-        draw = int.from_bytes(digest, "little") % (2 * self.spread_percent + 1)
-        percent = 100 - self.spread_percent + draw
+        percent = 100 - self.spread_percent + seeded_draw(self.seed, half_hour,
+                                                           2 * self.spread_percent + 1)
         return self.shape_w[half_hour % HALF_HOURS_PER_DAY] * percent // 100
 
 

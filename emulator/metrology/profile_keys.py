@@ -13,6 +13,10 @@ Keys (all optional; see :class:`emulator.meter_config.MeterConfig`):
 - ``load_shape_w``: 48 half-hour loads (W) of a daily shape, instead of ``load_w`` /
   ``load_profile``; with ``load_seed`` the loads are drawn around the shape
   (``load_spread_percent``, default 20).
+- ``voltage_nominal_decivolts`` (default 2300 = 230.0 V), ``voltage_spread_decivolts``
+  (default 100), ``voltage_seed`` (default 0), ``voltage_over_threshold_decivolts`` (default
+  2530) and ``voltage_under_threshold_decivolts`` (default 2162): the ESME's network voltage
+  model (:mod:`emulator.metrology.voltage`).
 
 This module only parses and validates values; it never reads files or a clock.
 """
@@ -26,8 +30,9 @@ from emulator.consumption import LoadProfile
 from emulator.errors import ProfileError
 from emulator.metrology.load_model import HalfHourShape, LoadModel, LoadModelError, SeededShape
 from emulator.metrology.tariff import Prices, SwitchingTable, Tariff
+from emulator.metrology.voltage import VoltageModel, VoltageModelError
 
-__all__ = ["METROLOGY_KEY_PARSERS", "load_model_of", "tariff_of"]
+__all__ = ["METROLOGY_KEY_PARSERS", "load_model_of", "tariff_of", "voltage_model_of"]
 
 
 def _whole(key: str, raw: Any) -> int:
@@ -73,6 +78,11 @@ METROLOGY_KEY_PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "load_shape_w": _ints,
     "load_seed": _whole,
     "load_spread_percent": _whole,
+    "voltage_nominal_decivolts": _whole,
+    "voltage_spread_decivolts": _whole,
+    "voltage_seed": _whole,
+    "voltage_over_threshold_decivolts": _whole,
+    "voltage_under_threshold_decivolts": _whole,
 }
 
 
@@ -108,3 +118,14 @@ def load_model_of(config: Any) -> LoadModel:
         return SeededShape(config.load_shape_w, config.load_seed, config.load_spread_percent)
     except LoadModelError as error:
         raise ProfileError(f"load_shape_w: {error}") from None
+
+
+def voltage_model_of(config: Any) -> VoltageModel:
+    """The network voltage model a config describes; ProfileError if its keys do not make
+    one."""
+    try:
+        return VoltageModel(config.voltage_nominal_decivolts, config.voltage_spread_decivolts,
+                            config.voltage_seed, config.voltage_over_threshold_decivolts,
+                            config.voltage_under_threshold_decivolts)
+    except VoltageModelError as error:
+        raise ProfileError(f"voltage: {error}") from None

@@ -22,6 +22,10 @@
   integers with ``ActiveEnergyUnit`` ``Wh``; a GSME's are whole dm3, reported as DUIS decimal
   m3 with three decimals (``1234`` dm3 -> ``1.234``) and ``Unit`` ``m3``
   (:func:`register_to_duis_energy`, :data:`DUIS_ENERGY_UNIT_NAMES`).
+- Voltage (SR 4.10): the ESME's average RMS voltages are whole decivolts, reported as DUIS
+  decimal volts with one decimal (``2304`` -> ``230.4``; :func:`decivolts_to_duis_voltage`);
+  the over/under voltage counters are counts of measurement periods (``Unit``
+  :data:`DUIS_VOLTAGE_COUNTER_UNIT`), the measurement period seconds.
 - Prices (SR 1.1.1 / 1.2.1 / 4.11.1): an electricity price is ``value x 10^PriceScale`` GBP
   per kWh and the standing charge ``value x 10^StandingChargeScale`` GBP per day; the meter
   holds millipence (1/100000 GBP), so ``millipence = value x 10^(scale + 5)``. A value finer
@@ -29,7 +33,7 @@
   standing charge have no scale of their own: they are DUIS money units, i.e. millipence.
   Reading back, the scale is -5 unless a value does not fit the DUIS PriceType (xs:short),
   then the smallest scale at which every value fits exactly (:func:`millipence_to_duis_prices`).
-- Read log periods (4.6.1, 4.8.1, 4.14, 4.17): ``ReadLogPeriod`` StartDateTime..EndDateTime
+- Read log periods (4.6.1, 4.8.1, 4.10, 4.14, 4.17): ``ReadLogPeriod`` StartDateTime..EndDateTime
   in device seconds, start before end (:func:`require_log_period`).
 - The requester's direction (request builders, :mod:`.builders`; typed response reading,
   :mod:`.responses`): pence -> DUIS money (``pence * 1000``, int32 checked), DUIS money from a
@@ -58,12 +62,14 @@ __all__ = [
     "DUIS_MONEY_PRICE_SCALE",
     "DUIS_MONEY_UNITS_PER_PENNY",
     "DUIS_PRICE_SHORT_RANGE",
+    "DUIS_VOLTAGE_COUNTER_UNIT",
     "INT32_MAX",
     "INT32_MIN",
     "JOIN_WINDOW_MAX_MINUTES",
     "datetime_to_duis_date_time",
     "debt_recovery_per_payment_to_percentage",
     "debt_recovery_rate_to_pence",
+    "decivolts_to_duis_voltage",
     "device_seconds_to_duis_date_time",
     "duis_date_time_to_datetime",
     "duis_date_time_to_device_seconds",
@@ -324,6 +330,20 @@ def register_to_duis_energy(register_value: int, register_unit: RegisterUnit) ->
         return register_value
     whole, fraction = divmod(register_value, _DM3_PER_M3)
     return f"{whole}.{fraction:03d}"
+
+
+#: DUIS 4.10 AvgRMSOverVoltageCounter / AvgRMSUnderVoltageCounter ``Unit`` (a free string in
+#: DUIS; *decided*: the counters count measurement periods).
+DUIS_VOLTAGE_COUNTER_UNIT = "periods"
+_DECIVOLTS_PER_VOLT = 10
+
+
+def decivolts_to_duis_voltage(decivolts: int) -> str:
+    """A device voltage in decivolts -> DUIS decimal volts with one decimal."""
+    if decivolts < 0:
+        raise ValueError(f"a voltage is never negative, not {decivolts} dV")
+    volts, tenths = divmod(decivolts, _DECIVOLTS_PER_VOLT)
+    return f"{volts}.{tenths}"
 
 
 def duis_price_to_millipence(value: int, scale: int, element_name: str) -> int:

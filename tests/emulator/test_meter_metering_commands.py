@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from emulator.errors import ProfileError
 from emulator.meter import Meter, MeterConfig
 from emulator.state_codecs import encode_meter_registers
 from protocol.apdu import (
@@ -242,3 +243,73 @@ def test_reads_change_nothing(command: Command) -> None:
     before = encode_meter_registers(device.registers)
     ask(device, command)
     assert encode_meter_registers(device.registers) == before
+
+
+#: seed 7, +-30.0 V: the first six half-hours of 2026 average 216.6, 208.7, 226.1, 211.2,
+#: 204.6 and 215.6 V
+WIDE_VOLTAGE: dict[str, Any] = {
+    "load_w": 500,
+    "voltage_seed": 7,
+    "voltage_spread_decivolts": 300,
+    "voltage_over_threshold_decivolts": 2_250,
+    "voltage_under_threshold_decivolts": 2_150,
+}
+
+
+def test_network_data_gives_each_closed_half_hours_average_voltage_and_the_counts() -> None:
+    device = meter(WIDE_VOLTAGE)
+    device.advance_to(T0 + 3 * HOUR + 600)  # six half-hours closed, the seventh open
+    body = ask(device, Command.READ_NETWORK_DATA,
+               LogRange(start_seconds=T0, end_seconds=T0 + DAY)).body
+    assert (body.measurement_period_seconds, body.first_period_start_seconds) == (HH, T0)
+    assert body.average_rms_voltages_decivolts == (2_166, 2_087, 2_261, 2_112, 2_046, 2_156)
+    assert (body.over_voltage_count, body.under_voltage_count) == (1, 3)
+
+
+def test_network_data_gives_the_half_hours_starting_in_the_range() -> None:
+    device = meter(WIDE_VOLTAGE)
+    device.advance_to(T0 + 3 * HOUR)
+    body = ask(device, Command.READ_NETWORK_DATA,
+               LogRange(start_seconds=T0 + 1, end_seconds=T0 + 2 * HOUR)).body
+    assert body.first_period_start_seconds == T0 + HH
+    assert body.average_rms_voltages_decivolts == (2_087, 2_261, 2_112)
+    assert (body.over_voltage_count, body.under_voltage_count) == (1, 2)
+
+
+def test_network_data_keeps_the_last_4320_half_hours() -> None:
+    device = meter({"load_w": 500})
+    device.advance_to(T0 + 91 * DAY)
+    body = ask(device, Command.READ_NETWORK_DATA, EVERYTHING).body
+    assert len(body.average_rms_voltages_decivolts) == 4_320
+    assert body.first_period_start_seconds == T0 + DAY  # 90 days before now
+    assert all(2_200 <= value <= 2_400 for value in body.average_rms_voltages_decivolts)
+    assert (body.over_voltage_count, body.under_voltage_count) == (0, 0)
+
+
+def test_network_data_before_the_meter_started_is_empty_and_a_backwards_range_refused(
+        ) -> None:
+    device = meter(WIDE_VOLTAGE)
+    device.advance_to(T0 + DAY)
+    body = ask(device, Command.READ_NETWORK_DATA,
+               LogRange(start_seconds=T0 - DAY, end_seconds=T0)).body
+    assert (body.first_period_start_seconds, body.average_rms_voltages_decivolts,
+            body.over_voltage_count, body.under_voltage_count) == (0, (), 0, 0)
+    assert ask(device, Command.READ_NETWORK_DATA,
+               LogRange(start_seconds=T0, end_seconds=T0)).status is Status.MALFORMED_REQUEST
+
+
+def test_network_data_is_esme_only() -> None:
+    gas = meter({"load_w": 100}, DeviceType.GAS_METER)
+    gas.advance_to(T0 + DAY)
+    assert ask(gas, Command.READ_NETWORK_DATA, EVERYTHING).status is (
+        Status.NOT_SUPPORTED_BY_DEVICE)
+
+
+@pytest.mark.parametrize("table", [
+    {"voltage_spread_decivolts": 3_000},
+    {"voltage_over_threshold_decivolts": 2_000},
+    {"voltage_seed": "seven"},
+])
+def test_a_bad_voltage_profile_key_is_a_profile_error(table: dict[str, Any]) -> None:
+    with pytest.raises(ProfileError, match="voltage"):
+        meter(table)

@@ -86,7 +86,7 @@ def test_a_device_holds_at_most_one_entry_per_schedulable_command() -> None:
     scheduled = world.handle_request(ESME_ADDRESS, Request(
         Command.READ_SCHEDULED_REQUESTS, 2)).body.scheduled
     assert len(scheduled) == len({entry.scheduled_command for entry in scheduled})
-    assert 0 < len(scheduled) <= MAX_SCHEDULED_REQUESTS_PER_DEVICE == 37
+    assert 0 < len(scheduled) <= MAX_SCHEDULED_REQUESTS_PER_DEVICE == 38
 
 
 def test_the_documented_advance_device_time_example_decodes_to_its_fields() -> None:

@@ -13,6 +13,9 @@ the prepayment daily log, maximum demand, active power, daily consumption, tarif
 - 4.16 ReadActivePowerImport (ESME): READ_ACTIVE_POWER, the load drawn now in W.
 - 4.17 RetrieveDailyConsumptionLog (ESME, GSME, GPF): READ_DAILY_CONSUMPTION_LOG, each whole
   UTC day whose midnight is in the period, at most the last 731.
+- 4.10 ReadNetworkData (ESME; single phase): READ_NETWORK_DATA, the average RMS voltage of
+  each closed half-hour starting in the period (at most the last 4320, DUIS's bound) and the
+  over/under voltage counts of those periods.
 - 1.1.1 UpdateImportTariffPrimaryElement, 1.2.1 UpdatePricePrimaryElement (ESME, GSME;
   future-datable) and 4.11.1 ReadTariffPrimaryElement: SET_TARIFF, SET_PRICES, READ_TARIFF
   (decisions in docs/duis.md, "Tariff and prices"); a tariff whose SET_TARIFF would be longer
@@ -83,7 +86,9 @@ from protocol.s1sp.service_requests.record import (
 from protocol.s1sp.units import (
     DUIS_ENERGY_UNIT_NAMES,
     DUIS_MONEY_PRICE_SCALE,
+    DUIS_VOLTAGE_COUNTER_UNIT,
     datetime_to_duis_date_time,
+    decivolts_to_duis_voltage,
     device_seconds_to_duis_date_time,
     duis_date_time_to_device_seconds,
     duis_price_to_millipence,
@@ -289,6 +294,29 @@ def _retrieve_daily_consumption_log(ctx: RuleContext, body: LogPeriodRead
                       ("Timestamp", device_seconds_to_duis_date_time(entry.midnight_seconds))])
         for entry in log.entries]
     return [("Gas" if _is_gas(ctx) else "Electricity", entries)]
+
+
+# -- 4.10 -----------------------------------------------------------------------------------
+
+
+def _read_network_data(ctx: RuleContext, body: LogPeriodRead) -> list[ResultItem]:
+    """4.10: ``Electricity/SinglePhaseESME`` (the emulated ESME has one phase): the over and
+    under voltage counts of the periods given, then each period's average RMS voltage
+    (Timestamp: the period's start) and the measurement period (seconds)."""
+    data = ctx.send(Command.READ_NETWORK_DATA, _log_range(body))
+    period_seconds = data.measurement_period_seconds
+    entries: list[ResultItem] = [
+        ("LogEntry", [("Value", decivolts_to_duis_voltage(decivolts)),
+                      ("Timestamp", device_seconds_to_duis_date_time(
+                          data.first_period_start_seconds + offset * period_seconds))])
+        for offset, decivolts in enumerate(data.average_rms_voltages_decivolts)]
+    return [("Electricity", [("SinglePhaseESME", [
+        ("AvgRMSOverVoltageCounter", [("Value", data.over_voltage_count),
+                                      ("Unit", DUIS_VOLTAGE_COUNTER_UNIT)]),
+        ("AvgRMSUnderVoltageCounter", [("Value", data.under_voltage_count),
+                                       ("Unit", DUIS_VOLTAGE_COUNTER_UNIT)]),
+        ("AvgRMSVoltageProfileDataLog", [*entries, ("MeasurementPeriod", period_seconds)]),
+    ])])]
 
 
 # -- 4.12.1 ---------------------------------------------------------------------------------
@@ -827,6 +855,10 @@ RECORDS: tuple[ServiceRequest, ...] = (
     ServiceRequest("4.17", "Retrieve Daily Consumption Log", ("RetrieveDailyConsumptionLog",),
                    NON_CRITICAL_VARIANTS, critical=False, valid_device_types=METERS | GAS_PROXY,
                    handler=_retrieve_daily_consumption_log, parse_body=_parse_log_period,
+                   write_body=_write_log_period),
+    ServiceRequest("4.10", "Read Network Data", ("ReadNetworkData",), NON_CRITICAL_VARIANTS,
+                   critical=False, valid_device_types=ELECTRICITY_METER,
+                   handler=_read_network_data, parse_body=_parse_log_period,
                    write_body=_write_log_period),
     ServiceRequest("4.11.1", "Read Tariff (Primary Element)", ("ReadTariffPrimaryElement",),
                    NON_CRITICAL_VARIANTS, critical=False, valid_device_types=METERS,

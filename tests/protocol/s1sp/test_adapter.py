@@ -113,6 +113,7 @@ FIXTURE_OUTCOMES: dict[str, tuple[str, str]] = {
     "4.13_read_prepayment_configuration": ("I0", ""),
     "4.16_read_active_power_import": ("I0", ""),
     "4.17_retrieve_daily_consumption_log": ("I0", ""),
+    "4.10_read_network_data": ("I0", ""),
     "4.15_read_load_limit_data": ("I0", ""),
     "4.18_read_meter_balance": ("I0", ""),
     "4.3_read_instantaneous_prepay_values": ("I0", ""),

@@ -118,6 +118,9 @@ CASES: dict[str, tuple[Build, str, int, object]] = {
               PriceUpdate(41_000, block_prices_millipence_per_kwh=((10_000, 20_000),))),
     "4.11.1": (lambda b: b.read_tariff(GSME), GSME, 1, EmptyBody()),
     "4.16": (lambda b: b.read_active_power_import(ESME), ESME, 1, EmptyBody()),
+    "4.10": (lambda b: b.read_network_data(
+        ESME, start=datetime(2026, 1, 5, 9, tzinfo=UTC), end=datetime(2026, 1, 5, 11, tzinfo=UTC)),
+        ESME, 1, LogPeriodRead(1_767_603_600, 1_767_610_800)),
     "4.17": (lambda b: b.retrieve_daily_consumption_log(
         ESME, start=datetime(2026, 1, 5, tzinfo=UTC), end=datetime(2026, 2, 5, tzinfo=UTC)),
         ESME, 1, LogPeriodRead(1_767_571_200, 1_770_249_600)),

@@ -27,7 +27,7 @@ EXPECTED_DEVICE_TYPES: dict[str, set[DeviceType]] = {
     "4.3": {ESME, GSME, GPF}, "4.13": {ESME, GSME}, "4.15": {ESME}, "4.18": {ESME, GSME, GPF},
     "4.1.1": {ESME, GSME, GPF}, "4.1.2": {ESME, GSME, GPF}, "4.1.4": {GSME, GPF},
     "4.6.1": {ESME, GSME}, "4.8.1": {ESME, GSME}, "4.12.1": {ESME}, "4.14": {ESME, GSME, GPF},
-    "4.16": {ESME}, "4.17": {ESME, GSME, GPF},
+    "4.10": {ESME}, "4.16": {ESME}, "4.17": {ESME, GSME, GPF},
     "6.4.1": {ESME}, "6.4.2": {ESME}, "6.11": {ESME, GSME},
     "7.1": {ESME}, "7.2": {ESME, GSME}, "7.3": {ESME, GSME}, "7.4": {ESME, GSME},
     "8.11": {HUB},

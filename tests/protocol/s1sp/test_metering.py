@@ -1,5 +1,5 @@
-"""Metering-data SRs through the adapter (issue 11): 4.1.1, 4.1.2, 4.1.4, 4.6.1, 4.8.1, 4.12.1
-and 4.14 on the ESME, the GSME and the GPF, from their fixtures and builders: energy in the
+"""Metering-data SRs through the adapter (issue 11): 4.1.1, 4.1.2, 4.1.4, 4.6.1, 4.8.1, 4.10,
+4.12.1 and 4.14 on the ESME, the GSME and the GPF, from their fixtures and builders: energy in the
 DUIS units (Wh integers, gas m3 with three decimals), logs over the requested ReadLogPeriod,
 long profile reads paged on the device and answered in one response, bad periods E-INVALID
 with nothing sent, device types outside the SR's E11."""
@@ -218,6 +218,33 @@ def test_4_16_reads_the_esme_load_now_in_w_and_is_e11_for_gas() -> None:
     assert (power.integer("Value"), power.text("Unit")) == (1_200, "W")
     gas = DuisRequestBuilder().read_active_power_import(GSME)
     assert DuisResponse.from_xml(rig.submit(gas)).response_code == "E11"
+
+
+def test_4_10_gives_the_esmes_average_voltages_in_volts_and_the_counts() -> None:
+    rig = Rig({**TWO_RATE, "voltage_seed": 42, "voltage_over_threshold_decivolts": 2_300,
+               "voltage_under_threshold_decivolts": 2_250})
+    rig.clock.fast_forward(2 * HOUR + 60)  # to 11:01: 09:00 to 11:00 closed
+    single = answer(rig, fixture_xml("4.10_read_network_data")).group("Electricity").group(
+        "SinglePhaseESME")
+    over, under = (single.group(name) for name in ("AvgRMSOverVoltageCounter",
+                                                     "AvgRMSUnderVoltageCounter"))
+    assert (over.integer("Value"), over.text("Unit")) == (1, "periods")
+    assert (under.integer("Value"), under.text("Unit")) == (2, "periods")
+    log = single.group("AvgRMSVoltageProfileDataLog")
+    assert [(e.text("Timestamp"), e.text("Value")) for e in log.groups("LogEntry")] == [
+        ("2026-01-05T09:00:00Z", "224.8"), ("2026-01-05T09:30:00Z", "228.1"),
+        ("2026-01-05T10:00:00Z", "224.5"), ("2026-01-05T10:30:00Z", "235.4")]
+    assert log.integer("MeasurementPeriod") == 1_800
+
+
+def test_4_10_is_e11_for_the_gas_meter_and_a_backwards_period_e_invalid() -> None:
+    rig = two_rate_rig(HOUR)
+    start = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    gas = DuisRequestBuilder().read_network_data(GSME, start=start, end=start + timedelta(
+        hours=1))
+    assert DuisResponse.from_xml(rig.submit(gas)).response_code == "E11"
+    backwards = DuisRequestBuilder().read_network_data(ESME, start=start, end=start)
+    assert DuisResponse.from_xml(rig.submit(backwards)).response_code == "E-INVALID"
 
 
 def test_4_17_gives_each_whole_day_whose_midnight_is_in_the_period() -> None:

@@ -11,6 +11,7 @@ from protocol.s1sp.units import (
     INT32_MIN,
     debt_recovery_per_payment_to_percentage,
     debt_recovery_rate_to_pence,
+    decivolts_to_duis_voltage,
     duis_date_time_to_device_seconds,
     duis_money_to_pence,
     is_cancellation_date_time,
@@ -96,3 +97,14 @@ def test_bad_or_unrepresentable_date_times_are_refused(text: str) -> None:
 def test_cancellation_date_is_3000_12_31() -> None:
     assert is_cancellation_date_time("3000-12-31T00:00:00.00Z")
     assert not is_cancellation_date_time("2030-12-31T00:00:00Z")
+
+
+@pytest.mark.parametrize(("decivolts", "text"), [(2_304, "230.4"), (2_300, "230.0"),
+                                                 (5, "0.5"), (0, "0.0"), (65_535, "6553.5")])
+def test_decivolts_are_reported_as_volts_with_one_decimal(decivolts: int, text: str) -> None:
+    assert decivolts_to_duis_voltage(decivolts) == text
+
+
+def test_a_negative_voltage_is_never_reported() -> None:
+    with pytest.raises(ValueError):
+        decivolts_to_duis_voltage(-1)
