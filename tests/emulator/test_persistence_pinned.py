@@ -268,3 +268,26 @@ def test_a_json_state_file_that_is_not_json_or_of_another_version_says_so(
             f"cannot read the state file {tmp_path}: [Errno 21] Is a directory: "
             f"'{tmp_path}'")):
         load_state(tmp_path, [])
+
+
+def test_a_gap_in_the_firmware_blocks_is_refused_naming_the_device_and_offset(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = StateStore.create(path, FINGERPRINT, WORLD, [_record(received=b"abc")])
+    store.commit(WORLD, [_record(received=b"abcdef")])
+    store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM firmware_blocks WHERE offset_bytes = 0")
+    with pytest.raises(StateError, match=_exact(
+            f"state file {path}: firmware blocks of {ESME_HEX} have a gap at 0")):
+        StateStore.open(path, FINGERPRINT)
+
+
+def test_a_record_of_a_device_not_in_the_file_fails_the_commit(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = StateStore.create(path, FINGERPRINT, WORLD, [])
+    with pytest.raises(StateError, match=_exact(
+            f"cannot write the state file {path}: no device row 00db000000000009; the "
+            "request was not applied")):
+        store.commit(WORLD, [_record("00db000000000009", '{"a":1}')])
+    store.close()
