@@ -116,7 +116,11 @@ class ServiceRequest:
         allowed = NON_CRITICAL_VARIANTS | CRITICAL_VARIANTS | NON_DEVICE_VARIANTS
         if not self.command_variants or not self.command_variants <= allowed:
             raise ValueError(f"{where}: CommandVariants must be among {sorted(allowed)}")
-        if (self.addressee is Addressee.DCC) != (self.command_variants == NON_DEVICE_VARIANTS):
+        if self.addressee is Addressee.DCC:
+            misplaced = self.command_variants != NON_DEVICE_VARIANTS
+        else:
+            misplaced = bool(self.command_variants & NON_DEVICE_VARIANTS)
+        if misplaced:
             raise ValueError(f"{where}: CommandVariant 8 is for, and only for, DCC-addressed SRs")
         if self.default_command_variant not in self.command_variants:
             raise ValueError(f"{where}: its usual CommandVariant "

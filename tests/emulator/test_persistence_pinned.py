@@ -1,0 +1,293 @@
+"""The SQLite state store, pinned: each refusal's whole message, that a commit writes only
+what changed (watched by triggers a second connection adds), the world row's canonical JSON,
+firmware blocks after a new transfer, the order of applied keys across commits, and the JSON
+import's roll-back when the database cannot take the JSON file's name."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import emulator.persistence as persistence
+from emulator.errors import StateError
+from emulator.persistence import DeviceRecord, StateStore, encode_state, load_state
+
+ESME = {"eui64": "00-DB-12-34-56-78-90-A1", "type": "esme", "server_address": 16}
+GSME = {"eui64": "00-DB-12-34-56-78-90-A2", "type": "gsme", "server_address": 17}
+FINGERPRINT = [ESME, GSME]
+ESME_HEX, GSME_HEX = "00db1234567890a1", "00db1234567890a2"
+WORLD = {"now_seconds": 100, "clock_offset_seconds": 0}
+
+
+def _record(eui: str = ESME_HEX, state: str = "{}", *, schedule: Any = (),
+            received: bytes = b"", applied: Any = ()) -> DeviceRecord:
+    return DeviceRecord(eui, state, tuple(schedule), received, tuple(applied))
+
+
+def _exact(message: str) -> str:
+    return f"^{re.escape(message)}$"
+
+
+def _watch(path: Path) -> sqlite3.Connection:
+    """A second connection with triggers logging every write to the store's tables."""
+    watcher = sqlite3.connect(path, isolation_level=None)
+    watcher.execute("CREATE TABLE write_log (what TEXT)")
+    for table in ("devices", "scheduled_requests", "firmware_blocks", "applied_requests"):
+        for action in ("INSERT", "UPDATE", "DELETE"):
+            watcher.execute(f"CREATE TRIGGER log_{table}_{action} AFTER {action} ON {table} "
+                            f"BEGIN INSERT INTO write_log VALUES ('{action} {table}'); END")
+    return watcher
+
+
+def _writes(watcher: sqlite3.Connection) -> list[str]:
+    done = [what for (what,) in watcher.execute("SELECT what FROM write_log ORDER BY rowid")]
+    watcher.execute("DELETE FROM write_log")
+    return done
+
+
+def test_a_commit_writes_only_the_parts_of_a_device_that_changed(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = StateStore.create(path, FINGERPRINT, WORLD, [_record(), _record(GSME_HEX)])
+    watcher = _watch(path)
+    applied = ((b"\x01" * 16, b"d" * 16, b"r1"),)
+    schedule = ((7, 500, b"\x01\x02"),)
+    steps: list[tuple[DeviceRecord, list[str]]] = [
+        (_record(state='{"a":1}'), ["UPDATE devices"]),
+        (_record(state='{"a":1}', schedule=((7, 400, b"\x01"),)),
+         ["INSERT scheduled_requests"]),
+        (_record(state='{"a":1}', schedule=schedule),
+         ["DELETE scheduled_requests", "INSERT scheduled_requests"]),
+        (_record(state='{"a":1}', schedule=schedule, received=b"abc"),
+         ["INSERT firmware_blocks"]),
+        (_record(state='{"a":1}', schedule=schedule, received=b"abcdef"),
+         ["INSERT firmware_blocks"]),
+        (_record(state='{"a":1}', schedule=schedule, received=b"abcdef", applied=applied),
+         ["INSERT applied_requests"]),
+        (_record(state='{"a":2}', schedule=schedule, received=b"abcdef", applied=applied),
+         ["UPDATE devices"]),
+    ]
+    for record, writes in steps:
+        assert store.commit(WORLD, [record, _record(GSME_HEX)]) is True
+        assert _writes(watcher) == writes
+        assert store.commit(WORLD, [record, _record(GSME_HEX)]) is False
+        assert _writes(watcher) == []
+    store.close()
+    watcher.close()
+
+
+def test_an_unchanged_world_and_devices_write_nothing_even_after_reopening(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    records = [_record(received=b"xyz", applied=((b"\x02" * 16, b"d" * 16, b"r"),)),
+               _record(GSME_HEX)]
+    StateStore.create(path, FINGERPRINT, WORLD, records).close()
+    store, stored = StateStore.open(path, FINGERPRINT)
+    assert store.commit(WORLD, list(stored.devices.values())) is False
+    assert store.commit({"now_seconds": 101, "clock_offset_seconds": 0}, []) is True
+    assert store.commit({"now_seconds": 101, "clock_offset_seconds": 0}, []) is False
+    store.close()
+
+
+def test_the_world_row_is_compact_json_with_sorted_keys(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    StateStore.create(path, FINGERPRINT, {"b": 2, "a": [1, 2]}, []).close()
+    with sqlite3.connect(path) as db:
+        (world,) = db.execute("SELECT value FROM meta WHERE key = 'world'").fetchone()
+    assert world == '{"a":[1,2],"b":2}'
+    store, _ = StateStore.open(path, FINGERPRINT)
+    assert store.commit({"a": [1, 2], "b": 2}, []) is False
+    store.close()
+
+
+def test_a_shorter_received_image_is_a_new_transfer_that_replaces_the_old_blocks(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = StateStore.create(path, FINGERPRINT, WORLD, [_record(received=b"abcdef")])
+    watcher = _watch(path)
+    store.commit(WORLD, [_record(received=b"xy")])
+    assert _writes(watcher) == ["DELETE firmware_blocks", "INSERT firmware_blocks"]
+    store.commit(WORLD, [_record(state='{"b":1}', received=b"xy")])
+    assert _writes(watcher) == ["UPDATE devices"]
+    store.close()
+    watcher.close()
+    _, stored = StateStore.open(path, FINGERPRINT)
+    assert stored.devices[ESME_HEX].received == b"xy"
+
+
+def test_only_a_grown_image_is_written_and_it_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = StateStore.create(path, FINGERPRINT, WORLD, [])
+    assert store.commit(WORLD, [_record(received=b"abc")]) is True
+    assert store.commit(WORLD, [_record(received=b"abcd")]) is True
+    store.close()
+    _, stored = StateStore.open(path, FINGERPRINT)
+    assert stored.devices[ESME_HEX].received == b"abcd"
+
+
+def test_applied_keys_read_back_oldest_first_across_commits(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    a, b, c, d = (bytes([n]) * 16 for n in (3, 5, 4, 1))
+    first = ((a, b"da", b"ra"), (b, b"db", b"rb"))
+    store = StateStore.create(path, FINGERPRINT, WORLD, [_record(applied=first)])
+    store.commit(WORLD, [_record(applied=(*first, (c, b"dc", b"rc"), (d, b"dd", b"rd")))])
+    store.commit(WORLD, [_record(applied=((b, b"db", b"rb"), (c, b"dc", b"rc"),
+                                          (d, b"dd", b"rd")))])
+    store.close()
+    reopened, stored = StateStore.open(path, FINGERPRINT)
+    assert [key for key, _, _ in stored.devices[ESME_HEX].applied] == [b, c, d]
+    reopened.commit(WORLD, [_record(applied=((c, b"dc", b"rc"), (d, b"dd", b"rd"),
+                                             (a, b"da2", b"ra2")))])
+    reopened.close()
+    _, stored = StateStore.open(path, FINGERPRINT)
+    assert stored.devices[ESME_HEX].applied == ((c, b"dc", b"rc"), (d, b"dd", b"rd"),
+                                                (a, b"da2", b"ra2"))
+
+
+def test_a_failed_commit_names_the_file_and_says_nothing_was_applied(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = StateStore.create(path, FINGERPRINT, WORLD, [])
+    store._db.close()  # every statement now fails as a sqlite3.Error
+    with pytest.raises(StateError, match=_exact(
+            f"cannot write the state file {path}: Cannot operate on a closed database.; "
+            "the request was not applied")):
+        store.commit(WORLD, [_record(state='{"c":1}')])
+    store.close()
+
+
+def test_a_database_that_cannot_be_created_leaves_no_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with pytest.raises(StateError, match=_exact(
+            f"cannot create the state file {path}: UNIQUE constraint failed: devices.eui64")):
+        StateStore.create(path, [ESME, ESME], WORLD, [])
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_schema_version_or_a_missing_world_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    StateStore.create(path, FINGERPRINT, WORLD, []).close()
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM meta WHERE key = 'world'")
+    with pytest.raises(StateError, match=_exact(f"state file {path} has no world state")):
+        StateStore.open(path, FINGERPRINT)
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with pytest.raises(StateError, match=_exact(
+            f"state file {path} has schema version '2'; this emulator reads version 1: "
+            "delete it to start from the profile")):
+        StateStore.open(path, FINGERPRINT)
+
+
+def test_a_database_for_other_devices_lists_the_first_three_that_differ(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    saved = [ESME, GSME, {"eui64": "00-DB-00-00-00-00-00-05", "type": "esme",
+                          "server_address": 20}]
+    StateStore.create(path, saved, WORLD, []).close()
+    profile = [dict(ESME, server_address=18), dict(GSME, type="esme"),
+               {"eui64": "00-DB-00-00-00-00-00-03", "type": "ppmid", "server_address": 19},
+               {"eui64": "00-DB-00-00-00-00-00-04", "type": "ppmid", "server_address": 21}]
+    with pytest.raises(StateError, match=_exact(
+            f"state file {path} was written for other devices (3 saved, 4 in the profile; "
+            "00db000000000003: saved None, profile ('ppmid', 19); "
+            "00db000000000004: saved None, profile ('ppmid', 21); "
+            "00db000000000005: saved ('esme', 20), profile None): use the profile it was "
+            "written for, or delete the file to start afresh")):
+        StateStore.open(path, profile)
+    with pytest.raises(StateError, match=_exact(
+            f"state file {path} was written for other devices (3 saved, 2 in the profile; "
+            "00db000000000005: saved ('esme', 20), profile None): use the profile it was "
+            "written for, or delete the file to start afresh")):
+        StateStore.open(path, FINGERPRINT)
+
+
+def test_the_json_import_puts_the_json_file_back_when_the_database_cannot_take_its_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    json_path = tmp_path / "state.json"
+    json_path.write_bytes(encode_state(FINGERPRINT, WORLD))
+    real_replace = persistence.os.replace
+
+    def replace(source: Any, target: Any) -> None:
+        if Path(source).name == ".state.json.import.tmp":
+            raise OSError("no room")
+        real_replace(source, target)
+
+    monkeypatch.setattr(persistence.os, "replace", replace)
+    with pytest.raises(StateError, match=_exact(
+            f"cannot import the JSON state file {json_path}: no room")):
+        persistence.import_json_state(json_path, FINGERPRINT, WORLD, [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+    assert json_path.read_bytes() == encode_state(FINGERPRINT, WORLD)
+
+
+def test_the_json_import_refuses_when_its_backup_name_is_taken(tmp_path: Path) -> None:
+    json_path = tmp_path / "state.json"
+    json_path.write_bytes(encode_state(FINGERPRINT, WORLD))
+    (tmp_path / "state.json.format1.json").write_text("{}")
+    with pytest.raises(StateError, match=_exact(
+            f"cannot import the JSON state file {json_path}: "
+            f"{tmp_path / 'state.json.format1.json'} exists already; move it away first")):
+        persistence.import_json_state(json_path, FINGERPRINT, WORLD, [])
+
+
+def test_a_json_state_file_for_other_devices_describes_both_sets(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"state_format_version": 1, "devices": [ESME, "odd"],
+                                "world": WORLD}))
+    with pytest.raises(StateError, match=_exact(
+            f"state file {path} was written for other devices (esme 00-DB-12-34-56-78-90-A1 "
+            "at 16; 'odd') than this profile's (gsme 00-DB-12-34-56-78-90-A2 at 17): use the "
+            "profile it was written for, or delete the file to start afresh")):
+        load_state(path, [GSME])
+    path.write_text(json.dumps({"state_format_version": 1, "devices": {"a": 1},
+                                "world": WORLD}))
+    with pytest.raises(StateError, match=_exact(
+            f"state file {path} was written for other devices ({{'a': 1}}) than this "
+            "profile's (none): use the profile it was written for, or delete the file to "
+            "start afresh")):
+        load_state(path, [])
+
+
+def test_a_json_state_file_that_is_not_json_or_of_another_version_says_so(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(b"\xff")
+    with pytest.raises(StateError, match=_exact(
+            f"state file {path} is not JSON ('utf-8' codec can't decode byte 0xff in "
+            "position 0: invalid start byte); delete it to start from the profile")):
+        load_state(path, [])
+    path.write_text('{"state_format_version": 2}')
+    with pytest.raises(StateError, match=_exact(
+            f"state file {path} has state_format_version 2; this emulator reads version 1: "
+            "delete it to start from the profile")):
+        load_state(path, [])
+    with pytest.raises(StateError, match=_exact(
+            f"cannot read the state file {tmp_path}: [Errno 21] Is a directory: "
+            f"'{tmp_path}'")):
+        load_state(tmp_path, [])
+
+
+def test_a_gap_in_the_firmware_blocks_is_refused_naming_the_device_and_offset(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = StateStore.create(path, FINGERPRINT, WORLD, [_record(received=b"abc")])
+    store.commit(WORLD, [_record(received=b"abcdef")])
+    store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM firmware_blocks WHERE offset_bytes = 0")
+    with pytest.raises(StateError, match=_exact(
+            f"state file {path}: firmware blocks of {ESME_HEX} have a gap at 0")):
+        StateStore.open(path, FINGERPRINT)
+
+
+def test_a_record_of_a_device_not_in_the_file_fails_the_commit(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = StateStore.create(path, FINGERPRINT, WORLD, [])
+    with pytest.raises(StateError, match=_exact(
+            f"cannot write the state file {path}: no device row 00db000000000009; the "
+            "request was not applied")):
+        store.commit(WORLD, [_record("00db000000000009", '{"a":1}')])
+    store.close()
