@@ -15,7 +15,15 @@ from emulator.idempotency import (
     remember,
     request_digest,
 )
-from protocol.apdu import Command, Request, Response, Status, encode_response
+from protocol.apdu import (
+    AdjustMeterBalanceRequest,
+    AdjustMeterBalanceResponse,
+    Command,
+    Request,
+    Response,
+    Status,
+    encode_response,
+)
 
 KEY = bytes(range(16))
 OTHER_KEY = bytes(range(1, 17))
@@ -35,13 +43,15 @@ def _esme() -> EmulatedDevice:
 
 
 def _adjust(invoke_id: int, pence: int, key: bytes | None = KEY) -> Request:
-    return Request(Command.ADJUST_METER_BALANCE, invoke_id, {"adjustment_pence": pence},
+    return Request(Command.ADJUST_METER_BALANCE, invoke_id,
+                   body=AdjustMeterBalanceRequest(adjustment_pence=pence),
                    idempotency_key=key)
 
 
 def _applied(pence: int, *, balance_pence: int = 1500) -> Response:
     return Response(Command.ADJUST_METER_BALANCE, 1, Status.SUCCESS,
-                    {"adjustment_applied_pence": pence, "meter_balance_pence": balance_pence})
+                    body=AdjustMeterBalanceResponse(adjustment_applied_pence=pence,
+                                                    meter_balance_pence=balance_pence))
 
 
 def test_the_digest_is_16_bytes_of_sha256_over_the_request_with_invoke_id_0_and_no_key() -> None:
@@ -74,7 +84,8 @@ def test_a_resend_gets_the_stored_status_and_body_under_its_own_invoke_id() -> N
     assert answer is not None
     assert (answer.command, answer.invoke_id, answer.status) == (
         Command.ADJUST_METER_BALANCE, 9, Status.SUCCESS)
-    assert answer.fields == {"adjustment_applied_pence": 250, "meter_balance_pence": 1500}
+    assert answer.body == AdjustMeterBalanceResponse(adjustment_applied_pence=250,
+                                                     meter_balance_pence=1500)
 
 
 def test_a_stored_refusal_is_answered_as_that_refusal_without_a_body() -> None:
