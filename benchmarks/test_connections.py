@@ -106,7 +106,7 @@ class Connection:
             elif isinstance(event, ApduReceived):
                 response = decode_apdu(event.apdu)
                 assert isinstance(response, Response) and response.ok, response
-                assert response.fields["meter_balance_pence"] == ESME_BALANCE_PENCE
+                assert response.body.meter_balance_pence == ESME_BALANCE_PENCE
                 self.latencies.append(time.perf_counter() - self.sent_at)
                 self.answered += 1
 
