@@ -16,12 +16,12 @@ from emulator.cli.common import (
     CliError,
     add_link_target,
     add_management_password,
-    iso,
     link_client,
     management_password,
     out,
 )
 from emulator.errors import EmulatorError
+from protocol.s1sp.units import device_seconds_to_duis_date_time as iso
 
 __all__ = ["add_parser", "run"]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -18,7 +17,7 @@ from typing import Any, TextIO
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_RESPONSE_ERROR", "EXIT_USAGE",
            "MANAGEMENT_PASSWORD_VARIABLE", "CliError", "CliParser", "add_link_target",
-           "add_management_password", "iso", "link_client", "load_annex_c",
+           "add_management_password", "link_client", "load_annex_c",
            "management_password", "out", "positive_int", "print_error", "read_file",
            "retry_notices"]
 
@@ -71,11 +70,6 @@ def out(text: str, stream: TextIO | None = None) -> None:
     target = stream or sys.stdout
     target.write(text + "\n")
     target.flush()
-
-
-def iso(device_time_seconds: int) -> str:
-    moment = datetime.datetime.fromtimestamp(device_time_seconds, tz=datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def read_file(path: Path, what: str) -> bytes:

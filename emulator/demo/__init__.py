@@ -43,6 +43,7 @@ from protocol.s1sp.builders import DuisMoney, DuisRequestBuilder
 from protocol.s1sp.duis import parse_duis_request
 from protocol.s1sp.duis_xml import DUIS_NAMESPACE
 from protocol.s1sp.service_requests import SERVICE_REQUESTS
+from protocol.s1sp.units import device_seconds_to_duis_date_time
 
 __all__ = ["DEMO_START_DEVICE_TIME_SECONDS", "DemoDevices", "run_demo"]
 
@@ -117,13 +118,6 @@ def _pretty(xml: str) -> str:
     register_namespace("sr", DUIS_NAMESPACE)
     indent(root, space="  ")
     return tostring(root, encoding="unicode")
-
-
-def _iso(device_time_seconds: int) -> str:
-    import datetime
-
-    moment = datetime.datetime.fromtimestamp(device_time_seconds, tz=datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _local(tag: str) -> str:
@@ -249,7 +243,8 @@ class _Tour:
         response = self.client.request(MANAGEMENT_SERVER_ADDRESS, Request(
             Command.ADVANCE_DEVICE_TIME, 1, body=AdvanceDeviceTimeRequest(advance_seconds=seconds)))
         now: int = response.body.device_time_seconds
-        self.say(f"    ... virtual device time +{seconds} s ({why}); now {_iso(now)}")
+        self.say(f"    ... virtual device time +{seconds} s ({why}); "
+                 f"now {device_seconds_to_duis_date_time(now)}")
         return now
 
 
