@@ -509,6 +509,13 @@ class FirmwareSlot:
         if due and self.pending_version and device_time_seconds >= due:
             self._run_pending()
 
+    @property
+    def has_timed_work(self) -> bool:
+        """A transfer that may go idle, or an activation scheduled: something
+        :meth:`advance_to` may have to do (when False it does nothing at any time)."""
+        return self._transfer is not None or bool(
+            self.pending_activation_time_seconds and self.pending_version)
+
     def next_event_time_seconds(self) -> int | None:
         """The earliest device time something happens by itself (an idle transfer abandoned,
         a scheduled activation), or None."""

@@ -188,6 +188,8 @@ _LOAD_LIMIT_COMMANDS = frozenset({
 #: reading).
 _ESME_ONLY_READS = frozenset({Command.READ_MAXIMUM_DEMAND, Command.READ_ACTIVE_POWER,
                               Command.READ_NETWORK_DATA})
+#: What only an ESME answers (the two sets above).
+_ESME_ONLY_COMMANDS = _LOAD_LIMIT_COMMANDS | _ESME_ONLY_READS
 
 #: A request handler: the meter and the typed request body -> the response body, or the
 #: Status of a refusal (which changed nothing but what the module docstring says).
@@ -272,7 +274,7 @@ class Meter:
         self.advance_to(device_time_seconds)
         command = request.command
         handler = _HANDLERS.get(command)
-        if handler is None or (command in _LOAD_LIMIT_COMMANDS | _ESME_ONLY_READS
+        if handler is None or (command in _ESME_ONLY_COMMANDS
                                and not self._is_esme):
             return Response(command, request.invoke_id, Status.NOT_SUPPORTED_BY_DEVICE)
         answer = handler(self, request.body)

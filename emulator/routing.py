@@ -84,7 +84,8 @@ class DeviceTable:
         return tuple(sorted(self._by_eui64.values(), key=lambda d: d.server_address))
 
 
-def route(device: EmulatedDevice, request: Request, *, now_seconds: int, lock: TransferLock,
+def route(device: EmulatedDevice, request: Request, *, now_seconds: int,
+          lock_of: Callable[[EmulatedDevice], TransferLock],
           after_han_request: HanResponseHook) -> Response:
     """Answer ``request`` on ``device`` at world device time ``now_seconds`` (see the module
     docstring). The request's body was checked when it was decoded: a part that raises has a
@@ -100,7 +101,7 @@ def route(device: EmulatedDevice, request: Request, *, now_seconds: int, lock: T
         return ok(request, DeviceClock(device_time_seconds=device.clock_seconds(now_seconds)))
     if command in FIRMWARE_COMMANDS:
         return device.firmware.handle_request(request, device.clock_seconds(now_seconds),
-                                              lock, device.eui64)
+                                              lock_of(device), device.eui64)
     if command in HAN_COMMANDS:
         if device.hub is None:
             return refuse(request, Status.NOT_SUPPORTED_BY_DEVICE)

@@ -207,6 +207,7 @@ class ServeLoop:
         self._listeners: dict[int, TcpListener] = {}
         self._paused_listeners: dict[int, TcpListener] = {}
         self._resume_accept_ms: int | None = None
+        self._next_advance_ms: int | None = None  # set on the first turn (real time only)
         self._refusing = False  # at the cap: the first refusal is logged, the rest counted
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -295,43 +296,57 @@ class ServeLoop:
 
     def run(self) -> None:
         """Serve until :meth:`request_stop`; then close clients and save the world."""
-        next_advance_ms = self._next_advance(self._clock.monotonic_ms())
         try:
             while not self._stop.is_set():
-                now_ms = self._clock.monotonic_ms()
-                wait_ms = self._wait_ms(now_ms, next_advance_ms)
-                for key, mask in self._selector.select(wait_ms / 1000 if wait_ms else 0):
-                    self._on_ready(key, mask)
-                for client in list(self._pollers):
-                    self._read_from(client, poll_ms=min(wait_ms, 50))
-                now_ms = self._clock.monotonic_ms()
-                self._run_timers(now_ms)
-                if self._resume_accept_ms is not None and now_ms >= self._resume_accept_ms:
-                    self._resume_accepting()
-                if next_advance_ms is not None and now_ms >= next_advance_ms:
-                    self._advance_world()
-                    next_advance_ms = self._next_advance(now_ms)
+                self.serve_once()
         finally:
             self._shutdown()
 
-    def _next_advance(self, now_ms: int) -> int | None:
-        if self._advance_interval_ms is None:
-            return None
-        return now_ms + self._advance_interval_ms
+    def serve_once(self, max_wait_ms: int = MAX_WAIT_MS) -> None:
+        """One turn of the loop: wait until a descriptor is ready, a timer is due or
+        ``max_wait_ms`` pass (0: do not wait), handle what is ready, run the timers that are
+        due. :meth:`run` calls it until stopped; a caller driving the loop itself (a load
+        generator in the same process) calls it and then :meth:`close` when done."""
+        now_ms = self._clock.monotonic_ms()
+        if self._next_advance_ms is None and self._advance_interval_ms is not None:
+            self._next_advance_ms = now_ms + self._advance_interval_ms
+        wait_ms = self._wait_ms(now_ms, min(max_wait_ms, MAX_WAIT_MS))
+        for key, mask in self._selector.select(wait_ms / 1000 if wait_ms else 0):
+            self._on_ready(key, mask)
+        if self._pollers:
+            for client in list(self._pollers):
+                self._read_from(client, poll_ms=min(wait_ms, 50))
+        if not (self._timed or self._stale_watch or self._next_advance_ms is not None
+                or self._resume_accept_ms is not None):
+            return
+        now_ms = self._clock.monotonic_ms()
+        self._run_timers(now_ms)
+        if self._resume_accept_ms is not None and now_ms >= self._resume_accept_ms:
+            self._resume_accepting()
+        if self._next_advance_ms is not None and now_ms >= self._next_advance_ms:
+            self._advance_world()
+            assert self._advance_interval_ms is not None  # set: advancing on real time
+            self._next_advance_ms = now_ms + self._advance_interval_ms
 
-    def _wait_ms(self, now_ms: int, next_advance_ms: int | None) -> int:
-        deadlines = [now_ms + MAX_WAIT_MS]
-        if next_advance_ms is not None:
-            deadlines.append(next_advance_ms)
+    def close(self) -> None:
+        """Close every client and listener and save the world (what :meth:`run` does when
+        it stops); for a caller driving :meth:`serve_once` itself."""
+        self._shutdown()
+
+    def _wait_ms(self, now_ms: int, longest_ms: int) -> int:
+        """How long the next wait may last: ``longest_ms``, or less to the first deadline."""
+        deadline_ms = now_ms + longest_ms
+        if self._next_advance_ms is not None:
+            deadline_ms = min(deadline_ms, self._next_advance_ms)
         if self._resume_accept_ms is not None:
-            deadlines.append(self._resume_accept_ms)
+            deadline_ms = min(deadline_ms, self._resume_accept_ms)
         for client in self._timed:
             deadline = client.server.next_timeout_ms()
             if deadline is not None:
-                deadlines.append(deadline)
+                deadline_ms = min(deadline_ms, deadline)
         for client in self._stale_watch:
-            deadlines.append(client.out_since_ms + STALE_OUTPUT_MS)
-        return max(0, min(deadlines) - now_ms)
+            deadline_ms = min(deadline_ms, client.out_since_ms + STALE_OUTPUT_MS)
+        return max(0, deadline_ms - now_ms)
 
     def _all_clients(self) -> list[_Client]:
         return [*self._clients.values(), *self._pollers]

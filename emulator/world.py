@@ -293,7 +293,7 @@ class EmulatedWorld:
         if request.command not in READ_ONLY_COMMANDS:
             self._touch(device, lock=request.command in FIRMWARE_COMMANDS)
         response = route(device, request, now_seconds=self._now_seconds,
-                         lock=self._lock_for(device), after_han_request=self._after_han_request)
+                         lock_of=self._lock_for, after_han_request=self._after_han_request)
         self._requeue_touched()
         return response
 
@@ -353,8 +353,10 @@ class EmulatedWorld:
         meter = device.built_meter
         if meter is not None:
             meter.advance_to(now_seconds)
-        device.firmware.advance_to(device.clock_seconds(now_seconds), self._lock_for(device),
-                                   device.eui64)
+        firmware = device.firmware
+        if firmware.has_timed_work:
+            firmware.advance_to(device.clock_seconds(now_seconds), self._lock_for(device),
+                                device.eui64)
         if device.hub is not None:
             device.hub.han.advance_to(now_seconds)
 

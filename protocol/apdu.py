@@ -1101,16 +1101,18 @@ def _command(code: int) -> Command:
     return code if type(code) is Command else Command(code)
 
 
-def encode_request(request: Request) -> bytes:
-    """The bytes of a request APDU. Raises :class:`ApduError` for a missing or out-of-range
-    field."""
+def encode_request(request: Request, *, invoke_id: int | None = None) -> bytes:
+    """The bytes of a request APDU, carrying ``invoke_id`` if given (else the request's own).
+    Raises :class:`ApduError` for a missing or out-of-range field."""
     command = _command(request.command)
-    _check_invoke_id(request.invoke_id)
+    if invoke_id is None:
+        invoke_id = request.invoke_id
+    _check_invoke_id(invoke_id)
     key = request.idempotency_key
     if key is None:
-        head = _REQUEST_HEAD.pack(ApduType.REQUEST, request.invoke_id, command)
+        head = _REQUEST_HEAD.pack(ApduType.REQUEST, invoke_id, command)
     elif isinstance(key, bytes) and len(key) == IDEMPOTENCY_KEY_SIZE_BYTES:
-        head = _KEYED_REQUEST_HEAD.pack(ApduType.KEYED_REQUEST, request.invoke_id, command, key)
+        head = _KEYED_REQUEST_HEAD.pack(ApduType.KEYED_REQUEST, invoke_id, command, key)
     else:
         raise ApduError(f"an idempotency key is {IDEMPOTENCY_KEY_SIZE_BYTES} bytes, got {key!r}")
     return head + _build_body(REQUEST_BODIES[command], request.body, command, "request")

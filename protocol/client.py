@@ -233,7 +233,7 @@ class DeviceClient:
 
     def _exchange(self, wire_address: int, request: Request, server_address: int) -> _Outcome:
         invoke_id = self._invoke_ids.take()
-        apdu = encode_request(request.with_invoke_id(invoke_id))
+        apdu = encode_request(request, invoke_id=invoke_id)
         station = self._connected_station(wire_address)
         station.send_apdu(apdu, self._clock.monotonic_ms())
         self.counters.requests_sent += 1
@@ -320,32 +320,39 @@ class DeviceClient:
         response arrives, or the link gives up."""
         outcome = _Outcome()
         self._watch = {server_address: (outcome, want_response)}
-        last_activity_ms = self._clock.monotonic_ms()
+        clock, mux, unsent = self._clock, self._mux, self._unsent
+        backstop_ms = self._backstop_ms()
+        last_activity_ms = clock.monotonic_ms()
         self._queue_station_frames()  # what connect / send_apdu queued
         while True:
-            self._flush()
+            if unsent:
+                self._flush()
             if outcome.connected and want_response is None:
                 return outcome
             if outcome.response is not None or outcome.failure is not None:
                 return outcome
-            now_ms = self._clock.monotonic_ms()
-            backstop_at_ms = last_activity_ms + self._backstop_ms()
+            now_ms = clock.monotonic_ms()
+            backstop_at_ms = last_activity_ms + backstop_ms
             if now_ms >= backstop_at_ms:
-                outcome.failure = LinkFailed(
-                    f"nothing received for {self._backstop_ms()} ms")
+                outcome.failure = LinkFailed(f"nothing received for {backstop_ms} ms")
                 return outcome
-            timer_ms = self._mux.next_timeout_ms()
+            timer_ms = mux.next_timeout_ms()
             wake_ms = backstop_at_ms if timer_ms is None else min(backstop_at_ms, timer_ms)
             try:
                 data = self._transport.read(READ_CHUNK_BYTES, max(0, wake_ms - now_ms))
             except TransportError as error:
-                self._mux.clear()
+                mux.clear()
                 raise DeviceUnreachableError(f"{self._name}: {error}") from error
-            now_ms = self._clock.monotonic_ms()
+            now_ms = clock.monotonic_ms()
             if data:
                 last_activity_ms = now_ms
-                self._unsent.append(self._mux.receive_bytes(data, now_ms))
-            self._unsent.append(self._mux.handle_timeout(now_ms))
+                if reply := mux.receive_bytes(data, now_ms):
+                    unsent.append(reply)
+            # a timer due now was set before the read (a station sets its timers ahead of
+            # the time it is given), so none is due unless the earliest one was
+            if timer_ms is not None and timer_ms <= now_ms and (
+                    reply := mux.handle_timeout(now_ms)):
+                unsent.append(reply)
 
     def _on_events(self, pair: AddressPair, station: LinkStation, events: list[LinkEvent],
                    now_ms: int) -> None:
@@ -375,7 +382,8 @@ class DeviceClient:
         entry[0].response = apdu
 
     def _queue_station_frames(self) -> None:
-        self._unsent.append(self._mux.bytes_to_send(self._clock.monotonic_ms()))
+        if data := self._mux.bytes_to_send(self._clock.monotonic_ms()):
+            self._unsent.append(data)
 
     def _flush(self) -> None:
         """Write what the stations answered (the multiplexer's output, gathered since the

@@ -317,6 +317,16 @@ class _ServerAnswers:
     received_any: bool = False  # an I-frame has been accepted since the reset
 
 
+#: HdlcFrame without its generated ``__new__`` (once per I-frame sent).
+_new_frame = tuple.__new__
+#: The control byte of an I-frame with P/F set, by N(S) then N(R): ``control_byte`` looked up
+#: once for each pair.
+_I_FRAME_CONTROL: tuple[tuple[int, ...], ...] = tuple(
+    tuple(control_byte(FrameType.I, send_sequence=send, receive_sequence=receive)
+          for receive in range(SEQUENCE_MODULUS))
+    for send in range(SEQUENCE_MODULUS))
+
+
 def _next(sequence: int) -> int:
     return (sequence + 1) % SEQUENCE_MODULUS
 
@@ -527,13 +537,19 @@ class LinkStation:
 
     def _next_information_frame(self) -> HdlcFrame:
         """Build the I-frame for the next segment and advance V(S)."""
-        if not self._segments:
-            self._segments = self._split(self._apdu_queue.popleft())
-        chunk = self._segments.popleft()
-        frame = self._make(FrameType.I, chunk, send_sequence=self._send_sequence,
-                           receive_sequence=self._receive_sequence,
-                           segmented=bool(self._segments))
-        self._send_sequence = _next(self._send_sequence)
+        segments = self._segments
+        if segments:
+            chunk = segments.popleft()
+        else:
+            chunk = self._apdu_queue.popleft()
+            if len(chunk) > self._transmit_limit_bytes:  # else one segment: the usual case
+                segments = self._segments = self._split(chunk)
+                chunk = segments.popleft()
+        send_sequence = self._send_sequence
+        frame = _new_frame(HdlcFrame, (
+            self.peer_address, self.local_address,
+            _I_FRAME_CONTROL[send_sequence][self._receive_sequence], chunk, bool(segments)))
+        self._send_sequence = _next(send_sequence)
         self._unacked = frame
         return frame
 
@@ -641,8 +657,11 @@ class LinkStation:
 
     def _client_information(self, frame: HdlcFrame, now_ms: int
                             ) -> list[LinkEvent] | NextState:
-        if not self._awaiting_answer() or frame.send_sequence != self._receive_sequence \
-                or frame.receive_sequence != self._send_sequence:
+        control = CONTROL_TABLE[frame.control]
+        poll = self._poll
+        if poll.frame is None or poll.deferred \
+                or control.send_sequence != self._receive_sequence \
+                or control.receive_sequence != self._send_sequence:
             return self._ignore(frame, now_ms)  # unsolicited, a duplicate, or stale
         if len(frame.information) > self._receive_limit_bytes:
             self._diagnose(f"ignored an I-frame of {len(frame.information)} bytes, over the "
@@ -651,7 +670,7 @@ class LinkStation:
             return []
         self._unacked = None
         self._receive_sequence = _next(self._receive_sequence)
-        self._poll_answered()
+        poll.frame = poll.deadline_ms = None  # answered
         try:
             data = self._take_segment(frame)
         except LinkError as error:
@@ -723,24 +742,25 @@ class LinkStation:
         return [Disconnected(f"client {self.peer_address} disconnected")]
 
     def _server_information(self, frame: HdlcFrame, now_ms: int) -> list[LinkEvent]:
+        control = CONTROL_TABLE[frame.control]
         if len(frame.information) > self._receive_limit_bytes:
             self._reassembly = bytearray()
             return self._reject(frame, FrameRejectReason.INFORMATION_TOO_LONG,
                                 f"{len(frame.information)} bytes, over the agreed "
                                 f"{self._receive_limit_bytes}")
-        if frame.send_sequence != self._receive_sequence:
+        if control.send_sequence != self._receive_sequence:
             answers = self._answers
             if answers.received_any \
-                    and frame.send_sequence == _previous(self._receive_sequence):
+                    and control.send_sequence == _previous(self._receive_sequence):
                 # the client did not hear our answer: answer again, deliver nothing
                 self.counters.duplicates_answered += 1
-                if frame.poll_final and not answers.due and answers.last is not None:
+                if control.poll_final and not answers.due and answers.last is not None:
                     self._outbox.append(answers.last)
                 return []
             return self._ignore(frame, now_ms)
-        if frame.receive_sequence != self._send_sequence:
+        if control.receive_sequence != self._send_sequence:
             return self._reject(frame, FrameRejectReason.INVALID_RECEIVE_SEQUENCE,
-                                f"N(R)={frame.receive_sequence}, V(S)={self._send_sequence}")
+                                f"N(R)={control.receive_sequence}, V(S)={self._send_sequence}")
         refusal = self._server_refusal(frame)
         if refusal is not None:
             self._reassembly = bytearray()
@@ -754,10 +774,10 @@ class LinkStation:
         self._answers.received_any = True
         data = self._take_segment(frame)  # within the bound: checked above
         if data is None:
-            if frame.poll_final:
+            if control.poll_final:
                 self._answer(self._make(FrameType.RR, receive_sequence=self._receive_sequence))
             return []
-        self._answers.due = self._answers.due or frame.poll_final
+        self._answers.due = self._answers.due or control.poll_final
         return self._deliver(data)
 
     def _server_refusal(self, frame: HdlcFrame) -> tuple[FrameRejectReason, str] | None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from protocol.apdu import MANAGEMENT_SERVER_ADDRESS
+from protocol.errors import LinkError
 from protocol.hdlc import (
     DLMS_ALL_STATION_ADDRESS,
     DLMS_CALLING_ADDRESS,
@@ -346,7 +347,14 @@ class LinkServer(LinkMux):
                            parameters=self._parameters)
 
     def _new_server_station(self, pair: AddressPair) -> LinkStation:
-        return self._station_factory(pair.server_address, pair.client_address)
+        station = self._station_factory(pair.server_address, pair.client_address)
+        if station.role is not Role.SERVER:
+            raise LinkError(f"a LinkServer's stations are servers, not {station.role.name}")
+        return station
+
+    def next_timeout_ms(self) -> None:
+        """None: a server station runs no timers (it answers the client's polls)."""
+        return None
 
     def _deliver(self, pair: AddressPair, station: LinkStation, events: list[LinkEvent],
                  now_ms: int) -> None:
