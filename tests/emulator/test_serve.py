@@ -248,6 +248,29 @@ def test_serve_loop_without_advance_interval_never_advances_the_world() -> None:
     assert world.saved == 1
 
 
+def test_a_loop_driven_one_turn_at_a_time_answers_on_its_pty_and_saves_on_close() -> None:
+    world = FakeWorld()
+    loop = ServeLoop(world, RealMonotonicClock(), advance_interval_ms=None)
+    pair = PtyPair()
+    loop.add_stream(pair.server, name="pty")
+    client = open_port(pair.client_path)
+    try:
+        loop.serve_once(max_wait_ms=0)  # nothing sent yet: nothing handled
+        assert world.handled == [] and client.read(64, 0) == b""
+        client.write(snrm(METER_ADDRESS, 0x10))
+        loop.serve_once(max_wait_ms=5000)  # returns once the SNRM is read and answered
+        from protocol.hdlc_codec import decode_frame
+
+        answer = decode_frame(client.read(64, 5000))
+        assert answer.frame_type is FrameType.UA
+        assert (answer.destination_address, answer.source_address) == (0x10, METER_ADDRESS)
+        assert world.saved == 0
+    finally:
+        client.close()
+        loop.close()
+    assert world.saved == 1
+
+
 def test_pty_serving_with_trace_prints_both_directions() -> None:
     world = FakeWorld()
     lines: list[str] = []
