@@ -16,6 +16,7 @@ minimums.
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -65,8 +66,29 @@ def _stop(process: subprocess.Popen[str]) -> None:
         process.wait(5)
 
 
+class _RoundTrip:
+    """One round trip (call it) against a server process (``pid``)."""
+
+    def __init__(self, call: Callable[[], object], pid: int) -> None:
+        self.call = call
+        self.pid = pid
+
+    def __call__(self) -> object:
+        return self.call()
+
+
+def _process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux ``/proc``), or None where there is none."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @pytest.fixture
-def emulator_round_trip() -> Iterator[Callable[[], int]]:
+def emulator_round_trip() -> Iterator[_RoundTrip]:
     process, path = _start([sys.executable, "-m", "emulator.cli", "serve", "--pty",
                             "--virtual-time"])
     client = DeviceClient(open_port(path))
@@ -76,14 +98,14 @@ def emulator_round_trip() -> Iterator[Callable[[], int]]:
         return int(client.request(ESME_ADDRESS, request).body.meter_balance_pence)
 
     try:
-        yield round_trip
+        yield _RoundTrip(round_trip, process.pid)
     finally:
         client.close()
         _stop(process)
 
 
 @pytest.fixture
-def echo_round_trip() -> Iterator[Callable[[], bytes]]:
+def echo_round_trip() -> Iterator[_RoundTrip]:
     process, path = _start([sys.executable, "-c", ECHO_SERVER])
     port = serial.Serial(path, timeout=2)
 
@@ -92,7 +114,7 @@ def echo_round_trip() -> Iterator[Callable[[], bytes]]:
         return bytes(port.read(len(ECHO_BYTES)))
 
     try:
-        yield round_trip
+        yield _RoundTrip(round_trip, process.pid)
     finally:
         port.close()
         _stop(process)
@@ -135,44 +157,62 @@ def test_read_meter_balance_in_one_process(record_environment: BenchmarkFixture)
 
 @pytest.mark.benchmark(group="pty round trip")
 def test_read_meter_balance_over_a_pty(record_environment: BenchmarkFixture,
-                                       emulator_round_trip: Callable[[], int]) -> None:
+                                       emulator_round_trip: _RoundTrip) -> None:
     assert record_environment(emulator_round_trip) == 1250  # the default profile's ESME balance
 
 
 @pytest.mark.benchmark(group="pty round trip")
 def test_raw_pyserial_echo_over_a_pty(record_environment: BenchmarkFixture,
-                                      echo_round_trip: Callable[[], bytes]) -> None:
+                                      echo_round_trip: _RoundTrip) -> None:
     assert record_environment(echo_round_trip) == ECHO_BYTES
 
 
 def test_round_trip_ratio(request: pytest.FixtureRequest,
-                          emulator_round_trip: Callable[[], int],
-                          echo_round_trip: Callable[[], bytes]) -> None:
+                          emulator_round_trip: _RoundTrip, echo_round_trip: _RoundTrip) -> None:
     """Alternating blocks of both, each round trip timed: the emulator's rate as a fraction of
     the echo's from the best block's mean (least disturbed), the medians and the minimums (the
-    medians are the least sensitive to other load on the machine)."""
+    medians are the least sensitive to other load on the machine); and the CPU time each end
+    spent per round trip (this process's, and the server process's where /proc has it)."""
     disabled = request.config.getoption("benchmark_disable", False)
     blocks, per_block = (1, 5) if disabled else (10, 300)
-    best = {"emulator": float("inf"), "echo": float("inf")}
-    times: dict[str, list[float]] = {"emulator": [], "echo": []}
+    names = ("emulator", "echo")
+    best = dict.fromkeys(names, float("inf"))
+    times: dict[str, list[float]] = {name: [] for name in names}
+    client_cpu = dict.fromkeys(names, 0.0)
+    server_cpu: dict[str, float | None] = dict.fromkeys(names, 0.0)
     clock = time.perf_counter
     for _ in range(blocks):
-        for name, round_trip in (("emulator", emulator_round_trip),
-                                 ("echo", echo_round_trip)):
+        for name, round_trip in zip(names, (emulator_round_trip, echo_round_trip), strict=True):
             block = []
+            server_before = _process_cpu_seconds(round_trip.pid)
+            client_before = time.process_time()
             for _ in range(per_block):
                 start = clock()
                 round_trip()
                 block.append(clock() - start)
+            client_cpu[name] += time.process_time() - client_before
+            server_after = _process_cpu_seconds(round_trip.pid)
+            spent = server_cpu[name]
+            server_cpu[name] = (None if spent is None or server_before is None
+                                or server_after is None
+                                else spent + server_after - server_before)
             best[name] = min(best[name], sum(block) / per_block)
             times[name] += block
     assert emulator_round_trip() == 1250 and echo_round_trip() == ECHO_BYTES
     median = {name: statistics.median(values) for name, values in times.items()}
     fastest = {name: min(values) for name, values in times.items()}
+    count = blocks * per_block
+
+    def cpu(name: str) -> str:
+        server = server_cpu[name]
+        server_text = "?" if server is None else f"{server / count * 1e6:.0f}"
+        return f"client {client_cpu[name] / count * 1e6:.0f} us, server {server_text} us"
+
     print(f"\npty round trip, READ_METER_BALANCE against a raw pyserial echo of 40 bytes: "
           f"best block {best['emulator'] * 1e6:.0f} us against {best['echo'] * 1e6:.0f} us "
           f"({best['echo'] / best['emulator']:.0%} of the echo rate); "
           f"median {median['emulator'] * 1e6:.0f} us against {median['echo'] * 1e6:.0f} us "
           f"({median['echo'] / median['emulator']:.0%}); "
           f"minimum {fastest['emulator'] * 1e6:.0f} us against {fastest['echo'] * 1e6:.0f} us "
-          f"({fastest['echo'] / fastest['emulator']:.0%})")
+          f"({fastest['echo'] / fastest['emulator']:.0%}); CPU per round trip: emulator "
+          f"{cpu('emulator')}; echo {cpu('echo')}")
