@@ -113,6 +113,9 @@ class ClientCounters(MuxCounters):
     undecodable_apdus: int = 0
 
 
+#: AddressPair without the keyword handling of its generated ``__new__`` (once per request).
+_new_pair = tuple.__new__
+
 #: What one wait watches for: the outcome to fill in, and the (invoke id, command) of the
 #: wanted response (None: waiting for the link to connect).
 _Watch = dict[int, "tuple[_Outcome, tuple[int, object] | None]"]
@@ -264,7 +267,7 @@ class DeviceClient:
                 station.disconnect(now_ms)
             if connected:
                 deadline_ms = now_ms + min(CLOSE_WAIT_MS, self._retransmit_timeout_ms)
-                self._queue_station_frames()
+                self._queue_station_frames(now_ms)
                 self._flush()
                 while (any(s.state is not LinkState.DISCONNECTED for s in connected)
                        and self._clock.monotonic_ms() < deadline_ms):
@@ -289,7 +292,7 @@ class DeviceClient:
 
     # ----------------------------------------------------------------------------------------
     def _pair(self, server_address: int) -> AddressPair:
-        return AddressPair(self._client_address, server_address)
+        return _new_pair(AddressPair, (self._client_address, server_address))
 
     def _connected_station(self, server_address: int) -> LinkStation:
         pair = self._pair(server_address)
@@ -323,7 +326,7 @@ class DeviceClient:
         clock, mux, unsent = self._clock, self._mux, self._unsent
         backstop_ms = self._backstop_ms()
         last_activity_ms = clock.monotonic_ms()
-        self._queue_station_frames()  # what connect / send_apdu queued
+        self._queue_station_frames(last_activity_ms)  # what connect / send_apdu queued
         while True:
             if unsent:
                 self._flush()
@@ -381,8 +384,8 @@ class DeviceClient:
             return
         entry[0].response = apdu
 
-    def _queue_station_frames(self) -> None:
-        if data := self._mux.bytes_to_send(self._clock.monotonic_ms()):
+    def _queue_station_frames(self, now_ms: int) -> None:
+        if data := self._mux.bytes_to_send(now_ms):
             self._unsent.append(data)
 
     def _flush(self) -> None:
