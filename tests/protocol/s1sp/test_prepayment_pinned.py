@@ -319,3 +319,101 @@ def test_the_2_3_builder_refuses_a_request_naming_no_register() -> None:
     with pytest.raises(ValueError) as refused:
         DuisRequestBuilder().update_debt(ESME_EUI64)
     assert str(refused.value) == "update_debt names no debt register"
+
+
+def _emptied(name: str, wrapper: str) -> str:
+    """The fixture with everything inside ``wrapper`` left out."""
+    text = fixture_xml(name).decode()
+    start = text.index(f"<sr:{wrapper}>") + len(f"<sr:{wrapper}>")
+    return text[:start] + text[text.index(f"</sr:{wrapper}>"):]
+
+
+@pytest.mark.parametrize(("old", "new", "reason"), [
+    ("<sr:DebtRecoveryPerPayment>1250<", "<sr:DebtRecoveryPerPayment>x<",
+     "DebtRecoveryPerPayment must be a whole number, not 'x'"),
+])
+def test_2_3_malformed_per_payment_is_invalid_with_its_reason(old: str, new: str,
+                                                               reason: str) -> None:
+    assert _refused(_debt_rig(), _fixture(_DEBT, old, new)) == reason
+
+
+def test_2_3_naming_no_register_is_invalid_with_the_whole_reason() -> None:
+    assert _refused(Rig(), _emptied(_DEBT, "UpdateDebt")) == (
+        "UpdateDebt names no debt register: give TimeDebtRegister1, TimeDebtRegister2, "
+        "PaymentDebtRegister or their recovery settings")
+
+
+def test_2_3_one_time_register_alone_sends_only_that_register() -> None:
+    rig = _debt_rig()
+    xml = _fixture(_DEBT, "<sr:PaymentDebtRegister>-250500</sr:PaymentDebtRegister>", "")
+    assert _answered(rig, xml.replace(_PER_PAYMENT, "")) == [
+        ("TimeDebtRegister1", [("DebtValue", "5000000"), ("DebtRecoveryRate", "35"),
+                               ("DebtRecoveryRatePriceScale", "-2"),
+                               ("DebtRecoveryRatePeriod", "DAILY")])]
+    assert [request.body.debt_register for request in rig.sent(Command.UPDATE_DEBT)] == [
+        DebtRegister.TIME_DEBT_1]
+
+
+# --- 1.5, 2.1, 2.2: bodies -------------------------------------------------------------------
+
+_PREPAY = "2.1_prepay_configuration_electricity"
+_LOW_CREDIT = "<sr:LowCreditThreshold>300001</sr:LowCreditThreshold>"
+
+
+@pytest.mark.parametrize(("name", "old", "new", "reason"), [
+    ("1.5_adjust_meter_balance", "<sr:AdjustMeterBalance>",
+     "<sr:AdjustMeterBalance>1</sr:AdjustMeterBalance><sr:AdjustMeterBalance>",
+     "UpdateMeterBalance has 2 AdjustMeterBalance elements; expected one"),
+    ("1.5_reset_meter_balance", "<sr:ResetMeterBalance",
+     "<sr:ResetMeterBalance/><sr:ResetMeterBalance",
+     "UpdateMeterBalance has 2 ResetMeterBalance elements; expected one"),
+    ("1.5_adjust_meter_balance", "<sr:AdjustMeterBalance>1234567<",
+     "<sr:AdjustMeterBalance>2147483648<",
+     "AdjustMeterBalance 2147483648 is outside the DUIS int32 range -2147483648..2147483647"),
+    ("1.5_adjust_meter_balance", "<sr:AdjustMeterBalance>1234567<",
+     "<sr:ResetMeterBalance/><sr:AdjustMeterBalance>1234567<",
+     "UpdateMeterBalance must hold exactly one of AdjustMeterBalance or ResetMeterBalance"),
+    (_PREPAY, "<sr:LowCreditThreshold>300001<", "<sr:LowCreditThreshold>2147483648<",
+     "LowCreditThreshold 2147483648 is outside the DUIS int32 range -2147483648..2147483647"),
+    (_PREPAY, _LOW_CREDIT, _LOW_CREDIT * 2,
+     "UpdatePrepayConfiguration has more than one LowCreditThreshold element"),
+    ("2.2_top_up_device", "<sr:UTRN>20206380815746810663</sr:UTRN>", "<sr:UTRN>123</sr:UTRN>",
+     "UTRN '123' is not 20 digits"),
+    ("2.2_top_up_device", "<sr:UTRN>20206380815746810663</sr:UTRN>", "",
+     "TopUpDevice is missing its UTRN element"),
+])
+def test_malformed_1_5_2_1_and_2_2_bodies_are_invalid_with_their_reason(
+        name: str, old: str, new: str, reason: str) -> None:
+    rig = Rig()
+    assert _refused(rig, _fixture(name, old, new)) == reason
+    assert rig.sent_commands() == []
+
+
+def test_2_1_setting_nothing_is_invalid_naming_every_element_it_takes() -> None:
+    assert _refused(Rig(), _emptied(_PREPAY, "UpdatePrepayConfigElectricity")) == (
+        "UpdatePrepayConfiguration sets nothing: give at least one of DebtRecoveryRateCap, "
+        "EmergencyCreditLimit, EmergencyCreditThreshold, LowCreditThreshold, MaxMeterBalance, "
+        "MaxCreditThreshold, DisablementThreshold")
+
+
+def test_2_2_response_in_full() -> None:
+    assert _answered(Rig(), fixture_xml("2.2_top_up_device").decode()) == [
+        ("CreditAdded", "450000"), ("EmergencyCreditRepaid", "0"), ("DebtRecovered", "50000"),
+        ("MeterBalance", "1700000")]
+
+
+@pytest.mark.parametrize("arguments", [{}, {"adjust_pence": 1, "reset": True}])
+def test_the_1_5_builder_takes_exactly_one_of_an_adjustment_or_a_reset(
+        arguments: dict[str, Any]) -> None:
+    with pytest.raises(ValueError) as refused:
+        DuisRequestBuilder().update_meter_balance(ESME_EUI64, **arguments)
+    assert str(refused.value) == (
+        "update_meter_balance takes exactly one of adjust_pence or reset=True")
+
+
+def test_the_1_5_builder_names_an_adjustment_outside_int32() -> None:
+    with pytest.raises(ValueError) as refused:
+        DuisRequestBuilder().update_meter_balance(ESME_EUI64, adjust_pence=2_147_484)
+    assert str(refused.value) == (
+        "AdjustMeterBalance 2147484 p is 2147484000 in DUIS money (1/100000 GBP), outside the "
+        "int32 range -2147483648..2147483647")
