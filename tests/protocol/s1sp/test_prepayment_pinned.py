@@ -162,7 +162,7 @@ _DEBT = "2.3_update_debt"
 _RECOVERY_PERIOD = "<sr:DebtRecoveryRatePeriod>DAILY</sr:DebtRecoveryRatePeriod>"
 _PER_PAYMENT = "<sr:DebtRecoveryPerPayment>1250</sr:DebtRecoveryPerPayment>"
 _GAS_RATE = "<sr:DebtRecoveryRate>50000</sr:DebtRecoveryRate>"
-_GAS_SCALE = "<sr:DebtRecoveryRatePriceScale>-2</sr:DebtRecoveryRatePriceScale>"
+_PRICE_SCALE = "<sr:DebtRecoveryRatePriceScale>-2</sr:DebtRecoveryRatePriceScale>"
 
 
 def _debt_rig() -> Rig:
@@ -191,6 +191,8 @@ def _debt_rig() -> Rig:
     ("<sr:DebtRecoveryRate>35<", "<sr:DebtRecoveryRate>-32768<",
      "DebtRecoveryRate -32768 x 10^-2 GBP is -32768 pence, outside the device's 0..2147483 "
      "pence"),
+    (_PRICE_SCALE, _PRICE_SCALE * 2,
+     "UpdateDebt/ElecDebtRecovery1 has 2 DebtRecoveryRatePriceScale elements; expected one"),
     ("<sr:DebtRecoveryRatePriceScale>-2<", "<sr:DebtRecoveryRatePriceScale>x<",
      "DebtRecoveryRatePriceScale must be a whole number, not 'x'"),
     ("<sr:TimeDebtRegister1>5000999<", "<sr:TimeDebtRegister1>2147483648<",
@@ -215,9 +217,10 @@ def test_2_3_largest_electricity_debt_recovery_rate_is_taken() -> None:
 
 
 @pytest.mark.parametrize(("new", "reason"), [
-    (_GAS_RATE + _GAS_SCALE, "GasDebtRecovery1 has no DebtRecoveryRatePriceScale in DUIS: the gas "
-                             "DebtRecoveryRate is in 1/100000 GBP"),
-    (_GAS_RATE + _GAS_SCALE * 2,
+    (_GAS_RATE + _PRICE_SCALE,
+     "GasDebtRecovery1 has no DebtRecoveryRatePriceScale in DUIS: the gas DebtRecoveryRate is "
+     "in 1/100000 GBP"),
+    (_GAS_RATE + _PRICE_SCALE * 2,
      "UpdateDebt/GasDebtRecovery1 has 2 DebtRecoveryRatePriceScale elements; expected one"),
 ])
 def test_2_3_gas_recovery_with_a_price_scale_is_invalid_with_its_reason(new: str,
