@@ -625,3 +625,31 @@ def test_a_log_read_without_its_read_log_period_is_invalid_naming_it() -> None:
     text = _renamed(fixture_xml("4.8.1_read_active_import_profile_data").decode(),
                     "ReadLogPeriod", "Other")
     assert _refusal(Rig(), text) == f"{_PROFILE_READ} is missing its ReadLogPeriod element"
+
+
+def test_1_1_1_of_exactly_the_1050_bytes_the_meter_takes_is_sent() -> None:
+    # 44 bands; 3 day profiles of 48 switches and one of 8: a SET_TARIFF of 1050 bytes
+    profiles = [[(n * 1_800, n % 44 + 1) for n in range(48)]] * 3 + [
+        [(n * 1_800, n % 44 + 1) for n in range(8)]]
+    rig = Rig(FLAT)
+    answered(rig, DuisRequestBuilder().update_import_tariff(
+        ESME_EUI64, day_profiles=profiles, week=[0] * 7,
+        prices_millipence_per_kwh=[[10_000 + band] for band in range(44)],
+        standing_charge_millipence_per_day=48_000))
+    assert rig.sent_commands() == [Command.SET_TARIFF]
+    assert len(rig.channel.exchanges[-1][1]) == 1050
+
+
+def test_the_1_1_1_builder_writes_a_block_tariffs_thresholds_in_eight_rows() -> None:
+    xml = DuisRequestBuilder().update_import_tariff(
+        ESME_EUI64, day_profiles=[[(0, 1)]], week=[0] * 7,
+        prices_millipence_per_kwh=[[10_000, 11_000, 12_000]],
+        standing_charge_millipence_per_day=45_000, block_thresholds_wh=[[1_000, 2_000]])
+    elements = dict(_request_body(xml)[0][1])
+    assert dict(elements["ElecTariffElements"])["ThresholdMatrix"] == [
+        ("Thresholds", [("BlockThreshold", "1000"), ("BlockThreshold", "2000")]),
+        *[("Thresholds", [("BlockThreshold", "4294967295")])] * 7]
+    assert elements["PriceElements"] == [("ElectricityPriceElements", [
+        ("StandingCharge", "4500"), ("StandingChargeScale", "-4"), ("PriceScale", "-5"),
+        ("BlockTariff", [("BlockPrices", [("BlockPrice", "10000"), ("BlockPrice", "11000"),
+                                          ("BlockPrice", "12000")])])])]
