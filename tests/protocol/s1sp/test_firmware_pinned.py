@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import replace
 from xml.etree.ElementTree import fromstring
 
 import pytest
 
-from protocol.apdu import MANAGEMENT_SERVER_ADDRESS, Command
+from protocol.apdu import (
+    MANAGEMENT_SERVER_ADDRESS,
+    Command,
+    Request,
+    decode_apdu,
+    encode_request,
+)
 from protocol.s1sp.builders import DuisRequestBuilder
 from tests.protocol.s1sp.conftest import ESME_ADDRESS, ESME_EUI64, Rig, fixture_xml
 from tests.protocol.s1sp.duis_answers import (
@@ -84,8 +91,12 @@ def test_11_1_a_non_sefw_image_is_refused_with_the_whole_reason() -> None:
     gbcs_like = base64.b64encode(bytes.fromhex("0000012f") + bytes(300)).decode()
     xml = re.sub(r"<sr:FirmwareImage>[^<]*<", f"<sr:FirmwareImage>{gbcs_like}<",
                  _update_firmware(ESME))
-    response = Rig().submit(xml)
+    rig = Rig()
+    response = rig.submit(xml)
     assert response_code(response) == "E-S1SR"
+    # the refused VERIFY has discarded the transfer: no second VERIFY
+    assert [request.command for _, request in rig.requests()][-1:] == [Command.FIRMWARE_VERIFY]
+    assert len(rig.sent(Command.FIRMWARE_VERIFY)) == 1
     assert error_reason(response) == (
         f"no device accepted the firmware update: {ESME}: device refused FIRMWARE_VERIFY: "
         "FIRMWARE_BAD_HEADER (the image is not a SEFW image: the emulated devices take SEFW "
@@ -120,3 +131,99 @@ def test_the_11_1_builder_refuses_one_eui64_for_a_list_and_a_bad_entry_naming_it
         builder.update_firmware(["zz"], b"SEFW image")
     assert str(bad.value) == (
         "device_ids entry: 'zz' is not an EUI-64 such as 00-DB-12-34-56-78-90-A0")
+
+
+def _image_text() -> str:
+    found = re.search(r"<sr:FirmwareImage>([^<]*)<", _update_firmware(BOTH))
+    assert found is not None
+    return found[1]
+
+
+def _unknown_devices(count: int) -> str:
+    return " ".join(f"00-DB-12-34-56-78-91-{n:02X}" for n in range(count))
+
+
+@pytest.mark.parametrize(("old", "new", "reason"), [
+    ("<sr:FirmwareImage>U0VGV", "<sr:FirmwareImage>!!!!U0VGV",
+     "FirmwareImage is not valid base64"),
+    (f"<sr:DeviceIDList>{BOTH}</sr:DeviceIDList>", "",
+     "UpdateFirmware is missing its DeviceIDList element"),
+    (f"<sr:DeviceIDList>{BOTH}</sr:DeviceIDList>", "<sr:DeviceIDList/>",
+     "DeviceIDList names no device"),
+    (f"<sr:DeviceIDList>{BOTH}</sr:DeviceIDList>",
+     "<sr:DeviceIDList><sr:DeviceID/></sr:DeviceIDList>",
+     "DeviceIDList entry '' is not an EUI-64 such as 00-DB-12-34-56-78-90-A0"),
+    (BOTH, "zz", "DeviceIDList entry 'zz' is not an EUI-64 such as 00-DB-12-34-56-78-90-A0"),
+    (BOTH, f"{ESME} {ESME}", "DeviceIDList names a device more than once"),
+    ("<sr:FirmwareVersion>1.1.0</sr:FirmwareVersion>",
+     "<sr:FirmwareVersion>1.1.0</sr:FirmwareVersion>" * 2,
+     "UpdateFirmware has 2 FirmwareVersion elements; expected one"),
+    (BOTH, _unknown_devices(65), "DeviceIDList names 65 devices; at most 64 are accepted in one "
+                                 "request: split it into several"),
+])
+def test_11_1_malformed_body_is_invalid_with_its_reason_and_nothing_sent(
+        old: str, new: str, reason: str) -> None:
+    text = _update_firmware(BOTH)
+    assert old in text
+    rig = Rig()
+    response = rig.submit(text.replace(old, new))
+    assert (response_code(response), error_reason(response)) == ("E-INVALID", reason)
+    assert rig.sent_commands() == []
+
+
+@pytest.mark.parametrize(("image", "reason"), [
+    ("", "FirmwareImage is empty"),
+    (None, "UpdateFirmware is missing its FirmwareImage element"),
+])
+def test_11_1_without_an_image_is_invalid_with_its_reason(image: str | None,
+                                                          reason: str) -> None:
+    element = f"<sr:FirmwareImage>{_image_text()}</sr:FirmwareImage>"
+    new = "" if image is None else f"<sr:FirmwareImage>{image}</sr:FirmwareImage>"
+    response = Rig().submit(_update_firmware(BOTH).replace(element, new))
+    assert (response_code(response), error_reason(response)) == ("E-INVALID", reason)
+
+
+def test_11_1_an_image_in_base64_lines_is_read_whole() -> None:
+    image = _image_text()
+    lines = "\n".join(image[n:n + 76] for n in range(0, len(image), 76))
+    rig = Rig()
+    response = rig.submit(_update_firmware(ESME).replace(image, lines))
+    assert response_code(response) == "I0", error_reason(response)
+    assert rig.world.device_by_eui64(ESME_EUI64).firmware.pending_version == "1.1.0"
+
+
+def test_11_1_names_at_most_64_devices() -> None:
+    response = Rig().submit(_update_firmware(_unknown_devices(64)))
+    assert response_code(response) == "E19"  # each refused alone, none refused as too many
+    assert [device for device in result_tree(response) if device[0] == "Device"] == [
+        _refused_device(f"00-DB-12-34-56-78-91-{n:02X}", "E19",
+                        f"no device 00-DB-12-34-56-78-91-{n:02X} is behind this link (known: "
+                        f"00-DB-12-34-56-78-90-A0, {ESME}, {GSME})") for n in range(64)]
+
+
+def test_11_1_a_refused_block_is_followed_by_a_verify_that_discards_the_transfer() -> None:
+    """The first FIRMWARE_BLOCK reaches the ESME one byte late (a fault on the link): the ESME
+    refuses it as out of order, and the S1SP sends a FIRMWARE_VERIFY that ends the transfer."""
+    shifted: list[Request] = []
+
+    def shift_first_block(server_address: int, apdu: bytes) -> bytes:
+        request = decode_apdu(apdu)
+        if (server_address == ESME_ADDRESS and isinstance(request, Request)
+                and request.command is Command.FIRMWARE_BLOCK and not shifted):
+            shifted.append(request)
+            return encode_request(replace(request, body=replace(request.body,
+                                                                block_offset_bytes=1)))
+        return apdu
+
+    rig = Rig()
+    rig.link.rewrite = shift_first_block
+    response = rig.submit(_update_firmware(ESME))
+    assert response_code(response) == "E-S1SR"
+    assert result_tree(response)[1] == ("Device", [
+        ("DeviceID", ESME), ("Outcome", "Refused"), ("ResponseCode", "E-S1SR"),
+        ("DeviceStatus", "FIRMWARE_BLOCK_OUT_OF_ORDER"),
+        ("Reason", "device refused FIRMWARE_BLOCK: FIRMWARE_BLOCK_OUT_OF_ORDER")])
+    assert [request.command for address, request in rig.requests()
+            if address == ESME_ADDRESS] == [Command.FIRMWARE_BEGIN, Command.FIRMWARE_BLOCK,
+                                            Command.FIRMWARE_VERIFY]
+    assert rig.world.device_by_eui64(ESME_EUI64).firmware.transfer_in_progress is False
