@@ -18,6 +18,7 @@ import pytest
 from protocol.apdu import (
     MANAGEMENT_SERVER_ADDRESS,
     Command,
+    FirmwareActivateRequest,
     Request,
     decode_apdu,
     encode_request,
@@ -227,3 +228,68 @@ def test_11_1_a_refused_block_is_followed_by_a_verify_that_discards_the_transfer
             if address == ESME_ADDRESS] == [Command.FIRMWARE_BEGIN, Command.FIRMWARE_BLOCK,
                                             Command.FIRMWARE_VERIFY]
     assert rig.world.device_by_eui64(ESME_EUI64).firmware.transfer_in_progress is False
+
+
+def test_11_1_an_empty_request_firmware_version_is_no_version_to_note() -> None:
+    response = Rig().submit(_update_firmware(ESME).replace(
+        "<sr:FirmwareVersion>1.1.0</sr:FirmwareVersion>", "<sr:FirmwareVersion/>"))
+    assert response_code(response) == "I0"
+    assert [name for name, _ in result_tree(response)] == ["FirmwareVersion", "Device"]
+
+
+# --- 11.2, 11.3 ------------------------------------------------------------------------------
+
+def _rig_with_a_pending_image() -> Rig:
+    rig = Rig()
+    assert response_code(rig.submit(_update_firmware(ESME))) == "I0"
+    return rig
+
+
+def test_11_2_in_full_with_an_activation_pending_on_the_device() -> None:
+    rig = _rig_with_a_pending_image()
+    rig.channel.request(ESME_ADDRESS, Request(Command.FIRMWARE_ACTIVATE, 0,
+                                              body=FirmwareActivateRequest(1_893_488_400)))
+    response = rig.submit(fixture_xml("11.2_read_firmware_version"))
+    assert result_tree(response) == [
+        ("FirmwareVersion", "1.0.0"), ("PendingFirmwareVersion", "1.1.0"),
+        ("TransferInProgress", "false"), ("PendingActivationDateTime", "2030-01-01T09:00:00Z")]
+
+
+def test_11_3_now_sends_an_activation_for_now_and_answers_the_new_status_in_full() -> None:
+    rig = _rig_with_a_pending_image()
+    response = rig.submit(fixture_xml("11.3_activate_firmware"))
+    assert result_tree(response) == [
+        ("FirmwareVersion", "1.1.0"), ("PendingFirmwareVersion", ""),
+        ("TransferInProgress", "false")]
+    assert [request.body for request in rig.sent(Command.FIRMWARE_ACTIVATE)] == [
+        FirmwareActivateRequest(activation_time_seconds=0)]
+
+
+def test_11_3_with_a_hash_not_the_pending_images_is_refused_with_the_whole_reason() -> None:
+    response = _rig_with_a_pending_image().submit(
+        fixture_xml("11.3_activate_firmware_wrong_hash"))
+    assert (response_code(response), error_reason(response)) == ("E-S1SR", (
+        "FirmwareHash AA7586112233445566778899AABBCCDDEEFF00112233445566778899AA455667 does "
+        f"not match the SHA-256 of the image pending on device {ESME} (5F401A3089384D21A9EE0D2"
+        "DB2872D98DF26CF6F47129CF1C24829811B1F8F74, version 1.1.0); nothing was activated or "
+        "scheduled"))
+
+
+def test_11_3_future_dated_without_a_pending_image_is_refused_with_the_whole_reason() -> None:
+    response = Rig().submit(fixture_xml("11.3_activate_firmware_future_dated"))
+    assert (response_code(response), error_reason(response)) == ("E-S1SR", (
+        f"device {ESME} has no verified firmware image pending (send 11.1 UpdateFirmware "
+        "first), so FIRMWARE_ACTIVATE cannot be scheduled for 2030-01-15T09:00:00.00Z: "
+        "FIRMWARE_NO_VERIFIED_IMAGE; nothing was scheduled"))
+
+
+@pytest.mark.parametrize(("hash_element", "reason"), [
+    ("<sr:FirmwareHash>zz</sr:FirmwareHash>", "FirmwareHash is not hexadecimal"),
+    ("", "ActivateFirmware is missing its FirmwareHash element"),
+])
+def test_11_3_malformed_firmware_hash_is_invalid_with_its_reason(hash_element: str,
+                                                                 reason: str) -> None:
+    text = re.sub(r"<sr:FirmwareHash>[^<]*</sr:FirmwareHash>", hash_element,
+                  fixture_xml("11.3_activate_firmware").decode())
+    response = Rig().submit(text)
+    assert (response_code(response), error_reason(response)) == ("E-INVALID", reason)
