@@ -288,6 +288,8 @@ def _refusal(rig: Rig, xml: str) -> str:
      "the meter holds prices in GBP only: CurrencyUnits GBP"),
     ("<sr:DayName>1</sr:DayName>", "", f"{_BODY} needs exactly one DayName element"),
     ("<sr:DayName>2</sr:DayName>", "<sr:DayName>1</sr:DayName>", "DayName 1 is given twice"),
+    ("<sr:DayName>2</sr:DayName>", "<sr:DayName>x</sr:DayName>",
+     "DayName must be a whole number, not 'x'"),
     ('<sr:ReferencedDayName index="3">', "<sr:ReferencedDayName>",
      "every ReferencedDayName needs a whole-number index attribute"),
     ('<sr:ReferencedDayName index="3">', '<sr:ReferencedDayName index="2">',
@@ -472,6 +474,9 @@ def test_1_1_1_gas_number_of_thresholds_keeps_that_many_thresholds_or_all_withou
 @pytest.mark.parametrize(("old", "new", "reason"), [
     ("<sr:NumberOfThresholds>2<", "<sr:NumberOfThresholds>x<",
      "NumberOfThresholds must be a whole number, not 'x'"),
+    ("<sr:NumberOfThresholds>2</sr:NumberOfThresholds>",
+     "<sr:NumberOfThresholds>2</sr:NumberOfThresholds>" * 2,
+     f"{_BODY} needs exactly one NumberOfThresholds element"),
     ('<sr:BlockPrice index="2">5800<', '<sr:BlockPrice index="2">x<',
      "BlockPrice must be a whole number, not 'x'"),
     ('<sr:BlockPrice index="2">5800<', '<sr:BlockPrice index="2">-1<',
@@ -653,3 +658,10 @@ def test_the_1_1_1_builder_writes_a_block_tariffs_thresholds_in_eight_rows() -> 
         ("StandingCharge", "4500"), ("StandingChargeScale", "-4"), ("PriceScale", "-5"),
         ("BlockTariff", [("BlockPrices", [("BlockPrice", "10000"), ("BlockPrice", "11000"),
                                           ("BlockPrice", "12000")])])])]
+
+
+def test_1_1_1_a_switch_at_the_last_second_of_an_hour_is_taken() -> None:
+    rig = Rig(FLAT)
+    answered(rig, _tou_fixture(_START_07, "<sr:StartTime>07:59:59.00Z</sr:StartTime>"))
+    assert rig.esme.metrology.timeline.current.switching.day_profiles[0] == (
+        (0, 0), (28_799, 1), (82_800, 0))
