@@ -40,3 +40,10 @@ def result_tree(xml: str) -> list[Tree]:
     test can compare a response with one written out in full."""
     body = fromstring(xml).findall("sr:Body/sr:ResponseMessage/*", NS)[-1]
     return [element_tree(child) for child in body]
+
+
+def request_body(xml: str) -> list[Tree]:
+    """The whole Body of a DUIS request (as a builder writes it), in document order."""
+    body = fromstring(xml).find("sr:Body", NS)
+    assert body is not None
+    return [element_tree(child) for child in body]

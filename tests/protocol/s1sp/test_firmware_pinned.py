@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import replace
-from xml.etree.ElementTree import fromstring
 
 import pytest
 
@@ -26,10 +25,9 @@ from protocol.apdu import (
 from protocol.s1sp.builders import DuisRequestBuilder
 from tests.protocol.s1sp.conftest import ESME_ADDRESS, ESME_EUI64, Rig, fixture_xml
 from tests.protocol.s1sp.duis_answers import (
-    NS,
     Tree,
-    element_tree,
     error_reason,
+    request_body,
     response_code,
     result_tree,
 )
@@ -105,19 +103,14 @@ def test_11_1_a_non_sefw_image_is_refused_with_the_whole_reason() -> None:
         "images)")
 
 
-def _request_body(xml: str) -> list[Tree]:
-    body = fromstring(xml).find("sr:Body", NS)
-    assert body is not None
-    return [element_tree(child) for child in body]
-
 
 def test_the_11_1_builder_writes_the_version_between_image_and_devices_only_when_given(
 ) -> None:
     builder = DuisRequestBuilder()
     image = base64.b64encode(b"SEFW image").decode()
-    assert _request_body(builder.update_firmware([ESME_EUI64, GSME], b"SEFW image")) == [
+    assert request_body(builder.update_firmware([ESME_EUI64, GSME], b"SEFW image")) == [
         ("UpdateFirmware", [("FirmwareImage", image), ("DeviceIDList", BOTH)])]
-    assert _request_body(builder.update_firmware([ESME], b"SEFW image",
+    assert request_body(builder.update_firmware([ESME], b"SEFW image",
                                                  firmware_version="1.2.0")) == [
         ("UpdateFirmware", [("FirmwareImage", image), ("FirmwareVersion", "1.2.0"),
                             ("DeviceIDList", ESME)])]

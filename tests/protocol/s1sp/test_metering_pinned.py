@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
-from xml.etree.ElementTree import fromstring
 
 import pytest
 
@@ -19,29 +18,14 @@ from protocol.apdu import Command
 from protocol.s1sp.builders import CANCEL_FUTURE_DATED, DuisRequestBuilder
 from tests.protocol.s1sp.conftest import ESME_EUI64, GSME_EUI64, START, Rig, fixture_xml
 from tests.protocol.s1sp.duis_answers import (
-    NS,
     Tree,
-    element_tree,
     error_reason,
+    request_body,
     response_code,
     result_tree,
 )
-
-HOUR = 3_600
-DAY = 86_400
-#: START is 2026-01-05T09:00Z, a Monday; band 2 from 07:00 to 23:00, 1200 W all day
-TWO_RATE: dict[str, Any] = {
-    "payment_mode": "prepayment",
-    "meter_balance_pence": 20_000,
-    "disablement_threshold_pence": -100_000,
-    "tariff_prices_millipence_per_kwh": [[15_000], [32_000]],
-    "tariff_day_profiles": [[[0, 0], [7 * HOUR, 1], [23 * HOUR, 0]]],
-    "standing_charge_millipence_per_day": 50_000,
-    "load_w": 1_200,
-}
-#: A flat tariff at 1000 W, for the block tariff fixtures
-FLAT: dict[str, Any] = {"unit_rate_millipence_per_kwh": 20_000,
-                        "standing_charge_millipence_per_day": 48_000, "load_w": 1_000}
+from tests.protocol.s1sp.test_metering import DAY, HOUR, TWO_RATE
+from tests.protocol.s1sp.test_tariff_srs import FLAT
 
 
 def answered(rig: Rig, xml: str | bytes) -> list[Tree]:
@@ -502,11 +486,6 @@ def test_1_1_1_too_long_for_the_meter_is_invalid_with_the_whole_reason() -> None
 
 # --- the 1.1.1 and 1.2.1 builders ------------------------------------------------------------
 
-def _request_body(xml: str) -> list[Tree]:
-    body = fromstring(xml).find("sr:Body", NS)
-    assert body is not None
-    return [element_tree(child) for child in body]
-
 
 _ANY_DATE: list[Tree] = [("Year", [("NonSpecifiedYear", "")]),
                          ("Month", [("NonSpecifiedMonth", "")]),
@@ -518,7 +497,7 @@ def test_the_1_1_1_builder_writes_the_whole_switching_table_and_eight_threshold_
     xml = DuisRequestBuilder().update_import_tariff(
         ESME_EUI64, day_profiles=[[(0, 1), (27_015, 2)]], week=[0] * 7,
         prices_millipence_per_kwh=[[15_000], [32_000]], standing_charge_millipence_per_day=45_000)
-    assert _request_body(xml) == [("UpdateImportTariffPrimaryElement", [
+    assert request_body(xml) == [("UpdateImportTariffPrimaryElement", [
         ("ElecTariffElements", [
             ("CurrencyUnits", "GBP"),
             ("SwitchingTable", [
@@ -555,7 +534,7 @@ def test_the_1_2_1_builder_writes_tou_prices_for_one_price_a_band_else_block_pri
         prices: list[list[int]], tariff: Tree) -> None:
     xml = DuisRequestBuilder().update_price(ESME_EUI64, prices_millipence_per_kwh=prices,
                                             standing_charge_millipence_per_day=45_000)
-    assert _request_body(xml) == [("UpdatePricePrimaryElement", [
+    assert request_body(xml) == [("UpdatePricePrimaryElement", [
         ("PriceElements", [("ElectricityPriceElements", [
             ("StandingCharge", "4500"), ("StandingChargeScale", "-4"), ("PriceScale", "-5"),
             tariff])])])]
@@ -650,7 +629,7 @@ def test_the_1_1_1_builder_writes_a_block_tariffs_thresholds_in_eight_rows() -> 
         ESME_EUI64, day_profiles=[[(0, 1)]], week=[0] * 7,
         prices_millipence_per_kwh=[[10_000, 11_000, 12_000]],
         standing_charge_millipence_per_day=45_000, block_thresholds_wh=[[1_000, 2_000]])
-    elements = dict(_request_body(xml)[0][1])
+    elements = dict(request_body(xml)[0][1])
     assert dict(elements["ElecTariffElements"])["ThresholdMatrix"] == [
         ("Thresholds", [("BlockThreshold", "1000"), ("BlockThreshold", "2000")]),
         *[("Thresholds", [("BlockThreshold", "4294967295")])] * 7]

@@ -9,7 +9,6 @@ expected values are written out (DUIS money in 1/100000 GBP, device values in pe
 from __future__ import annotations
 
 from typing import Any
-from xml.etree.ElementTree import fromstring
 
 import pytest
 
@@ -26,10 +25,9 @@ from protocol.s1sp.builders import DuisRequestBuilder
 from protocol.s1sp.service_requests.prepayment import PaymentDebtChange, TimeDebtChange
 from tests.protocol.s1sp.conftest import ESME_EUI64, Rig, fixture_xml
 from tests.protocol.s1sp.duis_answers import (
-    NS,
     Tree,
-    element_tree,
     error_reason,
+    request_body,
     response_code,
     result_tree,
 )
@@ -52,11 +50,6 @@ def _answered(rig: Rig, xml: str) -> list[Tree]:
     assert response_code(response) == "I0", error_reason(response)
     return result_tree(response)
 
-
-def _request_body(xml: str) -> list[Tree]:
-    body = fromstring(xml).find("sr:Body", NS)
-    assert body is not None
-    return [element_tree(child) for child in body]
 
 
 # --- 1.6 -------------------------------------------------------------------------------------
@@ -91,11 +84,11 @@ def test_1_6_malformed_body_is_invalid_with_its_reason_and_nothing_sent(
 
 def test_the_1_6_builder_writes_the_flags_false_unless_given_and_the_threshold() -> None:
     builder = DuisRequestBuilder()
-    assert _request_body(builder.update_payment_mode(ESME_EUI64, PaymentMode.PREPAYMENT)) == [
+    assert request_body(builder.update_payment_mode(ESME_EUI64, PaymentMode.PREPAYMENT)) == [
         ("UpdatePaymentMode", [("Prepayment", [
             ("SuspendDebtDisabled", "false"), ("SuspendDebtEmergency", "false"),
             ("DisablementThreshold", "0")])])]
-    assert _request_body(builder.update_payment_mode(
+    assert request_body(builder.update_payment_mode(
         ESME_EUI64, PaymentMode.PREPAYMENT, disablement_threshold_pence=-150,
         suspend_debt_disabled=True, suspend_debt_emergency=True)) == [
         ("UpdatePaymentMode", [("Prepayment", [
@@ -298,7 +291,7 @@ def test_the_2_3_builder_writes_the_second_time_register_alone() -> None:
     xml = DuisRequestBuilder().update_debt(
         ESME_EUI64, time_debt_register_2=TimeDebtChange(recovery_rate_pence=40,
                                                         adjust_pence=120))
-    assert _request_body(xml) == [("UpdateDebt", [
+    assert request_body(xml) == [("UpdateDebt", [
         ("TimeDebtRegister2", "120000"),
         ("ElecDebtRecovery2", [("DebtRecoveryRate", "40"), ("DebtRecoveryRatePriceScale", "-2"),
                                ("DebtRecoveryRatePeriod", "DAILY")])])]
