@@ -23,7 +23,7 @@ def result(xml: str, name: str) -> str | None:
     return fromstring(xml).findtext(f"sr:Body/sr:ResponseMessage/*/sr:{name}", namespaces=NS)
 
 
-#: A result element as a test writes it out: (name, text) for a leaf, (name, [children]) else.
+#: A DUIS element as a test writes it out: (name, text) for a leaf, (name, [children]) else.
 Tree = tuple[str, "str | list[Tree]"]
 
 
