@@ -164,8 +164,9 @@ def _write_firmware_update(device_ids: Sequence[Eui64], image: bytes, *,
 
 
 def _parse_firmware_activation(body: Element, where: str) -> SrBody:
+    hash_text = text(body, _FIRMWARE_HASH, where)  # a missing element is named as missing
     try:
-        firmware_hash = bytes.fromhex(text(body, _FIRMWARE_HASH, where))
+        firmware_hash = bytes.fromhex(hash_text)
     except ValueError:
         raise InvalidRequestError(f"{_FIRMWARE_HASH} is not hexadecimal") from None
     if len(firmware_hash) != FIRMWARE_HASH_BYTES:

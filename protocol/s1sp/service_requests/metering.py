@@ -440,6 +440,8 @@ def _day_profile(profile: Element, where: str) -> tuple[tuple[int, int], ...]:
                                       "StartTime of its own")
         name = local_name(actions[0].tag)[1]
         action = 1 if name == "BlockTariff" else parse_duis_integer(actions[0].text, name)
+        if action < 1:
+            raise InvalidRequestError(f"{where}: {name} {action}: tariff actions count from 1")
         switches[start] = -action if name != "TOUTariffAction" else action
     if not switches:
         raise InvalidRequestError(f"{where}: a DayProfile needs a ProfileSchedule")

@@ -10,7 +10,7 @@ Time is virtual; nothing here reads the wall clock or sleeps.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -70,13 +70,15 @@ class Link:
     """Passes APDUs to the world; an address in ``silent`` answers nothing, one in ``hidden``
     answers nothing and is left out of the device directory; each (address, command) in
     ``lose_once`` loses the next such request (it never reaches the device) and is then
-    forgotten."""
+    forgotten; ``rewrite``, when set, is a fault on the link: each request reaches the world as
+    it returns it."""
 
     def __init__(self, world: EmulatedWorld) -> None:
         self.world = world
         self.silent: set[int] = set()
         self.hidden: set[int] = set()
         self.lose_once: set[tuple[int, Command]] = set()
+        self.rewrite: Callable[[int, bytes], bytes] | None = None
 
     def __call__(self, server_address: int, apdu: bytes) -> bytes | None:
         if server_address in self.silent | self.hidden:
@@ -85,6 +87,8 @@ class Link:
         if key in self.lose_once:
             self.lose_once.discard(key)
             return None
+        if self.rewrite is not None:
+            apdu = self.rewrite(server_address, apdu)
         answer = self.world.handle_apdu(server_address, apdu)
         if server_address != MANAGEMENT_SERVER_ADDRESS or not self.hidden or answer is None:
             return answer

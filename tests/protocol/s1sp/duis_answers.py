@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from xml.etree.ElementTree import fromstring
+from xml.etree.ElementTree import Element, fromstring
 
 from protocol.s1sp.duis import DUIS_NAMESPACE
 
@@ -21,3 +21,29 @@ def error_reason(xml: str) -> str:
 def result(xml: str, name: str) -> str | None:
     """The text of result element ``name`` (any depth below the ...Response element)."""
     return fromstring(xml).findtext(f"sr:Body/sr:ResponseMessage/*/sr:{name}", namespaces=NS)
+
+
+#: A DUIS element as a test writes it out: (name, text) for a leaf, (name, [children]) else.
+Tree = tuple[str, "str | list[Tree]"]
+
+
+def element_tree(element: Element) -> Tree:
+    name = element.tag.rsplit("}", 1)[1]
+    children = list(element)
+    if children:
+        return (name, [element_tree(child) for child in children])
+    return (name, element.text or "")
+
+
+def result_tree(xml: str) -> list[Tree]:
+    """The whole body of the SR's ...Response element, every element in document order, so a
+    test can compare a response with one written out in full."""
+    body = fromstring(xml).findall("sr:Body/sr:ResponseMessage/*", NS)[-1]
+    return [element_tree(child) for child in body]
+
+
+def request_body(xml: str) -> list[Tree]:
+    """The whole Body of a DUIS request (as a builder writes it), in document order."""
+    body = fromstring(xml).find("sr:Body", NS)
+    assert body is not None
+    return [element_tree(child) for child in body]
