@@ -59,6 +59,7 @@ __all__ = [
     "DEBT_RECOVERY_RATE_PENCE_PRICE_SCALE",
     "DEVICE_TIME_MAX_SECONDS",
     "DUIS_ENERGY_UNIT_NAMES",
+    "DUIS_GAS_PRICE_RANGE",
     "DUIS_MONEY_PRICE_SCALE",
     "DUIS_MONEY_UNITS_PER_PENNY",
     "DUIS_PRICE_SHORT_RANGE",
@@ -318,6 +319,8 @@ DUIS_ENERGY_UNIT_NAMES: dict[RegisterUnit, str] = {
 _DM3_PER_M3 = 1000
 #: DUIS PriceType (electricity prices and standing charge) is xs:short.
 DUIS_PRICE_SHORT_RANGE = (-(2**15), 2**15 - 1)
+#: Gas prices and standing charge are xs:unsignedInt.
+DUIS_GAS_PRICE_RANGE = (0, 2**32 - 1)
 #: The exponent of a millipenny in GBP: millipence = value x 10^(scale - this).
 _MILLIPENCE_PRICE_SCALE = DUIS_MONEY_PRICE_SCALE
 _PRICE_SCALE_RANGE = (-128, 127)
@@ -346,13 +349,20 @@ def decivolts_to_duis_voltage(decivolts: int) -> str:
     return f"{volts}.{tenths}"
 
 
-def duis_price_to_millipence(value: int, scale: int, element_name: str) -> int:
+def duis_price_to_millipence(value: int, scale: int, element_name: str, *,
+                             value_range: tuple[int, int]) -> int:
     """``value x 10^scale`` GBP -> millipence (1/100000 GBP), exactly; a value finer than a
-    millipenny, or a negative one, is an :class:`InvalidRequestError` naming the element."""
+    millipenny, a negative one, or one outside ``value_range`` (its schema type:
+    :data:`DUIS_PRICE_SHORT_RANGE` for electricity, :data:`DUIS_GAS_PRICE_RANGE` for gas) is an
+    :class:`InvalidRequestError` naming the element."""
     if not _PRICE_SCALE_RANGE[0] <= scale <= _PRICE_SCALE_RANGE[1]:
         raise InvalidRequestError(f"{element_name}: scale {scale} is outside -128..127")
     if value < 0:
         raise InvalidRequestError(f"{element_name} {value} must not be negative")
+    low, high = value_range
+    if not low <= value <= high:
+        raise InvalidRequestError(
+            f"{element_name} {value} is outside the range of its DUIS type ({low}..{high})")
     shift = scale - _MILLIPENCE_PRICE_SCALE
     if shift >= 0:
         return value * 10**shift

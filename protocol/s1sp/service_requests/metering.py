@@ -85,7 +85,9 @@ from protocol.s1sp.service_requests.record import (
 )
 from protocol.s1sp.units import (
     DUIS_ENERGY_UNIT_NAMES,
+    DUIS_GAS_PRICE_RANGE,
     DUIS_MONEY_PRICE_SCALE,
+    DUIS_PRICE_SHORT_RANGE,
     DUIS_VOLTAGE_COUNTER_UNIT,
     datetime_to_duis_date_time,
     decivolts_to_duis_voltage,
@@ -522,8 +524,10 @@ def _parse_thresholds(tariff: Element, gas: bool, where: str) -> tuple[tuple[int
                  for row in _by_index(_children(matrix, "Thresholds"), "Thresholds"))
 
 
-def _prices(elements: list[Element], name: str, scale: int) -> tuple[int, ...]:
-    return tuple(duis_price_to_millipence(parse_duis_integer(element.text, name), scale, name)
+def _prices(elements: list[Element], name: str, scale: int, value_range: tuple[int, int]
+            ) -> tuple[int, ...]:
+    return tuple(duis_price_to_millipence(parse_duis_integer(element.text, name), scale, name,
+                                          value_range=value_range)
                  for element in _by_index(elements, name))
 
 
@@ -550,11 +554,14 @@ def _parse_prices(body: Element, where: str) -> PriceUpdate:
                                where)
     if gas:
         price_scale = standing_scale = DUIS_MONEY_PRICE_SCALE
+        value_range = DUIS_GAS_PRICE_RANGE
     else:
         price_scale = _integer(prices, "PriceScale", where)
         standing_scale = _integer(prices, "StandingChargeScale", where)
+        value_range = DUIS_PRICE_SHORT_RANGE
     standing = duis_price_to_millipence(_integer(prices, "StandingCharge", where),
-                                        standing_scale, "StandingCharge")
+                                        standing_scale, "StandingCharge",
+                                        value_range=value_range)
     tou = _child(prices, "TOUTariff", where, required=False)
     block = _child(prices, "BlockTariff", where, required=False)
     if (tou is None) == (block is None):
@@ -562,15 +569,16 @@ def _parse_prices(body: Element, where: str) -> PriceUpdate:
                                   "not supported by the meter)")
     if tou is not None:
         return PriceUpdate(standing, _prices(_children(tou, "TOUPrice"), "TOUPrice",
-                                             price_scale))
+                                             price_scale, value_range))
     assert block is not None
     if not gas:
-        rows = tuple(_prices(_children(row, "BlockPrice"), "BlockPrice", price_scale)
+        rows = tuple(_prices(_children(row, "BlockPrice"), "BlockPrice", price_scale,
+                             value_range)
                      for row in _by_index(_children(block, "BlockPrices"), "BlockPrices"))
         return PriceUpdate(standing, block_prices_millipence_per_kwh=rows)
     count = _child(block, "NumberOfThresholds", where, required=False)
     return PriceUpdate(standing, block_prices_millipence_per_kwh=(
-        _prices(_children(block, "BlockPrice"), "BlockPrice", price_scale),),
+        _prices(_children(block, "BlockPrice"), "BlockPrice", price_scale, value_range),),
         threshold_count=None if count is None else parse_duis_integer(count.text,
                                                                       "NumberOfThresholds"))
 

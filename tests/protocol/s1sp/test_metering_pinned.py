@@ -209,6 +209,15 @@ def test_4_11_1_of_a_three_band_block_tariff_in_full() -> None:
             _week("ReferencedElecDay", 1, 1, 1, 1, 1, 1, 1)])])]
 
 
+def test_the_tou_tariff_fixture_is_read_back_with_the_prices_it_gave() -> None:
+    rig = Rig(FLAT)
+    answered(rig, fixture_xml("1.1.1_update_import_tariff_tou"))
+    answer = dict(answered(rig, fixture_xml("4.11.1_read_tariff"))[0][1])
+    assert (answer["StandingCharge"], answer["StandingChargeScale"], answer["PriceScale"]) == (
+        "5300", "-4", "-5")
+    assert answer["TariffTOUPriceMatrix"] == _index_value("TariffTOUPrice", "15250", "32750")
+
+
 def test_4_11_1_of_the_gas_meters_tou_tariff_in_full() -> None:
     assert answered(Rig(), fixture_xml("4.11.1_read_tariff_gas")) == [("Gas", [
         ("CurrencyUnitsLabel", "GBP"), ("StandingCharge", "31000"),
@@ -322,7 +331,7 @@ def _refusal(rig: Rig, xml: str) -> str:
      "BlockThreshold must be a whole number, not 'x'"),
     (_THRESHOLD_2, '<sr:Thresholds index="2">\n            <sr:BlockThreshold>',
      "every BlockThreshold needs a whole-number index attribute"),
-    ('<sr:TOUPrice index="2">33875<', '<sr:TOUPrice index="2">x<',
+    ('<sr:TOUPrice index="2">32750<', '<sr:TOUPrice index="2">x<',
      "TOUPrice must be a whole number, not 'x'"),
     ('<sr:TOUPrice index="2">', "<sr:TOUPrice>",
      "every TOUPrice needs a whole-number index attribute"),
@@ -352,7 +361,7 @@ def test_1_1_1_without_a_required_element_is_invalid_naming_it(element: str,
 
 
 def _with_tou_prices_as_block_prices(text: str) -> str:
-    for n, price in ((1, 15_250), (2, 33_875)):
+    for n, price in ((1, 15_250), (2, 32_750)):
         text = text.replace(
             f'<sr:TOUPrice index="{n}">{price}</sr:TOUPrice>',
             f'<sr:BlockPrices index="{n}"><sr:BlockPrice index="1">{price}</sr:BlockPrice>'
@@ -361,15 +370,19 @@ def _with_tou_prices_as_block_prices(text: str) -> str:
 
 
 @pytest.mark.parametrize(("old", "new", "reason"), [
-    ('<sr:TOUPrice index="2">33875<', '<sr:TOUPrice index="2">-1<',
+    ('<sr:TOUPrice index="2">32750<', '<sr:TOUPrice index="2">-1<',
      "TOUPrice -1 must not be negative"),
-    ("<sr:StandingCharge>53000</sr:StandingCharge>\n          <sr:StandingChargeScale>-5<",
-     "<sr:StandingCharge>53001</sr:StandingCharge><sr:StandingChargeScale>-6<",
-     "StandingCharge 53001 x 10^-6 GBP is finer than the 1/100000 GBP the meter holds; give it "
+    ('<sr:TOUPrice index="2">32750<', '<sr:TOUPrice index="2">32768<',
+     "TOUPrice 32768 is outside the range of its DUIS type (-32768..32767)"),
+    ("<sr:StandingCharge>5300</sr:StandingCharge>", "<sr:StandingCharge>32768</sr:StandingCharge>",
+     "StandingCharge 32768 is outside the range of its DUIS type (-32768..32767)"),
+    ("<sr:StandingCharge>5300</sr:StandingCharge>\n          <sr:StandingChargeScale>-4<",
+     "<sr:StandingCharge>5301</sr:StandingCharge><sr:StandingChargeScale>-6<",
+     "StandingCharge 5301 x 10^-6 GBP is finer than the 1/100000 GBP the meter holds; give it "
      "at scale -5 or coarser"),
-    ("<sr:StandingChargeScale>-5</sr:StandingChargeScale>", "",
+    ("<sr:StandingChargeScale>-4</sr:StandingChargeScale>", "",
      f"{_BODY} needs exactly one StandingChargeScale element"),
-    ("<sr:StandingCharge>53000</sr:StandingCharge>", "",
+    ("<sr:StandingCharge>5300</sr:StandingCharge>", "",
      f"{_BODY} needs exactly one StandingCharge element"),
     ("</sr:TOUTariff>",
      '</sr:TOUTariff><sr:TOUTariff><sr:TOUPrice index="1">1</sr:TOUPrice></sr:TOUTariff>',

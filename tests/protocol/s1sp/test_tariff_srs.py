@@ -34,7 +34,7 @@ def test_a_tou_tariff_from_its_fixture_is_what_the_meter_holds() -> None:
     tariff = rig.esme.metrology.timeline.current
     assert tariff.switching.day_profiles == (((0, 0), (25_200, 1), (82_800, 0)), ((0, 0),))
     assert tariff.switching.week == (0, 0, 0, 0, 0, 1, 1)
-    assert tariff.prices.block_prices_millipence_per_kwh == ((15_250,), (33_875,))
+    assert tariff.prices.block_prices_millipence_per_kwh == ((15_250,), (32_750,))
     assert tariff.prices.standing_charge_millipence_per_day == 53_000
     assert not tariff.has_blocks
 

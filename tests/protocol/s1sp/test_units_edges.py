@@ -17,6 +17,7 @@ from protocol.s1sp.units import (
     device_seconds_to_duis_date_time,
     duis_date_time_to_device_seconds,
     duis_money_to_pence,
+    duis_price_to_millipence,
     is_cancellation_date_time,
     join_time_period_seconds_to_minutes,
     parse_duis_integer,
@@ -138,3 +139,30 @@ def test_a_zero_join_time_period_is_refused_with_the_minimum() -> None:
     assert _refusal(join_time_period_seconds_to_minutes, 0) == (
         "JoinTimePeriod 0 s is not a positive number of seconds; a join window must be at least"
         " 1 s (it opens for at least 1 minute)")
+
+
+# --- prices ----------------------------------------------------------------------------------
+
+#: The schema types of DUIS prices, written out: electricity PriceType is xs:short, gas prices
+#: xs:unsignedInt.
+XS_SHORT = (-32768, 32767)
+XS_UNSIGNED_INT = (0, 4294967295)
+
+
+@pytest.mark.parametrize(("value", "value_range", "millipence"), [
+    (32767, XS_SHORT, 32767), (0, XS_SHORT, 0), (4294967295, XS_UNSIGNED_INT, 4294967295)])
+def test_prices_at_the_top_of_their_duis_type_are_taken(
+        value: int, value_range: tuple[int, int], millipence: int) -> None:
+    assert duis_price_to_millipence(value, -5, "TOUPrice", value_range=value_range) == millipence
+
+
+@pytest.mark.parametrize(("value", "value_range", "reason"), [
+    (32768, XS_SHORT, "TOUPrice 32768 is outside the range of its DUIS type (-32768..32767)"),
+    (4294967296, XS_UNSIGNED_INT,
+     "TOUPrice 4294967296 is outside the range of its DUIS type (0..4294967295)"),
+])
+def test_a_price_over_its_duis_type_is_refused_with_the_range(
+        value: int, value_range: tuple[int, int], reason: str) -> None:
+    with pytest.raises(InvalidRequestError) as refused:
+        duis_price_to_millipence(value, -5, "TOUPrice", value_range=value_range)
+    assert str(refused.value) == reason
