@@ -152,7 +152,7 @@ XS_UNSIGNED_INT = (0, 4294967295)
 @pytest.mark.parametrize(("value", "value_range", "millipence"), [
     (32767, XS_SHORT, 32767), (0, XS_SHORT, 0), (0, XS_UNSIGNED_INT, 0),
     (4294967295, XS_UNSIGNED_INT, 4294967295)])
-def test_prices_at_the_top_of_their_duis_type_are_taken(
+def test_prices_at_the_edges_of_their_duis_type_are_taken(
         value: int, value_range: tuple[int, int], millipence: int) -> None:
     assert duis_price_to_millipence(value, -5, "TOUPrice", value_range=value_range) == millipence
 
