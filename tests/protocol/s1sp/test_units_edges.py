@@ -167,3 +167,28 @@ def test_a_price_over_its_duis_type_is_refused_with_the_range(
     with pytest.raises(InvalidRequestError) as refused:
         duis_price_to_millipence(value, -5, "TOUPrice", value_range=value_range)
     assert str(refused.value) == reason
+
+
+@pytest.mark.parametrize(("value", "scale", "millipence"), [
+    (0, -128, 0),  # the finest scale DUIS's PriceScale (an xs:byte) can give
+    (1, 127, 10**132),  # the coarsest: 1 x 10^127 GBP is 10^132 millipence
+    (12300, -7, 123),  # two digits finer than a millipenny, whole millipence
+    (15, -4, 150),
+])
+def test_prices_are_exact_at_every_scale_from_minus_128_to_127(
+        value: int, scale: int, millipence: int) -> None:
+    assert duis_price_to_millipence(value, scale, "TOUPrice",
+                                    value_range=XS_UNSIGNED_INT) == millipence
+
+
+@pytest.mark.parametrize(("value", "scale", "reason"), [
+    (1, -129, "TOUPrice: scale -129 is outside -128..127"),
+    (1, 128, "TOUPrice: scale 128 is outside -128..127"),
+    (12345, -7, "TOUPrice 12345 x 10^-7 GBP is finer than the 1/100000 GBP the meter holds; "
+                "give it at scale -5 or coarser"),
+])
+def test_a_price_scale_out_of_range_or_too_fine_is_refused(
+        value: int, scale: int, reason: str) -> None:
+    with pytest.raises(InvalidRequestError) as refused:
+        duis_price_to_millipence(value, scale, "TOUPrice", value_range=XS_UNSIGNED_INT)
+    assert str(refused.value) == reason
