@@ -113,9 +113,6 @@ class ClientCounters(MuxCounters):
     undecodable_apdus: int = 0
 
 
-#: AddressPair without the keyword handling of its generated ``__new__`` (once per request).
-_new_pair = tuple.__new__
-
 #: What one wait watches for: the outcome to fill in, and the (invoke id, command) of the
 #: wanted response (None: waiting for the link to connect).
 _Watch = dict[int, "tuple[_Outcome, tuple[int, object] | None]"]
@@ -292,7 +289,7 @@ class DeviceClient:
 
     # ----------------------------------------------------------------------------------------
     def _pair(self, server_address: int) -> AddressPair:
-        return _new_pair(AddressPair, (self._client_address, server_address))
+        return AddressPair(self._client_address, server_address)
 
     def _connected_station(self, server_address: int) -> LinkStation:
         pair = self._pair(server_address)

@@ -108,3 +108,36 @@ def test_each_client_address_gets_its_own_link_to_a_server() -> None:
         assert (answer.destination_address, answer.send_sequence, answer.receive_sequence,
                 answer.information) == (client, 0, 1, b"\xe6\xe7\x00" + apdu)
     assert server.station_count == 2
+
+
+class _OneMeter:
+    def server_addresses(self) -> frozenset[int]:
+        return frozenset({METER_ADDRESS})
+
+    def handle_apdu(self, server_address: int, apdu: bytes) -> bytes | None:
+        return apdu
+
+
+def test_a_link_server_runs_no_timers_even_with_a_link_up() -> None:
+    from protocol.link_mux import LinkServer
+
+    server = LinkServer(_OneMeter())
+    snrm = HdlcFrame.make(FrameType.SNRM, METER_ADDRESS, CLIENT_ADDRESS)
+    assert decode_frame(server.receive_bytes(encode_frame(snrm), 0)).frame_type is FrameType.UA
+    assert server.station_count == 1
+    assert server.next_timeout_ms() is None
+    assert server.handle_timeout(10**9) == b""
+
+
+def test_a_link_server_refuses_a_station_factory_that_makes_client_stations() -> None:
+    from protocol.link_mux import LinkServer
+
+    reports: list[str] = []
+    server = LinkServer(_OneMeter(), on_error=reports.append,
+                        station_factory=lambda server_address, client_address: LinkStation(
+                            Role.CLIENT, client_address, server_address))
+    snrm = HdlcFrame.make(FrameType.SNRM, METER_ADDRESS, CLIENT_ADDRESS)
+    assert server.receive_bytes(encode_frame(snrm), 0) == b""
+    assert server.station_count == 0
+    assert reports == ["dropped the link of client 16 to server address 16 after an internal "
+                       "error: LinkError: a LinkServer's stations are servers, not CLIENT"]
