@@ -1,10 +1,13 @@
 """The SQLite state store, pinned: each refusal's whole message, that a commit writes only
 what changed (watched by triggers a second connection adds), the world row's canonical JSON,
-firmware blocks after a new transfer, the order of applied keys across commits, and the JSON
-import's roll-back when the database cannot take the JSON file's name."""
+firmware blocks after a new transfer, the order of applied keys across commits and reopenings,
+a failed commit writing none of its devices, the connection's WAL, sync and lock-wait settings,
+how a JSON state file is told from a database, and the JSON import's roll-back when the
+database cannot take the JSON file's name."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -290,4 +293,149 @@ def test_a_record_of_a_device_not_in_the_file_fails_the_commit(tmp_path: Path) -
             f"cannot write the state file {path}: no device row 00db000000000009; the "
             "request was not applied")):
         store.commit(WORLD, [_record("00db000000000009", '{"a":1}')])
+    store.close()
+
+
+def test_a_json_state_file_is_told_by_its_first_64_bytes_leading_whitespace_skipped(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_bytes(b" \n\t\r" + encode_state(FINGERPRINT, WORLD))
+    assert persistence.is_json_state_file(path) is True
+    path.write_bytes(b" " * 63 + b"{}")
+    assert persistence.is_json_state_file(path) is True
+    path.write_bytes(b" " * 64 + b"{}")  # nothing but whitespace in the first 64 bytes
+    assert persistence.is_json_state_file(path) is False
+    path.write_bytes(b"SQLite format 3\x00{")
+    assert persistence.is_json_state_file(path) is False
+
+
+def test_a_path_that_cannot_be_read_is_not_a_json_state_file(tmp_path: Path) -> None:
+    assert persistence.is_json_state_file(tmp_path / "absent.json") is False
+    assert persistence.is_json_state_file(tmp_path) is False  # a directory
+
+
+def test_keys_applied_after_reopening_read_back_after_the_older_keys_kept(
+        tmp_path: Path) -> None:
+    # five keys, then all but the newest dropped: the file holds one key at position 4, and
+    # keys applied after reopening must be placed after it, not beside it
+    path = tmp_path / "state.db"
+    k9, k8, k7, k6, k5, k4, k3 = (bytes([n]) * 16 for n in (9, 8, 7, 6, 5, 4, 3))
+    store = StateStore.create(path, FINGERPRINT, WORLD, [
+        _record(applied=[(key, b"d", b"r") for key in (k9, k8, k7, k6, k5)])])
+    store.commit(WORLD, [_record(applied=[(k5, b"d", b"r")])])
+    store.close()
+    store, _ = StateStore.open(path, FINGERPRINT)
+    store.commit(WORLD, [_record(applied=[(k5, b"d", b"r"), (k4, b"d4", b"r4"),
+                                          (k3, b"d3", b"r3")])])
+    store.close()
+    _, stored = StateStore.open(path, FINGERPRINT)
+    assert stored.devices[ESME_HEX].applied == ((k5, b"d", b"r"), (k4, b"d4", b"r4"),
+                                                (k3, b"d3", b"r3"))
+
+
+def test_a_device_whose_applied_keys_all_went_writes_nothing_on_the_next_commit(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = StateStore.create(path, FINGERPRINT, WORLD,
+                              [_record(applied=[(b"\x01" * 16, b"d", b"r")])])
+    assert store.commit(WORLD, [_record()]) is True
+    assert store.commit(WORLD, [_record()]) is False
+    store.close()
+    _, stored = StateStore.open(path, FINGERPRINT)
+    assert stored.devices[ESME_HEX].applied == ()
+
+
+def test_a_device_without_firmware_blocks_reads_back_with_no_received_bytes(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    StateStore.create(path, FINGERPRINT, WORLD, [_record(received=b"abc")]).close()
+    _, stored = StateStore.open(path, FINGERPRINT)
+    assert stored.devices[ESME_HEX].received == b"abc"
+    assert stored.devices[GSME_HEX] == DeviceRecord(GSME_HEX, "", (), b"", ())
+
+
+def test_keys_applied_one_commit_at_a_time_read_back_oldest_first(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    k9, k8, k7, k6, k5 = (bytes([n]) * 16 for n in (9, 8, 7, 6, 5))
+    applied = [(k9, b"d9", b"r9"), (k8, b"d8", b"r8")]
+    store = StateStore.create(path, FINGERPRINT, WORLD, [_record(applied=applied)])
+    for key in (k7, k6, k5):
+        applied.append((key, b"d", b"r"))
+        assert store.commit(WORLD, [_record(applied=applied)]) is True
+    store.close()
+    _, stored = StateStore.open(path, FINGERPRINT)
+    assert [key for key, _, _ in stored.devices[ESME_HEX].applied] == [k9, k8, k7, k6, k5]
+
+
+def test_keys_applied_to_a_device_that_had_none_read_back_oldest_first(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    k9, k1 = b"\x09" * 16, b"\x01" * 16  # the newer key sorts first: order is by position
+    store = StateStore.create(path, FINGERPRINT, WORLD, [])
+    store.commit(WORLD, [_record(applied=[(k9, b"d9", b"r9")])])
+    store.commit(WORLD, [_record(applied=[(k9, b"d9", b"r9"), (k1, b"d1", b"r1")])])
+    store.close()
+    _, stored = StateStore.open(path, FINGERPRINT)
+    assert stored.devices[ESME_HEX].applied == ((k9, b"d9", b"r9"), (k1, b"d1", b"r1"))
+
+
+def test_a_state_file_that_cannot_be_read_is_refused_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(StateError, match=_exact(
+            f"cannot read the state file {tmp_path}: [Errno 21] Is a directory: "
+            f"'{tmp_path}'")):
+        StateStore.open(tmp_path, FINGERPRINT)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"not a state", "state file {path} is neither a secure-emu SQLite state file nor a JSON "
+                     "state file: give another --state path or delete it"),
+    (b"SQLite format 3\x00" + b"\x07" * 200,
+     "cannot open the state file {path}: file is not a database"),
+], ids=["neither-sqlite-nor-json", "sqlite-header-but-no-database"])
+def test_a_file_that_is_no_state_database_is_refused_saying_what_to_do(
+        tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(content)
+    with pytest.raises(StateError, match=_exact(message.format(path=path))):
+        StateStore.open(path, FINGERPRINT)
+
+
+def test_another_programs_sqlite_database_is_refused_as_not_a_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with contextlib.closing(sqlite3.connect(path)) as other, other:
+        other.execute("CREATE TABLE notes (text TEXT)")
+    with pytest.raises(StateError, match=_exact(
+            f"state file {path} is corrupt or not a secure-emu state file (no such table: "
+            "meta): restore a backup or delete it to start from the profile")):
+        StateStore.open(path, FINGERPRINT)
+
+
+def test_the_store_writes_ahead_syncs_fully_and_waits_two_seconds_for_a_lock(
+        tmp_path: Path) -> None:
+    store = StateStore.create(tmp_path / "state.db", FINGERPRINT, WORLD, [])
+    assert store._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert store._db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    assert store._db.execute("PRAGMA busy_timeout").fetchone() == (2000,)
+    store.close()
+
+
+def test_a_database_that_cannot_write_ahead_is_refused() -> None:
+    # an in-memory database keeps journal mode "memory" whatever is asked
+    with pytest.raises(sqlite3.OperationalError, match=_exact(
+            "cannot use write-ahead logging (journal mode memory)")):
+        persistence._connect(Path(":memory:"))
+
+
+def test_a_commit_that_fails_on_its_second_device_writes_nothing_of_the_first(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    store = StateStore.create(path, FINGERPRINT, WORLD, [])
+    with pytest.raises(StateError, match="no device row 00db000000000009"):
+        store.commit({"now_seconds": 200, "clock_offset_seconds": 0},
+                     [_record(state='{"a":1}'), _record("00db000000000009", '{"b":2}')])
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT state FROM devices WHERE eui64 = ?",
+                          (ESME_HEX,)).fetchone() == ("",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'world'").fetchone() == (
+            '{"clock_offset_seconds":0,"now_seconds":100}',)
+    assert store.commit(WORLD, [_record(state='{"a":1}')]) is True  # the store knows it too
     store.close()

@@ -250,6 +250,32 @@ def test_a_candidate_opened_by_a_shared_flag_is_counted_unless_its_format_is_bad
                                               **expected)
 
 
+# SNRM's closing flag, one byte A0, then a whole SNRM: the closing flag opens the candidate
+# 7E A0 7E A0 07 03 21 93 0F ..., whose format field is valid (type A, length 126) and whose HCS
+# is not, so it is one bad HCS; the A0 is the only garbage byte. However the bytes are split
+# (the kept closing flag alone or with the A0, before a chunk that starts with a flag or not),
+# the held flag must be tried, never dropped.
+SHARED_FLAG_BAD_HCS_WIRE = SNRM + b"\xa0" + SNRM
+SHARED_FLAG_BAD_HCS_COUNTERS = StreamCounters(frames_decoded=2, garbage_bytes=1, bad_hcs=1)
+
+
+@pytest.mark.parametrize("arrival", list(ARRIVALS))
+def test_a_shared_flag_candidate_is_counted_the_same_however_the_bytes_arrive(
+        arrival: str) -> None:
+    frames, decoder = decode_all(ARRIVALS[arrival](SHARED_FLAG_BAD_HCS_WIRE))
+    assert frames == [GOOD_FRAMES[0], GOOD_FRAMES[0]]
+    assert decoder.counters == SHARED_FLAG_BAD_HCS_COUNTERS
+
+
+def test_a_shared_flag_candidate_is_counted_the_same_split_in_two_at_every_offset() -> None:
+    wire = SHARED_FLAG_BAD_HCS_WIRE
+    for offset in range(len(wire) + 1):
+        frames, decoder = decode_all(iter((wire[:offset], wire[offset:])))
+        assert frames == [GOOD_FRAMES[0], GOOD_FRAMES[0]], offset
+        assert decoder.counters == SHARED_FLAG_BAD_HCS_COUNTERS, offset
+        assert decoder.pending_bytes == 1, offset  # the second SNRM's closing flag
+
+
 def test_the_same_bad_format_with_its_own_flag_is_counted() -> None:
     decoder = FrameStreamDecoder()
     decoder.feed(SNRM + bytes.fromhex("7ea00902020321930000def97e") + SNRM)
@@ -301,6 +327,15 @@ def test_bytearray_and_memoryview_chunks_are_accepted() -> None:
 
 
 # ------------------------------------------------------------------------------ memory
+
+
+def test_a_new_decoder_holds_nothing_and_counts_nothing() -> None:
+    decoder = FrameStreamDecoder()
+    assert decoder.pending_bytes == 0
+    assert decoder.counters == StreamCounters(frames_decoded=0, garbage_bytes=0, bad_format=0,
+                                              bad_length=0, bad_hcs=0, bad_fcs=0, truncated=0)
+    assert decoder.feed(b"") == []
+    assert decoder.pending_bytes == 0
 
 
 def test_a_frame_claiming_the_largest_length_is_held_below_one_maximum_frame() -> None:
