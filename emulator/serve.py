@@ -181,9 +181,12 @@ class ServeLoop:
                  max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
                  max_stations: int = DEFAULT_MAX_STATIONS,
                  max_reassembly_bytes: int = SERVED_MAX_REASSEMBLY_BYTES,
-                 addressing: Addressing = Addressing.FLAT) -> None:
+                 addressing: Addressing = Addressing.FLAT,
+                 busy_poll_ms: int = 0) -> None:
         """``log`` receives every message as one string (else the ``secure_emu.serve``
-        logger); the ``max_*`` bounds are described in the module docstring."""
+        logger); the ``max_*`` bounds are described in the module docstring. With
+        ``busy_poll_ms``, the loop keeps looking for input without sleeping for that long after
+        it last handled any (lower latency for a client's next request, a core kept busy)."""
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, not {max_connections}")
         self._world = world
@@ -208,6 +211,10 @@ class ServeLoop:
         self._paused_listeners: dict[int, TcpListener] = {}
         self._resume_accept_ms: int | None = None
         self._next_advance_ms: int | None = None  # set on the first turn (real time only)
+        if busy_poll_ms < 0:
+            raise ValueError(f"busy_poll_ms must be 0 or more, not {busy_poll_ms}")
+        self._busy_poll_ms = busy_poll_ms
+        self._busy_until_ms = 0  # poll without sleeping until then (busy_poll_ms after input)
         self._refusing = False  # at the cap: the first refusal is logged, the rest counted
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -311,8 +318,11 @@ class ServeLoop:
         if self._next_advance_ms is None and self._advance_interval_ms is not None:
             self._next_advance_ms = now_ms + self._advance_interval_ms
         wait_ms = self._wait_ms(now_ms, min(max_wait_ms, MAX_WAIT_MS))
-        for key, mask in self._selector.select(wait_ms / 1000 if wait_ms else 0):
+        ready = self._ready(now_ms, wait_ms)
+        for key, mask in ready:
             self._on_ready(key, mask)
+        if ready and self._busy_poll_ms:
+            self._busy_until_ms = self._clock.monotonic_ms() + self._busy_poll_ms
         if self._pollers:
             for client in list(self._pollers):
                 self._read_from(client, poll_ms=min(wait_ms, 50))
@@ -332,6 +342,18 @@ class ServeLoop:
         """Close every client and listener and save the world (what :meth:`run` does when
         it stops); for a caller driving :meth:`serve_once` itself."""
         self._shutdown()
+
+    def _ready(self, now_ms: int, wait_ms: int) -> list[tuple[selectors.SelectorKey, int]]:
+        """What is ready, waiting up to ``wait_ms``: without sleeping while busy polling."""
+        select = self._selector.select
+        if wait_ms and now_ms < self._busy_until_ms:
+            spin_until_ms = min(self._busy_until_ms, now_ms + wait_ms)
+            while True:
+                if ready := select(0):
+                    return ready
+                if self._clock.monotonic_ms() >= spin_until_ms or self._stop.is_set():
+                    break
+        return select(wait_ms / 1000 if wait_ms else 0)
 
     def _wait_ms(self, now_ms: int, longest_ms: int) -> int:
         """How long the next wait may last: ``longest_ms``, or less to the first deadline."""

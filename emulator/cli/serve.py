@@ -74,6 +74,9 @@ def add_parser(subcommands: Any) -> None:
     serve.add_argument("--link", type=Path, metavar="PATH",
                        help="with --pty: a symlink PATH to the pty, printed instead of the pty "
                             "path and removed on exit (like socat's link=)")
+    serve.add_argument("--busy-poll-ms", type=int, default=0, metavar="MS",
+                       help="after any input, look for more without sleeping for this long "
+                            "(lower latency per request at the cost of a busy core; default 0)")
     serve.add_argument("--addressing", choices=("flat", "dlms"), default="flat",
                        help="how server addresses are read: flat numbers (default), or "
                             "IEC 62056-46 logical/physical pairs for DLMS clients")
@@ -171,7 +174,8 @@ def _serve_until_stopped(world: Any, arguments: argparse.Namespace, trace_sink: 
                      advance_interval_ms=None if arguments.virtual_time else 1000,
                      trace_line=trace_sink.put if trace_sink is not None else None,
                      max_connections=arguments.max_connections,
-                     addressing=Addressing(arguments.addressing))
+                     addressing=Addressing(arguments.addressing),
+                     busy_poll_ms=arguments.busy_poll_ms)
     # Handlers go in before the port is announced: a client (or a test) may send SIGTERM
     # the moment it reads the first line, and that must still stop cleanly, state saved.
     previous = _install_stop_handlers(loop.stop_from_signal)

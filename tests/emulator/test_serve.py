@@ -271,6 +271,61 @@ def test_a_loop_driven_one_turn_at_a_time_answers_on_its_pty_and_saves_on_close(
     assert world.saved == 1
 
 
+class _SteppingClock:
+    """A monotonic clock that moves 1 ms each time it is read."""
+
+    def __init__(self) -> None:
+        self.now_ms = 0
+
+    def monotonic_ms(self) -> int:
+        self.now_ms += 1
+        return self.now_ms
+
+
+def _recorded_waits(loop: ServeLoop) -> list[float]:
+    """Make the loop's selector record each wait it asks for and never sleep (a wait longer
+    than 0 returns at once with nothing ready)."""
+    waits: list[float] = []
+    select = loop._selector.select
+
+    def recording_select(timeout: float | None = None) -> list:
+        waits.append(timeout or 0)
+        return select(0)
+
+    loop._selector.select = recording_select  # type: ignore[method-assign]
+    return waits
+
+
+@pytest.mark.parametrize("busy_poll_ms", [0, 4])
+def test_a_loop_busy_polls_only_for_the_time_given_after_input(busy_poll_ms: int) -> None:
+    loop = ServeLoop(FakeWorld(), _SteppingClock(), advance_interval_ms=None,
+                     busy_poll_ms=busy_poll_ms)
+    pair = PtyPair()
+    loop.add_stream(pair.server, name="pty")
+    client = open_port(pair.client_path)
+    try:
+        client.write(snrm(METER_ADDRESS, 0x10))
+        while not client.read(64, 0):  # until the SNRM is read and answered
+            loop.serve_once(max_wait_ms=0)
+        waits = _recorded_waits(loop)
+        loop.serve_once()  # nothing more comes: looks without sleeping, then sleeps
+        *looks, sleep = waits
+        assert sleep == 1.0 and set(looks) <= {0}
+        # each look reads the clock, which moves 1 ms a reading: at most busy_poll_ms of them
+        assert (len(looks) > 0) == (busy_poll_ms > 0) and len(looks) <= busy_poll_ms
+        waits.clear()
+        loop.serve_once()  # the busy time is over: sleeps at once
+        assert waits == [1.0]
+    finally:
+        client.close()
+        loop.close()
+
+
+def test_a_negative_busy_poll_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="busy_poll_ms must be 0 or more, not -1"):
+        ServeLoop(FakeWorld(), RealMonotonicClock(), busy_poll_ms=-1)
+
+
 def test_pty_serving_with_trace_prints_both_directions() -> None:
     world = FakeWorld()
     lines: list[str] = []
