@@ -1,17 +1,19 @@
 """A READ_METER_BALANCE round trip over a pty against a raw pyserial echo on a pty (issue 8.6).
 
-Both servers run as processes of their own, side by side in one run: the emulator as
+The servers run as processes of their own, side by side in one run: the emulator as
 ``secure-emu serve --pty --virtual-time`` (the default profile) with a ``DeviceClient`` on the
-slave; the echo as a process copying the master's input back, with a pyserial ``Serial`` on
-the slave writing 40 bytes and reading them back (about the size of the request and its
+slave, the same with ``--busy-poll-ms 1`` (after each request the server looks for the next
+without sleeping for 1 ms: no wake-up from idle, at the cost of a busy core while a client is
+active), and the echo as a process copying the master's input back, with a pyserial ``Serial``
+on the slave writing 40 bytes and reading them back (about the size of the request and its
 answer). The clients run in this process.
 ``test_read_meter_balance_in_one_process`` runs the same round trip with no I/O at all (the
 client's transport hands each write straight to a ``LinkServer`` over the world, in this
 process): the Python cost of both ends, which the pty round trip pays with cold caches and
 process switches on top.
-``test_round_trip_ratio`` alternates blocks of both and prints the emulator's rate as a
+``test_round_trip_ratio`` alternates blocks of the three and prints each emulator's rate as a
 fraction of the echo's (the target is at least 50%): from the best block, the medians and the
-minimums.
+minimums, with each end's CPU time per round trip.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from protocol.link_mux import LinkServer
 from protocol.transport import open_port
 
 ESME_ADDRESS = 16
+#: ``serve --busy-poll-ms`` of the third server.
+BUSY_POLL_MS = 1
 ECHO_BYTES = bytes(range(40))
 
 
@@ -87,10 +91,9 @@ def _process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@pytest.fixture
-def emulator_round_trip() -> Iterator[_RoundTrip]:
+def _emulator_round_trip(*serve_options: str) -> Iterator[_RoundTrip]:
     process, path = _start([sys.executable, "-m", "emulator.cli", "serve", "--pty",
-                            "--virtual-time"])
+                            "--virtual-time", *serve_options])
     client = DeviceClient(open_port(path))
     request = Request(Command.READ_METER_BALANCE, 1)
 
@@ -102,6 +105,17 @@ def emulator_round_trip() -> Iterator[_RoundTrip]:
     finally:
         client.close()
         _stop(process)
+
+
+@pytest.fixture
+def emulator_round_trip() -> Iterator[_RoundTrip]:
+    yield from _emulator_round_trip()
+
+
+@pytest.fixture
+def busy_polling_emulator_round_trip() -> Iterator[_RoundTrip]:
+    """The server looks for the next request without sleeping for 1 ms after each one."""
+    yield from _emulator_round_trip("--busy-poll-ms", str(BUSY_POLL_MS))
 
 
 @pytest.fixture
@@ -162,27 +176,39 @@ def test_read_meter_balance_over_a_pty(record_environment: BenchmarkFixture,
 
 
 @pytest.mark.benchmark(group="pty round trip")
+def test_read_meter_balance_over_a_pty_busy_polling(
+        record_environment: BenchmarkFixture,
+        busy_polling_emulator_round_trip: _RoundTrip) -> None:
+    assert record_environment(busy_polling_emulator_round_trip) == 1250
+
+
+@pytest.mark.benchmark(group="pty round trip")
 def test_raw_pyserial_echo_over_a_pty(record_environment: BenchmarkFixture,
                                       echo_round_trip: _RoundTrip) -> None:
     assert record_environment(echo_round_trip) == ECHO_BYTES
 
 
 def test_round_trip_ratio(request: pytest.FixtureRequest,
-                          emulator_round_trip: _RoundTrip, echo_round_trip: _RoundTrip) -> None:
-    """Alternating blocks of both, each round trip timed: the emulator's rate as a fraction of
-    the echo's from the best block's mean (least disturbed), the medians and the minimums (the
-    medians are the least sensitive to other load on the machine); and the CPU time each end
-    spent per round trip (this process's, and the server process's where /proc has it)."""
+                          emulator_round_trip: _RoundTrip,
+                          busy_polling_emulator_round_trip: _RoundTrip,
+                          echo_round_trip: _RoundTrip) -> None:
+    """Alternating blocks of the three, each round trip timed: each emulator's rate as a
+    fraction of the echo's from the best block's mean (least disturbed), the medians and the
+    minimums (the medians are the least sensitive to other load on the machine); and the CPU
+    time each end spent per round trip (this process's, and the server process's where /proc
+    has it)."""
     disabled = request.config.getoption("benchmark_disable", False)
     blocks, per_block = (1, 5) if disabled else (10, 300)
-    names = ("emulator", "echo")
-    best = dict.fromkeys(names, float("inf"))
-    times: dict[str, list[float]] = {name: [] for name in names}
-    client_cpu = dict.fromkeys(names, 0.0)
-    server_cpu: dict[str, float | None] = dict.fromkeys(names, 0.0)
+    servers = {"emulator": emulator_round_trip,
+               f"emulator --busy-poll-ms {BUSY_POLL_MS}": busy_polling_emulator_round_trip,
+               "echo": echo_round_trip}
+    best = dict.fromkeys(servers, float("inf"))
+    times: dict[str, list[float]] = {name: [] for name in servers}
+    client_cpu = dict.fromkeys(servers, 0.0)
+    server_cpu: dict[str, float | None] = dict.fromkeys(servers, 0.0)
     clock = time.perf_counter
     for _ in range(blocks):
-        for name, round_trip in zip(names, (emulator_round_trip, echo_round_trip), strict=True):
+        for name, round_trip in servers.items():
             block = []
             server_before = _process_cpu_seconds(round_trip.pid)
             client_before = time.process_time()
@@ -198,21 +224,27 @@ def test_round_trip_ratio(request: pytest.FixtureRequest,
                                 else spent + server_after - server_before)
             best[name] = min(best[name], sum(block) / per_block)
             times[name] += block
-    assert emulator_round_trip() == 1250 and echo_round_trip() == ECHO_BYTES
+    assert emulator_round_trip() == busy_polling_emulator_round_trip() == 1250
+    assert echo_round_trip() == ECHO_BYTES
     median = {name: statistics.median(values) for name, values in times.items()}
     fastest = {name: min(values) for name, values in times.items()}
     count = blocks * per_block
 
+    def us(seconds: float) -> str:
+        return f"{seconds * 1e6:.0f} us"
+
     def cpu(name: str) -> str:
         server = server_cpu[name]
-        server_text = "?" if server is None else f"{server / count * 1e6:.0f}"
-        return f"client {client_cpu[name] / count * 1e6:.0f} us, server {server_text} us"
+        return (f"CPU per round trip: client {us(client_cpu[name] / count)}, server "
+                f"{'?' if server is None else us(server / count)}")
 
-    print(f"\npty round trip, READ_METER_BALANCE against a raw pyserial echo of 40 bytes: "
-          f"best block {best['emulator'] * 1e6:.0f} us against {best['echo'] * 1e6:.0f} us "
-          f"({best['echo'] / best['emulator']:.0%} of the echo rate); "
-          f"median {median['emulator'] * 1e6:.0f} us against {median['echo'] * 1e6:.0f} us "
-          f"({median['echo'] / median['emulator']:.0%}); "
-          f"minimum {fastest['emulator'] * 1e6:.0f} us against {fastest['echo'] * 1e6:.0f} us "
-          f"({fastest['echo'] / fastest['emulator']:.0%}); CPU per round trip: emulator "
-          f"{cpu('emulator')}; echo {cpu('echo')}")
+    echo = "echo"
+    print(f"\npty round trip, READ_METER_BALANCE against a raw pyserial echo of 40 bytes "
+          f"(echo: best block {us(best[echo])}, median {us(median[echo])}, minimum "
+          f"{us(fastest[echo])}; {cpu(echo)})")
+    for name in servers:
+        if name != echo:
+            print(f"  {name}: best block {us(best[name])} ({best[echo] / best[name]:.0%} of "
+                  f"the echo rate), median {us(median[name])} "
+                  f"({median[echo] / median[name]:.0%}), minimum {us(fastest[name])} "
+                  f"({fastest[echo] / fastest[name]:.0%}); {cpu(name)}")
