@@ -71,6 +71,7 @@ def test_utrn_bad_eui_is_a_usage_error(capsys) -> None:
     (["send", "request.xml"], "--port"),
     (["advance", "--tcp", "127.0.0.1:1", "soon"], "soon"),
     (["utrn", "--meter", ESME_EUI, "--counter", "1"], "--pence"),
+    (["serve", "--pty", "--busy-poll-ms", "-1"], "--busy-poll-ms"),
 ])
 def test_bad_usage_exits_2_with_one_line(capsys, argv: list[str], fragment: str) -> None:
     status, _, err = run_cli(argv, capsys)
@@ -213,6 +214,15 @@ def test_serve_pty_prints_the_client_path_first_and_saves_state_on_sigterm(
         assert esme_balance_pence(path) == before + 321
     finally:
         stop_serve(process)
+
+
+def test_serve_busy_polling_answers_and_stops_cleanly() -> None:
+    process, path = start_serve("--busy-poll-ms", "5")
+    try:
+        assert esme_balance_pence(path) == 1250  # the default profile's ESME
+    finally:
+        err = stop_serve(process)
+    assert "Traceback" not in err
 
 
 def test_serve_tcp_port_0_prints_the_bound_address_first_and_traces_frames() -> None:

@@ -74,7 +74,7 @@ def add_parser(subcommands: Any) -> None:
     serve.add_argument("--link", type=Path, metavar="PATH",
                        help="with --pty: a symlink PATH to the pty, printed instead of the pty "
                             "path and removed on exit (like socat's link=)")
-    serve.add_argument("--busy-poll-ms", type=int, default=0, metavar="MS",
+    serve.add_argument("--busy-poll-ms", type=positive_int, default=0, metavar="MS",
                        help="after any input, look for more without sleeping for this long "
                             "(lower latency per request at the cost of a busy core; default 0)")
     serve.add_argument("--addressing", choices=("flat", "dlms"), default="flat",
