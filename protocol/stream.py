@@ -93,8 +93,8 @@ class FrameStreamDecoder:
         closing_flag = -1
         if not pending:
             buffer = bytes(data)
-        elif (self._pending_opens_on_closing_flag and len(pending) == 1 and len(data) > 1
-              and data[0] == FLAG):
+        elif (self._pending_opens_on_closing_flag and len(pending) == 1
+              and data[:1] == FLAG_BYTE):
             # the last frame's closing flag, then an opening flag of the next frame's own: the
             # kept flag opens nothing (it would be rejected as a bad format, uncounted), so it
             # is dropped before a decode is tried on it
@@ -147,8 +147,9 @@ class FrameStreamDecoder:
                 continue  # a surplus fill flag, not a candidate
             reason = _COUNTER_BY_VERDICT[verdict]
             setattr(counters, reason, getattr(counters, reason) + 1)
-        self._pending = buffer[position:] if position < size else b""
-        self._pending_opens_on_closing_flag = position == closing_flag and position < size
+        self._pending = buffer[position:]  # position <= size: b"" when all is used
+        # closing_flag is -1 or the index of a flag byte in the buffer: never past its end
+        self._pending_opens_on_closing_flag = position == closing_flag
         counters.frames_decoded += len(frames)
         counters.garbage_bytes += garbage_bytes
         return frames

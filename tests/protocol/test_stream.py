@@ -383,3 +383,16 @@ def test_frames_interleaved_with_noise_are_all_recovered(
     assert decoder.pending_bytes == 0
     noise_bytes = sum(len(noise) for _, noise in pieces)
     assert decoder.counters.garbage_bytes == noise_bytes + len(trailer)
+
+
+def test_a_lone_flag_after_a_frame_is_held_as_one_byte_however_it_arrives() -> None:
+    in_one_chunk = FrameStreamDecoder()
+    assert in_one_chunk.feed(SNRM + b"\x7e") == [HdlcFrame(1, 16, 0x93)]
+    in_two_chunks = FrameStreamDecoder()
+    assert in_two_chunks.feed(SNRM) == [HdlcFrame(1, 16, 0x93)]
+    assert in_two_chunks.feed(b"\x7e") == []
+    assert in_one_chunk.pending_bytes == in_two_chunks.pending_bytes == 1
+    # and the next frame, behind that flag, decodes from both
+    for decoder in (in_one_chunk, in_two_chunks):
+        assert decoder.feed(SNRM[1:]) == [HdlcFrame(1, 16, 0x93)]
+        assert decoder.counters == StreamCounters(frames_decoded=2)
