@@ -347,12 +347,15 @@ class ServeLoop:
         """What is ready, waiting up to ``wait_ms``: without sleeping while busy polling."""
         select = self._selector.select
         if wait_ms and now_ms < self._busy_until_ms:
-            spin_until_ms = min(self._busy_until_ms, now_ms + wait_ms)
+            wait_until_ms = now_ms + wait_ms
+            spin_until_ms = min(self._busy_until_ms, wait_until_ms)
             while True:
                 if ready := select(0):
                     return ready
-                if self._clock.monotonic_ms() >= spin_until_ms or self._stop.is_set():
+                spun_to_ms = self._clock.monotonic_ms()
+                if spun_to_ms >= spin_until_ms or self._stop.is_set():
                     break
+            wait_ms = max(0, wait_until_ms - spun_to_ms)  # a timer still fires on time
         return select(wait_ms / 1000 if wait_ms else 0)
 
     def _wait_ms(self, now_ms: int, longest_ms: int) -> int:

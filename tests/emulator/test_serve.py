@@ -310,7 +310,9 @@ def test_a_loop_busy_polls_only_for_the_time_given_after_input(busy_poll_ms: int
         waits = _recorded_waits(loop)
         loop.serve_once()  # nothing more comes: looks without sleeping, then sleeps
         *looks, sleep = waits
-        assert sleep == 1.0 and set(looks) <= {0}
+        assert set(looks) <= {0}
+        # the longest wait, 1 s, less the time spent looking (a timer still fires on time)
+        assert sleep == 1.0 if busy_poll_ms == 0 else 0.99 <= sleep < 1.0
         # each look reads the clock, which moves 1 ms a reading: at most busy_poll_ms of them
         assert (len(looks) > 0) == (busy_poll_ms > 0) and len(looks) <= busy_poll_ms
         waits.clear()
