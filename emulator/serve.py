@@ -38,6 +38,11 @@ that does not read its answers gets no more work done). Bounds (all keyword opti
 Reads are fair: at most :data:`READ_CHUNK_BYTES` (256) from one client per turn of the loop,
 so a client that floods requests cannot take the loop from the others.
 
+With ``busy_poll_ms`` (``serve --busy-poll-ms``) the loop, after handling any input, looks for
+more without sleeping for that long before it waits as usual: a client's next request finds it
+awake (lower latency per request, a core kept busy while clients are active). :meth:`serve_once`
+is one turn of the loop, for a caller that drives it itself.
+
 Logging goes through :mod:`logging` (logger ``secure_emu.serve``; connects and disconnects at
 INFO, refusals and bound breaches at WARNING) unless a ``log`` callable is given. Making the
 log output itself non-blocking is the caller's part (``emulator.log_output``).
