@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 import random
-import resource
 import selectors
 import socket
 import statistics
@@ -56,6 +55,7 @@ from protocol.hdlc import FrameType, HdlcFrame
 from protocol.hdlc_codec import encode_frame
 from protocol.link import ApduReceived, Connected, LinkEvent, LinkStation, Role
 from protocol.link_mux import AddressPair, LinkMux
+from protocol.transport import raise_descriptor_limit
 
 CONNECTIONS = int(os.environ.get("SECURE_EMU_BENCH_CONNECTIONS", "1000"))
 SILENT_CLIENTS = 10
@@ -240,14 +240,6 @@ def dropped_by_the_server(sock: socket.socket) -> bool:
         return True
 
 
-def raise_descriptor_limit(wanted: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < wanted:
-        if hard != resource.RLIM_INFINITY and hard < wanted:
-            pytest.skip(f"needs {wanted} descriptors; the hard limit is {hard}")
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
 @dataclass
 class Server:
     host: str
@@ -270,7 +262,9 @@ class Server:
 
 @pytest.fixture
 def server() -> Iterator[Server]:
-    raise_descriptor_limit(CONNECTIONS + SILENT_CLIENTS + 256)  # the server inherits it
+    wanted = CONNECTIONS + SILENT_CLIENTS + 256  # the server inherits the limit
+    if (have := raise_descriptor_limit(wanted)) < wanted:
+        pytest.skip(f"needs {wanted} descriptors; the hard limit allows {have}")
     process = subprocess.Popen(SERVE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                text=True)
     try:

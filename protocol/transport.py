@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import resource
 import select
 import selectors
 import socket
@@ -64,6 +65,7 @@ __all__ = [
     "is_pty_slave_path",
     "open_port",
     "parse_host_port",
+    "raise_descriptor_limit",
 ]
 
 #: Baud rate used when a caller names none (only real serial ports care).
@@ -569,3 +571,16 @@ def open_port(port: str, *, baudrate: int = DEFAULT_BAUDRATE) -> ByteTransport:
     if "://" not in port and not os.path.exists(port):
         raise TransportError(f"cannot open port {port!r}: no such device")
     return SerialTransport.open(port, baudrate=baudrate)
+
+
+def raise_descriptor_limit(wanted: int) -> int:
+    """Raise this process's soft limit on open descriptors toward ``wanted`` (never past the
+    hard limit; no root needed; children inherit it). Returns the soft limit now in force,
+    which is below ``wanted`` when the hard limit is."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return soft
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

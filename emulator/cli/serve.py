@@ -108,6 +108,7 @@ def _fault_spec(text: str) -> Any:
 
 def run(arguments: argparse.Namespace) -> int:
     from emulator.log_output import serve_logging
+    from protocol.transport import raise_descriptor_limit
 
     _check_arguments(arguments)
     world = _start_world(arguments)
@@ -119,7 +120,8 @@ def run(arguments: argparse.Namespace) -> int:
     handler = serve_logging(log_sink)
     cleanups: list[Callable[[], None]] = []
     try:
-        _raise_descriptor_limit(arguments.max_connections)
+        # one descriptor per client, and a margin for the ports, files and pipes
+        raise_descriptor_limit(arguments.max_connections + 64)
         _serve_until_stopped(world, arguments, trace_sink, cleanups)
         dropped = log_sink.dropped_lines + (trace_sink.dropped_lines if trace_sink else 0)
         _LOGGER.info("stopped%s%s", f"; state saved to {arguments.state}" if arguments.state
@@ -317,20 +319,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
-
-
-def _raise_descriptor_limit(max_connections: int) -> None:
-    """Raise the soft descriptor limit toward the hard one so that ``max_connections``
-    clients fit (one descriptor each, plus a margin); never needs root."""
-    import resource
-
-    wanted = max_connections + 64
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= wanted:
-        return
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _install_stop_handlers(stop: Callable[[], None]) -> dict[int, Any]:

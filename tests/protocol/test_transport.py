@@ -173,3 +173,15 @@ def test_closed_transport_refuses_io(pty_pair: PtyPair) -> None:
     with pytest.raises(TransportClosedError):
         client.read(1, 0)
     assert os.path.exists(pty_pair.client_path)
+
+
+def test_raising_the_descriptor_limit_never_lowers_it_and_says_what_is_in_force() -> None:
+    import resource
+
+    from protocol.transport import raise_descriptor_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert raise_descriptor_limit(1) == soft  # already enough: untouched
+    wanted = soft + 1 if hard == resource.RLIM_INFINITY else min(soft + 1, hard)
+    assert raise_descriptor_limit(wanted) == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= wanted
