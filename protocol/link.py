@@ -658,9 +658,7 @@ class LinkStation:
     def _client_information(self, frame: HdlcFrame, now_ms: int
                             ) -> list[LinkEvent] | NextState:
         control = CONTROL_TABLE[frame.control]
-        poll = self._poll
-        if poll.frame is None or poll.deferred \
-                or control.send_sequence != self._receive_sequence \
+        if not self._awaiting_answer() or control.send_sequence != self._receive_sequence \
                 or control.receive_sequence != self._send_sequence:
             return self._ignore(frame, now_ms)  # unsolicited, a duplicate, or stale
         if len(frame.information) > self._receive_limit_bytes:
@@ -670,7 +668,7 @@ class LinkStation:
             return []
         self._unacked = None
         self._receive_sequence = _next(self._receive_sequence)
-        poll.frame = poll.deadline_ms = None  # answered
+        self._poll_answered()
         try:
             data = self._take_segment(frame)
         except LinkError as error:
