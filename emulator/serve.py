@@ -38,9 +38,14 @@ that does not read its answers gets no more work done). Bounds (all keyword opti
 Reads are fair: at most :data:`READ_CHUNK_BYTES` (256) from one client per turn of the loop,
 so a client that floods requests cannot take the loop from the others.
 
-With ``busy_poll_ms`` (``serve --busy-poll-ms``) the loop, after handling any input, looks for
-more without sleeping for that long before it waits as usual: a client's next request finds it
-awake (lower latency per request, a core kept busy while clients are active). :meth:`serve_once`
+With ``busy_poll_us`` (``serve --busy-poll-us``; ``serve`` uses :data:`DEFAULT_BUSY_POLL_US`
+where it may run on more than one CPU) the loop, after handling any input, keeps looking for
+more without sleeping for that many microseconds before it waits as usual: a client sending
+one request after another finds the server awake with warm caches instead of waking it from
+idle, at the cost of up to that much CPU each time its clients fall quiet. The loop times the
+spin on ``busy_clock_ns`` (integer nanoseconds, the operating system's monotonic clock unless
+one is given). A loop in a thread of its clients' own process (``emulator.served``) must not
+spin: it would hold the interpreter lock they need. :meth:`serve_once`
 is one turn of the loop, for a caller that drives it itself.
 
 Logging goes through :mod:`logging` (logger ``secure_emu.serve``; connects and disconnects at
@@ -67,6 +72,7 @@ import logging
 import os
 import selectors
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -108,6 +114,10 @@ READ_CHUNK_BYTES = 256
 MAX_WAIT_MS = 1000
 #: TCP clients served at once; one more is accepted and closed at once.
 DEFAULT_MAX_CONNECTIONS = 1024
+#: ``serve``'s busy time after input (microseconds) where it may run on more than one CPU
+#: (:func:`default_busy_poll_us`): a client sending requests back to back over a pty
+#: (``DeviceClient``) sends the next well inside it; it is also Linux's halt-polling default.
+DEFAULT_BUSY_POLL_US = 200
 #: Unwritten answers one client may have waiting; a TCP client over it is disconnected.
 DEFAULT_MAX_OUTPUT_BYTES = 256 * 1024
 #: Output a stream (pty, serial port) has not taken for this long is dropped as stale.
@@ -123,6 +133,14 @@ LOGGER_NAME = "secure_emu.serve"
 
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
+
+
+def default_busy_poll_us() -> int:
+    """:data:`DEFAULT_BUSY_POLL_US` where this process may run on more than one CPU, else 0
+    (with one CPU, looking for input only keeps the client from sending it)."""
+    usable_cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count() or 1)
+    return DEFAULT_BUSY_POLL_US if usable_cpus > 1 else 0
 
 
 class ServeStoppedError(Exception):
@@ -187,11 +205,12 @@ class ServeLoop:
                  max_stations: int = DEFAULT_MAX_STATIONS,
                  max_reassembly_bytes: int = SERVED_MAX_REASSEMBLY_BYTES,
                  addressing: Addressing = Addressing.FLAT,
-                 busy_poll_ms: int = 0) -> None:
+                 busy_poll_us: int = 0,
+                 busy_clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
         """``log`` receives every message as one string (else the ``secure_emu.serve``
         logger); the ``max_*`` bounds are described in the module docstring. With
-        ``busy_poll_ms``, the loop keeps looking for input without sleeping for that long after
-        it last handled any (lower latency for a client's next request, a core kept busy)."""
+        ``busy_poll_us``, the loop keeps looking for input without sleeping for that many
+        microseconds (on ``busy_clock_ns``) after it last handled any."""
         if max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, not {max_connections}")
         self._world = world
@@ -216,10 +235,11 @@ class ServeLoop:
         self._paused_listeners: dict[int, TcpListener] = {}
         self._resume_accept_ms: int | None = None
         self._next_advance_ms: int | None = None  # set on the first turn (real time only)
-        if busy_poll_ms < 0:
-            raise ValueError(f"busy_poll_ms must be 0 or more, not {busy_poll_ms}")
-        self._busy_poll_ms = busy_poll_ms
-        self._busy_until_ms = 0  # poll without sleeping until then (busy_poll_ms after input)
+        if busy_poll_us < 0:
+            raise ValueError(f"busy_poll_us must be 0 or more, not {busy_poll_us}")
+        self._busy_poll_ns = busy_poll_us * 1000
+        self._busy_clock_ns = busy_clock_ns
+        self._busy_until_ns = 0  # look without sleeping until then (busy_poll_us after input)
         self._refusing = False  # at the cap: the first refusal is logged, the rest counted
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -326,8 +346,8 @@ class ServeLoop:
         ready = self._ready(now_ms, wait_ms)
         for key, mask in ready:
             self._on_ready(key, mask)
-        if ready and self._busy_poll_ms:
-            self._busy_until_ms = self._clock.monotonic_ms() + self._busy_poll_ms
+        if ready and self._busy_poll_ns:
+            self._busy_until_ns = self._busy_clock_ns() + self._busy_poll_ns
         if self._pollers:
             for client in list(self._pollers):
                 self._read_from(client, poll_ms=min(wait_ms, 50))
@@ -351,16 +371,19 @@ class ServeLoop:
     def _ready(self, now_ms: int, wait_ms: int) -> list[tuple[selectors.SelectorKey, int]]:
         """What is ready, waiting up to ``wait_ms``: without sleeping while busy polling."""
         select = self._selector.select
-        if wait_ms and now_ms < self._busy_until_ms:
-            wait_until_ms = now_ms + wait_ms
-            spin_until_ms = min(self._busy_until_ms, wait_until_ms)
-            while True:
-                if ready := select(0):
-                    return ready
-                spun_to_ms = self._clock.monotonic_ms()
-                if spun_to_ms >= spin_until_ms or self._stop.is_set():
-                    break
-            wait_ms = max(0, wait_until_ms - spun_to_ms)  # a timer still fires on time
+        if wait_ms and self._busy_poll_ns:
+            busy_clock_ns = self._busy_clock_ns
+            started_ns = busy_clock_ns()
+            if started_ns < self._busy_until_ns:
+                # never past the wait's own end (a timer due sooner than the busy time)
+                spin_until_ns = min(self._busy_until_ns, started_ns + wait_ms * 1_000_000)
+                while True:
+                    if ready := select(0):
+                        return ready
+                    if busy_clock_ns() >= spin_until_ns:
+                        break
+                # a timer still fires on time: the wait is shortened by the time spent looking
+                wait_ms = max(0, now_ms + wait_ms - self._clock.monotonic_ms())
         return select(wait_ms / 1000 if wait_ms else 0)
 
     def _wait_ms(self, now_ms: int, longest_ms: int) -> int:

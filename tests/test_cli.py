@@ -216,8 +216,9 @@ def test_serve_pty_prints_the_client_path_first_and_saves_state_on_sigterm(
         stop_serve(process)
 
 
-def test_serve_busy_polling_answers_and_stops_cleanly() -> None:
-    process, path = start_serve("--busy-poll-ms", "5")
+@pytest.mark.parametrize("busy_poll_us", ["0", "5000"])
+def test_serve_busy_polling_answers_and_stops_cleanly(busy_poll_us: str) -> None:
+    process, path = start_serve("--busy-poll-us", busy_poll_us)
     try:
         assert esme_balance_pence(path) == 1250  # the default profile's ESME
     finally:

@@ -74,9 +74,10 @@ def add_parser(subcommands: Any) -> None:
     serve.add_argument("--link", type=Path, metavar="PATH",
                        help="with --pty: a symlink PATH to the pty, printed instead of the pty "
                             "path and removed on exit (like socat's link=)")
-    serve.add_argument("--busy-poll-ms", type=positive_int, default=0, metavar="MS",
-                       help="after any input, look for more without sleeping for this long "
-                            "(lower latency per request at the cost of a busy core; default 0)")
+    serve.add_argument("--busy-poll-us", type=positive_int, metavar="US",
+                       help="after any input, look for more without sleeping for this many "
+                            "microseconds (lower latency per request, paid in CPU); 0 never "
+                            "does (default: 200 where more than one CPU is usable, else 0)")
     serve.add_argument("--addressing", choices=("flat", "dlms"), default="flat",
                        help="how server addresses are read: flat numbers (default), or "
                             "IEC 62056-46 logical/physical pairs for DLMS clients")
@@ -168,7 +169,7 @@ def _start_world(arguments: argparse.Namespace) -> Any:
 
 def _serve_until_stopped(world: Any, arguments: argparse.Namespace, trace_sink: Any,
                          cleanups: list[Callable[[], None]]) -> None:
-    from emulator.serve import ServeLoop
+    from emulator.serve import ServeLoop, default_busy_poll_us
     from protocol.clock import RealMonotonicClock
     from protocol.hdlc import Addressing
 
@@ -177,7 +178,8 @@ def _serve_until_stopped(world: Any, arguments: argparse.Namespace, trace_sink: 
                      trace_line=trace_sink.put if trace_sink is not None else None,
                      max_connections=arguments.max_connections,
                      addressing=Addressing(arguments.addressing),
-                     busy_poll_ms=arguments.busy_poll_ms)
+                     busy_poll_us=(default_busy_poll_us() if arguments.busy_poll_us is None
+                                   else arguments.busy_poll_us))
     # Handlers go in before the port is announced: a client (or a test) may send SIGTERM
     # the moment it reads the first line, and that must still stop cleanly, state saved.
     previous = _install_stop_handlers(loop.stop_from_signal)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from emulator.serve import ServeLoop
+from emulator.serve import ServeLoop, default_busy_poll_us
 from protocol.apdu import (
     AdjustMeterBalanceRequest,
     AdjustMeterBalanceResponse,
@@ -26,7 +27,7 @@ from protocol.clock import RealMonotonicClock
 from protocol.hdlc import FrameType, HdlcFrame
 from protocol.hdlc_codec import encode_frame
 from protocol.link_mux import LinkServer
-from protocol.transport import PtyPair, TcpListener, connect_tcp, open_port
+from protocol.transport import ByteTransport, PtyPair, TcpListener, connect_tcp, open_port
 
 METER_ADDRESS = 16
 
@@ -296,25 +297,43 @@ def _recorded_waits(loop: ServeLoop) -> list[float]:
     return waits
 
 
-@pytest.mark.parametrize("busy_poll_ms", [0, 4])
-def test_a_loop_busy_polls_only_for_the_time_given_after_input(busy_poll_ms: int) -> None:
-    loop = ServeLoop(FakeWorld(), _SteppingClock(), advance_interval_ms=None,
-                     busy_poll_ms=busy_poll_ms)
+class _SteppingNanoseconds:
+    """A nanosecond clock that moves ``step_ns`` each time it is read (the busy clock)."""
+
+    def __init__(self, step_ns: int) -> None:
+        self.step_ns = step_ns
+        self.now_ns = 0
+
+    def __call__(self) -> int:
+        self.now_ns += self.step_ns
+        return self.now_ns
+
+
+def _answered_snrm(loop: ServeLoop) -> ByteTransport:
+    """A pty served by ``loop``, and a client whose SNRM the loop has read and answered."""
     pair = PtyPair()
     loop.add_stream(pair.server, name="pty")
     client = open_port(pair.client_path)
+    client.write(snrm(METER_ADDRESS, 0x10))
+    while not client.read(64, 0):
+        loop.serve_once(max_wait_ms=0)
+    return client
+
+
+@pytest.mark.parametrize("busy_poll_us", [0, 40])
+def test_a_loop_busy_polls_only_for_the_time_given_after_input(busy_poll_us: int) -> None:
+    loop = ServeLoop(FakeWorld(), _SteppingClock(), advance_interval_ms=None,
+                     busy_poll_us=busy_poll_us, busy_clock_ns=_SteppingNanoseconds(10_000))
+    client = _answered_snrm(loop)
     try:
-        client.write(snrm(METER_ADDRESS, 0x10))
-        while not client.read(64, 0):  # until the SNRM is read and answered
-            loop.serve_once(max_wait_ms=0)
         waits = _recorded_waits(loop)
         loop.serve_once()  # nothing more comes: looks without sleeping, then sleeps
         *looks, sleep = waits
         assert set(looks) <= {0}
-        # the longest wait, 1 s, less the time spent looking (a timer still fires on time)
-        assert sleep == 1.0 if busy_poll_ms == 0 else 0.99 <= sleep < 1.0
-        # each look reads the clock, which moves 1 ms a reading: at most busy_poll_ms of them
-        assert (len(looks) > 0) == (busy_poll_ms > 0) and len(looks) <= busy_poll_ms
+        # the longest wait, 1 s, less the time spent looking (the link clock moved 1 ms)
+        assert sleep == (1.0 if busy_poll_us == 0 else 0.999)
+        # the busy clock moves 10 us a reading, one look each: 3 before 40 us have passed
+        assert len(looks) == (0 if busy_poll_us == 0 else 3)
         waits.clear()
         loop.serve_once()  # the busy time is over: sleeps at once
         assert waits == [1.0]
@@ -323,9 +342,32 @@ def test_a_loop_busy_polls_only_for_the_time_given_after_input(busy_poll_ms: int
         loop.close()
 
 
+def test_a_loop_never_busy_polls_past_the_end_of_its_wait() -> None:
+    """A timer due sooner than the busy time still fires on time: looking stops at the wait's
+    end (here the longest wait, 1 s, on a busy clock moving 100 ms a reading)."""
+    loop = ServeLoop(FakeWorld(), _SteppingClock(), advance_interval_ms=None,
+                     busy_poll_us=5_000_000, busy_clock_ns=_SteppingNanoseconds(100_000_000))
+    client = _answered_snrm(loop)
+    try:
+        waits = _recorded_waits(loop)
+        loop.serve_once()
+        *looks, _sleep = waits
+        assert len(looks) == 10  # one a reading, 100 ms apart, for the 1 s wait: not 50 for 5 s
+    finally:
+        client.close()
+        loop.close()
+
+
 def test_a_negative_busy_poll_time_is_refused() -> None:
-    with pytest.raises(ValueError, match="busy_poll_ms must be 0 or more, not -1"):
-        ServeLoop(FakeWorld(), RealMonotonicClock(), busy_poll_ms=-1)
+    with pytest.raises(ValueError, match="busy_poll_us must be 0 or more, not -1"):
+        ServeLoop(FakeWorld(), RealMonotonicClock(), busy_poll_us=-1)
+
+
+@pytest.mark.parametrize(("usable_cpus", "expected_us"), [({0}, 0), ({0, 1}, 200)])
+def test_serve_busy_polls_200_us_only_where_more_than_one_cpu_is_usable(
+        monkeypatch: pytest.MonkeyPatch, usable_cpus: set[int], expected_us: int) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: usable_cpus, raising=False)
+    assert default_busy_poll_us() == expected_us
 
 
 def test_pty_serving_with_trace_prints_both_directions() -> None:
