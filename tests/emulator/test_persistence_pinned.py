@@ -439,3 +439,101 @@ def test_a_commit_that_fails_on_its_second_device_writes_nothing_of_the_first(
             '{"clock_offset_seconds":0,"now_seconds":100}',)
     assert store.commit(WORLD, [_record(state='{"a":1}')]) is True  # the store knows it too
     store.close()
+
+
+class _Killed(BaseException):
+    """Stands for a kill: nothing in the store catches it."""
+
+
+def test_a_database_killed_while_being_created_is_cleaned_up_by_the_next_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "state.db"
+
+    def killed(*_: object) -> bool:
+        assert (tmp_path / ".state.db.create.tmp").exists()  # built under this name
+        raise _Killed
+
+    monkeypatch.setattr(StateStore, "commit", killed)
+    with pytest.raises(_Killed):
+        StateStore.create(path, FINGERPRINT, WORLD, [])
+    monkeypatch.undo()
+    persistence.clean_up_after_a_kill(path)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_record_that_cannot_be_written_while_creating_names_the_file_being_built(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with pytest.raises(StateError, match=_exact(
+            f"cannot create the state file {path}: cannot write the state file "
+            f"{tmp_path / '.state.db.create.tmp'}: no device row 00db000000000009; the "
+            "request was not applied")):
+        StateStore.create(path, FINGERPRINT, WORLD, [_record("00db000000000009", '{"a":1}')])
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_json_state_file_nested_too_deeply_is_refused_saying_what_to_do(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(StateError, match=_exact(
+            f"state file {path} is nested too deeply to be a secure-emu state file; delete "
+            "it to start from the profile")):
+        load_state(path, [])
+
+
+def test_a_world_row_that_is_not_json_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    StateStore.create(path, FINGERPRINT, WORLD, []).close()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE meta SET value = '{' WHERE key = 'world'")
+    with pytest.raises(StateError, match=_exact(
+            f"state file {path}: its world row is not JSON or is nested too deeply: restore "
+            "a backup or delete it")):
+        StateStore.open(path, FINGERPRINT)
+
+
+def test_a_state_file_deleted_after_its_import_leaves_the_json_backup_alone(
+        tmp_path: Path) -> None:
+    # the user deleted the imported database to start afresh: nothing to put in its place
+    path = tmp_path / "state.json"
+    backup = tmp_path / "state.json.format1.json"
+    backup.write_bytes(encode_state(FINGERPRINT, WORLD))
+    persistence.clean_up_after_a_kill(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json.format1.json"]
+    assert backup.read_bytes() == encode_state(FINGERPRINT, WORLD)
+
+
+def test_a_leftover_that_cannot_be_put_in_place_is_refused_naming_the_state_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "state.json"
+    (tmp_path / "state.json.format1.json").write_bytes(encode_state(FINGERPRINT, WORLD))
+    (tmp_path / ".state.json.import.tmp").write_bytes(b"imported")
+
+    def replace(source: Any, target: Any) -> None:
+        raise OSError("no room")
+
+    monkeypatch.setattr(persistence.os, "replace", replace)
+    with pytest.raises(StateError, match=_exact(
+            f"cannot clean up after an interrupted run beside the state file {path}: "
+            "no room")):
+        persistence.clean_up_after_a_kill(path)
+
+
+def test_each_applied_key_gets_a_position_of_its_own_across_commits(tmp_path: Path) -> None:
+    # the order read back rests on the positions alone: two keys at one position would be
+    # ordered by whatever SQLite does with ties
+    path = tmp_path / "state.db"
+    k1, k2, k3, k4 = (bytes([n]) * 16 for n in (1, 2, 3, 4))
+    store = StateStore.create(path, FINGERPRINT, WORLD, [])
+    applied = [(k1, b"d1", b"r1"), (k2, b"d2", b"r2")]
+    store.commit(WORLD, [_record(applied=applied)])
+    applied += [(k3, b"d3", b"r3"), (k4, b"d4", b"r4")]
+    store.commit(WORLD, [_record(applied=applied)])
+    store.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute("SELECT idempotency_key, position FROM applied_requests "
+                          "ORDER BY position").fetchall()
+    assert [key for key, _ in rows] == [k1, k2, k3, k4]
+    positions = [position for _, position in rows]
+    assert len(set(positions)) == 4
