@@ -2,8 +2,9 @@
 what changed (watched by triggers a second connection adds), the world row's canonical JSON,
 firmware blocks after a new transfer, the order of applied keys across commits and reopenings,
 a failed commit writing none of its devices, the connection's WAL, sync and lock-wait settings,
-how a JSON state file is told from a database, and the JSON import's roll-back when the
-database cannot take the JSON file's name."""
+how a JSON state file is told from a database, the JSON import's roll-back when the
+database cannot take the JSON file's name, the name a database is built under and its clean-up
+after a kill, and what a database missing a table or column (another program's damage) says."""
 
 from __future__ import annotations
 
@@ -537,3 +538,59 @@ def test_each_applied_key_gets_a_position_of_its_own_across_commits(tmp_path: Pa
     assert [key for key, _ in rows] == [k1, k2, k3, k4]
     positions = [position for _, position in rows]
     assert len(set(positions)) == 4
+
+
+@pytest.mark.parametrize(("damage", "error"), [
+    ("DROP TABLE devices", "no such table: devices"),
+    ("DROP TABLE scheduled_requests", "no such table: scheduled_requests"),
+    ("DROP TABLE firmware_blocks", "no such table: firmware_blocks"),
+    ("DROP TABLE applied_requests", "no such table: applied_requests"),
+    ("ALTER TABLE applied_requests DROP COLUMN response", "no such column: response"),
+], ids=["devices", "schedules", "firmware", "applied", "applied-response"])
+def test_a_state_database_missing_a_table_or_column_is_refused_naming_it(
+        tmp_path: Path, damage: str, error: str) -> None:
+    path = tmp_path / "state.db"
+    StateStore.create(path, FINGERPRINT, WORLD, []).close()
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute(damage)
+    with pytest.raises(StateError, match=_exact(
+            f"state file {path} is corrupt or not a secure-emu state file ({error}): restore "
+            "a backup or delete it to start from the profile")):
+        StateStore.open(path, FINGERPRINT)
+
+
+_THREE_COLUMN_SCHEDULES = ("DROP TABLE scheduled_requests",
+                           "CREATE TABLE scheduled_requests (eui64, command, request)")
+_FOUR_COLUMN_APPLIED = ("DROP TABLE applied_requests",
+                        "CREATE TABLE applied_requests (eui64, position, idempotency_key, "
+                        "response)")
+
+
+@pytest.mark.parametrize(("damage", "before", "after", "error"), [
+    (("DROP TABLE devices",), {}, {"state": '{"a":1}'}, "no such table: devices"),
+    (("DROP TABLE scheduled_requests",), {}, {"schedule": ((7, 500, b"\x01"),)},
+     "no such table: scheduled_requests"),
+    (_THREE_COLUMN_SCHEDULES, {}, {"schedule": ((7, 500, b"\x01"),)},
+     "table scheduled_requests has 3 columns but 4 values were supplied"),
+    (("DROP TABLE firmware_blocks",), {}, {"received": b"abc"},
+     "no such table: firmware_blocks"),
+    (("DROP TABLE firmware_blocks",), {"received": b"abc"}, {"received": b"x"},
+     "no such table: firmware_blocks"),
+    (("DROP TABLE applied_requests",), {"applied": ((b"\x01" * 16, b"d", b"r"),)}, {},
+     "no such table: applied_requests"),
+    (_FOUR_COLUMN_APPLIED, {}, {"applied": ((b"\x01" * 16, b"d", b"r"),)},
+     "table applied_requests has 4 columns but 5 values were supplied"),
+], ids=["device-row", "schedule-delete", "schedule-insert", "firmware-insert",
+        "firmware-delete", "applied-delete", "applied-insert"])
+def test_a_commit_to_a_table_another_program_broke_names_the_table_and_applies_nothing(
+        tmp_path: Path, damage: tuple[str, ...], before: dict[str, Any],
+        after: dict[str, Any], error: str) -> None:
+    path = tmp_path / "state.db"
+    store = StateStore.create(path, FINGERPRINT, WORLD, [_record(**before)])
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        for statement in damage:
+            db.execute(statement)
+    with pytest.raises(StateError, match=_exact(
+            f"cannot write the state file {path}: {error}; the request was not applied")):
+        store.commit(WORLD, [_record(**after)])
+    store.close()
