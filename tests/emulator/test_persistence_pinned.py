@@ -582,7 +582,7 @@ _FOUR_COLUMN_APPLIED = ("DROP TABLE applied_requests",
      "table applied_requests has 4 columns but 5 values were supplied"),
 ], ids=["device-row", "schedule-delete", "schedule-insert", "firmware-insert",
         "firmware-delete", "applied-delete", "applied-insert"])
-def test_a_commit_to_a_table_another_program_broke_names_the_table_and_applies_nothing(
+def test_a_commit_to_a_table_another_program_broke_fails_naming_the_table(
         tmp_path: Path, damage: tuple[str, ...], before: dict[str, Any],
         after: dict[str, Any], error: str) -> None:
     path = tmp_path / "state.db"
