@@ -2,8 +2,9 @@
 what changed (watched by triggers a second connection adds), the world row's canonical JSON,
 firmware blocks after a new transfer, the order of applied keys across commits and reopenings,
 a failed commit writing none of its devices, the connection's WAL, sync and lock-wait settings,
-how a JSON state file is told from a database, and the JSON import's roll-back when the
-database cannot take the JSON file's name."""
+how a JSON state file is told from a database, the JSON import's roll-back when the
+database cannot take the JSON file's name, the name a database is built under and its clean-up
+after a kill, and what a database missing a table or column (another program's damage) says."""
 
 from __future__ import annotations
 
@@ -438,4 +439,158 @@ def test_a_commit_that_fails_on_its_second_device_writes_nothing_of_the_first(
         assert db.execute("SELECT value FROM meta WHERE key = 'world'").fetchone() == (
             '{"clock_offset_seconds":0,"now_seconds":100}',)
     assert store.commit(WORLD, [_record(state='{"a":1}')]) is True  # the store knows it too
+    store.close()
+
+
+class _Killed(BaseException):
+    """Stands for a kill: nothing in the store catches it."""
+
+
+def test_a_database_killed_while_being_created_is_cleaned_up_by_the_next_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "state.db"
+
+    def killed(*_: object) -> bool:
+        assert (tmp_path / ".state.db.create.tmp").exists()  # built under this name
+        raise _Killed
+
+    monkeypatch.setattr(StateStore, "commit", killed)
+    with pytest.raises(_Killed):
+        StateStore.create(path, FINGERPRINT, WORLD, [])
+    monkeypatch.undo()
+    persistence.clean_up_after_a_kill(path)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_record_that_cannot_be_written_while_creating_names_the_file_being_built(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with pytest.raises(StateError, match=_exact(
+            f"cannot create the state file {path}: cannot write the state file "
+            f"{tmp_path / '.state.db.create.tmp'}: no device row 00db000000000009; the "
+            "request was not applied")):
+        StateStore.create(path, FINGERPRINT, WORLD, [_record("00db000000000009", '{"a":1}')])
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_json_state_file_nested_too_deeply_is_refused_saying_what_to_do(
+        tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(StateError, match=_exact(
+            f"state file {path} is nested too deeply to be a secure-emu state file; delete "
+            "it to start from the profile")):
+        load_state(path, [])
+
+
+def test_a_world_row_that_is_not_json_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    StateStore.create(path, FINGERPRINT, WORLD, []).close()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE meta SET value = '{' WHERE key = 'world'")
+    with pytest.raises(StateError, match=_exact(
+            f"state file {path}: its world row is not JSON or is nested too deeply: restore "
+            "a backup or delete it")):
+        StateStore.open(path, FINGERPRINT)
+
+
+def test_a_state_file_deleted_after_its_import_leaves_the_json_backup_alone(
+        tmp_path: Path) -> None:
+    # the user deleted the imported database to start afresh: nothing to put in its place
+    path = tmp_path / "state.json"
+    backup = tmp_path / "state.json.format1.json"
+    backup.write_bytes(encode_state(FINGERPRINT, WORLD))
+    persistence.clean_up_after_a_kill(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json.format1.json"]
+    assert backup.read_bytes() == encode_state(FINGERPRINT, WORLD)
+
+
+def test_a_leftover_that_cannot_be_put_in_place_is_refused_naming_the_state_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "state.json"
+    (tmp_path / "state.json.format1.json").write_bytes(encode_state(FINGERPRINT, WORLD))
+    (tmp_path / ".state.json.import.tmp").write_bytes(b"imported")
+
+    def replace(source: Any, target: Any) -> None:
+        raise OSError("no room")
+
+    monkeypatch.setattr(persistence.os, "replace", replace)
+    with pytest.raises(StateError, match=_exact(
+            f"cannot clean up after an interrupted run beside the state file {path}: "
+            "no room")):
+        persistence.clean_up_after_a_kill(path)
+
+
+def test_each_applied_key_gets_a_position_of_its_own_across_commits(tmp_path: Path) -> None:
+    # the order read back rests on the positions alone: two keys at one position would be
+    # ordered by whatever SQLite does with ties
+    path = tmp_path / "state.db"
+    k1, k2, k3, k4 = (bytes([n]) * 16 for n in (1, 2, 3, 4))
+    store = StateStore.create(path, FINGERPRINT, WORLD, [])
+    applied = [(k1, b"d1", b"r1"), (k2, b"d2", b"r2")]
+    store.commit(WORLD, [_record(applied=applied)])
+    applied += [(k3, b"d3", b"r3"), (k4, b"d4", b"r4")]
+    store.commit(WORLD, [_record(applied=applied)])
+    store.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        rows = db.execute("SELECT idempotency_key, position FROM applied_requests "
+                          "ORDER BY position").fetchall()
+    assert [key for key, _ in rows] == [k1, k2, k3, k4]
+    positions = [position for _, position in rows]
+    assert len(set(positions)) == 4
+
+
+@pytest.mark.parametrize(("damage", "error"), [
+    ("DROP TABLE devices", "no such table: devices"),
+    ("DROP TABLE scheduled_requests", "no such table: scheduled_requests"),
+    ("DROP TABLE firmware_blocks", "no such table: firmware_blocks"),
+    ("DROP TABLE applied_requests", "no such table: applied_requests"),
+    ("ALTER TABLE applied_requests DROP COLUMN response", "no such column: response"),
+], ids=["devices", "schedules", "firmware", "applied", "applied-response"])
+def test_a_state_database_missing_a_table_or_column_is_refused_naming_it(
+        tmp_path: Path, damage: str, error: str) -> None:
+    path = tmp_path / "state.db"
+    StateStore.create(path, FINGERPRINT, WORLD, []).close()
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute(damage)
+    with pytest.raises(StateError, match=_exact(
+            f"state file {path} is corrupt or not a secure-emu state file ({error}): restore "
+            "a backup or delete it to start from the profile")):
+        StateStore.open(path, FINGERPRINT)
+
+
+_THREE_COLUMN_SCHEDULES = ("DROP TABLE scheduled_requests",
+                           "CREATE TABLE scheduled_requests (eui64, command, request)")
+_FOUR_COLUMN_APPLIED = ("DROP TABLE applied_requests",
+                        "CREATE TABLE applied_requests (eui64, position, idempotency_key, "
+                        "response)")
+
+
+@pytest.mark.parametrize(("damage", "before", "after", "error"), [
+    (("DROP TABLE devices",), {}, {"state": '{"a":1}'}, "no such table: devices"),
+    (("DROP TABLE scheduled_requests",), {}, {"schedule": ((7, 500, b"\x01"),)},
+     "no such table: scheduled_requests"),
+    (_THREE_COLUMN_SCHEDULES, {}, {"schedule": ((7, 500, b"\x01"),)},
+     "table scheduled_requests has 3 columns but 4 values were supplied"),
+    (("DROP TABLE firmware_blocks",), {}, {"received": b"abc"},
+     "no such table: firmware_blocks"),
+    (("DROP TABLE firmware_blocks",), {"received": b"abc"}, {"received": b"x"},
+     "no such table: firmware_blocks"),
+    (("DROP TABLE applied_requests",), {"applied": ((b"\x01" * 16, b"d", b"r"),)}, {},
+     "no such table: applied_requests"),
+    (_FOUR_COLUMN_APPLIED, {}, {"applied": ((b"\x01" * 16, b"d", b"r"),)},
+     "table applied_requests has 4 columns but 5 values were supplied"),
+], ids=["device-row", "schedule-delete", "schedule-insert", "firmware-insert",
+        "firmware-delete", "applied-delete", "applied-insert"])
+def test_a_commit_to_a_table_another_program_broke_fails_naming_the_table(
+        tmp_path: Path, damage: tuple[str, ...], before: dict[str, Any],
+        after: dict[str, Any], error: str) -> None:
+    path = tmp_path / "state.db"
+    store = StateStore.create(path, FINGERPRINT, WORLD, [_record(**before)])
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        for statement in damage:
+            db.execute(statement)
+    with pytest.raises(StateError, match=_exact(
+            f"cannot write the state file {path}: {error}; the request was not applied")):
+        store.commit(WORLD, [_record(**after)])
     store.close()
