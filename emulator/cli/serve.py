@@ -36,7 +36,7 @@ _LOGGER = logging.getLogger("secure_emu.cli")
 
 def add_parser(subcommands: Any) -> None:
     """The ``serve`` subcommand and every one of its options."""
-    from emulator.serve import DEFAULT_MAX_CONNECTIONS
+    from emulator.serve import DEFAULT_BUSY_POLL_US, DEFAULT_MAX_CONNECTIONS
 
     serve = subcommands.add_parser("serve", help="serve the profile's devices on a port")
     where = serve.add_mutually_exclusive_group(required=True)
@@ -77,7 +77,8 @@ def add_parser(subcommands: Any) -> None:
     serve.add_argument("--busy-poll-us", type=positive_int, metavar="US",
                        help="after any input, look for more without sleeping for this many "
                             "microseconds (lower latency per request, paid in CPU); 0 never "
-                            "does (default: 200 where more than one CPU is usable, else 0)")
+                            f"does (default: {DEFAULT_BUSY_POLL_US} where more than one CPU is "
+                            "usable, else 0)")
     serve.add_argument("--addressing", choices=("flat", "dlms"), default="flat",
                        help="how server addresses are read: flat numbers (default), or "
                             "IEC 62056-46 logical/physical pairs for DLMS clients")
